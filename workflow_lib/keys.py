@@ -1,0 +1,81 @@
+"""Every content hash of the pipeline. Nothing else in the project hashes config.
+
+A key is sha256 over canonical JSON (sorted keys, no whitespace, floats as
+repr) of exactly the inputs that change the stage's result, cut to 12 hex
+digits. Keys are the cache: same inputs, same directory, no recomputation.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+KEY_LENGTH = 12
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def digest(obj: Any, length: int = KEY_LENGTH) -> str:
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:length]
+
+
+def _data_settings(data_cfg: Mapping) -> dict:
+    """The preprocessing settings that shape prepared data (the source is covered by the fingerprint)."""
+    return {
+        "alignment_threshold": data_cfg["alignment_threshold"],
+        "max_post_chars": data_cfg["max_post_chars"],
+        "split": dict(data_cfg["split"]),
+        "n_folds": data_cfg["n_folds"],
+    }
+
+
+def data_key(fingerprint: Mapping, data_cfg: Mapping) -> str:
+    """Hash of the data source's fingerprint and the preprocessing settings."""
+    return digest({"kind": "data", "source": dict(fingerprint), "settings": _data_settings(data_cfg)})
+
+
+def _model_identity(backbone_spec: Mapping) -> dict:
+    # Everything in the spec changes the trained model (source, weights, tokenizer, max_length).
+    return dict(backbone_spec)
+
+
+def trial_key(dkey: str, backbone_spec: Mapping, task: str, trial_config: Mapping) -> str:
+    """Hash of one trained configuration; independent of the study that proposed it.
+
+    ``trial_config`` is the full training configuration (fixed settings with the
+    trial's parameters merged in, seed included); the folds are fixed by ``dkey``.
+    """
+    return digest({"kind": "trial", "data": dkey, "backbone": _model_identity(backbone_spec),
+                   "task": task, "config": dict(trial_config)})
+
+
+def study_key(dkey: str, backbone_spec: Mapping, task: str, training: Mapping, hpo_cfg: Mapping) -> str:
+    """Hash of a study's definition: data, backbone, task, fixed settings, space, sampler, budget."""
+    return digest({"kind": "study", "data": dkey, "backbone": _model_identity(backbone_spec), "task": task,
+                   "training": dict(training), "search_space": hpo_cfg["search_space"],
+                   "sampler": hpo_cfg["sampler"], "pruner": hpo_cfg["pruner"],
+                   "n_trials": hpo_cfg["n_trials"], "metric": hpo_cfg["metric"]})
+
+
+def selection_key(candidates: list[Mapping], selection_cfg: Mapping, benchmark_cfg: Mapping) -> str:
+    """Hash of the candidate set (each backbone/variant's best trial) and the selection rule."""
+    cands = sorted((dict(c) for c in candidates), key=canonical_json)
+    return digest({"kind": "selection", "candidates": cands, "selection": dict(selection_cfg),
+                   "benchmark": dict(benchmark_cfg)})
+
+
+def final_key(tkey: str, dkey: str, final_cfg: Mapping, refit_cfg: Mapping) -> str:
+    """Hash of the final model: the selected trial, the data and the final/refit settings."""
+    return digest({"kind": "final", "trial": tkey, "data": dkey, "final": dict(final_cfg),
+                   "refit": dict(refit_cfg)})
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    """Full sha256 of a file (manifests and data fingerprints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,103 @@
+"""Every path of the output tree, built from keys. Nothing else joins result paths.
+
+    {results}/data/{data_key}/            posts.jsonl, splits.json, folds.json, data_card.json
+    {results}/hpo/{backbone}/{study_key}/v{n}/
+        study.journal, study_summary.json, workers/{w}.done
+        trials/{trial_key}/fold_{k}/metrics.json
+    {results}/baseline/{data_key}/baseline.json
+    {results}/refit/{trial_key}/          model/, manifest.json, metrics.json
+    {results}/benchmark/{trial_key}/benchmark.json
+    {results}/selection/{selection_key}/  selection_report.json, selection_report.html
+    {results}/final/{final_key}/          model/, manifest.json, evaluation_report.json
+    {results}/logs/{rule}/...log          one log per job
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+VARIANT_RE = re.compile(r"^v(\d+)$")
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: str = "results"
+
+    # -- data -----------------------------------------------------------------
+    def data_dir(self, data_key: str) -> str:
+        return f"{self.root}/data/{data_key}"
+
+    def data_file(self, data_key: str, name: str) -> str:
+        """name: posts.jsonl | splits.json | folds.json | data_card.json"""
+        return f"{self.data_dir(data_key)}/{name}"
+
+    # -- hpo ------------------------------------------------------------------
+    def backbone_dir(self, backbone: str) -> str:
+        return f"{self.root}/hpo/{backbone}"
+
+    def study_root(self, backbone: str, study_key: str) -> str:
+        return f"{self.backbone_dir(backbone)}/{study_key}"
+
+    def study_dir(self, backbone: str, study_key: str, variant: int | str) -> str:
+        return f"{self.study_root(backbone, study_key)}/v{variant}"
+
+    def study_storage(self, backbone: str, study_key: str, variant: int | str) -> str:
+        return f"{self.study_dir(backbone, study_key, variant)}/study.journal"
+
+    def study_summary(self, backbone: str, study_key: str, variant: int | str) -> str:
+        return f"{self.study_dir(backbone, study_key, variant)}/study_summary.json"
+
+    def worker_done(self, backbone: str, study_key: str, variant: int | str, worker: int | str) -> str:
+        return f"{self.study_dir(backbone, study_key, variant)}/workers/{worker}.done"
+
+    @staticmethod
+    def fold_metrics(study_dir: str, trial_key: str, fold: int) -> str:
+        return f"{study_dir}/trials/{trial_key}/fold_{fold}/metrics.json"
+
+    # -- downstream -----------------------------------------------------------
+    def baseline(self, data_key: str) -> str:
+        return f"{self.root}/baseline/{data_key}/baseline.json"
+
+    def refit_dir(self, trial_key: str) -> str:
+        return f"{self.root}/refit/{trial_key}"
+
+    def refit_manifest(self, trial_key: str) -> str:
+        return f"{self.refit_dir(trial_key)}/manifest.json"
+
+    def benchmark(self, trial_key: str) -> str:
+        return f"{self.root}/benchmark/{trial_key}/benchmark.json"
+
+    def selection_dir(self, selection_key: str) -> str:
+        return f"{self.root}/selection/{selection_key}"
+
+    def selection_report(self, selection_key: str) -> str:
+        return f"{self.selection_dir(selection_key)}/selection_report.json"
+
+    def selection_html(self, selection_key: str) -> str:
+        return f"{self.selection_dir(selection_key)}/selection_report.html"
+
+    def final_dir(self, final_key: str) -> str:
+        return f"{self.root}/final/{final_key}"
+
+    def evaluation_report(self, final_key: str) -> str:
+        return f"{self.final_dir(final_key)}/evaluation_report.json"
+
+    def log(self, rule: str, name: str = "") -> str:
+        return f"{self.root}/logs/{rule}/{name or rule}.log"
+
+    def mlflow_db(self) -> str:
+        return f"{self.root}/mlflow.db"
+
+
+def existing_variants(study_root: str | Path) -> list[int]:
+    """Variant numbers present on disk under one study key, ascending."""
+    root = Path(study_root)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        m = VARIANT_RE.match(child.name)
+        if m and child.is_dir():
+            found.append(int(m.group(1)))
+    return sorted(found)

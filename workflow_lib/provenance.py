@@ -1,0 +1,39 @@
+"""Code version and library versions, recorded in manifests, reports and MLflow tags."""
+from __future__ import annotations
+
+import subprocess
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+PACKAGE = "redsm5-pipeline"
+LIBRARIES = ("torch", "transformers", "optuna", "mlflow", "snakemake", "scikit-learn", "numpy", "datasets")
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """``<package version>+g<git sha>[.dirty]`` when run from a git checkout, else the package version."""
+    try:
+        version = metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        version = "0+unknown"
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=10", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no",
+                                "--", "workflow_lib", "scripts", "rules", "Snakefile"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+g{sha}" + (".dirty" if dirty else "")
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
