@@ -1,0 +1,28 @@
+rule hpo_worker:
+    input:
+        posts=data_file("posts.jsonl"),
+        folds=data_file("folds.json"),
+    output:
+        L.worker_done("{backbone}", "{study_key}", "{variant}", "{worker}"),
+    params:
+        data_key=PLAN.data_key,
+        data_dir=L.data_dir(PLAN.data_key),
+    log:
+        L.log("hpo_worker", "{backbone}-{study_key}-v{variant}-w{worker}"),
+    threads: training_threads()
+    script:
+        "../scripts/hpo_worker.py"
+
+
+checkpoint hpo_summary:
+    input:
+        worker_targets,
+    output:
+        summary=L.study_summary("{backbone}", "{study_key}", "{variant}"),
+    params:
+        data_key=PLAN.data_key,
+    log:
+        L.log("hpo_summary", "{backbone}-{study_key}-v{variant}"),
+    threads: 1
+    script:
+        "../scripts/hpo_summary.py"

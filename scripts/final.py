@@ -1,0 +1,8 @@
+"""Snakemake adapter for rule final: train on train+validation, evaluate once on test."""
+from workflow_lib import jobs, stages
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+cfg, threads = jobs.start(smk)
+stages.final(cfg, selection_path=smk.input.selection, summary_path=smk.input.summary,
+             refit_metrics_path=smk.input.refit, data_dir=smk.params.data_dir,
+             final_key=smk.wildcards.final_key, out_dir=smk.params.out_dir, threads=threads)

@@ -1,0 +1,7 @@
+"""Snakemake adapter for rule refit: the best trial on the full train split, early-stopped on validation."""
+from workflow_lib import jobs, stages
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+cfg, threads = jobs.start(smk)
+stages.refit(cfg, summary_path=smk.input.summary, trial_key=smk.wildcards.trial_key,
+             data_dir=smk.params.data_dir, out_dir=smk.params.out_dir, threads=threads)

@@ -1,0 +1,263 @@
+"""The HPO stage: an Optuna study whose every trial is k-fold cross-validation.
+
+One study per (backbone, study_key, variant) lives in an Optuna journal file
+(safe for several worker processes, also on a shared file system). Each trial
+trains the k folds of the prepared data; each fold's result is a file
+``trials/{trial_key}/fold_{k}/metrics.json`` written atomically, so a fold
+that finished is never trained again: after an interruption, after a retry of
+a failed trial, or when another trial proposes the same configuration.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from workflow_lib import keys
+from workflow_lib.paths import Layout
+from workflow_lib.provenance import code_version
+from workflow_lib.reports import read_json, write_json
+from workflow_lib.search_space import suggest, trial_training_config
+from workflow_lib.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+CV_SPLIT = "cv heldout folds (train split)"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def study_name(backbone: str, study_key: str, variant: int) -> str:
+    return f"{backbone}-{study_key}-v{variant}"
+
+
+def open_study(cfg: Mapping, storage_path: str | Path, name: str) -> optuna.Study:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    hpo = cfg["hpo"]
+    Path(storage_path).parent.mkdir(parents=True, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(storage_path)))
+    s = hpo["sampler"]
+    if s["name"] == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=s["seed"], n_startup_trials=s["n_startup_trials"])
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=s["seed"])
+    p = hpo["pruner"]
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=p["n_startup_trials"], n_warmup_steps=p["n_warmup_steps"])
+              if p["enabled"] else optuna.pruners.NopPruner())
+    return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                               direction="maximize", load_if_exists=True)
+
+
+def recover_stale_trials(study: optuna.Study, worker: str) -> int:
+    """Trials left RUNNING by an earlier process of this worker are dead (Snakemake never runs
+    the same worker job twice at once): mark them FAILED and queue their parameters again, so
+    the retry finds their finished folds on disk. Returns how many were recovered."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("worker") == worker:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number}, skip_if_exists=False)
+            log.warning("trial %d was left running by an interrupted run of worker %s: marked failed and "
+                        "queued again (its finished folds are reused)", t.number, worker)
+            n += 1
+    return n
+
+
+def _fold_texts(prepared, fold: Mapping) -> tuple:
+    return (prepared.texts(fold["train"]), prepared.labels(fold["train"]),
+            prepared.texts(fold["heldout"]), prepared.labels(fold["heldout"]))
+
+
+def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric: str, threads: int | None,
+               desc: str) -> dict:
+    """Train on a fold's train part for the configured epochs and score its held-out part."""
+    from workflow_lib.metrics import multilabel_metrics, score
+    from workflow_lib.training import predict_proba, train
+
+    tr_x, tr_y, ho_x, ho_y = _fold_texts(prepared, fold)
+    t0 = time.perf_counter()
+    res = train(spec, tcfg, tr_x, tr_y, progress_desc=desc, threads=threads)
+    probs = predict_proba(res.model, res.tokenizer, ho_x, max_length=spec["max_length"],
+                          batch_size=tcfg["eval_batch_size"])
+    return {
+        "fold": fold["fold"],
+        "metric": metric,
+        "score": score(ho_y, probs, metric=metric),
+        "split": f"fold {fold['fold']} heldout (train split)",
+        "metrics": multilabel_metrics(ho_y, probs),
+        "history": res.history,
+        "n_train": len(fold["train"]),
+        "n_heldout": len(fold["heldout"]),
+        "seconds": time.perf_counter() - t0,
+        # out-of-fold probabilities: data this fold's model never trained on (for thresholds / analysis)
+        "heldout_post_ids": list(fold["heldout"]),
+        "heldout_probs": np.round(probs, 6).tolist(),
+    }
+
+
+def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, study_dir: str, worker: str,
+                   tracker: Tracker, study_run, threads: int | None):
+    spec = cfg["encoders"][backbone]
+    metric = cfg["hpo"]["metric"]
+    space = cfg["hpo"]["search_space"]
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+        tcfg = trial_training_config(cfg["training"], params)
+        tkey = keys.trial_key(data_key, spec, cfg["task"], tcfg)
+        trial.set_user_attr("trial_key", tkey)
+        trial.set_user_attr("worker", worker)
+        ids = {"backbone": backbone, "trial_key": tkey, "trial_number": trial.number,
+               "study_key": study_run.ids["study_key"], "variant": study_run.ids["variant"]}
+        scores: list[float] = []
+        reused = 0
+        with tracker.run("trial", ids, parent=study_run.run, params={"params": params, "config": tcfg}) as trun:
+            for fold in prepared.folds:
+                k = fold["fold"]
+                path = Layout.fold_metrics(study_dir, tkey, k)
+                if Path(path).exists():
+                    result = read_json(path)
+                    reused += 1
+                    log.info("trial %d fold %d: reusing %s (score %.4f)", trial.number, k, path, result["score"])
+                else:
+                    fold_ids = {**ids, "fold": k}
+                    fold_ids.pop("trial_number")
+                    with tracker.run("fold", fold_ids, parent=trun) as frun:
+                        result = train_fold(spec, tcfg, prepared, fold, metric=metric, threads=threads,
+                                            desc=f"trial {trial.number} fold {k + 1}/{len(prepared.folds)}")
+                        result["trial_key"] = tkey
+                        for h in result["history"]:
+                            tracker.log_metrics(frun, {"train_loss": h["train_loss"]}, step=h["epoch"])
+                        tracker.log_metrics(frun, {f"heldout_{metric}": result["score"],
+                                                   "heldout_micro_f1": result["metrics"]["micro_f1"]})
+                        write_json(path, result)
+                scores.append(result["score"])
+                trial.set_user_attr("reused_folds", reused)
+                trial.report(result["score"], step=k)
+                tracker.log_metrics(trun, {f"fold_{metric}": result["score"]}, step=k)
+                if trial.should_prune():
+                    log.info("trial %d pruned after fold %d (score %.4f)", trial.number, k, result["score"])
+                    raise optuna.TrialPruned()
+            mean = statistics.fmean(scores)
+            tracker.log_metrics(trun, {f"cv_{metric}_mean": mean, f"cv_{metric}_std": _std(scores)})
+        return mean
+
+    return objective
+
+
+def _std(xs) -> float:
+    return statistics.pstdev(xs) if len(xs) > 1 else 0.0
+
+
+class _StudyRun:
+    def __init__(self, run, ids):
+        self.run, self.ids = run, ids
+
+
+def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, worker: str, data_key: str,
+               data_dir: str, threads: int | None = None) -> dict:
+    """Run this worker's share of the study until it holds n_trials finished (complete or pruned) trials."""
+    from workflow_lib.data.prepare import load_prepared
+
+    layout = Layout(cfg["results_dir"])
+    study_dir = layout.study_dir(backbone, study_key, variant)
+    prepared = load_prepared(data_dir)
+    study = open_study(cfg, layout.study_storage(backbone, study_key, variant), study_name(backbone, study_key, variant))
+    recover_stale_trials(study, worker)
+    n_trials = cfg["hpo"]["n_trials"]
+    tracker = Tracker(cfg)
+    ids = {"backbone": backbone, "study_key": study_key, "variant": variant, "data_key": data_key}
+    srun = _StudyRun(tracker.start("study", ids, params={"hpo": cfg["hpo"], "training": cfg["training"]}), ids)
+    objective = make_objective(cfg, backbone=backbone, data_key=data_key, prepared=prepared, study_dir=study_dir,
+                               worker=worker, tracker=tracker, study_run=srun, threads=threads)
+    progress = StudyProgress(n_trials)
+
+    def finished() -> int:
+        return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    while finished() < n_trials:
+        # one trial at a time, re-counting between trials so parallel workers stop at n_trials
+        study.optimize(objective, n_trials=1, catch=(), callbacks=[progress])
+    tracker.end(srun.run)
+    return {"finished": finished(), "n_trials": n_trials}
+
+
+class StudyProgress:
+    """Prints 'trial i/n, best so far, ETA' after every trial."""
+
+    def __init__(self, n_trials: int):
+        self.n_trials = n_trials
+        self.t0 = time.perf_counter()
+        self.done_here = 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.done_here += 1
+        done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        try:
+            best = f"{study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:
+            best = "none yet"
+        elapsed = time.perf_counter() - self.t0
+        left = max(0, self.n_trials - done)
+        eta = elapsed / self.done_here * left
+        value = "pruned" if trial.state == TrialState.PRUNED else (
+            f"{trial.value:.4f}" if trial.value is not None else trial.state.name.lower())
+        msg = (f"trial {done}/{self.n_trials} (#{trial.number}: {value}), best so far {best}, "
+               f"ETA {eta:.0f}s")
+        log.info(msg)
+
+
+def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data_key: str) -> dict:
+    """The study summary: every trial with params, per-fold and mean±std scores, state; the best trial."""
+    layout = Layout(cfg["results_dir"])
+    storage = layout.study_storage(backbone, study_key, variant)
+    study = open_study(cfg, storage, study_name(backbone, study_key, variant))
+    trials = []
+    counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
+    for t in study.get_trials(deepcopy=False):
+        folds = [t.intermediate_values.get(k) for k in range(cfg["data"]["n_folds"])]
+        done = [f for f in folds if f is not None]
+        state = t.state.name
+        counts_key = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(state, "running")
+        counts[counts_key] += 1
+        trials.append({
+            "number": t.number,
+            "trial_key": t.user_attrs.get("trial_key", ""),
+            "state": state,
+            "params": dict(t.params),
+            "fold_scores": folds,
+            "mean": t.value if t.state == TrialState.COMPLETE else (statistics.fmean(done) if done else None),
+            "std": _std(done) if done else None,
+            "reused_folds": int(t.user_attrs.get("reused_folds", 0)),
+            "duration_s": t.duration.total_seconds() if t.duration else None,
+        })
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    best = None
+    if complete:
+        # highest mean; ties -> lower std, then the earlier trial (deterministic)
+        b = sorted(complete, key=lambda t: (-t["mean"], t["std"], t["number"]))[0]
+        best = {k: b[k] for k in ("number", "trial_key", "params", "mean", "std", "fold_scores")}
+    summary = {
+        "backbone": backbone, "study_key": study_key, "variant": int(variant), "data_key": data_key,
+        "study_name": study.study_name, "metric": cfg["hpo"]["metric"], "direction": "maximize",
+        "n_trials": cfg["hpo"]["n_trials"], "n_folds": cfg["data"]["n_folds"], "storage": storage,
+        "trials": trials, "best_trial": best, "counts": counts, "code_version": code_version(), "split": CV_SPLIT,
+    }
+    return summary
+
+
+def best_trial_config(cfg: Mapping, summary: Mapping, trial_key: str) -> dict:
+    """The full training configuration of a trial of a study summary (for refit and final)."""
+    for t in summary["trials"]:
+        if t["trial_key"] == trial_key:
+            return trial_training_config(cfg["training"], t["params"])
+    raise KeyError(f"trial {trial_key} not in study {summary['study_name']} ({summary['storage']})")

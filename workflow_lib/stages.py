@@ -1,0 +1,237 @@
+"""One function per pipeline stage. Scripts call these with paths Snakemake resolved.
+
+Each function reads its inputs, does the work, tracks it in MLflow and writes
+its outputs atomically (the report last). Inputs are passed in, never
+re-derived from the working directory.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping
+
+from workflow_lib import keys
+from workflow_lib.paths import Layout
+from workflow_lib.plan import Plan, candidates_from_summaries
+from workflow_lib.provenance import code_version, library_versions
+from workflow_lib.reports import read_json, validate_report, write_json
+from workflow_lib.symptoms import SYMPTOMS
+from workflow_lib.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# -- data ------------------------------------------------------------------------
+def prepare_data(cfg: Mapping, *, data_key: str, out_dir: str) -> dict:
+    from workflow_lib.data.prepare import prepare
+
+    expected = Plan(cfg).data_key
+    if data_key != expected:
+        raise RuntimeError(f"data key {data_key} does not match the config's {expected}; rerun snakemake so the "
+                           f"workflow and the job see the same data source")
+    card = prepare(cfg["data"], out_dir, data_key)
+    tracker = Tracker(cfg)
+    with tracker.run("prepare_data", {"data_key": data_key}, params={"data": cfg["data"]}) as run:
+        tracker.log_metrics(run, {"posts": card["counts"]["posts"]})
+        tracker.log_artifact(run, str(Path(out_dir) / "data_card.json"))
+    return card
+
+
+def baseline(cfg: Mapping, *, data_dir: str, out: str) -> dict:
+    from workflow_lib.baseline import tfidf_baseline
+    from workflow_lib.data.prepare import load_prepared
+
+    prepared = load_prepared(data_dir)
+    result = tfidf_baseline(prepared.folds, prepared.texts, prepared.labels, metric=cfg["hpo"]["metric"],
+                            seed=cfg["data"]["split"]["seed"])
+    result["data_key"] = prepared.card["data_key"]
+    write_json(out, result)
+    return result
+
+
+# -- hpo ---------------------------------------------------------------------------
+def hpo_summary(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data_key: str, out: str) -> dict:
+    from workflow_lib.hpo import summarize
+
+    summary = summarize(cfg, backbone=backbone, study_key=study_key, variant=variant, data_key=data_key)
+    write_json(out, summary, kind="study_summary")
+    b = summary["best_trial"]
+    log.info("study %s: %s; best trial %s", summary["study_name"], summary["counts"],
+             f"#{b['number']} {b['mean']:.4f} ± {b['std']:.4f}" if b else "none")
+    return summary
+
+
+# -- refit -------------------------------------------------------------------------
+def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, out_dir: str,
+          threads: int | None = None) -> dict:
+    """Best trial's configuration on the full train split, early-stopped on validation;
+    decision thresholds tuned on the validation predictions."""
+    from workflow_lib.checkpoint import save_checkpoint
+    from workflow_lib.data.prepare import load_prepared
+    from workflow_lib.hpo import best_trial_config
+    from workflow_lib.metrics import multilabel_metrics, tune_thresholds
+    from workflow_lib.training import train
+
+    summary = read_json(summary_path)
+    backbone = summary["backbone"]
+    spec = cfg["encoders"][backbone]
+    tcfg = best_trial_config(cfg, summary, trial_key)
+    prepared = load_prepared(data_dir)
+    tr, va = prepared.splits["train"], prepared.splits["validation"]
+    ids = {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
+           "variant": summary["variant"], "data_key": summary["data_key"]}
+    tracker = Tracker(cfg)
+    metric = cfg["hpo"]["metric"]
+    with tracker.run("refit", ids, params={"config": tcfg, "refit": cfg["refit"]}) as run:
+        res = train(spec, tcfg, prepared.texts(tr), prepared.labels(tr), prepared.texts(va), prepared.labels(va),
+                    epochs=cfg["refit"]["max_epochs"], patience=cfg["refit"]["patience"], metric=metric,
+                    progress_desc=f"refit {backbone}", threads=threads)
+        y_val = prepared.labels(va)
+        thresholds = tune_thresholds(y_val, res.val_probs)
+        for h in res.history:
+            tracker.log_metrics(run, {k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
+        manifest = save_checkpoint(Path(out_dir) / "model", res.model, res.tokenizer, backbone_spec=spec,
+                                   train_cfg=tcfg, meta={**ids, "stage": "refit", "best_epoch": res.best_epoch})
+        metrics = {
+            **ids,
+            "best_epoch": res.best_epoch,
+            "history": res.history,
+            "train_seconds": res.train_seconds,
+            "n_train": len(tr), "n_validation": len(va),
+            "validation": {"split": "validation", "at_0.5": multilabel_metrics(y_val, res.val_probs),
+                           "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds)},
+            "thresholds": {"split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
+            "config": tcfg,
+            "code_version": code_version(),
+        }
+        tracker.log_metrics(run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric],
+                                  "best_epoch": res.best_epoch})
+        write_json(Path(out_dir) / "metrics.json", metrics)
+    log.info("refit %s: best epoch %d, validation %s %.4f; %d files in checkpoint", trial_key, res.best_epoch,
+             metric, metrics["validation"]["at_0.5"][metric], len(manifest["files"]))
+    return metrics
+
+
+# -- benchmark -----------------------------------------------------------------------
+def benchmark(cfg: Mapping, *, refit_dir: str, trial_key: str, backbone: str, out: str,
+              threads: int | None = None) -> dict:
+    from workflow_lib.benchmark import run_benchmark
+
+    threads = cfg["benchmark"]["threads"] or threads
+    ids = {"backbone": backbone, "trial_key": trial_key}
+    tracker = Tracker(cfg)
+    with tracker.run("benchmark", ids, params={"benchmark": cfg["benchmark"]}) as run:
+        result = run_benchmark(str(Path(refit_dir) / "model"), cfg["benchmark"], threads=threads, extra=ids)
+        for row in result["results"]:
+            tag = f"bs{row['batch_size']}_len{row['seq_length']}"
+            tracker.log_metrics(run, {f"p95_ms_{tag}": row["latency_ms"]["p95"],
+                                      f"throughput_{tag}": row["throughput_per_s"]})
+        write_json(out, result, kind="benchmark")
+    return result
+
+
+# -- selection -----------------------------------------------------------------------
+def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, str], baseline_path: str | None,
+              selection_key: str, out_json: str, out_html: str) -> dict:
+    from workflow_lib.report_html import render_selection_html
+    from workflow_lib.selection import select
+
+    summ = [read_json(p) for p in summaries]
+    cands = candidates_from_summaries(summ)
+    plan = Plan(cfg)
+    if plan.selection_key(cands) != selection_key:
+        raise RuntimeError(f"selection key {selection_key} does not match the candidates on disk; rerun snakemake")
+    for c in cands:
+        c["benchmark"] = read_json(benchmarks[c["trial_key"]])
+    base = read_json(baseline_path) if baseline_path and cfg["selection"]["baseline"] else None
+    report = select(cands, cfg["selection"], baseline=base, metric=cfg["hpo"]["metric"])
+    report["selection_key"] = selection_key
+    report["lineage"] = {"data_key": summ[0]["data_key"] if summ else None,
+                         "studies": [{k: s[k] for k in ("backbone", "study_key", "variant")} for s in summ]}
+    report["code_version"] = code_version()
+    report["html"] = Path(out_html).name
+    validate_report("selection_report", report)
+    Path(out_html).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_html).write_text(render_selection_html(report, summ), encoding="utf-8")
+    write_json(out_json, report, kind="selection_report")
+    tracker = Tracker(cfg)
+    with tracker.run("selection", {"selection_key": selection_key}) as run:
+        sel = report["selected"]
+        tracker.set_tags(run, {"selected.backbone": sel["backbone"], "selected.trial_key": sel["trial_key"]})
+        tracker.log_metrics(run, {"selected_cv_mean": sel["cv_mean"]})
+        tracker.log_artifact(run, out_html)
+    log.info("selected %s trial %s: %s", sel["backbone"], sel["trial_key"], report["reason"])
+    return report
+
+
+# -- final ---------------------------------------------------------------------------
+def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics_path: str, data_dir: str,
+          final_key: str, out_dir: str, threads: int | None = None) -> dict:
+    """Train the selected configuration on train+validation; evaluate once on test."""
+    from workflow_lib.checkpoint import manifest_digest, save_checkpoint
+    from workflow_lib.data.prepare import load_prepared
+    from workflow_lib.hpo import best_trial_config
+    from workflow_lib.metrics import multilabel_metrics
+    from workflow_lib.training import predict_proba, train
+
+    sel_report = read_json(selection_path)
+    sel = sel_report["selected"]
+    summary = read_json(summary_path)
+    refit_metrics = read_json(refit_metrics_path)
+    backbone, trial_key = sel["backbone"], sel["trial_key"]
+    spec = cfg["encoders"][backbone]
+    tcfg = best_trial_config(cfg, summary, trial_key)
+    epochs = cfg["final"]["epochs"] or refit_metrics["best_epoch"]
+    thresholds = [refit_metrics["thresholds"]["values"][s] for s in SYMPTOMS]
+    prepared = load_prepared(data_dir)
+    fit_ids = prepared.splits["train"] + prepared.splits["validation"]
+    test_ids = prepared.splits["test"]
+    lineage = {"data_key": summary["data_key"], "study_key": summary["study_key"], "trial_key": trial_key,
+               "selection_key": sel_report["selection_key"], "final_key": final_key,
+               "variant": int(summary["variant"]), "backbone": backbone, "code_version": code_version()}
+    tracker = Tracker(cfg)
+    ids = {k: v for k, v in lineage.items() if k != "code_version"}
+    with tracker.run("final", ids, params={"config": tcfg, "epochs": epochs}) as run:
+        t0 = time.perf_counter()
+        res = train(spec, tcfg, prepared.texts(fit_ids), prepared.labels(fit_ids), epochs=epochs,
+                    progress_desc=f"final {backbone}", threads=threads)
+        seconds = time.perf_counter() - t0
+        model_dir = Path(out_dir) / "model"
+        save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
+                        meta={**lineage, "stage": "final", "epochs": epochs})
+        # The one and only read of the test split.
+        y_test = prepared.labels(test_ids)
+        probs = predict_proba(res.model, res.tokenizer, prepared.texts(test_ids), max_length=spec["max_length"],
+                              batch_size=tcfg["eval_batch_size"])
+        report = {
+            "report_version": 1,
+            "final_key": final_key,
+            "split": "test",
+            "n_test_posts": len(test_ids),
+            "selected": {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
+                         "variant": int(summary["variant"]), "selection_key": sel_report["selection_key"],
+                         "params": sel["params"]},
+            "training": {"trained_on": ["train", "validation"], "n_posts": len(fit_ids), "epochs": epochs,
+                         "seconds": seconds},
+            "thresholds": {"source": "tuned per symptom on the refit model's validation predictions",
+                           "split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
+            "metrics": {"test": multilabel_metrics(y_test, probs, thresholds),
+                        "test_at_0.5": multilabel_metrics(y_test, probs, 0.5)},
+            "lineage": lineage,
+            "checkpoint": {"path": str(model_dir), "manifest_sha256": manifest_digest(model_dir)},
+            "library_versions": library_versions(),
+            "created_at": _now(),
+        }
+        m = report["metrics"]["test"]
+        tracker.log_metrics(run, {"test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"],
+                                  "test_accuracy": m["accuracy"]})
+        write_json(Path(out_dir) / "evaluation_report.json", report, kind="evaluation_report")
+    log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)", backbone, m["macro_f1"], m["micro_f1"],
+             len(test_ids))
+    return report
