@@ -1,12 +1,13 @@
 # ReDSM5 transformer pipeline: prepare data -> HPO (k-fold CV trials) -> refit -> benchmark
 #   -> selection -> final training -> held-out test report.  Logic lives in workflow_lib.
+import os
 import sys
 
 from workflow_lib import config as config_lib
 from workflow_lib.plan import Plan
 
 
-configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 try:

@@ -37,6 +37,19 @@ def study_name(backbone: str, study_key: str, variant: int) -> str:
     return f"{backbone}-{study_key}-v{variant}"
 
 
+def make_sampler(cfg: Mapping, n_finished: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler for the next trial, seeded from the config seed and the number of finished trials.
+
+    Re-seeding per trial makes the sequence of proposals a function of the study's history alone,
+    so a study interrupted and resumed proposes what an uninterrupted one would have.
+    """
+    s = cfg["hpo"]["sampler"]
+    seed = s["seed"] + 1_000_003 * n_finished
+    if s["name"] == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s["n_startup_trials"])
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
 def open_study(cfg: Mapping, storage_path: str | Path, name: str) -> optuna.Study:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -44,11 +57,7 @@ def open_study(cfg: Mapping, storage_path: str | Path, name: str) -> optuna.Stud
     hpo = cfg["hpo"]
     Path(storage_path).parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(storage_path)))
-    s = hpo["sampler"]
-    if s["name"] == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=s["seed"], n_startup_trials=s["n_startup_trials"])
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=s["seed"])
+    sampler = make_sampler(cfg)
     p = hpo["pruner"]
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=p["n_startup_trials"], n_warmup_steps=p["n_warmup_steps"])
               if p["enabled"] else optuna.pruners.NopPruner())
@@ -184,8 +193,9 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
         return len(study.get_trials(deepcopy=False, states=FINISHED))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    while finished() < n_trials:
+    while (n := finished()) < n_trials:
         # one trial at a time, re-counting between trials so parallel workers stop at n_trials
+        study.sampler = make_sampler(cfg, n)
         study.optimize(objective, n_trials=1, catch=(), callbacks=[progress])
     tracker.end(srun.run)
     return {"finished": finished(), "n_trials": n_trials}

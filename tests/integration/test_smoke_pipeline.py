@@ -1,0 +1,160 @@
+"""The smoke preset through real snakemake: every artifact, a no-op rerun, kill-and-resume."""
+import json
+import sqlite3
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from workflow_lib.reports import validate_report
+
+from .conftest import kill_group, run_snakemake, start_snakemake, wait_for
+
+pytestmark = pytest.mark.integration
+N_TRIALS, N_FOLDS, BACKBONES = 3, 2, ("tiny-a", "tiny-b")
+
+
+def _one(paths):
+    paths = sorted(paths)
+    assert len(paths) == 1, paths
+    return paths[0]
+
+
+def _load(p):
+    return json.loads(Path(p).read_text())
+
+
+def _fold_runs(db: Path) -> Counter:
+    con = sqlite3.connect(db)
+    rows = con.execute(
+        "select r.run_uuid, "
+        " (select value from tags t where t.run_uuid=r.run_uuid and t.key='pipeline.trial_key'),"
+        " (select value from tags t where t.run_uuid=r.run_uuid and t.key='pipeline.fold'),"
+        " (select value from tags t where t.run_uuid=r.run_uuid and t.key='pipeline.study_key')"
+        " from runs r join tags s on s.run_uuid=r.run_uuid and s.key='pipeline.stage' and s.value='fold'").fetchall()
+    con.close()
+    return Counter((tk, fold, sk) for _, tk, fold, sk in rows)
+
+
+def test_every_artifact_exists_and_validates(smoke_run):
+    res = smoke_run["dir"] / "results"
+    card = _load(_one(res.glob("data/*/data_card.json")))
+    validate_report("data_card", card)
+    data_key = card["data_key"]
+
+    summaries = sorted(res.glob("hpo/*/*/v1/study_summary.json"))
+    assert sorted(p.parts[-4] for p in summaries) == sorted(BACKBONES)
+    fold_files = 0
+    for path in summaries:
+        s = validate_report("study_summary", _load(path))
+        assert s["data_key"] == data_key
+        assert s["counts"]["complete"] + s["counts"]["pruned"] == N_TRIALS
+        assert len(s["trials"]) == N_TRIALS
+        for t in s["trials"]:
+            done = [f for f in t["fold_scores"] if f is not None]
+            if t["state"] == "COMPLETE":
+                assert len(done) == N_FOLDS
+                assert t["mean"] == pytest.approx(sum(done) / N_FOLDS)
+            for k in range(len(done)):
+                m = _load(path.parent / "trials" / t["trial_key"] / f"fold_{k}" / "metrics.json")
+                assert m["score"] == pytest.approx(t["fold_scores"][k])
+                assert m["split"].startswith(f"fold {k} heldout")
+                fold_files += 1
+        best = s["best_trial"]
+        assert best["mean"] == max(t["mean"] for t in s["trials"] if t["state"] == "COMPLETE")
+
+    # refit: checkpoint verifies against its manifest, thresholds from validation
+    from workflow_lib.checkpoint import load_checkpoint
+
+    refits = sorted(res.glob("refit/*/metrics.json"))
+    assert len(refits) == len(BACKBONES)
+    for m in refits:
+        metrics = _load(m)
+        assert metrics["thresholds"]["split"] == "validation"
+        model, tok, info = load_checkpoint(m.parent / "model")
+        manifest = _load(m.parent / "model" / "manifest.json")
+        assert "model.safetensors" in manifest["files"]
+        assert info is not None
+
+    benches = sorted(res.glob("benchmark/*/benchmark.json"))
+    assert len(benches) == len(BACKBONES)
+    for b in benches:
+        bench = validate_report("benchmark", _load(b))
+        assert {(r["batch_size"], r["seq_length"]) for r in bench["results"]} == {(1, 64), (8, 64)}
+        for r in bench["results"]:
+            assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
+
+    sel_path = _one(res.glob("selection/*/selection_report.json"))
+    sel = validate_report("selection_report", _load(sel_path))
+    assert {c["backbone"] for c in sel["candidates"]} == set(BACKBONES)
+    assert sel["baseline"]["name"] == "tfidf_logreg" and len(sel["baseline"]["fold_scores"]) == N_FOLDS
+    best_cv = max(c["cv_mean"] for c in sel["candidates"])
+    assert sel["selected"]["cv_mean"] == best_cv
+    html = (Path(sel_path).parent / "selection_report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3
+
+    report = validate_report("evaluation_report", _load(_one(res.glob("final/*/evaluation_report.json"))))
+    assert report["split"] == "test"
+    assert report["selected"]["trial_key"] == sel["selected"]["trial_key"]
+    assert report["lineage"]["selection_key"] == sel["selection_key"]
+    assert report["lineage"]["data_key"] == data_key
+    assert report["training"]["trained_on"] == ["train", "validation"]
+    n_test = card["counts"]["splits"]["test"]["posts"]
+    assert report["n_test_posts"] == n_test
+
+    # one log file per job, and every rule logged something
+    for rule in ("prepare_data", "baseline", "hpo_worker", "hpo_summary", "refit", "benchmark", "select_model",
+                 "final"):
+        logs = list(res.glob(f"logs/{rule}/*.log"))
+        assert logs and all(p.stat().st_size > 0 for p in logs), rule
+
+    # MLflow: exactly one fold run per trained fold
+    runs = _fold_runs(res / "mlflow.db")
+    assert sum(runs.values()) == fold_files
+    assert set(runs.values()) == {1}
+
+
+def test_second_run_does_nothing(smoke_run):
+    t0 = time.perf_counter()
+    dry = run_snakemake(smoke_run["dir"], "-n")
+    dry_s = time.perf_counter() - t0
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    before = {p: p.stat().st_mtime_ns for p in (smoke_run["dir"] / "results").rglob("*.json")}
+    again = run_snakemake(smoke_run["dir"])
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+    after = {p: p.stat().st_mtime_ns for p in (smoke_run["dir"] / "results").rglob("*.json")}
+    assert before == after
+    print(f"no-op dry run: {dry_s:.1f}s")
+
+
+def test_kill_during_hpo_then_resume(tmp_path, smoke_run):
+    """SIGKILL while HPO trains; the same command finishes without retraining finished folds."""
+    res = tmp_path / "results"
+    proc = start_snakemake(tmp_path)
+    try:
+        first = wait_for(lambda: sorted(res.glob("hpo/*/*/v1/trials/*/fold_*/metrics.json")), 240, proc)
+        time.sleep(1.0)
+    finally:
+        kill_group(proc)
+    done_before = {p: p.stat().st_mtime_ns for p in res.glob("hpo/*/*/v1/trials/*/fold_*/metrics.json")}
+    assert done_before and first
+    assert not list(res.glob("final/*/evaluation_report.json"))
+
+    resumed = run_snakemake(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-6000:]
+    for p, mtime in done_before.items():
+        assert p.stat().st_mtime_ns == mtime, f"{p} was retrained"
+    logs = "".join(p.read_text() for p in res.glob("logs/hpo_worker/*.log"))
+    assert "reusing" in logs or "queued again" in logs
+    runs = _fold_runs(res / "mlflow.db")
+    assert set(runs.values()) == {1}, runs
+    n_files = len(list(res.glob("hpo/*/*/v1/trials/*/fold_*/metrics.json")))
+    assert sum(runs.values()) == n_files
+    # same seed, same configuration: the interrupted run ends with the uninterrupted run's choice
+    sel = _load(_one(res.glob("selection/*/selection_report.json")))
+    ref = _load(_one((smoke_run["dir"] / "results").glob("selection/*/selection_report.json")))
+    assert sel["selection_key"] == ref["selection_key"]
+    assert sel["selected"]["trial_key"] == ref["selected"]["trial_key"]
