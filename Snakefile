@@ -29,5 +29,6 @@ include: "rules/final.smk"
 
 rule all:
     input:
+        early_targets(),
         final_report,
     default_target: True

@@ -30,8 +30,17 @@ def worker_targets(wildcards):
     ]
 
 
+def early_targets():
+    """Targets known before any study runs: every study summary and the baseline.
+    Requesting them up front lets independent studies run side by side."""
+    targets = [s["summary"] for s in PLAN.studies()]
+    if CFG["selection"]["baseline"]:
+        targets.append(L.baseline(PLAN.data_key))
+    return targets
+
+
 def study_summaries():
-    """Summary paths of every study; waits for the hpo_summary checkpoints."""
+    """Summary paths of every study, once the hpo_summary checkpoints have run."""
     return [
         checkpoints.hpo_summary.get(
             backbone=s["backbone"], study_key=s["study_key"], variant=s["variant"]
@@ -83,8 +92,8 @@ def selection_inputs(wildcards):
 
 
 def selected():
-    report = checkpoints.select_model.get(selection_key=PLAN.selection_key(candidates())).output.report
-    with open(report) as fh:
+    path = checkpoints.select_model.get(selection_key=PLAN.selection_key(candidates())).output.report
+    with open(path) as fh:
         return json.load(fh)["selected"]
 
 

@@ -51,7 +51,7 @@ def baseline(cfg: Mapping, *, data_dir: str, out: str) -> dict:
     result = tfidf_baseline(prepared.folds, prepared.texts, prepared.labels, metric=cfg["hpo"]["metric"],
                             seed=cfg["data"]["split"]["seed"])
     result["data_key"] = prepared.card["data_key"]
-    write_json(out, result)
+    write_json(out, result, kind="baseline")
     return result
 
 
