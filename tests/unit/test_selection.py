@@ -1,0 +1,209 @@
+"""Model selection: score first, latency budget, ties to lower latency, deterministic."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from workflow_lib.benchmark import latency_at
+from workflow_lib.keys import digest
+from workflow_lib.reports import validate_report
+from workflow_lib.selection import SelectionError, select
+
+RULE = {"latency_budget_ms": None, "latency_batch_size": 1, "latency_seq_length": 128, "tie_tolerance": 0.0,
+        "baseline": True}
+
+
+def bench(p95_by_config: dict) -> dict:
+    rows = []
+    for (b, s), p95 in p95_by_config.items():
+        rows.append({"batch_size": b, "seq_length": s, "throughput_per_s": b * 1000.0 / p95, "peak_rss_mb": 100.0,
+                     "latency_ms": {"mean": p95 * .8, "p50": p95 * .8, "p95": p95, "p99": p95 * 1.1,
+                                    "min": p95 * .7, "max": p95 * 1.2}})
+    return {"device": "cpu", "threads": 2, "results": rows}
+
+
+def cand(backbone, score, p95, *, variant=1, tk=None, std=0.02):
+    return {"backbone": backbone, "study_key": "5" * 12, "variant": variant,
+            "trial_key": tk or digest([backbone, variant, score]),
+            "cv_mean": score, "cv_std": std, "fold_scores": [score - 0.01, score, score + 0.01],
+            "params": {"learning_rate": 1e-4}, "benchmark": bench({(1, 128): p95, (16, 128): p95 * 6})}
+
+
+def finish(report):
+    """What the caller adds before writing; the result must satisfy the schema."""
+    return validate_report("selection_report", {**report, "selection_key": "abcdefabcdef", "lineage": {},
+                                                "code_version": "0.1.0", "html": "selection_report.html"})
+
+
+def test_best_score_wins_and_report_is_complete():
+    cs = [cand("small", 0.50, 5.0, tk="aaaaaaaaaaaa"), cand("big", 0.60, 40.0, tk="bbbbbbbbbbbb"),
+          cand("mid", 0.55, 15.0, tk="cccccccccccc")]
+    baseline = {"name": "tfidf_logreg", "metric": "macro_f1", "fold_scores": [0.3, 0.31, 0.32], "mean": 0.31,
+                "std": 0.008, "split": "cv heldout folds (train split)"}
+    r = select(cs, RULE, baseline=baseline)
+    assert r["selected"]["backbone"] == "big"
+    assert r["selected"]["latency_p95_ms"] == 40.0
+    assert [c["backbone"] for c in r["candidates"]] == ["big", "mid", "small"]
+    assert [c["rank"] for c in r["candidates"]] == [1, 2, 3]
+    assert [c["selected"] for c in r["candidates"]] == [True, False, False]
+    assert all("benchmark" not in c for c in r["candidates"])
+    assert r["candidates"][0]["latency_measured_at"] == {"batch_size": 1, "seq_length": 128, "exact": True}
+    assert r["baseline"] == baseline and "beats the tfidf_logreg baseline (0.3100) by +0.2900" in r["reason"]
+    assert r["split"] == "cv heldout folds (train split)" and r["metric"] == "macro_f1"
+    assert r["rule"] == RULE
+    finish(r)
+    assert "benchmark" in cs[0]  # inputs are not modified
+
+
+def test_latency_budget_excludes_the_better_but_slower_one():
+    cs = [cand("small", 0.50, 5.0), cand("big", 0.60, 40.0), cand("mid", 0.55, 15.0)]
+    r = select(cs, {**RULE, "latency_budget_ms": 20.0})
+    assert r["selected"]["backbone"] == "mid"
+    by = {c["backbone"]: c for c in r["candidates"]}
+    assert by["big"]["within_budget"] is False and by["big"]["rank"] is None and not by["big"]["selected"]
+    assert by["mid"]["rank"] == 1 and by["small"]["rank"] == 2
+    assert r["candidates"][-1]["backbone"] == "big"  # excluded ones come last
+    assert "Excluded for exceeding the latency budget: big" in r["reason"]
+    finish(r)
+
+
+def test_budget_is_inclusive():
+    r = select([cand("a", 0.5, 20.0), cand("b", 0.4, 1.0)], {**RULE, "latency_budget_ms": 20.0})
+    assert r["selected"]["backbone"] == "a"
+
+
+def test_ties_within_tolerance_go_to_lower_latency():
+    cs = [cand("best", 0.600, 30.0), cand("close", 0.595, 10.0), cand("far", 0.580, 2.0)]
+    r = select(cs, {**RULE, "tie_tolerance": 0.01})
+    assert r["selected"]["backbone"] == "close"
+    assert [c["backbone"] for c in r["candidates"]] == ["close", "best", "far"]
+    assert "Tied within tolerance 0.01" in r["reason"] and "best" in r["reason"]
+    # without tolerance the best score wins outright
+    assert select(cs, RULE)["selected"]["backbone"] == "best"
+    # exactly equal scores tie even at tolerance 0
+    eq = [cand("x", 0.6, 30.0), cand("y", 0.6, 10.0)]
+    assert select(eq, RULE)["selected"]["backbone"] == "y"
+
+
+def test_equal_score_and_latency_break_by_backbone_then_trial_key():
+    cs = [cand("zeta", 0.6, 10.0, tk="000000000001"), cand("alpha", 0.6, 10.0, tk="ffffffffffff"),
+          cand("alpha", 0.6, 10.0, variant=2, tk="000000000002")]
+    r = select(cs, RULE)
+    assert (r["selected"]["backbone"], r["selected"]["trial_key"]) == ("alpha", "000000000002")
+    assert [c["trial_key"] for c in r["candidates"]] == ["000000000002", "ffffffffffff", "000000000001"]
+
+
+def test_no_candidate_within_budget_names_budget_fastest_and_fix():
+    cs = [cand("big", 0.6, 40.0), cand("mid", 0.55, 15.25)]
+    with pytest.raises(SelectionError) as exc:
+        select(cs, {**RULE, "latency_budget_ms": 5.0})
+    msg = str(exc.value)
+    assert "5.0 ms" in msg
+    assert "mid" in msg and "15.250 ms" in msg
+    assert "selection.latency_budget_ms" in msg and "smaller backbone" in msg
+
+
+def test_deterministic_regardless_of_input_order():
+    cs = [cand(f"bb{i % 3}", 0.5 + 0.01 * (i % 4), 5.0 + i, variant=1 + i // 3) for i in range(9)]
+    rule = {**RULE, "tie_tolerance": 0.015, "latency_budget_ms": 11.0}
+    ref = select(cs, rule)
+    for seed in range(5):
+        shuffled = cs[:]
+        random.Random(seed).shuffle(shuffled)
+        assert select(shuffled, rule) == ref
+
+
+def test_nearest_measured_configuration_is_used_and_reported():
+    c = cand("a", 0.6, 7.0)
+    c["benchmark"] = bench({(1, 64): 3.0, (1, 256): 9.0, (8, 128): 20.0})
+    r = select([c], {**RULE, "latency_batch_size": 1, "latency_seq_length": 200})
+    assert r["candidates"][0]["latency_p95_ms"] == 9.0
+    assert r["candidates"][0]["latency_measured_at"] == {"batch_size": 1, "seq_length": 256, "exact": False}
+
+
+def test_latency_at_exact_and_nearest():
+    b = bench({(1, 128): 5.0, (16, 128): 30.0, (1, 512): 22.0})
+    assert latency_at(b, 1, 128) == (5.0, {"batch_size": 1, "seq_length": 128, "exact": True})
+    assert latency_at(b, 12, 128)[1] == {"batch_size": 16, "seq_length": 128, "exact": False}
+    assert latency_at(b, 1, 400)[0] == 22.0
+    with pytest.raises(ValueError, match="no measured configurations"):
+        latency_at({"results": []}, 1, 128)
+
+
+def test_candidate_problems_are_named():
+    with pytest.raises(SelectionError, match="no candidates"):
+        select([], RULE)
+    bad = cand("a", 0.6, 5.0)
+    bad["cv_mean"] = None
+    with pytest.raises(SelectionError, match="no CV score"):
+        select([bad], RULE)
+    nob = cand("a", 0.6, 5.0)
+    del nob["benchmark"]
+    with pytest.raises(SelectionError, match="no benchmark"):
+        select([nob], {**RULE, "latency_budget_ms": 10.0})
+    r = select([nob, cand("b", 0.5, 5.0)], RULE)  # without a budget an unbenchmarked candidate can still win
+    assert r["selected"]["backbone"] == "a" and r["selected"]["latency_p95_ms"] is None
+    finish(r)
+
+
+def test_reason_flags_a_model_below_the_baseline():
+    baseline = {"name": "tfidf_logreg", "metric": "macro_f1", "fold_scores": [0.7], "mean": 0.7, "std": 0.0,
+                "split": "cv heldout folds (train split)"}
+    r = select([cand("a", 0.6, 5.0)], RULE, baseline=baseline)
+    assert "does NOT beat the tfidf_logreg baseline" in r["reason"]
+
+
+# ---------------------------------------------------------------- HTML report
+def _summary(backbone, variant, means, states):
+    trials = []
+    for n, (m, st) in enumerate(zip(means, states)):
+        trials.append({"number": n, "trial_key": f"{n:012x}", "state": st, "params": {},
+                       "fold_scores": [m, m] if m is not None else [None, None],
+                       "mean": m if st == "COMPLETE" else None, "std": 0.0 if st == "COMPLETE" else None,
+                       "reused_folds": 0, "duration_s": 1.0})
+    return {"backbone": backbone, "variant": variant, "study_key": "5" * 12, "trials": trials}
+
+
+def test_render_selection_html_table_plots_and_escaping():
+    import base64
+    import re
+
+    from workflow_lib.report_html import render_selection_html
+
+    cs = [cand("<b>", 0.61, 12.0, tk="aaaaaaaaaaaa"), cand("minilm", 0.58, 4.0, tk="bbbbbbbbbbbb"),
+          cand("huge", 0.70, 99.0, tk="cccccccccccc")]
+    baseline = {"name": "tfidf_logreg", "metric": "macro_f1", "fold_scores": [0.3, 0.32, 0.31], "mean": 0.31,
+                "std": 0.008, "split": "cv heldout folds (train split)"}
+    report = finish(select(cs, {**RULE, "latency_budget_ms": 50.0}, baseline=baseline))
+    summaries = [_summary("<b>", 1, [0.4, 0.55, None, 0.61], ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]),
+                 _summary("minilm", 1, [0.5, 0.3, 0.58], ["COMPLETE", "PRUNED", "COMPLETE"])]
+    page = render_selection_html(report, summaries)
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    # escaping: the raw tag never appears, its escaped form does
+    assert "<b>" not in page and "&lt;b&gt;" in page
+    # one table row per candidate plus the baseline row
+    rows = re.findall(r"<tr class=\"([^\"]*)\">(.*?)</tr>", page, flags=re.S)
+    assert len(rows) == 4
+    assert [cls for cls, _ in rows] == ["selected", "", "excluded", "baseline"]
+    sel_row = rows[0][1]
+    assert "&lt;b&gt;" in sel_row and "aaaaaaaaaaaa" in sel_row and "0.6100 ± 0.0200" in sel_row
+    assert "0.6000, 0.6100, 0.6200" in sel_row and "12.00" in sel_row
+    assert "huge" in rows[2][1] and ">no<" in rows[2][1]
+    assert "tfidf_logreg" in rows[3][1] and "0.3100" in rows[3][1]
+    # three inline PNG plots, each a real PNG
+    imgs = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page)
+    assert len(imgs) == 3
+    assert all(base64.b64decode(b).startswith(b"\x89PNG") for b in imgs)
+    assert "http://" not in page and "https://" not in page  # self-contained
+    # the reason sentence and the rule are shown (escaped)
+    assert "Selected &lt;b&gt; v1" in page and "50.0" in page
+
+
+def test_render_selection_html_without_studies_or_baseline_still_has_three_plots():
+    from workflow_lib.report_html import render_selection_html
+
+    report = finish(select([cand("solo", 0.5, 3.0)], RULE))
+    page = render_selection_html(report, [])
+    assert page.count("data:image/png;base64,") == 3
+    assert page.count("<tr class=") == 1

@@ -1,0 +1,265 @@
+"""Inference benchmark of a refit checkpoint: latency percentiles, throughput, memory.
+
+Inputs are synthetic: token ids drawn with a fixed seed from the tokenizer's
+vocabulary (special tokens excluded, [CLS]/[SEP] at the ends when the
+tokenizer has them), exactly ``seq_length`` long, no padding, so every
+configuration measures the same amount of work on every machine. Each
+(batch_size, seq_length) configuration gets ``warmup`` untimed runs, then
+``iterations`` timed runs (time.perf_counter around one forward pass under
+torch.inference_mode, model in eval mode, CUDA synchronised on GPU).
+"""
+from __future__ import annotations
+
+import gc
+import math
+import platform
+import resource
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from workflow_lib.provenance import code_version, library_versions
+
+BENCHMARK_VERSION = 1
+SEED = 0
+INPUTS = "synthetic token ids from the tokenizer's vocabulary, fixed seed, exact seq_length, no padding"
+_MEASURED_KEYS = ("device", "device_name", "threads", "peak_memory_mb", "parameters", "library_versions",
+                  "warmup", "iterations", "results", "inputs", "seed", "benchmark_version", "seconds",
+                  "code_version", "created_at")
+
+
+def _rss_mb() -> float:
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    except Exception:  # psutil missing or not permitted: fall back to the process peak
+        return _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or device.type
+
+
+def _vocab_pool(tokenizer) -> tuple[torch.Tensor, int | None, int | None]:
+    size = getattr(tokenizer, "vocab_size", None) or len(tokenizer)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    keep = torch.ones(int(size), dtype=torch.bool)
+    for i in special:
+        if 0 <= i < int(size):
+            keep[i] = False
+    pool = torch.nonzero(keep).flatten()
+    if pool.numel() == 0:
+        raise ValueError("the tokenizer's vocabulary has no non-special tokens to build benchmark inputs from")
+    return pool, getattr(tokenizer, "cls_token_id", None), getattr(tokenizer, "sep_token_id", None)
+
+
+def _synthetic_inputs(pool, cls_id, sep_id, batch_size: int, seq_length: int, seed: int, device):
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + batch_size * 1009 + seq_length)
+    idx = torch.randint(0, pool.numel(), (batch_size, seq_length), generator=gen)
+    ids = pool[idx]
+    if cls_id is not None and seq_length >= 2:
+        ids[:, 0] = cls_id
+    if sep_id is not None and seq_length >= 2:
+        ids[:, -1] = sep_id
+    mask = torch.ones_like(ids)
+    return ids.to(device), mask.to(device)
+
+
+def _max_positions(model) -> int | None:
+    for holder in (model, getattr(model, "encoder", None), getattr(model, "backbone", None)):
+        cfg = getattr(holder, "config", None)
+        n = getattr(cfg, "max_position_embeddings", None)
+        if isinstance(n, int):
+            return n
+    return None
+
+
+def _percentiles(ms: list[float]) -> dict:
+    a = np.asarray(ms, dtype=float)
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    # np.percentile (linear) is monotone in q; max() guards float rounding
+    p95 = max(p95, p50)
+    p99 = max(p99, p95)
+    return {"mean": float(a.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99),
+            "min": float(a.min()), "max": float(a.max())}
+
+
+def _as_int_list(values: Iterable, what: str) -> list[int]:
+    out = [int(v) for v in values]
+    if not out or any(v < 1 for v in out):
+        raise ValueError(f"benchmark {what} must be a non-empty list of positive integers, got {values!r}")
+    return out
+
+
+def measure_inference(model, tokenizer, *, batch_sizes, seq_lengths, warmup, iterations, threads=None) -> dict:
+    """Time ``model(input_ids=..., attention_mask=...)`` at every (batch_size, seq_length).
+
+    Returns {"device", "device_name", "threads", "peak_memory_mb", "parameters",
+    "library_versions", "warmup", "iterations", "inputs", "seed",
+    "results": [{"batch_size", "seq_length", "latency_ms": {mean,p50,p95,p99,min,max},
+    "throughput_per_s", "peak_rss_mb"}, ...]} (one row per configuration,
+    batch sizes outer, sequence lengths inner, in the order given).
+    """
+    batch_sizes = _as_int_list(batch_sizes, "batch_sizes")
+    seq_lengths = _as_int_list(seq_lengths, "seq_lengths")
+    warmup, iterations = int(warmup), int(iterations)
+    if warmup < 0 or iterations < 1:
+        raise ValueError(f"benchmark needs warmup >= 0 and iterations >= 1, got warmup={warmup}, iterations={iterations}")
+    max_pos = _max_positions(model)
+    if max_pos is not None and max(seq_lengths) > max_pos:
+        raise ValueError(f"benchmark seq_lengths {seq_lengths} exceed the model's max_position_embeddings "
+                         f"{max_pos}; lower benchmark.seq_lengths")
+
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    was_training = model.training
+    device = _model_device(model)
+    cuda = device.type == "cuda"
+    pool, cls_id, sep_id = _vocab_pool(tokenizer)
+    configs = [(b, s) for b in batch_sizes for s in seq_lengths]
+    rows = []
+    try:
+        model.eval()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        with torch.inference_mode():
+            for b, s in tqdm(configs, desc="benchmark", unit="config", file=sys.stderr):
+                ids, mask = _synthetic_inputs(pool, cls_id, sep_id, b, s, SEED, device)
+                gc.collect()
+                peak_rss = _rss_mb()
+                for _ in range(warmup):
+                    model(input_ids=ids, attention_mask=mask)
+                    if cuda:
+                        torch.cuda.synchronize(device)
+                peak_rss = max(peak_rss, _rss_mb())
+                times_ms = []
+                for _ in range(iterations):
+                    t0 = time.perf_counter()
+                    model(input_ids=ids, attention_mask=mask)
+                    if cuda:
+                        torch.cuda.synchronize(device)
+                    times_ms.append((time.perf_counter() - t0) * 1000.0)
+                    peak_rss = max(peak_rss, _rss_mb())
+                lat = _percentiles(times_ms)
+                total_s = sum(times_ms) / 1000.0
+                throughput = b * iterations / max(total_s, 1e-9)
+                rows.append({"batch_size": b, "seq_length": s, "latency_ms": lat,
+                             "throughput_per_s": float(throughput), "peak_rss_mb": float(peak_rss)})
+                del ids, mask
+        threads_in_force = torch.get_num_threads()
+    finally:
+        model.train(was_training)
+        if threads is not None:
+            torch.set_num_threads(old_threads)
+
+    if cuda:
+        peak_memory = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak_memory = _peak_rss_mb()
+    return {
+        "device": str(device),
+        "device_name": _device_name(device),
+        "threads": int(threads_in_force),
+        "peak_memory_mb": float(peak_memory),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "library_versions": library_versions(),
+        "warmup": warmup,
+        "iterations": iterations,
+        "inputs": INPUTS,
+        "seed": SEED,
+        "results": rows,
+    }
+
+
+def _manifest_sha256(checkpoint_dir: Path) -> str | None:
+    manifest = checkpoint_dir / "manifest.json"
+    if manifest.is_file():
+        from workflow_lib.keys import file_sha256
+
+        return file_sha256(manifest)
+    return None
+
+
+def run_benchmark(checkpoint_dir, bench_cfg: dict, *, threads=None, extra: dict | None = None) -> dict:
+    """Load a refit checkpoint and benchmark it with the ``benchmark`` config section.
+
+    Threads: ``bench_cfg["threads"]`` when set, else ``threads`` (the job's
+    Snakemake threads), else torch's current setting. ``extra`` (lineage keys:
+    trial_key, backbone, data_key, study_key, variant, lineage) is merged into
+    the result, which is validated against benchmark.schema.json.
+    """
+    from workflow_lib.checkpoint import load_checkpoint
+    from workflow_lib.reports import validate_report
+
+    checkpoint_dir = Path(checkpoint_dir)
+    cfg = dict(bench_cfg or {})
+    n_threads = cfg.get("threads") or threads
+    t0 = time.perf_counter()
+    model, tokenizer, info = load_checkpoint(checkpoint_dir)
+    result = measure_inference(
+        model, tokenizer,
+        batch_sizes=cfg.get("batch_sizes", [1, 16]),
+        seq_lengths=cfg.get("seq_lengths", [128]),
+        warmup=cfg.get("warmup", 3),
+        iterations=cfg.get("iterations", 20),
+        threads=n_threads,
+    )
+    result.update({
+        "benchmark_version": BENCHMARK_VERSION,
+        "seconds": time.perf_counter() - t0,
+        "code_version": code_version(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "checkpoint": {"path": str(checkpoint_dir),
+                       "manifest_sha256": (info or {}).get("manifest_sha256") or _manifest_sha256(checkpoint_dir)},
+    })
+    for key, value in (extra or {}).items():
+        if key in _MEASURED_KEYS or key == "checkpoint":
+            raise ValueError(f"run_benchmark extra key {key!r} would overwrite a measured field")
+        result[key] = value
+    return validate_report("benchmark", result)
+
+
+def latency_at(bench: Mapping[str, Any], batch_size: int, seq_length: int) -> tuple[float, dict]:
+    """p95 latency (ms) at (batch_size, seq_length).
+
+    When that configuration was not measured, the nearest measured one is used
+    (distance |log2 batch ratio| + |log2 length ratio|; ties go to the larger,
+    slower configuration so a budget check stays conservative). The info dict
+    says which: {"batch_size", "seq_length", "exact"}.
+    """
+    rows = list(bench.get("results") or [])
+    if not rows:
+        raise ValueError("benchmark has no measured configurations (empty 'results')")
+    b, s = int(batch_size), int(seq_length)
+
+    def distance(r):
+        return abs(math.log2(r["batch_size"] / b)) + abs(math.log2(r["seq_length"] / s))
+
+    best = min(rows, key=lambda r: (distance(r), -r["batch_size"], -r["seq_length"]))
+    exact = best["batch_size"] == b and best["seq_length"] == s
+    info = {"batch_size": int(best["batch_size"]), "seq_length": int(best["seq_length"]), "exact": bool(exact)}
+    return float(best["latency_ms"]["p95"]), info
