@@ -1,0 +1,175 @@
+"""prepare(): the four files, the card and its schema, given splits, load_prepared."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from workflow_lib.config import load_schema
+from workflow_lib.data.loader import DataError
+from workflow_lib.data.prepare import FILES, check_given_splits, load_prepared, prepare
+from workflow_lib.symptoms import SYMPTOMS
+
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "redsm5_sample"
+
+
+def _cfg(**over):
+    cfg = {"source": "embedded", "embedded": {"n_posts": 200, "seed": 13}, "local_path": None,
+           "hub": {"id": "irlab-udc/redsm5", "revision": None, "timeout_s": 2}, "alignment_threshold": 0.5,
+           "max_post_chars": 20000, "split": {"seed": 42, "validation_fraction": 0.15, "test_fraction": 0.15},
+           "n_folds": 3}
+    cfg.update(over)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prep_embedded")
+    card = prepare(_cfg(), out, "abc123def456")
+    return out, card
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_writes_the_four_files_and_a_valid_card(embedded):
+    out, card = embedded
+    for name in FILES:
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp")) and not list(out.glob("*.tmp"))
+    on_disk = json.loads((out / "data_card.json").read_text(encoding="utf-8"))
+    assert on_disk == card
+    jsonschema.Draft202012Validator(load_schema("data_card")).validate(on_disk)
+    assert card["data_key"] == "abc123def456"
+    assert card["source"] == {"kind": "embedded", "generator_version": "1", "n_posts": 200, "seed": 13}
+    assert card["split_origin"] == "stratified" and card["code_version"]
+    assert "max_post_chars (20000)" in card["truncation_policy"] and "max_length" in card["truncation_policy"]
+
+
+def test_posts_records(embedded):
+    out, card = embedded
+    records = _records(out)
+    ids = [r["post_id"] for r in records]
+    assert ids == sorted(ids) and len(ids) == 200 == card["counts"]["posts"]
+    for r in records:
+        assert set(r) == {"post_id", "text", "labels", "evidence"}
+        assert len(r["labels"]) == 9 and set(r["labels"]) <= {0, 1}
+        for e in r["evidence"]:
+            assert set(e) == {"symptom", "sentence_id", "sentence_text", "start", "end", "match", "similarity"}
+            assert e["match"] == "exact" and r["text"][e["start"]:e["end"]] == e["sentence_text"]
+            assert r["labels"][SYMPTOMS.index(e["symptom"])] == 1
+        assert {e["symptom"] for e in r["evidence"]} == {s for s, v in zip(SYMPTOMS, r["labels"]) if v}
+    assert card["alignment"]["exact"] == sum(len(r["evidence"]) for r in records)
+    assert card["alignment"]["nearest"] == card["alignment"]["unaligned"] == 0
+    per = np.array([r["labels"] for r in records]).sum(axis=0)
+    assert card["counts"]["per_symptom"] == {s: int(per[i]) for i, s in enumerate(SYMPTOMS)}
+    assert card["counts"]["no_symptom"] == sum(not any(r["labels"]) for r in records)
+
+
+def test_splits_folds_and_their_counts(embedded):
+    out, card = embedded
+    splits = json.loads((out / "splits.json").read_text(encoding="utf-8"))
+    folds = json.loads((out / "folds.json").read_text(encoding="utf-8"))
+    all_ids = {r["post_id"] for r in _records(out)}
+    assert set(splits) == {"train", "validation", "test"}
+    assert set().union(*map(set, splits.values())) == all_ids
+    assert sum(len(v) for v in splits.values()) == len(all_ids)
+    assert folds["n_folds"] == 3 and folds["seed"] == 42 and len(folds["folds"]) == 3
+    held = sorted(p for f in folds["folds"] for p in f["heldout"])
+    assert held == sorted(splits["train"])  # folds cover the train split only, each post once
+    for name in splits:
+        assert card["counts"]["splits"][name]["posts"] == len(splits[name])
+    for f, c in zip(folds["folds"], card["counts"]["folds"]):
+        assert c == {"fold": f["fold"], "train": len(f["train"]), "heldout": len(f["heldout"]),
+                     "heldout_per_symptom": c["heldout_per_symptom"]}
+        assert sum(c["heldout_per_symptom"].values()) > 0
+
+
+def test_load_prepared_roundtrip(embedded):
+    out, card = embedded
+    p = load_prepared(out)
+    assert p.card == card and len(p.records) == 200 and len(p.folds) == 3
+    ids = p.splits["test"][:5]
+    assert p.texts(ids) == [p.records[i]["text"] for i in ids]
+    y = p.labels(ids)
+    assert y.dtype == np.float32 and y.shape == (5, 9)
+    assert p.labels([]).shape == (0, 9)
+
+
+def test_prepare_is_deterministic(embedded, tmp_path):
+    out, card = embedded
+    card2 = prepare(_cfg(), tmp_path, "abc123def456")
+    for name in FILES:
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+    assert card2 == card
+
+
+def test_real_sample_prepares_with_nearest_alignments(tmp_path, caplog):
+    card = prepare(_cfg(source="local", local_path=str(SAMPLE)), tmp_path, "sample")
+    al = card["alignment"]
+    assert al["exact"] == 0 and al["nearest"] >= 8 and al["unaligned"] >= 1
+    assert al["exact"] + al["nearest"] + al["unaligned"] == card["counts"]["annotation_rows"]["status_1"] == 21
+    assert card["counts"]["annotation_rows"]["status_0"] == 4 and card["counts"]["posts"] == 17
+    assert card["source"]["kind"] == "local" and len(card["source"]["sha256"]) == 64
+    assert "could not be located" in caplog.text
+    records = {r["post_id"]: r for r in _records(tmp_path)}
+    ev = records["s_993_557"]["evidence"][0]
+    assert ev["match"] == "nearest" and "guilty" in records["s_993_557"]["text"][ev["start"]:ev["end"]]
+
+
+def test_special_case_rows_are_counted_but_not_labels(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "posts.csv").write_text("post_id,text\n" + "".join(f"p{i},Post number {i}. I feel empty.\n"
+                                                              for i in range(12)), encoding="utf-8")
+    (src / "annotations.csv").write_text(
+        "post_id,sentence_id,sentence_text,DSM5_symptom,status,explanation\n"
+        "p1,p1_0,Post number 1.,SPECIAL_CASE,1,diagnosis\n"
+        "p2,p2_1,I feel empty.,DEPRESSED_MOOD,1,sad\n"
+        "p3,p3_1,I feel empty.,DEPRESSED_MOOD,0,rejected\n", encoding="utf-8")
+    card = prepare(_cfg(source="local", local_path=str(src)), tmp_path / "out", "k")
+    records = {r["post_id"]: r for r in _records(tmp_path / "out")}
+    assert card["counts"]["special_case_rows"] == 1
+    assert records["p1"]["labels"] == [0] * 9 and records["p1"]["evidence"] == []
+    assert records["p2"]["labels"][0] == 1 and records["p3"]["labels"] == [0] * 9
+    assert card["counts"]["annotation_rows"] == {"status_1": 2, "status_0": 1}
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _row(pid, **labels):
+    return {"post_id": pid, "text": f"Post {pid}. I can't sleep.", **{s: labels.get(s, 0) for s in SYMPTOMS}}
+
+
+def test_uses_the_sources_own_splits(tmp_path):
+    src = tmp_path / "hf"
+    src.mkdir()
+    _jsonl(src / "train.jsonl", [_row(f"t{i}", SLEEP_ISSUES=i % 2) for i in range(9)])
+    _jsonl(src / "validation.jsonl", [_row("v1"), _row("v2", SLEEP_ISSUES=1)])
+    _jsonl(src / "test.jsonl", [_row("x1", FATIGUE=1)])
+    card = prepare(_cfg(source="local", local_path=str(src)), tmp_path / "out", "k")
+    splits = json.loads((tmp_path / "out" / "splits.json").read_text(encoding="utf-8"))
+    assert card["split_origin"] == "source" and card["layout"] == "split_folder"
+    assert splits == {"train": [f"t{i}" for i in range(9)], "validation": ["v1", "v2"], "test": ["x1"]}
+    assert card["alignment"]["no_sentence"] == 6  # labels given without evidence sentences
+
+
+def test_given_splits_must_be_disjoint_and_complete():
+    with pytest.raises(DataError) as info:
+        check_given_splits({"train": ["a", "b"], "validation": ["c"], "test": ["b"]}, ["a", "b", "c"])
+    assert "'b'" in str(info.value) and "'train'" in str(info.value) and "'test'" in str(info.value)
+    with pytest.raises(DataError, match="in no split"):
+        check_given_splits({"train": ["a"], "validation": ["c"], "test": []}, ["a", "b", "c"])
+    with pytest.raises(DataError, match="not among the posts"):
+        check_given_splits({"train": ["a", "z"], "validation": ["c"], "test": ["b"]}, ["a", "b", "c"])
+
+
+def test_load_prepared_reports_missing_files(tmp_path):
+    with pytest.raises(DataError, match="missing posts.jsonl"):
+        load_prepared(tmp_path)

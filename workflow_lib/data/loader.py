@@ -1,0 +1,567 @@
+"""Read a data source (embedded, local folder, Hugging Face Hub) into one in-memory shape.
+
+Sources (``data.source`` in the config):
+
+``embedded``
+    ``synthetic.generate`` writes ReDSM5-format CSVs into ``work_dir/source/``; they
+    are then read by exactly the same code as a local CSV folder.
+``local``
+    ``data.local_path`` is a folder in one of two layouts:
+
+    1. **ReDSM5 CSV** - ``posts.csv`` (post_id, text) and ``annotations.csv``
+       (post_id, sentence_id, sentence_text, DSM5_symptom, status[, explanation]);
+       any single ``*posts*.csv`` / ``*annotations*.csv`` pair (searched recursively)
+       is accepted too, e.g. ``redsm5_posts.csv``. Extra columns are ignored.
+    2. **Split folder** read with ``datasets.load_dataset(folder)`` - files named
+       after their split (``train.*``, ``validation.*``/``valid.*``/``dev.*``,
+       ``test.*``; CSV, JSON/JSONL or Parquet), one row per post with columns
+
+       - ``post_id`` (string or integer) and ``text`` (string), and either
+       - the nine symptom names (``DEPRESSED_MOOD`` ... ``SUICIDAL_THOUGHTS``) as
+         0/1 columns, optionally with ``evidence``: a list (or JSON string) of
+         ``{"symptom": NAME, "sentence_text": str[, "sentence_id": str]}`` for
+         symptoms marked 1; or
+       - ``annotations``: a list (or JSON string) of ReDSM5 annotation objects
+         ``{"sentence_text", "DSM5_symptom", "status"[, "sentence_id", "explanation"]}``.
+
+       With train, validation and test present those splits are used as given (they
+       must be disjoint); with only ``train`` the pipeline makes its own splits.
+``hub``
+    ``huggingface_hub.snapshot_download(repo_type="dataset")`` into the HF cache
+    (cache first, then online with ``data.hub.timeout_s``); the snapshot is then
+    read as a local folder.
+
+Every problem with the input is a :class:`DataError` naming the file, the 1-based
+line (header = line 1) or split row, the column, and the fix.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from workflow_lib.keys import digest, file_sha256
+from workflow_lib.symptoms import EXTRA_LABELS, SYMPTOMS
+
+log = logging.getLogger(__name__)
+
+ALLOWED_LABELS: tuple[str, ...] = SYMPTOMS + EXTRA_LABELS
+POSTS_REQUIRED = ("post_id", "text")
+ANNOTATIONS_REQUIRED = ("post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status")
+ANNOTATIONS_OPTIONAL = ("explanation",)
+SPLIT_NAMES = ("train", "validation", "test")
+DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".arrow", ".txt")
+
+TRUNCATION_POLICY = (
+    "Posts longer than data.max_post_chars characters are rejected when the data are loaded (an error names "
+    "the post and its length); no characters are cut here. At training and inference time the tokenizer "
+    "truncates every post to the backbone's max_length tokens."
+)
+
+_FIX_LOCAL = ("to use a local copy instead, set data.source: local and data.local_path: <folder with posts.csv "
+              "and annotations.csv> in the config")
+
+
+class DataError(ValueError):
+    """A problem with the input data that the user fixes in the data or the config."""
+
+
+@dataclass
+class RawData:
+    posts: list[dict]                      # {"post_id", "text"}
+    annotations: list[dict]                # {"post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status", "explanation"}
+    given_splits: dict[str, list[str]] | None = None
+    origin: str = ""
+    layout: str = ""                       # "redsm5_csv" | "split_folder"
+    files: list[str] = field(default_factory=list)
+
+
+# =============================================================================================
+# fingerprints
+
+
+def source_fingerprint(data_cfg: dict) -> dict:
+    """A cheap description of the data source that changes whenever its content can change."""
+    source = data_cfg.get("source", "embedded")
+    if source == "embedded":
+        from workflow_lib.data.synthetic import GENERATOR_VERSION
+
+        emb = data_cfg.get("embedded") or {}
+        return {"kind": "embedded", "generator_version": GENERATOR_VERSION,
+                "n_posts": int(emb.get("n_posts", 800)), "seed": int(emb.get("seed", 13))}
+    if source == "local":
+        folder = _local_folder(data_cfg)
+        return {"kind": "local", "path": str(folder), "sha256": folder_sha256(folder)}
+    if source == "hub":
+        hub = data_cfg.get("hub") or {}
+        resolved, _ = _resolve_hub(hub)
+        return {"kind": "hub", "id": hub.get("id"), "revision_requested": hub.get("revision"),
+                "resolved_revision": resolved}
+    raise DataError(f"data.source: unknown source {source!r}; choose one of 'embedded', 'local', 'hub'")
+
+
+def data_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` that carry data (by suffix), sorted by relative path; hidden ones skipped."""
+    folder = Path(folder)
+    out = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in DATA_SUFFIXES:
+            out.append(path)
+    return sorted(out, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def folder_sha256(folder: Path) -> str:
+    """sha256 over (relative path, file sha256) of the folder's data files, in sorted order."""
+    folder = Path(folder)
+    entries = [[p.relative_to(folder).as_posix(), file_sha256(p)] for p in data_files(folder)]
+    if not entries:
+        raise DataError(f"{folder}: no data files found (looked for {', '.join(DATA_SUFFIXES)}); "
+                        "expected posts.csv and annotations.csv, or train/validation/test files")
+    return digest(entries, length=64)
+
+
+def _local_folder(data_cfg: dict) -> Path:
+    raw = data_cfg.get("local_path")
+    if not raw:
+        raise DataError("data.local_path is not set; set it to a folder with posts.csv and annotations.csv "
+                        "(ReDSM5 format) or with train/validation/test files")
+    folder = Path(raw).expanduser().resolve()
+    if not folder.exists():
+        raise DataError(f"data.local_path: {folder} does not exist; point it at a folder with posts.csv and "
+                        "annotations.csv (ReDSM5 format) or with train/validation/test files")
+    if not folder.is_dir():
+        raise DataError(f"data.local_path: {folder} is a file, not a folder; point it at the folder that "
+                        "holds posts.csv and annotations.csv")
+    return folder
+
+
+# =============================================================================================
+# hub
+
+_TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{8,}")
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_offline() -> bool:
+    # Read at call time (huggingface_hub reads its constants once at import).
+    return _env_true("HF_HUB_OFFLINE") or _env_true("HF_DATASETS_OFFLINE")
+
+
+def _hf_cache_dir() -> str:
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
+def _scrub(text: str) -> str:
+    first = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return _TOKEN_RE.sub("hf_***", first)[:300]
+
+
+def _hub_error(repo_id, revision, exc: BaseException | None, what: str) -> DataError:
+    rev = revision if revision is not None else "main (default)"
+    name = type(exc).__name__ if exc is not None else ""
+    detail = f" ({name}: {_scrub(exc)})" if exc is not None else ""
+    hint = ""
+    if name in ("GatedRepoError",) or "401" in detail or "403" in detail:
+        hint = (" The data set is gated or private: accept its terms on the hub page and log in "
+                "(huggingface-cli login, or set HF_TOKEN) on this machine.")
+    elif name in ("RepositoryNotFoundError",):
+        hint = " Check data.hub.id (and that you are logged in if the data set is private)."
+    elif name in ("RevisionNotFoundError",):
+        hint = " Check data.hub.revision: a branch, tag or full commit sha of the data set."
+    return DataError(f"hub data set {repo_id!r} at revision {rev!r}: {what}{detail}.{hint} "
+                     f"Download it on a machine with access (huggingface-cli download {repo_id} --repo-type "
+                     f"dataset --local-dir <folder>), or {_FIX_LOCAL}.")
+
+
+def _resolve_hub(hub: dict) -> tuple[str, str | None]:
+    """(resolved commit sha, cached snapshot folder or None). Cache first, then one online call."""
+    repo_id = hub.get("id") or "irlab-udc/redsm5"
+    revision = hub.get("revision")
+    timeout = float(hub.get("timeout_s", 10))
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(repo_id, repo_type="dataset", revision=revision, cache_dir=_hf_cache_dir(),
+                                 local_files_only=True)
+        return Path(path).name, path
+    except Exception:  # noqa: BLE001 - not in the cache (or cache unusable): try online below
+        pass
+    if _hub_offline():
+        raise _hub_error(repo_id, revision, None,
+                         "not in the local Hugging Face cache and HF_HUB_OFFLINE/HF_DATASETS_OFFLINE forbids going "
+                         "online")
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().dataset_info(repo_id, revision=revision, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one actionable message
+        raise _hub_error(repo_id, revision, exc, f"could not resolve the revision online (timeout {timeout:g} s)") \
+            from None
+    if not getattr(info, "sha", None):
+        raise _hub_error(repo_id, revision, None, "the hub returned no commit sha for this revision")
+    return info.sha, None
+
+
+def _hub_snapshot(hub: dict) -> tuple[Path, str]:
+    repo_id = hub.get("id") or "irlab-udc/redsm5"
+    revision = hub.get("revision")
+    timeout = float(hub.get("timeout_s", 10))
+    resolved, cached = _resolve_hub(hub)
+    if cached:
+        return Path(cached), resolved
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(repo_id, repo_type="dataset", revision=resolved, cache_dir=_hf_cache_dir(),
+                                 etag_timeout=timeout)
+    except Exception as exc:  # noqa: BLE001
+        raise _hub_error(repo_id, revision, exc, f"download of commit {resolved} failed") from None
+    return Path(path), resolved
+
+
+# =============================================================================================
+# loading
+
+
+def load_raw(data_cfg: dict, work_dir) -> RawData:
+    """Load the configured source; raise DataError on any input problem."""
+    source = data_cfg.get("source", "embedded")
+    max_chars = int(data_cfg.get("max_post_chars", 20000))
+    if source == "embedded":
+        from workflow_lib.data.synthetic import GENERATOR_VERSION, generate
+
+        emb = data_cfg.get("embedded") or {}
+        folder = Path(work_dir) / "source"
+        generate(folder, n_posts=int(emb.get("n_posts", 800)), seed=int(emb.get("seed", 13)))
+        raw = load_folder(folder, max_post_chars=max_chars)
+        raw.origin = (f"embedded synthetic data (generator {GENERATOR_VERSION}, n_posts={emb.get('n_posts', 800)}, "
+                      f"seed={emb.get('seed', 13)}), CSVs in source/ beside the prepared files")
+        return raw
+    if source == "local":
+        return load_folder(_local_folder(data_cfg), max_post_chars=max_chars)
+    if source == "hub":
+        hub = data_cfg.get("hub") or {}
+        folder, resolved = _hub_snapshot(hub)
+        raw = load_folder(folder, max_post_chars=max_chars)
+        raw.origin = f"hub data set {hub.get('id')}@{resolved} ({folder})"
+        return raw
+    raise DataError(f"data.source: unknown source {source!r}; choose one of 'embedded', 'local', 'hub'")
+
+
+def load_folder(folder, *, max_post_chars: int = 20000) -> RawData:
+    """Read a folder in either supported layout (see the module docstring)."""
+    folder = Path(folder)
+    posts_csv, ann_csv = _find_redsm5_csvs(folder)
+    if posts_csv is not None:
+        return _load_redsm5_csv(posts_csv, ann_csv, max_post_chars)
+    return _load_split_folder(folder, max_post_chars)
+
+
+def _find_redsm5_csvs(folder: Path) -> tuple[Path | None, Path | None]:
+    if (folder / "posts.csv").is_file() and (folder / "annotations.csv").is_file():
+        return folder / "posts.csv", folder / "annotations.csv"
+    files = [p for p in data_files(folder) if p.suffix.lower() == ".csv"]
+    posts = [p for p in files if "posts" in p.name.lower()]
+    anns = [p for p in files if "annotations" in p.name.lower()]
+    if not posts and not anns:
+        return None, None
+    rel = lambda ps: ", ".join(p.relative_to(folder).as_posix() for p in ps) or "none"  # noqa: E731
+    if len(posts) != 1 or len(anns) != 1:
+        raise DataError(f"{folder}: expected exactly one posts CSV and one annotations CSV; found posts: "
+                        f"{rel(posts)}; annotations: {rel(anns)}. Keep one of each (posts.csv and "
+                        "annotations.csv) in the folder")
+    return posts[0], anns[0]
+
+
+# ---------------------------------------------------------------------------------- CSV layer
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataError(f"{path}: the file is empty; expected a header line (line 1) and one row per record. "
+                        "Re-export the file or point data.local_path at the right folder")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{path}: line {line}, byte column {col}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+                        "re-save the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in > out)") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_csv(path, required: Iterable[str], optional: Iterable[str] = ()) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Strictly parsed CSV rows as ``(line_number, {column: value})``; header checked."""
+    path = Path(path)
+    required, optional = tuple(required), tuple(optional)
+    text = _decode(path)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    rows: list[tuple[int, dict]] = []
+    end_prev = 0
+    try:
+        for row in reader:
+            start, end_prev = end_prev + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            if header is None:
+                header = [h.strip() for h in row]
+                _check_header(path, header, required, optional)
+                continue
+            if len(row) != len(header):
+                where = f"line {start}" if start == end_prev else f"lines {start}-{end_prev}"
+                raise DataError(
+                    f"{path}: {where}: expected {len(header)} fields ({', '.join(header)}), found {len(row)}. "
+                    "A field that contains a comma, a double quote or a line break must be enclosed in double "
+                    "quotes, with quotes inside it doubled (\"\")")
+            rows.append((start, dict(zip(header, row))))
+    except csv.Error as exc:
+        start = end_prev + 1
+        msg = str(exc)
+        if "unexpected end of data" in msg:
+            raise DataError(f"{path}: line {start}: a quoted field opened in the record starting at line {start} "
+                            f"is never closed (the file ends at line {reader.line_num}); add the closing double "
+                            "quote, and double any quote inside the field (\"\")") from None
+        raise DataError(f"{path}: line {reader.line_num} (record starting at line {start}): malformed CSV: {msg}. "
+                        "Enclose fields with commas, quotes or line breaks in double quotes and double the quotes "
+                        "inside them (\"\")") from None
+    if header is None:
+        raise DataError(f"{path}: the file has no header line; line 1 must be: {','.join(required)}")
+    return header, rows
+
+
+def _check_header(path: Path, header: list[str], required, optional) -> None:
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise DataError(f"{path}: line 1 (header): duplicate column(s) {', '.join(dupes)}; "
+                        "give every column a distinct name")
+    missing = [c for c in required if c not in header]
+    if missing:
+        hints = []
+        for col in missing:
+            close = difflib.get_close_matches(col, [h for h in header if h not in required], n=1, cutoff=0.5)
+            ci = [h for h in header if h.lower() == col.lower()]
+            guess = (ci or close or [None])[0]
+            if guess:
+                hints.append(f"rename column {guess!r} to {col!r}")
+        fix = "; ".join(hints) if hints else f"add the column(s) {', '.join(missing)}"
+        raise DataError(f"{path}: line 1 (header): missing required column(s) {', '.join(missing)}; found columns "
+                        f"{', '.join(header) or '(none)'}; required: {', '.join(required)}"
+                        f"{' (optional: ' + ', '.join(optional) + ')' if optional else ''}. Fix: {fix}")
+
+
+def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int) -> RawData:
+    _, post_rows = read_csv(posts_csv, POSTS_REQUIRED)
+    if not post_rows:
+        raise DataError(f"{posts_csv}: has a header but no posts (line 2 onwards is empty); add one row per post")
+    posts: list[dict] = []
+    seen: dict[str, str] = {}
+    for line, row in post_rows:
+        where = f"{posts_csv}: line {line}"
+        _add_post(posts, seen, row.get("post_id", ""), row.get("text", ""), where, max_post_chars)
+    _, ann_rows = read_csv(ann_csv, ANNOTATIONS_REQUIRED, ANNOTATIONS_OPTIONAL)
+    annotations = []
+    for line, row in ann_rows:
+        where = f"{ann_csv}: line {line}"
+        annotations.append(_annotation(row, where, seen, posts_csv.name))
+    return RawData(posts=posts, annotations=annotations, given_splits=None, origin=str(posts_csv.parent),
+                   layout="redsm5_csv", files=[str(posts_csv), str(ann_csv)])
+
+
+def _add_post(posts: list, seen: dict, post_id: Any, text: Any, where: str, max_post_chars: int) -> None:
+    pid = "" if post_id is None else str(post_id).strip()
+    if not pid:
+        raise DataError(f"{where}, column 'post_id': empty post_id; give every post a unique id")
+    if pid in seen:
+        raise DataError(f"{where}, column 'post_id': duplicate post_id {pid!r} (first at {seen[pid]}); each post "
+                        "must appear once - remove the duplicate row or give it another id")
+    if text is None or not isinstance(text, str) or not text.strip():
+        raise DataError(f"{where}, column 'text': post {pid!r} has empty text; fill in the post's text or "
+                        "remove the row (and its annotations)")
+    if len(text) > max_post_chars:
+        raise DataError(f"{where}, column 'text': post {pid!r} has {len(text)} characters, more than "
+                        f"data.max_post_chars = {max_post_chars}. Policy: over-long posts are rejected, not "
+                        "truncated (the tokenizer truncates to the backbone's max_length later); raise "
+                        "data.max_post_chars in the config, or shorten or remove the post")
+    seen[pid] = where.split(": ", 1)[-1] if ": " in where else where
+    posts.append({"post_id": pid, "text": text})
+
+
+def _annotation(row: dict, where: str, known_posts: dict, posts_name: str) -> dict:
+    pid = str(row.get("post_id", "") or "").strip()
+    if pid not in known_posts:
+        raise DataError(f"{where}, column 'post_id': annotation refers to post {pid!r}, which is not in "
+                        f"{posts_name}; add the post or remove the annotation row")
+    symptom = str(row.get("DSM5_symptom", "") or "").strip()
+    if symptom not in ALLOWED_LABELS:
+        close = difflib.get_close_matches(symptom.upper(), ALLOWED_LABELS, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise DataError(f"{where}, column 'DSM5_symptom': unknown symptom {symptom!r}{hint}; allowed: "
+                        f"{', '.join(ALLOWED_LABELS)} (SPECIAL_CASE is kept out of the nine labels)")
+    status_raw = row.get("status", "")
+    status = _status(status_raw)
+    if status is None:
+        raise DataError(f"{where}, column 'status': {status_raw!r} is not a valid status; use 1 (the sentence "
+                        "shows the symptom) or 0 (considered and rejected)")
+    sentence = row.get("sentence_text")
+    sentence = "" if sentence is None else str(sentence)
+    sid = row.get("sentence_id")
+    return {"post_id": pid, "sentence_id": "" if sid is None else str(sid).strip(), "sentence_text": sentence,
+            "DSM5_symptom": symptom, "status": status,
+            "explanation": "" if row.get("explanation") is None else str(row.get("explanation"))}
+
+
+def _status(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return int(value) if value in (0, 1) else None
+    text = str(value).strip()
+    if text in ("0", "1"):
+        return int(text)
+    if text in ("0.0", "1.0"):
+        return int(float(text))
+    return None
+
+
+# ---------------------------------------------------------------------------------- split folders
+
+def _load_split_folder(folder: Path, max_post_chars: int) -> RawData:
+    files = data_files(folder)
+    if not files:
+        raise DataError(f"{folder}: no data files; expected posts.csv + annotations.csv (ReDSM5 format) or "
+                        "train/validation/test files (CSV, JSONL or Parquet) that datasets.load_dataset reads")
+    try:
+        import datasets
+        from datasets.utils import logging as ds_logging
+
+        ds_logging.disable_progress_bar()
+        ds_logging.set_verbosity_error()
+        with tempfile.TemporaryDirectory(prefix="redsm5_ds_") as cache:
+            dd = datasets.load_dataset(str(folder), cache_dir=cache)
+            splits = {name: dd[name].to_list() for name in dd}
+            columns = {name: list(dd[name].column_names) for name in dd}
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - report the library's reason with the folder
+        raise DataError(f"{folder}: datasets.load_dataset could not read the folder ({type(exc).__name__}: "
+                        f"{_scrub(exc)}). Provide posts.csv + annotations.csv (ReDSM5 format), or split files "
+                        "named train.*, validation.*, test.* with the same columns") from None
+    names = sorted(splits)
+    unknown = [n for n in names if n not in SPLIT_NAMES]
+    if unknown or "train" not in names or (set(names) != {"train"} and set(names) != set(SPLIT_NAMES)):
+        raise DataError(f"{folder}: found split(s) {', '.join(names)}; required: train, validation and test "
+                        "(or train alone, and the pipeline splits it). Name the files train.*, validation.* "
+                        "and test.*")
+    posts: list[dict] = []
+    annotations: list[dict] = []
+    seen: dict[str, str] = {}
+    split_of: dict[str, str] = {}
+    given: dict[str, list[str]] = {}
+    for split in [s for s in SPLIT_NAMES if s in splits]:
+        cols = columns[split]
+        mode = _split_columns(folder, split, cols)
+        given[split] = []
+        for i, row in enumerate(splits[split], start=1):
+            where = f"{folder}: split {split!r} row {i}"
+            pid = "" if row.get("post_id") is None else str(row.get("post_id")).strip()
+            if pid in split_of and split_of[pid] != split:
+                raise DataError(f"{where}, column 'post_id': post {pid!r} is in split {split_of[pid]!r} "
+                                f"({seen[pid]}) and in split {split!r}; splits must be disjoint - remove it from "
+                                "one of them")
+            _add_post(posts, seen, row.get("post_id"), row.get("text"), where, max_post_chars)
+            split_of[pid] = split
+            given[split].append(pid)
+            annotations.extend(_split_row_annotations(row, mode, pid, where))
+    return RawData(posts=posts, annotations=annotations, given_splits=given if len(given) == 3 else None,
+                   origin=str(folder), layout="split_folder", files=[str(p) for p in files])
+
+
+def _split_columns(folder: Path, split: str, cols: list[str]) -> str:
+    missing = [c for c in POSTS_REQUIRED if c not in cols]
+    has_symptoms = [s for s in SYMPTOMS if s in cols]
+    if missing:
+        raise DataError(f"{folder}: split {split!r}: missing required column(s) {', '.join(missing)}; found "
+                        f"columns {', '.join(cols)}; required: post_id, text and either the nine symptom columns "
+                        "or an 'annotations' column")
+    if "annotations" in cols:
+        return "annotations"
+    if len(has_symptoms) == len(SYMPTOMS):
+        return "symptoms"
+    if has_symptoms:
+        absent = [s for s in SYMPTOMS if s not in cols]
+        raise DataError(f"{folder}: split {split!r}: symptom column(s) {', '.join(absent)} missing; found columns "
+                        f"{', '.join(cols)}; add all nine symptom columns (0/1): {', '.join(SYMPTOMS)}")
+    raise DataError(f"{folder}: split {split!r}: no label columns; found columns {', '.join(cols)}; add either the "
+                    f"nine symptom columns (0/1: {', '.join(SYMPTOMS)}) or an 'annotations' column (a list of "
+                    "{sentence_text, DSM5_symptom, status} objects)")
+
+
+def _as_list(value: Any, where: str, column: str) -> list:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}, column {column!r}: not valid JSON ({exc.msg} at character {exc.pos + 1}); "
+                            "write a JSON list of objects") from None
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise DataError(f"{where}, column {column!r}: expected a list of objects, got {type(value).__name__}")
+    return value
+
+
+def _split_row_annotations(row: dict, mode: str, pid: str, where: str) -> list[dict]:
+    out = []
+    if mode == "annotations":
+        for k, item in enumerate(_as_list(row.get("annotations"), where, "annotations"), start=1):
+            item = dict(item)
+            item["post_id"] = pid
+            item.setdefault("sentence_id", f"{pid}_a{k}")
+            out.append(_annotation(item, f"{where}, annotation {k}", {pid: where}, "this split"))
+        return out
+    evidence = _as_list(row.get("evidence"), where, "evidence")
+    by_symptom: dict[str, list[dict]] = {}
+    for k, item in enumerate(evidence, start=1):
+        sym = str(item.get("symptom", item.get("DSM5_symptom", "")) or "").strip()
+        if sym not in SYMPTOMS:
+            raise DataError(f"{where}, column 'evidence', item {k}: unknown symptom {sym!r}; allowed: "
+                            f"{', '.join(SYMPTOMS)}")
+        by_symptom.setdefault(sym, []).append(item)
+    for sym in SYMPTOMS:
+        value = _status(row.get(sym))
+        if value is None:
+            raise DataError(f"{where}, column {sym!r}: {row.get(sym)!r} is not 0 or 1; mark each symptom 1 "
+                            "(present) or 0 (absent)")
+        items = by_symptom.get(sym, [])
+        if items and not value:
+            raise DataError(f"{where}, column 'evidence': evidence for {sym} but column {sym} is 0; set it to 1 "
+                            "or remove the evidence")
+        if value and not items:
+            out.append({"post_id": pid, "sentence_id": "", "sentence_text": "", "DSM5_symptom": sym,
+                        "status": 1, "explanation": ""})
+        for k, item in enumerate(items, start=1):
+            out.append({"post_id": pid, "sentence_id": str(item.get("sentence_id") or f"{pid}_{sym}_{k}"),
+                        "sentence_text": str(item.get("sentence_text") or ""), "DSM5_symptom": sym,
+                        "status": 1, "explanation": str(item.get("explanation") or "")})
+    return out
