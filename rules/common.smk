@@ -1,5 +1,6 @@
 # Keys -> paths, input functions and targets. No rules here.
 import json
+import os
 
 from workflow_lib.plan import candidates_from_summaries
 

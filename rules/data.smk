@@ -6,6 +6,8 @@ rule prepare_data:
         card=L.data_file("{data_key}", "data_card.json"),
     params:
         data=CFG["data"],
+    conda:
+        "../envs/environment.yaml"
     log:
         L.log("prepare_data", "{data_key}"),
     threads: 1
@@ -21,6 +23,8 @@ rule baseline:
         L.baseline("{data_key}"),
     params:
         metric=CFG["hpo"]["metric"],
+    conda:
+        "../envs/environment.yaml"
     log:
         L.log("baseline", "{data_key}"),
     threads: 1

@@ -5,9 +5,11 @@ rule final:
         report=L.evaluation_report("{final_key}"),
         manifest=f"{L.final_dir('{final_key}')}/model/manifest.json",
     params:
-        out_dir=L.final_dir("{final_key}"),
-        data_dir=L.data_dir(PLAN.data_key),
+        out_dir=lambda wc, output: os.path.dirname(output.report),
+        data_dir=lambda wc, input: os.path.dirname(input.posts),
         final=CFG["final"],
+    conda:
+        "../envs/environment.yaml"
     log:
         L.log("final", "{final_key}"),
     threads: workflow.cores

@@ -6,7 +6,9 @@ rule hpo_worker:
         L.worker_done("{backbone}", "{study_key}", "{variant}", "{worker}"),
     params:
         data_key=PLAN.data_key,
-        data_dir=L.data_dir(PLAN.data_key),
+        data_dir=lambda wc, input: os.path.dirname(input.posts),
+    conda:
+        "../envs/environment.yaml"
     log:
         L.log("hpo_worker", "{backbone}-{study_key}-v{variant}-w{worker}"),
     threads: training_threads()
@@ -21,6 +23,8 @@ checkpoint hpo_summary:
         summary=L.study_summary("{backbone}", "{study_key}", "{variant}"),
     params:
         data_key=PLAN.data_key,
+    conda:
+        "../envs/environment.yaml"
     log:
         L.log("hpo_summary", "{backbone}-{study_key}-v{variant}"),
     threads: 1

@@ -8,8 +8,10 @@ rule refit:
         metrics=f"{L.refit_dir('{trial_key}')}/metrics.json",
     params:
         refit=CFG["refit"],
-        data_dir=L.data_dir(PLAN.data_key),
-        out_dir=L.refit_dir("{trial_key}"),
+        data_dir=lambda wc, input: os.path.dirname(input.posts),
+        out_dir=lambda wc, output: os.path.dirname(output.metrics),
+    conda:
+        "../envs/environment.yaml"
     log:
         L.log("refit", "{trial_key}"),
     threads: training_threads()
@@ -24,8 +26,10 @@ rule benchmark:
         L.benchmark("{trial_key}"),
     params:
         benchmark=CFG["benchmark"],
-        refit_dir=L.refit_dir("{trial_key}"),
+        model_dir=lambda wc, input: os.path.dirname(input.manifest),
         backbone=lambda wc: backbone_of_trial(wc.trial_key),
+    conda:
+        "../envs/environment.yaml"
     log:
         L.log("benchmark", "{trial_key}"),
     threads: training_threads()

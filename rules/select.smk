@@ -7,6 +7,8 @@ checkpoint select_model:
     params:
         selection=CFG["selection"],
         benchmarks=lambda wc: {c["trial_key"]: L.benchmark(c["trial_key"]) for c in candidates()},
+    conda:
+        "../envs/environment.yaml"
     log:
         L.log("select_model", "{selection_key}"),
     threads: 1

@@ -119,7 +119,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, out
 
 
 # -- benchmark -----------------------------------------------------------------------
-def benchmark(cfg: Mapping, *, refit_dir: str, trial_key: str, backbone: str, out: str,
+def benchmark(cfg: Mapping, *, model_dir: str, trial_key: str, backbone: str, out: str,
               threads: int | None = None) -> dict:
     from workflow_lib.benchmark import run_benchmark
 
@@ -127,7 +127,7 @@ def benchmark(cfg: Mapping, *, refit_dir: str, trial_key: str, backbone: str, ou
     ids = {"backbone": backbone, "trial_key": trial_key}
     tracker = Tracker(cfg)
     with tracker.run("benchmark", ids, params={"benchmark": cfg["benchmark"]}) as run:
-        result = run_benchmark(str(Path(refit_dir) / "model"), cfg["benchmark"], threads=threads, extra=ids)
+        result = run_benchmark(model_dir, cfg["benchmark"], threads=threads, extra=ids)
         for row in result["results"]:
             tag = f"bs{row['batch_size']}_len{row['seq_length']}"
             tracker.log_metrics(run, {f"p95_ms_{tag}": row["latency_ms"]["p95"],
