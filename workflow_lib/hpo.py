@@ -176,13 +176,13 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
     """Run this worker's share of the study until it holds n_trials finished (complete or pruned) trials."""
     from workflow_lib.data.prepare import load_prepared
 
+    tracker = Tracker(cfg)  # first: its replayer opens the store while this job works
     layout = Layout(cfg["results_dir"])
     study_dir = layout.study_dir(backbone, study_key, variant)
     prepared = load_prepared(data_dir)
     study = open_study(cfg, layout.study_storage(backbone, study_key, variant), study_name(backbone, study_key, variant))
     recover_stale_trials(study, worker)
     n_trials = cfg["hpo"]["n_trials"]
-    tracker = Tracker(cfg)
     ids = {"backbone": backbone, "study_key": study_key, "variant": variant, "data_key": data_key}
     srun = _StudyRun(tracker.start("study", ids, params={"hpo": cfg["hpo"], "training": cfg["training"]}), ids)
     objective = make_objective(cfg, backbone=backbone, data_key=data_key, prepared=prepared, study_dir=study_dir,
@@ -198,6 +198,7 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
         study.sampler = make_sampler(cfg, n)
         study.optimize(objective, n_trials=1, catch=(), callbacks=[progress])
     tracker.end(srun.run)
+    tracker.close()
     return {"finished": finished(), "n_trials": n_trials}
 
 

@@ -12,8 +12,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
-from workflow_lib import keys
-from workflow_lib.paths import Layout
 from workflow_lib.plan import Plan, candidates_from_summaries
 from workflow_lib.provenance import code_version, library_versions
 from workflow_lib.reports import read_json, validate_report, write_json
@@ -31,15 +29,16 @@ def _now() -> str:
 def prepare_data(cfg: Mapping, *, data_key: str, out_dir: str) -> dict:
     from workflow_lib.data.prepare import prepare
 
+    tracker = Tracker(cfg)  # first: its replayer opens the store while this job works
     expected = Plan(cfg).data_key
     if data_key != expected:
         raise RuntimeError(f"data key {data_key} does not match the config's {expected}; rerun snakemake so the "
                            f"workflow and the job see the same data source")
     card = prepare(cfg["data"], out_dir, data_key)
-    tracker = Tracker(cfg)
     with tracker.run("prepare_data", {"data_key": data_key}, params={"data": cfg["data"]}) as run:
         tracker.log_metrics(run, {"posts": card["counts"]["posts"]})
         tracker.log_artifact(run, str(Path(out_dir) / "data_card.json"))
+    tracker.close()
     return card
 
 
@@ -78,6 +77,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, out
     from workflow_lib.metrics import multilabel_metrics, tune_thresholds
     from workflow_lib.training import train
 
+    tracker = Tracker(cfg)
     summary = read_json(summary_path)
     backbone = summary["backbone"]
     spec = cfg["encoders"][backbone]
@@ -86,7 +86,6 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, out
     tr, va = prepared.splits["train"], prepared.splits["validation"]
     ids = {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
            "variant": summary["variant"], "data_key": summary["data_key"]}
-    tracker = Tracker(cfg)
     metric = cfg["hpo"]["metric"]
     with tracker.run("refit", ids, params={"config": tcfg, "refit": cfg["refit"]}) as run:
         res = train(spec, tcfg, prepared.texts(tr), prepared.labels(tr), prepared.texts(va), prepared.labels(va),
@@ -113,6 +112,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, out
         tracker.log_metrics(run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric],
                                   "best_epoch": res.best_epoch})
         write_json(Path(out_dir) / "metrics.json", metrics)
+    tracker.close()
     log.info("refit %s: best epoch %d, validation %s %.4f; %d files in checkpoint", trial_key, res.best_epoch,
              metric, metrics["validation"]["at_0.5"][metric], len(manifest["files"]))
     return metrics
@@ -123,9 +123,9 @@ def benchmark(cfg: Mapping, *, model_dir: str, trial_key: str, backbone: str, ou
               threads: int | None = None) -> dict:
     from workflow_lib.benchmark import run_benchmark
 
+    tracker = Tracker(cfg)
     threads = cfg["benchmark"]["threads"] or threads
     ids = {"backbone": backbone, "trial_key": trial_key}
-    tracker = Tracker(cfg)
     with tracker.run("benchmark", ids, params={"benchmark": cfg["benchmark"]}) as run:
         result = run_benchmark(model_dir, cfg["benchmark"], threads=threads, extra=ids)
         for row in result["results"]:
@@ -133,6 +133,7 @@ def benchmark(cfg: Mapping, *, model_dir: str, trial_key: str, backbone: str, ou
             tracker.log_metrics(run, {f"p95_ms_{tag}": row["latency_ms"]["p95"],
                                       f"throughput_{tag}": row["throughput_per_s"]})
         write_json(out, result, kind="benchmark")
+    tracker.close()
     return result
 
 
@@ -142,6 +143,7 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
     from workflow_lib.report_html import render_selection_html
     from workflow_lib.selection import select
 
+    tracker = Tracker(cfg)
     summ = [read_json(p) for p in summaries]
     cands = candidates_from_summaries(summ)
     plan = Plan(cfg)
@@ -160,12 +162,12 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
     Path(out_html).parent.mkdir(parents=True, exist_ok=True)
     Path(out_html).write_text(render_selection_html(report, summ), encoding="utf-8")
     write_json(out_json, report, kind="selection_report")
-    tracker = Tracker(cfg)
     with tracker.run("selection", {"selection_key": selection_key}) as run:
         sel = report["selected"]
         tracker.set_tags(run, {"selected.backbone": sel["backbone"], "selected.trial_key": sel["trial_key"]})
         tracker.log_metrics(run, {"selected_cv_mean": sel["cv_mean"]})
         tracker.log_artifact(run, out_html)
+    tracker.close()
     log.info("selected %s trial %s: %s", sel["backbone"], sel["trial_key"], report["reason"])
     return report
 
@@ -180,6 +182,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
     from workflow_lib.metrics import multilabel_metrics
     from workflow_lib.training import predict_proba, train
 
+    tracker = Tracker(cfg)
     sel_report = read_json(selection_path)
     sel = sel_report["selected"]
     summary = read_json(summary_path)
@@ -195,7 +198,6 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
     lineage = {"data_key": summary["data_key"], "study_key": summary["study_key"], "trial_key": trial_key,
                "selection_key": sel_report["selection_key"], "final_key": final_key,
                "variant": int(summary["variant"]), "backbone": backbone, "code_version": code_version()}
-    tracker = Tracker(cfg)
     ids = {k: v for k, v in lineage.items() if k != "code_version"}
     with tracker.run("final", ids, params={"config": tcfg, "epochs": epochs}) as run:
         t0 = time.perf_counter()
@@ -232,6 +234,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
         tracker.log_metrics(run, {"test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"],
                                   "test_accuracy": m["accuracy"]})
         write_json(Path(out_dir) / "evaluation_report.json", report, kind="evaluation_report")
+    tracker.close()
     log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)", backbone, m["macro_f1"], m["micro_f1"],
              len(test_ids))
     return report

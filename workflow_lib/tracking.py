@@ -1,28 +1,37 @@
 """MLflow tracking: the one place that sets it up, names runs and spells tag keys.
 
 Runs nest study -> trial -> fold (parent tags); refit, benchmark, selection and
-final runs carry lineage tags. Stage code never calls mlflow directly: it uses
-``Tracker``. A run is found again by its identifying tags, so a job that is
-re-run after an interruption logs into the run it started instead of
-creating a second one.
+final runs carry lineage tags. Stage code never calls mlflow: it uses ``Tracker``.
 
-The default store is ``sqlite:///<results_dir>/mlflow.db``. SQLite allows one
-writer at a time: every call retries with backoff on "database is locked", and
-the first creation of the store happens under a file lock, so parallel jobs
-never fail on it. For many parallel workers (a cluster), point
-``tracking.uri`` at an ``mlflow server``.
+How it works: a job never talks to MLflow itself. ``Tracker`` appends each
+tracking event (start, params, metrics, tags, artifact, end) to a JSONL spool
+file under ``<results>/.tracking/spool/`` and a replayer process
+(``python -m workflow_lib.tracking_replay``) started beside the job applies the
+events to the tracking store. So the job never waits for MLflow (its import,
+a locked SQLite file or a slow server), and nothing is lost when the store is
+unreachable: the spool stays on disk and the next job's replayer applies it.
+A run is found again by its identifying tags, so a job re-run after an
+interruption logs into the run it started instead of creating a second one.
+
+The default store is ``sqlite:///<results_dir>/mlflow.db``; SQLite allows one
+writer at a time, so every store call retries with backoff on "database is
+locked", and the store's first creation happens under a file lock. For many
+parallel workers (a cluster), point ``tracking.uri`` at an ``mlflow server``.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
-import fcntl
+import json
 import logging
 import math
 import os
-import random
+import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from workflow_lib.provenance import code_version
 
@@ -33,6 +42,7 @@ TAG_PREFIX = "pipeline."
 ID_KEYS = ("stage", "backbone", "data_key", "study_key", "variant", "trial_key", "trial_number", "fold",
            "selection_key", "final_key", "worker")
 PARENT_TAG = "mlflow.parentRunId"
+CLOSE_TIMEOUT_S = 300
 
 
 def tag(key: str) -> str:
@@ -47,6 +57,10 @@ def tracking_uri(cfg: Mapping) -> str:
     if uri:
         return uri
     return "sqlite:///" + str(Path(cfg["results_dir"]).resolve() / "mlflow.db")
+
+
+def spool_dir(cfg: Mapping) -> Path:
+    return Path(cfg["results_dir"]).resolve() / ".tracking" / "spool"
 
 
 def run_name(stage: str, ids: Mapping[str, Any]) -> str:
@@ -66,175 +80,151 @@ def run_name(stage: str, ids: Mapping[str, Any]) -> str:
     return f"{stage} " + " ".join(f"{k}={v}" for k, v in sorted(ids.items()))
 
 
-def _is_transient(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(s in text for s in ("database is locked", "locked", "operationalerror", "connection", "timed out",
-                                   "temporarily unavailable", "503", "502", "504"))
+def run_tags(stage: str, ids: Mapping[str, str]) -> dict[str, str]:
+    """The identifying tags of a run (what finds it again)."""
+    tags = {tag(k): str(v) for k, v in ids.items()}
+    tags[tag("stage")] = stage
+    return tags
 
 
-def _retry(fn: Callable, *args, attempts: int = 8, base: float = 0.2, **kwargs):
-    for i in range(attempts):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - retried only when transient
-            if i == attempts - 1 or not _is_transient(exc):
-                raise
-            delay = min(10.0, base * 2 ** i) * (0.5 + random.random())
-            log.warning("tracking call %s failed (%s); retry %d/%d in %.1fs",
-                        getattr(fn, "__name__", fn), str(exc).splitlines()[0][:200], i + 1, attempts - 1, delay)
-            time.sleep(delay)
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
 
 
-class _NullRun:
-    run_id = None
+class RunRef:
+    """A run as the job knows it: stage + identifying ids (the replayer maps it to an MLflow run id)."""
+
+    def __init__(self, stage: str, ids: Mapping[str, Any]):
+        self.stage = stage
+        self.ids = {k: str(v) for k, v in ids.items() if v is not None}
+        for k in self.ids:
+            tag(k)  # unknown keys fail here, in the job, not later in the replayer
+
+    def ref(self) -> dict:
+        return {"stage": self.stage, "ids": self.ids}
 
 
 class Tracker:
-    """Thin, retrying wrapper around MlflowClient with the project's naming and tags."""
+    """Records tracking events for one job; a background replayer applies them to MLflow."""
 
-    def __init__(self, cfg: Mapping):
+    def __init__(self, cfg: Mapping, *, start_replayer: bool = True):
         self.enabled = bool(cfg["tracking"]["enabled"])
         self.uri = tracking_uri(cfg)
         self.experiment_name = cfg["tracking"]["experiment"]
         self.artifact_root = str(Path(cfg["results_dir"]).resolve() / "mlartifacts")
         self._client = None
-        self._experiment_id = None
-
-    # -- setup ----------------------------------------------------------------
-    @property
-    def client(self):
-        if self._client is None:
-            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-            logging.getLogger("alembic").setLevel(logging.WARNING)
-            logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-            from mlflow.tracking import MlflowClient
-
-            with self._store_lock():
-                self._client = MlflowClient(tracking_uri=self.uri)
-                exp = _retry(self._client.get_experiment_by_name, self.experiment_name)
-                if exp is None:
-                    try:
-                        self._experiment_id = _retry(self._client.create_experiment, self.experiment_name,
-                                                     artifact_location=Path(self.artifact_root).as_uri())
-                    except Exception:  # created meanwhile by a job on another store client
-                        exp = _retry(self._client.get_experiment_by_name, self.experiment_name)
-                        if exp is None:
-                            raise
-                        self._experiment_id = exp.experiment_id
-                else:
-                    self._experiment_id = exp.experiment_id
-        return self._client
-
-    @contextlib.contextmanager
-    def _store_lock(self) -> Iterator[None]:
-        """Serialise the first creation/migration of a local SQLite store across processes."""
-        if not self.uri.startswith("sqlite:///"):
-            yield
-            return
-        db = Path(self.uri[len("sqlite:///"):])
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with open(str(db) + ".lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    @property
-    def experiment_id(self) -> str:
-        _ = self.client
-        return self._experiment_id
-
-    # -- runs -----------------------------------------------------------------
-    def find_run(self, stage: str, ids: Mapping[str, Any]):
-        conds = [f"tags.`{tag('stage')}` = '{stage}'"]
-        for k, v in sorted(ids.items()):
-            conds.append(f"tags.`{tag(k)}` = '{v}'")
-        runs = _retry(self.client.search_runs, [self.experiment_id], filter_string=" and ".join(conds),
-                      max_results=2, order_by=["attributes.start_time ASC"])
-        return runs[0] if runs else None
-
-    def start(self, stage: str, ids: Mapping[str, Any], *, parent: Any = None, params: Mapping | None = None,
-              reuse: bool = True):
-        """Find the run with these identifying tags (``reuse``) or create it; returns an object with run_id."""
+        self._proc: subprocess.Popen | None = None
+        self._fh = None
+        self.spool: Path | None = None
         if not self.enabled:
-            return _NullRun()
-        ids = {k: str(v) for k, v in ids.items() if v is not None}
-        run = self.find_run(stage, ids) if reuse else None
-        if run is not None:
-            if run.info.status != "RUNNING":
-                _retry(self.client.update_run, run.info.run_id, status="RUNNING")
-            return run.info
-        tags = {tag(k): v for k, v in ids.items()}
-        tags[tag("stage")] = stage
-        tags[tag("code_version")] = code_version()
-        parent_id = getattr(parent, "run_id", parent)
-        if parent_id:
-            tags[PARENT_TAG] = parent_id
-        run = _retry(self.client.create_run, self.experiment_id, tags=tags, run_name=run_name(stage, ids))
+            return
+        d = spool_dir(cfg)
+        d.mkdir(parents=True, exist_ok=True)
+        self.spool = d / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self._fh = open(self.spool, "a", encoding="utf-8")
+        if start_replayer:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "workflow_lib.tracking_replay", "--uri", self.uri,
+                 "--experiment", self.experiment_name, "--artifact-root", self.artifact_root,
+                 "--parent-pid", str(os.getpid()), str(self.spool)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        atexit.register(self.close)
+
+    # -- events -----------------------------------------------------------------
+    def _emit(self, op: str, **fields) -> None:
+        if self._fh is None:
+            return
+        event = {"op": op, "time_ms": int(time.time() * 1000), **fields}
+        self._fh.write(json.dumps(event, default=str) + "\n")
+        self._fh.flush()
+
+    def start(self, stage: str, ids: Mapping[str, Any], *, parent: RunRef | None = None,
+              params: Mapping | None = None) -> RunRef:
+        """Open (find again, or create) the run with these identifying tags."""
+        run = RunRef(stage, ids)
+        self._emit("start", run=run.ref(), name=run_name(stage, run.ids), parent=parent.ref() if parent else None,
+                   code_version=code_version())
         if params:
-            self.log_params(run.info, params)
-        return run.info
+            self.log_params(run, params)
+        return run
 
-    def log_params(self, run, params: Mapping[str, Any]) -> None:
-        if not self.enabled or run.run_id is None:
-            return
-        from mlflow.entities import Param
+    def log_params(self, run: RunRef, params: Mapping[str, Any]) -> None:
+        self._emit("params", run=run.ref(), params={k: str(v)[:6000] for k, v in flatten(params).items()})
 
-        flat = _flatten(params)
-        existing = _retry(self.client.get_run, run.run_id).data.params
-        new = [Param(k, str(v)[:6000]) for k, v in flat.items() if k not in existing]
-        for i in range(0, len(new), 100):
-            _retry(self.client.log_batch, run.run_id, params=new[i:i + 100])
+    def log_metrics(self, run: RunRef, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        values = {k: float(v) for k, v in flatten(metrics).items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+        if values:
+            self._emit("metrics", run=run.ref(), metrics=values, step=int(step or 0))
 
-    def log_metrics(self, run, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        if not self.enabled or run.run_id is None:
-            return
-        from mlflow.entities import Metric
+    def set_tags(self, run: RunRef, tags: Mapping[str, Any]) -> None:
+        self._emit("tags", run=run.ref(), tags={k: str(v) for k, v in tags.items()})
 
-        now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step or 0) for k, v in _flatten(metrics).items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
-        for i in range(0, len(items), 500):
-            _retry(self.client.log_batch, run.run_id, metrics=items[i:i + 500])
+    def log_artifact(self, run: RunRef, path: str) -> None:
+        self._emit("artifact", run=run.ref(), path=str(Path(path).resolve()))
 
-    def set_tags(self, run, tags: Mapping[str, Any]) -> None:
-        if not self.enabled or run.run_id is None:
-            return
-        for k, v in tags.items():
-            _retry(self.client.set_tag, run.run_id, k, str(v))
-
-    def log_artifact(self, run, path: str) -> None:
-        if not self.enabled or run.run_id is None:
-            return
-        _retry(self.client.log_artifact, run.run_id, path)
-
-    def end(self, run, status: str = "FINISHED") -> None:
-        if not self.enabled or run.run_id is None:
-            return
-        _retry(self.client.set_terminated, run.run_id, status=status)
+    def end(self, run: RunRef, status: str = "FINISHED") -> None:
+        self._emit("end", run=run.ref(), status=status)
 
     @contextlib.contextmanager
-    def run(self, stage: str, ids: Mapping[str, Any], *, parent: Any = None, params: Mapping | None = None):
+    def run(self, stage: str, ids: Mapping[str, Any], *, parent: RunRef | None = None,
+            params: Mapping | None = None) -> Iterator[RunRef]:
         """Context manager: FINISHED on success, KILLED on TrialPruned/KeyboardInterrupt, FAILED otherwise."""
         r = self.start(stage, ids, parent=parent, params=params)
         try:
             yield r
         except BaseException as exc:
-            status = "KILLED" if type(exc).__name__ in ("TrialPruned", "KeyboardInterrupt") else "FAILED"
-            with contextlib.suppress(Exception):
-                self.end(r, status)
+            self.end(r, "KILLED" if type(exc).__name__ in ("TrialPruned", "KeyboardInterrupt") else "FAILED")
             raise
         else:
             self.end(r, "FINISHED")
 
+    # -- lifecycle ----------------------------------------------------------------
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> bool:
+        """Mark the spool complete and wait for the replayer to apply it. True if all was applied."""
+        if self._fh is None:
+            return True
+        self._emit("close")
+        self._fh.close()
+        self._fh = None
+        if self._proc is None:
+            return False
+        try:
+            _, err = self._proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("MLflow tracking did not finish within %.0fs; the events stay in %s and the next job "
+                        "replays them", timeout, self.spool)
+            return False
+        if self._proc.returncode != 0:
+            log.warning("MLflow tracking replay failed (exit %s); events kept in %s for the next job:\n%s",
+                        self._proc.returncode, self.spool, (err or "")[-2000:])
+            return False
+        return True
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
+    def flush(self) -> bool:
+        """Apply everything recorded so far, now (in this process). For tests and tools."""
+        ok = self.close()
+        return ok
+
+    @property
+    def client(self):
+        """An MLflow client on the same store, for reading runs back (tests, tools)."""
+        if self._client is None:
+            from workflow_lib.tracking_replay import Replayer
+
+            self._client = Replayer(self.uri, self.experiment_name, self.artifact_root).client
+        return self._client
+
+    def find_run(self, stage: str, ids: Mapping[str, Any]):
+        from workflow_lib.tracking_replay import Replayer
+
+        rep = Replayer(self.uri, self.experiment_name, self.artifact_root)
+        return rep.find_run(run_tags(stage, {k: str(v) for k, v in ids.items()}))

@@ -37,25 +37,52 @@ def test_nesting_and_find_again(cfg):
     with tr.run("trial", {"trial_key": "t" * 12, "trial_number": 0}, parent=study, params={"lr": 0.1}) as trial:
         with tr.run("fold", {"trial_key": "t" * 12, "fold": 0}, parent=trial) as fold:
             tr.log_metrics(fold, {"train_loss": 0.5}, step=1)
-    # a second process asking for the same fold finds the same run (no duplicate fold runs)
+    tr.end(study)
+    assert tr.close() is True
+    assert not list(tr.spool.parent.glob("*.jsonl")), "an applied spool is removed"
+    # a later job asking for the same fold logs into the same run (no duplicate fold runs)
     tr2 = Tracker(cfg)
-    again = tr2.start("fold", {"trial_key": "t" * 12, "fold": 0})
-    assert again.run_id == fold.run_id
-    run = tr2.client.get_run(fold.run_id)
-    assert run.data.tags[PARENT_TAG] == trial.run_id
-    assert run.data.tags[tag("stage")] == "fold"
-    assert run.data.tags[tag("code_version")]
-    assert run.data.metrics["train_loss"] == 0.5
-    assert tr2.client.get_run(trial.run_id).data.params["lr"] == "0.1"
-    assert tr2.client.get_run(trial.run_id).info.status == "FINISHED"
+    with tr2.run("fold", {"trial_key": "t" * 12, "fold": 0}) as again:
+        tr2.log_metrics(again, {"train_loss": 0.25}, step=2)
+    assert tr2.close() is True
+    runs = tr2.client.search_runs([tr2.client.get_experiment_by_name("redsm5").experiment_id])
+    assert sorted(r.data.tags[tag("stage")] for r in runs) == ["fold", "study", "trial"]
+    f = tr2.find_run("fold", {"trial_key": "t" * 12, "fold": 0})
+    t = tr2.find_run("trial", {"trial_key": "t" * 12, "trial_number": 0})
+    assert f.data.tags[PARENT_TAG] == t.info.run_id
+    assert f.data.tags[tag("code_version")]
+    hist = tr2.client.get_metric_history(f.info.run_id, "train_loss")
+    assert sorted((m.step, m.value) for m in hist) == [(1, 0.5), (2, 0.25)]
+    assert t.data.params["lr"] == "0.1"
+    assert t.info.status == "FINISHED"
 
 
 def test_failed_run_is_marked(cfg):
     tr = Tracker(cfg)
     with pytest.raises(RuntimeError):
-        with tr.run("refit", {"trial_key": "f" * 12}) as r:
+        with tr.run("refit", {"trial_key": "f" * 12}):
             raise RuntimeError("boom")
-    assert tr.client.get_run(r.run_id).info.status == "FAILED"
+    assert tr.close()
+    assert tr.find_run("refit", {"trial_key": "f" * 12}).info.status == "FAILED"
+
+
+def test_orphaned_spool_is_replayed_by_the_next_job(cfg):
+    """A job killed before its events were applied: the next job's replayer applies them."""
+    tr = Tracker(cfg, start_replayer=False)
+    with tr.run("benchmark", {"trial_key": "e" * 12}) as r:
+        tr.log_metrics(r, {"p95": 3.0})
+    tr._fh.close()
+    tr._fh = None  # the writer "dies" without a close event and without a replayer
+    spool = tr.spool
+    # pretend the writer's pid is dead: rename to a pid that cannot exist
+    dead = spool.with_name(spool.name.replace(f"-{__import__('os').getpid()}-", "-999999999-"))
+    spool.rename(dead)
+    tr2 = Tracker(cfg)
+    tr2.start("selection", {"selection_key": "c" * 12})
+    assert tr2.close()
+    run = tr2.find_run("benchmark", {"trial_key": "e" * 12})
+    assert run is not None and run.data.metrics["p95"] == 3.0
+    assert not dead.exists()
 
 
 def test_parallel_processes_share_a_new_store(cfg, repo):
@@ -70,6 +97,7 @@ def test_parallel_processes_share_a_new_store(cfg, repo):
         with tr.run("study", {{"backbone": "b", "study_key": "a" * 12, "variant": 1, "worker": w}}) as r:
             for i in range(30):
                 tr.log_metrics(r, {{"m": i}}, step=i)
+        assert tr.close()
         print("ok", w)
     """)
     procs = [subprocess.Popen([sys.executable, "-c", code, str(w)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -77,8 +105,8 @@ def test_parallel_processes_share_a_new_store(cfg, repo):
     outs = [p.communicate(timeout=180) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
-    tr = Tracker(cfg)
-    runs = tr.client.search_runs([tr.experiment_id])
+    tr = Tracker(cfg, start_replayer=False)
+    runs = tr.client.search_runs([tr.client.get_experiment_by_name("redsm5").experiment_id])
     assert len(runs) == 3
     for r in runs:
         assert len(tr.client.get_metric_history(r.info.run_id, "m")) == 30
