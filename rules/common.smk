@@ -108,7 +108,7 @@ def final_inputs(wildcards):
     return {
         "selection": selection_report_path(),
         "summary": study["summary"],
-        "refit": f"{L.refit_dir(sel['trial_key'])}/metrics.json",
+        "refit": L.refit_metrics(sel["trial_key"]),
         "posts": data_file("posts.jsonl"),
         "splits": data_file("splits.json"),
     }

@@ -3,9 +3,9 @@ rule final:
         unpack(final_inputs),
     output:
         report=L.evaluation_report("{final_key}"),
-        manifest=f"{L.final_dir('{final_key}')}/model/manifest.json",
+        manifest=L.final_manifest("{final_key}"),
     params:
-        out_dir=lambda wc, output: os.path.dirname(output.report),
+        model_dir=lambda wc, output: os.path.dirname(output.manifest),
         data_dir=lambda wc, input: os.path.dirname(input.posts),
         final=CFG["final"],
     conda:

@@ -4,12 +4,12 @@ rule refit:
         posts=data_file("posts.jsonl"),
         splits=data_file("splits.json"),
     output:
-        manifest=f"{L.refit_dir('{trial_key}')}/model/manifest.json",
-        metrics=f"{L.refit_dir('{trial_key}')}/metrics.json",
+        manifest=L.refit_manifest("{trial_key}"),
+        metrics=L.refit_metrics("{trial_key}"),
     params:
         refit=CFG["refit"],
         data_dir=lambda wc, input: os.path.dirname(input.posts),
-        out_dir=lambda wc, output: os.path.dirname(output.metrics),
+        model_dir=lambda wc, output: os.path.dirname(output.manifest),
     conda:
         "../envs/environment.yaml"
     log:
@@ -21,7 +21,7 @@ rule refit:
 
 rule benchmark:
     input:
-        manifest=f"{L.refit_dir('{trial_key}')}/model/manifest.json",
+        manifest=L.refit_manifest("{trial_key}"),
     output:
         L.benchmark("{trial_key}"),
     params:

@@ -5,4 +5,5 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg, threads = jobs.start(smk)
 stages.final(cfg, selection_path=smk.input.selection, summary_path=smk.input.summary,
              refit_metrics_path=smk.input.refit, data_dir=smk.params.data_dir,
-             final_key=smk.wildcards.final_key, out_dir=smk.params.out_dir, threads=threads)
+             final_key=smk.wildcards.final_key, model_dir=smk.params.model_dir, report_path=smk.output.report,
+             threads=threads)

@@ -149,6 +149,12 @@ def resolve(raw: Mapping) -> dict:
                 raise ConfigError(f"invalid config:\n  - encoders.{name}.tiny: hidden_size "
                                   f"{spec['tiny']['hidden_size']} must be divisible by num_attention_heads "
                                   f"{spec['tiny']['num_attention_heads']}")
+    freeze = cfg["training"]["freeze_layers"]
+    for name in cfg["backbones"]:
+        spec = cfg["encoders"][name]
+        if spec["source"] == "tiny" and freeze > spec["tiny"]["num_hidden_layers"]:
+            raise ConfigError(f"invalid config:\n  - training.freeze_layers: {freeze} but encoder {name!r} has "
+                              f"{spec['tiny']['num_hidden_layers']} layer(s); use at most that many")
     if cfg["data"]["source"] == "local" and not cfg["data"]["local_path"]:
         raise ConfigError("invalid config:\n  - data.local_path: required when data.source is 'local'; "
                           "set it to a folder with posts.csv and annotations.csv")

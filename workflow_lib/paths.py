@@ -62,8 +62,14 @@ class Layout:
     def refit_dir(self, trial_key: str) -> str:
         return f"{self.root}/refit/{trial_key}"
 
+    def refit_model_dir(self, trial_key: str) -> str:
+        return f"{self.refit_dir(trial_key)}/model"
+
     def refit_manifest(self, trial_key: str) -> str:
-        return f"{self.refit_dir(trial_key)}/manifest.json"
+        return f"{self.refit_model_dir(trial_key)}/manifest.json"
+
+    def refit_metrics(self, trial_key: str) -> str:
+        return f"{self.refit_dir(trial_key)}/metrics.json"
 
     def benchmark(self, trial_key: str) -> str:
         return f"{self.root}/benchmark/{trial_key}/benchmark.json"
@@ -82,6 +88,9 @@ class Layout:
 
     def evaluation_report(self, final_key: str) -> str:
         return f"{self.final_dir(final_key)}/evaluation_report.json"
+
+    def final_manifest(self, final_key: str) -> str:
+        return f"{self.final_dir(final_key)}/model/manifest.json"
 
     def log(self, rule: str, name: str = "") -> str:
         return f"{self.root}/logs/{rule}/{name or rule}.log"

@@ -67,7 +67,7 @@ def hpo_summary(cfg: Mapping, *, backbone: str, study_key: str, variant: int, da
 
 
 # -- refit -------------------------------------------------------------------------
-def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, out_dir: str,
+def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, model_dir: str, metrics_path: str,
           threads: int | None = None) -> dict:
     """Best trial's configuration on the full train split, early-stopped on validation;
     decision thresholds tuned on the validation predictions."""
@@ -95,7 +95,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, out
         thresholds = tune_thresholds(y_val, res.val_probs)
         for h in res.history:
             tracker.log_metrics(run, {k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
-        manifest = save_checkpoint(Path(out_dir) / "model", res.model, res.tokenizer, backbone_spec=spec,
+        manifest = save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec,
                                    train_cfg=tcfg, meta={**ids, "stage": "refit", "best_epoch": res.best_epoch})
         metrics = {
             **ids,
@@ -111,7 +111,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, out
         }
         tracker.log_metrics(run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric],
                                   "best_epoch": res.best_epoch})
-        write_json(Path(out_dir) / "metrics.json", metrics)
+        write_json(metrics_path, metrics)
     tracker.close()
     log.info("refit %s: best epoch %d, validation %s %.4f; %d files in checkpoint", trial_key, res.best_epoch,
              metric, metrics["validation"]["at_0.5"][metric], len(manifest["files"]))
@@ -174,7 +174,7 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
 
 # -- final ---------------------------------------------------------------------------
 def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics_path: str, data_dir: str,
-          final_key: str, out_dir: str, threads: int | None = None) -> dict:
+          final_key: str, model_dir: str, report_path: str, threads: int | None = None) -> dict:
     """Train the selected configuration on train+validation; evaluate once on test."""
     from workflow_lib.checkpoint import manifest_digest, save_checkpoint
     from workflow_lib.data.prepare import load_prepared
@@ -204,7 +204,6 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
         res = train(spec, tcfg, prepared.texts(fit_ids), prepared.labels(fit_ids), epochs=epochs,
                     progress_desc=f"final {backbone}", threads=threads)
         seconds = time.perf_counter() - t0
-        model_dir = Path(out_dir) / "model"
         save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
                         meta={**lineage, "stage": "final", "epochs": epochs})
         # The one and only read of the test split.
@@ -233,7 +232,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
         m = report["metrics"]["test"]
         tracker.log_metrics(run, {"test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"],
                                   "test_accuracy": m["accuracy"]})
-        write_json(Path(out_dir) / "evaluation_report.json", report, kind="evaluation_report")
+        write_json(report_path, report, kind="evaluation_report")
     tracker.close()
     log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)", backbone, m["macro_f1"], m["micro_f1"],
              len(test_ids))

@@ -14,9 +14,13 @@ def test_shipped_configs_validate(base_config, smoke_config):
     assert base_config["training"]["eval_batch_size"] == 64
     assert base_config["tracking"]["enabled"] is True
     assert base_config["run"]["mode"]["benchmark"] is None
-    # a null search-space entry removes a parameter the earlier file declared
-    assert "loss" in base_config["hpo"]["search_space"]
-    assert "loss" not in smoke_config["hpo"]["search_space"]
+    assert smoke_config["training"]["freeze_layers"] == 0
+
+
+def test_null_search_space_entry_removes_a_parameter(repo):
+    cfg = config.load(repo / "config" / "config.yaml", overrides={"hpo": {"search_space": {"head": None}}})
+    assert "head" not in cfg["hpo"]["search_space"]
+    assert "learning_rate" in cfg["hpo"]["search_space"]
 
 
 def _load(repo, overrides):

@@ -46,10 +46,44 @@ def hidden_size_of(encoder: nn.Module) -> int:
     raise ValueError(f"cannot tell the hidden size of {type(encoder).__name__}")
 
 
+def encoder_layers(encoder: nn.Module) -> tuple[nn.Module | None, nn.ModuleList]:
+    """(embeddings, transformer layers) of a BERT-, RoBERTa-, ELECTRA- or DistilBERT-style encoder."""
+    emb = getattr(encoder, "embeddings", None)
+    for path in ("encoder.layer", "transformer.layer", "layers", "layer"):
+        mod = encoder
+        for attr in path.split("."):
+            mod = getattr(mod, attr, None)
+            if mod is None:
+                break
+        if isinstance(mod, nn.ModuleList):
+            return emb, mod
+    raise ValueError(f"cannot find the transformer layers of {type(encoder).__name__} to freeze; "
+                     f"set training.freeze_layers: 0 for this encoder")
+
+
+def freeze_bottom(encoder: nn.Module, n_layers: int) -> int:
+    """Freeze the embeddings and the lowest ``n_layers`` transformer layers; return the layer count.
+
+    Gradients then stop at the first trainable layer, so a step costs the forward pass plus
+    the backward pass of the top layers only.
+    """
+    if n_layers <= 0:
+        return 0
+    emb, layers = encoder_layers(encoder)
+    if n_layers > len(layers):
+        raise ValueError(f"training.freeze_layers is {n_layers} but the encoder has {len(layers)} layers; "
+                         f"use at most {len(layers)}")
+    for module in ([emb] if emb is not None else []) + list(layers[:n_layers]):
+        for p in module.parameters():
+            p.requires_grad_(False)
+    return n_layers
+
+
 def assemble(encoder: nn.Module, train_cfg: Mapping[str, Any], n_labels: int = len(SYMPTOMS),
              max_length: int | None = None) -> CriteriaClassifier:
     """Wrap an encoder with the pooling and head named in ``train_cfg`` (fresh head weights)."""
     hidden = hidden_size_of(encoder)
+    freeze_bottom(encoder, int(train_cfg.get("freeze_layers", 0)))
     pooling = build_pooling(train_cfg.get("pooling", "mean"), hidden)
     head = build_head(train_cfg.get("head", "linear"), pooling.output_size, n_labels,
                       hidden=int(train_cfg.get("head_hidden", 256)), dropout=float(train_cfg.get("dropout", 0.1)))
