@@ -1,5 +1,4 @@
 """Snakemake adapter for rule hpo_worker: run this worker's share of the Optuna study."""
-from pathlib import Path
 
 from workflow_lib import jobs
 from workflow_lib.hpo import run_worker

@@ -10,11 +10,10 @@ a failed trial, or when another trial proposes the same configuration.
 from __future__ import annotations
 
 import logging
-import math
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import optuna

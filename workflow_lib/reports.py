@@ -85,12 +85,17 @@ def write_json(path, obj, kind: str | None = None) -> None:
     data = to_jsonable(obj)
     if kind is not None:
         validate_report(kind, data)
-    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write a text file atomically: temporary file in the same folder, fsync, rename, fsync the folder.
+    A reader sees the old file or the new one, never a torn one. The single file writer of the project."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

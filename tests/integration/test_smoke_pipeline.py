@@ -9,7 +9,7 @@ import pytest
 
 from workflow_lib.reports import validate_report
 
-from .conftest import kill_group, run_snakemake, start_snakemake, wait_for
+from snakerun import kill_group, run_snakemake, start_snakemake, wait_for
 
 pytestmark = pytest.mark.integration
 N_TRIALS, N_FOLDS, BACKBONES = 3, 2, ("tiny-a", "tiny-b")

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -29,6 +27,7 @@ from workflow_lib.data.align import align
 from workflow_lib.data.loader import TRUNCATION_POLICY, DataError, RawData, load_raw, source_fingerprint
 from workflow_lib.data.splits import make_folds, split_posts
 from workflow_lib.provenance import code_version
+from workflow_lib.reports import atomic_write_text
 from workflow_lib.symptoms import INDEX, SYMPTOMS
 
 log = logging.getLogger(__name__)
@@ -38,23 +37,6 @@ SPLITS = ("train", "validation", "test")
 
 
 # ------------------------------------------------------------------------------------------------ writing
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
 
 def _json(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
@@ -204,11 +186,11 @@ def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
     card_path = out / "data_card.json"  # removed first: a stale card must never describe new files
     if card_path.exists():
         card_path.unlink()
-    _atomic_write(out / "posts.jsonl",
+    atomic_write_text(out / "posts.jsonl",
                   "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records))
-    _atomic_write(out / "splits.json", _json(splits))
-    _atomic_write(out / "folds.json", _json({"n_folds": n_folds, "seed": seed, "folds": folds}))
-    _atomic_write(card_path, _json(card))
+    atomic_write_text(out / "splits.json", _json(splits))
+    atomic_write_text(out / "folds.json", _json({"n_folds": n_folds, "seed": seed, "folds": folds}))
+    atomic_write_text(card_path, _json(card))
     log.info("prepared %d posts into %s (splits %s; alignment %s)", len(records), out,
              {k: len(v) for k, v in splits.items()}, alignment)
     return card
