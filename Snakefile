@@ -4,6 +4,7 @@ import os
 import sys
 
 from workflow_lib import config as config_lib
+from workflow_lib import jobs
 from workflow_lib.plan import Plan
 
 
@@ -14,6 +15,12 @@ try:
     CFG = config_lib.resolve(config)
 except config_lib.ConfigError as exc:
     sys.exit(f"Configuration error (config/config.yaml and any --configfile/--config given):\n{exc}")
+
+if workflow.is_main_process and not workflow.dryrun:
+    try:
+        jobs.acquire_run_lock()
+    except jobs.RunLockedError as exc:
+        sys.exit(str(exc))
 
 PLAN = Plan(CFG)
 L = PLAN.layout

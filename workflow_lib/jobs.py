@@ -41,3 +41,40 @@ def start(smk: Any) -> tuple[dict, int]:
     logging.getLogger("workflow_lib.jobs").info("rule %s, wildcards %s, %d thread(s)", smk.rule,
                                                 dict(smk.wildcards.items()), threads)
     return cfg, threads
+
+
+class RunLockedError(RuntimeError):
+    """Another snakemake run is active in the same working directory."""
+
+
+_RUN_LOCK = None
+
+
+def acquire_run_lock(path: str = ".snakemake/pipeline.lock"):
+    """Hold an OS lock on ``path`` for the life of this process; fail at once if another run holds it.
+
+    Unlike Snakemake's own lock files, the kernel drops this lock when the process dies, so a run
+    killed with SIGKILL (or by a wall-time limit) is followed by a plain rerun of the same command:
+    no ``--unlock`` needed. The profiles therefore set ``nolock: true``.
+    """
+    import fcntl
+
+    global _RUN_LOCK
+    if _RUN_LOCK is not None:
+        return _RUN_LOCK
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise RunLockedError(f"another snakemake run is active in {os.getcwd()} (pid {holder}; lock {path}). "
+                             f"Wait for it to finish, or stop it, then run the command again.") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    _RUN_LOCK = fh
+    return fh
