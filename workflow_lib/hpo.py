@@ -24,7 +24,7 @@ from workflow_lib.paths import Layout
 from workflow_lib.provenance import code_version
 from workflow_lib.reports import read_json, write_json
 from workflow_lib.search_space import suggest, trial_training_config
-from workflow_lib.tracking import Tracker
+from workflow_lib.tracking import RunRef, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric:
 
 
 def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, study_dir: str, worker: str,
-                   tracker: Tracker, study_run, threads: int | None):
+                   tracker: Tracker, study_run: RunRef, threads: int | None):
     spec = cfg["encoders"][backbone]
     metric = cfg["hpo"]["metric"]
     space = cfg["hpo"]["search_space"]
@@ -127,7 +127,7 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                "study_key": study_run.ids["study_key"], "variant": study_run.ids["variant"]}
         scores: list[float] = []
         reused = 0
-        with tracker.run("trial", ids, parent=study_run.run, params={"params": params, "config": tcfg}) as trun:
+        with tracker.run("trial", ids, parent=study_run, params={"params": params, "config": tcfg}) as trun:
             for fold in prepared.folds:
                 k = fold["fold"]
                 path = Layout.fold_metrics(study_dir, tkey, k)
@@ -165,11 +165,6 @@ def _std(xs) -> float:
     return statistics.pstdev(xs) if len(xs) > 1 else 0.0
 
 
-class _StudyRun:
-    def __init__(self, run, ids):
-        self.run, self.ids = run, ids
-
-
 def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, worker: str, data_key: str,
                data_dir: str, threads: int | None = None) -> dict:
     """Run this worker's share of the study until it holds n_trials finished (complete or pruned) trials."""
@@ -183,7 +178,7 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
     recover_stale_trials(study, worker)
     n_trials = cfg["hpo"]["n_trials"]
     ids = {"backbone": backbone, "study_key": study_key, "variant": variant, "data_key": data_key}
-    srun = _StudyRun(tracker.start("study", ids, params={"hpo": cfg["hpo"], "training": cfg["training"]}), ids)
+    srun = tracker.start("study", ids, params={"hpo": cfg["hpo"], "training": cfg["training"]})
     objective = make_objective(cfg, backbone=backbone, data_key=data_key, prepared=prepared, study_dir=study_dir,
                                worker=worker, tracker=tracker, study_run=srun, threads=threads)
     progress = StudyProgress(n_trials)
@@ -196,7 +191,7 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
         # one trial at a time, re-counting between trials so parallel workers stop at n_trials
         study.sampler = make_sampler(cfg, n)
         study.optimize(objective, n_trials=1, catch=(), callbacks=[progress])
-    tracker.end(srun.run)
+    tracker.end(srun)
     tracker.close()
     return {"finished": finished(), "n_trials": n_trials}
 
