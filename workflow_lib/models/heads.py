@@ -6,20 +6,15 @@ hidden, dropout)`` and ignores settings it does not use, so callers never change
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
+
+from workflow_lib.models.registry import registrar
 
 HEADS: dict[str, type["Head"]] = {}
 
 
-def register(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        HEADS[name] = cls
-        cls.name = name
-        return cls
-    return deco
+register = registrar(HEADS)
 
 
 class Head(nn.Module):

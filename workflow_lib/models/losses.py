@@ -7,23 +7,18 @@
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workflow_lib.models.registry import registrar
+
 LOSSES: dict[str, type["Loss"]] = {}
 MAX_POS_WEIGHT = 50.0
 
 
-def register(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        LOSSES[name] = cls
-        cls.name = name
-        return cls
-    return deco
+register = registrar(LOSSES)
 
 
 def class_weights(labels: np.ndarray, max_weight: float = MAX_POS_WEIGHT) -> torch.Tensor:

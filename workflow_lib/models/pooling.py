@@ -7,20 +7,15 @@ receives them as ``all_hidden_states`` (tuple of (B, T, H), embeddings first).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
+
+from workflow_lib.models.registry import registrar
 
 POOLING: dict[str, type["Pooling"]] = {}
 
 
-def register(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        POOLING[name] = cls
-        cls.name = name
-        return cls
-    return deco
+register = registrar(POOLING)
 
 
 class Pooling(nn.Module):
