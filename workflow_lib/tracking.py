@@ -209,11 +209,6 @@ class Tracker:
             return False
         return True
 
-    def flush(self) -> bool:
-        """Apply everything recorded so far, now (in this process). For tests and tools."""
-        ok = self.close()
-        return ok
-
     @property
     def client(self):
         """An MLflow client on the same store, for reading runs back (tests, tools)."""
