@@ -180,8 +180,19 @@ def load(*paths: str | Path, overrides: Mapping | None = None) -> dict:
 def validate_training(train_cfg: Mapping, what: str = "training config") -> dict:
     """Validate (and complete) one training configuration - fixed settings merged with a trial's params."""
     schema = load_schema("config")
-    cfg = copy.deepcopy(dict(train_cfg))
-    validator = _DefaultFilling({**schema["$defs"]["training"], "$defs": schema["$defs"]})
+    return _complete(train_cfg, schema["$defs"]["training"], what)
+
+
+def validate_data(data_cfg: Mapping, what: str = "data config") -> dict:
+    """Validate (and complete with the schema's defaults) a ``data`` section."""
+    schema = load_schema("config")
+    return _complete(data_cfg, schema["properties"]["data"], what)
+
+
+def _complete(obj: Mapping, subschema: Mapping, what: str) -> dict:
+    schema = load_schema("config")
+    cfg = copy.deepcopy(dict(obj))
+    validator = _DefaultFilling({**subschema, "$defs": schema["$defs"]})
     errors = list(validator.iter_errors(cfg))
     if errors:
         lines = sorted({_describe(e, "config") for e in errors})

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from workflow_lib import metrics as metrics_mod
+from workflow_lib.config import validate_training
 from workflow_lib.models.losses import build_loss
 from workflow_lib.models.model import build_model
 
@@ -124,9 +125,10 @@ def _no_decay(module: nn.Module) -> set[int]:
 
 def build_optimizer(model: nn.Module, train_cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
     """AdamW: encoder at learning_rate, pooling + head at head_learning_rate (or learning_rate)."""
-    lr = float(train_cfg.get("learning_rate", 5e-5))
-    head_lr = float(train_cfg.get("head_learning_rate") or lr)
-    wd = float(train_cfg.get("weight_decay", 0.0))
+    train_cfg = validate_training(train_cfg)
+    lr = float(train_cfg["learning_rate"])
+    head_lr = float(train_cfg["head_learning_rate"] or lr)
+    wd = float(train_cfg["weight_decay"])
     skip = _no_decay(model)
     encoder = getattr(model, "encoder", None)
     enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
@@ -229,11 +231,12 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Se
     raises (e.g. optuna.TrialPruned) propagates. ``device`` None: CUDA when available, else CPU.
     """
     t_start = time.perf_counter()
-    n_threads = configure_threads(threads if threads is not None else train_cfg.get("threads"))
-    epochs = int(epochs if epochs is not None else train_cfg.get("epochs", 3))
+    train_cfg = validate_training(train_cfg)
+    n_threads = configure_threads(threads if threads is not None else train_cfg["threads"])
+    epochs = int(epochs if epochs is not None else train_cfg["epochs"])
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    seed = int(train_cfg.get("seed", 42))
+    seed = int(train_cfg["seed"])
     set_seed(seed)
 
     model, tokenizer = build_model(spec, train_cfg, n_labels=np.asarray(train_labels).shape[1])
@@ -250,9 +253,9 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Se
         if y_val.shape != (len(val_texts), y_train.shape[1]):
             raise ValueError(f"val_labels: expected shape ({len(val_texts)}, {y_train.shape[1]}), got {y_val.shape}")
 
-    loss_fn = build_loss(train_cfg.get("loss", "bce"), train_labels=y_train.numpy()).to(device)
-    batch_size = int(train_cfg.get("batch_size", 16))
-    eval_batch_size = int(train_cfg.get("eval_batch_size", 64))
+    loss_fn = build_loss(train_cfg["loss"], train_labels=y_train.numpy()).to(device)
+    batch_size = int(train_cfg["batch_size"])
+    eval_batch_size = int(train_cfg["eval_batch_size"])
     n = len(train_enc)
     if n == 0:
         raise ValueError("no training texts")
@@ -260,7 +263,7 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Se
     total_steps = steps_per_epoch * epochs
     optimizer = build_optimizer(model, train_cfg)
     scheduler = linear_schedule(optimizer, total_steps,
-                                math.ceil(total_steps * float(train_cfg.get("warmup_ratio", 0.0))))
+                                math.ceil(total_steps * float(train_cfg["warmup_ratio"])))
     max_grad_norm = train_cfg.get("max_grad_norm")
     params = [p for p in model.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(seed)

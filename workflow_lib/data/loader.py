@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from workflow_lib.config import validate_data
 from workflow_lib.keys import digest, file_sha256
 from workflow_lib.symptoms import EXTRA_LABELS, SYMPTOMS
 
@@ -90,18 +91,19 @@ class RawData:
 
 def source_fingerprint(data_cfg: dict) -> dict:
     """A cheap description of the data source that changes whenever its content can change."""
-    source = data_cfg.get("source", "embedded")
+    data_cfg = validate_data(data_cfg)
+    source = data_cfg["source"]
     if source == "embedded":
         from workflow_lib.data.synthetic import GENERATOR_VERSION
 
-        emb = data_cfg.get("embedded") or {}
+        emb = data_cfg["embedded"]
         return {"kind": "embedded", "generator_version": GENERATOR_VERSION,
-                "n_posts": int(emb.get("n_posts", 800)), "seed": int(emb.get("seed", 13))}
+                "n_posts": int(emb["n_posts"]), "seed": int(emb["seed"])}
     if source == "local":
         folder = _local_folder(data_cfg)
         return {"kind": "local", "path": str(folder), "sha256": folder_sha256(folder)}
     if source == "hub":
-        hub = data_cfg.get("hub") or {}
+        hub = data_cfg["hub"]
         resolved, _ = _resolve_hub(hub)
         return {"kind": "hub", "id": hub.get("id"), "revision_requested": hub.get("revision"),
                 "resolved_revision": resolved}
@@ -245,22 +247,23 @@ def _hub_snapshot(hub: dict) -> tuple[Path, str]:
 
 def load_raw(data_cfg: dict, work_dir) -> RawData:
     """Load the configured source; raise DataError on any input problem."""
-    source = data_cfg.get("source", "embedded")
-    max_chars = int(data_cfg.get("max_post_chars", 20000))
+    data_cfg = validate_data(data_cfg)
+    source = data_cfg["source"]
+    max_chars = int(data_cfg["max_post_chars"])
     if source == "embedded":
         from workflow_lib.data.synthetic import GENERATOR_VERSION, generate
 
-        emb = data_cfg.get("embedded") or {}
+        emb = data_cfg["embedded"]
         folder = Path(work_dir) / "source"
-        generate(folder, n_posts=int(emb.get("n_posts", 800)), seed=int(emb.get("seed", 13)))
+        generate(folder, n_posts=int(emb["n_posts"]), seed=int(emb["seed"]))
         raw = load_folder(folder, max_post_chars=max_chars)
-        raw.origin = (f"embedded synthetic data (generator {GENERATOR_VERSION}, n_posts={emb.get('n_posts', 800)}, "
-                      f"seed={emb.get('seed', 13)}), CSVs in source/ beside the prepared files")
+        raw.origin = (f"embedded synthetic data (generator {GENERATOR_VERSION}, n_posts={emb['n_posts']}, "
+                      f"seed={emb['seed']}), CSVs in source/ beside the prepared files")
         return raw
     if source == "local":
         return load_folder(_local_folder(data_cfg), max_post_chars=max_chars)
     if source == "hub":
-        hub = data_cfg.get("hub") or {}
+        hub = data_cfg["hub"]
         folder, resolved = _hub_snapshot(hub)
         raw = load_folder(folder, max_post_chars=max_chars)
         raw.origin = f"hub data set {hub.get('id')}@{resolved} ({folder})"

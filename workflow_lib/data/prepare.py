@@ -22,7 +22,7 @@ from typing import Iterable
 
 import numpy as np
 
-from workflow_lib.config import ConfigError, validate
+from workflow_lib.config import ConfigError, validate, validate_data
 from workflow_lib.data.align import align
 from workflow_lib.data.loader import TRUNCATION_POLICY, DataError, RawData, load_raw, source_fingerprint
 from workflow_lib.data.splits import make_folds, split_posts
@@ -118,26 +118,27 @@ def _symptom_counts(y: np.ndarray) -> dict:
 
 def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
     """Load, align, split and fold the configured data; write the four files; return the data card."""
+    data_cfg = validate_data(data_cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = source_fingerprint(data_cfg)
     raw = load_raw(data_cfg, out)
-    threshold = float(data_cfg.get("alignment_threshold", 0.5))
+    threshold = float(data_cfg["alignment_threshold"])
     records, alignment = build_records(raw, threshold)
     by_id = {r["post_id"]: r for r in records}
 
-    split_cfg = data_cfg.get("split") or {}
-    seed = int(split_cfg.get("seed", 42))
+    split_cfg = data_cfg["split"]
+    seed = int(split_cfg["seed"])
     if raw.given_splits is not None:
         splits = check_given_splits(raw.given_splits, by_id, raw.origin)
         split_origin = "source"
     else:
         ids = sorted(by_id)
         splits = split_posts(ids, _label_matrix(by_id, ids),
-                             validation_fraction=float(split_cfg.get("validation_fraction", 0.15)),
-                             test_fraction=float(split_cfg.get("test_fraction", 0.15)), seed=seed)
+                             validation_fraction=float(split_cfg["validation_fraction"]),
+                             test_fraction=float(split_cfg["test_fraction"]), seed=seed)
         split_origin = "stratified"
-    n_folds = int(data_cfg.get("n_folds", 3))
+    n_folds = int(data_cfg["n_folds"])
     folds = make_folds(splits["train"], _label_matrix(by_id, splits["train"]), n_folds=n_folds, seed=seed)
 
     status_counts = {"status_1": 0, "status_0": 0}
@@ -173,12 +174,12 @@ def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
             "folds": per_fold,
         },
         "alignment": alignment,
-        "settings": {"max_post_chars": int(data_cfg.get("max_post_chars", 20000)), "n_folds": n_folds,
+        "settings": {"max_post_chars": int(data_cfg["max_post_chars"]), "n_folds": n_folds,
                      "split": {"seed": seed,
-                               "validation_fraction": float(split_cfg.get("validation_fraction", 0.15)),
-                               "test_fraction": float(split_cfg.get("test_fraction", 0.15))}},
+                               "validation_fraction": float(split_cfg["validation_fraction"]),
+                               "test_fraction": float(split_cfg["test_fraction"])}},
         "truncation_policy": TRUNCATION_POLICY.replace("data.max_post_chars",
-                                                       f"data.max_post_chars ({int(data_cfg.get('max_post_chars', 20000))})"),
+                                                       f"data.max_post_chars ({int(data_cfg['max_post_chars'])})"),
         "code_version": code_version(),
     }
     validate_card(card)

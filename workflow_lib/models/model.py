@@ -6,6 +6,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from workflow_lib.config import validate_training
 from workflow_lib.models.encoders import load_encoder
 from workflow_lib.models.heads import build_head
 from workflow_lib.models.pooling import build_pooling
@@ -82,11 +83,12 @@ def freeze_bottom(encoder: nn.Module, n_layers: int) -> int:
 def assemble(encoder: nn.Module, train_cfg: Mapping[str, Any], n_labels: int = len(SYMPTOMS),
              max_length: int | None = None) -> CriteriaClassifier:
     """Wrap an encoder with the pooling and head named in ``train_cfg`` (fresh head weights)."""
+    train_cfg = validate_training(train_cfg)
     hidden = hidden_size_of(encoder)
-    freeze_bottom(encoder, int(train_cfg.get("freeze_layers", 0)))
-    pooling = build_pooling(train_cfg.get("pooling", "mean"), hidden)
-    head = build_head(train_cfg.get("head", "linear"), pooling.output_size, n_labels,
-                      hidden=int(train_cfg.get("head_hidden", 256)), dropout=float(train_cfg.get("dropout", 0.1)))
+    freeze_bottom(encoder, int(train_cfg["freeze_layers"]))
+    pooling = build_pooling(train_cfg["pooling"], hidden)
+    head = build_head(train_cfg["head"], pooling.output_size, n_labels,
+                      hidden=int(train_cfg["head_hidden"]), dropout=float(train_cfg["dropout"]))
     return CriteriaClassifier(encoder, pooling, head, n_labels, max_length=max_length)
 
 
