@@ -12,4 +12,39 @@ python="${PYTHON:-python}"
 "$python" -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python >= 3.11 required, found " + sys.version.split()[0])'
 "$python" -m pip install --disable-pip-version-check -q -r "$here/requirements.lock"
 "$python" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$root"
+
+# WordNet for the TextAttack augmentation (workflow_lib/augment.py), with no download: the files of
+# Debian's wordnet-base (and wordnet-sense-index: nltk reads index.sense too) are copied (nltk's
+# loader refuses symlinks) into the project's nltk_data (git-ignored), plus the lexnames file nltk
+# needs and Debian lacks. The English stop word list is committed there already. Safe to re-run;
+# without root it only says what to run.
+wn_src=/usr/share/wordnet
+wn_dst="$root/workflow_lib/resources/nltk_data/corpora/wordnet"
+wn_pkgs="wordnet-base wordnet-sense-index"
+wn_ok() { [ -f "$wn_src/data.noun" ] && [ -f "$wn_src/index.sense" ]; }
+if ! wn_ok && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -q --no-install-recommends $wn_pkgs >/dev/null \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $wn_pkgs >/dev/null; } \
+        || echo "WARNING: apt-get install $wn_pkgs failed" >&2
+fi
+if wn_ok; then
+    mkdir -p "$wn_dst"
+    for f in "$wn_src"/*; do if [ -f "$f" ]; then cp -fL "$f" "$wn_dst/"; fi; done
+    names=(adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body
+           noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location
+           noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process
+           noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change
+           verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation
+           verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather adj.ppl)
+    : >"$wn_dst/lexnames.tmp"
+    for i in "${!names[@]}"; do
+        n="${names[$i]}"; case "$n" in noun.*) c=1;; verb.*) c=2;; adj.*) c=3;; adv.*) c=4;; esac
+        printf '%02d\t%s\t%d\n' "$i" "$n" "$c" >>"$wn_dst/lexnames.tmp"
+    done
+    mv -f "$wn_dst/lexnames.tmp" "$wn_dst/lexnames"
+    echo "WordNet: $wn_src copied to $wn_dst"
+else
+    echo "WordNet is missing: the augmentation recipes synonym_swap and synonym_insert need it. As root run" >&2
+    echo "  apt-get install -y --no-install-recommends $wn_pkgs && bash envs/install.sh" >&2
+fi
 "$python" -c 'import workflow_lib, torch, transformers, optuna, mlflow, snakemake; print("installed: torch", torch.__version__, "| transformers", transformers.__version__, "| optuna", optuna.__version__, "| mlflow", mlflow.__version__)'
