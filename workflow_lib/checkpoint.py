@@ -2,11 +2,20 @@
 
 A checkpoint folder holds::
 
-    model.safetensors      the whole classifier's weights (encoder + pooling + head)
+    model.safetensors      full fine-tuning: the whole classifier's weights (encoder + pooling + head)
+    adapter.safetensors    LoRA (train_cfg finetune: lora) instead: the LoRA adapter weights and every
+                           weight outside the encoder (pooling, heads) - not the frozen base encoder
     encoder_config.json    the encoder's transformers config (rebuilt offline, no original weights needed)
     tokenizer/             tokenizer.save_pretrained()
-    checkpoint.json        backbone_spec, train_cfg, n_labels, meta, code_version
-    manifest.json          written last: sha256 and size of every file above
+    checkpoint.json        backbone_spec, train_cfg, n_labels, meta, code_version, weights ("full" | "adapter"),
+                           and for adapters: LoRA settings, sizes and the base encoder's weight digest
+    manifest.json          written last: sha256 and size of every file above, and weights ("full" | "adapter")
+
+A full checkpoint is self-contained. An adapter checkpoint re-loads its base encoder from
+backbone_spec with load_encoder (package, local folder, Hub cache, or tiny from its init_seed),
+re-applies LoRA, loads the stored weights, and refuses to load when the base encoder's weights
+differ from those the adapter was trained on (digest in checkpoint.json) or when any stored or
+expected key does not match.
 
 It is written into a temporary folder beside the target, fsynced and renamed into place, so
 a reader sees either the old complete checkpoint or the new one. The folder belongs to the
@@ -27,6 +36,8 @@ from workflow_lib.provenance import code_version
 FORMAT = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
+ADAPTER_WEIGHTS = "adapter.safetensors"
+WEIGHTS_FILE = {"full": WEIGHTS, "adapter": ADAPTER_WEIGHTS}
 ENCODER_CONFIG = "encoder_config.json"
 TOKENIZER_DIR = "tokenizer"
 INFO = "checkpoint.json"
@@ -67,39 +78,108 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
+def _names(keys, limit: int = 8) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _encoder_base_keys(model) -> set[str]:
+    """state-dict keys of ``model`` that are the encoder's base (non-adapter) weights."""
+    from workflow_lib.models.lora import base_state_keys
+
+    enc = model.encoder
+    prefixes = [name for name, mod in model.named_modules(remove_duplicate=False) if mod is enc]
+    base = base_state_keys(enc)
+    return {f"{p}.{k}" if p else k for p in prefixes for k in base}
+
+
+def _weights_mode(model, train_cfg: Mapping) -> str:
+    from workflow_lib.models.lora import has_lora
+
+    lora_cfg = train_cfg.get("finetune") == "lora"
+    lora_model = has_lora(model.encoder)
+    if lora_cfg and not lora_model:
+        raise ValueError("train_cfg has finetune: lora but model.encoder carries no LoRA adapter; build the "
+                         "model with apply_lora (assemble does it for finetune: lora) or save with the "
+                         "training config it was trained with")
+    if lora_model and not lora_cfg:
+        raise ValueError(f"model.encoder carries a LoRA adapter but train_cfg has finetune: "
+                         f"{train_cfg.get('finetune')!r}; pass the training config it was trained with "
+                         f"(finetune: lora)")
+    return "adapter" if lora_cfg else "full"
+
+
+def _adapter_tensors(model) -> tuple[dict, dict]:
+    """(tensors to store, adapter description) for a LoRA model: everything except the base encoder."""
+    from workflow_lib.models.lora import base_weights_digest, is_lora_key, lora_param_names, lora_settings
+
+    sd = model.state_dict()
+    base = _encoder_base_keys(model)
+    lora = lora_param_names(model)
+    tensors = {k: v.detach().contiguous().clone() for k, v in sd.items() if k not in base}
+    if not lora:
+        raise ValueError("model.encoder has a LoRA layer but no adapter weights in model.state_dict()")
+    base_ids = {id(p) for n, p in model.encoder.named_parameters() if not is_lora_key(n)}
+    described = {
+        **lora_settings(model.encoder),
+        "tensors": len(tensors),
+        "adapter_params": int(sum(sd[k].numel() for k in lora)),
+        "other_params": int(sum(t.numel() for k, t in tensors.items() if k not in lora)),
+        "base_params": int(sum(p.numel() for p in model.encoder.parameters() if id(p) in base_ids)),
+        "base_weights_sha256": base_weights_digest(model.encoder),
+    }
+    return tensors, described
+
+
 def save_checkpoint(out_dir, model, tokenizer, *, backbone_spec: Mapping, train_cfg: Mapping,
                     meta: Mapping) -> dict:
-    """Write a verified checkpoint of ``model`` (a CriteriaClassifier) to ``out_dir``; return its manifest."""
-    from safetensors.torch import save_model
+    """Write a verified checkpoint of ``model`` (a CriteriaClassifier) to ``out_dir``; return its manifest.
 
+    With ``train_cfg["finetune"] == "lora"`` only the adapter and the weights outside ``model.encoder``
+    are stored (``adapter.safetensors``); the base encoder is re-loaded from ``backbone_spec`` at load time.
+    """
+    from safetensors.torch import save_file, save_model
+
+    mode = _weights_mode(model, train_cfg)
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
+        adapter = None
         was_training = model.training
         model.eval()
         try:
-            save_model(model, str(tmp / WEIGHTS), metadata={"format": "pt"})
+            if mode == "full":
+                save_model(model, str(tmp / WEIGHTS), metadata={"format": "pt"})
+            else:
+                tensors, adapter = _adapter_tensors(model)
+                save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt", "weights": "adapter"})
+                adapter["bytes"] = (tmp / ADAPTER_WEIGHTS).stat().st_size
         finally:
             model.train(was_training)
         (tmp / ENCODER_CONFIG).write_text(model.encoder.config.to_json_string(use_diff=False), encoding="utf-8")
         tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
         version = code_version()
-        _write_json(tmp / INFO, {
+        info = {
             "format": FORMAT,
+            "weights": mode,
             "backbone_spec": dict(backbone_spec),
             "train_cfg": dict(train_cfg),
             "n_labels": int(model.n_labels),
             "max_length": getattr(model, "max_length", None) or backbone_spec.get("max_length"),
             "meta": dict(meta),
             "code_version": version,
-        })
+        }
+        if adapter is not None:
+            info["adapter"] = adapter
+        _write_json(tmp / INFO, info)
         files = {}
         for f in _files(tmp):
             _fsync_file(f)
             files[f.relative_to(tmp).as_posix()] = {"sha256": file_sha256(f), "bytes": f.stat().st_size}
-        manifest = {"files": files, "code_version": version, "format": FORMAT}
+        manifest = {"files": files, "code_version": version, "format": FORMAT, "weights": mode}
         _write_json(tmp / MANIFEST, manifest)
         _fsync_file(tmp / MANIFEST)
         for d in {f.parent for f in _files(tmp)} | {tmp}:
@@ -136,7 +216,11 @@ def verify_checkpoint(path) -> dict:
     if manifest.get("format") != FORMAT:
         raise CheckpointError(f"{mpath}: checkpoint format {manifest.get('format')!r}, this code reads "
                               f"format {FORMAT}; {_fix(root)}")
-    for name in (WEIGHTS, ENCODER_CONFIG, INFO):
+    mode = manifest.get("weights", "full")
+    if mode not in WEIGHTS_FILE:
+        raise CheckpointError(f"{mpath}: unknown weights kind {mode!r} (this code reads "
+                              f"{', '.join(WEIGHTS_FILE)}); {_fix(root)}")
+    for name in (WEIGHTS_FILE[mode], ENCODER_CONFIG, INFO):
         if name not in files:
             raise CheckpointError(f"{mpath}: does not list {name}; {_fix(root)}")
     for rel, want in sorted(files.items()):
@@ -154,10 +238,59 @@ def verify_checkpoint(path) -> dict:
     return manifest
 
 
-def load_checkpoint(path):
-    """Verify and load a checkpoint: ``(model in eval mode, tokenizer, info)``; never touches the network.
+def _rebuild_adapter_model(root: Path, info: Mapping):
+    """Base encoder from backbone_spec + LoRA + stored adapter/head weights; every key accounted for."""
+    from safetensors.torch import load_file
 
-    ``info`` is checkpoint.json plus ``manifest_sha256`` and ``path``.
+    from workflow_lib.models.encoders import EncoderLoadError, load_encoder
+    from workflow_lib.models.lora import apply_lora, base_weights_digest, lora_settings
+    from workflow_lib.models.model import assemble
+
+    spec = info["backbone_spec"]
+    adapter = info["adapter"]
+    try:
+        encoder, _ = load_encoder(spec)
+    except EncoderLoadError as exc:
+        raise CheckpointError(f"{root}: this LoRA checkpoint stores only the adapter; its base encoder "
+                              f"(backbone_spec {spec!r}) could not be loaded: {exc}") from None
+    model = assemble(encoder, info["train_cfg"], int(info["n_labels"]), max_length=info.get("max_length"))
+    settings = {k: adapter[k] for k in ("r", "alpha", "dropout", "target_modules")}
+    current = lora_settings(model.encoder)
+    if current is None:  # assemble did not apply LoRA itself
+        apply_lora(model.encoder, **settings)
+    elif current != settings:
+        raise CheckpointError(f"{root}: the rebuilt model's LoRA settings {current} differ from the stored "
+                              f"{settings}; {_fix(root)}")
+    digest = base_weights_digest(model.encoder)
+    if digest != adapter["base_weights_sha256"]:
+        raise CheckpointError(
+            f"{root}: the base encoder loaded from backbone_spec {spec!r} is not the one this adapter was "
+            f"trained on (base weights sha256 {digest}, expected {adapter['base_weights_sha256']}); restore "
+            f"that encoder (same package version / folder / revision) or {_fix(root)}")
+    tensors = load_file(str(root / ADAPTER_WEIGHTS))
+    base = _encoder_base_keys(model)
+    expected = set(model.state_dict()) - base
+    missing, unexpected = expected - set(tensors), set(tensors) - expected
+    if missing or unexpected:
+        parts = ([f"missing {_names(missing)}"] if missing else []) + \
+                ([f"unexpected {_names(unexpected)}"] if unexpected else [])
+        raise CheckpointError(f"{root / ADAPTER_WEIGHTS}: stored keys do not match the rebuilt model: "
+                              f"{'; '.join(parts)}; if the code changed since it was written "
+                              f"(code_version {info.get('code_version', '?')}), {_fix(root)}")
+    result = model.load_state_dict(tensors, strict=False)
+    if result.unexpected_keys or set(result.missing_keys) != base:  # pragma: no cover - guarded above
+        raise CheckpointError(f"{root / ADAPTER_WEIGHTS}: loading left keys unset: "
+                              f"{_names(set(result.missing_keys) - base)}; {_fix(root)}")
+    return model
+
+
+def load_checkpoint(path):
+    """Verify and load a checkpoint: ``(model in eval mode, tokenizer, info)``.
+
+    A full checkpoint never touches the network. An adapter (LoRA) checkpoint re-loads its base
+    encoder with ``load_encoder(backbone_spec)`` - package, local folder and tiny never download;
+    a hub encoder comes from the local cache first. ``info`` is checkpoint.json plus
+    ``manifest_sha256`` and ``path``.
     """
     from safetensors.torch import load_model
     from transformers import AutoTokenizer
@@ -167,15 +300,22 @@ def load_checkpoint(path):
     from workflow_lib.models.model import assemble
 
     root = Path(path)
-    verify_checkpoint(root)
+    manifest = verify_checkpoint(root)
+    mode = manifest.get("weights", "full")
     info: dict = {}
     try:
         info = json.loads((root / INFO).read_text(encoding="utf-8"))
-        cfg_dict = json.loads((root / ENCODER_CONFIG).read_text(encoding="utf-8"))
-        config = CONFIG_MAPPING[cfg_dict["model_type"]].from_dict(cfg_dict)
-        encoder = encoder_from_config(config)
-        model = assemble(encoder, info["train_cfg"], int(info["n_labels"]), max_length=info.get("max_length"))
-        load_model(model, str(root / WEIGHTS), strict=True)
+        if info.get("weights", "full") != mode:
+            raise CheckpointError(f"{root / INFO}: weights {info.get('weights', 'full')!r} but the manifest "
+                                  f"says {mode!r}; {_fix(root)}")
+        if mode == "adapter":
+            model = _rebuild_adapter_model(root, info)
+        else:
+            cfg_dict = json.loads((root / ENCODER_CONFIG).read_text(encoding="utf-8"))
+            config = CONFIG_MAPPING[cfg_dict["model_type"]].from_dict(cfg_dict)
+            encoder = encoder_from_config(config)
+            model = assemble(encoder, info["train_cfg"], int(info["n_labels"]), max_length=info.get("max_length"))
+            load_model(model, str(root / WEIGHTS), strict=True)
         tokenizer = AutoTokenizer.from_pretrained(str(root / TOKENIZER_DIR), local_files_only=True)
     except CheckpointError:
         raise

@@ -1,4 +1,4 @@
-"""Checkpoints: round trip, manifest integrity, atomic replacement, offline load."""
+"""Checkpoints: round trip, manifest integrity, atomic replacement, offline load; LoRA adapter checkpoints."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,9 @@ import torch
 from workflow_lib.checkpoint import (CheckpointError, load_checkpoint, manifest_digest, save_checkpoint,
                                      verify_checkpoint)
 from workflow_lib.keys import file_sha256
-from workflow_lib.models.model import build_model
-from workflow_lib.training import predict_proba
+from workflow_lib.models.encoders import load_encoder
+from workflow_lib.models.lora import apply_lora, lora_param_names
+from workflow_lib.models.model import assemble, build_model
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 3},
@@ -23,6 +24,25 @@ CFG = {"epochs": 3, "batch_size": 16, "eval_batch_size": 64, "learning_rate": 1e
        "pooling": "mean", "dropout": 0.1, "loss": "bce", "seed": 42, "threads": None}
 TEXTS = ["i can't sleep and i feel hopeless", "great day at the beach", "tired all the time, no energy",
          "nothing is fun anymore"]
+LORA_CFG = {**CFG, "finetune": "lora", "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.1,
+            "lora_target_modules": ["query", "value"]}
+
+
+def _logits(model, tok, texts, max_length=32) -> torch.Tensor:
+    """Criteria logits of ``model`` on ``texts`` (eval mode, one padded batch)."""
+    batch = tok(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            out = model(batch["input_ids"], batch["attention_mask"])
+    finally:
+        model.train(was_training)
+    return (out["criteria"] if isinstance(out, dict) else out).float()
+
+
+def predict_proba(model, tok, texts, *, max_length) -> np.ndarray:
+    return torch.sigmoid(_logits(model, tok, texts, max_length)).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +83,8 @@ def test_round_trip_gives_identical_predictions(saved, model_and_tok):
 def test_manifest_lists_every_file_with_hash_and_size(saved):
     out, manifest = saved
     assert manifest == json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == 1 and manifest["code_version"]
+    assert manifest["format"] == 1 and manifest["code_version"] and manifest["weights"] == "full"
+    assert json.loads((out / "checkpoint.json").read_text())["weights"] == "full"
     on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert sorted([*manifest["files"], "manifest.json"]) == on_disk
     assert {"model.safetensors", "encoder_config.json", "checkpoint.json"} <= set(manifest["files"])
@@ -160,3 +181,159 @@ def test_checkpoint_of_the_packaged_encoder_needs_no_package_weights(tmp_path, m
     assert loaded.encoder.config.hidden_size == 384
     np.testing.assert_array_equal(predict_proba(loaded, tok2, TEXTS[:2], max_length=16),
                                   predict_proba(model, tok, TEXTS[:2], max_length=16))
+
+
+# -- LoRA: the checkpoint stores the adapter and the heads, the base encoder is re-loaded ------------
+
+def lora_classifier(spec=TINY, cfg=LORA_CFG, n_labels=9):
+    """What assemble does for finetune: lora (apply_lora on the encoder, then pooling + heads)."""
+    encoder, tok = load_encoder(spec)
+    encoder = apply_lora(encoder, r=cfg["lora_r"], alpha=cfg["lora_alpha"], dropout=cfg["lora_dropout"],
+                         target_modules=cfg["lora_target_modules"])
+    return assemble(encoder, cfg, n_labels, max_length=spec["max_length"]), tok
+
+
+@pytest.fixture(scope="module")
+def lora_model_and_tok():
+    torch.manual_seed(1)
+    model, tok = lora_classifier()
+    lora = lora_param_names(model)
+    with torch.no_grad():  # "trained": adapter (B is zero at init) and head differ from a fresh build
+        for name, p in model.named_parameters():
+            if name in lora or not name.startswith("encoder."):
+                p.add_(torch.randn_like(p) * 0.05)
+    return model, tok
+
+
+@pytest.fixture()
+def lora_saved(tmp_path, lora_model_and_tok):
+    model, tok = lora_model_and_tok
+    out = tmp_path / "refit" / "lora"
+    manifest = save_checkpoint(out, model, tok, backbone_spec=TINY, train_cfg=LORA_CFG, meta={"trial_key": "lora"})
+    return out, manifest
+
+
+def _adapter_keys(model) -> set[str]:
+    return {k for k in model.state_dict() if k in lora_param_names(model) or not k.startswith("encoder.")}
+
+
+def _resign(root, rel):
+    """Update the manifest entry of ``rel`` after a deliberate edit (so only the key check can object)."""
+    mpath = root / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    manifest["files"][rel] = {"sha256": file_sha256(root / rel), "bytes": (root / rel).stat().st_size}
+    mpath.write_text(json.dumps(manifest))
+
+
+def test_lora_round_trip_gives_the_same_logits(lora_saved, lora_model_and_tok):
+    out, manifest = lora_saved
+    model, tok = lora_model_and_tok
+    fresh, _ = lora_classifier()
+    assert (_logits(fresh, tok, TEXTS) - _logits(model, tok, TEXTS)).abs().max() > 1e-3  # changed from init
+    loaded, tok2, info = load_checkpoint(out)
+    assert not loaded.training
+    torch.testing.assert_close(_logits(loaded, tok2, TEXTS), _logits(model, tok, TEXTS), rtol=0, atol=1e-6)
+    sd, sd2 = model.state_dict(), loaded.state_dict()
+    assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
+    assert manifest["weights"] == "adapter" and info["weights"] == "adapter" and info["train_cfg"] == LORA_CFG
+    assert {"r": 4, "alpha": 8.0, "dropout": 0.1, "target_modules": ["query", "value"]}.items() <= \
+        info["adapter"].items()
+    assert info["adapter"]["adapter_params"] == 2 * 2 * (4 * 32 + 32 * 4)  # 2 layers x (query, value)
+    assert info["adapter"]["bytes"] == (out / "adapter.safetensors").stat().st_size
+    assert info["manifest_sha256"] == manifest_digest(out)
+
+
+def test_lora_checkpoint_stores_only_adapter_and_heads(lora_saved, lora_model_and_tok):
+    from safetensors import safe_open
+
+    out, manifest = lora_saved
+    model, _ = lora_model_and_tok
+    assert "adapter.safetensors" in manifest["files"] and "model.safetensors" not in manifest["files"]
+    with safe_open(str(out / "adapter.safetensors"), "pt") as fh:
+        stored = set(fh.keys())
+    assert stored == _adapter_keys(model)
+    assert lora_param_names(model) < stored and any(k.startswith("head.") for k in stored)
+    assert not any("base_layer" in k or "embeddings" in k for k in stored)
+
+
+def test_lora_checkpoint_is_much_smaller_than_a_full_one(lora_saved, saved):
+    lora_bytes = (lora_saved[0] / "adapter.safetensors").stat().st_size
+    full_bytes = (saved[0] / "model.safetensors").stat().st_size
+    assert full_bytes / lora_bytes > 50, (full_bytes, lora_bytes)
+
+
+def test_tampered_adapter_fails_verification(lora_saved):
+    out, _ = lora_saved
+    f = out / "adapter.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-5] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"adapter\.safetensors: sha256 mismatch.*delete the folder"):
+        verify_checkpoint(out)
+    with pytest.raises(CheckpointError, match=r"adapter\.safetensors: sha256 mismatch"):
+        load_checkpoint(out)
+
+
+def test_lora_missing_or_unexpected_keys_are_named(lora_saved):
+    from safetensors.torch import load_file, save_file
+
+    out, _ = lora_saved
+    f = out / "adapter.safetensors"
+    tensors = load_file(str(f))
+    dropped = sorted(k for k in tensors if k.startswith("head."))[0]
+    del tensors[dropped]
+    tensors["encoder.embeddings.word_embeddings.weight"] = torch.zeros(3, 32)
+    save_file(tensors, str(f))
+    _resign(out, "adapter.safetensors")
+    verify_checkpoint(out)
+    with pytest.raises(CheckpointError, match=rf"stored keys do not match the rebuilt model: missing "
+                                              rf"{dropped}; unexpected encoder\.embeddings\.word_embeddings"):
+        load_checkpoint(out)
+
+
+def test_lora_on_a_different_base_encoder_is_refused(lora_saved, monkeypatch):
+    import workflow_lib.models.encoders as enc_mod
+
+    out, _ = lora_saved
+    real = enc_mod.load_encoder
+    other = {**TINY, "tiny": {**TINY["tiny"], "init_seed": 4}}
+    monkeypatch.setattr(enc_mod, "load_encoder", lambda spec: real(other))
+    with pytest.raises(CheckpointError, match="is not the one this adapter was trained on"):
+        load_checkpoint(out)
+
+
+def test_lora_load_works_offline_without_network(lora_saved, lora_model_and_tok, monkeypatch):
+    out, _ = lora_saved
+    model, tok = lora_model_and_tok
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(out.parent / "empty-hf-home"))
+
+    def no_network(*a, **k):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    loaded, tok2, _ = load_checkpoint(out)
+    torch.testing.assert_close(_logits(loaded, tok2, TEXTS), _logits(model, tok, TEXTS), rtol=0, atol=1e-6)
+
+
+def test_save_refuses_a_mode_that_does_not_match_the_model(tmp_path, model_and_tok, lora_model_and_tok):
+    lora_model, tok = lora_model_and_tok
+    full_model, _ = model_and_tok
+    with pytest.raises(ValueError, match="carries a LoRA adapter but train_cfg has finetune: None"):
+        save_checkpoint(tmp_path / "a", lora_model, tok, backbone_spec=TINY, train_cfg=CFG, meta={})
+    with pytest.raises(ValueError, match="finetune: lora but model.encoder carries no LoRA adapter"):
+        save_checkpoint(tmp_path / "b", full_model, tok, backbone_spec=TINY, train_cfg=LORA_CFG, meta={})
+    assert not list(tmp_path.iterdir())
+
+
+def test_lora_load_applies_the_adapter_when_assemble_does_not(lora_saved, lora_model_and_tok, monkeypatch):
+    import workflow_lib.models.model as model_mod
+
+    out, _ = lora_saved
+    model, tok = lora_model_and_tok
+    real = model_mod.assemble
+    monkeypatch.setattr(model_mod, "assemble",
+                        lambda enc, cfg, *a, **k: real(enc, {**cfg, "finetune": "full"}, *a, **k))
+    loaded, tok2, _ = load_checkpoint(out)
+    torch.testing.assert_close(_logits(loaded, tok2, TEXTS), _logits(model, tok, TEXTS), rtol=0, atol=1e-6)
