@@ -59,15 +59,11 @@ def candidates():
 
 
 def summary_of_trial(wildcards):
-    for s, c in zip(PLAN.studies(), candidates_by_study()):
-        if c and c["trial_key"] == wildcards.trial_key:
-            return s["summary"]
-    raise ValueError(f"trial {wildcards.trial_key} is not the best trial of any study of this config")
-
-
-def candidates_by_study():
-    by_key = {(c["backbone"], c["study_key"], c["variant"]): c for c in candidates()}
-    return [by_key.get((s["backbone"], s["study_key"], s["variant"])) for s in PLAN.studies()]
+    for s in PLAN.studies():
+        for c in candidates():
+            if c["trial_key"] == wildcards.trial_key and c["study_key"] == s["study_key"]:
+                return s["summary"]
+    raise ValueError(f"trial {wildcards.trial_key} is not a selection candidate of this config")
 
 
 def backbone_of_trial(trial_key):
@@ -92,10 +88,18 @@ def selection_inputs(wildcards):
     return inputs
 
 
-def selected():
+def selection_report():
     path = checkpoints.select_model.get(selection_key=PLAN.selection_key(candidates())).output.report
     with open(path) as fh:
-        return json.load(fh)["selected"]
+        return json.load(fh)
+
+
+def selected():
+    return selection_report()["selected"]
+
+
+def co_best_keys():
+    return [c["trial_key"] for c in selection_report()["co_best"]]
 
 
 def final_inputs(wildcards):
@@ -111,8 +115,9 @@ def final_inputs(wildcards):
         "refit": L.refit_metrics(sel["trial_key"]),
         "posts": data_file("posts.jsonl"),
         "splits": data_file("splits.json"),
+        "co_best": [f for k in co_best_keys() for f in (L.refit_manifest(k), L.refit_metrics(k))],
     }
 
 
 def final_report(wildcards):
-    return L.evaluation_report(PLAN.final_key(selected()["trial_key"]))
+    return L.evaluation_report(PLAN.final_key(selected()["trial_key"], co_best_keys()))

@@ -8,6 +8,10 @@ rule final:
         model_dir=lambda wc, output: os.path.dirname(output.manifest),
         data_dir=lambda wc, input: os.path.dirname(input.posts),
         final=CFG["final"],
+        co_best=lambda wc: {
+            k: {"model_dir": L.refit_model_dir(k), "metrics": L.refit_metrics(k)}
+            for k in co_best_keys()
+        },
     conda:
         "../envs/environment.yaml"
     log:

@@ -6,4 +6,5 @@ cfg, threads = jobs.start(smk)
 stages.final(cfg, selection_path=smk.input.selection, summary_path=smk.input.summary,
              refit_metrics_path=smk.input.refit, data_dir=smk.params.data_dir,
              final_key=smk.wildcards.final_key, model_dir=smk.params.model_dir, report_path=smk.output.report,
+             co_best_refits=smk.params.co_best,
              threads=threads)

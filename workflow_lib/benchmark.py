@@ -30,7 +30,7 @@ BENCHMARK_VERSION = 1
 SEED = 0
 INPUTS = "synthetic token ids from the tokenizer's vocabulary, fixed seed, exact seq_length, no padding"
 _MEASURED_KEYS = ("device", "device_name", "threads", "peak_memory_mb", "parameters", "library_versions",
-                  "warmup", "iterations", "results", "inputs", "seed", "benchmark_version", "seconds",
+                  "warmup", "iterations", "results", "inputs", "rows_per_post", "seed", "benchmark_version", "seconds",
                   "code_version", "created_at")
 
 
@@ -114,8 +114,12 @@ def _as_int_list(values: Iterable, what: str) -> list[int]:
     return out
 
 
-def measure_inference(model, tokenizer, *, batch_sizes, seq_lengths, warmup, iterations, threads=None) -> dict:
+def measure_inference(model, tokenizer, *, batch_sizes, seq_lengths, warmup, iterations, threads=None,
+                      rows_per_post: int = 1) -> dict:
     """Time ``model(input_ids=..., attention_mask=...)`` at every (batch_size, seq_length).
+
+    ``batch_size`` counts posts; a binary_pairs model reads ``rows_per_post`` (9) rows per post,
+    so its batches hold batch_size x 9 sequences and latency/throughput stay per post.
 
     Returns {"device", "device_name", "threads", "peak_memory_mb", "parameters",
     "library_versions", "warmup", "iterations", "inputs", "seed",
@@ -148,7 +152,7 @@ def measure_inference(model, tokenizer, *, batch_sizes, seq_lengths, warmup, ite
             torch.cuda.reset_peak_memory_stats(device)
         with torch.inference_mode():
             for b, s in tqdm(configs, desc="benchmark", unit="config", file=sys.stderr):
-                ids, mask = _synthetic_inputs(pool, cls_id, sep_id, b, s, SEED, device)
+                ids, mask = _synthetic_inputs(pool, cls_id, sep_id, b * int(rows_per_post), s, SEED, device)
                 gc.collect()
                 peak_rss = _rss_mb()
                 for _ in range(warmup):
@@ -190,6 +194,7 @@ def measure_inference(model, tokenizer, *, batch_sizes, seq_lengths, warmup, ite
         "warmup": warmup,
         "iterations": iterations,
         "inputs": INPUTS,
+        "rows_per_post": int(rows_per_post),
         "seed": SEED,
         "results": rows,
     }
@@ -218,6 +223,7 @@ def run_benchmark(checkpoint_dir, bench_cfg: dict, *, threads=None, extra: dict 
         warmup=cfg["warmup"],
         iterations=cfg["iterations"],
         threads=n_threads,
+        rows_per_post=9 if info["train_cfg"].get("input_format") == "binary_pairs" else 1,
     )
     result.update({
         "benchmark_version": BENCHMARK_VERSION,

@@ -164,7 +164,22 @@ def resolve(raw: Mapping) -> dict:
     from workflow_lib.search_space import check_search_space  # local import: search_space imports config
 
     check_search_space(cfg["hpo"]["search_space"], cfg["training"])
+    _check_objective(cfg)
     return cfg
+
+
+def _check_objective(cfg: Mapping) -> None:
+    """An objective that weighs evidence needs the evidence task on in every trial."""
+    obj = cfg["hpo"]["objective"]
+    if obj["criteria_weight"] + obj["evidence_weight"] <= 0:
+        raise ConfigError("invalid config:\n  - hpo.objective: criteria_weight + evidence_weight must be > 0")
+    if obj["evidence_weight"] > 0:
+        space = cfg["hpo"]["search_space"].get("evidence_task")
+        values = space["choices"] if space else [cfg["training"]["evidence_task"]]
+        if not all(v is True for v in values):
+            raise ConfigError("invalid config:\n  - hpo.objective.evidence_weight: > 0 scores evidence, but "
+                              "training.evidence_task can be false; set training.evidence_task: true and drop "
+                              "evidence_task from hpo.search_space, or set evidence_weight: 0")
 
 
 def load(*paths: str | Path, overrides: Mapping | None = None) -> dict:
@@ -180,7 +195,20 @@ def load(*paths: str | Path, overrides: Mapping | None = None) -> dict:
 def validate_training(train_cfg: Mapping, what: str = "training config") -> dict:
     """Validate (and complete) one training configuration - fixed settings merged with a trial's params."""
     schema = load_schema("config")
-    return _complete(train_cfg, schema["$defs"]["training"], what)
+    cfg = _complete(train_cfg, schema["$defs"]["training"], what)
+    from workflow_lib.augment import UNAVAILABLE_RECIPES  # local import: keeps config import-light
+
+    if cfg["augment"] in UNAVAILABLE_RECIPES:
+        raise ConfigError(f"invalid {what}:\n  - augment: {cfg['augment']!r} cannot run here: "
+                          f"{UNAVAILABLE_RECIPES[cfg['augment']]}; choose one of none, "
+                          f"{', '.join(_available_recipes())}")
+    return cfg
+
+
+def _available_recipes() -> tuple[str, ...]:
+    from workflow_lib.augment import RECIPES
+
+    return tuple(RECIPES)
 
 
 def validate_data(data_cfg: Mapping, what: str = "data config") -> dict:

@@ -79,53 +79,57 @@ def recover_stale_trials(study: optuna.Study, worker: str) -> int:
     return n
 
 
-def _fold_texts(prepared, fold: Mapping) -> tuple:
-    return (prepared.texts(fold["train"]), prepared.labels(fold["train"]),
-            prepared.texts(fold["heldout"]), prepared.labels(fold["heldout"]))
-
-
-def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric: str, threads: int | None,
-               desc: str) -> dict:
+def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric: str, objective: Mapping,
+               threads: int | None, desc: str) -> dict:
     """Train on a fold's train part for the configured epochs and score its held-out part."""
-    from workflow_lib.metrics import multilabel_metrics, score
-    from workflow_lib.training import predict_proba, train
+    from workflow_lib.examples import objective_value
+    from workflow_lib.training import predict, train
 
-    tr_x, tr_y, ho_x, ho_y = _fold_texts(prepared, fold)
+    heldout = prepared.of(fold["heldout"])
     t0 = time.perf_counter()
-    res = train(spec, tcfg, tr_x, tr_y, progress_desc=desc, threads=threads)
-    probs = predict_proba(res.model, res.tokenizer, ho_x, max_length=spec["max_length"],
-                          batch_size=tcfg["eval_batch_size"])
-    return {
+    res = train(spec, tcfg, prepared.of(fold["train"]), progress_desc=desc, threads=threads)
+    pred = predict(res.model, res.tokenizer, heldout, tcfg, max_length=spec["max_length"])
+    metrics = pred.metrics(heldout)
+    result = {
         "fold": fold["fold"],
         "metric": metric,
-        "score": score(ho_y, probs, metric=metric),
+        "objective": dict(objective),
+        "score": objective_value(metrics, metric, objective),
         "split": f"fold {fold['fold']} heldout (train split)",
-        "metrics": multilabel_metrics(ho_y, probs),
+        "metrics": metrics["criteria"],
         "history": res.history,
         "n_train": len(fold["train"]),
         "n_heldout": len(fold["heldout"]),
         "seconds": time.perf_counter() - t0,
         # out-of-fold probabilities: data this fold's model never trained on (for thresholds / analysis)
         "heldout_post_ids": list(fold["heldout"]),
-        "heldout_probs": np.round(probs, 6).tolist(),
+        "heldout_probs": np.round(pred.probs, 6).tolist(),
     }
+    if "evidence" in metrics:
+        result["evidence_metrics"] = metrics["evidence"]
+    if res.augmentation:
+        result["augmentation"] = {"recipe": tcfg["augment"], "prob": tcfg["augment_prob"],
+                                  "n_changed": len(res.augmentation), "changes": res.augmentation}
+    return result
 
 
 def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, study_dir: str, worker: str,
                    tracker: Tracker, study_run: RunRef, threads: int | None):
     spec = cfg["encoders"][backbone]
     metric = cfg["hpo"]["metric"]
+    objective_cfg = cfg["hpo"]["objective"]
     space = cfg["hpo"]["search_space"]
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, space)
+        params = suggest(trial, space, cfg["training"])
         tcfg = trial_training_config(cfg["training"], params)
-        tkey = keys.trial_key(data_key, spec, cfg["task"], tcfg)
+        tkey = keys.trial_key(data_key, spec, tcfg)
         trial.set_user_attr("trial_key", tkey)
         trial.set_user_attr("worker", worker)
         ids = {"backbone": backbone, "trial_key": tkey, "trial_number": trial.number,
                "study_key": study_run.ids["study_key"], "variant": study_run.ids["variant"]}
         scores: list[float] = []
+        criteria: list[float] = []  # the criteria metric alone (the objective may weigh evidence too)
         reused = 0
         with tracker.run("trial", ids, parent=study_run, params={"params": params, "config": tcfg}) as trun:
             for fold in prepared.folds:
@@ -139,16 +143,20 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                     fold_ids = {**ids, "fold": k}
                     fold_ids.pop("trial_number")
                     with tracker.run("fold", fold_ids, parent=trun) as frun:
-                        result = train_fold(spec, tcfg, prepared, fold, metric=metric, threads=threads,
+                        result = train_fold(spec, tcfg, prepared, fold, metric=metric, objective=objective_cfg,
+                                            threads=threads,
                                             desc=f"trial {trial.number} fold {k + 1}/{len(prepared.folds)}")
                         result["trial_key"] = tkey
                         for h in result["history"]:
                             tracker.log_metrics(frun, {"train_loss": h["train_loss"]}, step=h["epoch"])
-                        tracker.log_metrics(frun, {f"heldout_{metric}": result["score"],
+                        tracker.log_metrics(frun, {"heldout_objective": result["score"],
+                                                   f"heldout_{metric}": result["metrics"][metric],
                                                    "heldout_micro_f1": result["metrics"]["micro_f1"]})
                         write_json(path, result)
                 scores.append(result["score"])
+                criteria.append(result["metrics"][metric])
                 trial.set_user_attr("reused_folds", reused)
+                trial.set_user_attr("criteria_fold_scores", criteria)
                 trial.report(result["score"], step=k)
                 tracker.log_metrics(trun, {f"fold_{metric}": result["score"]}, step=k)
                 if trial.should_prune():
@@ -163,6 +171,10 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
 
 def _std(xs) -> float:
     return statistics.pstdev(xs) if len(xs) > 1 else 0.0
+
+
+def _mean_or_none(xs) -> float | None:
+    return statistics.fmean(xs) if xs else None
 
 
 def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, worker: str, data_key: str,
@@ -242,6 +254,7 @@ def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data
             "fold_scores": folds,
             "mean": t.value if t.state == TrialState.COMPLETE else (statistics.fmean(done) if done else None),
             "std": _std(done) if done else None,
+            "criteria_mean": _mean_or_none(t.user_attrs.get("criteria_fold_scores")),
             "reused_folds": int(t.user_attrs.get("reused_folds", 0)),
             "duration_s": t.duration.total_seconds() if t.duration else None,
         })
@@ -249,11 +262,20 @@ def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data
     best = None
     if complete:
         # highest mean; ties -> lower std, then the earlier trial (deterministic)
-        b = sorted(complete, key=lambda t: (-t["mean"], t["std"], t["number"]))[0]
-        best = {k: b[k] for k in ("number", "trial_key", "params", "mean", "std", "fold_scores")}
+        ranked = sorted(complete, key=lambda t: (-t["mean"], t["std"], t["number"]))
+        fields = ("number", "trial_key", "params", "mean", "std", "fold_scores", "criteria_mean")
+        best = {k: ranked[0][k] for k in fields}
+        # co-best: other configurations with exactly the best mean (each becomes a selection candidate)
+        seen = {best["trial_key"]}
+        best["co_best"] = []
+        for t in ranked[1:]:
+            if t["mean"] == best["mean"] and t["trial_key"] not in seen:
+                seen.add(t["trial_key"])
+                best["co_best"].append({k: t[k] for k in fields})
     summary = {
         "backbone": backbone, "study_key": study_key, "variant": int(variant), "data_key": data_key,
-        "study_name": study.study_name, "metric": cfg["hpo"]["metric"], "direction": "maximize",
+        "study_name": study.study_name, "metric": cfg["hpo"]["metric"], "objective": dict(cfg["hpo"]["objective"]),
+        "direction": "maximize",
         "n_trials": cfg["hpo"]["n_trials"], "n_folds": cfg["data"]["n_folds"], "storage": storage,
         "trials": trials, "best_trial": best, "counts": counts, "code_version": code_version(), "split": CV_SPLIT,
     }

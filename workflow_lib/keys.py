@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 KEY_LENGTH = 12
 
@@ -41,22 +41,32 @@ def _model_identity(backbone_spec: Mapping) -> dict:
     return dict(backbone_spec)
 
 
-def trial_key(dkey: str, backbone_spec: Mapping, task: str, trial_config: Mapping) -> str:
+def trial_key(dkey: str, backbone_spec: Mapping, trial_config: Mapping) -> str:
     """Hash of one trained configuration; independent of the study that proposed it.
 
-    ``trial_config`` is the full training configuration (fixed settings with the
-    trial's parameters merged in, seed included); the folds are fixed by ``dkey``.
+    ``trial_config`` is the full training configuration (fixed settings with the trial's
+    parameters merged in, seed included; it also holds the task shape: input format,
+    evidence task, heads). Only the settings that change the trained model enter the key
+    (search_space.effective_config), so an inert setting never forks a trial; the folds are
+    fixed by ``dkey``.
     """
-    return digest({"kind": "trial", "data": dkey, "backbone": _model_identity(backbone_spec),
-                   "task": task, "config": dict(trial_config)})
+    from workflow_lib.search_space import effective_config
+    from workflow_lib.symptoms import DESCRIPTIONS
+
+    config = effective_config(trial_config)
+    payload = {"kind": "trial", "data": dkey, "backbone": _model_identity(backbone_spec), "config": config}
+    if config["input_format"] == "binary_pairs":  # the pairs' second text is part of the input
+        payload["descriptions"] = DESCRIPTIONS
+    return digest(payload)
 
 
-def study_key(dkey: str, backbone_spec: Mapping, task: str, training: Mapping, hpo_cfg: Mapping) -> str:
-    """Hash of a study's definition: data, backbone, task, fixed settings, space, sampler, budget."""
-    return digest({"kind": "study", "data": dkey, "backbone": _model_identity(backbone_spec), "task": task,
+def study_key(dkey: str, backbone_spec: Mapping, training: Mapping, hpo_cfg: Mapping) -> str:
+    """Hash of a study's definition: data, backbone, fixed settings, space, sampler, budget, objective."""
+    return digest({"kind": "study", "data": dkey, "backbone": _model_identity(backbone_spec),
                    "training": dict(training), "search_space": hpo_cfg["search_space"],
                    "sampler": hpo_cfg["sampler"], "pruner": hpo_cfg["pruner"],
-                   "n_trials": hpo_cfg["n_trials"], "metric": hpo_cfg["metric"]})
+                   "n_trials": hpo_cfg["n_trials"], "metric": hpo_cfg["metric"],
+                   "objective": hpo_cfg["objective"]})
 
 
 def selection_key(candidates: list[Mapping], selection_cfg: Mapping, benchmark_cfg: Mapping) -> str:
@@ -66,10 +76,32 @@ def selection_key(candidates: list[Mapping], selection_cfg: Mapping, benchmark_c
                    "benchmark": dict(benchmark_cfg)})
 
 
-def final_key(tkey: str, dkey: str, final_cfg: Mapping, refit_cfg: Mapping) -> str:
-    """Hash of the final model: the selected trial, the data and the final/refit settings."""
-    return digest({"kind": "final", "trial": tkey, "data": dkey, "final": dict(final_cfg),
-                   "refit": dict(refit_cfg)})
+def final_key(tkey: str, dkey: str, final_cfg: Mapping, refit_cfg: Mapping, co_best: Sequence[str] = ()) -> str:
+    """Hash of the final report: the selected trial, the data, the final/refit settings and the
+    co-best trials whose refit checkpoints the report also scores (none: the key of a report
+    without co-best entries)."""
+    payload = {"kind": "final", "trial": tkey, "data": dkey, "final": dict(final_cfg), "refit": dict(refit_cfg)}
+    if co_best:
+        payload["co_best"] = sorted(co_best)
+    return digest(payload)
+
+
+def tensors_sha256(named: Iterable[tuple[str, Any]]) -> str:
+    """sha256 over named tensors (name, dtype, shape and raw bytes, in the order given)."""
+    import torch  # here, not at the top: the Snakefile imports this module and must start fast
+
+    h = hashlib.sha256()
+    for name, t in named:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def seed_from(*parts: Any) -> int:
+    """A 64-bit seed derived from ``parts`` (stable across processes, unlike hash())."""
+    return int(hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()[:16], 16)
 
 
 def file_sha256(path, chunk: int = 1 << 20) -> str:

@@ -36,7 +36,7 @@ class Plan:
 
     def study_key(self, backbone: str) -> str:
         c = self.cfg
-        return keys.study_key(self.data_key, self.spec(backbone), c["task"], c["training"], c["hpo"])
+        return keys.study_key(self.data_key, self.spec(backbone), c["training"], c["hpo"])
 
     def variant(self, backbone: str) -> int:
         if backbone not in self._variants:
@@ -60,8 +60,8 @@ class Plan:
         ident = [{k: c[k] for k in ("backbone", "study_key", "variant", "trial_key")} for c in candidates]
         return keys.selection_key(ident, self.cfg["selection"], self.cfg["benchmark"])
 
-    def final_key(self, trial_key: str) -> str:
-        return keys.final_key(trial_key, self.data_key, self.cfg["final"], self.cfg["refit"])
+    def final_key(self, trial_key: str, co_best: list[str] = ()) -> str:
+        return keys.final_key(trial_key, self.data_key, self.cfg["final"], self.cfg["refit"], co_best)
 
     def training_threads(self, cores: int) -> int:
         """Threads per training job: share the cores among the jobs that can run side by side."""
@@ -70,13 +70,15 @@ class Plan:
 
 
 def candidates_from_summaries(summaries: list[Mapping]) -> list[dict]:
-    """The best trial of each study summary, as a selection candidate (without benchmark)."""
+    """The best trial of each study summary (and the trials tied with it), as selection candidates."""
     out = []
     for s in summaries:
         best = s.get("best_trial")
         if not best:
             continue
-        out.append({"backbone": s["backbone"], "study_key": s["study_key"], "variant": s["variant"],
-                    "trial_key": best["trial_key"], "cv_mean": best["mean"], "cv_std": best["std"],
-                    "fold_scores": best["fold_scores"], "params": best["params"]})
+        for t in [best, *best.get("co_best", [])]:
+            out.append({"backbone": s["backbone"], "study_key": s["study_key"], "variant": s["variant"],
+                        "trial_key": t["trial_key"], "cv_mean": t["mean"], "cv_std": t["std"],
+                        "fold_scores": t["fold_scores"], "params": t["params"],
+                        "cv_criteria_mean": t.get("criteria_mean")})
     return out

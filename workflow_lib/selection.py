@@ -62,7 +62,7 @@ def _check(c: Mapping, i: int) -> None:
 
 
 def select(candidates: list[dict], selection_cfg: dict, *, baseline: dict | None = None,
-           metric: str = "macro_f1") -> dict:
+           metric: str = "macro_f1", objective: str | None = None) -> dict:
     """Pick the best candidate; return the selection report (without selection_key, lineage, code_version, html)."""
     if not candidates:
         raise SelectionError("no candidates to select from: no study produced a completed trial")
@@ -119,9 +119,13 @@ def select(candidates: list[dict], selection_cfg: dict, *, baseline: dict | None
 
     selected = {k: copy.deepcopy(winner[k]) for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean",
                                                       "cv_std", "latency_p95_ms", "params")}
-    reason = _reason(winner, first_tied, excluded, eligible, rule, where, metric, baseline)
+    reason = _reason(winner, first_tied, excluded, eligible, rule, where, metric, baseline, objective)
+    co_best = [{k: copy.deepcopy(t[k]) for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")}
+               for t in sorted(first_tied, key=lambda t: t["rank"]) if t is not winner]
     return {
+        "co_best": co_best,
         "metric": metric,
+        "objective": objective or metric,
         "rule": rule,
         "candidates": ordered,
         "selected": selected,
@@ -135,11 +139,11 @@ def _fmt_lat(lat) -> str:
     return "unmeasured" if lat is None else f"{lat:.2f} ms"
 
 
-def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline) -> str:
+def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, objective=None) -> str:
     budget = rule["latency_budget_ms"]
     scope = (f"the {len(eligible)} candidate(s) within the p95 latency budget of {budget} ms"
              if budget is not None else f"{len(eligible)} candidate(s) (no latency budget)")
-    parts = [f"Selected {_label(winner)} (study {winner['study_key']}): CV {metric} "
+    parts = [f"Selected {_label(winner)} (study {winner['study_key']}): CV {objective or metric} "
              f"{winner['cv_mean']:.4f} ± {winner['cv_std']:.4f}, p95 latency {_fmt_lat(winner['latency_p95_ms'])} "
              f"at {where}, among {scope}."]
     others = [t for t in tied if t is not winner]
@@ -153,8 +157,11 @@ def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline) -> 
         names = ", ".join(f"{_label(r)} ({r['cv_mean']:.4f}, {_fmt_lat(r['latency_p95_ms'])})" for r in excluded)
         parts.append(f"Excluded for exceeding the latency budget: {names}.")
     if baseline:
-        margin = winner["cv_mean"] - baseline["mean"]
+        # the baseline only does criteria matching: compare it with the criteria part of the objective
+        mine = winner.get("cv_criteria_mean")
+        mine = winner["cv_mean"] if mine is None else mine
+        margin = mine - baseline["mean"]
         verdict = "beats" if margin > 0 else "does NOT beat"
-        parts.append(f"It {verdict} the {baseline.get('name', 'baseline')} baseline "
-                     f"({baseline['mean']:.4f}) by {margin:+.4f}.")
+        parts.append(f"On CV {metric} alone ({mine:.4f}) it {verdict} the {baseline.get('name', 'baseline')} "
+                     f"baseline ({baseline['mean']:.4f}) by {margin:+.4f}.")
     return " ".join(parts)

@@ -88,8 +88,9 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
            "variant": summary["variant"], "data_key": summary["data_key"]}
     metric = cfg["hpo"]["metric"]
     with tracker.run("refit", ids, params={"config": tcfg, "refit": cfg["refit"]}) as run:
-        res = train(spec, tcfg, prepared.texts(tr), prepared.labels(tr), prepared.texts(va), prepared.labels(va),
-                    epochs=cfg["refit"]["max_epochs"], patience=cfg["refit"]["patience"], metric=metric,
+        val_records = prepared.of(va)
+        res = train(spec, tcfg, prepared.of(tr), val_records, epochs=cfg["refit"]["max_epochs"],
+                    patience=cfg["refit"]["patience"], metric=metric, objective=cfg["hpo"]["objective"],
                     progress_desc=f"refit {backbone}", threads=threads)
         y_val = prepared.labels(va)
         thresholds = tune_thresholds(y_val, res.val_probs)
@@ -106,9 +107,14 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
             "validation": {"split": "validation", "at_0.5": multilabel_metrics(y_val, res.val_probs),
                            "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds)},
             "thresholds": {"split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
+            "objective": {**cfg["hpo"]["objective"], "metric": metric, "best_value": res.best_score},
             "config": tcfg,
             "code_version": code_version(),
         }
+        if "evidence" in res.val_metrics:
+            metrics["validation"]["evidence"] = res.val_metrics["evidence"]
+            tracker.log_metrics(run, {f"validation_evidence_{k}": v for k, v in res.val_metrics["evidence"].items()
+                                      if isinstance(v, float)})
         tracker.log_metrics(run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric],
                                   "best_epoch": res.best_epoch})
         write_json(metrics_path, metrics)
@@ -138,6 +144,16 @@ def benchmark(cfg: Mapping, *, model_dir: str, trial_key: str, backbone: str, ou
 
 
 # -- selection -----------------------------------------------------------------------
+def objective_label(hpo: Mapping) -> str:
+    """'macro_f1', or e.g. '0.5 x macro_f1 + 0.5 x evidence token_f1' when evidence is weighed."""
+    o = hpo["objective"]
+    if not o["evidence_weight"]:
+        return hpo["metric"]
+    total = o["criteria_weight"] + o["evidence_weight"]
+    return (f"{o['criteria_weight'] / total:g} x {hpo['metric']} + "
+            f"{o['evidence_weight'] / total:g} x evidence {o['evidence_metric']}")
+
+
 def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, str], baseline_path: str | None,
               selection_key: str, out_json: str, out_html: str) -> dict:
     from workflow_lib.report_html import render_selection_html
@@ -152,7 +168,8 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
     for c in cands:
         c["benchmark"] = read_json(benchmarks[c["trial_key"]])
     base = read_json(baseline_path) if baseline_path and cfg["selection"]["baseline"] else None
-    report = select(cands, cfg["selection"], baseline=base, metric=cfg["hpo"]["metric"])
+    report = select(cands, cfg["selection"], baseline=base, metric=cfg["hpo"]["metric"],
+                    objective=objective_label(cfg["hpo"]))
     report["selection_key"] = selection_key
     report["lineage"] = {"data_key": summ[0]["data_key"] if summ else None,
                          "studies": [{k: s[k] for k in ("backbone", "study_key", "variant")} for s in summ]}
@@ -173,14 +190,28 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
 
 
 # -- final ---------------------------------------------------------------------------
+def _test_metrics(pred, records, thresholds) -> dict:
+    out = {"test": pred.metrics(records, thresholds)["criteria"]}
+    at_half = pred.metrics(records, 0.5)
+    out["test_at_0.5"] = at_half["criteria"]
+    if "evidence" in at_half:
+        out["evidence"] = at_half["evidence"]
+    return out
+
+
 def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics_path: str, data_dir: str,
-          final_key: str, model_dir: str, report_path: str, threads: int | None = None) -> dict:
-    """Train the selected configuration on train+validation; evaluate once on test."""
-    from workflow_lib.checkpoint import manifest_digest, save_checkpoint
+          final_key: str, model_dir: str, report_path: str, co_best_refits: Mapping[str, Mapping] | None = None,
+          threads: int | None = None) -> dict:
+    """Train the selected configuration on train+validation; evaluate once on test.
+
+    ``co_best_refits`` maps the trial key of every candidate tied with the selected one (within
+    selection.tie_tolerance) to its refit ``{"model_dir", "metrics"}``; those checkpoints are
+    scored (at their own tuned thresholds) on the same test read, one entry each under ``co_best``.
+    """
+    from workflow_lib.checkpoint import load_checkpoint, manifest_digest, save_checkpoint
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.hpo import best_trial_config
-    from workflow_lib.metrics import multilabel_metrics
-    from workflow_lib.training import predict_proba, train
+    from workflow_lib.training import predict, train
 
     tracker = Tracker(cfg)
     sel_report = read_json(selection_path)
@@ -201,20 +232,33 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
     ids = {k: v for k, v in lineage.items() if k != "code_version"}
     with tracker.run("final", ids, params={"config": tcfg, "epochs": epochs}) as run:
         t0 = time.perf_counter()
-        res = train(spec, tcfg, prepared.texts(fit_ids), prepared.labels(fit_ids), epochs=epochs,
-                    progress_desc=f"final {backbone}", threads=threads)
+        res = train(spec, tcfg, prepared.of(fit_ids), epochs=epochs, progress_desc=f"final {backbone}",
+                    threads=threads)
         seconds = time.perf_counter() - t0
         save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
                         meta={**lineage, "stage": "final", "epochs": epochs})
-        # The one and only read of the test split.
-        y_test = prepared.labels(test_ids)
-        probs = predict_proba(res.model, res.tokenizer, prepared.texts(test_ids), max_length=spec["max_length"],
-                              batch_size=tcfg["eval_batch_size"])
+        # The one and only read of the test split: the final model and every co-best refit checkpoint.
+        test_records = prepared.of(test_ids)
+        pred = predict(res.model, res.tokenizer, test_records, tcfg, max_length=spec["max_length"])
+        co_best = []
+        tied = {c["trial_key"]: c for c in sel_report.get("co_best", [])}
+        for tkey, refit_paths in sorted((co_best_refits or {}).items()):
+            path = refit_paths["model_dir"]
+            model, tok, info = load_checkpoint(path)
+            cand = tied[tkey]
+            cthr = [read_json(refit_paths["metrics"])["thresholds"]["values"][s] for s in SYMPTOMS]
+            cpred = predict(model, tok, test_records, info["train_cfg"], max_length=info["backbone_spec"]["max_length"])
+            co_best.append({**{k: cand[k] for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")},
+                            "checkpoint": {"path": str(path), "manifest_sha256": info["manifest_sha256"],
+                                           "stage": "refit (train split only)"},
+                            "metrics": _test_metrics(cpred, test_records, cthr)})
         report = {
-            "report_version": 1,
+            "report_version": 2,
             "final_key": final_key,
             "split": "test",
             "n_test_posts": len(test_ids),
+            "task": {"input_format": tcfg["input_format"], "evidence_task": tcfg["evidence_task"],
+                     "objective": {**cfg["hpo"]["objective"], "metric": cfg["hpo"]["metric"]}},
             "selected": {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
                          "variant": int(summary["variant"]), "selection_key": sel_report["selection_key"],
                          "params": sel["params"]},
@@ -222,8 +266,8 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
                          "seconds": seconds},
             "thresholds": {"source": "tuned per symptom on the refit model's validation predictions",
                            "split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
-            "metrics": {"test": multilabel_metrics(y_test, probs, thresholds),
-                        "test_at_0.5": multilabel_metrics(y_test, probs, 0.5)},
+            "metrics": _test_metrics(pred, test_records, thresholds),
+            "co_best": co_best,
             "lineage": lineage,
             "checkpoint": {"path": str(model_dir), "manifest_sha256": manifest_digest(model_dir)},
             "library_versions": library_versions(),
@@ -232,8 +276,11 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
         m = report["metrics"]["test"]
         tracker.log_metrics(run, {"test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"],
                                   "test_accuracy": m["accuracy"]})
+        if "evidence" in report["metrics"]:
+            tracker.log_metrics(run, {f"test_evidence_{k}": v for k, v in report["metrics"]["evidence"].items()
+                                      if isinstance(v, float)})
         write_json(report_path, report, kind="evaluation_report")
     tracker.close()
-    log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)", backbone, m["macro_f1"], m["micro_f1"],
-             len(test_ids))
+    log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)%s", backbone, m["macro_f1"], m["micro_f1"],
+             len(test_ids), f"; {len(co_best)} co-best checkpoint(s) also scored" if co_best else "")
     return report

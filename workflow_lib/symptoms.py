@@ -5,6 +5,9 @@ vectors, the reports and the binary_pairs descriptions all read from here.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 SYMPTOMS: tuple[str, ...] = (
     "DEPRESSED_MOOD",
     "ANHEDONIA",
@@ -21,16 +24,12 @@ SYMPTOMS: tuple[str, ...] = (
 # are accepted by the loader and left out of the nine-symptom label vector.
 EXTRA_LABELS: tuple[str, ...] = ("SPECIAL_CASE",)
 
-DESCRIPTIONS: dict[str, str] = {
-    "DEPRESSED_MOOD": "Depressed mood most of the day, nearly every day (feeling sad, empty, hopeless).",
-    "ANHEDONIA": "Markedly diminished interest or pleasure in all, or almost all, activities.",
-    "APPETITE_CHANGE": "Significant weight loss or gain, or a decrease or increase in appetite.",
-    "SLEEP_ISSUES": "Insomnia or hypersomnia nearly every day.",
-    "PSYCHOMOTOR": "Psychomotor agitation or retardation observable by others.",
-    "FATIGUE": "Fatigue or loss of energy nearly every day.",
-    "WORTHLESSNESS": "Feelings of worthlessness or excessive or inappropriate guilt.",
-    "COGNITIVE_ISSUES": "Diminished ability to think or concentrate, or indecisiveness.",
-    "SUICIDAL_THOUGHTS": "Recurrent thoughts of death, suicidal ideation, a plan or an attempt.",
-}
+# The binary_pairs input pairs a post with each symptom's description. The descriptions are
+# data (symptom_descriptions.json beside this file): edit them there; they enter the trial key
+# of binary_pairs trials, so changed descriptions never reuse folds trained on the old ones.
+DESCRIPTIONS: dict[str, str] = json.loads(
+    (Path(__file__).resolve().parent / "symptom_descriptions.json").read_text(encoding="utf-8"))
+if sorted(DESCRIPTIONS) != sorted(SYMPTOMS):  # pragma: no cover - a broken install
+    raise RuntimeError(f"symptom_descriptions.json must describe exactly {', '.join(SYMPTOMS)}")
 
 INDEX: dict[str, int] = {name: i for i, name in enumerate(SYMPTOMS)}

@@ -21,10 +21,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from workflow_lib import metrics as metrics_mod
 from workflow_lib.config import validate_training
+from workflow_lib.examples import (Examples, build_examples, evaluate, evidence_char_spans, objective_value,
+                                   post_probabilities)
 from workflow_lib.models.losses import build_loss
 from workflow_lib.models.model import build_model
+from workflow_lib.symptoms import SYMPTOMS
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,10 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # per epoch: epoch, train_loss, [val_score], seconds, cpu_seconds
     best_epoch: int = 0                                # 1-based; the last epoch when there is no validation
     best_score: float | None = None
-    val_probs: np.ndarray | None = None                # validation probabilities at the best epoch
+    val_probs: np.ndarray | None = None                # validation criteria probabilities (posts, 9), best epoch
+    val_prediction: "Prediction | None" = None         # everything predicted on validation at the best epoch
+    val_metrics: dict | None = None                    # validation metrics at the best epoch (threshold 0.5)
+    augmentation: list = field(default_factory=list)   # original/augmented evidence sentences
     train_seconds: float = 0.0
 
 
@@ -181,84 +186,132 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_s
 
 # -- prediction ----------------------------------------------------------------------------
 
-def _predict_encoded(model: nn.Module, enc: Encoded, batch_size: int) -> np.ndarray:
-    n = len(enc)
+@dataclass
+class Prediction:
+    """Predictions for a list of post records."""
+    examples: Examples
+    row_probs: np.ndarray                 # (rows, n_out) sigmoid probabilities
+    probs: np.ndarray                     # (posts, 9): criteria probabilities per post
+    spans: list | None = None             # per row: predicted evidence character spans ([] = none)
+
+    def metrics(self, records: Sequence[Mapping], thresholds: float | Sequence[float] = 0.5) -> dict:
+        return evaluate(self.examples, records, self.row_probs, self.spans, thresholds)
+
+
+def _predict_examples(model: nn.Module, ex: Examples, batch_size: int, threshold: float = 0.5):
+    """(row probabilities (n, n_out), decoded token spans per row or None); eval mode, no gradients."""
+    n = len(ex)
+    n_out = int(ex.targets.shape[1])
+    with_spans = ex.has_evidence and getattr(model, "evidence_head", None) is not None
     if n == 0:
-        return np.zeros((0, int(getattr(model, "n_labels", 0))), dtype=np.float32)
+        return np.zeros((0, n_out), dtype=np.float32), ([] if with_spans else None)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    order = torch.argsort(enc.lengths, descending=True, stable=True)  # less padding; order restored below
-    out: torch.Tensor | None = None
+    order = torch.argsort(ex.lengths, descending=True, stable=True)  # less padding; order restored below
+    out = torch.empty((n, n_out), dtype=torch.float32)
+    spans: list = [None] * n if with_spans else None
     try:
         with torch.inference_mode():
             for idx in order.split(int(batch_size)):
-                probs = torch.sigmoid(model(**_to(enc.batch(idx), device)).float()).cpu()
-                if out is None:
-                    out = torch.empty((n, probs.shape[1]), dtype=torch.float32)
-                out[idx] = probs
+                batch = _to(ex.batch(idx), device)
+                res = model(**batch)
+                out[idx] = torch.sigmoid(res["criteria"].float()).cpu()
+                if with_spans:
+                    decoded = model.evidence_head.decode(res["evidence"], batch["eligible"], batch["sentence_ids"],
+                                                         threshold=threshold)
+                    for i, row in zip(idx.tolist(), decoded):
+                        spans[i] = row
     finally:
         model.train(was_training)
-    return out.numpy()
+    return out.numpy(), spans
+
+
+def predict_examples(model: nn.Module, ex: Examples, *, batch_size: int = 64, evidence_threshold: float = 0.5
+                     ) -> Prediction:
+    row_probs, token_spans = _predict_examples(model, ex, batch_size, evidence_threshold)
+    spans = evidence_char_spans(ex, token_spans) if token_spans is not None else None
+    return Prediction(ex, row_probs, post_probabilities(ex, row_probs), spans)
+
+
+def predict(model: nn.Module, tokenizer, records: Sequence[Mapping], train_cfg: Mapping[str, Any], *,
+            max_length: int, batch_size: int | None = None) -> Prediction:
+    """Criteria probabilities per post (and evidence spans with the evidence task) for ``records``."""
+    train_cfg = validate_training(train_cfg)
+    ex = build_examples(records, tokenizer, train_cfg, max_length)
+    return predict_examples(model, ex, batch_size=int(batch_size or train_cfg["eval_batch_size"]),
+                            evidence_threshold=float(train_cfg["evidence_threshold"]))
 
 
 def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], *, max_length: int,
                   batch_size: int = 64) -> np.ndarray:
-    """Sigmoid probabilities (n, n_labels) in the order of ``texts``; eval mode, no gradients."""
-    return _predict_encoded(model, encode(tokenizer, texts, max_length), batch_size)
+    """Criteria probabilities (n, 9) for bare post texts, in their order (no evidence decoding)."""
+    records = [{"post_id": str(i), "text": t if isinstance(t, str) else str(t), "labels": [0] * len(SYMPTOMS),
+                "evidence": []} for i, t in enumerate(texts)]
+    cfg = validate_training({"input_format": "binary_pairs" if int(model.n_labels) == 1 else "multi_label"})
+    return predict(model, tokenizer, records, cfg, max_length=max_length, batch_size=batch_size).probs
 
 
 # -- training ------------------------------------------------------------------------------
 
-def _labels(y, n: int, what: str) -> torch.Tensor:
-    arr = np.asarray(y, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[0] != n:
-        raise ValueError(f"{what}: expected labels of shape ({n}, n_labels), got {arr.shape}")
-    return torch.from_numpy(np.ascontiguousarray(arr))
+DEFAULT_OBJECTIVE = {"criteria_weight": 1.0, "evidence_weight": 0.0, "evidence_metric": "token_f1"}
 
 
-def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Sequence[str], train_labels,
-          val_texts: Sequence[str] | None = None, val_labels=None, *, epochs: int | None = None,
-          patience: int | None = None, metric: str = "macro_f1",
+def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: Sequence[Mapping],
+          val_records: Sequence[Mapping] | None = None, *, epochs: int | None = None,
+          patience: int | None = None, metric: str = "macro_f1", objective: Mapping | None = None,
           on_epoch: Callable[[int, float | None], None] | None = None, progress_desc: str = "train",
           threads: int | None = None, device: str | torch.device | None = None) -> TrainResult:
-    """Fine-tune a new classifier (encoder of ``spec``) on the training texts.
+    """Fine-tune a new model (encoder of ``spec``, heads of ``train_cfg``) on post records.
 
-    With validation data the model is scored (``metric`` at threshold 0.5) after every epoch;
-    the best epoch's weights are restored at the end and training stops after ``patience``
-    epochs without improvement (None: never early; a tie is no improvement). ``on_epoch(epoch,
-    val_score)`` runs after every epoch (val_score None without validation data); whatever it
-    raises (e.g. optuna.TrialPruned) propagates. ``device`` None: CUDA when available, else CPU.
+    Records are those of data/prepare.py ({"post_id", "text", "labels", "evidence"}). With
+    ``training.augment`` the training records (never the validation ones) get their evidence
+    sentences augmented once, seeded by the training seed. With validation records the model is
+    scored after every epoch on the objective (``metric`` at threshold 0.5, weighted with the
+    evidence metric per ``objective``); the best epoch's weights are restored at the end and
+    training stops after ``patience`` epochs without improvement (None: never early; a tie is no
+    improvement). ``on_epoch(epoch, val_score)`` runs after every epoch; whatever it raises
+    (e.g. optuna.TrialPruned) propagates. ``device`` None: CUDA when available, else CPU.
     """
     t_start = time.perf_counter()
     train_cfg = validate_training(train_cfg)
+    objective = {**DEFAULT_OBJECTIVE, **(objective or {})}
     n_threads = configure_threads(threads if threads is not None else train_cfg["threads"])
     epochs = int(epochs if epochs is not None else train_cfg["epochs"])
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if not train_records:
+        raise ValueError("no training records")
     seed = int(train_cfg["seed"])
     set_seed(seed)
 
-    model, tokenizer = build_model(spec, train_cfg, n_labels=np.asarray(train_labels).shape[1])
+    model, tokenizer = build_model(spec, train_cfg)
     max_length = int(spec.get("max_length", 128))
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
 
-    y_train = _labels(train_labels, len(train_texts), "train_labels")
-    train_enc = encode(tokenizer, train_texts, max_length)
-    has_val = val_texts is not None and len(val_texts) > 0
-    if has_val:
-        val_enc = encode(tokenizer, val_texts, max_length)
-        y_val = np.asarray(val_labels)
-        if y_val.shape != (len(val_texts), y_train.shape[1]):
-            raise ValueError(f"val_labels: expected shape ({len(val_texts)}, {y_train.shape[1]}), got {y_val.shape}")
+    augmentation: list[dict] = []
+    if train_cfg["augment"] != "none":
+        from workflow_lib.augment import augment_records
 
-    loss_fn = build_loss(train_cfg["loss"], train_labels=y_train.numpy()).to(device)
+        train_records, augmentation = augment_records(list(train_records), recipe=train_cfg["augment"],
+                                                      prob=float(train_cfg["augment_prob"]), seed=seed)
+        log.info("%s: augmented %d evidence sentence(s) with %s (p=%.2f)", progress_desc, len(augmentation),
+                 train_cfg["augment"], train_cfg["augment_prob"])
+    train_ex = build_examples(train_records, tokenizer, train_cfg, max_length)
+    has_val = bool(val_records)
+    val_ex = build_examples(val_records, tokenizer, train_cfg, max_length) if has_val else None
+    evidence = model.evidence_head is not None
+    ev_weight = float(train_cfg["evidence_loss_weight"])
+    ev_threshold = float(train_cfg["evidence_threshold"])
+
+    y_train = train_ex.targets
+    loss_fn = build_loss(train_cfg["loss"], train_labels=y_train.numpy(), gamma=float(train_cfg["loss_gamma"]),
+                         alpha=float(train_cfg["loss_alpha"]),
+                         label_smoothing=float(train_cfg["label_smoothing"])).to(device)
     batch_size = int(train_cfg["batch_size"])
     eval_batch_size = int(train_cfg["eval_batch_size"])
-    n = len(train_enc)
-    if n == 0:
-        raise ValueError("no training texts")
+    n = len(train_ex)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = steps_per_epoch * epochs
     optimizer = build_optimizer(model, train_cfg)
@@ -267,15 +320,16 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Se
     max_grad_norm = train_cfg.get("max_grad_norm")
     params = [p for p in model.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(seed)
-    log.info("%s: %d texts, %d epochs x %d steps (batch %d, max_length %d), %d threads, %s params", progress_desc,
-             n, epochs, steps_per_epoch, batch_size, max_length, n_threads,
-             f"{sum(p.numel() for p in params) / 1e6:.1f}M")
+    log.info("%s: %d rows (%s%s), %d epochs x %d steps (batch %d, max_length %d), %d threads, %s trainable params",
+             progress_desc, n, train_cfg["input_format"], " + evidence" if evidence else "", epochs,
+             steps_per_epoch, batch_size, max_length, n_threads, f"{sum(p.numel() for p in params) / 1e6:.2f}M")
 
     history: list[dict] = []
     best_score: float | None = None
     best_epoch = 0
     best_state: dict[str, torch.Tensor] | None = None
-    best_probs: np.ndarray | None = None
+    best_pred: Prediction | None = None
+    best_metrics: dict | None = None
     stale = 0
     for epoch in range(1, epochs + 1):
         t_epoch, cpu_epoch = time.perf_counter(), time.process_time()
@@ -287,10 +341,13 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Se
                    file=sys.stderr, leave=False, mininterval=1.0, dynamic_ncols=True)
         try:
             for step, idx in enumerate(order.split(batch_size), start=1):
-                batch = _to(train_enc.batch(idx), device)
-                targets = y_train[idx].to(device, non_blocking=True)
-                logits = model(**batch)
-                loss = loss_fn(logits, targets)
+                batch = _to(train_ex.batch(idx, training=True), device)
+                out = model(**batch)
+                loss = loss_fn(out["criteria"], y_train[idx].to(device, non_blocking=True))
+                if evidence:
+                    tags, sids = train_ex.evidence_targets(idx, batch["input_ids"].shape[1])
+                    loss = loss + ev_weight * model.evidence_head.loss(out["evidence"], tags.to(device),
+                                                                       sids.to(device))
                 loss.backward()
                 if max_grad_norm:
                     clip_grad_norm(params, float(max_grad_norm))
@@ -309,12 +366,15 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Se
         val_score = None
         if has_val:
             t_val = time.perf_counter()
-            probs = _predict_encoded(model, val_enc, eval_batch_size)
-            val_score = metrics_mod.score(y_val, probs, metric)
+            pred = predict_examples(model, val_ex, batch_size=eval_batch_size, evidence_threshold=ev_threshold)
+            val_metrics = pred.metrics(val_records)
+            val_score = objective_value(val_metrics, metric, objective)
             entry["val_score"] = val_score
+            if "evidence" in val_metrics:
+                entry["val_evidence_" + objective["evidence_metric"]] = val_metrics["evidence"][objective["evidence_metric"]]
             entry["val_seconds"] = time.perf_counter() - t_val
             if best_score is None or val_score > best_score:
-                best_score, best_epoch, best_probs, stale = val_score, epoch, probs, 0
+                best_score, best_epoch, best_pred, best_metrics, stale = val_score, epoch, pred, val_metrics, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
@@ -324,7 +384,7 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Se
         entry["cpu_seconds"] = time.process_time() - cpu_epoch  # process CPU time, all threads
         history.append(entry)
         log.info("%s epoch %d/%d: train_loss %.4f%s, %.1f s", progress_desc, epoch, epochs, train_loss,
-                 f", val {metric} {val_score:.4f} (best {best_score:.4f} at epoch {best_epoch})" if has_val else "",
+                 f", val objective {val_score:.4f} (best {best_score:.4f} at epoch {best_epoch})" if has_val else "",
                  entry["seconds"])
         if on_epoch is not None:
             on_epoch(epoch, val_score)
@@ -336,4 +396,6 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_texts: Se
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model=model, tokenizer=tokenizer, history=history, best_epoch=best_epoch,
-                       best_score=best_score, val_probs=best_probs, train_seconds=time.perf_counter() - t_start)
+                       best_score=best_score, val_probs=best_pred.probs if best_pred is not None else None,
+                       val_prediction=best_pred, val_metrics=best_metrics, augmentation=augmentation,
+                       train_seconds=time.perf_counter() - t_start)

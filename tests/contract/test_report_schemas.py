@@ -41,7 +41,7 @@ def _benchmark():
     return {
         "benchmark_version": 1, "device": "cpu", "device_name": "x86_64", "threads": 2, "peak_memory_mb": 512.0,
         "parameters": 22_000_000, "library_versions": {"torch": "2.13.0"}, "warmup": 3, "iterations": 20,
-        "inputs": "synthetic", "seed": 0,
+        "inputs": "synthetic", "rows_per_post": 1, "seed": 0,
         "results": [{"batch_size": 1, "seq_length": 128, "latency_ms": _lat(), "throughput_per_s": 190.0,
                      "peak_rss_mb": 400.0}],
         "seconds": 4.2, "code_version": "0.1.0", "created_at": "2025-01-01T00:00:00+00:00",
@@ -65,6 +65,9 @@ def _candidate(selected=True, rank=1):
 def _selection_report():
     return {
         "metric": "macro_f1",
+        "objective": "macro_f1",
+        "co_best": [{"backbone": "minilm", "study_key": K, "variant": 2, "trial_key": "cccccccccccc",
+                     "cv_mean": 0.55}],
         "rule": {"latency_budget_ms": 50.0, "latency_batch_size": 1, "latency_seq_length": 128,
                  "tie_tolerance": 0.0, "baseline": True},
         "candidates": [_candidate(), {**_candidate(False, None), "trial_key": "dddddddddddd",
@@ -85,15 +88,27 @@ def _metrics(threshold=0.5):
             "macro_recall": 0.5, "micro_precision": 0.55, "micro_recall": 0.55, "per_symptom": per}
 
 
+def _evidence():
+    return {"exact_match": 0.4, "token_f1": 0.6, "char_f1": 0.62, "null_span_accuracy": 0.8, "n": 100,
+            "n_null": 30, "n_incomplete_excluded": 2}
+
+
 def _evaluation_report():
     return {
-        "report_version": 1, "final_key": "ffffffffffff", "split": "test", "n_test_posts": 100,
+        "report_version": 2, "final_key": "ffffffffffff", "split": "test", "n_test_posts": 100,
+        "task": {"input_format": "multi_label", "evidence_task": True,
+                 "objective": {"criteria_weight": 0.5, "evidence_weight": 0.5, "evidence_metric": "token_f1",
+                               "metric": "macro_f1"}},
+        "co_best": [{"backbone": "minilm", "study_key": K, "variant": 2, "trial_key": "cccccccccccc", "cv_mean": 0.55,
+                     "checkpoint": {"path": "results/refit/cccccccccccc/model", "manifest_sha256": "b" * 64,
+                                    "stage": "refit (train split only)"},
+                     "metrics": {"test": _metrics(0.4), "test_at_0.5": _metrics(0.5), "evidence": _evidence()}}],
         "selected": {"backbone": "minilm", "trial_key": "bbbbbbbbbbbb", "study_key": K, "variant": 1,
                      "selection_key": "eeeeeeeeeeee", "params": {"learning_rate": 3e-5}},
         "training": {"trained_on": ["train", "validation"], "n_posts": 800, "epochs": 3, "seconds": 100.0},
         "thresholds": {"source": "tuned on the validation split, refit model", "split": "validation",
                        "values": {s: 0.4 for s in SYMPTOMS}},
-        "metrics": {"test": _metrics(0.4), "test_at_0.5": _metrics(0.5)},
+        "metrics": {"test": _metrics(0.4), "test_at_0.5": _metrics(0.5), "evidence": _evidence()},
         "lineage": {"data_key": "aaaaaaaaaaaa", "study_key": K, "trial_key": "bbbbbbbbbbbb",
                     "selection_key": "eeeeeeeeeeee", "final_key": "ffffffffffff", "variant": 1, "backbone": "minilm",
                     "code_version": "0.1.0"},
@@ -189,7 +204,16 @@ INVALID = [
     ("evaluation_report", ("thresholds", "split"), "test", ["thresholds.split"]),
     ("evaluation_report", ("lineage", "selection_key"), DELETE, ["lineage", "selection_key"]),
     ("evaluation_report", ("checkpoint", "manifest_sha256"), DELETE, ["checkpoint", "manifest_sha256"]),
-    ("evaluation_report", ("report_version",), 2, ["report_version"]),
+    ("evaluation_report", ("report_version",), 1, ["report_version"]),
+    ("evaluation_report", ("metrics", "evidence", "token_f1"), 1.2, ["metrics.evidence.token_f1", "out of range"]),
+    ("evaluation_report", ("metrics", "evidence", "n_null"), DELETE, ["metrics.evidence", "n_null"]),
+    ("evaluation_report", ("co_best", 0, "checkpoint"), DELETE, ["co_best.0", "checkpoint"]),
+    ("evaluation_report", ("co_best", 0, "metrics", "evidence", "exact_match"), -1,
+     ["co_best.0.metrics.evidence.exact_match", "out of range"]),
+    ("evaluation_report", ("task", "input_format"), "pairs", ["task.input_format", "pairs"]),
+    ("evaluation_report", ("co_best",), DELETE, ["co_best", "required"]),
+    ("selection_report", ("co_best", 0, "trial_key"), "xyz", ["co_best.0.trial_key"]),
+    ("benchmark", ("rows_per_post",), 0, ["rows_per_post", "out of range"]),
 ]
 
 

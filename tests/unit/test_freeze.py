@@ -19,7 +19,7 @@ def test_frozen_layers_get_no_gradient(base_config):
     model, tok = build_model(_tiny(3), tcfg)
     emb, layers = encoder_layers(model.encoder)
     batch = tok(["I can't sleep at night", "all fine"], padding=True, return_tensors="pt")
-    model(batch["input_ids"], batch["attention_mask"]).sum().backward()
+    model(batch["input_ids"], batch["attention_mask"])["criteria"].sum().backward()
     assert all(p.grad is None and not p.requires_grad for p in emb.parameters())
     for i, layer in enumerate(layers):
         grads = [p.grad for p in layer.parameters()]

@@ -43,7 +43,7 @@ def test_data_key_changes_with_source_but_not_with_source_location_settings(base
 
 def _tk(cfg, **params):
     spec = cfg["encoders"]["minilm-l6"]
-    return keys.trial_key("d" * 12, spec, cfg["task"], trial_training_config(cfg["training"], params))
+    return keys.trial_key("d" * 12, spec, trial_training_config(cfg["training"], params))
 
 
 def test_trial_key_depends_on_params_not_on_study(base_config):
@@ -65,7 +65,7 @@ def test_trial_key_depends_on_params_not_on_study(base_config):
 def test_study_key_changes_with_study_definition(base_config):
     spec = base_config["encoders"]["minilm-l6"]
     def sk(c):
-        return keys.study_key("d" * 12, spec, c["task"], c["training"], c["hpo"])
+        return keys.study_key("d" * 12, spec, c["training"], c["hpo"])
     base = sk(base_config)
     for mutate in (lambda c: c["hpo"].__setitem__("n_trials", 9),
                    lambda c: c["hpo"]["sampler"].__setitem__("seed", 9),

@@ -1,4 +1,4 @@
-"""Encoders, pooling, heads, losses and the assembled classifier."""
+"""Encoders and the assembled classifier (pooling, heads and losses: test_pooling/heads/losses.py)."""
 from __future__ import annotations
 
 import math
@@ -9,10 +9,8 @@ import torch
 
 from workflow_lib.models import encoders as enc_mod
 from workflow_lib.models.encoders import EncoderLoadError, load_encoder
-from workflow_lib.models.heads import HEADS, build_head
-from workflow_lib.models.losses import LOSSES, build_loss, class_weights
-from workflow_lib.models.model import CriteriaClassifier, build_model
-from workflow_lib.models.pooling import POOLING, Pooling, build_pooling, register
+from workflow_lib.models.model import CriteriaClassifier, Coupler, build_model
+from workflow_lib.models.pooling import build_pooling
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 0},
@@ -22,133 +20,7 @@ CFG = {"head": "linear", "head_hidden": 16, "pooling": "mean", "dropout": 0.1}
 HUB = {"source": "hub", "hub_id": "someone/some-model", "revision": "abc123"}
 
 
-# -- pooling -------------------------------------------------------------------------------
-
-def _states(b=3, t=5, h=8, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    hs = torch.randn(b, t, h, generator=g, requires_grad=True)
-    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])[:b, :t]
-    return hs, mask
-
-
-@pytest.mark.parametrize("name", ["cls", "mean"])
-def test_pooling_shape_and_gradient(name):
-    hs, mask = _states()
-    out = build_pooling(name, 8)(hs, mask)
-    assert out.shape == (3, 8)
-    out.sum().backward()
-    assert hs.grad is not None and hs.grad.abs().sum() > 0
-
-
-def test_cls_pooling_takes_first_token():
-    hs, mask = _states()
-    assert torch.equal(build_pooling("cls", 8)(hs, mask), hs[:, 0])
-
-
-def test_mean_pooling_averages_real_tokens_only():
-    hs, mask = _states()
-    out = build_pooling("mean", 8)(hs, mask)
-    for i in range(3):
-        n = int(mask[i].sum())
-        assert torch.allclose(out[i], hs[i, :n].mean(dim=0), atol=1e-6)
-    # changing (even to inf/nan) what sits at padded positions changes nothing
-    changed = hs.detach().clone()
-    changed[1, 3:] = 1e6
-    changed[2, 1:] = float("nan")
-    assert torch.equal(build_pooling("mean", 8)(changed, mask), out.detach())
-    # and padded positions get no gradient
-    out.sum().backward()
-    assert hs.grad[1, 3:].abs().sum() == 0 and hs.grad[2, 1:].abs().sum() == 0
-
-
-def test_pooling_registry_is_extensible_and_rejects_unknown_names():
-    @register("max_test")
-    class MaxPooling(Pooling):
-        def forward(self, hidden_states, attention_mask, all_hidden_states=None):
-            return hidden_states.masked_fill(~attention_mask.bool().unsqueeze(-1), -1e9).max(dim=1).values
-
-    try:
-        hs, mask = _states()
-        assert build_pooling("max_test", 8)(hs, mask).shape == (3, 8)
-        model = CriteriaClassifier(torch.nn.Identity(), POOLING["max_test"](8), build_head("linear", 8, 9), 9)
-        assert model.pooling.name == "max_test"
-    finally:
-        POOLING.pop("max_test")
-    with pytest.raises(ValueError, match="unknown pooling 'nope'.*cls"):
-        build_pooling("nope", 8)
-
-
-# -- heads ---------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", ["linear", "mlp"])
-def test_head_shape_and_gradients(name):
-    head = build_head(name, 8, 9, hidden=16, dropout=0.1)
-    x = torch.randn(4, 8, requires_grad=True)
-    out = head(x)
-    assert out.shape == (4, 9)
-    out.sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    assert all(p.grad is not None for p in head.parameters())
-
-
-def test_mlp_head_uses_hidden_size_and_dropout():
-    head = build_head("mlp", 8, 9, hidden=16, dropout=0.3)
-    linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(8, 16), (16, 9)]
-    assert all(m.p == 0.3 for m in head.modules() if isinstance(m, torch.nn.Dropout))
-    head.eval()
-    x = torch.randn(2, 8)
-    assert torch.equal(head(x), head(x))  # no dropout in eval mode
-    assert set(HEADS) >= {"linear", "mlp"}
-    with pytest.raises(ValueError, match="unknown head"):
-        build_head("nope", 8, 9)
-
-
-# -- losses --------------------------------------------------------------------------------
-
-def _bce(x, y, w=1.0):
-    s = 1.0 / (1.0 + math.exp(-x))
-    return -(w * y * math.log(s) + (1 - y) * math.log(1 - s))
-
-
-def test_bce_matches_hand_computation():
-    logits = torch.tensor([[0.0, 2.0], [-1.0, 0.5]])
-    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    want = np.mean([_bce(0.0, 1), _bce(2.0, 0), _bce(-1.0, 0), _bce(0.5, 1)])
-    assert build_loss("bce")(logits, targets).item() == pytest.approx(want, rel=1e-6)
-    # ln 2 for a zero logit
-    assert build_loss("bce")(torch.zeros(1, 1), torch.ones(1, 1)).item() == pytest.approx(math.log(2), rel=1e-6)
-
-
-def test_weighted_bce_matches_hand_computation():
-    logits = torch.tensor([[0.0, 2.0], [-1.0, 0.5]])
-    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    pw = torch.tensor([3.0, 0.5])
-    want = np.mean([_bce(0.0, 1, 3.0), _bce(2.0, 0, 0.5), _bce(-1.0, 0, 3.0), _bce(0.5, 1, 0.5)])
-    assert build_loss("weighted_bce", pos_weight=pw)(logits, targets).item() == pytest.approx(want, rel=1e-6)
-
-
-def test_class_weights_neg_over_pos_clipped_and_no_positive_labels():
-    labels = np.zeros((200, 4), dtype=int)
-    labels[:50, 0] = 1        # 150/50 = 3
-    labels[:1, 1] = 1         # 199/1 -> clipped to 50
-    labels[:, 3] = 1          # no negatives -> 1
-    w = class_weights(labels)  # label 2: no positives -> 1
-    assert w.dtype == torch.float32
-    assert w.tolist() == pytest.approx([3.0, 50.0, 1.0, 1.0])
-    assert class_weights(labels, max_weight=10.0)[1].item() == pytest.approx(10.0)
-
-
-def test_build_loss_takes_class_weights_from_training_labels():
-    labels = np.array([[1, 0], [0, 0], [0, 0], [0, 1]])
-    loss = build_loss("weighted_bce", train_labels=labels)
-    assert loss.pos_weight.tolist() == pytest.approx([3.0, 3.0])
-    with pytest.raises(ValueError, match="training labels"):
-        build_loss("weighted_bce")
-    assert set(LOSSES) >= {"bce", "weighted_bce"}
-
-
-# -- encoders and the assembled model ------------------------------------------------------
+# -- encoders ------------------------------------------------------------------------------
 
 def test_tiny_encoder_is_deterministic_and_leaves_global_rng_alone():
     torch.manual_seed(123)
@@ -247,18 +119,20 @@ def test_classifier_forward_shape_gradients_and_padding_invariance():
     assert isinstance(model, CriteriaClassifier) and model.max_length == 32
     enc = tok(["i cannot sleep at night", "tired"], padding=True, return_tensors="pt")
     model.train()
-    logits = model(enc["input_ids"], enc["attention_mask"])
+    out = model(enc["input_ids"], enc["attention_mask"])
+    assert out["evidence"] is None
+    logits = out["criteria"]
     assert logits.shape == (2, 9)
     logits.sum().backward()
     assert model.encoder.embeddings.word_embeddings.weight.grad is not None
     model.eval()
     with torch.no_grad():
-        base = model(enc["input_ids"], enc["attention_mask"])
+        base = model(enc["input_ids"], enc["attention_mask"])["criteria"]
         ids = enc["input_ids"].clone()
         ids[1, enc["attention_mask"][1] == 0] = tok.convert_tokens_to_ids("sleep")  # change padded tokens
-        assert torch.allclose(model(ids, enc["attention_mask"]), base, atol=1e-5)
+        assert torch.allclose(model(ids, enc["attention_mask"])["criteria"], base, atol=1e-5)
         alone = tok(["tired"], return_tensors="pt")
-        assert torch.allclose(model(alone["input_ids"], alone["attention_mask"])[0], base[1], atol=1e-5)
+        assert torch.allclose(model(alone["input_ids"], alone["attention_mask"])["criteria"][0], base[1], atol=1e-5)
 
 
 def test_classifier_cls_pooling_and_token_type_ids():
@@ -266,6 +140,59 @@ def test_classifier_cls_pooling_and_token_type_ids():
     model.eval()
     enc = tok(["a b c"], return_tensors="pt")
     with torch.no_grad():
-        a = model(enc["input_ids"], enc["attention_mask"])
-        b = model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+        a = model(enc["input_ids"], enc["attention_mask"])["criteria"]
+        b = model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])["criteria"]
     assert a.shape == (1, 3) and torch.allclose(a, b)
+
+
+# -- multi-task model ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("method,width", [("concat", 64), ("add", 32), ("mean", 32), ("weighted_sum", 32),
+                                          ("weighted_mean", 32)])
+def test_coupler_combines_criteria_and_evidence_vectors(method, width):
+    torch.manual_seed(0)
+    c = Coupler(method, build_pooling("mean", 32))
+    vec = torch.randn(2, 32, requires_grad=True)
+    states = torch.randn(2, 5, 32)
+    scores = torch.tensor([[1.0, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool()
+    out = c(vec, states, scores, mask)
+    assert out.shape == (2, width) and c.output_size(32) == width
+    ev0 = states[0, 0] / 3  # mean over 3 eligible tokens of the score-weighted states
+    expected = {"concat": torch.cat([vec[0], ev0]), "add": vec[0] + ev0, "mean": (vec[0] + ev0) / 2,
+                "weighted_sum": vec[0] + ev0, "weighted_mean": (vec[0] + ev0) / 2}[method]
+    assert torch.allclose(out[0], expected, atol=1e-6)
+    # changing masked-out states leaves the result alone
+    states2 = states.clone()
+    states2[0, 3:] = 1e3
+    assert torch.allclose(c(vec, states2, scores, mask), out)
+    out.sum().backward()
+    if method in ("weighted_sum", "weighted_mean"):
+        assert c.weights.grad is not None and c.weights.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown coupling"):
+        Coupler("product", build_pooling("mean", 32))
+
+
+@pytest.mark.parametrize("over,n_out,width", [
+    ({"evidence_task": True}, 9, 32),
+    ({"evidence_task": True, "multitask": "coupled", "coupling": "concat"}, 9, 64),
+    ({"input_format": "binary_pairs", "evidence_task": True, "multitask": "coupled", "coupling": "add",
+      "coupling_pooling": "attention", "evidence_head": "biaffine"}, 1, 32),
+])
+def test_multitask_model_assembles_and_backpropagates_through_both_heads(over, n_out, width):
+    torch.manual_seed(0)
+    model, tok = build_model(TINY, {**CFG, **over})
+    assert model.n_labels == n_out and model.evidence_head is not None
+    assert (model.coupler is not None) == (over.get("multitask") == "coupled")
+    enc = tok(["i cannot sleep at night", "tired"], padding=True, return_tensors="pt")
+    out = model(enc["input_ids"], enc["attention_mask"])
+    assert out["criteria"].shape == (2, n_out)
+    scores = model.evidence_head.token_scores(out["evidence"])
+    assert scores.shape == enc["input_ids"].shape and bool((scores[enc["attention_mask"] == 0] == 0).all())
+    tags = torch.where(enc["attention_mask"].bool(), 0, -100)
+    tags[0, 1] = 1
+    loss = out["criteria"].sum() + model.evidence_head.loss(out["evidence"], tags, torch.where(tags >= 0, 0, -1))
+    loss.backward()
+    assert model.head.in_features == width if hasattr(model.head, "in_features") else True
+    assert model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.evidence_head.parameters() if p.requires_grad)

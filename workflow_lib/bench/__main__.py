@@ -1,19 +1,28 @@
-"""python -m workflow_lib.bench {training|pipeline|noop} [options] - benchmarks that print ratios."""
+"""python -m workflow_lib.bench {training|heads|lora|augment|pipeline|noop} [options] - benchmarks that print ratios."""
 import sys
+
+USAGE = """usage: python -m workflow_lib.bench {training|heads|lora|augment|pipeline|noop} [options]
+  training  train loop vs bare PyTorch loop and vs HF Trainer (throughput ratios)
+  heads     forward+backward step time of every head and pooling vs linear/cls [--backbone minilm]
+  lora      LoRA vs full fine-tuning: trainable parameters and step time [--backbone minilm]
+  augment   TextAttack augmentation throughput (sentences per second) per recipe
+  pipeline  wall time of the smoke preset (--preset main: the main job)
+  noop      time of a no-op rerun after a finished run"""
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("training", "pipeline", "noop"):
-        raise SystemExit("usage: python -m workflow_lib.bench {training|pipeline|noop} [options]\n"
-                         "  training  train loop vs bare PyTorch loop and vs HF Trainer (throughput ratios)\n"
-                         "  pipeline  wall time of the smoke preset (--preset main: the main job)\n"
-                         "  noop      time of a no-op rerun after a finished run")
-    what = sys.argv[1]
+    if len(sys.argv) < 2 or sys.argv[1] not in ("training", "heads", "lora", "augment", "pipeline", "noop"):
+        raise SystemExit(USAGE)
+    what, rest = sys.argv[1], sys.argv[2:]
     if what == "training":
         from workflow_lib.bench.training import main as run
 
-        sys.argv = [f"{sys.argv[0]} training"] + sys.argv[2:]
+        sys.argv = [f"{sys.argv[0]} training"] + rest
         run()
+    elif what in ("heads", "lora", "augment"):
+        import importlib
+
+        importlib.import_module(f"workflow_lib.bench.{what}").main(rest)
     else:
         from workflow_lib.bench.pipeline import main as run
 

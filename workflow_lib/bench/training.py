@@ -84,6 +84,12 @@ def generate_posts(n: int = 560, words: int = 100, seed: int = 0) -> tuple[list[
     return texts, labels
 
 
+def as_records(texts: list[str], labels: np.ndarray) -> list[dict]:
+    """Post records (the shape train() reads) for generated texts; no evidence."""
+    return [{"post_id": str(i), "text": t, "labels": [int(v) for v in y], "evidence": []}
+            for i, (t, y) in enumerate(zip(texts, labels))]
+
+
 # -- the three loops -----------------------------------------------------------------------
 
 def _spec(backbone: str, max_length: int) -> dict:
@@ -93,7 +99,7 @@ def _spec(backbone: str, max_length: int) -> dict:
 def run_ours(spec, cfg, texts, labels) -> tuple[float, float]:
     """(wall, CPU) seconds of the training loop of workflow_lib.training.train (one epoch, no validation)."""
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # bar drawn, not shown
-        result = train(spec, {**cfg, "epochs": 1}, texts, labels, progress_desc="bench")
+        result = train(spec, {**cfg, "epochs": 1}, as_records(texts, labels), progress_desc="bench")
     return float(result.history[0]["seconds"]), float(result.history[0]["cpu_seconds"])
 
 
@@ -110,7 +116,7 @@ def run_bare(spec, cfg, texts, labels) -> tuple[float, float]:
     order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(int(cfg["seed"])))
     t0, c0 = time.perf_counter(), time.process_time()
     for idx in order.split(int(cfg["batch_size"])):
-        loss = loss_fn(model(**enc.batch(idx)), y[idx])
+        loss = loss_fn(model(**enc.batch(idx))["criteria"], y[idx])
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -124,7 +130,7 @@ class _HFWrapper(nn.Module):
         self.loss_fn = loss_fn
 
     def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None):
-        logits = self.clf(input_ids, attention_mask, token_type_ids)
+        logits = self.clf(input_ids, attention_mask, token_type_ids)["criteria"]
         return {"loss": self.loss_fn(logits, labels) if labels is not None else None, "logits": logits}
 
 
@@ -200,7 +206,7 @@ def epoch_timing(spec: dict, cfg: dict, texts: list[str], labels: np.ndarray) ->
     from workflow_lib.training import predict_proba
 
     t0 = time.perf_counter()
-    result = train(spec, {**cfg, "epochs": 1}, texts, labels, progress_desc="epoch timing")
+    result = train(spec, {**cfg, "epochs": 1}, as_records(texts, labels), progress_desc="epoch timing")
     total = time.perf_counter() - t0
     t1 = time.perf_counter()
     predict_proba(result.model, result.tokenizer, texts, max_length=spec["max_length"],

@@ -213,6 +213,10 @@ class Prepared:
     folds: list[dict]
     card: dict
 
+    def of(self, ids: Iterable[str]) -> list[dict]:
+        """The post records of ``ids``, in that order."""
+        return [self.records[i] for i in ids]
+
     def texts(self, ids: Iterable[str]) -> list[str]:
         return [self.records[i]["text"] for i in ids]
 

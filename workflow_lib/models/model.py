@@ -1,4 +1,5 @@
-"""The criteria classifier: encoder -> pooling -> head -> one logit per symptom."""
+"""The classifier: shared encoder -> criteria head (one logit per symptom, or per pair) and an
+optional evidence-span head, independent or coupled."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -13,20 +14,68 @@ from workflow_lib.models.pooling import build_pooling
 from workflow_lib.symptoms import SYMPTOMS
 
 
+class Coupler(nn.Module):
+    """Combine the criteria vector (B, H) with an evidence vector pooled from the token states
+    weighted by the evidence head's token scores (coupled multi-task mode).
+
+    concat -> (B, 2H); add -> c + e; mean -> (c + e) / 2; weighted_sum -> a*c + b*e with learned
+    scalars a, b (init 1); weighted_mean -> softmax([a, b]) weighted mean (init 1/2 each).
+    """
+
+    METHODS = ("concat", "add", "mean", "weighted_sum", "weighted_mean")
+
+    def __init__(self, method: str, pooling: nn.Module) -> None:
+        super().__init__()
+        if method not in self.METHODS:
+            raise ValueError(f"unknown coupling {method!r}; choose one of {', '.join(self.METHODS)}")
+        self.method = method
+        self.pooling = pooling
+        self.weights = nn.Parameter(torch.ones(2) if method == "weighted_sum" else torch.zeros(2),
+                                    requires_grad=method in ("weighted_sum", "weighted_mean"))
+
+    def output_size(self, hidden: int) -> int:
+        return 2 * hidden if self.method == "concat" else hidden
+
+    def forward(self, criteria_vec: torch.Tensor, token_states: torch.Tensor, token_scores: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        weighted = token_states * token_scores.unsqueeze(-1).to(token_states.dtype)
+        ev = self.pooling(weighted, mask.long(), None)
+        if self.method == "concat":
+            return torch.cat([criteria_vec, ev], dim=-1)
+        if self.method == "add":
+            return criteria_vec + ev
+        if self.method == "mean":
+            return (criteria_vec + ev) / 2
+        if self.method == "weighted_sum":
+            return self.weights[0] * criteria_vec + self.weights[1] * ev
+        w = torch.softmax(self.weights, dim=0)
+        return w[0] * criteria_vec + w[1] * ev
+
+
 class CriteriaClassifier(nn.Module):
-    """``forward(input_ids, attention_mask, token_type_ids=None) -> logits (B, n_labels)``."""
+    """Shared encoder -> criteria head (always) and evidence head (optional).
+
+    ``forward(input_ids, attention_mask, token_type_ids=None, eligible=None, sentence_ids=None)``
+    returns ``{"criteria": logits (B, n_labels), "evidence": head outputs or None}``.
+    ``eligible`` marks the post tokens an evidence span may cover (default: every real token);
+    ``sentence_ids`` maps tokens to post sentences (default: one sentence).
+    """
 
     def __init__(self, encoder: nn.Module, pooling: nn.Module, head: nn.Module, n_labels: int,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, evidence_head: nn.Module | None = None,
+                 coupler: Coupler | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
         self.head = head
+        self.evidence_head = evidence_head
+        self.coupler = coupler
         self.n_labels = n_labels
         self.max_length = max_length
+        if coupler is not None and evidence_head is None:
+            raise ValueError("a coupled model needs an evidence head")
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, input_ids, attention_mask, token_type_ids=None):
         want_all = self.pooling.needs_all_hidden_states
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "return_dict": True}
         if token_type_ids is not None:
@@ -34,9 +83,26 @@ class CriteriaClassifier(nn.Module):
         if want_all:
             kwargs["output_hidden_states"] = True
         out = self.encoder(**kwargs)
-        pooled = self.pooling(out.last_hidden_state, attention_mask,
-                              out.hidden_states if want_all else None)
-        return self.head(pooled)
+        return out.last_hidden_state, (out.hidden_states if want_all else None)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, eligible: torch.Tensor | None = None,
+                sentence_ids: torch.Tensor | None = None) -> dict:
+        states, all_states = self.encode(input_ids, attention_mask, token_type_ids)
+        return self.heads(states, attention_mask, all_states, eligible, sentence_ids)
+
+    def heads(self, states, attention_mask, all_states=None, eligible=None, sentence_ids=None) -> dict:
+        pooled = self.pooling(states, attention_mask, all_states)
+        evidence = None
+        if self.evidence_head is not None:
+            if eligible is None:
+                eligible = attention_mask.bool()
+            if sentence_ids is None:
+                sentence_ids = torch.where(eligible, 0, -1)
+            evidence = self.evidence_head(states, eligible, sentence_ids)
+            if self.coupler is not None:
+                pooled = self.coupler(pooled, states, self.evidence_head.token_scores(evidence), eligible)
+        return {"criteria": self.head(pooled), "evidence": evidence}
 
 
 def hidden_size_of(encoder: nn.Module) -> int:
@@ -80,19 +146,42 @@ def freeze_bottom(encoder: nn.Module, n_layers: int) -> int:
     return n_layers
 
 
-def assemble(encoder: nn.Module, train_cfg: Mapping[str, Any], n_labels: int = len(SYMPTOMS),
+def n_outputs(train_cfg: Mapping[str, Any]) -> int:
+    """Criteria outputs per input row: 9 for multi_label, 1 (present/absent) for binary_pairs."""
+    return 1 if train_cfg["input_format"] == "binary_pairs" else len(SYMPTOMS)
+
+
+def assemble(encoder: nn.Module, train_cfg: Mapping[str, Any], n_labels: int | None = None,
              max_length: int | None = None) -> CriteriaClassifier:
-    """Wrap an encoder with the pooling and head named in ``train_cfg`` (fresh head weights)."""
+    """Wrap an encoder with the pooling, heads (and LoRA) named in ``train_cfg`` (fresh head weights)."""
     train_cfg = validate_training(train_cfg)
+    n_labels = n_outputs(train_cfg) if n_labels is None else int(n_labels)
     hidden = hidden_size_of(encoder)
+    if train_cfg["finetune"] == "lora":  # before freezing, so freeze_layers also freezes the low adapters
+        from workflow_lib.models.lora import apply_lora
+
+        encoder = apply_lora(encoder, r=int(train_cfg["lora_r"]), alpha=float(train_cfg["lora_alpha"]),
+                             dropout=float(train_cfg["lora_dropout"]),
+                             target_modules=list(train_cfg["lora_target_modules"]))
     freeze_bottom(encoder, int(train_cfg["freeze_layers"]))
     pooling = build_pooling(train_cfg["pooling"], hidden)
-    head = build_head(train_cfg["head"], pooling.output_size, n_labels,
+    evidence_head = coupler = None
+    in_features = pooling.output_size
+    if train_cfg["evidence_task"]:
+        from workflow_lib.models.evidence_heads import build_evidence_head
+
+        evidence_head = build_evidence_head(train_cfg["evidence_head"], hidden, hidden=int(train_cfg["head_hidden"]),
+                                            dropout=float(train_cfg["dropout"]))
+        if train_cfg["multitask"] == "coupled":
+            coupler = Coupler(train_cfg["coupling"], build_pooling(train_cfg["coupling_pooling"], hidden))
+            in_features = coupler.output_size(in_features)
+    head = build_head(train_cfg["head"], in_features, n_labels,
                       hidden=int(train_cfg["head_hidden"]), dropout=float(train_cfg["dropout"]))
-    return CriteriaClassifier(encoder, pooling, head, n_labels, max_length=max_length)
+    return CriteriaClassifier(encoder, pooling, head, n_labels, max_length=max_length,
+                              evidence_head=evidence_head, coupler=coupler)
 
 
-def build_model(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], n_labels: int = len(SYMPTOMS)):
+def build_model(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], n_labels: int | None = None):
     """Return ``(CriteriaClassifier, tokenizer)``: pretrained (or tiny) encoder + new pooling/head."""
     encoder, tokenizer = load_encoder(spec)
     model = assemble(encoder, train_cfg, n_labels, max_length=int(spec.get("max_length", 128)))
