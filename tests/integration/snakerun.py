@@ -9,9 +9,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
+def snakemake_cmd(workdir: Path, *extra: str, preset: str = "smoke.yaml") -> list[str]:
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-            "--profile", str(REPO / "profiles" / "local"), "--configfile", str(REPO / "config" / "smoke.yaml"),
+            "--profile", str(REPO / "profiles" / "local"), "--configfile", str(REPO / "config" / preset),
             "--cores", "2", *extra]
 
 
@@ -22,8 +22,10 @@ def env() -> dict:
     return e
 
 
-def run_snakemake(workdir: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(snakemake_cmd(workdir, *extra), capture_output=True, text=True, timeout=timeout, env=env())
+def run_snakemake(workdir: Path, *extra: str, timeout: float = 600, preset: str = "smoke.yaml"
+                  ) -> subprocess.CompletedProcess:
+    proc = subprocess.run(snakemake_cmd(workdir, *extra, preset=preset), capture_output=True, text=True,
+                          timeout=timeout, env=env())
     (workdir / "snakemake_runs.log").open("a").write(f"\n==== {' '.join(extra)} rc={proc.returncode}\n"
                                                     f"{proc.stdout}\n{proc.stderr}\n")
     return proc
