@@ -254,6 +254,36 @@ def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], *, max_leng
 
 # -- training ------------------------------------------------------------------------------
 
+def _frozen_cache(model: nn.Module, ex: Examples, device: torch.device, *, eval_batch_size: int, enabled: bool,
+                  desc: str):
+    """``(k, states (n, L, H))``: the training rows' token states after the frozen bottom ``k`` layers,
+    computed once in eval mode; None when nothing is frozen (or caching is off).
+
+    Every epoch then runs only the trainable top layers and the heads. The one difference from
+    running the whole encoder: no dropout in the frozen layers (they are evaluated once).
+    """
+    k = model.frozen_depth() if enabled else 0
+    if k == 0 or len(ex) == 0:
+        return None
+    t0 = time.perf_counter()
+    was_training = model.training
+    model.eval()
+    states = None
+    try:
+        with torch.inference_mode():
+            for idx in torch.arange(len(ex)).split(eval_batch_size):
+                b = _to(ex.batch(idx), device)
+                h = model.bottom_states(k, b["input_ids"], b["attention_mask"], b.get("token_type_ids")).float().cpu()
+                if states is None:
+                    states = torch.zeros((len(ex), ex.input_ids.shape[1], h.shape[-1]), dtype=torch.float32)
+                states[idx, :h.shape[1]] = h
+    finally:
+        model.train(was_training)
+    log.info("%s: frozen bottom %d layer(s) run once for %d rows in %.1f s (%.0f MB cached)", desc, k, len(ex),
+             time.perf_counter() - t0, states.numel() * 4 / 2**20)
+    return k, states.clone()
+
+
 DEFAULT_OBJECTIVE = {"criteria_weight": 1.0, "evidence_weight": 0.0, "evidence_metric": "token_f1"}
 
 
@@ -305,6 +335,8 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: 
     ev_weight = float(train_cfg["evidence_loss_weight"])
     ev_threshold = float(train_cfg["evidence_threshold"])
 
+    cache = _frozen_cache(model, train_ex, device, eval_batch_size=int(train_cfg["eval_batch_size"]),
+                          enabled=bool(train_cfg["cache_frozen"]), desc=progress_desc)
     y_train = train_ex.targets
     loss_fn = build_loss(train_cfg["loss"], train_labels=y_train.numpy(), gamma=float(train_cfg["loss_gamma"]),
                          alpha=float(train_cfg["loss_alpha"]),
@@ -342,7 +374,12 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: 
         try:
             for step, idx in enumerate(order.split(batch_size), start=1):
                 batch = _to(train_ex.batch(idx, training=True), device)
-                out = model(**batch)
+                if cache is not None:
+                    k, states = cache
+                    out = model.forward_from(k, states[idx, :batch["input_ids"].shape[1]].to(device),
+                                             batch["attention_mask"], batch.get("eligible"), batch.get("sentence_ids"))
+                else:
+                    out = model(**batch)
                 loss = loss_fn(out["criteria"], y_train[idx].to(device, non_blocking=True))
                 if evidence:
                     tags, sids = train_ex.evidence_targets(idx, batch["input_ids"].shape[1])

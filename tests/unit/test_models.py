@@ -196,3 +196,26 @@ def test_multitask_model_assembles_and_backpropagates_through_both_heads(over, n
     assert model.head.in_features == width if hasattr(model.head, "in_features") else True
     assert model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
     assert all(p.grad is not None for p in model.evidence_head.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("over,depth", [
+    ({"freeze_layers": 1}, 1),
+    ({"freeze_layers": 2, "evidence_task": True, "multitask": "coupled", "input_format": "binary_pairs"}, 2),
+    ({"freeze_layers": 1, "finetune": "lora"}, 1),
+    ({"freeze_layers": 0}, 0),
+    ({"freeze_layers": 2, "pooling": "last_2_layer_mix"}, 0),  # needs every layer's states
+])
+def test_frozen_bottom_cache_gives_the_full_models_output(over, depth):
+    model, tok = build_model(TINY, {**CFG, **over})
+    model.eval()
+    assert model.frozen_depth() == depth
+    pairs = over.get("input_format") == "binary_pairs"
+    enc = tok(["i cannot sleep at night at all", "tired"], ["sleep problems", "fatigue"] if pairs else None,
+              padding=True, return_tensors="pt")
+    tt = enc.get("token_type_ids") if pairs else None
+    with torch.no_grad():
+        full = model(enc["input_ids"], enc["attention_mask"], tt)["criteria"]
+        if depth:
+            states = model.bottom_states(depth, enc["input_ids"], enc["attention_mask"], tt)
+            part = model.forward_from(depth, states, enc["attention_mask"])["criteria"]
+            assert torch.allclose(full, part, atol=1e-6)

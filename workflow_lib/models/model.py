@@ -85,6 +85,49 @@ class CriteriaClassifier(nn.Module):
         out = self.encoder(**kwargs)
         return out.last_hidden_state, (out.hidden_states if want_all else None)
 
+    # -- frozen-bottom cache: run the frozen layers once, train only the top -----------------
+    def frozen_depth(self) -> int:
+        """How many bottom transformer layers (after the embeddings) have no trainable parameter and
+        can be run once and cached: 0 when the embeddings train, when the pooling needs every
+        layer's states, or when the encoder's layers cannot be driven one by one."""
+        if self.pooling.needs_all_hidden_states or not hasattr(self.encoder, "get_extended_attention_mask"):
+            return 0
+        try:
+            emb, layers = encoder_layers(self.encoder)
+        except ValueError:
+            return 0
+        if emb is None or any(p.requires_grad for p in emb.parameters()):
+            return 0
+        k = 0
+        for layer in layers:
+            if any(p.requires_grad for p in layer.parameters()):
+                break
+            k += 1
+        return min(k, len(layers))
+
+    def bottom_states(self, k: int, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        """Token states after the embeddings and the lowest ``k`` layers (call in eval mode)."""
+        emb, layers = encoder_layers(self.encoder)
+        kwargs = {"input_ids": input_ids}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        h = emb(**kwargs)
+        ext = self.encoder.get_extended_attention_mask(attention_mask, attention_mask.shape)
+        for layer in layers[:k]:
+            out = layer(h, attention_mask=ext)
+            h = out[0] if isinstance(out, tuple) else out
+        return h
+
+    def forward_from(self, k: int, states, attention_mask, eligible=None, sentence_ids=None) -> dict:
+        """The model's output given the states after layer ``k`` (see bottom_states)."""
+        _, layers = encoder_layers(self.encoder)
+        ext = self.encoder.get_extended_attention_mask(attention_mask, attention_mask.shape)
+        h = states
+        for layer in layers[k:]:
+            out = layer(h, attention_mask=ext)
+            h = out[0] if isinstance(out, tuple) else out
+        return self.heads(h, attention_mask, None, eligible, sentence_ids)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None, eligible: torch.Tensor | None = None,
                 sentence_ids: torch.Tensor | None = None) -> dict:
