@@ -69,7 +69,7 @@ def test_study_key_changes_with_study_definition(base_config):
     base = sk(base_config)
     for mutate in (lambda c: c["hpo"].__setitem__("n_trials", 9),
                    lambda c: c["hpo"]["sampler"].__setitem__("seed", 9),
-                   lambda c: c["hpo"]["search_space"].pop("head"),
+                   lambda c: c["hpo"]["search_space"].pop("batch_size"),
                    lambda c: c["training"].__setitem__("epochs", 9)):
         c = copy.deepcopy(base_config)
         mutate(c)

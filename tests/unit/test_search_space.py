@@ -137,7 +137,7 @@ def test_space_errors_name_the_parameter_and_the_fix(smoke_config):
                             "loss_gamma": {"type": "float", "low": 1, "high": 9}}, training)
 
 
-@pytest.mark.parametrize("recipe", ["back_translation", "embedding_swap", "checklist"])
+@pytest.mark.parametrize("recipe", ["back_translation", "embedding_swap", "checklist", "clare", "back_transcription"])
 def test_download_recipes_are_refused_with_the_reason(smoke_config, recipe):
     raw = deep_merge(smoke_config, {"hpo": {"search_space": {
         "augment": {"type": "categorical", "choices": ["none", recipe]}}}})
