@@ -79,11 +79,16 @@ def test_ties_within_tolerance_go_to_lower_latency():
     assert r["selected"]["backbone"] == "close"
     assert [c["backbone"] for c in r["candidates"]] == ["close", "best", "far"]
     assert "Tied within tolerance 0.01" in r["reason"] and "best" in r["reason"]
-    # without tolerance the best score wins outright
+    # the candidates tied with the winner are its co-best (the final report scores them too)
+    assert [c["backbone"] for c in r["co_best"]] == ["best"]
+    assert set(r["co_best"][0]) == {"backbone", "study_key", "variant", "trial_key", "cv_mean"}
+    # without tolerance the best score wins outright, with no co-best
     assert select(cs, RULE)["selected"]["backbone"] == "best"
+    assert select(cs, RULE)["co_best"] == []
     # exactly equal scores tie even at tolerance 0
     eq = [cand("x", 0.6, 30.0), cand("y", 0.6, 10.0)]
     assert select(eq, RULE)["selected"]["backbone"] == "y"
+    assert [c["backbone"] for c in select(eq, RULE)["co_best"]] == ["x"]
 
 
 def test_equal_score_and_latency_break_by_backbone_then_trial_key():
@@ -207,3 +212,15 @@ def test_render_selection_html_without_studies_or_baseline_still_has_three_plots
     page = render_selection_html(report, [])
     assert page.count("data:image/png;base64,") == 3
     assert page.count("<tr class=") == 1
+
+
+def test_trials_tied_inside_a_study_become_candidates():
+    from workflow_lib.plan import candidates_from_summaries
+
+    best = {"number": 0, "trial_key": "a" * 12, "params": {"lr": 1}, "mean": 0.6, "std": 0.01,
+            "fold_scores": [0.6, 0.6], "criteria_mean": 0.55,
+            "co_best": [{"number": 3, "trial_key": "b" * 12, "params": {"lr": 2}, "mean": 0.6, "std": 0.02,
+                         "fold_scores": [0.59, 0.61], "criteria_mean": 0.57}]}
+    summary = {"backbone": "m", "study_key": "c" * 12, "variant": 1, "best_trial": best}
+    cands = candidates_from_summaries([summary, {**summary, "backbone": "n", "best_trial": None}])
+    assert [(c["trial_key"], c["cv_criteria_mean"]) for c in cands] == [("a" * 12, 0.55), ("b" * 12, 0.57)]
