@@ -25,7 +25,7 @@ from workflow_lib.config import validate_training
 from workflow_lib.examples import (Examples, build_examples, evaluate, evidence_char_spans, objective_value,
                                    post_probabilities)
 from workflow_lib.models.losses import build_loss
-from workflow_lib.models.model import build_model
+from workflow_lib.models.model import build_model, hidden_size_of
 from workflow_lib.symptoms import SYMPTOMS
 
 log = logging.getLogger(__name__)
@@ -254,6 +254,9 @@ def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], *, max_leng
 
 # -- training ------------------------------------------------------------------------------
 
+MAX_CACHE_BYTES = 4 * 2**30  # above this (e.g. binary_pairs on a large data set) the frozen layers run every step
+
+
 def _frozen_cache(model: nn.Module, ex: Examples, device: torch.device, *, eval_batch_size: int, enabled: bool,
                   desc: str):
     """``(k, states (n, L, H))``: the training rows' token states after the frozen bottom ``k`` layers,
@@ -264,6 +267,11 @@ def _frozen_cache(model: nn.Module, ex: Examples, device: torch.device, *, eval_
     """
     k = model.frozen_depth() if enabled else 0
     if k == 0 or len(ex) == 0:
+        return None
+    need = len(ex) * int(ex.input_ids.shape[1]) * hidden_size_of(model.encoder) * 4
+    if need > MAX_CACHE_BYTES:
+        log.info("%s: not caching the frozen bottom %d layer(s): %.1f GB for %d rows would exceed %.1f GB; "
+                 "running the whole encoder every step", desc, k, need / 2**30, len(ex), MAX_CACHE_BYTES / 2**30)
         return None
     t0 = time.perf_counter()
     was_training = model.training

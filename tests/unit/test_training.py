@@ -258,3 +258,15 @@ def test_frozen_bottom_is_cached_and_still_learns(data, caplog):
     # feature extractor, so both stay modest)
     assert cached.history[-1]["train_loss"] < cached.history[0]["train_loss"]
     assert abs(cached.best_score - plain.best_score) < 0.15, (cached.best_score, plain.best_score)
+
+
+def test_frozen_cache_is_skipped_when_it_would_not_fit_in_memory(data, caplog, monkeypatch):
+    import logging
+
+    import workflow_lib.training as training_mod
+
+    monkeypatch.setattr(training_mod, "MAX_CACHE_BYTES", 1024)
+    tr, _ = data
+    with caplog.at_level(logging.INFO, logger="workflow_lib.training"):
+        train(TINY, {**CFG, "epochs": 1, "freeze_layers": 1}, tr[:32])
+    assert any("not caching the frozen bottom 1 layer(s)" in r.getMessage() for r in caplog.records)
