@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-import torch
 from torch import nn
 
 ADAPTER = "default"  # PEFT adapter name; appears in the state-dict keys (lora_A.default.weight)
