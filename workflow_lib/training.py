@@ -1,10 +1,11 @@
-"""Training and prediction of the criteria classifier (CPU-lean; works on GPU too).
+"""Training and prediction of the classifier: criteria head, optional evidence head (CPU-lean; works on GPU too).
 
-The loop is deliberately plain: texts are tokenised once up front into one right-padded
-id matrix; every batch is a slice of it cut to the batch's longest text (dynamic padding,
-no sorting, so batches depend only on the seed); AdamW without decay on biases and norms,
-linear warmup and decay, gradient clipping; validation after every epoch with the best
-epoch's weights kept in memory and restored at the end.
+The loop is deliberately plain: post records become input rows once up front
+(workflow_lib/examples.py: one right-padded id matrix, BIO tags for the evidence task);
+every batch is a slice of it cut to the batch's longest row (dynamic padding, no sorting, so
+batches depend only on the seed); frozen bottom layers run once and are cached; AdamW without
+decay on biases and norms, linear warmup and decay, gradient clipping; validation on the
+objective after every epoch with the best epoch's weights kept in memory and restored at the end.
 """
 from __future__ import annotations
 
