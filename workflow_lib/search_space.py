@@ -18,7 +18,6 @@ _COUPLED = {"evidence_task": (True,), "multitask": ("coupled",)}
 # condition fails is inert: it is never suggested and never enters the trial key.
 CONDITIONS: dict[str, dict[str, tuple]] = {
     "head_hidden": {"head": ("mlp", "mlp_residual", "gated")},
-    "head_learning_rate": {},
     "loss_gamma": {"loss": _FOCAL},
     "loss_alpha": {"loss": ("hybrid",)},
     "multitask": {"evidence_task": (True,)},

@@ -191,11 +191,14 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
 
 # -- final ---------------------------------------------------------------------------
 def _test_metrics(pred, records, thresholds) -> dict:
-    out = {"test": pred.metrics(records, thresholds)["criteria"]}
-    at_half = pred.metrics(records, 0.5)
-    out["test_at_0.5"] = at_half["criteria"]
-    if "evidence" in at_half:
-        out["evidence"] = at_half["evidence"]
+    """Criteria at the tuned thresholds and at 0.5, evidence once (it has no per-symptom threshold)."""
+    from workflow_lib.examples import post_labels
+    from workflow_lib.metrics import multilabel_metrics
+
+    tuned = pred.metrics(records, thresholds)
+    out = {"test": tuned["criteria"], "test_at_0.5": multilabel_metrics(post_labels(records), pred.probs, 0.5)}
+    if "evidence" in tuned:
+        out["evidence"] = tuned["evidence"]
     return out
 
 

@@ -68,48 +68,6 @@ def set_seed(seed: int) -> None:
 
 # -- data ----------------------------------------------------------------------------------
 
-@dataclass
-class Encoded:
-    """Texts tokenised once: right-padded ids (n, L), true lengths (n,), optional token types."""
-    input_ids: torch.Tensor
-    lengths: torch.Tensor
-    token_type_ids: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.input_ids.shape[0])
-
-    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Inputs for the rows ``idx``, cut to their longest text (dynamic padding)."""
-        lengths = self.lengths[idx]
-        width = int(lengths.max())
-        out = {
-            "input_ids": self.input_ids[idx, :width],
-            "attention_mask": (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).long(),
-        }
-        if self.token_type_ids is not None:
-            out["token_type_ids"] = self.token_type_ids[idx, :width]
-        return out
-
-
-def encode(tokenizer, texts: Sequence[str], max_length: int) -> Encoded:
-    """Tokenise all texts in one call (truncating to ``max_length``), right-padded."""
-    texts = [t if isinstance(t, str) else str(t) for t in texts]
-    if not texts:
-        return Encoded(torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long))
-    side = getattr(tokenizer, "padding_side", "right")
-    tokenizer.padding_side = "right"
-    try:
-        enc = tokenizer(texts, truncation=True, max_length=int(max_length), padding="longest",
-                        return_tensors="pt", return_attention_mask=True)
-    finally:
-        tokenizer.padding_side = side
-    lengths = enc["attention_mask"].sum(dim=1)
-    ttype = enc.get("token_type_ids")
-    if ttype is not None and not bool(ttype.any()):
-        ttype = None  # single texts: all zeros, the encoder's default
-    return Encoded(enc["input_ids"].contiguous(), lengths, ttype)
-
-
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     if device.type == "cpu":
         return batch

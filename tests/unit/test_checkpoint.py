@@ -14,6 +14,7 @@ from workflow_lib.keys import file_sha256
 from workflow_lib.models.encoders import load_encoder
 from workflow_lib.models.lora import apply_lora, lora_param_names
 from workflow_lib.models.model import assemble, build_model
+from workflow_lib.training import predict_proba
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 3},
@@ -39,10 +40,6 @@ def _logits(model, tok, texts, max_length=32) -> torch.Tensor:
     finally:
         model.train(was_training)
     return (out["criteria"] if isinstance(out, dict) else out).float()
-
-
-def predict_proba(model, tok, texts, *, max_length) -> np.ndarray:
-    return torch.sigmoid(_logits(model, tok, texts, max_length)).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +147,10 @@ def test_save_replaces_existing_folder_only_when_complete(saved, model_and_tok, 
     assert [p.name for p in out.parent.iterdir()] == ["abc"]
 
 
-def test_load_works_offline_without_network(saved, model_and_tok, monkeypatch):
-    out, _ = saved
-    model, tok = model_and_tok
+@pytest.mark.parametrize("kind", ["full", "lora"])
+def test_load_works_offline_without_network(kind, request, monkeypatch):
+    out, _ = request.getfixturevalue("saved" if kind == "full" else "lora_saved")
+    model, tok = request.getfixturevalue("model_and_tok" if kind == "full" else "lora_model_and_tok")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(out.parent / "empty-hf-home"))
@@ -163,8 +161,11 @@ def test_load_works_offline_without_network(saved, model_and_tok, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     loaded, tok2, _ = load_checkpoint(out)
-    np.testing.assert_array_equal(predict_proba(loaded, tok2, TEXTS, max_length=32),
-                                  predict_proba(model, tok, TEXTS, max_length=32))
+    if kind == "full":
+        np.testing.assert_array_equal(predict_proba(loaded, tok2, TEXTS, max_length=32),
+                                      predict_proba(model, tok, TEXTS, max_length=32))
+    else:
+        torch.testing.assert_close(_logits(loaded, tok2, TEXTS), _logits(model, tok, TEXTS), rtol=0, atol=1e-6)
 
 
 def test_checkpoint_of_the_packaged_encoder_needs_no_package_weights(tmp_path, monkeypatch):
@@ -300,21 +301,6 @@ def test_lora_on_a_different_base_encoder_is_refused(lora_saved, monkeypatch):
     monkeypatch.setattr(enc_mod, "load_encoder", lambda spec: real(other))
     with pytest.raises(CheckpointError, match="is not the one this adapter was trained on"):
         load_checkpoint(out)
-
-
-def test_lora_load_works_offline_without_network(lora_saved, lora_model_and_tok, monkeypatch):
-    out, _ = lora_saved
-    model, tok = lora_model_and_tok
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(out.parent / "empty-hf-home"))
-
-    def no_network(*a, **k):
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_network)
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    loaded, tok2, _ = load_checkpoint(out)
-    torch.testing.assert_close(_logits(loaded, tok2, TEXTS), _logits(model, tok, TEXTS), rtol=0, atol=1e-6)
 
 
 def test_save_refuses_a_mode_that_does_not_match_the_model(tmp_path, model_and_tok, lora_model_and_tok):

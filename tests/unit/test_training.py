@@ -8,8 +8,10 @@ import torch
 from workflow_lib import metrics
 from workflow_lib.models.model import build_model
 from workflow_lib.symptoms import SYMPTOMS
-from workflow_lib.training import (TrainResult, build_optimizer, clip_grad_norm, configure_threads, encode,
-                                   linear_schedule, predict, predict_proba, set_seed, train)
+from workflow_lib.config import validate_training
+from workflow_lib.examples import build_examples
+from workflow_lib.training import (TrainResult, build_optimizer, clip_grad_norm, configure_threads, linear_schedule,
+                                   predict, predict_proba, set_seed, train)
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 0},
@@ -69,14 +71,19 @@ def test_configure_threads_and_set_seed():
     assert (np.random.rand(), torch.rand(1).item()) == a
 
 
-def test_encode_tokenises_once_and_pads_each_batch_to_its_longest():
+def test_examples_tokenise_once_and_pad_each_batch_to_its_longest():
     _, tok = build_model(TINY, CFG, n_labels=3)
-    enc = encode(tok, ["one", "one two three four", "one two"], max_length=32)
+
+    def encode(texts, max_length):
+        records = [{"post_id": str(i), "text": t, "labels": [0] * 9, "evidence": []} for i, t in enumerate(texts)]
+        return build_examples(records, tok, validate_training(CFG), max_length)
+
+    enc = encode(["one", "one two three four", "one two"], max_length=32)
     assert enc.input_ids.shape == (3, int(enc.lengths.max())) and enc.lengths.tolist() == [3, 6, 4]
     b = enc.batch(torch.tensor([0, 2]))
     assert b["input_ids"].shape == (2, 4) and b["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
     assert "token_type_ids" not in b
-    assert int(encode(tok, ["word " * 100], max_length=10).lengths[0]) == 10
+    assert int(encode(["word " * 100], max_length=10).lengths[0]) == 10
 
 
 def test_optimizer_groups_and_schedule():

@@ -32,10 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from workflow_lib.config import validate_training
+from workflow_lib.examples import build_examples
 from workflow_lib.models.losses import build_loss
 from workflow_lib.models.model import build_model
 from workflow_lib.symptoms import SYMPTOMS
-from workflow_lib.training import configure_threads, encode, set_seed, train
+from workflow_lib.training import configure_threads, set_seed, train
 
 BACKBONES = {
     "tiny": {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -107,7 +109,7 @@ def run_bare(spec, cfg, texts, labels) -> tuple[float, float]:
     """(wall, CPU) seconds of forward, loss, backward, step over the same batches as train()."""
     set_seed(int(cfg["seed"]))
     model, tok = build_model(spec, cfg, n_labels=labels.shape[1])
-    enc = encode(tok, texts, spec["max_length"])
+    enc = build_examples(as_records(texts, labels), tok, validate_training(cfg), spec["max_length"])
     y = torch.as_tensor(labels, dtype=torch.float32)
     loss_fn = build_loss(cfg["loss"], train_labels=labels)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"],
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (5 if args.backbone == "tiny" else 3)
     texts, labels = generate_posts(n, args.words)
     _, tok = build_model(spec, cfg)
-    lengths = encode(tok, texts, args.max_length).lengths.float()
+    lengths = build_examples(as_records(texts, labels), tok, validate_training(cfg), args.max_length).lengths.float()
     print(f"backbone {args.backbone}, {n} posts (~{args.words} words, mean {lengths.mean():.0f} tokens after "
           f"truncation to {args.max_length}), batch {args.batch_size}, {threads} threads, torch "
           f"{torch.__version__}, load average {os.getloadavg()[0]:.2f}", flush=True)
