@@ -113,6 +113,16 @@ def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric:
     return result
 
 
+def fold_score(result: Mapping, metric: str, objective: Mapping) -> float:
+    """A fold's objective value from its stored metrics (criteria, and evidence when present)."""
+    from workflow_lib.examples import objective_value
+
+    metrics = {"criteria": result["metrics"]}
+    if "evidence_metrics" in result:
+        metrics["evidence"] = result["evidence_metrics"]
+    return objective_value(metrics, metric, objective)
+
+
 def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, study_dir: str, worker: str,
                    tracker: Tracker, study_run: RunRef, threads: int | None):
     spec = cfg["encoders"][backbone]
@@ -138,6 +148,8 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                 if Path(path).exists():
                     result = read_json(path)
                     reused += 1
+                    # the trained fold is the same; this study's objective may weigh it differently
+                    result["score"] = fold_score(result, metric, objective_cfg)
                     log.info("trial %d fold %d: reusing %s (score %.4f)", trial.number, k, path, result["score"])
                 else:
                     fold_ids = {**ids, "fold": k}

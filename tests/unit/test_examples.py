@@ -91,3 +91,17 @@ def test_objective_weighs_criteria_and_evidence():
     with pytest.raises(ValueError, match="evidence_task"):
         objective_value({"criteria": {"macro_f1": 0.6}}, "macro_f1",
                         {"criteria_weight": 1, "evidence_weight": 1, "evidence_metric": "token_f1"})
+
+
+def test_a_reused_fold_is_rescored_with_the_current_objective():
+    from workflow_lib.hpo import fold_score
+
+    stored = {"score": 0.6, "metrics": {"macro_f1": 0.6, "micro_f1": 0.7},
+              "evidence_metrics": {"token_f1": 0.2, "char_f1": 0.3, "exact_match": 0.1}}
+    criteria_only = {"criteria_weight": 1, "evidence_weight": 0, "evidence_metric": "token_f1"}
+    assert fold_score(stored, "macro_f1", criteria_only) == pytest.approx(0.6)
+    assert fold_score(stored, "micro_f1", criteria_only) == pytest.approx(0.7)
+    both = {"criteria_weight": 1, "evidence_weight": 1, "evidence_metric": "char_f1"}
+    assert fold_score(stored, "macro_f1", both) == pytest.approx(0.45)
+    with pytest.raises(ValueError, match="evidence_task"):
+        fold_score({"metrics": {"macro_f1": 0.6}}, "macro_f1", both)
