@@ -7,6 +7,8 @@ was found and what is allowed, so a user can fix the YAML without reading code.
 from __future__ import annotations
 
 import copy
+import difflib
+import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -58,7 +60,9 @@ def _describe(error: jsonschema.ValidationError, schema_name: str) -> str:
         allowed = sorted((error.schema.get("properties") or {}).keys())
         extra = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
         hint = f"allowed keys: {', '.join(allowed)}" if allowed else "no extra keys allowed here"
-        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; {hint}"
+        close = [f"{k!r} -> {m[0]!r}" for k in extra if (m := difflib.get_close_matches(str(k), allowed, n=1))]
+        fix = f" (did you mean {', '.join(close)}?)" if close else ""
+        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}{fix}; {hint}"
     if v == "enum":
         return f"{where}: {error.instance!r} is not allowed; choose one of {error.validator_value}"
     if v == "type":
@@ -149,23 +153,69 @@ def resolve(raw: Mapping) -> dict:
                 raise ConfigError(f"invalid config:\n  - encoders.{name}.tiny: hidden_size "
                                   f"{spec['tiny']['hidden_size']} must be divisible by num_attention_heads "
                                   f"{spec['tiny']['num_attention_heads']}")
-    freeze = cfg["training"]["freeze_layers"]
-    for name in cfg["backbones"]:
-        spec = cfg["encoders"][name]
-        if spec["source"] == "tiny" and freeze > spec["tiny"]["num_hidden_layers"]:
-            raise ConfigError(f"invalid config:\n  - training.freeze_layers: {freeze} but encoder {name!r} has "
-                              f"{spec['tiny']['num_hidden_layers']} layer(s); use at most that many")
     if cfg["data"]["source"] == "local" and not cfg["data"]["local_path"]:
         raise ConfigError("invalid config:\n  - data.local_path: required when data.source is 'local'; "
                           "set it to a folder with posts.csv and annotations.csv")
     split = cfg["data"]["split"]
     if split["validation_fraction"] + split["test_fraction"] >= 0.8:
-        raise ConfigError("invalid config:\n  - data.split: validation_fraction + test_fraction must stay below 0.8")
+        raise ConfigError(f"invalid config:\n  - data.split: validation_fraction {split['validation_fraction']} + "
+                          f"test_fraction {split['test_fraction']} = "
+                          f"{split['validation_fraction'] + split['test_fraction']:g}, must stay below 0.8 (train "
+                          "gets the rest); lower one of them")
     from workflow_lib.search_space import check_search_space  # local import: search_space imports config
 
     check_search_space(cfg["hpo"]["search_space"], cfg["training"])
+    _check_backbones(cfg)
     _check_objective(cfg)
     return cfg
+
+
+def _encoder_layers(spec: Mapping) -> int | None:
+    """The encoder's layer count, read from its config.json without loading it (None if unknown)."""
+    if spec["source"] == "tiny":
+        return spec["tiny"]["num_hidden_layers"]
+    folder = None
+    if spec["source"] == "local":
+        folder = Path(spec["path"]).expanduser()
+    elif spec["source"] == "package":
+        try:
+            found = importlib.util.find_spec(spec["package"])
+        except (ImportError, ValueError):
+            found = None
+        folder = Path(found.origin).parent / "model" if found is not None and found.origin else None
+    try:
+        return int(json.loads((folder / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
+    except (TypeError, OSError, ValueError, KeyError):
+        return None
+
+
+def _check_backbones(cfg: Mapping) -> None:
+    """Each backbone can be loaded as configured: hub pinned, local folder present, frozen layers it has."""
+    problems = []
+    space = cfg["hpo"]["search_space"].get("freeze_layers")
+    fixed = cfg["training"]["freeze_layers"]
+    for name in cfg["backbones"]:
+        spec, where = cfg["encoders"][name], f"encoders.{name}"
+        if spec["source"] == "hub" and not spec.get("revision"):
+            problems.append(f"{where}.revision: required for source: hub - a commit sha (or tag) of "
+                            f"{spec['hub_id']!r}, so the trained models stay reproducible and their keys stay "
+                            "valid; copy it from the model page's 'Files and versions' tab")
+        if spec["source"] == "local" and not Path(spec["path"]).expanduser().is_dir():
+            problems.append(f"{where}.path: {spec['path']!r} is not a folder; point it at a folder written by "
+                            "save_pretrained() (config.json, weights, tokenizer files)")
+        n_layers = _encoder_layers(spec)
+        if n_layers is None:
+            continue
+        if fixed > n_layers and (not space or space.get("when")):
+            problems.append(f"training.freeze_layers: {fixed} but encoder {name!r} has {n_layers} layer(s); use at "
+                            "most that many")
+        if space:
+            top = max(space["choices"]) if space["type"] == "categorical" else space["high"]
+            if top > n_layers:
+                problems.append(f"hpo.search_space.freeze_layers: can suggest {top} but encoder {name!r} has "
+                                f"{n_layers} layer(s); lower it to at most {n_layers}")
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
 
 
 def _check_objective(cfg: Mapping) -> None:

@@ -97,6 +97,10 @@ def check_search_space(space: Mapping[str, Mapping], training: Mapping) -> None:
             if kind == "int" and (int(low) != low or int(high) != high):
                 problems.append(f"{where}: int parameter needs integer bounds, got {low}..{high}")
                 continue
+            if spec.get("log") and spec.get("step") not in (None, *((1,) if kind == "int" else ())):
+                problems.append(f"{where}: log: true and step {spec['step']} cannot be combined (Optuna refuses "
+                                "it at the first trial); drop one of them")
+                continue
             values = [int(low), int(high)] if kind == "int" else [low, high]
         for value in values:
             try:

@@ -32,7 +32,11 @@ Sources (``data.source`` in the config):
     read as a local folder.
 
 Every problem with the input is a :class:`DataError` naming the file, the 1-based
-line (header = line 1) or split row, the column, and the fix.
+line (header = line 1) or split row, the column, and the fix. Split files are checked
+before datasets reads them (empty, UTF-8, CSV/JSON syntax, header), and CSV split files
+are read as strings (no type guessing: ``007`` stays ``007``, ``NA`` stays text). Two
+exceptions warn instead: an annotation row repeated exactly is used once, and evidence
+that cannot be aligned keeps its label (counted in the data card).
 """
 from __future__ import annotations
 
@@ -67,6 +71,7 @@ TRUNCATION_POLICY = (
     "truncates every post to the backbone's max_length tokens."
 )
 
+_ALIASES = {"text": ("body", "selftext", "post", "content", "post_text"), "post_id": ("id", "postid")}
 _FIX_LOCAL = ("to use a local copy instead, set data.source: local and data.local_path: <folder with posts.csv "
               "and annotations.csv> in the config")
 
@@ -289,6 +294,10 @@ def _find_redsm5_csvs(folder: Path) -> tuple[Path | None, Path | None]:
     if not posts and not anns:
         return None, None
     rel = lambda ps: ", ".join(p.relative_to(folder).as_posix() for p in ps) or "none"  # noqa: E731
+    if len(posts) == 1 and not anns:
+        raise DataError(f"{folder}: found {rel(posts)} but no annotations CSV; add annotations.csv with the header "
+                        f"{','.join(ANNOTATIONS_REQUIRED + ANNOTATIONS_OPTIONAL)} (a header alone if no post has an "
+                        "annotation)")
     if len(posts) != 1 or len(anns) != 1:
         raise DataError(f"{folder}: expected exactly one posts CSV and one annotations CSV; found posts: "
                         f"{rel(posts)}; annotations: {rel(anns)}. Keep one of each (posts.csv and "
@@ -301,8 +310,10 @@ def _find_redsm5_csvs(folder: Path) -> tuple[Path | None, Path | None]:
 def _decode(path: Path) -> str:
     data = path.read_bytes()
     if not data.strip():
-        raise DataError(f"{path}: the file is empty; expected a header line (line 1) and one row per record. "
-                        "Re-export the file or point data.local_path at the right folder")
+        expected = ("a header line (line 1) and one row per record" if path.suffix.lower() == ".csv"
+                    else "one JSON object per record")
+        raise DataError(f"{path}: the file is empty; expected {expected}. Re-export the file or point "
+                        "data.local_path at the right folder")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -364,10 +375,15 @@ def _check_header(path: Path, header: list[str], required, optional) -> None:
         for col in missing:
             close = difflib.get_close_matches(col, [h for h in header if h not in required], n=1, cutoff=0.5)
             ci = [h for h in header if h.lower() == col.lower()]
-            guess = (ci or close or [None])[0]
+            alias = [h for h in header if h.lower() in _ALIASES.get(col, ())]
+            guess = (ci or close or alias or [None])[0]
             if guess:
                 hints.append(f"rename column {guess!r} to {col!r}")
         fix = "; ".join(hints) if hints else f"add the column(s) {', '.join(missing)}"
+        sep = next((c for c in (";", "\t", "|") if len(header) == 1 and c in header[0]), None)
+        if sep:
+            fix = (f"the file looks separated by {sep!r}, not by commas; save it as comma-separated CSV "
+                   f"(header line: {','.join(required)})")
         raise DataError(f"{path}: line 1 (header): missing required column(s) {', '.join(missing)}; found columns "
                         f"{', '.join(header) or '(none)'}; required: {', '.join(required)}"
                         f"{' (optional: ' + ', '.join(optional) + ')' if optional else ''}. Fix: {fix}")
@@ -384,9 +400,26 @@ def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int) -> Raw
         _add_post(posts, seen, row.get("post_id", ""), row.get("text", ""), where, max_post_chars)
     _, ann_rows = read_csv(ann_csv, ANNOTATIONS_REQUIRED, ANNOTATIONS_OPTIONAL)
     annotations = []
+    first: dict[tuple, tuple[int, dict]] = {}
+    repeated: list[int] = []
     for line, row in ann_rows:
         where = f"{ann_csv}: line {line}"
-        annotations.append(_annotation(row, where, seen, posts_csv.name))
+        ann = _annotation(row, where, seen, posts_csv.name)
+        key = (ann["post_id"], ann["sentence_id"], ann["sentence_text"].strip(), ann["DSM5_symptom"])
+        if key in first:
+            prev_line, prev = first[key]
+            if prev["status"] != ann["status"]:
+                raise DataError(f"{where}, column 'status': post {key[0]!r}, sentence {key[1] or key[2]!r}, "
+                                f"{key[3]} has status {ann['status']} here but {prev['status']} at line {prev_line}; "
+                                "the two rows contradict each other - keep the right one and delete the other")
+            repeated.append(line)
+            continue
+        first[key] = (line, ann)
+        annotations.append(ann)
+    if repeated:
+        log.warning("%s: %d duplicate annotation row(s) (post_id, sentence_id, sentence_text, DSM5_symptom and "
+                    "status equal to an earlier row) at line(s) %s; each is used once - delete the repeats to "
+                    "silence this warning", ann_csv, len(repeated), ", ".join(map(str, repeated[:10])))
     return RawData(posts=posts, annotations=annotations, given_splits=None, origin=str(posts_csv.parent),
                    layout="redsm5_csv", files=[str(posts_csv), str(ann_csv)])
 
@@ -406,7 +439,7 @@ def _add_post(posts: list, seen: dict, post_id: Any, text: Any, where: str, max_
                         f"data.max_post_chars = {max_post_chars}. Policy: over-long posts are rejected, not "
                         "truncated (the tokenizer truncates to the backbone's max_length later); raise "
                         "data.max_post_chars in the config, or shorten or remove the post")
-    seen[pid] = where.split(": ", 1)[-1] if ": " in where else where
+    seen[pid] = where
     posts.append({"post_id": pid, "text": text})
 
 
@@ -449,11 +482,98 @@ def _status(value: Any) -> int | None:
 
 # ---------------------------------------------------------------------------------- split folders
 
+def _split_file_map(folder: Path) -> dict[str, list[Path]]:
+    """The data files datasets.load_dataset gives each split (its own patterns, its order)."""
+    try:
+        from datasets.data_files import DataFilesDict, get_data_patterns
+
+        found = DataFilesDict.from_patterns(get_data_patterns(str(folder)), base_path=str(folder))
+    except Exception:  # noqa: BLE001 - load_dataset below reports the folder's problem
+        return {}
+    keep = lambda f: f.suffix.lower() in DATA_SUFFIXES and not any(  # noqa: E731
+        part.startswith(".") for part in f.relative_to(folder).parts)
+    return {str(k): [Path(str(f)) for f in v if keep(Path(str(f)))] for k, v in found.items()}
+
+
+def _check_split_file(path: Path) -> tuple[list[str] | None, list[str] | None]:
+    """Checks datasets does not make with a location (empty, UTF-8, CSV/JSON syntax, header).
+
+    Returns (the location of each row, e.g. ``file: line 3``, or None; the CSV header or None)."""
+    suffix = path.suffix.lower()
+    header = None
+    if suffix not in (".csv", ".json", ".jsonl"):
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: the file is empty (0 bytes); re-export it or remove it from the folder")
+        if suffix != ".parquet":
+            return None, None
+        try:
+            import pyarrow.parquet as pq
+
+            n_rows = pq.ParquetFile(path).metadata.num_rows
+        except Exception as exc:  # noqa: BLE001 - a damaged file: name it
+            raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {_scrub(exc)}); "
+                            "re-export it") from None
+        locs = [f"{path}: row {i}" for i in range(1, n_rows + 1)]
+    elif suffix == ".csv":
+        header, rows = read_csv(path, POSTS_REQUIRED)
+        locs = [f"{path}: line {n}" for n, _ in rows]
+    else:
+        text = _decode(path)
+        if text.lstrip().startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); fix "
+                                "the syntax, or write one JSON object per line (JSON Lines)") from None
+            locs = [f"{path}: item {i}" for i in range(1, len(items) + 1)]
+        else:
+            locs = []
+            for n, line in enumerate(text.split("\n"), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}: line {n}, column {exc.colno}: not valid JSON ({exc.msg}); write one "
+                                    'JSON object per line, e.g. {"post_id": "p1", "text": "..."}') from None
+                if not isinstance(obj, dict):
+                    raise DataError(f"{path}: line {n}: expected a JSON object per line, got "
+                                    f"{type(obj).__name__}; write one object per line with post_id and text")
+                locs.append(f"{path}: line {n}")
+    if not locs:
+        raise DataError(f"{path}: {'has a header but ' if header else ''}no rows; add one row per post, or remove "
+                        "the file (a folder needs train.*, and optionally validation.* and test.*)")
+    return locs, header
+
+
 def _load_split_folder(folder: Path, max_post_chars: int) -> RawData:
     files = data_files(folder)
     if not files:
         raise DataError(f"{folder}: no data files; expected posts.csv + annotations.csv (ReDSM5 format) or "
                         "train/validation/test files (CSV, JSONL or Parquet) that datasets.load_dataset reads")
+    split_files = _split_file_map(folder)
+    locations: dict[str, list[str] | None] = {}
+    headers: dict[Path, list[str]] = {}
+    for split, paths in split_files.items():
+        locs: list[str] | None = []
+        for path in paths:
+            rows, header = _check_split_file(path)
+            locs = None if rows is None or locs is None else locs + rows
+            if header is not None:
+                headers[path] = header
+        locations[split] = locs
+    kwargs: dict = {}
+    all_paths = [p for ps in split_files.values() for p in ps]
+    if all_paths and len(headers) == len(all_paths):  # CSV only: read every value as the exact string
+        (first, cols), *rest = headers.items()
+        for path, other in rest:
+            if other != cols:
+                raise DataError(f"{path}: line 1 (header): columns {', '.join(other)} differ from {first}'s "
+                                f"{', '.join(cols)}; give every split file the same columns")
+        import datasets
+
+        kwargs = {"features": datasets.Features({c: datasets.Value("string") for c in cols}),
+                  "keep_default_na": False}
     try:
         import datasets
         from datasets.utils import logging as ds_logging
@@ -461,7 +581,7 @@ def _load_split_folder(folder: Path, max_post_chars: int) -> RawData:
         ds_logging.disable_progress_bar()
         ds_logging.set_verbosity_error()
         with tempfile.TemporaryDirectory(prefix="redsm5_ds_") as cache:
-            dd = datasets.load_dataset(str(folder), cache_dir=cache)
+            dd = datasets.load_dataset(str(folder), cache_dir=cache, **kwargs)
             splits = {name: dd[name].to_list() for name in dd}
             columns = {name: list(dd[name].column_names) for name in dd}
     except DataError:
@@ -482,11 +602,15 @@ def _load_split_folder(folder: Path, max_post_chars: int) -> RawData:
     split_of: dict[str, str] = {}
     given: dict[str, list[str]] = {}
     for split in [s for s in SPLIT_NAMES if s in splits]:
-        cols = columns[split]
-        mode = _split_columns(folder, split, cols)
+        label = ", ".join(map(str, split_files.get(split, []))) or str(folder)
+        if not splits[split]:
+            raise DataError(f"{label}: split {split!r} has no rows; add its posts or remove the file")
+        mode = _split_columns(label, split, columns[split])
+        locs = locations.get(split)
+        locs = locs if locs and len(locs) == len(splits[split]) else None
         given[split] = []
         for i, row in enumerate(splits[split], start=1):
-            where = f"{folder}: split {split!r} row {i}"
+            where = f"{locs[i - 1]} (split {split!r})" if locs else f"{label}: split {split!r} row {i}"
             pid = "" if row.get("post_id") is None else str(row.get("post_id")).strip()
             if pid in split_of and split_of[pid] != split:
                 raise DataError(f"{where}, column 'post_id': post {pid!r} is in split {split_of[pid]!r} "
@@ -500,7 +624,7 @@ def _load_split_folder(folder: Path, max_post_chars: int) -> RawData:
                    origin=str(folder), layout="split_folder", files=[str(p) for p in files])
 
 
-def _split_columns(folder: Path, split: str, cols: list[str]) -> str:
+def _split_columns(folder, split: str, cols: list[str]) -> str:
     missing = [c for c in POSTS_REQUIRED if c not in cols]
     has_symptoms = [s for s in SYMPTOMS if s in cols]
     if missing:

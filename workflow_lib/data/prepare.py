@@ -75,7 +75,8 @@ def build_records(raw: RawData, threshold: float) -> tuple[list[dict], dict]:
         total = counts["exact"] + counts["nearest"] + counts["unaligned"]
         log.warning("evidence alignment: %d of %d status-1 sentences could not be located in their post "
                     "(similarity below %.2f; exact %d, nearest %d), e.g. %s; their labels are kept, their "
-                    "evidence spans are null", counts["unaligned"], total, threshold, counts["exact"],
+                    "evidence spans are null (lower data.alignment_threshold to accept looser matches)",
+                    counts["unaligned"], total, threshold, counts["exact"],
                     counts["nearest"], ", ".join(unaligned_examples))
     return records, counts
 
@@ -140,6 +141,12 @@ def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
         split_origin = "stratified"
     n_folds = int(data_cfg["n_folds"])
     folds = make_folds(splits["train"], _label_matrix(by_id, splits["train"]), n_folds=n_folds, seed=seed)
+    train_pos = _label_matrix(by_id, splits["train"]).sum(axis=0)
+    thin = [f"{s} ({int(train_pos[i])})" for i, s in enumerate(SYMPTOMS) if train_pos[i] < n_folds]
+    if thin:
+        log.warning("data.n_folds = %d, but the train split has fewer positive posts than folds for %s; some "
+                    "folds hold out none of them and score F1 0 on that symptom - lower data.n_folds or add posts",
+                    n_folds, ", ".join(thin))
 
     status_counts = {"status_1": 0, "status_0": 0}
     special = 0

@@ -246,6 +246,9 @@ def load_encoder(spec: Mapping[str, Any]):
             model, tokenizer = _load_pretrained(str(package_model_dir(spec["package"])))
         elif source == "local":
             path = Path(spec["path"]).expanduser()
+            if not path.is_dir():
+                raise EncoderLoadError(f"local encoder folder {str(path)!r} does not exist; point "
+                                       f"encoders.<name>.path at a folder written by save_pretrained()")
             if not (path / "config.json").is_file():
                 raise EncoderLoadError(f"local encoder folder {str(path)!r} has no config.json; point "
                                        f"encoders.<name>.path at a folder written by save_pretrained()")
