@@ -8,7 +8,10 @@ A checkpoint folder holds::
     encoder_config.json    the encoder's transformers config (rebuilt offline, no original weights needed)
     tokenizer/             tokenizer.save_pretrained()
     checkpoint.json        backbone_spec, train_cfg, n_labels, meta, code_version, weights ("full" | "adapter"),
-                           and for adapters: LoRA settings, sizes and the base encoder's weight digest
+                           and for adapters: LoRA settings, sizes and the base encoder's weight digest;
+                           compatibility: signature (digest of the state-dict key names, shapes and dtypes)
+                           and head_config (search_space.effective_config of train_cfg)
+    ...                    extra files of the caller (workflow_lib/resume.py adds the training state)
     manifest.json          written last: sha256 and size of every file above, and weights ("full" | "adapter")
 
 A full checkpoint is self-contained. An adapter checkpoint re-loads its base encoder from
@@ -20,17 +23,25 @@ expected key does not match.
 It is written into a temporary folder beside the target, fsynced and renamed into place, so
 a reader sees either the old complete checkpoint or the new one. The folder belongs to the
 checkpoint: an existing one is replaced whole. Loading verifies the manifest first.
+
+``load_checkpoint`` over a folder of checkpoints (say a run's ``state/epoch_{e}`` folders) loads
+the newest valid one and logs every newer one it skipped and why; with ``expect`` it refuses a
+checkpoint of another configuration (other backbone, head config or model signature).
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
+import sys
+import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from workflow_lib.keys import file_sha256
+from workflow_lib.keys import digest, file_sha256
 from workflow_lib.provenance import code_version
 
 FORMAT = 1
@@ -41,6 +52,9 @@ WEIGHTS_FILE = {"full": WEIGHTS, "adapter": ADAPTER_WEIGHTS}
 ENCODER_CONFIG = "encoder_config.json"
 TOKENIZER_DIR = "tokenizer"
 INFO = "checkpoint.json"
+ORDER_RE = re.compile(r"(\d+)$")  # checkpoint folders in a folder are ordered by their trailing number
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -98,7 +112,7 @@ def _weights_mode(model, train_cfg: Mapping) -> str:
     from workflow_lib.models.lora import has_lora
 
     lora_cfg = train_cfg.get("finetune") == "lora"
-    lora_model = has_lora(model.encoder)
+    lora_model = "peft" in sys.modules and has_lora(model.encoder)  # no peft imported: no LoRA layer (saves ~2 s)
     if lora_cfg and not lora_model:
         raise ValueError("train_cfg has finetune: lora but model.encoder carries no LoRA adapter; build the "
                          "model with apply_lora (assemble does it for finetune: lora) or save with the "
@@ -132,12 +146,33 @@ def _adapter_tensors(model) -> tuple[dict, dict]:
     return tensors, described
 
 
+def model_signature(model) -> str:
+    """Digest of the state dict's key names, shapes and dtypes (not the values): the model's architecture."""
+    return digest([[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()], length=16)
+
+
+def head_config(train_cfg: Mapping) -> dict:
+    """The settings of ``train_cfg`` that change the trained model (search_space.effective_config)."""
+    from workflow_lib.search_space import effective_config
+
+    return effective_config(train_cfg)
+
+
+def tokenizer_files(tokenizer) -> dict[str, bytes]:
+    """The files ``tokenizer.save_pretrained`` writes, in memory (for writing many checkpoints of one run)."""
+    with tempfile.TemporaryDirectory() as d:
+        tokenizer.save_pretrained(d)
+        return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(Path(d).rglob("*")) if p.is_file()}
+
+
 def save_checkpoint(out_dir, model, tokenizer, *, backbone_spec: Mapping, train_cfg: Mapping,
-                    meta: Mapping) -> dict:
+                    meta: Mapping, extra: Callable[[Path], None] | None = None) -> dict:
     """Write a verified checkpoint of ``model`` (a CriteriaClassifier) to ``out_dir``; return its manifest.
 
     With ``train_cfg["finetune"] == "lora"`` only the adapter and the weights outside ``model.encoder``
     are stored (``adapter.safetensors``); the base encoder is re-loaded from ``backbone_spec`` at load time.
+    ``extra(folder)`` writes further files into the temporary folder; the manifest covers them too.
+    ``tokenizer`` may also be the output of ``tokenizer_files``.
     """
     from safetensors.torch import save_file, save_model
 
@@ -160,7 +195,12 @@ def save_checkpoint(out_dir, model, tokenizer, *, backbone_spec: Mapping, train_
         finally:
             model.train(was_training)
         (tmp / ENCODER_CONFIG).write_text(model.encoder.config.to_json_string(use_diff=False), encoding="utf-8")
-        tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+        if isinstance(tokenizer, Mapping):
+            for rel, data in tokenizer.items():
+                (tmp / TOKENIZER_DIR / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / TOKENIZER_DIR / rel).write_bytes(data)
+        else:
+            tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
         version = code_version()
         info = {
             "format": FORMAT,
@@ -171,9 +211,13 @@ def save_checkpoint(out_dir, model, tokenizer, *, backbone_spec: Mapping, train_
             "max_length": getattr(model, "max_length", None) or backbone_spec.get("max_length"),
             "meta": dict(meta),
             "code_version": version,
+            "signature": model_signature(model),
+            "head_config": head_config(train_cfg),
         }
         if adapter is not None:
             info["adapter"] = adapter
+        if extra is not None:
+            extra(tmp)
         _write_json(tmp / INFO, info)
         files = {}
         for f in _files(tmp):
@@ -284,9 +328,77 @@ def _rebuild_adapter_model(root: Path, info: Mapping):
     return model
 
 
-def load_checkpoint(path):
+def _differences(stored: Any, now: Any, where: str = "") -> list[str]:
+    """Human-readable differences between two JSON-like values (at most the first few)."""
+    if isinstance(stored, Mapping) and isinstance(now, Mapping):
+        out = []
+        for k in sorted(set(stored) | set(now), key=str):
+            out += _differences(stored.get(k, "<absent>"), now.get(k, "<absent>"), f"{where}.{k}" if where else k)
+        return out
+    return [] if stored == now else [f"{where or 'value'}: stored {stored!r}, now {now!r}"]
+
+
+def check_compatible(root, info: Mapping, *, backbone_spec: Mapping | None = None, train_cfg: Mapping | None = None,
+                     head: Mapping | None = None, model=None, fix: str | None = None) -> None:
+    """Refuse a checkpoint written for another model: backbone spec, head config (of ``train_cfg``, or
+    ``head`` already computed) or model signature differ."""
+    diffs = []
+    if backbone_spec is not None:
+        diffs += _differences(info.get("backbone_spec"), dict(backbone_spec), "backbone_spec")
+    if train_cfg is not None or head is not None:
+        diffs += _differences(info.get("head_config"), dict(head or head_config(train_cfg)), "head_config")
+    if model is not None and info.get("signature") != model_signature(model):
+        diffs.append(f"model signature (state-dict names/shapes): stored {info.get('signature')}, "
+                     f"now {model_signature(model)}")
+    if diffs:
+        raise CheckpointError(f"{root}: checkpoint of another model configuration "
+                              f"(code_version {info.get('code_version', '?')}): {'; '.join(diffs[:6])}"
+                              f"{f' (and {len(diffs) - 6} more)' if len(diffs) > 6 else ''}; "
+                              f"{fix or _fix(Path(root))}")
+
+
+def checkpoint_folders(folder) -> list[Path]:
+    """Sub-folders of ``folder`` that are (or were meant to be) checkpoints, newest (highest number) first."""
+    root = Path(folder)
+    subs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and ORDER_RE.search(p.name)] \
+        if root.is_dir() else []
+    return sorted(subs, key=lambda p: (int(ORDER_RE.search(p.name).group(1)), p.name), reverse=True)
+
+
+def newest_valid(folder) -> tuple[Path | None, dict | None, list[tuple[str, str]]]:
+    """``(path, manifest, skipped)``: the newest sub-folder of ``folder`` that verifies, and every newer
+    one skipped with its reason (each logged). ``(None, None, skipped)`` when none verifies."""
+    skipped: list[tuple[str, str]] = []
+    for sub in checkpoint_folders(folder):
+        try:
+            return sub, verify_checkpoint(sub), skipped
+        except CheckpointError as exc:
+            skipped.append((str(sub), str(exc)))
+            log.warning("skipping checkpoint %s: %s", sub, exc)
+    return None, None, skipped
+
+
+def resolve_checkpoint(path) -> Path:
+    """``path`` itself when it holds a manifest, else the newest valid checkpoint folder inside it."""
+    root = Path(path)
+    if (root / MANIFEST).is_file() or not checkpoint_folders(root):
+        return root
+    found, _, skipped = newest_valid(root)
+    if found is None:
+        raise CheckpointError(f"{root}: none of its {len(skipped)} checkpoint folder(s) verifies ("
+                              + "; ".join(f"{Path(p).name}: {why}" for p, why in skipped[:3])
+                              + f"); delete the folder {str(root)!r} and rerun the rule that made it")
+    if skipped:
+        log.warning("%s: loading %s; skipped %s", root, found.name, ", ".join(Path(p).name for p, _ in skipped))
+    return found
+
+
+def load_checkpoint(path, *, expect: Mapping | None = None):
     """Verify and load a checkpoint: ``(model in eval mode, tokenizer, info)``.
 
+    ``path`` is a checkpoint folder, or a folder of checkpoint folders (the newest valid one is
+    loaded; newer invalid ones are logged and skipped). ``expect`` ({"backbone_spec", "train_cfg"},
+    either optional) refuses a checkpoint of another configuration with CheckpointError.
     A full checkpoint never touches the network. An adapter (LoRA) checkpoint re-loads its base
     encoder with ``load_encoder(backbone_spec)`` - package, local folder and tiny never download;
     a hub encoder comes from the local cache first. ``info`` is checkpoint.json plus
@@ -299,12 +411,14 @@ def load_checkpoint(path):
     from workflow_lib.models.encoders import encoder_from_config
     from workflow_lib.models.model import assemble
 
-    root = Path(path)
+    root = resolve_checkpoint(path)
     manifest = verify_checkpoint(root)
     mode = manifest.get("weights", "full")
     info: dict = {}
     try:
         info = json.loads((root / INFO).read_text(encoding="utf-8"))
+        if expect:
+            check_compatible(root, info, backbone_spec=expect.get("backbone_spec"), train_cfg=expect.get("train_cfg"))
         if info.get("weights", "full") != mode:
             raise CheckpointError(f"{root / INFO}: weights {info.get('weights', 'full')!r} but the manifest "
                                   f"says {mode!r}; {_fix(root)}")
@@ -316,6 +430,8 @@ def load_checkpoint(path):
             encoder = encoder_from_config(config)
             model = assemble(encoder, info["train_cfg"], int(info["n_labels"]), max_length=info.get("max_length"))
             load_model(model, str(root / WEIGHTS), strict=True)
+        if info.get("signature") not in (None, model_signature(model)):
+            check_compatible(root, info, model=model)
         tokenizer = AutoTokenizer.from_pretrained(str(root / TOKENIZER_DIR), local_files_only=True)
     except CheckpointError:
         raise

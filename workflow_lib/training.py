@@ -6,9 +6,12 @@ every batch is a slice of it cut to the batch's longest row (dynamic padding, no
 batches depend only on the seed); frozen bottom layers run once and are cached; AdamW without
 decay on biases and norms, linear warmup and decay, gradient clipping; validation on the
 objective after every epoch with the best epoch's weights kept in memory and restored at the end.
+With a ``state_dir`` every epoch's full training state is saved (workflow_lib/resume.py) and a
+rerun continues from the newest valid one with the same result; retention.py prunes old epochs.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -44,6 +47,7 @@ class TrainResult:
     val_metrics: dict | None = None                    # validation metrics at the best epoch (threshold 0.5)
     augmentation: list = field(default_factory=list)   # original/augmented evidence sentences
     train_seconds: float = 0.0
+    resumed_from: int = 0                              # epoch of the training state resumed from (0: none)
 
 
 # -- environment ---------------------------------------------------------------------------
@@ -251,6 +255,20 @@ def _frozen_cache(model: nn.Module, ex: Examples, device: torch.device, *, eval_
     return k, states.clone()
 
 
+def _preflight(policy: Mapping | None, state_dir, model: nn.Module, optimizer, has_val: bool):
+    """``check(n, what)``: storage.preflight for n training-state checkpoints (no-op without the setting)."""
+    if not policy or not (policy.get("storage") or {}).get("preflight", False):
+        return lambda n, what: None
+    from workflow_lib import storage
+
+    def check(n: int, what: str) -> None:
+        per = storage.estimate_checkpoint_bytes(model, optimizer)
+        per += storage.estimate_checkpoint_bytes(model) if has_val else 0  # the best epoch's weights
+        storage.preflight(state_dir, n * per, what=what, results_dir=policy.get("results_dir"), policy=policy)
+
+    return check
+
+
 DEFAULT_OBJECTIVE = {"criteria_weight": 1.0, "evidence_weight": 0.0, "evidence_metric": "token_f1"}
 
 
@@ -258,7 +276,8 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: 
           val_records: Sequence[Mapping] | None = None, *, epochs: int | None = None,
           patience: int | None = None, metric: str = "macro_f1", objective: Mapping | None = None,
           on_epoch: Callable[[int, float | None], None] | None = None, progress_desc: str = "train",
-          threads: int | None = None, device: str | torch.device | None = None) -> TrainResult:
+          threads: int | None = None, device: str | torch.device | None = None, state_dir: str | None = None,
+          checkpoint_cfg: Mapping | None = None, policy: Mapping | None = None) -> TrainResult:
     """Fine-tune a new model (encoder of ``spec``, heads of ``train_cfg``) on post records.
 
     Records are those of data/prepare.py ({"post_id", "text", "labels", "evidence"}). With
@@ -269,7 +288,32 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: 
     training stops after ``patience`` epochs without improvement (None: never early; a tie is no
     improvement). ``on_epoch(epoch, val_score)`` runs after every epoch; whatever it raises
     (e.g. optuna.TrialPruned) propagates. ``device`` None: CUDA when available, else CPU.
+
+    ``state_dir``: save the training state after every epoch (before ``on_epoch``) into
+    ``state_dir/epoch_{e}`` and start from the newest valid one found there; ``checkpoint_cfg`` is
+    the config's ``checkpoints`` section (enabled, keep_last_n, keep_best_k). While another process
+    holds the folder's lock the run trains without saving state. ``policy`` (the resolved config):
+    with ``storage.preflight`` free disk space is checked (storage.preflight, StorageError) before
+    training for the checkpoints the policy keeps and before every save.
     """
+    ck = {"enabled": True, "keep_last_n": 1, "keep_best_k": 1, **(checkpoint_cfg or {})}
+    if state_dir is None or not ck["enabled"]:
+        return _train(spec, train_cfg, train_records, val_records, epochs=epochs, patience=patience, metric=metric,
+                      objective=objective, on_epoch=on_epoch, progress_desc=progress_desc, threads=threads,
+                      device=device, state_dir=None, ck=ck, policy=policy)
+    from workflow_lib.resume import locked
+
+    with locked(state_dir) as owned:
+        if not owned:
+            log.warning("%s: %s is in use by another process; training without saving state", progress_desc,
+                        state_dir)
+        return _train(spec, train_cfg, train_records, val_records, epochs=epochs, patience=patience, metric=metric,
+                      objective=objective, on_epoch=on_epoch, progress_desc=progress_desc, threads=threads,
+                      device=device, state_dir=state_dir if owned else None, ck=ck, policy=policy)
+
+
+def _train(spec, train_cfg, train_records, val_records, *, epochs, patience, metric, objective, on_epoch,
+           progress_desc, threads, device, state_dir, ck, policy) -> TrainResult:
     t_start = time.perf_counter()
     train_cfg = validate_training(train_cfg)
     objective = {**DEFAULT_OBJECTIVE, **(objective or {})}
@@ -329,8 +373,30 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: 
     best_state: dict[str, torch.Tensor] | None = None
     best_pred: Prediction | None = None
     best_metrics: dict | None = None
-    stale = 0
-    for epoch in range(1, epochs + 1):
+    stale = start = 0
+    finished = False
+    if state_dir is not None:
+        from workflow_lib import resume, retention
+        from workflow_lib.checkpoint import tokenizer_files as ckpt_tokenizer_files
+
+        identity = resume.run_identity(spec, train_cfg, epochs=epochs, patience=patience, metric=metric,
+                                       objective=objective, train_records=train_records, val_records=val_records)
+        loaded = resume.load_latest(state_dir, identity=identity, model=model)
+        if loaded is not None:
+            best_state = resume.apply(loaded, model=model, optimizer=optimizer, scheduler=scheduler,
+                                      generator=generator)
+            t = loaded.trainer
+            history, best_score, best_epoch, stale = t["history"], t["best_score"], t["best_epoch"], t["stale"]
+            start, finished = loaded.epoch, bool(t["finished"])
+            log.info("%s: resuming from %s (epoch %d/%d done%s)", progress_desc, loaded.path, start, epochs,
+                     ", training finished" if finished else "")
+        tok_files = ckpt_tokenizer_files(tokenizer)
+        preflight = _preflight(policy, state_dir, model, optimizer, has_val)
+        if not finished:
+            preflight(max(1, int(ck["keep_last_n"])) + int(ck["keep_best_k"]),
+                      f"the training state of {progress_desc} (policy: keep_last_n {ck['keep_last_n']}, "
+                      f"keep_best_k {ck['keep_best_k']})")
+    for epoch in range(start + 1, epochs + 1) if not finished else ():
         t_epoch, cpu_epoch = time.perf_counter(), time.process_time()
         model.train()
         order = torch.randperm(n, generator=generator)
@@ -390,16 +456,32 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: 
         log.info("%s epoch %d/%d: train_loss %.4f%s, %.1f s", progress_desc, epoch, epochs, train_loss,
                  f", val objective {val_score:.4f} (best {best_score:.4f} at epoch {best_epoch})" if has_val else "",
                  entry["seconds"])
+        stop = has_val and patience is not None and stale >= max(1, int(patience)) and epoch < epochs
+        if state_dir is not None:
+            t_save = time.perf_counter()
+            preflight(1, f"the epoch {epoch} training state of {progress_desc}")
+            trainer = {"history": history, "best_score": best_score, "best_epoch": best_epoch, "stale": stale,
+                       "finished": bool(stop or epoch == epochs)}
+            resume.save_state(state_dir, epoch, model=model, tokenizer=tok_files, spec=spec, train_cfg=train_cfg,
+                              identity=identity, optimizer=optimizer, scheduler=scheduler, generator=generator,
+                              trainer=trainer, best_state=best_state)
+            retention.prune_run(state_dir, {h["epoch"]: h.get("val_score") for h in history},
+                                keep_last_n=int(ck["keep_last_n"]), keep_best_k=int(ck["keep_best_k"]),
+                                protected=[epoch])
+            entry["save_seconds"] = time.perf_counter() - t_save
         if on_epoch is not None:
             on_epoch(epoch, val_score)
-        if has_val and patience is not None and stale >= max(1, int(patience)) and epoch < epochs:
+        if stop:
             log.info("%s: no improvement for %d epoch(s); stopping early, best epoch %d", progress_desc, stale,
                      best_epoch)
             break
     if best_state is not None and best_epoch != history[-1]["epoch"]:
         model.load_state_dict(best_state)
+    if has_val and best_pred is None:  # resumed past the best epoch: its validation prediction again
+        best_pred = predict_examples(model, val_ex, batch_size=eval_batch_size, evidence_threshold=ev_threshold)
+        best_metrics = best_pred.metrics(val_records)
     model.eval()
     return TrainResult(model=model, tokenizer=tokenizer, history=history, best_epoch=best_epoch,
                        best_score=best_score, val_probs=best_pred.probs if best_pred is not None else None,
                        val_prediction=best_pred, val_metrics=best_metrics, augmentation=augmentation,
-                       train_seconds=time.perf_counter() - t_start)
+                       train_seconds=time.perf_counter() - t_start, resumed_from=start)

@@ -323,3 +323,50 @@ def test_lora_load_applies_the_adapter_when_assemble_does_not(lora_saved, lora_m
                         lambda enc, cfg, *a, **k: real(enc, {**cfg, "finetune": "full"}, *a, **k))
     loaded, tok2, _ = load_checkpoint(out)
     torch.testing.assert_close(_logits(loaded, tok2, TEXTS), _logits(model, tok, TEXTS), rtol=0, atol=1e-6)
+
+
+def test_checkpoint_records_compatibility_metadata(saved, model_and_tok):
+    from workflow_lib.checkpoint import model_signature
+    from workflow_lib.search_space import effective_config
+
+    out, _ = saved
+    info = json.loads((out / "checkpoint.json").read_text())
+    assert info["signature"] == model_signature(model_and_tok[0])
+    assert info["head_config"] == effective_config(CFG) and info["backbone_spec"] == TINY
+    assert info["code_version"]
+    other, _ = build_model(TINY, {**CFG, "head": "linear"}, n_labels=9)
+    assert model_signature(other) != info["signature"]
+
+
+def test_folder_of_checkpoints_loads_the_newest_valid_and_names_what_it_skipped(tmp_path, model_and_tok, caplog):
+    model, tok = model_and_tok
+    runs = tmp_path / "state"
+    for e in (1, 2, 3):
+        with torch.no_grad():
+            next(model.parameters()).add_(0.1)
+        save_checkpoint(runs / f"epoch_{e}", model, tok, backbone_spec=TINY, train_cfg=CFG, meta={"epoch": e})
+    want = _logits(*load_checkpoint(runs / "epoch_2")[:2], TEXTS)
+    with open(runs / "epoch_3" / "model.safetensors", "r+b") as fh:
+        fh.truncate(64)
+    caplog.set_level("INFO")
+    loaded, tok2, info = load_checkpoint(runs)
+    assert info["meta"] == {"epoch": 2} and info["path"] == str(runs / "epoch_2")
+    assert f"skipping checkpoint {runs / 'epoch_3'}" in caplog.text and "size mismatch" in caplog.text
+    torch.testing.assert_close(_logits(loaded, tok2, TEXTS), want)
+    (runs / "epoch_2" / "manifest.json").unlink()
+    (runs / "epoch_1" / "checkpoint.json").write_text("{}")
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(runs)
+    assert "none of its 3 checkpoint folder(s) verifies" in str(exc.value) and "manifest missing" in str(exc.value)
+    assert f"delete the folder {str(runs)!r}" in str(exc.value)
+
+
+def test_loading_as_another_configuration_is_refused(saved):
+    out, _ = saved
+    model, _, _ = load_checkpoint(out, expect={"backbone_spec": TINY, "train_cfg": CFG})
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(out, expect={"train_cfg": {**CFG, "head_hidden": 32}})
+    msg = str(exc.value)
+    assert str(out) in msg and "head_config.head_hidden: stored 16, now 32" in msg and "delete the folder" in msg
+    with pytest.raises(CheckpointError, match=r"backbone_spec.tiny.init_seed: stored 3, now 4"):
+        load_checkpoint(out, expect={"backbone_spec": {**TINY, "tiny": {**TINY["tiny"], "init_seed": 4}}})

@@ -1,0 +1,243 @@
+"""Epoch-level resume: same result as an uninterrupted run (exception and real SIGKILL), fallback past
+corrupt states, refusal of another run's state, retention wiring, the folder lock, storage preflight."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workflow_lib import retention
+from workflow_lib.checkpoint import CheckpointError, load_checkpoint
+from workflow_lib.resume import BEST, OPTIMIZER, TRAINER, StateMismatch, locked
+from workflow_lib.training import predict, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_training import CFG, TINY, toy  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return toy(160, 0), toy(48, 1)
+
+
+def _strip(history):
+    return [{k: v for k, v in e.items() if "seconds" not in k} for e in history]
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    """An uninterrupted 4-epoch run with validation, no state."""
+    tr, va = data
+    return train(TINY, CFG, tr, va, epochs=4)
+
+
+def _same(a, b, va):
+    assert _strip(a.history) == _strip(b.history)
+    assert (a.best_epoch, a.best_score) == (b.best_epoch, b.best_score)
+    np.testing.assert_allclose(a.val_probs, b.val_probs, atol=1e-6)
+    np.testing.assert_allclose(predict(a.model, a.tokenizer, va, CFG, max_length=32).probs,
+                               predict(b.model, b.tokenizer, va, CFG, max_length=32).probs, atol=1e-6)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_the_same_result(data, reference, tmp_path, caplog):
+    tr, va = data
+    state = tmp_path / "state"
+
+    def stop_at_2(epoch, score):
+        if epoch == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(TINY, CFG, tr, va, epochs=4, state_dir=str(state), on_epoch=stop_at_2)
+    assert sorted(p.name for p in state.glob("epoch_*")) == ["epoch_2"]  # keep_last_n 1: epoch 1 pruned
+    seen = []
+    caplog.set_level("INFO")
+    resumed = train(TINY, CFG, tr, va, epochs=4, state_dir=str(state), on_epoch=lambda e, s: seen.append(e))
+    assert resumed.resumed_from == 2 and seen == [3, 4]
+    assert "resuming from" in caplog.text and "epoch_2" in caplog.text
+    _same(reference, resumed, va)
+    # a finished state: a rerun trains nothing and returns the same model
+    again = train(TINY, CFG, tr, va, epochs=4, state_dir=str(state), on_epoch=lambda e, s: seen.append(e))
+    assert again.resumed_from == 4 and seen == [3, 4]
+    _same(reference, again, va)
+
+
+CHILD = """
+import json, sys
+sys.path.insert(0, {unit!r})
+from test_resume import CFG, TINY, toy
+from workflow_lib.training import train
+res = train(TINY, CFG, toy(160, 0), toy(48, 1), epochs=5, state_dir=sys.argv[1] if sys.argv[1] != "-" else None,
+            on_epoch=lambda e, s: __import__("time").sleep(0.3))
+json.dump({{"history": res.history, "best_epoch": res.best_epoch, "val_probs": res.val_probs.tolist(),
+           "resumed_from": res.resumed_from}}, open(sys.argv[2], "w"))
+"""
+
+
+def _child(tmp_path, state, out):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(unit=str(Path(__file__).parent)))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(script), state, str(out)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkilled_process_resumes_to_the_uninterrupted_result(tmp_path):
+    state = tmp_path / "state"
+    victim = _child(tmp_path, str(state), tmp_path / "killed.json")
+    deadline = time.monotonic() + 300
+    while not (state / "epoch_2" / "manifest.json").is_file():
+        assert victim.poll() is None, victim.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    victim.stderr.close()
+    assert victim.returncode == -signal.SIGKILL and not (tmp_path / "killed.json").exists()
+    resumed, plain = _child(tmp_path, str(state), tmp_path / "resumed.json"), _child(tmp_path, "-", tmp_path / "plain.json")
+    for p in (resumed, plain):
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("plain", "resumed"))
+    assert b["resumed_from"] >= 2 and a["resumed_from"] == 0
+    assert _strip(a["history"]) == _strip(b["history"]) and a["best_epoch"] == b["best_epoch"]
+    np.testing.assert_allclose(a["val_probs"], b["val_probs"], atol=1e-6)
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_or_truncated_states_are_skipped_in_favour_of_older_ones(data, reference, tmp_path, caplog):
+    tr, va = data
+    state = tmp_path / "state"
+    keep_all = {"keep_last_n": 10, "keep_best_k": 0}
+    with pytest.raises(Interrupt):
+        train(TINY, CFG, tr, va, epochs=4, state_dir=str(state), checkpoint_cfg=keep_all,
+              on_epoch=lambda e, s: (_ for _ in ()).throw(Interrupt) if e == 3 else None)
+    assert sorted(p.name for p in state.glob("epoch_*")) == ["epoch_1", "epoch_2", "epoch_3"]
+    _flip(state / "epoch_3" / OPTIMIZER)                                        # corrupt
+    with open(state / "epoch_2" / "model.safetensors", "r+b") as fh:            # truncated
+        fh.truncate(100)
+    caplog.set_level("INFO")
+    res = train(TINY, CFG, tr, va, epochs=4, state_dir=str(state), checkpoint_cfg=keep_all)
+    assert res.resumed_from == 1
+    assert f"{state / 'epoch_3'}" in caplog.text and "sha256 mismatch" in caplog.text and OPTIMIZER in caplog.text
+    assert "size mismatch" in caplog.text and "model.safetensors" in caplog.text
+    _same(reference, res, va)
+    # none valid: start at epoch 1 (and say so)
+    for p in state.glob("epoch_*"):
+        (p / "manifest.json").unlink()
+    caplog.clear()
+    res = train(TINY, CFG, tr, va, epochs=4, state_dir=str(state))
+    assert res.resumed_from == 0 and "manifest missing" in caplog.text and "no valid training state" in caplog.text
+    _same(reference, res, va)
+
+
+def test_unreadable_state_file_is_skipped(data, tmp_path, caplog):
+    """A state whose files verify but cannot be read (written by a broken save) counts as invalid."""
+    from workflow_lib.checkpoint import MANIFEST
+    from workflow_lib.keys import file_sha256
+
+    tr, va = data
+    state = tmp_path / "state"
+    train(TINY, CFG, tr[:48], va, epochs=2, state_dir=str(state), checkpoint_cfg={"keep_last_n": 2})
+    bad = state / "epoch_2" / TRAINER
+    bad.write_text("{not json")
+    manifest = json.loads((state / "epoch_2" / MANIFEST).read_text())
+    manifest["files"][TRAINER] = {"sha256": file_sha256(bad), "bytes": bad.stat().st_size}
+    (state / "epoch_2" / MANIFEST).write_text(json.dumps(manifest))
+    caplog.set_level("INFO")
+    res = train(TINY, CFG, tr[:48], va, epochs=2, state_dir=str(state), checkpoint_cfg={"keep_last_n": 2})
+    assert res.resumed_from == 1 and "unreadable (JSONDecodeError" in caplog.text
+
+
+def test_state_of_another_run_is_refused_with_the_fix(data, tmp_path):
+    tr, va = data
+    state = tmp_path / "state"
+    train(TINY, CFG, tr[:48], va, epochs=2, state_dir=str(state))
+    other = {**CFG, "learning_rate": 1e-4}
+    with pytest.raises(StateMismatch) as exc:
+        train(TINY, other, tr[:48], va, epochs=2, state_dir=str(state))
+    msg = str(exc.value)
+    assert str(state / "epoch_2") in msg and "learning_rate: stored 0.003, now 0.0001" in msg
+    assert f"delete the folder {str(state)!r}" in msg and "--forcerun" in msg
+    with pytest.raises(StateMismatch, match="epochs: stored 2, now 3"):             # another run length
+        train(TINY, CFG, tr[:48], va, epochs=3, state_dir=str(state))
+    with pytest.raises(StateMismatch, match=r"data: stored"):                       # another fold's rows
+        train(TINY, CFG, tr[48:96], va, epochs=2, state_dir=str(state))
+    with pytest.raises(StateMismatch, match="head_config.head: stored 'linear', now 'mlp'"):
+        train(TINY, {**CFG, "head": "mlp"}, tr[:48], va, epochs=2, state_dir=str(state))
+    # the model checkpoint inside loads; loading it as another trial's model is refused
+    model, _, info = load_checkpoint(state, expect={"backbone_spec": TINY, "train_cfg": CFG})
+    assert info["meta"] == {"kind": "training_state", "epoch": 2} and not model.training
+    with pytest.raises(CheckpointError, match=r"another model configuration.*learning_rate: stored 0.003, now 0.0001"):
+        load_checkpoint(state, expect={"train_cfg": other})
+
+
+def test_retention_is_applied_after_every_save(data, tmp_path):
+    tr, va = data
+    state = tmp_path / "state"
+    res = train(TINY, CFG, tr[:64], va, epochs=5, state_dir=str(state),
+                checkpoint_cfg={"keep_last_n": 2, "keep_best_k": 1})
+    scores = {h["epoch"]: h["val_score"] for h in res.history}
+    expected = retention.keep_epochs(scores, keep_last_n=2, keep_best_k=1)
+    assert {int(p.name.split("_")[1]) for p in state.glob("epoch_*")} == expected
+    best_file = (state / "epoch_5" / BEST).is_file()
+    assert best_file == (res.best_epoch != 5)   # the best epoch's weights ride along when they are older
+    # n = k = 0 still keeps the newest; disabled writes nothing
+    zero = tmp_path / "zero"
+    train(TINY, CFG, tr[:32], None, epochs=3, state_dir=str(zero), checkpoint_cfg={"keep_last_n": 0, "keep_best_k": 0})
+    assert [p.name for p in zero.glob("epoch_*")] == ["epoch_3"]
+    off = tmp_path / "off"
+    train(TINY, CFG, tr[:32], None, epochs=1, state_dir=str(off), checkpoint_cfg={"enabled": False})
+    assert not off.exists()
+
+
+def test_a_held_lock_means_no_state_and_a_stale_temp_folder_is_ignored(data, tmp_path, caplog):
+    tr, _ = data
+    state = tmp_path / "state"
+    with locked(state) as first:
+        assert first
+        with locked(state) as second:
+            assert not second
+        caplog.set_level("INFO")
+        train(TINY, CFG, tr[:32], None, epochs=1, state_dir=str(state))
+        assert "in use by another process" in caplog.text and not list(state.glob("epoch_*"))
+    (state / ".epoch_1.tmp-999-deadbeef").mkdir()              # a save killed before its rename
+    (state / ".epoch_1.tmp-999-deadbeef" / "model.safetensors").write_bytes(b"half")
+    res = train(TINY, CFG, tr[:32], None, epochs=1, state_dir=str(state))
+    assert res.resumed_from == 0 and sorted(p.name for p in state.iterdir()) == [".lock", "epoch_1"]
+
+
+def test_preflight_refuses_to_train_without_disk_space(data, tmp_path, monkeypatch):
+    import shutil
+
+    from workflow_lib.storage import StorageError
+
+    tr, _ = data
+    state = tmp_path / "state"
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=1000))
+    policy = {"results_dir": str(tmp_path), "storage": {"preflight": True},
+              "checkpoints": {"keep_last_n": 1, "keep_best_k": 1, "max_total_size_gb": None}}
+    with pytest.raises(StorageError, match="Not enough disk space to save the training state of train"):
+        train(TINY, CFG, tr[:32], None, epochs=1, state_dir=str(state), policy=policy)
+    assert not list(state.glob("epoch_*"))
+    train(TINY, CFG, tr[:32], None, epochs=1, state_dir=str(state), policy={**policy, "storage": {"preflight": False}})
+    assert [p.name for p in state.glob("epoch_*")] == ["epoch_1"]
