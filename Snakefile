@@ -4,8 +4,9 @@ import os
 import sys
 
 from workflow_lib import config as config_lib
-from workflow_lib import jobs
+from workflow_lib import devices, jobs
 from workflow_lib.plan import Plan
+from workflow_lib.runmode import force_token, forced_rules_hint, prepare_force_tokens
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
@@ -22,8 +23,16 @@ if workflow.is_main_process and not workflow.dryrun:
     except jobs.RunLockedError as exc:
         sys.exit(str(exc))
 
-PLAN = Plan(CFG)
+PLAN = Plan(CFG, main_process=workflow.is_main_process)
 L = PLAN.layout
+
+if workflow.is_main_process:
+    # stages whose run mode is force_new are redone, with what depends on them (as --forcerun)
+    for stage in prepare_force_tokens(CFG, touch=not workflow.dryrun):
+        print(f"run.mode.{stage} is force_new: every {forced_rules_hint(stage)} job is redone", file=sys.stderr)
+    # never more GPU jobs at once than GPUs (--resources gpu=N overrides)
+    if "gpu" not in workflow.global_resources:
+        workflow.register_resource("gpu", devices.gpu_count())
 
 
 include: "rules/common.smk"

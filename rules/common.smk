@@ -2,16 +2,14 @@
 import json
 import os
 
-from workflow_lib.plan import candidates_from_summaries
-
 
 wildcard_constraints:
     data_key="[0-9a-f]{12}",
     study_key="[0-9a-f]{12}",
     trial_key="[0-9a-f]{12}",
+    refit_key="[0-9a-f]{12}",
     selection_key="[0-9a-f]{12}",
     final_key="[0-9a-f]{12}",
-    variant="[0-9]+",
     worker="[0-9]+",
     backbone="[A-Za-z0-9][A-Za-z0-9_.-]*",
 
@@ -41,36 +39,31 @@ def early_targets():
 
 
 def study_summaries():
-    """Summary paths of every study, once the hpo_summary checkpoints have run."""
-    return [
+    """Summary paths of this config's studies (once their hpo_summary checkpoints have run)
+    and of the earlier variants selection compares."""
+    current = [
         checkpoints.hpo_summary.get(
             backbone=s["backbone"], study_key=s["study_key"], variant=s["variant"]
         ).output.summary
         for s in PLAN.studies()
     ]
+    return current + [s["summary"] for s in PLAN.earlier_variants()]
 
 
 def candidates():
-    summaries = []
-    for path in study_summaries():
-        with open(path) as fh:
-            summaries.append(json.load(fh))
-    return candidates_from_summaries(summaries)
+    return PLAN.candidates(study_summaries())[0]
 
 
-def summary_of_trial(wildcards):
-    for s in PLAN.studies():
-        for c in candidates():
-            if c["trial_key"] == wildcards.trial_key and c["study_key"] == s["study_key"]:
-                return s["summary"]
-    raise ValueError(f"trial {wildcards.trial_key} is not a selection candidate of this config")
-
-
-def backbone_of_trial(trial_key):
+def candidate(refit_key):
     for c in candidates():
-        if c["trial_key"] == trial_key:
-            return c["backbone"]
-    raise ValueError(f"trial {trial_key} is not a selection candidate")
+        if c["refit_key"] == refit_key:
+            return c
+    raise ValueError(f"refit {refit_key} is not a selection candidate of this config")
+
+
+def summary_of_refit(wildcards):
+    c = candidate(wildcards.refit_key)
+    return L.study_summary(c["backbone"], c["study_key"], c["variant"])
 
 
 def selection_report_path():
@@ -78,13 +71,13 @@ def selection_report_path():
 
 
 def selection_inputs(wildcards):
-    cands = candidates()
     inputs = {
         "summaries": study_summaries(),
-        "benchmarks": [L.benchmark(c["trial_key"]) for c in cands],
+        "benchmarks": [L.benchmark(c["refit_key"]) for c in candidates()],
     }
     if CFG["selection"]["baseline"]:
         inputs["baseline"] = L.baseline(PLAN.data_key)
+    inputs["force"] = force_token(CFG["results_dir"], "selection")
     return inputs
 
 
@@ -94,8 +87,8 @@ def selection_report():
         return json.load(fh)
 
 
-def selected():
-    return selection_report()["selected"]
+def refit_key_of(trial_key):
+    return PLAN.refit_key(trial_key)
 
 
 def co_best_keys():
@@ -103,21 +96,22 @@ def co_best_keys():
 
 
 def final_inputs(wildcards):
-    sel = selected()
-    study = next(
-        s
-        for s in PLAN.studies()
-        if s["backbone"] == sel["backbone"] and s["study_key"] == sel["study_key"]
-    )
+    sel = selection_report()["selected"]
     return {
         "selection": selection_report_path(),
-        "summary": study["summary"],
-        "refit": L.refit_metrics(sel["trial_key"]),
+        "summary": L.study_summary(sel["backbone"], sel["study_key"], sel["variant"]),
+        "refit": L.refit_metrics(refit_key_of(sel["trial_key"])),
         "posts": data_file("posts.jsonl"),
         "splits": data_file("splits.json"),
-        "co_best": [f for k in co_best_keys() for f in (L.refit_manifest(k), L.refit_metrics(k))],
+        "force": force_token(CFG["results_dir"], "final"),
+        "co_best": [
+            f
+            for k in co_best_keys()
+            for f in (L.refit_manifest(refit_key_of(k)), L.refit_metrics(refit_key_of(k)))
+        ],
     }
 
 
 def final_report(wildcards):
-    return L.evaluation_report(PLAN.final_key(selected()["trial_key"], co_best_keys()))
+    sel = selection_report()["selected"]
+    return L.evaluation_report(PLAN.final_key(sel["trial_key"], co_best_keys()))

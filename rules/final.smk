@@ -9,7 +9,7 @@ rule final:
         data_dir=lambda wc, input: os.path.dirname(input.posts),
         final=CFG["final"],
         co_best=lambda wc: {
-            k: {"model_dir": L.refit_model_dir(k), "metrics": L.refit_metrics(k)}
+            k: {"model_dir": L.refit_model_dir(refit_key_of(k)), "metrics": L.refit_metrics(refit_key_of(k))}
             for k in co_best_keys()
         },
     conda:
@@ -17,5 +17,7 @@ rule final:
     log:
         L.log("final", "{final_key}"),
     threads: workflow.cores
+    resources:
+        gpu=PLAN.gpus_per_job,
     script:
         "../scripts/final.py"

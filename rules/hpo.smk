@@ -4,6 +4,8 @@ rule hpo_worker:
         folds=data_file("folds.json"),
     output:
         L.worker_done("{backbone}", "{study_key}", "{variant}", "{worker}"),
+    wildcard_constraints:
+        variant=PLAN.variant_pattern(),
     params:
         data_key=PLAN.data_key,
         data_dir=lambda wc, input: os.path.dirname(input.posts),
@@ -12,6 +14,8 @@ rule hpo_worker:
     log:
         L.log("hpo_worker", "{backbone}-{study_key}-v{variant}-w{worker}"),
     threads: training_threads()
+    resources:
+        gpu=PLAN.gpus_per_job,
     script:
         "../scripts/hpo_worker.py"
 
@@ -21,6 +25,8 @@ checkpoint hpo_summary:
         worker_targets,
     output:
         summary=L.study_summary("{backbone}", "{study_key}", "{variant}"),
+    wildcard_constraints:
+        variant=PLAN.variant_pattern(),
     params:
         data_key=PLAN.data_key,
     conda:

@@ -1,37 +1,44 @@
 rule refit:
     input:
-        summary=summary_of_trial,
+        summary=summary_of_refit,
         posts=data_file("posts.jsonl"),
         splits=data_file("splits.json"),
     output:
-        manifest=L.refit_manifest("{trial_key}"),
-        metrics=L.refit_metrics("{trial_key}"),
+        manifest=L.refit_manifest("{refit_key}"),
+        metrics=L.refit_metrics("{refit_key}"),
     params:
         refit=CFG["refit"],
+        trial_key=lambda wc: candidate(wc.refit_key)["trial_key"],
         data_dir=lambda wc, input: os.path.dirname(input.posts),
         model_dir=lambda wc, output: os.path.dirname(output.manifest),
     conda:
         "../envs/environment.yaml"
     log:
-        L.log("refit", "{trial_key}"),
+        L.log("refit", "{refit_key}"),
     threads: training_threads()
+    resources:
+        gpu=PLAN.gpus_per_job,
     script:
         "../scripts/refit.py"
 
 
 rule benchmark:
     input:
-        manifest=L.refit_manifest("{trial_key}"),
+        manifest=L.refit_manifest("{refit_key}"),
+        force=force_token(CFG["results_dir"], "benchmark"),
     output:
-        L.benchmark("{trial_key}"),
+        L.benchmark("{refit_key}"),
     params:
         benchmark=CFG["benchmark"],
         model_dir=lambda wc, input: os.path.dirname(input.manifest),
-        backbone=lambda wc: backbone_of_trial(wc.trial_key),
+        trial_key=lambda wc: candidate(wc.refit_key)["trial_key"],
+        backbone=lambda wc: candidate(wc.refit_key)["backbone"],
     conda:
         "../envs/environment.yaml"
     log:
-        L.log("benchmark", "{trial_key}"),
+        L.log("benchmark", "{refit_key}"),
     threads: training_threads()
+    resources:
+        gpu=PLAN.gpus_per_job,
     script:
         "../scripts/benchmark.py"

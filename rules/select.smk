@@ -6,7 +6,7 @@ checkpoint select_model:
         html=L.selection_html("{selection_key}"),
     params:
         selection=CFG["selection"],
-        benchmarks=lambda wc: {c["trial_key"]: L.benchmark(c["trial_key"]) for c in candidates()},
+        benchmarks=lambda wc: {c["trial_key"]: L.benchmark(c["refit_key"]) for c in candidates()},
     conda:
         "../envs/environment.yaml"
     log:

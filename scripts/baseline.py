@@ -3,5 +3,6 @@ from pathlib import Path
 
 from workflow_lib import jobs, stages
 
-cfg, _ = jobs.start(snakemake)  # noqa: F821 - injected by Snakemake
-stages.baseline(cfg, data_dir=str(Path(snakemake.input.posts).parent), out=snakemake.output[0])  # noqa: F821
+smk = snakemake  # noqa: F821 - injected by Snakemake
+with jobs.job(smk) as (cfg, _):
+    stages.baseline(cfg, data_dir=str(Path(smk.input.posts).parent), out=smk.output[0])

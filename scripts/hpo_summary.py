@@ -2,7 +2,7 @@
 from workflow_lib import jobs, stages
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
-cfg, _ = jobs.start(smk)
-wc = smk.wildcards
-stages.hpo_summary(cfg, backbone=wc.backbone, study_key=wc.study_key, variant=int(wc.variant),
-                   data_key=smk.params.data_key, out=smk.output.summary)
+with jobs.job(smk) as (cfg, _):
+    wc = smk.wildcards
+    stages.hpo_summary(cfg, backbone=wc.backbone, study_key=wc.study_key, variant=int(wc.variant),
+                       data_key=smk.params.data_key, out=smk.output.summary)

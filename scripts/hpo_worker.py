@@ -5,8 +5,8 @@ from workflow_lib.hpo import run_worker
 from workflow_lib.reports import write_json
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
-cfg, threads = jobs.start(smk)
-wc = smk.wildcards
-result = run_worker(cfg, backbone=wc.backbone, study_key=wc.study_key, variant=int(wc.variant), worker=wc.worker,
-                    data_key=smk.params.data_key, data_dir=smk.params.data_dir, threads=threads)
-write_json(smk.output[0], result)
+with jobs.job(smk) as (cfg, threads):
+    wc = smk.wildcards
+    result = run_worker(cfg, backbone=wc.backbone, study_key=wc.study_key, variant=int(wc.variant), worker=wc.worker,
+                        data_key=smk.params.data_key, data_dir=smk.params.data_dir, threads=threads)
+    write_json(smk.output[0], result)

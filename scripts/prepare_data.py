@@ -3,6 +3,7 @@ from pathlib import Path
 
 from workflow_lib import jobs, stages
 
-cfg, _ = jobs.start(snakemake)  # noqa: F821 - injected by Snakemake
-stages.prepare_data(cfg, data_key=snakemake.wildcards.data_key,  # noqa: F821
-                    out_dir=str(Path(snakemake.output.card).parent))  # noqa: F821
+smk = snakemake  # noqa: F821 - injected by Snakemake
+with jobs.job(smk) as (cfg, _):
+    stages.prepare_data(cfg, data_key=smk.wildcards.data_key,
+                        out_dir=str(Path(smk.output.card).parent))

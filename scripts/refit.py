@@ -2,7 +2,7 @@
 from workflow_lib import jobs, stages
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
-cfg, threads = jobs.start(smk)
-stages.refit(cfg, summary_path=smk.input.summary, trial_key=smk.wildcards.trial_key,
-             data_dir=smk.params.data_dir, model_dir=smk.params.model_dir, metrics_path=smk.output.metrics,
-             threads=threads)
+with jobs.job(smk) as (cfg, threads):
+    stages.refit(cfg, summary_path=smk.input.summary, trial_key=smk.params.trial_key,
+                 data_dir=smk.params.data_dir, model_dir=smk.params.model_dir, metrics_path=smk.output.metrics,
+                 threads=threads)

@@ -2,7 +2,7 @@
 from workflow_lib import jobs, stages
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
-cfg, _ = jobs.start(smk)
-stages.selection(cfg, summaries=list(smk.input.summaries), benchmarks=dict(smk.params.benchmarks),
-                 baseline_path=smk.input.get("baseline"), selection_key=smk.wildcards.selection_key,
-                 out_json=smk.output.report, out_html=smk.output.html)
+with jobs.job(smk) as (cfg, _):
+    stages.selection(cfg, summaries=list(smk.input.summaries), benchmarks=dict(smk.params.benchmarks),
+                     baseline_path=smk.input.get("baseline"), selection_key=smk.wildcards.selection_key,
+                     out_json=smk.output.report, out_html=smk.output.html)

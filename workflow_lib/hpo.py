@@ -1,17 +1,32 @@
 """The HPO stage: an Optuna study whose every trial is k-fold cross-validation.
 
 One study per (backbone, study_key, variant) lives in an Optuna journal file
-(safe for several worker processes, also on a shared file system). Each trial
-trains the k folds of the prepared data; each fold's result is a file
-``trials/{trial_key}/fold_{k}/metrics.json`` written atomically, so a fold
-that finished is never trained again: after an interruption, after a retry of
-a failed trial, or when another trial proposes the same configuration.
+(safe for several worker processes, also on a shared file system) or in the
+database ``hpo.storage`` names. Each trial trains the k folds of the prepared
+data; each fold's result is a file ``trials/{trial_key}/fold_{k}/metrics.json``
+written atomically, so a fold that finished is never trained again: after an
+interruption, after a retry of a failed trial, when another trial proposes the
+same configuration, or when another variant of the backbone already trained it
+(warm start: the file is copied from there).
+
+Parallel workers (``hpo.n_workers``, each its own Snakemake job) share the study.
+A worker claims a trial under a file lock only while finished + running trials
+are fewer than n_trials, so the study ends with exactly n_trials finished
+(complete or pruned) trials. A running trial's worker touches a heartbeat file;
+a RUNNING trial whose heartbeat is older than 4 x ``hpo.heartbeat_s`` (or that
+an earlier process of the same worker left behind) is marked failed and its
+parameters queued again, so a killed worker never leaves the study stuck.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import statistics
+import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
@@ -24,6 +39,7 @@ from workflow_lib.paths import Layout
 from workflow_lib.provenance import code_version
 from workflow_lib.reports import read_json, write_json
 from workflow_lib.search_space import suggest, trial_training_config
+from workflow_lib.secrets import mask
 from workflow_lib.tracking import RunRef, Tracker
 
 log = logging.getLogger(__name__)
@@ -36,26 +52,32 @@ def study_name(backbone: str, study_key: str, variant: int) -> str:
     return f"{backbone}-{study_key}-v{variant}"
 
 
-def make_sampler(cfg: Mapping, n_finished: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler for the next trial, seeded from the config seed and the number of finished trials.
+def make_sampler(cfg: Mapping, n_finished: int = 0, variant: int = 1) -> optuna.samplers.BaseSampler:
+    """The sampler for the next trial, seeded from the config seed, the variant and the number of
+    finished trials.
 
     Re-seeding per trial makes the sequence of proposals a function of the study's history alone,
-    so a study interrupted and resumed proposes what an uninterrupted one would have.
+    so a study interrupted and resumed proposes what an uninterrupted one would have. A forced new
+    variant of the same definition draws other proposals (v1 keeps the config seed).
     """
     s = cfg["hpo"]["sampler"]
-    seed = s["seed"] + 1_000_003 * n_finished
+    seed = s["seed"] + 1_000_003 * n_finished + 7_919 * (int(variant) - 1)
     if s["name"] == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s["n_startup_trials"])
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 def open_study(cfg: Mapping, storage_path: str | Path, name: str) -> optuna.Study:
+    """The study ``name`` in the journal file ``storage_path``, or in the database of ``hpo.storage``."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     hpo = cfg["hpo"]
-    Path(storage_path).parent.mkdir(parents=True, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(str(storage_path)))
+    if hpo["storage"]:
+        storage = hpo["storage"]
+    else:
+        Path(storage_path).parent.mkdir(parents=True, exist_ok=True)
+        storage = JournalStorage(JournalFileBackend(str(storage_path)))
     sampler = make_sampler(cfg)
     p = hpo["pruner"]
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=p["n_startup_trials"], n_warmup_steps=p["n_warmup_steps"])
@@ -64,30 +86,85 @@ def open_study(cfg: Mapping, storage_path: str | Path, name: str) -> optuna.Stud
                                direction="maximize", load_if_exists=True)
 
 
-def recover_stale_trials(study: optuna.Study, worker: str) -> int:
-    """Trials left RUNNING by an earlier process of this worker are dead (Snakemake never runs
-    the same worker job twice at once): mark them FAILED and queue their parameters again, so
-    the retry finds their finished folds on disk. Returns how many were recovered."""
+def _heartbeat_age(t, heartbeat_dir: str | Path, now: float) -> float:
+    """Seconds since the trial's worker last showed life (its heartbeat file, else its start)."""
+    try:
+        return now - os.stat(Path(heartbeat_dir) / str(t.number)).st_mtime
+    except FileNotFoundError:
+        return now - t.datetime_start.timestamp() if t.datetime_start else 0.0
+
+
+def recover_stale_trials(study: optuna.Study, worker: str, *, heartbeat_dir: str | Path | None = None,
+                         heartbeat_s: float = 60.0) -> int:
+    """RUNNING trials whose worker is dead: left by an earlier process of this worker (Snakemake never
+    runs the same worker job twice at once), or silent for more than 4 heartbeats. Each is marked
+    FAILED and its parameters queued again, so the retry finds its finished folds on disk.
+    Returns how many were recovered."""
     n = 0
+    now = time.time()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get("worker") == worker:
+        mine = t.user_attrs.get("worker") == worker
+        silent = heartbeat_dir is not None and _heartbeat_age(t, heartbeat_dir, now) > 4 * heartbeat_s
+        if mine or silent:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number}, skip_if_exists=False)
-            log.warning("trial %d was left running by an interrupted run of worker %s: marked failed and "
-                        "queued again (its finished folds are reused)", t.number, worker)
+            why = (f"an interrupted run of worker {worker}" if mine else
+                   f"worker {t.user_attrs.get('worker')}, silent for more than {4 * heartbeat_s:.0f} s")
+            log.warning("trial %d was left running by %s: marked failed and queued again (its finished folds "
+                        "are reused)", t.number, why)
             n += 1
     return n
 
 
+@contextlib.contextmanager
+def _file_lock(path: str | Path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def heartbeat(path: str | Path, interval: float):
+    """Touch ``path`` every ``interval`` seconds while the block runs (a daemon thread)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.touch()
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(interval):
+            with contextlib.suppress(OSError):
+                os.utime(p, None)
+
+    th = threading.Thread(target=beat, name=f"heartbeat {p.name}", daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join(timeout=5)
+
+
 def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric: str, objective: Mapping,
-               threads: int | None, desc: str) -> dict:
-    """Train on a fold's train part for the configured epochs and score its held-out part."""
+               threads: int | None, desc: str, state_dir: str | None = None, cfg: Mapping | None = None) -> dict:
+    """Train on a fold's train part for the configured epochs and score its held-out part.
+
+    ``state_dir`` (the fold folder's ``state/``): epoch-level training state, resumed after an
+    interruption and removed once the held-out scores exist (retention.py); ``cfg`` supplies the
+    ``checkpoints`` and ``storage`` settings.
+    """
     from workflow_lib.examples import objective_value
+    from workflow_lib.retention import release
     from workflow_lib.training import predict, train
 
     heldout = prepared.of(fold["heldout"])
     t0 = time.perf_counter()
-    res = train(spec, tcfg, prepared.of(fold["train"]), progress_desc=desc, threads=threads)
+    res = train(spec, tcfg, prepared.of(fold["train"]), progress_desc=desc, threads=threads, state_dir=state_dir,
+                checkpoint_cfg=(cfg or {}).get("checkpoints"), policy=cfg)
     pred = predict(res.model, res.tokenizer, heldout, tcfg, max_length=spec["max_length"])
     metrics = pred.metrics(heldout)
     result = {
@@ -110,6 +187,10 @@ def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric:
     if res.augmentation:
         result["augmentation"] = {"recipe": tcfg["augment"], "prob": tcfg["augment_prob"],
                                   "n_changed": len(res.augmentation), "changes": res.augmentation}
+    if res.resumed_from:
+        result["resumed_from_epoch"] = res.resumed_from
+    if state_dir is not None:
+        release(state_dir)
     return result
 
 
@@ -129,6 +210,7 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
     metric = cfg["hpo"]["metric"]
     objective_cfg = cfg["hpo"]["objective"]
     space = cfg["hpo"]["search_space"]
+    layout = Layout(cfg["results_dir"])
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space, cfg["training"])
@@ -140,11 +222,15 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                "study_key": study_run.ids["study_key"], "variant": study_run.ids["variant"]}
         scores: list[float] = []
         criteria: list[float] = []  # the criteria metric alone (the objective may weigh evidence too)
-        reused = 0
+        reused = warm = 0
         with tracker.run("trial", ids, parent=study_run, params={"params": params, "config": tcfg}) as trun:
             for fold in prepared.folds:
                 k = fold["fold"]
                 path = Layout.fold_metrics(study_dir, tkey, k)
+                if not Path(path).exists() and (elsewhere := layout.fold_metrics_elsewhere(backbone, tkey, k)):
+                    write_json(path, read_json(elsewhere[0]))  # warm start: trained by another variant
+                    warm += 1
+                    log.info("trial %d fold %d: warm start from %s", trial.number, k, elsewhere[0])
                 if Path(path).exists():
                     result = read_json(path)
                     reused += 1
@@ -156,7 +242,7 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                     fold_ids.pop("trial_number")
                     with tracker.run("fold", fold_ids, parent=trun) as frun:
                         result = train_fold(spec, tcfg, prepared, fold, metric=metric, objective=objective_cfg,
-                                            threads=threads,
+                                            threads=threads, state_dir=str(Path(path).parent / "state"), cfg=cfg,
                                             desc=f"trial {trial.number} fold {k + 1}/{len(prepared.folds)}")
                         result["trial_key"] = tkey
                         for h in result["history"]:
@@ -168,6 +254,7 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                 scores.append(result["score"])
                 criteria.append(result["metrics"][metric])
                 trial.set_user_attr("reused_folds", reused)
+                trial.set_user_attr("warm_started_folds", warm)
                 trial.set_user_attr("criteria_fold_scores", criteria)
                 trial.report(result["score"], step=k)
                 tracker.log_metrics(trun, {f"fold_{metric}": result["score"]}, step=k)
@@ -198,9 +285,13 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
     layout = Layout(cfg["results_dir"])
     study_dir = layout.study_dir(backbone, study_key, variant)
     prepared = load_prepared(data_dir)
+    write_definition(cfg, layout.study_definition(backbone, study_key, variant), backbone=backbone,
+                     study_key=study_key, variant=variant, data_key=data_key)
     study = open_study(cfg, layout.study_storage(backbone, study_key, variant), study_name(backbone, study_key, variant))
-    recover_stale_trials(study, worker)
     n_trials = cfg["hpo"]["n_trials"]
+    heartbeat_s = float(cfg["hpo"]["heartbeat_s"])
+    beats = Path(layout.heartbeat(backbone, study_key, variant, 0)).parent
+    lock = layout.study_lock(backbone, study_key, variant)
     ids = {"backbone": backbone, "study_key": study_key, "variant": variant, "data_key": data_key}
     srun = tracker.start("study", ids, params={"hpo": cfg["hpo"], "training": cfg["training"]})
     objective = make_objective(cfg, backbone=backbone, data_key=data_key, prepared=prepared, study_dir=study_dir,
@@ -211,13 +302,48 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
         return len(study.get_trials(deepcopy=False, states=FINISHED))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    while (n := finished()) < n_trials:
-        # one trial at a time, re-counting between trials so parallel workers stop at n_trials
-        study.sampler = make_sampler(cfg, n)
-        study.optimize(objective, n_trials=1, catch=(), callbacks=[progress])
+    first = True
+    while True:
+        with _file_lock(lock):  # claim a trial only while finished + running < n_trials
+            recover_stale_trials(study, worker if first else "", heartbeat_dir=beats, heartbeat_s=heartbeat_s)
+            first = False
+            n = finished()
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            if n >= n_trials:
+                break
+            trial = None
+            if n + running < n_trials:
+                # seeded by the trials claimed so far: one worker's sequence is that of an uninterrupted
+                # study; parallel workers claiming at once get different seeds (never the same proposal)
+                study.sampler = make_sampler(cfg, n + running, variant)
+                trial = study.ask()
+                trial.set_user_attr("worker", worker)
+        if trial is None:  # the last trials run in other workers; wait in case one of them dies
+            time.sleep(min(5.0, heartbeat_s / 4))
+            continue
+        with heartbeat(layout.heartbeat(backbone, study_key, variant, trial.number), heartbeat_s):
+            try:
+                frozen = study.tell(trial, objective(trial))
+            except optuna.TrialPruned:
+                frozen = study.tell(trial, state=TrialState.PRUNED)
+            except BaseException:
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+        progress(study, frozen)
     tracker.end(srun)
     tracker.close()
-    return {"finished": finished(), "n_trials": n_trials}
+    return {"finished": finished(), "n_trials": n_trials, "worker": worker}
+
+
+def write_definition(cfg: Mapping, path: str, *, backbone: str, study_key: str, variant: int, data_key: str) -> None:
+    """study.json: what the study is (written once, by its first worker), for people and tools."""
+    if Path(path).exists():
+        return
+    write_json(path, {"backbone": backbone, "study_key": study_key, "variant": int(variant), "data_key": data_key,
+                      "backbone_spec": cfg["encoders"][backbone], "training": cfg["training"],
+                      "hpo": {k: v for k, v in cfg["hpo"].items() if k not in ("n_workers", "storage")},
+                      "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      "code_version": code_version()})
 
 
 class StudyProgress:
@@ -268,6 +394,7 @@ def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data
             "std": _std(done) if done else None,
             "criteria_mean": _mean_or_none(t.user_attrs.get("criteria_fold_scores")),
             "reused_folds": int(t.user_attrs.get("reused_folds", 0)),
+            "warm_started_folds": int(t.user_attrs.get("warm_started_folds", 0)),
             "duration_s": t.duration.total_seconds() if t.duration else None,
         })
     complete = [t for t in trials if t["state"] == "COMPLETE"]
@@ -277,25 +404,36 @@ def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data
         ranked = sorted(complete, key=lambda t: (-t["mean"], t["std"], t["number"]))
         fields = ("number", "trial_key", "params", "mean", "std", "fold_scores", "criteria_mean")
         best = {k: ranked[0][k] for k in fields}
+        best["config"] = trial_training_config(cfg["training"], best["params"])
         # co-best: other configurations with exactly the best mean (each becomes a selection candidate)
         seen = {best["trial_key"]}
         best["co_best"] = []
         for t in ranked[1:]:
             if t["mean"] == best["mean"] and t["trial_key"] not in seen:
                 seen.add(t["trial_key"])
-                best["co_best"].append({k: t[k] for k in fields})
+                best["co_best"].append({**{k: t[k] for k in fields},
+                                        "config": trial_training_config(cfg["training"], t["params"])})
     summary = {
         "backbone": backbone, "study_key": study_key, "variant": int(variant), "data_key": data_key,
         "study_name": study.study_name, "metric": cfg["hpo"]["metric"], "objective": dict(cfg["hpo"]["objective"]),
         "direction": "maximize",
-        "n_trials": cfg["hpo"]["n_trials"], "n_folds": cfg["data"]["n_folds"], "storage": storage,
+        "n_trials": cfg["hpo"]["n_trials"], "n_folds": cfg["data"]["n_folds"],
+        "storage": mask(cfg["hpo"]["storage"]) if cfg["hpo"]["storage"] else storage,
         "trials": trials, "best_trial": best, "counts": counts, "code_version": code_version(), "split": CV_SPLIT,
+        "backbone_spec": cfg["encoders"][backbone],
+        "warm_start": {"trials": sum(1 for t in trials if t["warm_started_folds"]),
+                       "folds": sum(t["warm_started_folds"] for t in trials)},
     }
     return summary
 
 
 def best_trial_config(cfg: Mapping, summary: Mapping, trial_key: str) -> dict:
-    """The full training configuration of a trial of a study summary (for refit and final)."""
+    """The full training configuration of a trial of a study summary (for refit and final): the one
+    the summary stored (an earlier variant may have had other fixed settings), else rebuilt."""
+    best = summary.get("best_trial") or {}
+    for t in [best, *best.get("co_best", [])]:
+        if t.get("trial_key") == trial_key and t.get("config"):
+            return dict(t["config"])
     for t in summary["trials"]:
         if t["trial_key"] == trial_key:
             return trial_training_config(cfg["training"], t["params"])

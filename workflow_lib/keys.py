@@ -69,6 +69,12 @@ def study_key(dkey: str, backbone_spec: Mapping, training: Mapping, hpo_cfg: Map
                    "objective": hpo_cfg["objective"]})
 
 
+def refit_key(tkey: str, refit_cfg: Mapping, metric: str, objective: Mapping) -> str:
+    """Hash of a refit: the trial's configuration, the refit settings and the objective it early-stops on."""
+    return digest({"kind": "refit", "trial": tkey, "refit": dict(refit_cfg), "metric": metric,
+                   "objective": dict(objective)})
+
+
 def selection_key(candidates: list[Mapping], selection_cfg: Mapping, benchmark_cfg: Mapping) -> str:
     """Hash of the candidate set (each backbone/variant's best trial) and the selection rule."""
     cands = sorted((dict(c) for c in candidates), key=canonical_json)

@@ -2,11 +2,14 @@
 
     {results}/data/{data_key}/            posts.jsonl, splits.json, folds.json, data_card.json
     {results}/hpo/{backbone}/{study_key}/v{n}/
-        study.journal, study_summary.json, workers/{w}.done
+        study.json (the study's definition), study.journal, study_summary.json, workers/{w}.done
         trials/{trial_key}/fold_{k}/metrics.json
     {results}/baseline/{data_key}/baseline.json
-    {results}/refit/{trial_key}/          model/, manifest.json, metrics.json
-    {results}/benchmark/{trial_key}/benchmark.json
+    {results}/refit/{refit_key}/          model/, metrics.json
+    {results}/benchmark/{refit_key}/benchmark.json
+
+Variant numbers count the studies of one backbone (v1, v2, ... across study keys), so a
+second study beside the first - another search space, or a forced new one - is v{n+1}.
     {results}/selection/{selection_key}/  selection_report.json, selection_report.html
     {results}/final/{final_key}/          model/, manifest.json, evaluation_report.json
     {results}/logs/{rule}/...log          one log per job
@@ -45,6 +48,9 @@ class Layout:
     def study_storage(self, backbone: str, study_key: str, variant: int | str) -> str:
         return f"{self.study_dir(backbone, study_key, variant)}/study.journal"
 
+    def study_definition(self, backbone: str, study_key: str, variant: int | str) -> str:
+        return f"{self.study_dir(backbone, study_key, variant)}/study.json"
+
     def study_summary(self, backbone: str, study_key: str, variant: int | str) -> str:
         return f"{self.study_dir(backbone, study_key, variant)}/study_summary.json"
 
@@ -55,24 +61,36 @@ class Layout:
     def fold_metrics(study_dir: str, trial_key: str, fold: int) -> str:
         return f"{study_dir}/trials/{trial_key}/fold_{fold}/metrics.json"
 
+    def fold_metrics_elsewhere(self, backbone: str, trial_key: str, fold: int) -> list[str]:
+        """The fold's metrics.json in every study of ``backbone`` on disk (a trial key names the data,
+        the backbone and the trained configuration, so any of them is the same trained fold)."""
+        root = Path(self.backbone_dir(backbone))
+        return sorted(str(p) for p in root.glob(f"*/v*/trials/{trial_key}/fold_{fold}/metrics.json"))
+
+    def heartbeat(self, backbone: str, study_key: str, variant: int | str, trial_number: int) -> str:
+        return f"{self.study_dir(backbone, study_key, variant)}/heartbeats/{trial_number}"
+
+    def study_lock(self, backbone: str, study_key: str, variant: int | str) -> str:
+        return f"{self.study_dir(backbone, study_key, variant)}/.claim.lock"
+
     # -- downstream -----------------------------------------------------------
     def baseline(self, data_key: str) -> str:
         return f"{self.root}/baseline/{data_key}/baseline.json"
 
-    def refit_dir(self, trial_key: str) -> str:
-        return f"{self.root}/refit/{trial_key}"
+    def refit_dir(self, refit_key: str) -> str:
+        return f"{self.root}/refit/{refit_key}"
 
-    def refit_model_dir(self, trial_key: str) -> str:
-        return f"{self.refit_dir(trial_key)}/model"
+    def refit_model_dir(self, refit_key: str) -> str:
+        return f"{self.refit_dir(refit_key)}/model"
 
-    def refit_manifest(self, trial_key: str) -> str:
-        return f"{self.refit_model_dir(trial_key)}/manifest.json"
+    def refit_manifest(self, refit_key: str) -> str:
+        return f"{self.refit_model_dir(refit_key)}/manifest.json"
 
-    def refit_metrics(self, trial_key: str) -> str:
-        return f"{self.refit_dir(trial_key)}/metrics.json"
+    def refit_metrics(self, refit_key: str) -> str:
+        return f"{self.refit_dir(refit_key)}/metrics.json"
 
-    def benchmark(self, trial_key: str) -> str:
-        return f"{self.root}/benchmark/{trial_key}/benchmark.json"
+    def benchmark(self, refit_key: str) -> str:
+        return f"{self.root}/benchmark/{refit_key}/benchmark.json"
 
     def selection_dir(self, selection_key: str) -> str:
         return f"{self.root}/selection/{selection_key}"
@@ -99,14 +117,17 @@ class Layout:
         return f"{self.root}/mlflow.db"
 
 
-def existing_variants(study_root: str | Path) -> list[int]:
-    """Variant numbers present on disk under one study key, ascending."""
-    root = Path(study_root)
+def existing_variants(backbone_dir: str | Path) -> list[tuple[int, str]]:
+    """(variant number, study key) of every study of one backbone on disk, by variant number."""
+    root = Path(backbone_dir)
     if not root.is_dir():
         return []
     found = []
-    for child in root.iterdir():
-        m = VARIANT_RE.match(child.name)
-        if m and child.is_dir():
-            found.append(int(m.group(1)))
+    for study in root.iterdir():
+        if not study.is_dir():
+            continue
+        for child in study.iterdir():
+            m = VARIANT_RE.match(child.name)
+            if m and child.is_dir():
+                found.append((int(m.group(1)), study.name))
     return sorted(found)

@@ -7,18 +7,22 @@ once, so force_new yields exactly one new variant per invocation).
 """
 from __future__ import annotations
 
+import json
+import os
 from functools import cached_property
+from pathlib import Path
 from typing import Mapping
 
 from workflow_lib import keys
-from workflow_lib.paths import Layout
+from workflow_lib.paths import Layout, existing_variants
 from workflow_lib.runmode import study_variant
 
 
 class Plan:
-    def __init__(self, cfg: Mapping):
+    def __init__(self, cfg: Mapping, *, main_process: bool = True):
         self.cfg = cfg
         self.layout = Layout(cfg["results_dir"])
+        self.main_process = main_process
         self._variants: dict[str, int] = {}
 
     @cached_property
@@ -40,12 +44,13 @@ class Plan:
 
     def variant(self, backbone: str) -> int:
         if backbone not in self._variants:
-            root = self.layout.study_root(backbone, self.study_key(backbone))
-            self._variants[backbone] = study_variant(self.cfg, root)
+            found = existing_variants(self.layout.backbone_dir(backbone))
+            self._variants[backbone] = study_variant(self.cfg, found, self.study_key(backbone),
+                                                     main_process=self.main_process)
         return self._variants[backbone]
 
     def studies(self) -> list[dict]:
-        """One entry per backbone: backbone, study_key, variant, summary path."""
+        """The studies this config runs, one per backbone: backbone, study_key, variant, summary path."""
         out = []
         for b in self.cfg["backbones"]:
             sk, v = self.study_key(b), self.variant(b)
@@ -53,8 +58,39 @@ class Plan:
                         "summary": self.layout.study_summary(b, sk, v)})
         return out
 
+    def earlier_variants(self) -> list[dict]:
+        """Other variants of this config's backbones on disk that selection also compares
+        (run.benchmark_all_variants with benchmark_strategy best_per_variant): finished studies only
+        (they have a summary); never rerun - no rule produces their summaries."""
+        run = self.cfg["run"]
+        if not run["benchmark_all_variants"] or run["benchmark_strategy"] == "latest_only":
+            return []
+        current = {(s["backbone"], s["variant"]) for s in self.studies()}
+        out = []
+        for b in self.cfg["backbones"]:
+            for v, sk in existing_variants(self.layout.backbone_dir(b)):
+                path = self.layout.study_summary(b, sk, v)
+                if (b, v) not in current and os.path.exists(path):
+                    out.append({"backbone": b, "study_key": sk, "variant": v, "summary": path})
+        return out
+
+    def variant_pattern(self) -> str:
+        """Regex for the {variant} wildcard of the HPO rules: only this invocation's variants."""
+        return "|".join(sorted({str(s["variant"]) for s in self.studies()}))
+
+    @property
+    def gpus_per_job(self) -> int:
+        """The gpu resource of a training job: 1 on a machine with GPUs, else 0."""
+        from workflow_lib.devices import gpu_count
+
+        return 1 if gpu_count() else 0
+
     def n_workers(self) -> int:
-        return 1
+        return int(self.cfg["hpo"]["n_workers"])
+
+    def refit_key(self, trial_key: str) -> str:
+        h = self.cfg["hpo"]
+        return keys.refit_key(trial_key, self.cfg["refit"], h["metric"], h["objective"])
 
     def selection_key(self, candidates: list[Mapping]) -> str:
         ident = [{k: c[k] for k in ("backbone", "study_key", "variant", "trial_key")} for c in candidates]
@@ -67,6 +103,34 @@ class Plan:
         """Threads per training job: share the cores among the jobs that can run side by side."""
         parallel = max(1, len(self.cfg["backbones"]) * self.n_workers())
         return max(1, cores // parallel)
+
+    def candidates(self, summary_paths: list[str]) -> tuple[list[dict], list[dict]]:
+        """(selection candidates, every variant compared) from study summaries on disk.
+
+        A variant is comparable when it was scored on the same data (data_key) with the same
+        objective as this config; others are listed with the reason they were left out.
+        """
+        h = self.cfg["hpo"]
+        want = {"data_key": self.data_key, "metric": h["metric"], "objective": dict(h["objective"])}
+        summaries, variants = [], []
+        for path in summary_paths:
+            s = json.loads(Path(path).read_text(encoding="utf-8"))
+            row = {"backbone": s["backbone"], "study_key": s["study_key"], "variant": int(s["variant"]),
+                   "best_trial_key": (s.get("best_trial") or {}).get("trial_key"),
+                   "best_cv_mean": (s.get("best_trial") or {}).get("mean"), "summary": str(path)}
+            differs = [k for k in want if s.get(k) != want[k]]
+            if differs:
+                row["compared"], row["reason"] = False, f"different {', '.join(differs)} than this config"
+            elif not s.get("best_trial"):
+                row["compared"], row["reason"] = False, "no completed trial"
+            else:
+                row["compared"], row["reason"] = True, "best trial refit and benchmarked"
+                summaries.append(s)
+            variants.append(row)
+        cands = candidates_from_summaries(summaries)
+        for c in cands:
+            c["refit_key"] = self.refit_key(c["trial_key"])
+        return cands, variants
 
 
 def candidates_from_summaries(summaries: list[Mapping]) -> list[dict]:

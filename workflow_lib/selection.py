@@ -120,8 +120,13 @@ def select(candidates: list[dict], selection_cfg: dict, *, baseline: dict | None
     selected = {k: copy.deepcopy(winner[k]) for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean",
                                                       "cv_std", "latency_p95_ms", "params")}
     reason = _reason(winner, first_tied, excluded, eligible, rule, where, metric, baseline, objective)
-    co_best = [{k: copy.deepcopy(t[k]) for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")}
-               for t in sorted(first_tied, key=lambda t: t["rank"]) if t is not winner]
+    # co-best: other checkpoints tied with the winner (one per trial key: variants that met the same
+    # configuration share its refit)
+    co_best, seen = [], {winner["trial_key"]}
+    for t in sorted(first_tied, key=lambda t: t["rank"]):
+        if t["trial_key"] not in seen:
+            seen.add(t["trial_key"])
+            co_best.append({k: copy.deepcopy(t[k]) for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")})
     return {
         "co_best": co_best,
         "metric": metric,

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
-from workflow_lib.plan import Plan, candidates_from_summaries
+from workflow_lib.plan import Plan
 from workflow_lib.provenance import code_version, library_versions
 from workflow_lib.reports import read_json, validate_report, write_json
 from workflow_lib.symptoms import SYMPTOMS
@@ -70,11 +70,17 @@ def hpo_summary(cfg: Mapping, *, backbone: str, study_key: str, variant: int, da
 def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, model_dir: str, metrics_path: str,
           threads: int | None = None) -> dict:
     """Best trial's configuration on the full train split, early-stopped on validation;
-    decision thresholds tuned on the validation predictions."""
+    decision thresholds tuned on the validation predictions.
+
+    The training state goes to ``state/`` beside ``model_dir`` (a rerun resumes from it; removed
+    once metrics_path is written). MLflow metrics are logged just before metrics_path is written,
+    so a rerun after a kill logs each epoch once.
+    """
     from workflow_lib.checkpoint import save_checkpoint
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.hpo import best_trial_config
     from workflow_lib.metrics import multilabel_metrics, tune_thresholds
+    from workflow_lib.retention import release
     from workflow_lib.training import train
 
     tracker = Tracker(cfg)
@@ -87,15 +93,15 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
     ids = {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
            "variant": summary["variant"], "data_key": summary["data_key"]}
     metric = cfg["hpo"]["metric"]
+    state_dir = str(Path(model_dir).parent / "state")
     with tracker.run("refit", ids, params={"config": tcfg, "refit": cfg["refit"]}) as run:
         val_records = prepared.of(va)
         res = train(spec, tcfg, prepared.of(tr), val_records, epochs=cfg["refit"]["max_epochs"],
                     patience=cfg["refit"]["patience"], metric=metric, objective=cfg["hpo"]["objective"],
-                    progress_desc=f"refit {backbone}", threads=threads)
+                    progress_desc=f"refit {backbone}", threads=threads, state_dir=state_dir,
+                    checkpoint_cfg=cfg["checkpoints"], policy=cfg)
         y_val = prepared.labels(va)
         thresholds = tune_thresholds(y_val, res.val_probs)
-        for h in res.history:
-            tracker.log_metrics(run, {k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
         manifest = save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec,
                                    train_cfg=tcfg, meta={**ids, "stage": "refit", "best_epoch": res.best_epoch})
         metrics = {
@@ -110,7 +116,10 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
             "objective": {**cfg["hpo"]["objective"], "metric": metric, "best_value": res.best_score},
             "config": tcfg,
             "code_version": code_version(),
+            "resumed_from_epoch": res.resumed_from,
         }
+        for h in res.history:
+            tracker.log_metrics(run, {k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
         if "evidence" in res.val_metrics:
             metrics["validation"]["evidence"] = res.val_metrics["evidence"]
             tracker.log_metrics(run, {f"validation_evidence_{k}": v for k, v in res.val_metrics["evidence"].items()
@@ -118,6 +127,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
         tracker.log_metrics(run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric],
                                   "best_epoch": res.best_epoch})
         write_json(metrics_path, metrics)
+    release(state_dir, metrics_path)
     tracker.close()
     log.info("refit %s: best epoch %d, validation %s %.4f; %d files in checkpoint", trial_key, res.best_epoch,
              metric, metrics["validation"]["at_0.5"][metric], len(manifest["files"]))
@@ -160,9 +170,9 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
     from workflow_lib.selection import select
 
     tracker = Tracker(cfg)
-    summ = [read_json(p) for p in summaries]
-    cands = candidates_from_summaries(summ)
-    plan = Plan(cfg)
+    plan = Plan(cfg, main_process=False)
+    cands, variants = plan.candidates(summaries)
+    summ = [read_json(v["summary"]) for v in variants if v["compared"]]
     if plan.selection_key(cands) != selection_key:
         raise RuntimeError(f"selection key {selection_key} does not match the candidates on disk; rerun snakemake")
     for c in cands:
@@ -173,6 +183,7 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
     report["selection_key"] = selection_key
     report["lineage"] = {"data_key": summ[0]["data_key"] if summ else None,
                          "studies": [{k: s[k] for k in ("backbone", "study_key", "variant")} for s in summ]}
+    report["variants"] = variants
     report["code_version"] = code_version()
     report["html"] = Path(out_html).name
     validate_report("selection_report", report)
@@ -210,10 +221,13 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
     ``co_best_refits`` maps the trial key of every candidate tied with the selected one (within
     selection.tie_tolerance) to its refit ``{"model_dir", "metrics"}``; those checkpoints are
     scored (at their own tuned thresholds) on the same test read, one entry each under ``co_best``.
+    The training state goes to ``state/`` beside ``model_dir`` (resumed by a rerun, removed once the
+    report is written).
     """
     from workflow_lib.checkpoint import load_checkpoint, manifest_digest, save_checkpoint
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.hpo import best_trial_config
+    from workflow_lib.retention import release
     from workflow_lib.training import predict, train
 
     tracker = Tracker(cfg)
@@ -233,10 +247,11 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
                "selection_key": sel_report["selection_key"], "final_key": final_key,
                "variant": int(summary["variant"]), "backbone": backbone, "code_version": code_version()}
     ids = {k: v for k, v in lineage.items() if k != "code_version"}
+    state_dir = str(Path(model_dir).parent / "state")
     with tracker.run("final", ids, params={"config": tcfg, "epochs": epochs}) as run:
         t0 = time.perf_counter()
         res = train(spec, tcfg, prepared.of(fit_ids), epochs=epochs, progress_desc=f"final {backbone}",
-                    threads=threads)
+                    threads=threads, state_dir=state_dir, checkpoint_cfg=cfg["checkpoints"], policy=cfg)
         seconds = time.perf_counter() - t0
         save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
                         meta={**lineage, "stage": "final", "epochs": epochs})
@@ -266,7 +281,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
                          "variant": int(summary["variant"]), "selection_key": sel_report["selection_key"],
                          "params": sel["params"]},
             "training": {"trained_on": ["train", "validation"], "n_posts": len(fit_ids), "epochs": epochs,
-                         "seconds": seconds},
+                         "seconds": seconds, "resumed_from_epoch": res.resumed_from},
             "thresholds": {"source": "tuned per symptom on the refit model's validation predictions",
                            "split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
             "metrics": _test_metrics(pred, test_records, thresholds),
@@ -277,12 +292,15 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
             "created_at": _now(),
         }
         m = report["metrics"]["test"]
+        for h in res.history:  # just before the report: a rerun after a kill logs each epoch once
+            tracker.log_metrics(run, {"train_loss": h["train_loss"]}, step=h["epoch"])
         tracker.log_metrics(run, {"test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"],
                                   "test_accuracy": m["accuracy"]})
         if "evidence" in report["metrics"]:
             tracker.log_metrics(run, {f"test_evidence_{k}": v for k, v in report["metrics"]["evidence"].items()
                                       if isinstance(v, float)})
         write_json(report_path, report, kind="evaluation_report")
+    release(state_dir, report_path)
     tracker.close()
     log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)%s", backbone, m["macro_f1"], m["micro_f1"],
              len(test_ids), f"; {len(co_best)} co-best checkpoint(s) also scored" if co_best else "")

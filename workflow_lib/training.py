@@ -12,12 +12,14 @@ rerun continues from the newest valid one with the same result; retention.py pru
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import logging
 import math
 import random
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -303,17 +305,53 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: 
                       device=device, state_dir=None, ck=ck, policy=policy)
     from workflow_lib.resume import locked
 
-    with locked(state_dir) as owned:
+    with locked(state_dir) as owned, _storage_monitor(policy, state_dir, ck, progress_desc) as monitor:
         if not owned:
             log.warning("%s: %s is in use by another process; training without saving state", progress_desc,
                         state_dir)
         return _train(spec, train_cfg, train_records, val_records, epochs=epochs, patience=patience, metric=metric,
                       objective=objective, on_epoch=on_epoch, progress_desc=progress_desc, threads=threads,
-                      device=device, state_dir=state_dir if owned else None, ck=ck, policy=policy)
+                      device=device, state_dir=state_dir if owned else None, ck=ck, policy=policy, monitor=monitor)
+
+
+@contextlib.contextmanager
+def _storage_monitor(policy: Mapping | None, state_dir, ck: dict, desc: str):
+    """A storage.StorageMonitor on the state folder's disk while training runs (None without ``policy``).
+
+    When free space falls below storage.critical_free_fraction it (1) prunes this run's epoch folders
+    down to the newest (needed to resume) and the best one, (2) tightens the run's policy to
+    keep_best_k 1, keep_last_n 0 (``ck`` is changed in place, so later saves follow it), and only
+    then (3) records an error that the next save raises. Result files (metrics) are never touched.
+    """
+    if not policy or not (policy.get("storage") or {}).get("monitor", False):
+        yield None
+        return
+    from workflow_lib import retention, storage
+
+    def prune(keep_last_n: int, keep_best_k: int) -> int:
+        root = Path(state_dir)
+        scores = ck.get("_scores", {})
+        before = retention.folder_bytes(root) if root.is_dir() else 0
+        retention.prune_run(root, scores, keep_last_n=keep_last_n, keep_best_k=keep_best_k,
+                            protected=[max(scores)] if scores else [])
+        return before - (retention.folder_bytes(root) if root.is_dir() else 0)
+
+    def tighten() -> int:
+        ck.update(keep_best_k=1, keep_last_n=0)
+        log.warning("%s: storage critical: checkpoint policy tightened to keep_best_k 1, keep_last_n 0", desc)
+        return prune(0, 1)
+
+    mon = storage.StorageMonitor.from_config(policy, path=state_dir, on_prune=lambda: prune(1, 1), on_tighten=tighten,
+                                             what=f"the training state of {desc}")
+    mon.start()
+    try:
+        yield mon
+    finally:
+        mon.stop()
 
 
 def _train(spec, train_cfg, train_records, val_records, *, epochs, patience, metric, objective, on_epoch,
-           progress_desc, threads, device, state_dir, ck, policy) -> TrainResult:
+           progress_desc, threads, device, state_dir, ck, policy, monitor=None) -> TrainResult:
     t_start = time.perf_counter()
     train_cfg = validate_training(train_cfg)
     objective = {**DEFAULT_OBJECTIVE, **(objective or {})}
@@ -459,15 +497,18 @@ def _train(spec, train_cfg, train_records, val_records, *, epochs, patience, met
         stop = has_val and patience is not None and stale >= max(1, int(patience)) and epoch < epochs
         if state_dir is not None:
             t_save = time.perf_counter()
+            if monitor is not None:
+                monitor.check()  # the storage monitor's error, after it pruned and tightened (StorageError)
             preflight(1, f"the epoch {epoch} training state of {progress_desc}")
             trainer = {"history": history, "best_score": best_score, "best_epoch": best_epoch, "stale": stale,
                        "finished": bool(stop or epoch == epochs)}
-            resume.save_state(state_dir, epoch, model=model, tokenizer=tok_files, spec=spec, train_cfg=train_cfg,
-                              identity=identity, optimizer=optimizer, scheduler=scheduler, generator=generator,
-                              trainer=trainer, best_state=best_state)
-            retention.prune_run(state_dir, {h["epoch"]: h.get("val_score") for h in history},
-                                keep_last_n=int(ck["keep_last_n"]), keep_best_k=int(ck["keep_best_k"]),
-                                protected=[epoch])
+            ck["_scores"] = {h["epoch"]: h.get("val_score") for h in history}
+            with monitor.lock if monitor is not None else contextlib.nullcontext():
+                resume.save_state(state_dir, epoch, model=model, tokenizer=tok_files, spec=spec, train_cfg=train_cfg,
+                                  identity=identity, optimizer=optimizer, scheduler=scheduler, generator=generator,
+                                  trainer=trainer, best_state=best_state)
+                retention.prune_run(state_dir, ck["_scores"], keep_last_n=int(ck["keep_last_n"]),
+                                    keep_best_k=int(ck["keep_best_k"]), protected=[epoch])
             entry["save_seconds"] = time.perf_counter() - t_save
         if on_epoch is not None:
             on_epoch(epoch, val_score)

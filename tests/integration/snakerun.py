@@ -9,9 +9,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def snakemake_cmd(workdir: Path, *extra: str, preset: str = "smoke.yaml") -> list[str]:
+def snakemake_cmd(workdir: Path, *extra: str, preset: str | list = "smoke.yaml") -> list[str]:
+    """preset: a file name in config/, or paths (several config files, merged in order)."""
+    files = [str(REPO / "config" / p) if "/" not in str(p) else str(p)
+             for p in ([preset] if isinstance(preset, (str, Path)) else preset)]
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-            "--profile", str(REPO / "profiles" / "local"), "--configfile", str(REPO / "config" / preset),
+            "--profile", str(REPO / "profiles" / "local"), "--configfile", *files,
             "--cores", "2", *extra]
 
 
@@ -22,7 +25,7 @@ def env() -> dict:
     return e
 
 
-def run_snakemake(workdir: Path, *extra: str, timeout: float = 600, preset: str = "smoke.yaml"
+def run_snakemake(workdir: Path, *extra: str, timeout: float = 600, preset: str | list = "smoke.yaml"
                   ) -> subprocess.CompletedProcess:
     proc = subprocess.run(snakemake_cmd(workdir, *extra, preset=preset), capture_output=True, text=True,
                           timeout=timeout, env=env())
@@ -31,9 +34,9 @@ def run_snakemake(workdir: Path, *extra: str, timeout: float = 600, preset: str 
     return proc
 
 
-def start_snakemake(workdir: Path, *extra: str) -> subprocess.Popen:
-    log = open(workdir / "snakemake_bg.log", "w")
-    return subprocess.Popen(snakemake_cmd(workdir, *extra), stdout=log, stderr=subprocess.STDOUT, env=env(),
+def start_snakemake(workdir: Path, *extra: str, preset: str | list = "smoke.yaml") -> subprocess.Popen:
+    log = open(workdir / "snakemake_bg.log", "a")
+    return subprocess.Popen(snakemake_cmd(workdir, *extra, preset=preset), stdout=log, stderr=subprocess.STDOUT, env=env(),
                             start_new_session=True)
 
 

@@ -20,15 +20,44 @@ def test_defaults_and_inheritance():
 
 
 def test_variant_from_disk(tmp_path):
-    root = tmp_path / "study"
-    assert study_variant(_cfg(), str(root)) == 1
-    assert study_variant(_cfg(hpo="force_new"), str(root)) == 1
-    (root / "v1").mkdir(parents=True)
-    (root / "v3").mkdir()
-    (root / "notes").mkdir()
-    assert study_variant(_cfg(), str(root)) == 3
-    assert study_variant(_cfg(hpo="resume_if_incomplete"), str(root)) == 3
-    assert study_variant(_cfg(hpo="force_new"), str(root)) == 4
+    from workflow_lib.paths import existing_variants
+
+    bdir = tmp_path / "hpo" / "tiny-a"
+    found = existing_variants(bdir)
+    assert found == []
+    assert study_variant(_cfg(), found, "aaa") == 1
+    assert study_variant(_cfg(hpo="force_new"), found, "aaa") == 1
+    (bdir / "aaa" / "v1").mkdir(parents=True)
+    (bdir / "bbb" / "v2").mkdir(parents=True)   # a second study (other search space) of the backbone
+    (bdir / "aaa" / "v3").mkdir()                # a forced new variant of the first
+    (bdir / "aaa" / "notes").mkdir()
+    found = existing_variants(bdir)
+    assert found == [(1, "aaa"), (2, "bbb"), (3, "aaa")]
+    assert study_variant(_cfg(), found, "aaa") == 3                      # newest of this definition
+    assert study_variant(_cfg(), found, "bbb") == 2
+    assert study_variant(_cfg(hpo="resume_if_incomplete"), found, "bbb") == 2
+    assert study_variant(_cfg(), found, "ccc") == 4                      # a new definition: a new variant
+    assert study_variant(_cfg(hpo="force_new"), found, "aaa") == 4
+    # a job process never creates a variant: it resolves to the one the main process made
+    assert study_variant(_cfg(hpo="force_new"), found, "aaa", main_process=False) == 3
+
+
+def test_force_tokens_only_move_for_force_new_and_never_in_a_dry_run(tmp_path):
+    import os
+
+    from workflow_lib.runmode import force_token, forced_rules_hint, prepare_force_tokens
+
+    cfg = {"results_dir": str(tmp_path), "run": {"mode": {"final": "force_new"}}}
+    assert prepare_force_tokens(cfg, touch=False) == []
+    tokens = {s: force_token(str(tmp_path), s) for s in ("benchmark", "selection", "final")}
+    assert all(os.stat(p).st_mtime == 0 for p in tokens.values())   # new tokens force nothing
+    assert prepare_force_tokens(cfg, touch=True) == ["final"]
+    assert os.stat(tokens["final"]).st_mtime > 1e9
+    assert os.stat(tokens["selection"]).st_mtime == 0 and os.stat(tokens["benchmark"]).st_mtime == 0
+    # benchmark inherits hpo's force_new
+    cfg2 = {"results_dir": str(tmp_path), "run": {"mode": {"hpo": "force_new", "benchmark": None}}}
+    assert prepare_force_tokens(cfg2, touch=True) == ["benchmark"]
+    assert forced_rules_hint("final") == "final"
 
 
 def test_only_runmode_reads_run_mode(repo):

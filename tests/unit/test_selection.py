@@ -224,3 +224,13 @@ def test_trials_tied_inside_a_study_become_candidates():
     summary = {"backbone": "m", "study_key": "c" * 12, "variant": 1, "best_trial": best}
     cands = candidates_from_summaries([summary, {**summary, "backbone": "n", "best_trial": None}])
     assert [(c["trial_key"], c["cv_criteria_mean"]) for c in cands] == [("a" * 12, 0.55), ("b" * 12, 0.57)]
+
+
+def test_variants_sharing_a_trial_key_give_one_co_best_entry_per_other_checkpoint():
+    # v1..v3 met the same configuration (warm start): one checkpoint, never its own co-best
+    same = [cand("tiny", 0.5, 5.0, variant=v, tk="aaaaaaaaaaaa") for v in (1, 2, 3)]
+    other = cand("tiny", 0.5, 5.0, variant=2, tk="bbbbbbbbbbbb")
+    report = finish(select(same + [other], RULE))
+    assert report["selected"]["trial_key"] == "aaaaaaaaaaaa" and report["selected"]["variant"] == 1
+    assert [c["trial_key"] for c in report["co_best"]] == ["bbbbbbbbbbbb"]
+    assert sorted(c["variant"] for c in report["candidates"]) == [1, 2, 2, 3]

@@ -2,6 +2,10 @@
 
     python -m workflow_lib.bench pipeline [--preset smoke|main] [--workdir DIR]
     python -m workflow_lib.bench noop     [--preset smoke|main] [--workdir DIR]
+    python -m workflow_lib.bench workers  [--trials 6]
+
+``workers`` runs one study (micro preset: tiny BERT, 2 folds) with hpo.n_workers 1 and then 2
+on the same cores, each in a fresh folder, and prints the speed-up of 2 workers over 1.
 
 Each runs real snakemake with profiles/local in a fresh folder (or --workdir) and prints the
 measured time next to its target as a ratio (time / target; <= 1 meets it).
@@ -20,11 +24,13 @@ TARGETS = {"smoke": 90.0, "main": 600.0}
 NOOP_TARGET = 5.0
 
 
-def snakemake(workdir: Path, preset: str, *extra: str) -> tuple[float, subprocess.CompletedProcess]:
+def snakemake(workdir: Path, preset: str, *extra: str, configfiles: tuple = ()
+              ) -> tuple[float, subprocess.CompletedProcess]:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
            "--profile", str(REPO / "profiles" / "local")]
-    if preset == "smoke":
-        cmd += ["--configfile", str(REPO / "config" / "smoke.yaml")]
+    files = ([str(REPO / "config" / "smoke.yaml")] if preset == "smoke" else []) + [str(f) for f in configfiles]
+    if files:
+        cmd += ["--configfile", *files]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd + list(extra), capture_output=True, text=True)
     return time.perf_counter() - t0, proc
@@ -57,12 +63,39 @@ def bench_noop(preset: str, workdir: Path) -> float:
     return run_s
 
 
+def bench_workers(trials: int, cores: int = 2) -> float:
+    """Wall time of the HPO stage (up to the study summary) with 1 and with 2 workers; returns the speed-up."""
+    import yaml
+
+    micro = REPO / "tests" / "integration" / "micro.yaml"
+    seconds = {}
+    for n in (1, 2):
+        with tempfile.TemporaryDirectory(prefix=f"bench-workers{n}-") as tmp:
+            over = Path(tmp) / "workers.yaml"
+            over.write_text(yaml.safe_dump({"hpo": {"n_workers": n, "n_trials": trials, "search_space": {
+                "head": None, "learning_rate": {"type": "float", "low": 5e-4, "high": 3e-3}}}}))
+            # prepare the data first, so both timings cover the study only
+            _check(snakemake(Path(tmp), "micro", "--cores", str(cores), "--until", "prepare_data",
+                             configfiles=(micro, over))[1], "data preparation")
+            seconds[n], proc = snakemake(Path(tmp), "micro", "--cores", str(cores), "--until", "hpo_summary",
+                                         configfiles=(micro, over))
+            _check(proc, f"study with {n} worker(s)")
+    speedup = seconds[1] / seconds[2]
+    print(f"study of {trials} trials x 2 folds on {cores} cores: 1 worker {seconds[1]:.1f} s, 2 workers "
+          f"{seconds[2]:.1f} s; speed-up {speedup:.2f}x")
+    return speedup
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m workflow_lib.bench pipeline|noop")
-    ap.add_argument("what", choices=["pipeline", "noop"])
+    ap = argparse.ArgumentParser(prog="python -m workflow_lib.bench pipeline|noop|workers")
+    ap.add_argument("what", choices=["pipeline", "noop", "workers"])
+    ap.add_argument("--trials", type=int, default=6, help="workers: trials in the study")
     ap.add_argument("--preset", choices=sorted(TARGETS), default="smoke")
     ap.add_argument("--workdir", type=Path, default=None, help="default: a fresh temporary folder")
     args = ap.parse_args(argv)
+    if args.what == "workers":
+        bench_workers(args.trials)
+        return
     with tempfile.TemporaryDirectory(prefix=f"bench-{args.preset}-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
