@@ -35,6 +35,7 @@ import optuna
 from optuna.trial import TrialState
 
 from workflow_lib import keys
+from workflow_lib.devices import describe
 from workflow_lib.paths import Layout
 from workflow_lib.provenance import code_version
 from workflow_lib.reports import read_json, write_json
@@ -218,6 +219,7 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
         tkey = keys.trial_key(data_key, spec, tcfg)
         trial.set_user_attr("trial_key", tkey)
         trial.set_user_attr("worker", worker)
+        trial.set_user_attr("device", describe()["type"])
         ids = {"backbone": backbone, "trial_key": tkey, "trial_number": trial.number,
                "study_key": study_run.ids["study_key"], "variant": study_run.ids["variant"]}
         scores: list[float] = []
@@ -340,7 +342,8 @@ def write_definition(cfg: Mapping, path: str, *, backbone: str, study_key: str, 
     if Path(path).exists():
         return
     write_json(path, {"backbone": backbone, "study_key": study_key, "variant": int(variant), "data_key": data_key,
-                      "backbone_spec": cfg["encoders"][backbone], "training": cfg["training"],
+                      "backbone_spec": cfg["encoders"][backbone],
+                      "training": cfg["training"],
                       "hpo": {k: v for k, v in cfg["hpo"].items() if k not in ("n_workers", "storage")},
                       "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "code_version": code_version()})
@@ -421,6 +424,7 @@ def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data
         "storage": mask(cfg["hpo"]["storage"]) if cfg["hpo"]["storage"] else storage,
         "trials": trials, "best_trial": best, "counts": counts, "code_version": code_version(), "split": CV_SPLIT,
         "backbone_spec": cfg["encoders"][backbone],
+        "devices": sorted({t.user_attrs["device"] for t in study.get_trials(deepcopy=False) if "device" in t.user_attrs}),
         "warm_start": {"trials": sum(1 for t in trials if t["warm_started_folds"]),
                        "folds": sum(t["warm_started_folds"] for t in trials)},
     }

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
+from workflow_lib.devices import describe
 from workflow_lib.plan import Plan
 from workflow_lib.provenance import code_version, library_versions
 from workflow_lib.reports import read_json, validate_report, write_json
@@ -109,6 +110,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
             "best_epoch": res.best_epoch,
             "history": res.history,
             "train_seconds": res.train_seconds,
+            "device": describe(),
             "n_train": len(tr), "n_validation": len(va),
             "validation": {"split": "validation", "at_0.5": multilabel_metrics(y_val, res.val_probs),
                            "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds)},
@@ -281,6 +283,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
                          "variant": int(summary["variant"]), "selection_key": sel_report["selection_key"],
                          "params": sel["params"]},
             "training": {"trained_on": ["train", "validation"], "n_posts": len(fit_ids), "epochs": epochs,
+                         "device": describe(),
                          "seconds": seconds, "resumed_from_epoch": res.resumed_from},
             "thresholds": {"source": "tuned per symptom on the refit model's validation predictions",
                            "split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},

@@ -48,6 +48,7 @@ def test_every_artifact_exists_and_validates(smoke_run):
     fold_files = 0
     for path in summaries:
         s = validate_report("study_summary", _load(path))
+        assert s["devices"] == ["cpu"]
         assert s["data_key"] == data_key
         assert s["counts"]["complete"] + s["counts"]["pruned"] == N_TRIALS
         assert len(s["trials"]) == N_TRIALS
@@ -96,6 +97,7 @@ def test_every_artifact_exists_and_validates(smoke_run):
 
     report = validate_report("evaluation_report", _load(_one(res.glob("final/*/evaluation_report.json"))))
     assert report["split"] == "test"
+    assert report["training"]["device"]["type"] == "cpu"  # no GPU here: chosen automatically, recorded
     assert report["selected"]["trial_key"] == sel["selected"]["trial_key"]
     assert report["lineage"]["selection_key"] == sel["selection_key"]
     assert report["lineage"]["data_key"] == data_key
