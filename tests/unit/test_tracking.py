@@ -1,11 +1,19 @@
-"""Tracking against a real MLflow SQLite store: naming, tags, nesting, find-again, parallel writers."""
+"""Tracking against a real MLflow SQLite store: naming, tags, nesting, find-again, parallel writers,
+idempotent replays, an unreachable store, the drain CLI and the spool-size warning."""
+import logging
+import os
+import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
+from workflow_lib import tracking
 from workflow_lib.tracking import PARENT_TAG, Tracker, run_name, tag, tracking_uri
+from workflow_lib.tracking_replay import Replayer
 
 
 @pytest.fixture
@@ -110,3 +118,133 @@ def test_parallel_processes_share_a_new_store(cfg, repo):
     assert len(runs) == 3
     for r in runs:
         assert len(tr.client.get_metric_history(r.info.run_id, "m")) == 30
+
+
+def _spool(cfg, worker="0", steps=range(10), **ids):
+    """A finished job's spool (no replayer): a run with params, per-step metrics and tags."""
+    tr = Tracker(cfg, start_replayer=False)
+    with tr.run("fold", {"trial_key": "d" * 12, "fold": 0, "worker": worker, **ids}, params={"lr": 0.1}) as r:
+        for i in steps:
+            tr.log_metrics(r, {"loss": 1.0 / (i + 1), "acc": i / 10}, step=i)
+            tr.set_tags(r, {"progress": str(i)})
+    tr.close()
+    return tr
+
+
+def _history(tr, worker="0"):
+    run = tr.find_run("fold", {"trial_key": "d" * 12, "fold": 0, "worker": worker})
+    return run, {k: sorted(m.step for m in tr.client.get_metric_history(run.info.run_id, k)) for k in ("loss", "acc")}
+
+
+def _replay(tr):
+    return Replayer(tr.uri, tr.experiment_name, tr.artifact_root).replay(tr.spool)
+
+
+def test_replay_after_a_crash_and_resumed_jobs_keep_each_step_once(cfg):
+    """A replayer killed between log_batch and its offset write replays the spool again; a job resumed after
+    an interruption logs steps that are already stored again: every (run, metric, step) stays once."""
+    tr = _spool(cfg)
+    assert _replay(tr)
+    offset = tr.spool.with_name(tr.spool.name + ".offset")
+    assert int(offset.read_text()) == len(tr.spool.read_text().splitlines())
+    offset.write_text("3")  # the crash: only the first events were recorded as applied
+    assert _replay(tr)  # a fresh replayer (no cache), as the next job's would be
+    tr2 = _spool(cfg, steps=range(5, 15))  # the resumed job: steps 5-9 again (new timestamps), then 10-14
+    assert _replay(tr2)
+    run, hist = _history(tr2)
+    assert hist == {"loss": list(range(15)), "acc": list(range(15))}
+    loss = {m.step: m.value for m in tr2.client.get_metric_history(run.info.run_id, "loss")}
+    assert loss[7] == 1.0 / 8  # the first value of a step is kept
+    assert run.data.params == {"lr": "0.1"} and run.data.tags["progress"] == "14"
+    assert run.info.status == "FINISHED"
+    assert len(tr2.client.search_runs([run.info.experiment_id])) == 1
+
+
+def test_spool_size_warning_once_per_job(cfg, monkeypatch, caplog):
+    monkeypatch.setattr(tracking, "SPOOL_WARN_BYTES", 4000)
+    monkeypatch.setattr(tracking, "SIZE_CHECK_S", 0)
+    with caplog.at_level(logging.WARNING, logger="workflow_lib.tracking"):
+        tr = _spool(cfg, steps=range(100))
+    warnings = [r.getMessage() for r in caplog.records if "tracking spool" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert str(tr.spool.parent) in warnings[0] and "--drain" in warnings[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_does_not_hold_the_job_and_drain_applies_later(cfg, tmp_path):
+    """Nothing listens at tracking.uri: close() returns at once, the replayer keeps retrying in the background,
+    the spool stays; the drain CLI applies it (here to a SQLite store given with --uri)."""
+    cfg = {**cfg, "tracking": {**cfg["tracking"], "uri": f"http://127.0.0.1:{_free_port()}"}}
+    tr = Tracker(cfg)
+    try:
+        with tr.run("fold", {"trial_key": "d" * 12, "fold": 0, "worker": "0"}, params={"lr": 0.1}) as r:
+            for i in range(20):
+                tr.log_metrics(r, {"loss": 1.0 / (i + 1), "acc": i / 10}, step=i)
+        t0 = time.monotonic()
+        assert tr.close() is False
+        waited = time.monotonic() - t0
+        assert tr._proc.poll() is None, "the replayer keeps retrying after the job"
+        assert tr.spool.exists()
+    finally:
+        os.killpg(tr._proc.pid, 9)
+        tr._proc.wait()
+    assert waited < 20, waited  # the replayer's mlflow import + CLOSE_GRACE_S, not CLOSE_TIMEOUT_S
+    assert "Connection refused" in (tr.spool.parent / (tr.spool.name + ".log")).read_text()
+    drain = [sys.executable, "-m", "workflow_lib.tracking_replay", "--drain", str(tr.spool.parent)]
+    out = subprocess.run(drain + ["--patience", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "0 applied, 1 left" in out.stdout, out.stderr[-2000:]
+    assert tr.spool.exists(), "the store named in the spool is still unreachable: the spool stays"
+    db = f"sqlite:///{tmp_path}/other.db"
+    out = subprocess.run(drain + ["--uri", db], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "1 applied, 0 left" in out.stdout
+    assert not list(tr.spool.parent.iterdir()), "a drained spool is removed with its offset, lock and log"
+    tr.uri = db
+    run, hist = _history(tr)
+    assert hist == {"loss": list(range(20)), "acc": list(range(20))} and run.data.params == {"lr": "0.1"}
+
+
+def test_parallel_replayers_and_drain_share_one_sqlite_store(cfg, tmp_path):
+    """Three replayer processes and a drain apply four spools to one SQLite store at once, while another
+    writer holds the store's write lock longer than SQLite waits: all retry on "database is locked",
+    every event is applied once, every spool removed."""
+    trs = [_spool(cfg, worker=str(w), steps=range(40)) for w in range(4)]
+    other = tmp_path / "other_spools"  # the drain's own folder: no race with the replayers for a spool
+    other.mkdir()
+    trs[3].spool.rename(other / trs[3].spool.name)
+    _ = trs[0].client  # the store exists; now a writer holds its lock
+    db = sqlite3.connect(trs[0].uri[len("sqlite:///"):], isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    cmd = [sys.executable, "-m", "workflow_lib.tracking_replay"]
+    args = [["--uri", tr.uri, "--experiment", tr.experiment_name, "--artifact-root", tr.artifact_root, str(tr.spool)]
+            for tr in trs[:3]] + [["--drain", str(other), "--patience", "120"]]
+    errs = [tmp_path / f"err{i}.txt" for i in range(4)]
+    procs = []
+    for a, e in zip(args, errs):
+        with open(e, "w") as fh:
+            procs.append(subprocess.Popen(cmd + a, stdout=subprocess.DEVNULL, stderr=fh))
+    t0 = time.monotonic()
+    try:
+        deadline = time.monotonic() + 180
+        while not all("database is locked" in e.read_text() for e in errs):
+            assert time.monotonic() < deadline, [e.read_text()[-500:] for e in errs]
+            time.sleep(0.2)
+        t_locked = time.monotonic() - t0
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    for p, e in zip(procs, errs):
+        assert p.wait(timeout=300) == 0, e.read_text()[-2000:]
+    print(f"lock held {t_locked:.1f}s, all applied {time.monotonic() - t0:.1f}s after the replayers started")
+    assert not list(trs[0].spool.parent.glob("*.jsonl*")) and not list(other.iterdir())
+    runs = trs[0].client.search_runs([trs[0].client.get_experiment_by_name("redsm5").experiment_id])
+    assert len(runs) == 4
+    for w in range(4):
+        run, hist = _history(trs[0], str(w))
+        assert hist == {"loss": list(range(40)), "acc": list(range(40))}
+        assert run.data.tags["progress"] == "39" and run.data.params == {"lr": "0.1"}
