@@ -51,6 +51,7 @@ def test_killed_at_every_stage_then_resumed_matches_an_uninterrupted_run(tmp_pat
     # 2. between folds: right after the next fold's metrics.json appears
     n = _folds_done(res)
     _kill_when(tmp_path, lambda: _folds_done(res) > n, "between folds")
+    finished = {p: p.stat().st_mtime_ns for p in res.glob("hpo/*/*/v*/trials/*/fold_*/metrics.json")}
     # 3. during refit, 4. during final training
     _kill_when(tmp_path, lambda: _unfinished_state(res, "refit/*/state/epoch_*/manifest.json", "metrics.json"),
                "during refit")
@@ -66,6 +67,8 @@ def test_killed_at_every_stage_then_resumed_matches_an_uninterrupted_run(tmp_pat
     for rule, text in logs.items():
         assert "resuming from" in text, f"{rule} never resumed from a training state"
     assert not list(res.rglob("state")), "finished runs keep no training state"
+    for p, mtime in finished.items():
+        assert p.stat().st_mtime_ns == mtime, f"{p} was retrained"
 
     (report_path,) = res.glob("final/*/evaluation_report.json")
     (ref_path,) = (smoke_run["dir"] / "results").glob("final/*/evaluation_report.json")

@@ -9,7 +9,7 @@ import pytest
 
 from workflow_lib.reports import validate_report
 
-from snakerun import kill_group, run_snakemake, start_snakemake, wait_for
+from snakerun import run_snakemake
 
 pytestmark = pytest.mark.integration
 N_TRIALS, N_FOLDS, BACKBONES = 3, 2, ("tiny-a", "tiny-b")
@@ -130,33 +130,3 @@ def test_second_run_does_nothing(smoke_run):
     after = {p: p.stat().st_mtime_ns for p in (smoke_run["dir"] / "results").rglob("*.json")}
     assert before == after
     print(f"no-op dry run: {dry_s:.1f}s")
-
-
-def test_kill_during_hpo_then_resume(tmp_path, smoke_run):
-    """SIGKILL while HPO trains; the same command finishes without retraining finished folds."""
-    res = tmp_path / "results"
-    proc = start_snakemake(tmp_path)
-    try:
-        first = wait_for(lambda: sorted(res.glob("hpo/*/*/v1/trials/*/fold_*/metrics.json")), 240, proc)
-        time.sleep(1.0)
-    finally:
-        kill_group(proc)
-    done_before = {p: p.stat().st_mtime_ns for p in res.glob("hpo/*/*/v1/trials/*/fold_*/metrics.json")}
-    assert done_before and first
-    assert not list(res.glob("final/*/evaluation_report.json"))
-
-    resumed = run_snakemake(tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-6000:]
-    for p, mtime in done_before.items():
-        assert p.stat().st_mtime_ns == mtime, f"{p} was retrained"
-    logs = "".join(p.read_text() for p in res.glob("logs/hpo_worker/*.log"))
-    assert "reusing" in logs or "queued again" in logs
-    runs = _fold_runs(res / "mlflow.db")
-    assert set(runs.values()) == {1}, runs
-    n_files = len(list(res.glob("hpo/*/*/v1/trials/*/fold_*/metrics.json")))
-    assert sum(runs.values()) == n_files
-    # same seed, same configuration: the interrupted run ends with the uninterrupted run's choice
-    sel = _load(_one(res.glob("selection/*/selection_report.json")))
-    ref = _load(_one((smoke_run["dir"] / "results").glob("selection/*/selection_report.json")))
-    assert sel["selection_key"] == ref["selection_key"]
-    assert sel["selected"]["trial_key"] == ref["selected"]["trial_key"]
