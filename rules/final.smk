@@ -6,7 +6,7 @@ rule final:
         manifest=L.final_manifest("{final_key}"),
     params:
         model_dir=lambda wc, output: os.path.dirname(output.manifest),
-        data_dir=lambda wc, input: os.path.dirname(input.posts),
+        data_dir=os.path.dirname(data_file("posts.jsonl")),
         final=CFG["final"],
         co_best=lambda wc: {
             k: {"model_dir": L.refit_model_dir(refit_key_of(k)), "metrics": L.refit_metrics(refit_key_of(k))}

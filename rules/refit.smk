@@ -24,6 +24,7 @@ rule refit:
 
 rule benchmark:
     input:
+        summary=summary_of_refit,  # its params read the candidate: the study summary must be an input
         manifest=L.refit_manifest("{refit_key}"),
         force=force_token(CFG["results_dir"], "benchmark"),
     output:
