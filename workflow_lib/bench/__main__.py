@@ -8,7 +8,7 @@ USAGE = """usage: python -m workflow_lib.bench {training|heads|lora|augment|pipe
   augment   TextAttack augmentation throughput (sentences per second) per recipe
   pipeline  wall time of the smoke preset (--preset main: the main job)
   noop      time of a no-op rerun after a finished run
-  workers   HPO speed-up of 2 parallel workers over 1 on this machine [--trials N]"""
+  workers   HPO speed-up of 2 parallel workers over 1 on this machine [--trials N] [--backbone minilm-l6]"""
 
 
 def main() -> None:
