@@ -16,6 +16,7 @@ from workflow_lib.devices import describe
 from workflow_lib.plan import Plan
 from workflow_lib.provenance import code_version, library_versions
 from workflow_lib.reports import read_json, validate_report, write_json
+from workflow_lib.runmode import resumes_training
 from workflow_lib.symptoms import SYMPTOMS
 from workflow_lib.tracking import Tracker
 
@@ -250,6 +251,8 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
                "variant": int(summary["variant"]), "backbone": backbone, "code_version": code_version()}
     ids = {k: v for k, v in lineage.items() if k != "code_version"}
     state_dir = str(Path(model_dir).parent / "state")
+    if not resumes_training(cfg, "final") and release(state_dir):  # force_new: a fresh start, not a resume
+        log.info("run.mode.final is force_new: the interrupted training state in %s was discarded", state_dir)
     with tracker.run("final", ids, params={"config": tcfg, "epochs": epochs}) as run:
         t0 = time.perf_counter()
         res = train(spec, tcfg, prepared.of(fit_ids), epochs=epochs, progress_desc=f"final {backbone}",

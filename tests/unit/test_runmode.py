@@ -97,3 +97,11 @@ def test_suggest_with_real_sampler_stays_in_bounds():
         assert 1e-5 <= p["learning_rate"] <= 1e-3
         assert ("head_hidden" in p) == (p["head"] == "mlp")
         study.tell(t, 0.0)
+
+
+def test_force_new_training_starts_afresh_other_modes_resume():
+    from workflow_lib.runmode import resumes_training
+
+    assert resumes_training(_cfg(), "final")
+    assert resumes_training(_cfg(final="resume_if_incomplete"), "final")
+    assert not resumes_training(_cfg(final="force_new"), "final")
