@@ -63,5 +63,6 @@ def test_zoo_reports_carry_both_tasks(zoo_run):
     ev = report["metrics"]["evidence"]
     assert ev["n"] >= report["n_test_posts"] and 0 <= ev["token_f1"] <= 1
     assert report["task"]["input_format"] == sel["selected"]["params"]["input_format"]
-    bench = json.loads((zoo_run / "benchmark" / sel["selected"]["trial_key"] / "benchmark.json").read_text())
+    chosen = next(c for c in sel["candidates"] if c["selected"])
+    bench = json.loads((zoo_run / "benchmark" / chosen["refit_key"] / "benchmark.json").read_text())
     assert bench["rows_per_post"] == (9 if report["task"]["input_format"] == "binary_pairs" else 1)
