@@ -20,7 +20,6 @@ parameters queued again, so a killed worker never leaves the study stuck.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import statistics
@@ -36,6 +35,7 @@ from optuna.trial import TrialState
 
 from workflow_lib import keys
 from workflow_lib.devices import describe
+from workflow_lib.locks import file_lock
 from workflow_lib.paths import Layout
 from workflow_lib.provenance import code_version
 from workflow_lib.reports import read_json, write_json
@@ -115,17 +115,6 @@ def recover_stale_trials(study: optuna.Study, worker: str, *, heartbeat_dir: str
                         "are reused)", t.number, why)
             n += 1
     return n
-
-
-@contextlib.contextmanager
-def _file_lock(path: str | Path):
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -306,7 +295,7 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     first = True
     while True:
-        with _file_lock(lock):  # claim a trial only while finished + running < n_trials
+        with file_lock(lock):  # claim a trial only while finished + running < n_trials
             recover_stale_trials(study, worker if first else "", heartbeat_dir=beats, heartbeat_s=heartbeat_s)
             first = False
             n = finished()

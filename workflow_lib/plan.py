@@ -7,14 +7,13 @@ once, so force_new yields exactly one new variant per invocation).
 """
 from __future__ import annotations
 
-import json
 import os
 from functools import cached_property
-from pathlib import Path
 from typing import Mapping
 
 from workflow_lib import keys
 from workflow_lib.paths import Layout, existing_variants
+from workflow_lib.reports import read_json
 from workflow_lib.runmode import study_variant
 
 
@@ -114,7 +113,7 @@ class Plan:
         want = {"data_key": self.data_key, "metric": h["metric"], "objective": dict(h["objective"])}
         summaries, variants = [], []
         for path in summary_paths:
-            s = json.loads(Path(path).read_text(encoding="utf-8"))
+            s = read_json(path)
             row = {"backbone": s["backbone"], "study_key": s["study_key"], "variant": int(s["variant"]),
                    "best_trial_key": (s.get("best_trial") or {}).get("trial_key"),
                    "best_cv_mean": (s.get("best_trial") or {}).get("mean"), "summary": str(path)}

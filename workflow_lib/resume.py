@@ -22,20 +22,19 @@ Augmentation and the frozen-layer cache are deterministic and recomputed, not st
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from workflow_lib import checkpoint as ckpt
 from workflow_lib.keys import digest
+from workflow_lib.locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +70,8 @@ def _fix(state_dir) -> str:
 @contextlib.contextmanager
 def locked(state_dir):
     """Hold ``state_dir/.lock`` (an OS lock: gone with the process); yields False when another process holds it."""
-    root = Path(state_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    with file_lock(Path(state_dir) / ".lock", blocking=False) as held:
+        yield held
 
 
 # -- RNG ---------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -42,8 +41,9 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from workflow_lib.locks import file_lock
 from workflow_lib.tracking import PARENT_TAG, redact_uri, run_tags, tag
 
 log = logging.getLogger("workflow_lib.tracking_replay")
@@ -60,18 +60,6 @@ def _is_transient(exc: BaseException) -> bool:
                                    "temporarily unavailable", "429", "503", "502", "504", "max retries"))
 
 
-@contextlib.contextmanager
-def _file_lock(path: str, blocking: bool = True) -> Iterator[bool]:
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class Replayer:
@@ -136,7 +124,7 @@ class Replayer:
                 db.parent.mkdir(parents=True, exist_ok=True)
                 lock = str(db) + ".lock"
             # the first creation/migration of a SQLite store is serialised across processes
-            with (_file_lock(lock) if lock else contextlib.nullcontext()):
+            with (file_lock(lock) if lock else contextlib.nullcontext()):
                 client = self.call(MlflowClient, tracking_uri=self.uri)
 
                 def get_or_create():
@@ -289,7 +277,7 @@ class Replayer:
 
     def replay_left(self, spool: Path) -> bool:
         """Apply a spool whose writer and replayer are gone and remove it; False if one of them still has it."""
-        with _file_lock(str(spool) + ".lock", blocking=False) as got:
+        with file_lock(str(spool) + ".lock", blocking=False) as got:
             if not got or not spool.exists() or _writing(spool):
                 return False
             self.replay(spool)
@@ -418,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     complete = False
     if args.parent_pid is not None:
         rep.marker = Path(str(args.spool) + ".retrying")  # tells the job not to wait for an unreachable store
-    with _file_lock(str(args.spool) + ".lock"):
+    with file_lock(str(args.spool) + ".lock"):
         if not args.spool.exists():  # a spool closed before this replayer started was applied by another one
             Path(str(args.spool) + ".lock").unlink(missing_ok=True)
             return 0

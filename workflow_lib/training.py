@@ -12,7 +12,6 @@ rerun continues from the newest valid one with the same result; retention.py pru
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import logging
 import math
 import random
