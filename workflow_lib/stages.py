@@ -105,7 +105,8 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
         y_val = prepared.labels(va)
         thresholds = tune_thresholds(y_val, res.val_probs)
         manifest = save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec,
-                                   train_cfg=tcfg, meta={**ids, "stage": "refit", "best_epoch": res.best_epoch})
+                                   train_cfg=tcfg, meta={**ids, "stage": "refit", "best_epoch": res.best_epoch,
+                                                         "thresholds": dict(zip(SYMPTOMS, thresholds))})
         metrics = {
             **ids,
             "best_epoch": res.best_epoch,
@@ -259,7 +260,8 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
                     threads=threads, state_dir=state_dir, checkpoint_cfg=cfg["checkpoints"], policy=cfg)
         seconds = time.perf_counter() - t0
         save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
-                        meta={**lineage, "stage": "final", "epochs": epochs})
+                        meta={**lineage, "stage": "final", "epochs": epochs,
+                              "thresholds": dict(zip(SYMPTOMS, thresholds))})
         # The one and only read of the test split: the final model and every co-best refit checkpoint.
         test_records = prepared.of(test_ids)
         pred = predict(res.model, res.tokenizer, test_records, tcfg, max_length=spec["max_length"])
