@@ -3,113 +3,25 @@
 The JSON schema (workflow_lib/schemas/config.schema.json) is the contract; its
 ``default`` values are the defaults. Errors name the offending key path, what
 was found and what is allowed, so a user can fix the YAML without reading code.
+Validating against the schema is workflow_lib.schema (the level below this module
+and search_space); its public names are importable from here too.
 """
 from __future__ import annotations
 
 import copy
-import difflib
 import importlib.util
 import json
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
-import jsonschema
 import yaml
 
+from workflow_lib.schema import (SCHEMA_DIR, ConfigError, load_schema, validate, validate_data,
+                                 validate_training)
+from workflow_lib.search_space import check_search_space
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
-
-
-class ConfigError(ValueError):
-    """A configuration problem a user fixes in their YAML."""
-
-
-@lru_cache(maxsize=None)
-def load_schema(name: str) -> dict:
-    """Return one of the JSON schemas shipped in workflow_lib/schemas/."""
-    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
-
-
-def _extend_with_defaults(validator_class):
-    validate_properties = validator_class.VALIDATORS["properties"]
-
-    def set_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for prop, subschema in properties.items():
-                if isinstance(subschema, dict) and "default" in subschema and prop not in instance:
-                    instance[prop] = copy.deepcopy(subschema["default"])
-        yield from validate_properties(validator, properties, instance, schema)
-
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
-
-
-_DefaultFilling = _extend_with_defaults(jsonschema.Draft202012Validator)
-
-
-def _key_path(error: jsonschema.ValidationError) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    return ".".join(parts) if parts else "<top level>"
-
-
-def _describe(error: jsonschema.ValidationError, schema_name: str) -> str:
-    """One actionable line for one schema violation."""
-    where = _key_path(error)
-    v = error.validator
-    if v == "additionalProperties":
-        allowed = sorted((error.schema.get("properties") or {}).keys())
-        extra = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
-        hint = f"allowed keys: {', '.join(allowed)}" if allowed else "no extra keys allowed here"
-        close = [f"{k!r} -> {m[0]!r}" for k in extra if (m := difflib.get_close_matches(str(k), allowed, n=1))]
-        fix = f" (did you mean {', '.join(close)}?)" if close else ""
-        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}{fix}; {hint}"
-    if v == "enum":
-        return f"{where}: {error.instance!r} is not allowed; choose one of {error.validator_value}"
-    if v == "type":
-        return f"{where}: expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
-    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"{where}: {error.instance!r} is out of range ({v} {error.validator_value})"
-    if v == "required":
-        return f"{where}: {error.message}"
-    if v == "minItems":
-        return f"{where}: needs at least {error.validator_value} item(s), got {len(error.instance)}"
-    if v == "minProperties":
-        return f"{where}: needs at least {error.validator_value} entry"
-    if v == "pattern" or (v == "propertyNames"):
-        return f"{where}: {error.message}"
-    return f"{where}: {error.message}"
-
-
-def validate(instance: Any, schema_name: str, *, fill_defaults: bool = False, what: str = "") -> Any:
-    """Validate ``instance`` against a shipped schema; raise ConfigError listing every problem.
-
-    With ``fill_defaults`` the instance is completed in place with the schema's defaults.
-    """
-    schema = load_schema(schema_name)
-    cls = _DefaultFilling if fill_defaults else jsonschema.Draft202012Validator
-    validator = cls(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        # For if/then branches jsonschema reports the wrapper; descend to the leaf errors.
-        leaves = []
-        for err in errors:
-            stack = [err]
-            while stack:
-                e = stack.pop()
-                if e.context:
-                    stack.extend(e.context)
-                else:
-                    leaves.append(e)
-        # An anyOf with a null branch reports "expected null" beside the real problem: drop it.
-        def _shadowed(e):
-            if e.validator != "type" or e.validator_value != "null":
-                return False
-            p = list(e.absolute_path)
-            return any(o is not e and list(o.absolute_path)[:len(p)] == p for o in leaves)
-        lines = sorted({_describe(e, schema_name) for e in leaves if not _shadowed(e)})
-        label = what or schema_name
-        raise ConfigError(f"invalid {label}:\n  - " + "\n  - ".join(lines))
-    return instance
+__all__ = ["SCHEMA_DIR", "ConfigError", "load_schema", "validate", "validate_training", "validate_data",
+           "load_yaml", "deep_merge", "resolve", "load"]
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -162,8 +74,6 @@ def resolve(raw: Mapping) -> dict:
                           f"test_fraction {split['test_fraction']} = "
                           f"{split['validation_fraction'] + split['test_fraction']:g}, must stay below 0.8 (train "
                           "gets the rest); lower one of them")
-    from workflow_lib.search_space import check_search_space  # local import: search_space imports config
-
     check_search_space(cfg["hpo"]["search_space"], cfg["training"])
     _check_backbones(cfg)
     _check_objective(cfg)
@@ -240,39 +150,3 @@ def load(*paths: str | Path, overrides: Mapping | None = None) -> dict:
     if overrides:
         merged = deep_merge(merged, overrides)
     return resolve(merged)
-
-
-def validate_training(train_cfg: Mapping, what: str = "training config") -> dict:
-    """Validate (and complete) one training configuration - fixed settings merged with a trial's params."""
-    schema = load_schema("config")
-    cfg = _complete(train_cfg, schema["$defs"]["training"], what)
-    from workflow_lib.augment import UNAVAILABLE_RECIPES  # local import: keeps config import-light
-
-    if cfg["augment"] in UNAVAILABLE_RECIPES:
-        raise ConfigError(f"invalid {what}:\n  - augment: {cfg['augment']!r} cannot run here: "
-                          f"{UNAVAILABLE_RECIPES[cfg['augment']]}; choose one of none, "
-                          f"{', '.join(_available_recipes())}")
-    return cfg
-
-
-def _available_recipes() -> tuple[str, ...]:
-    from workflow_lib.augment import RECIPES
-
-    return tuple(RECIPES)
-
-
-def validate_data(data_cfg: Mapping, what: str = "data config") -> dict:
-    """Validate (and complete with the schema's defaults) a ``data`` section."""
-    schema = load_schema("config")
-    return _complete(data_cfg, schema["properties"]["data"], what)
-
-
-def _complete(obj: Mapping, subschema: Mapping, what: str) -> dict:
-    schema = load_schema("config")
-    cfg = copy.deepcopy(dict(obj))
-    validator = _DefaultFilling({**subschema, "$defs": schema["$defs"]})
-    errors = list(validator.iter_errors(cfg))
-    if errors:
-        lines = sorted({_describe(e, "config") for e in errors})
-        raise ConfigError(f"invalid {what}:\n  - " + "\n  - ".join(lines))
-    return cfg

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from workflow_lib.config import ConfigError, load_schema, validate_training
+from workflow_lib.schema import ConfigError, load_schema, validate_training
 
 _FOCAL = ("focal", "adaptive_focal", "hybrid")
 _COUPLED = {"evidence_task": (True,), "multitask": ("coupled",)}

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 from workflow_lib.reports import validate_report
 
@@ -48,7 +49,7 @@ def test_every_artifact_exists_and_validates(smoke_run):
     fold_files = 0
     for path in summaries:
         s = validate_report("study_summary", _load(path))
-        assert s["devices"] == ["cpu"]
+        assert s["devices"] == ["cuda" if torch.cuda.is_available() else "cpu"]  # the machine's device
         assert s["data_key"] == data_key
         assert s["counts"]["complete"] + s["counts"]["pruned"] == N_TRIALS
         assert len(s["trials"]) == N_TRIALS
@@ -97,7 +98,8 @@ def test_every_artifact_exists_and_validates(smoke_run):
 
     report = validate_report("evaluation_report", _load(_one(res.glob("final/*/evaluation_report.json"))))
     assert report["split"] == "test"
-    assert report["training"]["device"]["type"] == "cpu"  # no GPU here: chosen automatically, recorded
+    # chosen automatically (the GPU when the machine has one), recorded
+    assert report["training"]["device"]["type"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert report["selected"]["trial_key"] == sel["selected"]["trial_key"]
     assert report["lineage"]["selection_key"] == sel["selection_key"]
     assert report["lineage"]["data_key"] == data_key

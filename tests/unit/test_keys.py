@@ -15,10 +15,80 @@ def test_canonical_json_ignores_key_order():
 
 
 def test_data_key_is_stable_across_calls(base_config):
-    # A pinned value: a change here invalidates every cache on users' disks, so it must be deliberate.
     k = keys.data_key(FP, base_config["data"])
     assert k == keys.data_key(copy.deepcopy(FP), copy.deepcopy(base_config["data"]))
     assert len(k) == 12 and all(c in "0123456789abcdef" for c in k)
+
+
+# PINNED KEYS. Every key names a directory of cached results on users' disks: a change to any value
+# below invalidates every user's cached results (data, trials, studies, refits, selections, finals),
+# so it must be deliberate - say so in the commit and the release notes, then update the literals.
+# Values computed at commit a1554d3 through the functions the Snakefile uses (Plan and keys.*).
+PRESETS = {"main": (), "smoke": ("smoke.yaml",), "zoo": ("zoo.yaml",)}
+PARAMS = {  # one trial's sampled parameters per preset (the zoo set reaches the conditional settings)
+    "main": {"learning_rate": 1.0e-3, "batch_size": 8},
+    "smoke": {"learning_rate": 1.0e-3, "head": "mlp"},
+    "zoo": {"input_format": "binary_pairs", "pooling": "attention", "head": "gated", "head_hidden": 256,
+            "loss": "hybrid", "loss_gamma": 2.0, "loss_alpha": 0.25, "evidence_head": "biaffine",
+            "multitask": "coupled", "coupling": "weighted_sum", "coupling_pooling": "attention",
+            "finetune": "lora", "lora_r": 4, "lora_alpha": 8.0, "augment": "deletion", "augment_prob": 0.2},
+}
+PINNED = {
+    "main": {"data_key": "652d6a91f39d",
+             "study": {"minilm-l6": "82a3bd91e869"},
+             "trial_default": {"minilm-l6": "1cd80834eef9"},
+             "trial_params": {"minilm-l6": "e5302cf95794"},
+             "refit": "4fed23995d1d", "selection": "747da67b8d14",
+             "final": "fe7baaba6f1e", "final_co_best": "57adf9143080"},
+    "smoke": {"data_key": "dde8cc556124",
+              "study": {"tiny-a": "86c5142e15c4", "tiny-b": "086c9b98676a"},
+              "trial_default": {"tiny-a": "d2b2f33bc003", "tiny-b": "c15149e4e2fb"},
+              "trial_params": {"tiny-a": "0482b9b8f3a4", "tiny-b": "70a8b2141039"},
+              "refit": "db22780df6e8", "selection": "5e0145f740aa",
+              "final": "68e35f31ca38", "final_co_best": "5f8a4fd63671"},
+    "zoo": {"data_key": "23b8f48a9469",
+            "study": {"tiny-a": "6384351e7da4"},
+            "trial_default": {"tiny-a": "717778b4bdc9"},
+            "trial_params": {"tiny-a": "d3fb1c3cc088"},
+            "refit": "bd65da6d75b5", "selection": "cb493fbeb657",
+            "final": "66600487c8d5", "final_co_best": "5cf389d5242b"},
+}
+
+
+def _preset_keys(repo, preset: str) -> dict:
+    """Every key of one preset, computed as the Snakefile computes them (Plan over the resolved config)."""
+    from workflow_lib import config
+    from workflow_lib.plan import Plan
+
+    cfg = config.load(repo / "config" / "config.yaml", *(repo / "config" / f for f in PRESETS[preset]))
+    plan = Plan(cfg)
+    out = {"data_key": plan.data_key, "study": {}, "trial_default": {}, "trial_params": {}}
+    candidates = []
+    for b in cfg["backbones"]:
+        out["study"][b] = plan.study_key(b)
+        out["trial_default"][b] = keys.trial_key(plan.data_key, plan.spec(b),
+                                                 trial_training_config(cfg["training"], {}))
+        out["trial_params"][b] = keys.trial_key(plan.data_key, plan.spec(b),
+                                                trial_training_config(cfg["training"], PARAMS[preset]))
+        candidates.append({"backbone": b, "study_key": out["study"][b], "variant": 1,
+                           "trial_key": out["trial_params"][b]})
+    first = cfg["backbones"][0]
+    out["refit"] = plan.refit_key(out["trial_params"][first])
+    out["selection"] = plan.selection_key(candidates)
+    out["final"] = plan.final_key(out["trial_params"][first])
+    out["final_co_best"] = plan.final_key(out["trial_params"][first], [out["trial_default"][first]])
+    return out
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_keys_are_pinned(repo, preset):
+    assert _preset_keys(repo, preset) == PINNED[preset]
+
+
+def test_seed_from_is_pinned():
+    # Pinned like the keys above: augmentation seeds derive from it, so a change alters every augmented trial.
+    assert keys.seed_from("fold", 0) == 16459850247467106653
+    assert keys.seed_from("abc", 1, 2.5, None) == 5847866767618929547
 
 
 @pytest.mark.parametrize("path,value", [

@@ -95,6 +95,7 @@ def _child(tmp_path, state, out):
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.integration  # SIGKILLs real training processes: about 60 s
 def test_sigkilled_process_resumes_to_the_uninterrupted_result(tmp_path):
     state = tmp_path / "state"
     victim = _child(tmp_path, str(state), tmp_path / "killed.json")

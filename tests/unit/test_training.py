@@ -228,8 +228,9 @@ def test_no_training_records_is_an_error():
     {"evidence_task": True, "evidence_head": "start_end_linear"},
     {"evidence_task": True, "evidence_head": "bio_crf", "multitask": "coupled", "coupling": "weighted_mean",
      "coupling_pooling": "attention"},
-    {"input_format": "binary_pairs", "evidence_task": True, "evidence_head": "sentence_reranker",
-     "multitask": "coupled", "coupling": "concat", "coupling_pooling": "max"},
+    pytest.param({"input_format": "binary_pairs", "evidence_task": True, "evidence_head": "sentence_reranker",
+                  "multitask": "coupled", "coupling": "concat", "coupling_pooling": "max"},
+                 marks=pytest.mark.integration),  # nine pair rows per post: about 50 s on 2 shared cores
 ])
 def test_multitask_models_learn_both_tasks(data, over):
     tr, va = data
