@@ -13,13 +13,29 @@ python="${PYTHON:-python}"
 "$python" -m pip install --disable-pip-version-check -q -r "$here/requirements.lock"
 "$python" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$root"
 
-# WordNet for the TextAttack augmentation (workflow_lib/augment.py), with no download: the files of
-# Debian's wordnet-base (and wordnet-sense-index: nltk reads index.sense too) are copied (nltk's
-# loader refuses symlinks) into the project's nltk_data (git-ignored), plus the lexnames file nltk
-# needs and Debian lacks. The English stop word list is committed there already. Safe to re-run;
-# without root it only says what to run.
+# NLTK data for the TextAttack augmentation (workflow_lib/augment.py), with no download, installed into
+# this environment's own folder "$prefix/nltk_data" (prefix = sys.prefix of the python above; one of
+# the folders NLTK searches), so every checkout used with this environment (a second clone, a worktree)
+# finds it. There go the English stop word list from envs/nltk_data (committed; import textattack needs
+# it) and WordNet: the files of Debian's wordnet-base (and wordnet-sense-index: nltk reads index.sense
+# too), copied (nltk's loader refuses symlinks), plus the lexnames file nltk needs and Debian lacks.
+# NLTK also refuses data that other accounts can write to, so the folder is made private to its owner
+# (chmod -R go-w) whatever the umask. Safe to re-run; without root it only says what to run for WordNet.
+prefix="$("$python" -c 'import sys; print(sys.prefix)')"
+nltk_dst="$prefix/nltk_data"
+if ! mkdir -p "$nltk_dst/corpora" 2>/dev/null || [ ! -w "$nltk_dst/corpora" ]; then
+    echo "ERROR: cannot write $nltk_dst (the NLTK data of this Python's environment, $prefix)." >&2
+    echo "  Create and activate a virtual environment and run again:" >&2
+    echo "  python3.11 -m venv .venv && . .venv/bin/activate && bash envs/install.sh" >&2
+    exit 1
+fi
+rm -rf "$nltk_dst/corpora/stopwords"
+cp -R "$here/nltk_data/corpora/stopwords" "$nltk_dst/corpora/"
+# an earlier install copied WordNet into the checkout (workflow_lib/resources/nltk_data): not read any more
+rm -rf "$root/workflow_lib/resources/nltk_data/corpora/wordnet"
+rmdir -p "$root/workflow_lib/resources/nltk_data/corpora" 2>/dev/null || true
 wn_src=/usr/share/wordnet
-wn_dst="$root/workflow_lib/resources/nltk_data/corpora/wordnet"
+wn_dst="$nltk_dst/corpora/wordnet"
 wn_pkgs="wordnet-base wordnet-sense-index"
 wn_ok() { [ -f "$wn_src/data.noun" ] && [ -f "$wn_src/index.sense" ]; }
 if ! wn_ok && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -42,9 +58,10 @@ if wn_ok; then
         printf '%02d\t%s\t%d\n' "$i" "$n" "$c" >>"$wn_dst/lexnames.tmp"
     done
     mv -f "$wn_dst/lexnames.tmp" "$wn_dst/lexnames"
-    echo "WordNet: $wn_src copied to $wn_dst"
 else
     echo "WordNet is missing: the augmentation recipes synonym_swap and synonym_insert need it. As root run" >&2
     echo "  apt-get install -y --no-install-recommends $wn_pkgs && bash envs/install.sh" >&2
 fi
+chmod -R go-w "$nltk_dst"
+echo "NLTK data: $nltk_dst"
 "$python" -c 'import workflow_lib, torch, transformers, optuna, mlflow, snakemake; print("installed: torch", torch.__version__, "| transformers", transformers.__version__, "| optuna", optuna.__version__, "| mlflow", mlflow.__version__)'

@@ -26,14 +26,17 @@ case: TextAttack's own check is case-sensitive and turned "I" into "iodine"):
 changed (at least one). Recipes that need a download (embeddings, translation or NER models) are in
 ``UNAVAILABLE_RECIPES`` with the reason.
 
-Offline data. NLTK corpora are read from ``NLTK_DATA_DIR`` (workflow_lib/resources/nltk_data),
-which this module puts first on ``nltk.data.path`` and ``NLTK_DATA`` when imported:
-``corpora/stopwords/english`` (NLTK's English stop word list, committed; ``import textattack``
-needs it) and ``corpora/wordnet`` (git-ignored, made by ``bash envs/install.sh`` from Debian's
-wordnet-base and wordnet-sense-index packages plus a generated ``lexnames``). Nothing is ever
-downloaded: ``nltk.download`` is disabled while TextAttack is imported and built (TextAttack calls
-it from its first import and from WordSwapWordNet). ``check_available()`` raises
-``AugmentationUnavailable`` naming the missing folder and the command that fixes it.
+Offline data. NLTK corpora are read from ``NLTK_DATA_DIR``, the environment's own
+``sys.prefix/nltk_data`` (a folder NLTK searches; this module also puts it first on
+``nltk.data.path`` and ``NLTK_DATA`` when imported, ahead of a ``~/nltk_data``), so every checkout
+used with the environment finds it. ``bash envs/install.sh`` fills it: ``corpora/stopwords/english``
+(NLTK's English stop word list, copied from the committed envs/nltk_data; ``import textattack``
+needs it) and ``corpora/wordnet`` (from Debian's wordnet-base and wordnet-sense-index packages plus
+a generated ``lexnames``). Nothing is ever downloaded: ``nltk.download`` is disabled while
+TextAttack is imported and built (TextAttack calls it from its first import and from
+WordSwapWordNet). NLTK refuses data that another account owns or can write to (a group-writable
+folder, as a umask of 002 makes); ``check_available()`` checks for that and for missing files and
+raises ``AugmentationUnavailable`` naming the folder and the command that fixes it.
 
 Import cost. ``import workflow_lib.augment`` imports neither nltk nor TextAttack. TextAttack is
 imported on the first augmentation; any TextAttack import (even ``textattack.transformations``)
@@ -57,30 +60,21 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from workflow_lib.keys import seed_from
+from workflow_lib.schema import RECIPES, UNAVAILABLE_RECIPES
+
 __all__ = ["RECIPES", "UNAVAILABLE_RECIPES", "MAX_PROB", "NLTK_DATA_DIR", "AugmentationUnavailable",
            "augment_records", "augment_sentence", "check_available"]
 
 log = logging.getLogger(__name__)
 
-RECIPES: tuple[str, ...] = ("synonym_swap", "synonym_insert", "word_swap", "char_perturb", "deletion")
+# Which recipes run offline and which are refused (with the reason) is part of validating a
+# training config: workflow_lib.schema holds both tables; they are re-exported here.
 WORDNET_RECIPES = frozenset({"synonym_swap", "synonym_insert"})
-UNAVAILABLE_RECIPES: dict[str, str] = {
-    "embedding_swap": "TextAttack's EmbeddingAugmenter needs the counter-fitted word embeddings "
-                      "(paragramcf), which it downloads from TextAttack's server at first use; "
-                      "these machines reach no such server",
-    "back_translation": "TextAttack's BackTranslationAugmenter needs MarianMT translation models from "
-                        "the Hugging Face Hub, which these machines cannot reach",
-    "checklist": "TextAttack's CheckListAugmenter needs flair's NER model (flair/ner-english) from the "
-                 "Hugging Face Hub for its location and name swaps, which these machines cannot reach",
-    "clare": "TextAttack's CLAREAugmenter needs the distilroberta-base masked language model and the "
-             "Universal Sentence Encoder, downloaded at first use; these machines cannot reach them",
-    "back_transcription": "TextAttack's BackTranscriptionAugmenter needs text-to-speech and speech "
-                          "recognition models from the Hugging Face Hub, which these machines cannot reach",
-}
 MAX_PROB = 0.5
 DEFAULT_PCT_WORDS = 0.1
 
-NLTK_DATA_DIR = Path(__file__).resolve().parent / "resources" / "nltk_data"
+NLTK_DATA_DIR = Path(sys.prefix) / "nltk_data"  # this environment's NLTK data (bash envs/install.sh)
 STOPWORDS_FILE = NLTK_DATA_DIR / "corpora" / "stopwords" / "english"
 WORDNET_DIR = NLTK_DATA_DIR / "corpora" / "wordnet"
 WORDNET_FILES = ("lexnames", "index.sense", "data.noun", "data.verb", "data.adj", "data.adv",
@@ -97,7 +91,7 @@ class AugmentationUnavailable(RuntimeError):
 
 # ------------------------------------------------------------------------------------------------ offline data
 
-def _use_project_nltk_data() -> None:
+def _nltk_data_first() -> None:
     """Put NLTK_DATA_DIR first on NLTK_DATA and, once nltk is imported, on nltk.data.path."""
     where = str(NLTK_DATA_DIR)
     env = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
@@ -108,14 +102,14 @@ def _use_project_nltk_data() -> None:
         data.path[:] = [where] + [p for p in data.path if p != where]
 
 
-_use_project_nltk_data()
+_nltk_data_first()
 
 
 def check_available(recipe: str | None = None) -> None:
     """Raise AugmentationUnavailable unless ``recipe`` (default: every recipe) can run offline.
 
-    Checks files only (TextAttack is not imported): the committed stop word list, and WordNet for
-    the WordNet recipes. An unknown or download-only ``recipe`` raises ValueError (see _check_recipe).
+    Checks files only (TextAttack is not imported): the stop word list, and WordNet for the WordNet
+    recipes, are there and private enough for NLTK to read (_check_private). An unknown or download-only ``recipe`` raises ValueError (see _check_recipe).
     """
     if recipe is not None:
         _check_recipe(recipe)
@@ -125,8 +119,9 @@ def check_available(recipe: str | None = None) -> None:
     if not STOPWORDS_FILE.is_file():
         raise AugmentationUnavailable(
             f"NLTK's English stop word list is missing: {STOPWORDS_FILE} (TextAttack reads it on import). "
-            "It is committed to the repository; restore it from git.")
-    if recipe is None or recipe in WORDNET_RECIPES:
+            "It is this environment's NLTK data; run: bash envs/install.sh (it copies envs/nltk_data there)")
+    wordnet = recipe is None or recipe in WORDNET_RECIPES
+    if wordnet:
         missing = [name for name in WORDNET_FILES if not (WORDNET_DIR / name).is_file()]
         if missing:
             what = "is missing" if len(missing) == len(WORDNET_FILES) else f"lacks {', '.join(missing)}"
@@ -134,6 +129,39 @@ def check_available(recipe: str | None = None) -> None:
                 f"WordNet for the augmentation recipes {', '.join(sorted(WORDNET_RECIPES))}: the folder "
                 f"{WORDNET_DIR} {what}. It is made offline from Debian's wordnet-base and wordnet-sense-index "
                 f"packages; run: {FIX_COMMAND}")
+    _check_private([STOPWORDS_FILE.parent] + ([WORDNET_DIR] if wordnet else []))
+
+
+def _check_private(corpora: list[Path]) -> None:
+    """Raise AugmentationUnavailable if NLTK would refuse the data (POSIX): the data folder, the folders
+    down to each corpus or anything in a corpus owned by an account other than this one and root, or
+    writable by group or others (NLTK's rule; it would fail with a LookupError "Refused, writable by
+    other accounts")."""
+    if os.name != "posix":
+        return
+    me = os.geteuid()
+    paths = [NLTK_DATA_DIR]
+    for corpus in corpora:
+        paths += [q for q in reversed(corpus.parents) if NLTK_DATA_DIR in q.parents] + [corpus]
+        paths += sorted(corpus.rglob("*"))
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if path.is_symlink():
+            raise AugmentationUnavailable(f"NLTK refuses its data in {NLTK_DATA_DIR}: {path} is a symbolic link; "
+                                          f"run: bash envs/install.sh (it copies the files)")
+        if st.st_uid not in (me, 0):
+            raise AugmentationUnavailable(
+                f"NLTK refuses its data in {NLTK_DATA_DIR}: {path} is owned by uid {st.st_uid}, not by you "
+                f"(uid {me}) or root. NLTK reads only data of its own account or root: run bash envs/install.sh "
+                "as this account in an environment of your own (python3.11 -m venv .venv && . .venv/bin/activate)")
+        if st.st_mode & 0o022:
+            raise AugmentationUnavailable(
+                f"NLTK refuses its data in {NLTK_DATA_DIR}: {path} is writable by other accounts (mode "
+                f"{st.st_mode & 0o7777:04o}; a umask of 002 makes such files). Make it private to its owner: "
+                f"chmod -R go-w {NLTK_DATA_DIR}")
 
 
 def _check_recipe(recipe: str) -> None:
@@ -167,10 +195,10 @@ def _no_downloads() -> Iterator[None]:
 @functools.lru_cache(maxsize=1)
 def _textattack() -> Any:
     """Import the TextAttack pieces used here (once), offline and without disturbing logging."""
-    _use_project_nltk_data()
+    _nltk_data_first()
     import nltk.data  # noqa: F401  (after NLTK_DATA is set, so that its path can be fixed below)
 
-    _use_project_nltk_data()
+    _nltk_data_first()
     disabled = {name: lg.disabled for name, lg in logging.Logger.manager.loggerDict.items()
                 if isinstance(lg, logging.Logger)}
     try:
@@ -304,8 +332,6 @@ def _augmenter(recipe: str, pct_words: float) -> Any:
 # ------------------------------------------------------------------------------------------------ seeding
 
 def _derive_seed(*parts: Any) -> int:
-    from workflow_lib.keys import seed_from
-
     return seed_from(*(str(p) for p in parts))
 
 

@@ -8,7 +8,6 @@ sets CUDA_VISIBLE_DEVICES. Under SLURM the scheduler has already set CUDA_VISIBL
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -41,13 +40,11 @@ def claim_gpu(lock_dir: str = ".snakemake/gpu_locks") -> int | None:
     if n == 0:
         return None
     visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(n)))).split(",")]
-    Path(lock_dir).mkdir(parents=True, exist_ok=True)
+    from workflow_lib.locks import hold
+
     for i, dev in enumerate(visible):
-        fh = open(Path(lock_dir) / f"{dev}.lock", "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
+        fh = hold(Path(lock_dir) / f"{dev}.lock")
+        if fh is None:  # another job has this GPU
             continue
         _HELD.append(fh)  # released when the process ends
         os.environ["CUDA_VISIBLE_DEVICES"] = dev

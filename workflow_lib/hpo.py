@@ -75,7 +75,7 @@ def open_study(cfg: Mapping, storage_path: str | Path, name: str) -> optuna.Stud
 
     hpo = cfg["hpo"]
     if hpo["storage"]:
-        storage = hpo["storage"]
+        storage = _rdb_storage(hpo["storage"])
     else:
         Path(storage_path).parent.mkdir(parents=True, exist_ok=True)
         storage = JournalStorage(JournalFileBackend(str(storage_path)))
@@ -85,6 +85,27 @@ def open_study(cfg: Mapping, storage_path: str | Path, name: str) -> optuna.Stud
               if p["enabled"] else optuna.pruners.NopPruner())
     return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                direction="maximize", load_if_exists=True)
+
+
+def _rdb_storage(url: str, attempts: int = 5):
+    """Optuna's storage in the database ``url``. Workers that start together on an empty database race to
+    create its tables (PostgreSQL: UniqueViolation / DuplicateTable); the loser retries and finds them."""
+    import sqlalchemy.exc
+    from optuna.storages import RDBStorage
+
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:  # the race, or no rights
+            error = exc
+            time.sleep(0.5 * (attempt + 1))
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+            error = exc
+            break
+    raise RuntimeError(f"hpo.storage {mask(url)}: cannot open the database ({mask(str(error).splitlines()[0])}). "
+                       "Check the URL (user, password, host, port, database), that the server is running, that "
+                       "the user may create tables there (the database's owner may), and that the driver is "
+                       "installed (postgresql: psycopg2-binary, in envs/requirements.lock)") from None
 
 
 def _heartbeat_age(t, heartbeat_dir: str | Path, now: float) -> float:
@@ -233,7 +254,7 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                     fold_ids.pop("trial_number")
                     with tracker.run("fold", fold_ids, parent=trun) as frun:
                         result = train_fold(spec, tcfg, prepared, fold, metric=metric, objective=objective_cfg,
-                                            threads=threads, state_dir=str(Path(path).parent / "state"), cfg=cfg,
+                                            threads=threads, state_dir=Layout.fold_state(study_dir, tkey, k), cfg=cfg,
                                             desc=f"trial {trial.number} fold {k + 1}/{len(prepared.folds)}")
                         result["trial_key"] = tkey
                         for h in result["history"]:
@@ -281,7 +302,7 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
     study = open_study(cfg, layout.study_storage(backbone, study_key, variant), study_name(backbone, study_key, variant))
     n_trials = cfg["hpo"]["n_trials"]
     heartbeat_s = float(cfg["hpo"]["heartbeat_s"])
-    beats = Path(layout.heartbeat(backbone, study_key, variant, 0)).parent
+    beats = layout.heartbeats_dir(backbone, study_key, variant)
     lock = layout.study_lock(backbone, study_key, variant)
     ids = {"backbone": backbone, "study_key": study_key, "variant": variant, "data_key": data_key}
     srun = tracker.start("study", ids, params={"hpo": cfg["hpo"], "training": cfg["training"]})
@@ -298,8 +319,11 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
         with file_lock(lock):  # claim a trial only while finished + running < n_trials
             recover_stale_trials(study, worker if first else "", heartbeat_dir=beats, heartbeat_s=heartbeat_s)
             first = False
-            n = finished()
-            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            # one read for both counts: a trial that another worker tells between two reads would be
+            # counted in neither (running in the first, finished in the second) and a trial too many claimed
+            states = [t.state for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))]
+            running = states.count(TrialState.RUNNING)
+            n = len(states) - running
             if n >= n_trials:
                 break
             trial = None

@@ -165,21 +165,17 @@ def acquire_run_lock(path: str = ".snakemake/pipeline.lock"):
     killed with SIGKILL (or by a wall-time limit) is followed by a plain rerun of the same command:
     no ``--unlock`` needed. The profiles therefore set ``nolock: true``.
     """
-    import fcntl
+    from workflow_lib.locks import hold
 
     global _RUN_LOCK
     if _RUN_LOCK is not None:
         return _RUN_LOCK
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fh = open(path, "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "unknown"
-        fh.close()
+    fh = hold(path)
+    if fh is None:
+        with open(path) as f:
+            holder = f.read().strip() or "unknown"
         raise RunLockedError(f"another snakemake run is active in {os.getcwd()} (pid {holder}; lock {path}). "
-                             f"Wait for it to finish, or stop it, then run the command again.") from None
+                             f"Wait for it to finish, or stop it, then run the command again.")
     fh.seek(0)
     fh.truncate()
     fh.write(str(os.getpid()))

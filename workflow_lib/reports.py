@@ -1,12 +1,23 @@
-"""The single JSON reader/writer of every report, with schema validation.
+"""Reports as JSON (with schema validation) and atomic writes of single files.
 
-Every report the pipeline writes (study summaries, benchmarks, the baseline,
-the selection report, the evaluation report, the data card) goes through
-:func:`write_json`: converted to plain JSON (numpy scalars and arrays to
-Python, non-finite floats to ``null``), validated against its schema in
-workflow_lib/schemas/<kind>.schema.json when ``kind`` is given, then written
-atomically (temporary file in the same folder, fsync, ``os.replace``) so a
-crash never leaves a half-written report for Snakemake to mistake as done.
+The stage reports (study summaries, benchmarks, the baseline, the selection
+report, the evaluation report) go through :func:`write_json`: converted to
+plain JSON (numpy scalars and arrays to Python, non-finite floats to ``null``),
+validated against its schema in workflow_lib/schemas/<kind>.schema.json when
+``kind`` is given, then written with :func:`atomic_write_text` (temporary file
+in the same folder, fsync, ``os.replace``) so a crash never leaves a
+half-written report for Snakemake to mistake as done. The data card and the
+prepared data (data/prepare.py, which validates the card itself), the HTML
+pages (report_html.py) and prediction files are written with
+:func:`atomic_write_text` too.
+
+Not every file goes through here. The files of a checkpoint or training state
+(checkpoint.py, resume.py; the model card stages.py adds to a model folder)
+are written plainly into a temporary folder that is renamed into place once
+complete, so the folder as a whole is atomic. Others are written by their own
+modules, in place or through a temporary file: the force tokens (runmode.py),
+the tracking replayer's offsets and markers (tracking_replay.py), the generated
+data set (data/synthetic.py), benchmark outputs (bench/).
 """
 from __future__ import annotations
 
@@ -90,7 +101,8 @@ def write_json(path, obj, kind: str | None = None) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     """Write a text file atomically: temporary file in the same folder, fsync, rename, fsync the folder.
-    A reader sees the old file or the new one, never a torn one. The single file writer of the project."""
+    A reader sees the old file or the new one, never a torn one (see the module docstring for what
+    is written otherwise)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -1,30 +1,26 @@
-"""Which checkpoints to keep: pure decisions, plus the one function that applies the per-run one.
+"""Which epoch states of a training run to keep (a pure decision), the function that applies it, and
+the release of a finished run's state.
 
 Per training run (``checkpoints.keep_last_n`` / ``keep_best_k``): the newest n epochs and the k
 best-scoring ones (ties: the earlier epoch, as early stopping picks it) are kept; the newest epoch is
 always kept (a resume needs it), so even n = k = 0 keeps one. train() applies this after every
 successful epoch save, so an interruption leaves at most n + k + 1 folders.
 
-Per study (``keep_best_k``, ``max_total_size_gb``): the checkpoints of the k best trials are kept,
-the others pruned; then, while the kept bytes exceed the cap, the oldest non-protected one goes.
-Protected checkpoints - those of trials tied with the best (co-best) and any a resume needs - are
-never pruned, even over the cap; a non-empty set never ends empty.
-
 After a stage's result exists the state is dead weight (the result is reused, never retrained):
 refit and final delete their ``state/`` folder after writing their result file; an HPO fold deletes
 its ``state/`` once its held-out scores are computed, just before returning them to be written
 (a kill in the few milliseconds between the two costs that fold's retraining, never a wrong result).
-So a finished main job keeps no training state: the shipped models are refit/*/model and
-final/*/model. During training one run holds n + k + 1 epoch folders at most (MiniLM: weights
-~90 MB, AdamW moments of the trainable layers, the best epoch's weights when it is not the newest).
+So a finished main job keeps no training state, and a study none to prune: the shipped models are
+refit/*/model and final/*/model. During training one run holds n + k + 1 epoch folders at most
+(MiniLM: weights ~90 MB, AdamW moments of the trainable layers, the best epoch's weights when it is
+not the newest).
 """
 from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -40,44 +36,6 @@ def keep_epochs(scores: Mapping[int, float | None], *, keep_last_n: int, keep_be
     keep |= set(scored[:max(0, keep_best_k)])
     keep |= set(protected) & set(epochs)
     keep.add(epochs[-1])  # the state a resume needs; never zero
-    return keep
-
-
-@dataclass(frozen=True)
-class Stored:
-    """One checkpoint of a study: its trial, the trial's score (None: unfinished), size and age order."""
-    name: str
-    trial: str
-    score: float | None
-    bytes: int
-    created: float
-
-
-def keep_study(items: Sequence[Stored], *, keep_best_k: int, max_bytes: float | None = None,
-               protected: Iterable[str] = ()) -> set[str]:
-    """Names of the study checkpoints to keep (see the module docstring)."""
-    if not items:
-        return set()
-    protected = set(protected)
-    trial_score = {i.trial: i.score for i in items if i.score is not None}
-    first = {}
-    for i in sorted(items, key=lambda i: i.created):
-        first.setdefault(i.trial, i.created)
-    ranked = sorted(trial_score, key=lambda t: (-trial_score[t], first[t]))
-    if ranked:
-        top = trial_score[ranked[0]]
-        protected |= {i.name for i in items if i.trial in ranked and trial_score[i.trial] == top}
-    best = set(ranked[:max(0, keep_best_k)])
-    keep = {i.name for i in items if i.trial in best} | (protected & {i.name for i in items})
-    if not keep:
-        keep = {max(items, key=lambda i: i.created).name}
-    if max_bytes is not None:
-        size = {i.name: i.bytes for i in items}
-        for i in sorted(items, key=lambda i: i.created):
-            if sum(size[n] for n in keep) <= max_bytes or len(keep) <= 1:
-                break
-            if i.name in keep and i.name not in protected:
-                keep.discard(i.name)
     return keep
 
 

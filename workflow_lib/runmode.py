@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from workflow_lib.paths import Layout
+
 MODES = ("reuse_if_exists", "force_new", "resume_if_incomplete")
 DEFAULT_MODE = "reuse_if_exists"
 STAGES = ("hpo", "benchmark", "selection", "final")
@@ -56,7 +58,7 @@ def study_variant(cfg: Mapping, found: Sequence[tuple[int, str]], study_key: str
 
 
 def force_token(results_dir: str, stage: str) -> str:
-    return f"{results_dir}/.force/{stage}"
+    return Layout(results_dir).force_token(stage)
 
 
 def prepare_force_tokens(cfg: Mapping, *, touch: bool) -> list[str]:

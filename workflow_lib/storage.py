@@ -19,7 +19,6 @@ or the best checkpoint. The rm command in an error message only names training-s
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import shlex
@@ -35,7 +34,6 @@ MIN_MARGIN_BYTES = 1 << 20           # preflight margin: max(1 MiB, 2% of the ne
 MARGIN_FRACTION = 0.02
 METADATA_BYTES = 64 << 10            # RNG states (~15 KB pickled), scheduler, json files, pickle overhead
 PER_TENSOR_BYTES = 512               # zip/safetensors header per stored tensor (measured 70-260 B)
-CKPT_DEFAULTS = {"keep_last_n": 1, "keep_best_k": 1, "max_total_size_gb": None}
 # One artifact = the outermost folder with one of these names (summed); a folder holding weight files; else a file.
 ARTIFACT_DIR_RE = re.compile(r"^(model|states?|checkpoints?|ckpt.*|epoch[_-]?\d+|step[_-]?\d+|mlartifacts)$")
 PRUNABLE_DIR_RE = re.compile(r"^(states?|checkpoints?|ckpt.*|epoch[_-]?\d+|step[_-]?\d+)$")
@@ -163,18 +161,14 @@ def largest_artifacts(results_dir, n: int = 5) -> list[tuple[str, int]]:
 
 
 def _policy_parts(policy: Mapping | None, results_dir) -> tuple[dict, Any, Mapping]:
+    """(checkpoints settings, results_dir, storage settings) of ``policy``: the resolved config, or its
+    ``checkpoints`` section; a setting it does not hold is left out of the messages."""
     policy = dict(policy or {})
-    ckpt = {**CKPT_DEFAULTS, **(policy.get("checkpoints") or policy)}
+    ckpt = dict(policy.get("checkpoints") or policy)
     return ckpt, results_dir if results_dir is not None else policy.get("results_dir"), policy.get("storage") or {}
 
 
-def _floor2(x: float) -> float:
-    """x rounded down to 2 significant digits (0.00456 -> 0.0045)."""
-    e = 10 ** (math.floor(math.log10(x)) - 1)
-    return round(math.floor(x / e) * e, 12)
-
-
-def _report(head: str, *, shortfall: int, where: str, results_dir, policy: Mapping | None,
+def _report(head: str, *, where: str, results_dir, policy: Mapping | None,
             extra_fixes: tuple[str, ...] = ()) -> str:
     ckpt, results_dir, _ = _policy_parts(policy, results_dir)
     root = results_dir if results_dir is not None else where
@@ -182,14 +176,11 @@ def _report(head: str, *, shortfall: int, where: str, results_dir, policy: Mappi
     lines = [head, f"Largest artifacts under {root}:" if arts else f"No artifacts found under {root}."]
     lines += [f"  {human(b):>10}  {p}{'  (prunable)' if pr else ''}" for p, b, pr in arts[:5]]
     prunable = [(p, b) for p, b, pr in arts if pr]
-    room = sum(b for _, b in prunable) - shortfall  # checkpoint bytes that may stay
-    cap = f"{_floor2(room / 2 ** 30)}" if room > 0 else "a cap (pruning every state folder here is not enough)"
-    fmt = lambda v: "null" if v is None else v  # noqa: E731
+    now = lambda key: f" (now {ckpt[key]})" if key in ckpt else ""  # noqa: E731
     lines += ["Fixes (any one):",
-              f"  - keep fewer checkpoints: checkpoints.keep_last_n (now {ckpt['keep_last_n']}) -> 0, "
-              f"checkpoints.keep_best_k (now {ckpt['keep_best_k']}) -> 1, or cap checkpoint bytes per study: "
-              f"checkpoints.max_total_size_gb (now {fmt(ckpt['max_total_size_gb'])}) -> {cap}; in a config "
-              f"file passed with --configfile: checkpoints: {{keep_last_n: 0, keep_best_k: 1}}",
+              f"  - keep fewer epoch states per training run: checkpoints.keep_last_n{now('keep_last_n')} -> 0, "
+              f"checkpoints.keep_best_k{now('keep_best_k')} -> 1; in a config file passed with --configfile: "
+              "checkpoints: {keep_last_n: 0, keep_best_k: 1}",
               f"  - put results_dir{f' (now {results_dir!r})' if results_dir else ''} on a larger disk: "
               "--config results_dir=/larger/disk/results",
               *extra_fixes]
@@ -217,7 +208,7 @@ def preflight(target_dir, need_bytes: int, *, what: str, results_dir: str | None
         return
     head = (f"Not enough disk space to save {what} in {target_dir}: {human(free)} free on the disk of {where}, "
             f"need {human(need_bytes)} (+ {human(need - int(need_bytes))} margin); short by {human(need - free)}.")
-    raise StorageError(_report(head, shortfall=need - free, where=where, results_dir=results_dir, policy=policy))
+    raise StorageError(_report(head, where=where, results_dir=results_dir, policy=policy))
 
 
 class StorageMonitor:
@@ -227,7 +218,7 @@ class StorageMonitor:
     CPU time. Callbacks run in the monitor thread while it holds ``lock``; hold it while saving a checkpoint.
     """
 
-    def __init__(self, path, *, interval_s: float = 10.0, critical_free_fraction: float = 0.1,
+    def __init__(self, path, *, interval_s: float, critical_free_fraction: float,
                  on_prune: Callable[[], int | None] | None = None, on_tighten: Callable[[], int | None] | None = None,
                  results_dir=None, policy: Mapping | None = None, what: str = "training checkpoints",
                  enabled: bool = True):
@@ -244,11 +235,12 @@ class StorageMonitor:
 
     @classmethod
     def from_config(cls, cfg: Mapping, path=None, **kw) -> "StorageMonitor":
-        """Monitor of cfg['results_dir'] (or path) with the ``storage`` settings; inert if storage.monitor is false."""
-        st = cfg.get("storage") or {}
-        return cls(path if path is not None else cfg.get("results_dir", "results"),
-                   interval_s=st.get("monitor_interval_s", 10), critical_free_fraction=st.get("critical_free_fraction",
-                   0.1), results_dir=cfg.get("results_dir"), policy=cfg, enabled=st.get("monitor", True), **kw)
+        """Monitor of cfg['results_dir'] (or path) with the ``storage`` settings of the resolved config ``cfg``
+        (the schema fills them); inert if storage.monitor is false."""
+        st = cfg["storage"]
+        return cls(path if path is not None else cfg["results_dir"], interval_s=st["monitor_interval_s"],
+                   critical_free_fraction=st["critical_free_fraction"], results_dir=cfg["results_dir"], policy=cfg,
+                   enabled=st["monitor"], **kw)
 
     def free_fraction(self) -> tuple[float, int, int]:
         total, free = usage(self.path)
@@ -300,7 +292,7 @@ class StorageMonitor:
                 f" (retention tightened to keep_best_k=1, keep_last_n=0: {self.tightened}).")
         fix = (f"  - if the disk is shared and this level is expected: lower storage.critical_free_fraction "
                f"(now {self.critical})",)
-        self.error = StorageError(_report(head, shortfall=short, where=_existing(self.path),
+        self.error = StorageError(_report(head, where=_existing(self.path),
                                           results_dir=self.results_dir, policy=self.policy, extra_fixes=fix))
         log.warning("storage monitor: training stops at its next check():\n%s", self.error)
         return "error"

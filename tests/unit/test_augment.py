@@ -5,6 +5,7 @@ import copy
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,15 +182,16 @@ def _picked(post_id, seed, prob):
 
 def test_offline_data_is_in_place():
     A.check_available()
-    assert A.NLTK_DATA_DIR == REPO / "workflow_lib" / "resources" / "nltk_data"
+    # the environment's own NLTK data (bash envs/install.sh), the same for every checkout
+    assert A.NLTK_DATA_DIR == Path(sys.prefix) / "nltk_data"
     assert os.environ["NLTK_DATA"].split(os.pathsep)[0] == str(A.NLTK_DATA_DIR)
+    assert A.STOPWORDS_FILE.read_bytes() == (REPO / "envs" / "nltk_data" / "corpora" / "stopwords" / "english").read_bytes()
     stop = A.STOPWORDS_FILE.read_text(encoding="utf-8").split("\n")
     assert stop[-1] == "" and len(stop[:-1]) == 179 and {"i", "the", "wouldn't"} <= set(stop)
     lexnames = (A.WORDNET_DIR / "lexnames").read_text(encoding="ascii").splitlines()
     assert len(lexnames) == 45 and lexnames[0] == "00\tadj.all\t3" and lexnames[-1] == "44\tadj.ppl\t3"
     assert not any(p.is_symlink() for p in A.WORDNET_DIR.iterdir())
-    ignored = subprocess.run(["git", "check-ignore", "-q", str(A.WORDNET_DIR / "data.noun")], cwd=REPO)
-    assert ignored.returncode == 0, "the generated WordNet copy must be git-ignored"
+    assert not (REPO / "workflow_lib" / "resources").exists()  # no second copy inside the checkout
 
 
 def test_missing_wordnet_is_an_actionable_error(monkeypatch, tmp_path):
@@ -209,8 +211,53 @@ def test_missing_wordnet_is_an_actionable_error(monkeypatch, tmp_path):
 
 def test_missing_stopwords_is_an_actionable_error(monkeypatch, tmp_path):
     monkeypatch.setattr(A, "STOPWORDS_FILE", tmp_path / "english")
-    with pytest.raises(A.AugmentationUnavailable, match="stop word list is missing: .*english.*restore it from git"):
+    with pytest.raises(A.AugmentationUnavailable, match="stop word list is missing: .*english.*run: bash envs/install.sh"):
         A.check_available("deletion")
+
+
+def _data_copy(root: Path, mode: int) -> Path:
+    """A copy of the NLTK data layout (the real stop word list, empty WordNet files) with ``mode`` for
+    every folder and file, as a checkout or copy under umask 002 gives (0o775 / 0o664)."""
+    data = root / "nltk_data"
+    (data / "corpora" / "stopwords").mkdir(parents=True)
+    (data / "corpora" / "wordnet").mkdir()
+    (data / "corpora" / "stopwords" / "english").write_bytes(A.STOPWORDS_FILE.read_bytes())
+    for name in A.WORDNET_FILES:
+        (data / "corpora" / "wordnet" / name).write_text("")
+    for p in [data, *data.rglob("*")]:
+        p.chmod(mode | 0o111 if p.is_dir() else mode)
+    return data
+
+
+def test_a_group_writable_data_folder_is_refused_with_the_fix(monkeypatch, tmp_path, batch):
+    import nltk
+
+    data = _data_copy(tmp_path, 0o664)
+    monkeypatch.setattr(A, "NLTK_DATA_DIR", data)
+    monkeypatch.setattr(A, "STOPWORDS_FILE", data / "corpora" / "stopwords" / "english")
+    monkeypatch.setattr(A, "WORDNET_DIR", data / "corpora" / "wordnet")
+    # NLTK itself refuses it (the rule check_available mirrors), with a LookupError of its own
+    with pytest.raises(LookupError, match="Refused, writable by other accounts"), \
+            pytest.warns(RuntimeWarning, match="NLTK will not read data"):
+        nltk.data.find("corpora/stopwords", paths=[str(data)])
+    for call in (lambda: A.check_available("deletion"), lambda: A.check_available("synonym_swap"),
+                 lambda: A.augment_records(batch, recipe="synonym_swap", prob=0.5, seed=1)):
+        with pytest.raises(A.AugmentationUnavailable) as err:
+            call()
+        assert not isinstance(err.value, LookupError)
+        assert f"is writable by other accounts (mode 0775" in str(err.value)
+        assert str(err.value).endswith(f"Make it private to its owner: chmod -R go-w {data}")
+    data.chmod(0o755)  # a folder deeper down is named too
+    with pytest.raises(A.AugmentationUnavailable, match=r"corpora is writable by other accounts \(mode 0775"):
+        A.check_available("deletion")
+    subprocess.run(["chmod", "-R", "go-w", str(data)], check=True)  # the fix the message names
+    A.check_available("synonym_swap")
+    assert nltk.data.find("corpora/stopwords", paths=[str(data)])
+    # the WordNet recipes also judge the WordNet folder, the others do not
+    (data / "corpora" / "wordnet" / "data.noun").chmod(0o666)
+    A.check_available("deletion")
+    with pytest.raises(A.AugmentationUnavailable, match=r"data.noun is writable by other accounts \(mode 0666"):
+        A.check_available("synonym_insert")
 
 
 def test_importing_the_module_is_cheap_and_sets_the_nltk_path():
@@ -309,17 +356,27 @@ from workflow_lib.data.prepare import build_records
 HAND, SAMPLE, PCT = json.loads(sys.argv[1])
 records = build_records(load_folder(SAMPLE), 0.5)[0] + HAND
 out = {r: A.augment_records(records, recipe=r, prob=0.5, seed=5, pct_words=PCT) for r in A.RECIPES}
-json.dump({"out": out, "logger_disabled": mine.disabled}, sys.stdout)
+import nltk
+json.dump({"out": out, "logger_disabled": mine.disabled, "module": A.__file__, "nltk_path": nltk.data.path}, sys.stdout)
 """
 
 
-def test_deterministic_in_a_fresh_process_with_another_hash_seed(batch):
+@pytest.mark.integration  # a fresh process imports TextAttack: 10-15 s
+def test_deterministic_in_a_fresh_process_with_another_hash_seed_from_another_checkout(batch, tmp_path):
+    # another checkout of the code (a second clone, a worktree) used with the same environment: its own
+    # copy of workflow_lib, another working folder, no NLTK_DATA; the environment's NLTK data serves it
+    clone = tmp_path / "clone"
+    shutil.copytree(REPO / "workflow_lib", clone / "workflow_lib", ignore=shutil.ignore_patterns("__pycache__"))
     here = os.environ.get("PYTHONHASHSEED")
-    env = {**os.environ, "PYTHONHASHSEED": "4242" if here != "4242" else "7"}
+    env = {**os.environ, "PYTHONHASHSEED": "4242" if here != "4242" else "7", "PYTHONPATH": str(clone)}
+    env.pop("NLTK_DATA", None)
     args = json.dumps([HAND, str(SAMPLE), PCT])
-    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS, args], cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS, args], cwd=clone, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     theirs = json.loads(proc.stdout)
+    assert theirs["module"] == str(clone / "workflow_lib" / "augment.py")
+    assert theirs["nltk_path"][0] == str(Path(sys.prefix) / "nltk_data")
+    assert not [p for p in theirs["nltk_path"] if p.startswith((str(REPO), str(clone)))]
     assert theirs["logger_disabled"] is False, "importing textattack disabled an existing logger"
     records = _sample_records() + copy.deepcopy(HAND)
     for recipe in A.RECIPES:
