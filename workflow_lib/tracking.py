@@ -4,7 +4,7 @@ Runs nest study -> trial -> fold (parent tags); refit, benchmark, selection and
 final runs carry lineage tags. Stage code never calls mlflow: it uses ``Tracker``.
 
 How it works: a job never talks to MLflow itself. ``Tracker`` appends each
-tracking event (start, params, metrics, tags, artifact, end) to a JSONL spool
+tracking event (start, params, metrics, tags, artifact, model, end) to a JSONL spool
 file under ``<results>/.tracking/spool/`` and a replayer process
 (``python -m workflow_lib.tracking_replay``) started beside the job applies the
 events to the tracking store. So the job never waits for MLflow (its import,
@@ -42,6 +42,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from workflow_lib.paths import Layout
 from workflow_lib.provenance import code_version
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ SIZE_CHECK_S = 5  # how often a job looks at the spool folder's size
 
 
 def tag(key: str) -> str:
-    if key not in ID_KEYS and key != "code_version":
+    if key not in ID_KEYS and key not in ("code_version", "event_time_ms"):  # event_time_ms: model versions
         raise KeyError(f"unknown tracking tag {key!r}; known: {ID_KEYS}")
     return TAG_PREFIX + key
 
@@ -68,7 +69,7 @@ def tracking_uri(cfg: Mapping) -> str:
     uri = cfg["tracking"].get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return "sqlite:///" + str(Path(cfg["results_dir"]).resolve() / "mlflow.db")
+    return "sqlite:///" + str(Path(Layout(cfg["results_dir"]).mlflow_db()).resolve())
 
 
 def redact_uri(uri: str) -> str:
@@ -83,7 +84,7 @@ def spool_bytes(folder: Path) -> int:
 
 
 def spool_dir(cfg: Mapping) -> Path:
-    return Path(cfg["results_dir"]).resolve() / ".tracking" / "spool"
+    return Path(Layout(cfg["results_dir"]).tracking_spool()).resolve()
 
 
 def run_name(stage: str, ids: Mapping[str, Any]) -> str:
@@ -141,8 +142,7 @@ class Tracker:
         self.enabled = bool(cfg["tracking"]["enabled"])
         self.uri = tracking_uri(cfg)
         self.experiment_name = cfg["tracking"]["experiment"]
-        self.artifact_root = str(Path(cfg["results_dir"]).resolve() / "mlartifacts")
-        self._client = None
+        self.artifact_root = str(Path(Layout(cfg["results_dir"]).mlartifacts()).resolve())
         self._proc: subprocess.Popen | None = None
         self._fh = None
         self.spool: Path | None = None
@@ -217,6 +217,19 @@ class Tracker:
     def log_artifact(self, run: RunRef, path: str) -> None:
         self._emit("artifact", run=run.ref(), path=str(Path(path).resolve()))
 
+    def log_model(self, run: RunRef, model_dir: str, registered_model: str, alias: str,
+                  tags: Mapping[str, Any]) -> None:
+        """Log the checkpoint folder ``model_dir`` (complete on disk) as the pyfunc model "model" of ``run``,
+        register it under ``registered_model`` (one version per ``tags["final_key"]``, the version carries
+        ``tags`` as lineage tags) and move ``alias`` to it; see workflow_lib.mlflow_model."""
+        from workflow_lib.secrets import mask_value
+
+        if "final_key" not in tags or not (Path(model_dir) / "manifest.json").is_file():
+            raise ValueError(f"log_model needs a finished checkpoint folder (manifest.json in {model_dir}) and a "
+                             f"final_key tag (got {sorted(tags)})")
+        self._emit("model", run=run.ref(), path=str(Path(model_dir).resolve()), registered_model=registered_model,
+                   alias=alias, tags=mask_value({tag(k): str(v) for k, v in tags.items()}))
+
     def end(self, run: RunRef, status: str = "FINISHED") -> None:
         self._emit("end", run=run.ref(), status=status)
 
@@ -267,18 +280,3 @@ class Tracker:
                         self.spool.parent, err.read_text()[-2000:] if err.exists() else "")
             return False
         return True
-
-    @property
-    def client(self):
-        """An MLflow client on the same store, for reading runs back (tests, tools)."""
-        if self._client is None:
-            from workflow_lib.tracking_replay import Replayer
-
-            self._client = Replayer(self.uri, self.experiment_name, self.artifact_root).client
-        return self._client
-
-    def find_run(self, stage: str, ids: Mapping[str, Any]):
-        from workflow_lib.tracking_replay import Replayer
-
-        rep = Replayer(self.uri, self.experiment_name, self.artifact_root)
-        return rep.find_run(run_tags(stage, {k: str(v) for k, v in ids.items()}))

@@ -19,14 +19,18 @@ Who replays a spool, and when:
   shell, for the store named in each spool's header (``--uri`` overrides it); it exits 1 if a spool
   is left (store unreachable, or a live job or replayer still has it).
 - A spool is deleted only after the store confirmed every event in it; ``SPOOL.offset`` counts the
-  lines applied, so a replay resumes after them.
+  lines applied, so a replay resumes after them. A followed spool counts as complete at its close
+  event, or at its end once the writer was seen gone before that last read.
 
 Every event is idempotent, so a replayer killed between a store call and its offset write (or a job
 resumed after an interruption) duplicates nothing: a run is found by its identifying tags before it
 is created (also when a create is retried), existing params are skipped (MLflow params cannot
-change), tags and artifacts overwrite, and a (run, metric, step) already in the store is never logged
+change), tags and artifacts overwrite, a model event registers one version per final_key
+(workflow_lib.mlflow_model), and a (run, metric, step) already in the store is never logged
 again: the first value wins (steps are read once per run and metric and kept per replayer, which is
-exact as long as one job at a time writes a run, as in this pipeline). Parallel replayers writing one
+exact as long as one job at a time writes a run, as in this pipeline). A start or end older than the
+run's last applied end (a spool replayed late) changes no status, so the latest end wins whatever the
+order spools are replayed in (see ``_ended_after``). Parallel replayers writing one
 SQLite store retry on "database is locked"; for many parallel jobs, run an ``mlflow server`` in
 front of the store (see workflow_lib.tracking).
 """
@@ -171,8 +175,8 @@ class Replayer:
         run = self.call(find_or_create)
         if run is None:
             raise LookupError(f"no run with tags {tags}")
-        if create is not None and run.info.status != "RUNNING":
-            self.call(self.client.update_run, run.info.run_id, status="RUNNING")
+        if create is not None and run.info.status != "RUNNING" and not _ended_after(run.info, create):
+            self.call(self.client.update_run, run.info.run_id, status="RUNNING")  # a job resumed: reopen
         self._runs[key] = run.info.run_id
         return run.info.run_id
 
@@ -218,8 +222,13 @@ class Replayer:
         elif op == "artifact":
             if Path(ev["path"]).exists():
                 self.call(self.client.log_artifact, rid, ev["path"])
+        elif op == "model":  # pyfunc model + registry version + alias (store calls retried inside)
+            from workflow_lib.mlflow_model import apply_model_event
+
+            apply_model_event(self, rid, ev)
         elif op == "end":
-            self.call(self.client.set_terminated, rid, status=ev["status"], end_time=ev["time_ms"])
+            if not _ended_after(self.call(self.client.get_run, rid).info, ev):
+                self.call(self.client.set_terminated, rid, status=ev["status"], end_time=ev["time_ms"])
         else:
             raise ValueError(f"unknown tracking event {op!r}")
 
@@ -243,11 +252,15 @@ class Replayer:
         with open(spool, encoding="utf-8") as fh:
             n, buf = 0, ""
             while True:
+                # asked before the read: a writer found gone here wrote all it will, so reaching the end of the
+                # file after this means the spool is complete. Asked after it, the job could write its last
+                # events (the ends) and exit while a flush waits for the store, and they would never be read.
+                alive = follow and self.writer_alive()
                 line = fh.readline()
                 if not line.endswith("\n"):  # end of what is written so far ("" or a partial line)
                     buf += line
                     flush()
-                    if follow and self.writer_alive():
+                    if alive:
                         time.sleep(0.1)
                         continue
                     break
@@ -300,6 +313,14 @@ class Replayer:
                     break  # the store is unreachable: the other spools wait too
             applied, left = applied + ok, left + (not ok and spool.exists())
         return applied, left
+
+
+def _ended_after(info, ev: dict) -> bool:
+    """Was the run ended by an event written after ``ev``? Then ``ev`` (a start or an end) is older than the
+    run's state and changes no status: a spool replayed late (an orphan of a job killed during an outage,
+    an HPO worker's lagging replayer) neither reopens a run a later job finished nor overwrites its end.
+    Both times are the jobs' clocks (end_time is the time of the end event applied)."""
+    return info.status != "RUNNING" and (info.end_time or 0) > ev["time_ms"]
 
 
 def _short(exc: BaseException) -> str:

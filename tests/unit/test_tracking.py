@@ -12,8 +12,27 @@ import time
 import pytest
 
 from workflow_lib import tracking
-from workflow_lib.tracking import PARENT_TAG, Tracker, run_name, tag, tracking_uri
+from workflow_lib.tracking import PARENT_TAG, Tracker, run_name, run_tags, tag, tracking_uri
 from workflow_lib.tracking_replay import Replayer
+
+
+def _replayer(tr: Tracker) -> Replayer:
+    """A replayer on the tracker's store, for reading runs back (one per store: it keeps its client)."""
+    key = (tr.uri, tr.experiment_name, tr.artifact_root)
+    if key not in _REPLAYERS:
+        _REPLAYERS[key] = Replayer(*key)
+    return _REPLAYERS[key]
+
+
+_REPLAYERS: dict = {}
+
+
+def _client(tr: Tracker):
+    return _replayer(tr).client
+
+
+def _find_run(tr: Tracker, stage: str, ids: dict):
+    return _replayer(tr).find_run(run_tags(stage, {k: str(v) for k, v in ids.items()}))
 
 
 @pytest.fixture
@@ -39,6 +58,7 @@ def test_run_names():
         tag("not_a_key")
 
 
+@pytest.mark.integration  # replayer processes importing MLflow: 14-60 s on 2 shared cores
 def test_nesting_and_find_again(cfg):
     tr = Tracker(cfg)
     study = tr.start("study", {"backbone": "b", "study_key": "s" * 12, "variant": 1})
@@ -53,27 +73,29 @@ def test_nesting_and_find_again(cfg):
     with tr2.run("fold", {"trial_key": "t" * 12, "fold": 0}) as again:
         tr2.log_metrics(again, {"train_loss": 0.25}, step=2)
     assert tr2.close() is True
-    runs = tr2.client.search_runs([tr2.client.get_experiment_by_name("redsm5").experiment_id])
+    runs = _client(tr2).search_runs([_client(tr2).get_experiment_by_name("redsm5").experiment_id])
     assert sorted(r.data.tags[tag("stage")] for r in runs) == ["fold", "study", "trial"]
-    f = tr2.find_run("fold", {"trial_key": "t" * 12, "fold": 0})
-    t = tr2.find_run("trial", {"trial_key": "t" * 12, "trial_number": 0})
+    f = _find_run(tr2, "fold", {"trial_key": "t" * 12, "fold": 0})
+    t = _find_run(tr2, "trial", {"trial_key": "t" * 12, "trial_number": 0})
     assert f.data.tags[PARENT_TAG] == t.info.run_id
     assert f.data.tags[tag("code_version")]
-    hist = tr2.client.get_metric_history(f.info.run_id, "train_loss")
+    hist = _client(tr2).get_metric_history(f.info.run_id, "train_loss")
     assert sorted((m.step, m.value) for m in hist) == [(1, 0.5), (2, 0.25)]
     assert t.data.params["lr"] == "0.1"
     assert t.info.status == "FINISHED"
 
 
+@pytest.mark.integration  # replayer processes importing MLflow: 14-60 s on 2 shared cores
 def test_failed_run_is_marked(cfg):
     tr = Tracker(cfg)
     with pytest.raises(RuntimeError):
         with tr.run("refit", {"trial_key": "f" * 12}):
             raise RuntimeError("boom")
     assert tr.close()
-    assert tr.find_run("refit", {"trial_key": "f" * 12}).info.status == "FAILED"
+    assert _find_run(tr, "refit", {"trial_key": "f" * 12}).info.status == "FAILED"
 
 
+@pytest.mark.integration  # replayer processes importing MLflow: 14-60 s on 2 shared cores
 def test_orphaned_spool_is_replayed_by_the_next_job(cfg):
     """A job killed before its events were applied: the next job's replayer applies them."""
     tr = Tracker(cfg, start_replayer=False)
@@ -88,11 +110,12 @@ def test_orphaned_spool_is_replayed_by_the_next_job(cfg):
     tr2 = Tracker(cfg)
     tr2.start("selection", {"selection_key": "c" * 12})
     assert tr2.close()
-    run = tr2.find_run("benchmark", {"trial_key": "e" * 12})
+    run = _find_run(tr2, "benchmark", {"trial_key": "e" * 12})
     assert run is not None and run.data.metrics["p95"] == 3.0
     assert not dead.exists()
 
 
+@pytest.mark.integration  # replayer processes importing MLflow: 14-60 s on 2 shared cores
 def test_parallel_processes_share_a_new_store(cfg, repo):
     """Three processes create and write the same fresh SQLite store at once: none fails on a lock."""
     code = textwrap.dedent(f"""
@@ -114,10 +137,10 @@ def test_parallel_processes_share_a_new_store(cfg, repo):
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     tr = Tracker(cfg, start_replayer=False)
-    runs = tr.client.search_runs([tr.client.get_experiment_by_name("redsm5").experiment_id])
+    runs = _client(tr).search_runs([_client(tr).get_experiment_by_name("redsm5").experiment_id])
     assert len(runs) == 3
     for r in runs:
-        assert len(tr.client.get_metric_history(r.info.run_id, "m")) == 30
+        assert len(_client(tr).get_metric_history(r.info.run_id, "m")) == 30
 
 
 def _spool(cfg, worker="0", steps=range(10), **ids):
@@ -132,14 +155,15 @@ def _spool(cfg, worker="0", steps=range(10), **ids):
 
 
 def _history(tr, worker="0"):
-    run = tr.find_run("fold", {"trial_key": "d" * 12, "fold": 0, "worker": worker})
-    return run, {k: sorted(m.step for m in tr.client.get_metric_history(run.info.run_id, k)) for k in ("loss", "acc")}
+    run = _find_run(tr, "fold", {"trial_key": "d" * 12, "fold": 0, "worker": worker})
+    return run, {k: sorted(m.step for m in _client(tr).get_metric_history(run.info.run_id, k)) for k in ("loss", "acc")}
 
 
 def _replay(tr):
     return Replayer(tr.uri, tr.experiment_name, tr.artifact_root).replay(tr.spool)
 
 
+@pytest.mark.integration  # replayer processes importing MLflow: 5-13 s on 2 shared cores
 def test_replay_after_a_crash_and_resumed_jobs_keep_each_step_once(cfg):
     """A replayer killed between log_batch and its offset write replays the spool again; a job resumed after
     an interruption logs steps that are already stored again: every (run, metric, step) stays once."""
@@ -153,11 +177,11 @@ def test_replay_after_a_crash_and_resumed_jobs_keep_each_step_once(cfg):
     assert _replay(tr2)
     run, hist = _history(tr2)
     assert hist == {"loss": list(range(15)), "acc": list(range(15))}
-    loss = {m.step: m.value for m in tr2.client.get_metric_history(run.info.run_id, "loss")}
+    loss = {m.step: m.value for m in _client(tr2).get_metric_history(run.info.run_id, "loss")}
     assert loss[7] == 1.0 / 8  # the first value of a step is kept
     assert run.data.params == {"lr": "0.1"} and run.data.tags["progress"] == "14"
     assert run.info.status == "FINISHED"
-    assert len(tr2.client.search_runs([run.info.experiment_id])) == 1
+    assert len(_client(tr2).search_runs([run.info.experiment_id])) == 1
 
 
 def test_spool_size_warning_once_per_job(cfg, monkeypatch, caplog):
@@ -176,6 +200,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.integration  # replayer processes importing MLflow: 14-60 s on 2 shared cores
 def test_unreachable_server_does_not_hold_the_job_and_drain_applies_later(cfg, tmp_path):
     """Nothing listens at tracking.uri: close() returns at once, the replayer keeps retrying in the background,
     the spool stays; the drain CLI applies it (here to a SQLite store given with --uri)."""
@@ -209,6 +234,7 @@ def test_unreachable_server_does_not_hold_the_job_and_drain_applies_later(cfg, t
     assert hist == {"loss": list(range(20)), "acc": list(range(20))} and run.data.params == {"lr": "0.1"}
 
 
+@pytest.mark.integration  # replayer processes importing MLflow: 14-60 s on 2 shared cores
 def test_parallel_replayers_and_drain_share_one_sqlite_store(cfg, tmp_path):
     """Three replayer processes and a drain apply four spools to one SQLite store at once, while another
     writer holds the store's write lock longer than SQLite waits: all retry on "database is locked",
@@ -217,7 +243,7 @@ def test_parallel_replayers_and_drain_share_one_sqlite_store(cfg, tmp_path):
     other = tmp_path / "other_spools"  # the drain's own folder: no race with the replayers for a spool
     other.mkdir()
     trs[3].spool.rename(other / trs[3].spool.name)
-    _ = trs[0].client  # the store exists; now a writer holds its lock
+    _ = _client(trs[0])  # the store exists; now a writer holds its lock
     db = sqlite3.connect(trs[0].uri[len("sqlite:///"):], isolation_level=None)
     db.execute("BEGIN IMMEDIATE")
     cmd = [sys.executable, "-m", "workflow_lib.tracking_replay"]
@@ -242,7 +268,7 @@ def test_parallel_replayers_and_drain_share_one_sqlite_store(cfg, tmp_path):
         assert p.wait(timeout=300) == 0, e.read_text()[-2000:]
     print(f"lock held {t_locked:.1f}s, all applied {time.monotonic() - t0:.1f}s after the replayers started")
     assert not list(trs[0].spool.parent.glob("*.jsonl*")) and not list(other.iterdir())
-    runs = trs[0].client.search_runs([trs[0].client.get_experiment_by_name("redsm5").experiment_id])
+    runs = _client(trs[0]).search_runs([_client(trs[0]).get_experiment_by_name("redsm5").experiment_id])
     assert len(runs) == 4
     for w in range(4):
         run, hist = _history(trs[0], str(w))
