@@ -9,8 +9,6 @@ rule hpo_worker:
     params:
         data_key=PLAN.data_key,
         data_dir=lambda wc, input: os.path.dirname(input.posts),
-    conda:
-        "../envs/environment.yaml"
     log:
         L.log("hpo_worker", "{backbone}-{study_key}-v{variant}-w{worker}"),
     threads: training_threads()
@@ -29,8 +27,6 @@ checkpoint hpo_summary:
         variant=PLAN.variant_pattern(),
     params:
         data_key=PLAN.data_key,
-    conda:
-        "../envs/environment.yaml"
     log:
         L.log("hpo_summary", "{backbone}-{study_key}-v{variant}"),
     threads: 1

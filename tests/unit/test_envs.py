@@ -31,12 +31,6 @@ def test_every_dependency_is_pinned_and_satisfied(repo):
     assert pins["torch"] == "2.13.0"
 
 
-def test_conda_env_uses_the_lock(repo):
-    text = (repo / "envs" / "environment.yaml").read_text()
-    assert "-r requirements.lock" in text
-    assert "python=3.11" in text
-
-
 def _readme_commands(repo):
     text = (repo / "README.md").read_text()
     blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S)
