@@ -10,6 +10,7 @@ from workflow_lib.runmode import force_token, forced_rules_hint, prepare_force_t
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+report: "rules/report/workflow.rst"  # snakemake --report report.html: its front page (captions in rules/report/)
 
 
 try:
@@ -41,6 +42,7 @@ include: "rules/hpo.smk"
 include: "rules/refit.smk"
 include: "rules/select.smk"
 include: "rules/final.smk"
+include: "rules/predict.smk"
 
 
 rule all:

@@ -10,6 +10,9 @@ import hashlib
 import json
 from typing import Any, Iterable, Mapping, Sequence
 
+from workflow_lib.search_space import effective_config
+from workflow_lib.symptoms import DESCRIPTIONS
+
 KEY_LENGTH = 12
 
 
@@ -50,9 +53,6 @@ def trial_key(dkey: str, backbone_spec: Mapping, trial_config: Mapping) -> str:
     (search_space.effective_config), so an inert setting never forks a trial; the folds are
     fixed by ``dkey``.
     """
-    from workflow_lib.search_space import effective_config
-    from workflow_lib.symptoms import DESCRIPTIONS
-
     config = effective_config(trial_config)
     payload = {"kind": "trial", "data": dkey, "backbone": _model_identity(backbone_spec), "config": config}
     if config["input_format"] == "binary_pairs":  # the pairs' second text is part of the input
@@ -108,6 +108,11 @@ def tensors_sha256(named: Iterable[tuple[str, Any]]) -> str:
 def seed_from(*parts: Any) -> int:
     """A 64-bit seed derived from ``parts`` (stable across processes, unlike hash())."""
     return int(hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()[:16], 16)
+
+
+def input_digest(path) -> str:
+    """Key of a file to predict on (the predict rule's folder name): sha256 of its content, KEY_LENGTH hex."""
+    return file_sha256(path)[:KEY_LENGTH]
 
 
 def file_sha256(path, chunk: int = 1 << 20) -> str:

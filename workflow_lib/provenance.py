@@ -7,12 +7,19 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGE = "redsm5-pipeline"
+CODE_VERSION_FILE = "CODE_VERSION"  # written into the package copy an MLflow model carries
 LIBRARIES = ("torch", "transformers", "optuna", "mlflow", "snakemake", "scikit-learn", "numpy", "datasets")
 
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """``<package version>+g<git sha>[.dirty]`` when run from a git checkout, else the package version."""
+    """``<package version>+g<git sha>[.dirty]`` when run from a git checkout, else the package version.
+
+    A copy of this package shipped inside an MLflow model (workflow_lib.mlflow_model) carries the
+    version of the code it was copied from in a ``CODE_VERSION`` file, which wins."""
+    shipped = Path(__file__).resolve().parent / CODE_VERSION_FILE
+    if shipped.is_file():
+        return shipped.read_text(encoding="utf-8").strip()
     try:
         version = metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:

@@ -6,16 +6,19 @@ re-derived from the working directory.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
 from workflow_lib.devices import describe
+from workflow_lib.paths import Layout
 from workflow_lib.plan import Plan
 from workflow_lib.provenance import code_version, library_versions
-from workflow_lib.reports import read_json, validate_report, write_json
+from workflow_lib.reports import atomic_write_text, read_json, validate_report, write_json
 from workflow_lib.runmode import resumes_training
 from workflow_lib.symptoms import SYMPTOMS
 from workflow_lib.tracking import Tracker
@@ -95,7 +98,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
     ids = {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
            "variant": summary["variant"], "data_key": summary["data_key"]}
     metric = cfg["hpo"]["metric"]
-    state_dir = str(Path(model_dir).parent / "state")
+    state_dir = Layout.run_state(model_dir)
     with tracker.run("refit", ids, params={"config": tcfg, "refit": cfg["refit"]}) as run:
         val_records = prepared.of(va)
         res = train(spec, tcfg, prepared.of(tr), val_records, epochs=cfg["refit"]["max_epochs"],
@@ -170,7 +173,7 @@ def objective_label(hpo: Mapping) -> str:
 
 def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, str], baseline_path: str | None,
               selection_key: str, out_json: str, out_html: str) -> dict:
-    from workflow_lib.report_html import render_selection_html
+    from workflow_lib.report_html import selection_page
     from workflow_lib.selection import select
 
     tracker = Tracker(cfg)
@@ -191,8 +194,12 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
     report["code_version"] = code_version()
     report["html"] = Path(out_html).name
     validate_report("selection_report", report)
-    Path(out_html).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_html).write_text(render_selection_html(report, summ), encoding="utf-8")
+    # The final key follows from this report (selected trial + co-best trials), so the page can link
+    # to the evaluation page the final stage writes later.
+    final_key = plan.final_key(report["selected"]["trial_key"], [c["trial_key"] for c in report["co_best"]])
+    link = os.path.relpath(plan.layout.evaluation_html(final_key), os.path.dirname(plan.layout.selection_html(
+        selection_key)))
+    selection_page(report, summ, evaluation_link=link).write(out_html, plan.layout.selection_plots(selection_key))
     write_json(out_json, report, kind="selection_report")
     with tracker.run("selection", {"selection_key": selection_key}) as run:
         sel = report["selected"]
@@ -217,10 +224,79 @@ def _test_metrics(pred, records, thresholds) -> dict:
     return out
 
 
+def test_prediction_rows(pred, records, thresholds, train_cfg: Mapping) -> list[dict]:
+    """One row per test post: predict.prediction_rows (probabilities, decisions at ``thresholds``,
+    predicted spans) with the post's split, gold labels and gold evidence spans per symptom."""
+    from workflow_lib.predict import prediction_rows, span_rows
+    from workflow_lib.spans import evidence_char_spans, evidence_is_complete
+
+    rows = prediction_rows(records, pred, thresholds, train_cfg["input_format"])
+    for row, r in zip(rows, records):
+        row.update({"split": "test", "labels": {s: int(r["labels"][j]) for j, s in enumerate(SYMPTOMS)},
+                    "gold_evidence": {s: span_rows(r["text"], sp) for s in SYMPTOMS
+                                      if (sp := evidence_char_spans(r, [s]))},
+                    "gold_evidence_complete": evidence_is_complete(r)})
+    return rows
+
+
+def _input_lengths(tokenizer, texts: list[str], train_cfg: Mapping, max_length: int) -> dict:
+    """How many test posts are longer than the encoder's window (counted with the tokenizer)."""
+    import numpy as np
+
+    from workflow_lib.symptoms import DESCRIPTIONS
+
+    n_post = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]],
+                      dtype=int) if texts else np.zeros(0, dtype=int)
+    if train_cfg["input_format"] == "binary_pairs":  # the longest description leaves the post the fewest tokens
+        extra = tokenizer.num_special_tokens_to_add(pair=True) + max(
+            len(tokenizer(d, add_special_tokens=False)["input_ids"]) for d in DESCRIPTIONS.values())
+        policy = ("truncation: each post/description pair is cut to max_length tokens, the post losing its end; "
+                  "posts counted as longer when the pair with the longest description is cut")
+    else:
+        extra = tokenizer.num_special_tokens_to_add(pair=False)
+        policy = "truncation: each post is cut to its first max_length tokens (special tokens included)"
+    n_longer = int((n_post + extra > max_length).sum())
+    q = (lambda v: int(np.percentile(n_post, v))) if len(n_post) else (lambda v: 0)
+    return {"split": "test", "policy": policy, "max_length": int(max_length), "n_posts": len(texts),
+            "n_longer": n_longer, "share_longer": n_longer / len(texts) if texts else 0.0,
+            "post_tokens": {"median": q(50), "p90": q(90), "max": int(n_post.max()) if len(n_post) else 0}}
+
+
+def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapping, hpo: Mapping, tokenizer,
+                       test_records, train_cfg: Mapping, spec: Mapping) -> dict:
+    """What the evaluation page and the model card show beside the test metrics, each with its split:
+    the study's CV score, the refit model's validation scores, confusion counts, the input window."""
+    sel = sel_report["selected"]
+    cand = next((c for c in sel_report.get("candidates", []) if c.get("selected")), {})
+    val = refit_metrics["validation"]
+    keep = ("macro_f1", "micro_f1", "macro_precision", "macro_recall", "macro_pr_auc")
+    rv = {"split": val["split"], "model": "refit checkpoint (trained on the train split)",
+          "at_tuned_thresholds": {k: val["at_tuned_thresholds"].get(k) for k in keep},
+          "at_0.5": {k: val["at_0.5"].get(k) for k in keep}}
+    if val.get("evidence"):
+        rv["evidence"] = {k: v for k, v in val["evidence"].items() if k in ("token_f1", "char_f1", "exact_match",
+                                                                             "null_span_accuracy")}
+    m = report["metrics"]
+    return {
+        "cv": {"split": sel_report["split"], "metric": hpo["metric"], "objective": objective_label(hpo),
+               "mean": sel["cv_mean"], "std": sel.get("cv_std"), "fold_scores": cand.get("fold_scores", [])},
+        "refit_validation": rv,
+        "confusion": {"split": report["split"],
+                      "at_tuned_thresholds": {s: v["confusion_matrix"] for s, v in m["test"]["per_symptom"].items()},
+                      "at_0.5": {s: v["confusion_matrix"] for s, v in m["test_at_0.5"]["per_symptom"].items()}},
+        "input_length": _input_lengths(tokenizer, [r["text"] for r in test_records], train_cfg, spec["max_length"]),
+    }
+
+
 def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics_path: str, data_dir: str,
           final_key: str, model_dir: str, report_path: str, co_best_refits: Mapping[str, Mapping] | None = None,
           threads: int | None = None) -> dict:
     """Train the selected configuration on train+validation; evaluate once on test.
+
+    Writes, in this order: the model folder (with the model card README.md, covered by its
+    manifest), test_predictions.jsonl, the evaluation page with its plots/ and last the report
+    (the rule's completion marker). Paths other than ``model_dir`` and ``report_path`` come from
+    paths.Layout.
 
     ``co_best_refits`` maps the trial key of every candidate tied with the selected one (within
     selection.tie_tolerance) to its refit ``{"model_dir", "metrics"}``; those checkpoints are
@@ -231,6 +307,8 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
     from workflow_lib.checkpoint import load_checkpoint, manifest_digest, save_checkpoint
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.hpo import best_trial_config
+    from workflow_lib.model_card import render_model_card
+    from workflow_lib.report_html import evaluation_page
     from workflow_lib.retention import release
     from workflow_lib.training import predict, train
 
@@ -251,7 +329,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
                "selection_key": sel_report["selection_key"], "final_key": final_key,
                "variant": int(summary["variant"]), "backbone": backbone, "code_version": code_version()}
     ids = {k: v for k, v in lineage.items() if k != "code_version"}
-    state_dir = str(Path(model_dir).parent / "state")
+    state_dir = Layout.run_state(model_dir)
     if not resumes_training(cfg, "final") and release(state_dir):  # force_new: a fresh start, not a resume
         log.info("run.mode.final is force_new: the interrupted training state in %s was discarded", state_dir)
     with tracker.run("final", ids, params={"config": tcfg, "epochs": epochs}) as run:
@@ -259,10 +337,8 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
         res = train(spec, tcfg, prepared.of(fit_ids), epochs=epochs, progress_desc=f"final {backbone}",
                     threads=threads, state_dir=state_dir, checkpoint_cfg=cfg["checkpoints"], policy=cfg)
         seconds = time.perf_counter() - t0
-        save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
-                        meta={**lineage, "stage": "final", "epochs": epochs,
-                              "thresholds": dict(zip(SYMPTOMS, thresholds))})
         # The one and only read of the test split: the final model and every co-best refit checkpoint.
+        # Predicted before the model is saved, so the model card inside the model folder has the results.
         test_records = prepared.of(test_ids)
         pred = predict(res.model, res.tokenizer, test_records, tcfg, max_length=spec["max_length"])
         co_best = []
@@ -295,10 +371,32 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
             "metrics": _test_metrics(pred, test_records, thresholds),
             "co_best": co_best,
             "lineage": lineage,
-            "checkpoint": {"path": str(model_dir), "manifest_sha256": manifest_digest(model_dir)},
             "library_versions": library_versions(),
             "created_at": _now(),
         }
+        report.update(_evaluation_extras(report, sel_report, refit_metrics, cfg["hpo"], res.tokenizer, test_records,
+                                         tcfg, spec))
+        layout = Layout(cfg["results_dir"])
+        outputs = {"evaluation_html": layout.evaluation_html(final_key), "plots": layout.final_plots(final_key),
+                   "test_predictions": layout.test_predictions(final_key),
+                   "model_card": layout.model_card(final_key)}
+        report["outputs"] = {k: os.path.relpath(v, os.path.dirname(report_path)) for k, v in outputs.items()}
+        card = render_model_card(report, prepared.card, backbone_spec=spec, train_cfg=tcfg, model_dir=str(model_dir),
+                                 registered_model=cfg["tracking"]["registered_model"],
+                                 model_alias=cfg["tracking"]["model_alias"], layout=layout)
+        save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
+                        meta={**lineage, "stage": "final", "epochs": epochs,
+                              "thresholds": dict(zip(SYMPTOMS, thresholds))},
+                        extra=lambda folder: (Path(folder) / "README.md").write_text(card, encoding="utf-8"))
+        report["checkpoint"] = {"path": str(model_dir), "manifest_sha256": manifest_digest(model_dir)}
+        rows = test_prediction_rows(pred, test_records, thresholds, tcfg)
+        atomic_write_text(outputs["test_predictions"], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        evaluation_page(report, rows, {r["post_id"]: r["text"] for r in test_records}, links={
+            "selection page": os.path.relpath(layout.selection_html(sel_report["selection_key"]),
+                                              os.path.dirname(outputs["evaluation_html"])),
+            "model card (model/README.md)": report["outputs"]["model_card"],
+            "test_predictions.jsonl": report["outputs"]["test_predictions"],
+        }).write(outputs["evaluation_html"], outputs["plots"])
         m = report["metrics"]["test"]
         for h in res.history:  # just before the report: a rerun after a kill logs each epoch once
             tracker.log_metrics(run, {"train_loss": h["train_loss"]}, step=h["epoch"])
@@ -308,6 +406,12 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
             tracker.log_metrics(run, {f"test_evidence_{k}": v for k, v in report["metrics"]["evidence"].items()
                                       if isinstance(v, float)})
         write_json(report_path, report, kind="evaluation_report")
+        # Through the tracking spool (workflow_lib.mlflow_model): the report and its page as run artifacts,
+        # the model folder as the pyfunc model, registered once per final_key, the alias moved to it.
+        tracker.log_artifact(run, report_path)
+        tracker.log_artifact(run, outputs["evaluation_html"])
+        tracker.log_model(run, model_dir, cfg["tracking"]["registered_model"], cfg["tracking"]["model_alias"],
+                          lineage)
     release(state_dir, report_path)
     tracker.close()
     log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)%s", backbone, m["macro_f1"], m["micro_f1"],
