@@ -362,8 +362,8 @@ def render_model_card(report: Mapping, data_card: Mapping, *, backbone_spec: Map
                 ["study_key", f"`{lin['study_key']}` (variant v{lin['variant']})"],
                 ["trial_key", f"`{lin['trial_key']}`"], ["selection_key", f"`{lin['selection_key']}`"],
                 ["selected params", f"`{json.dumps(sel.get('params'), sort_keys=True)}`"],
-                ["code_version", f"`{lin['code_version']}`"],
-                ["created_at", report.get("created_at", "n/a")]]) + "\n")
+                ["code_version", f"`{lin['code_version']}`"]]) + "\n")
+    # no creation time: the card is part of the model folder, whose manifest must be the same for the same model
     add(f"Reports: `{layout.evaluation_report(final_key)}` (+ `{Path(layout.evaluation_html(final_key)).name}`, "
         f"`{Path(layout.test_predictions(final_key)).name}`), `{layout.selection_report(lin['selection_key'])}`.\n")
     return "\n".join(out).rstrip() + "\n"

@@ -235,3 +235,12 @@ def test_extra_report_sections_fit_the_schema_and_errors_name_the_key():
         with pytest.raises(ConfigError) as exc:
             validate_report("evaluation_report", bad)
         assert all(w in str(exc.value) for w in words), str(exc.value)
+
+
+def test_the_card_is_the_same_for_the_same_model_whenever_it_is_written():
+    """The card is a file of the model folder, whose manifest digest the reports compare between runs."""
+    rep = report()
+    later = {**rep, "created_at": "2031-06-30T12:00:00+00:00",
+             "training": {**rep["training"], "seconds": 999.0}}
+    args = {"backbone_spec": {"source": "tiny", "max_length": 64}}
+    assert render_model_card(rep, data_card(), **args) == render_model_card(later, data_card(), **args)
