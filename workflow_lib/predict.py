@@ -300,8 +300,10 @@ class Predictor:
         per_post = self._rows_per_post()
         bar = tqdm(total=len(records), desc="predict", unit="post", file=sys.stderr, disable=not progress,
                    mininterval=1.0, dynamic_ncols=True, leave=False)
-        hook = self.model.register_forward_hook(
-            lambda _m, _a, out: bar.update(min(out["criteria"].shape[0] / per_post, bar.total - bar.n)))
+        def advance(_module, _args, out) -> None:  # a forward hook must return None: a value replaces the output
+            bar.update(min(out["criteria"].shape[0] / per_post, bar.total - bar.n))
+
+        hook = self.model.register_forward_hook(advance)
         rows: list[dict] = []
         try:
             for start in range(0, len(records), step):

@@ -184,6 +184,19 @@ def test_deterministic_and_chunks_agree(predictors, kind):
     assert pr.predict(posts, progress=False, chunk_size=4) == chunked
 
 
+@pytest.mark.parametrize("kind", ["plain", "pairs"])
+def test_a_progress_bar_that_redraws_leaves_the_predictions_alone(predictors, kind, monkeypatch):
+    """tqdm's update() returns True whenever it redraws; the bar advances from a forward hook, and a
+    hook's return value would replace the model's output (a long MiniLM run hit this)."""
+    import tqdm.auto
+
+    pr = predictors[kind]
+    posts = [{"post_id": f"{p['post_id']}-{k}", "text": p["text"]} for k, p in enumerate(POSTS * 3)]
+    quiet = pr.predict(posts, progress=False, batch_size=2)
+    monkeypatch.setattr(tqdm.auto.tqdm, "update", lambda self, n=1: True)  # as if it redrew at every step
+    assert pr.predict(posts, progress=True, batch_size=2) == quiet
+
+
 def test_posts_with_bad_text_are_refused(predictors):
     with pytest.raises(P.PredictError, match=r"post 1 \(post_id 'b'\): 'text' must be a non-empty string"):
         predictors["plain"].predict([{"post_id": "a", "text": "ok"}, {"post_id": "b", "text": " "}])
