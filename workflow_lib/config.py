@@ -16,12 +16,12 @@ from typing import Mapping
 
 import yaml
 
-from workflow_lib.schema import (SCHEMA_DIR, ConfigError, load_schema, validate, validate_data,
-                                 validate_training)
+from workflow_lib.schema import (SCHEMA_DIR, ConfigError, load_schema, validate, validate_checkpoints,
+                                 validate_data, validate_training)
 from workflow_lib.search_space import check_search_space
 
 __all__ = ["SCHEMA_DIR", "ConfigError", "load_schema", "validate", "validate_training", "validate_data",
-           "load_yaml", "deep_merge", "resolve", "load"]
+           "validate_checkpoints", "load_yaml", "deep_merge", "resolve", "load"]
 
 
 def load_yaml(path: str | Path) -> dict:

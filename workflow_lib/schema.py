@@ -144,6 +144,11 @@ def validate_data(data_cfg: Mapping, what: str = "data config") -> dict:
     return _complete(data_cfg, load_schema("config")["properties"]["data"], what)
 
 
+def validate_checkpoints(checkpoints: Mapping | None, what: str = "checkpoints config") -> dict:
+    """Validate (and complete with the schema's defaults) a ``checkpoints`` section (None: all defaults)."""
+    return _complete(checkpoints or {}, load_schema("config")["properties"]["checkpoints"], what)
+
+
 def _complete(obj: Mapping, subschema: Mapping, what: str) -> dict:
     schema = load_schema("config")
     cfg = copy.deepcopy(dict(obj))

@@ -6,19 +6,17 @@ every batch is a slice of it cut to the batch's longest row (dynamic padding, no
 batches depend only on the seed); frozen bottom layers run once and are cached; AdamW without
 decay on biases and norms, linear warmup and decay, gradient clipping; validation on the
 objective after every epoch with the best epoch's weights kept in memory and restored at the end.
-With a ``state_dir`` every epoch's full training state is saved (workflow_lib/resume.py) and a
+With a ``state_dir`` every epoch's full training state is saved (workflow_lib/epoch_states.py, resume.py) and a
 rerun continues from the newest valid one with the same result; retention.py prunes old epochs.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import random
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -27,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from workflow_lib.config import validate_training
+from workflow_lib.epoch_states import EpochStates, NoStates
 from workflow_lib.examples import (Examples, build_examples, evaluate, evidence_char_spans, objective_value,
                                    post_probabilities)
 from workflow_lib.models.losses import build_loss
@@ -256,20 +255,6 @@ def _frozen_cache(model: nn.Module, ex: Examples, device: torch.device, *, eval_
     return k, states.clone()
 
 
-def _preflight(policy: Mapping | None, state_dir, model: nn.Module, optimizer, has_val: bool):
-    """``check(n, what)``: storage.preflight for n training-state checkpoints (no-op without the setting)."""
-    if not policy or not (policy.get("storage") or {}).get("preflight", False):
-        return lambda n, what: None
-    from workflow_lib import storage
-
-    def check(n: int, what: str) -> None:
-        per = storage.estimate_checkpoint_bytes(model, optimizer)
-        per += storage.estimate_checkpoint_bytes(model) if has_val else 0  # the best epoch's weights
-        storage.preflight(state_dir, n * per, what=what, results_dir=policy.get("results_dir"), policy=policy)
-
-    return check
-
-
 DEFAULT_OBJECTIVE = {"criteria_weight": 1.0, "evidence_weight": 0.0, "evidence_metric": "token_f1"}
 
 
@@ -292,70 +277,45 @@ def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: 
 
     ``state_dir``: save the training state after every epoch (before ``on_epoch``) into
     ``state_dir/epoch_{e}`` and start from the newest valid one found there; ``checkpoint_cfg`` is
-    the config's ``checkpoints`` section (enabled, keep_last_n, keep_best_k). While another process
-    holds the folder's lock the run trains without saving state. ``policy`` (the resolved config):
+    the config's ``checkpoints`` section (enabled, keep_last_n, keep_best_k; the schema's defaults
+    fill what it leaves out, None: all defaults). While another process holds the folder's lock the
+    run trains without saving state (workflow_lib/epoch_states.py owns the states). ``policy`` (the resolved config):
     with ``storage.preflight`` free disk space is checked (storage.preflight, StorageError) before
     training for the checkpoints the policy keeps and before every save.
     """
-    ck = {"enabled": True, "keep_last_n": 1, "keep_best_k": 1, **(checkpoint_cfg or {})}
-    if state_dir is None or not ck["enabled"]:
+    with EpochStates.open(state_dir, checkpoint_cfg, policy, progress_desc) as states:
         return _train(spec, train_cfg, train_records, val_records, epochs=epochs, patience=patience, metric=metric,
                       objective=objective, on_epoch=on_epoch, progress_desc=progress_desc, threads=threads,
-                      device=device, state_dir=None, ck=ck, policy=policy)
-    from workflow_lib.resume import locked
-
-    with locked(state_dir) as owned, _storage_monitor(policy, state_dir, ck, progress_desc) as monitor:
-        if not owned:
-            log.warning("%s: %s is in use by another process; training without saving state", progress_desc,
-                        state_dir)
-        return _train(spec, train_cfg, train_records, val_records, epochs=epochs, patience=patience, metric=metric,
-                      objective=objective, on_epoch=on_epoch, progress_desc=progress_desc, threads=threads,
-                      device=device, state_dir=state_dir if owned else None, ck=ck, policy=policy, monitor=monitor)
+                      device=device, states=states)
 
 
-@contextlib.contextmanager
-def _storage_monitor(policy: Mapping | None, state_dir, ck: dict, desc: str):
-    """A storage.StorageMonitor on the state folder's disk while training runs (None without ``policy``).
-
-    When free space falls below storage.critical_free_fraction it (1) prunes this run's epoch folders
-    down to the newest (needed to resume) and the best one, (2) tightens the run's policy to
-    keep_best_k 1, keep_last_n 0 (``ck`` is changed in place, so later saves follow it), and only
-    then (3) records an error that the next save raises. Result files (metrics) are never touched.
-    """
-    if not policy or not (policy.get("storage") or {}).get("monitor", False):
-        yield None
-        return
-    from workflow_lib import retention, storage
-
-    def prune(keep_last_n: int, keep_best_k: int) -> int:
-        root = Path(state_dir)
-        scores = ck.get("_scores", {})
-        before = retention.folder_bytes(root) if root.is_dir() else 0
-        retention.prune_run(root, scores, keep_last_n=keep_last_n, keep_best_k=keep_best_k,
-                            protected=[max(scores)] if scores else [])
-        return before - (retention.folder_bytes(root) if root.is_dir() else 0)
-
-    def tighten() -> int:
-        ck.update(keep_best_k=1, keep_last_n=0)
-        log.warning("%s: storage critical: checkpoint policy tightened to keep_best_k 1, keep_last_n 0", desc)
-        return prune(0, 1)
-
-    mon = storage.StorageMonitor.from_config(policy, path=state_dir, on_prune=lambda: prune(1, 1), on_tighten=tighten,
-                                             what=f"the training state of {desc}")
-    mon.start()
-    try:
-        yield mon
-    finally:
-        mon.stop()
+@dataclass
+class _Run:
+    """What one training run works with, built once by _setup (in this order: the random streams depend on it)."""
+    model: nn.Module
+    tokenizer: Any
+    device: torch.device
+    train_records: list
+    augmentation: list
+    train_ex: Examples
+    val_ex: Examples | None
+    cache: tuple | None                 # _frozen_cache
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator          # the batch order
+    params: list
+    batch_size: int
+    eval_batch_size: int
+    steps_per_epoch: int
+    max_grad_norm: float | None
+    evidence_weight: float
+    evidence_threshold: float
 
 
-def _train(spec, train_cfg, train_records, val_records, *, epochs, patience, metric, objective, on_epoch,
-           progress_desc, threads, device, state_dir, ck, policy, monitor=None) -> TrainResult:
-    t_start = time.perf_counter()
-    train_cfg = validate_training(train_cfg)
-    objective = {**DEFAULT_OBJECTIVE, **(objective or {})}
+def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, device, desc) -> _Run:
+    """Threads and seeds, the model, augmentation, examples, frozen-layer cache, loss, optimizer and schedule."""
     n_threads = configure_threads(threads if threads is not None else train_cfg["threads"])
-    epochs = int(epochs if epochs is not None else train_cfg["epochs"])
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if not train_records:
@@ -374,154 +334,198 @@ def _train(spec, train_cfg, train_records, val_records, *, epochs, patience, met
 
         train_records, augmentation = augment_records(list(train_records), recipe=train_cfg["augment"],
                                                       prob=float(train_cfg["augment_prob"]), seed=seed)
-        log.info("%s: augmented %d evidence sentence(s) with %s (p=%.2f)", progress_desc, len(augmentation),
+        log.info("%s: augmented %d evidence sentence(s) with %s (p=%.2f)", desc, len(augmentation),
                  train_cfg["augment"], train_cfg["augment_prob"])
     train_ex = build_examples(train_records, tokenizer, train_cfg, max_length)
-    has_val = bool(val_records)
-    val_ex = build_examples(val_records, tokenizer, train_cfg, max_length) if has_val else None
-    evidence = model.evidence_head is not None
-    ev_weight = float(train_cfg["evidence_loss_weight"])
-    ev_threshold = float(train_cfg["evidence_threshold"])
+    val_ex = build_examples(val_records, tokenizer, train_cfg, max_length) if val_records else None
 
     cache = _frozen_cache(model, train_ex, device, eval_batch_size=int(train_cfg["eval_batch_size"]),
-                          enabled=bool(train_cfg["cache_frozen"]), desc=progress_desc)
-    y_train = train_ex.targets
-    loss_fn = build_loss(train_cfg["loss"], train_labels=y_train.numpy(), gamma=float(train_cfg["loss_gamma"]),
+                          enabled=bool(train_cfg["cache_frozen"]), desc=desc)
+    loss_fn = build_loss(train_cfg["loss"], train_labels=train_ex.targets.numpy(), gamma=float(train_cfg["loss_gamma"]),
                          alpha=float(train_cfg["loss_alpha"]),
                          label_smoothing=float(train_cfg["label_smoothing"])).to(device)
     batch_size = int(train_cfg["batch_size"])
-    eval_batch_size = int(train_cfg["eval_batch_size"])
-    n = len(train_ex)
-    steps_per_epoch = math.ceil(n / batch_size)
+    steps_per_epoch = math.ceil(len(train_ex) / batch_size)
     total_steps = steps_per_epoch * epochs
     optimizer = build_optimizer(model, train_cfg)
-    scheduler = linear_schedule(optimizer, total_steps,
-                                math.ceil(total_steps * float(train_cfg["warmup_ratio"])))
-    max_grad_norm = train_cfg.get("max_grad_norm")
+    scheduler = linear_schedule(optimizer, total_steps, math.ceil(total_steps * float(train_cfg["warmup_ratio"])))
     params = [p for p in model.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(seed)
     log.info("%s: %d rows (%s%s), %d epochs x %d steps (batch %d, max_length %d), %d threads, %s trainable params",
-             progress_desc, n, train_cfg["input_format"], " + evidence" if evidence else "", epochs,
-             steps_per_epoch, batch_size, max_length, n_threads, f"{sum(p.numel() for p in params) / 1e6:.2f}M")
+             desc, len(train_ex), train_cfg["input_format"], " + evidence" if model.evidence_head is not None else "",
+             epochs, steps_per_epoch, batch_size, max_length, n_threads, f"{sum(p.numel() for p in params) / 1e6:.2f}M")
+    return _Run(model=model, tokenizer=tokenizer, device=device, train_records=train_records,
+                augmentation=augmentation, train_ex=train_ex, val_ex=val_ex, cache=cache, loss_fn=loss_fn,
+                optimizer=optimizer, scheduler=scheduler, generator=generator, params=params, batch_size=batch_size,
+                eval_batch_size=int(train_cfg["eval_batch_size"]), steps_per_epoch=steps_per_epoch,
+                max_grad_norm=train_cfg.get("max_grad_norm"),
+                evidence_weight=float(train_cfg["evidence_loss_weight"]),
+                evidence_threshold=float(train_cfg["evidence_threshold"]))
 
-    history: list[dict] = []
+
+def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
+    """The training loss of one batch (rows ``idx``): criteria loss (+ weighted evidence loss)."""
+    model, device, ex = run.model, run.device, run.train_ex
+    batch = _to(ex.batch(idx, training=True), device)
+    if run.cache is not None:
+        k, states = run.cache
+        out = model.forward_from(k, states[idx, :batch["input_ids"].shape[1]].to(device),
+                                 batch["attention_mask"], batch.get("eligible"), batch.get("sentence_ids"))
+    else:
+        out = model(**batch)
+    loss = run.loss_fn(out["criteria"], ex.targets[idx].to(device, non_blocking=True))
+    if model.evidence_head is not None:
+        tags, sids = ex.evidence_targets(idx, batch["input_ids"].shape[1])
+        loss = loss + run.evidence_weight * model.evidence_head.loss(out["evidence"], tags.to(device), sids.to(device))
+    return loss
+
+
+def train_one_epoch(run: _Run, desc: str) -> float:
+    """One pass over the training rows in a fresh random order (run.generator); the mean training loss."""
+    run.model.train()
+    order = torch.randperm(len(run.train_ex), generator=run.generator)
+    loss_sum = torch.zeros((), device=run.device)  # summed on the device: no host sync per step on GPU
+    seen = 0
+    bar = tqdm(total=run.steps_per_epoch, desc=desc, unit="step", file=sys.stderr, leave=False, mininterval=1.0,
+               dynamic_ncols=True)
+    try:
+        for step, idx in enumerate(order.split(run.batch_size), start=1):
+            loss = _batch_loss(run, idx)
+            loss.backward()
+            if run.max_grad_norm:
+                clip_grad_norm(run.params, float(run.max_grad_norm))
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.detach() * len(idx)
+            seen += len(idx)
+            bar.update(1)
+            if bar.n == run.steps_per_epoch or step % 4 == 0:
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", refresh=False)
+    finally:
+        bar.close()
+    return float(loss_sum) / max(1, seen)
+
+
+def _predict_validation(run: _Run, val_records) -> tuple[Prediction, dict]:
+    pred = predict_examples(run.model, run.val_ex, batch_size=run.eval_batch_size,
+                            evidence_threshold=run.evidence_threshold)
+    return pred, pred.metrics(val_records)
+
+
+@dataclass
+class Validation:
+    """One epoch's validation: the prediction, its metrics, the objective and the history fields."""
+    pred: Prediction
+    metrics: dict
+    score: float
+    fields: dict                        # val_score, [val_evidence_<metric>], val_seconds
+
+
+def evaluate_epoch(run: _Run, val_records, metric: str, objective: Mapping) -> Validation:
+    """Predict the validation rows and score them on the objective (``metric`` at threshold 0.5)."""
+    t0 = time.perf_counter()
+    pred, metrics = _predict_validation(run, val_records)
+    score = objective_value(metrics, metric, objective)
+    fields: dict[str, Any] = {"val_score": score}
+    if "evidence" in metrics:
+        fields["val_evidence_" + objective["evidence_metric"]] = metrics["evidence"][objective["evidence_metric"]]
+    fields["val_seconds"] = time.perf_counter() - t0
+    return Validation(pred, metrics, score, fields)
+
+
+@dataclass
+class _Progress:
+    """The history and early-stopping bookkeeping (what a training state stores, plus the best prediction)."""
+    history: list = field(default_factory=list)
     best_score: float | None = None
-    best_epoch = 0
-    best_state: dict[str, torch.Tensor] | None = None
-    best_pred: Prediction | None = None
+    best_epoch: int = 0
+    stale: int = 0
+    best_state: dict | None = None      # the best epoch's weights (with validation)
+    best_pred: Prediction | None = None  # None after a resume past the best epoch
     best_metrics: dict | None = None
-    stale = start = 0
-    finished = False
-    if state_dir is not None:
-        from workflow_lib import resume, retention
-        from workflow_lib.checkpoint import tokenizer_files as ckpt_tokenizer_files
 
-        identity = resume.run_identity(spec, train_cfg, epochs=epochs, patience=patience, metric=metric,
-                                       objective=objective, train_records=train_records, val_records=val_records)
-        loaded = resume.load_latest(state_dir, identity=identity, model=model)
-        if loaded is not None:
-            best_state = resume.apply(loaded, model=model, optimizer=optimizer, scheduler=scheduler,
-                                      generator=generator)
-            t = loaded.trainer
-            history, best_score, best_epoch, stale = t["history"], t["best_score"], t["best_epoch"], t["stale"]
-            start, finished = loaded.epoch, bool(t["finished"])
-            log.info("%s: resuming from %s (epoch %d/%d done%s)", progress_desc, loaded.path, start, epochs,
-                     ", training finished" if finished else "")
-        tok_files = ckpt_tokenizer_files(tokenizer)
-        preflight = _preflight(policy, state_dir, model, optimizer, has_val)
-        if not finished:
-            preflight(max(1, int(ck["keep_last_n"])) + int(ck["keep_best_k"]),
-                      f"the training state of {progress_desc} (policy: keep_last_n {ck['keep_last_n']}, "
-                      f"keep_best_k {ck['keep_best_k']})")
+    @classmethod
+    def resumed(cls, trainer: Mapping, best_state) -> "_Progress":
+        return cls(trainer["history"], trainer["best_score"], trainer["best_epoch"], trainer["stale"], best_state)
+
+    def record(self, epoch: int, model: nn.Module, val: Validation | None) -> None:
+        """Note epoch ``epoch`` (after its validation, before its history entry); a tie is no improvement."""
+        if val is None:
+            self.best_epoch = epoch
+        elif self.best_score is None or val.score > self.best_score:
+            self.best_score, self.best_epoch, self.best_pred, self.best_metrics, self.stale = (
+                val.score, epoch, val.pred, val.metrics, 0)
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.stale += 1
+
+    def trainer_state(self, finished: bool) -> dict:
+        return {"history": self.history, "best_score": self.best_score, "best_epoch": self.best_epoch,
+                "stale": self.stale, "finished": bool(finished)}
+
+
+def _result(run: _Run, progress: _Progress, val_records, *, t_start: float, resumed_from: int) -> TrainResult:
+    """The best epoch's model (weights restored) and its validation prediction, in eval mode."""
+    if progress.best_state is not None and progress.best_epoch != progress.history[-1]["epoch"]:
+        run.model.load_state_dict(progress.best_state)
+    if run.val_ex is not None and progress.best_pred is None:  # resumed past the best epoch: predict it again
+        progress.best_pred, progress.best_metrics = _predict_validation(run, val_records)
+    run.model.eval()
+    return TrainResult(model=run.model, tokenizer=run.tokenizer, history=progress.history,
+                       best_epoch=progress.best_epoch, best_score=progress.best_score,
+                       val_probs=progress.best_pred.probs if progress.best_pred is not None else None,
+                       val_prediction=progress.best_pred, val_metrics=progress.best_metrics,
+                       augmentation=run.augmentation, train_seconds=time.perf_counter() - t_start,
+                       resumed_from=resumed_from)
+
+
+def _train(spec, train_cfg, train_records, val_records, *, epochs, patience, metric, objective, on_epoch,
+           progress_desc, threads, device, states: NoStates) -> TrainResult:
+    t_start = time.perf_counter()
+    train_cfg = validate_training(train_cfg)
+    objective = {**DEFAULT_OBJECTIVE, **(objective or {})}
+    epochs = int(epochs if epochs is not None else train_cfg["epochs"])
+    run = _setup(spec, train_cfg, train_records, val_records, epochs=epochs, threads=threads, device=device,
+                 desc=progress_desc)
+    states.attach(spec=spec, train_cfg=train_cfg, model=run.model, tokenizer=run.tokenizer, optimizer=run.optimizer,
+                  scheduler=run.scheduler, generator=run.generator, has_val=run.val_ex is not None,
+                  identity=dict(epochs=epochs, patience=patience, metric=metric, objective=objective,
+                                train_records=run.train_records, val_records=val_records))
+    progress, start, finished = _Progress(), 0, False
+    resumed = states.resume()
+    if resumed is not None:
+        progress = _Progress.resumed(resumed.trainer, resumed.best_state)
+        start, finished = resumed.epoch, bool(resumed.trainer["finished"])
+        log.info("%s: resuming from %s (epoch %d/%d done%s)", progress_desc, resumed.path, start, epochs,
+                 ", training finished" if finished else "")
+    if not finished:
+        states.preflight_run()
+
     for epoch in range(start + 1, epochs + 1) if not finished else ():
         t_epoch, cpu_epoch = time.perf_counter(), time.process_time()
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        loss_sum = torch.zeros((), device=device)  # summed on the device: no host sync per step on GPU
-        seen = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"{progress_desc} epoch {epoch}/{epochs}", unit="step",
-                   file=sys.stderr, leave=False, mininterval=1.0, dynamic_ncols=True)
-        try:
-            for step, idx in enumerate(order.split(batch_size), start=1):
-                batch = _to(train_ex.batch(idx, training=True), device)
-                if cache is not None:
-                    k, states = cache
-                    out = model.forward_from(k, states[idx, :batch["input_ids"].shape[1]].to(device),
-                                             batch["attention_mask"], batch.get("eligible"), batch.get("sentence_ids"))
-                else:
-                    out = model(**batch)
-                loss = loss_fn(out["criteria"], y_train[idx].to(device, non_blocking=True))
-                if evidence:
-                    tags, sids = train_ex.evidence_targets(idx, batch["input_ids"].shape[1])
-                    loss = loss + ev_weight * model.evidence_head.loss(out["evidence"], tags.to(device),
-                                                                       sids.to(device))
-                loss.backward()
-                if max_grad_norm:
-                    clip_grad_norm(params, float(max_grad_norm))
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                loss_sum += loss.detach() * len(idx)
-                seen += len(idx)
-                bar.update(1)
-                if bar.n == steps_per_epoch or step % 4 == 0:
-                    bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", refresh=False)
-        finally:
-            bar.close()
-        train_loss = float(loss_sum) / max(1, seen)
-        entry: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
-        val_score = None
-        if has_val:
-            t_val = time.perf_counter()
-            pred = predict_examples(model, val_ex, batch_size=eval_batch_size, evidence_threshold=ev_threshold)
-            val_metrics = pred.metrics(val_records)
-            val_score = objective_value(val_metrics, metric, objective)
-            entry["val_score"] = val_score
-            if "evidence" in val_metrics:
-                entry["val_evidence_" + objective["evidence_metric"]] = val_metrics["evidence"][objective["evidence_metric"]]
-            entry["val_seconds"] = time.perf_counter() - t_val
-            if best_score is None or val_score > best_score:
-                best_score, best_epoch, best_pred, best_metrics, stale = val_score, epoch, pred, val_metrics, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-        else:
-            best_epoch = epoch
+        entry: dict[str, Any] = {"epoch": epoch,
+                                 "train_loss": train_one_epoch(run, f"{progress_desc} epoch {epoch}/{epochs}")}
+        val = evaluate_epoch(run, val_records, metric, objective) if run.val_ex is not None else None
+        entry.update(val.fields if val is not None else {})
+        progress.record(epoch, run.model, val)
         entry["seconds"] = time.perf_counter() - t_epoch
         entry["cpu_seconds"] = time.process_time() - cpu_epoch  # process CPU time, all threads
-        history.append(entry)
-        log.info("%s epoch %d/%d: train_loss %.4f%s, %.1f s", progress_desc, epoch, epochs, train_loss,
-                 f", val objective {val_score:.4f} (best {best_score:.4f} at epoch {best_epoch})" if has_val else "",
-                 entry["seconds"])
-        stop = has_val and patience is not None and stale >= max(1, int(patience)) and epoch < epochs
-        if state_dir is not None:
-            t_save = time.perf_counter()
-            if monitor is not None:
-                monitor.check()  # the storage monitor's error, after it pruned and tightened (StorageError)
-            preflight(1, f"the epoch {epoch} training state of {progress_desc}")
-            trainer = {"history": history, "best_score": best_score, "best_epoch": best_epoch, "stale": stale,
-                       "finished": bool(stop or epoch == epochs)}
-            ck["_scores"] = {h["epoch"]: h.get("val_score") for h in history}
-            with monitor.lock if monitor is not None else contextlib.nullcontext():
-                resume.save_state(state_dir, epoch, model=model, tokenizer=tok_files, spec=spec, train_cfg=train_cfg,
-                                  identity=identity, optimizer=optimizer, scheduler=scheduler, generator=generator,
-                                  trainer=trainer, best_state=best_state)
-                retention.prune_run(state_dir, ck["_scores"], keep_last_n=int(ck["keep_last_n"]),
-                                    keep_best_k=int(ck["keep_best_k"]), protected=[epoch])
-            entry["save_seconds"] = time.perf_counter() - t_save
+        progress.history.append(entry)
+        log.info("%s epoch %d/%d: train_loss %.4f%s, %.1f s", progress_desc, epoch, epochs, entry["train_loss"],
+                 f", val objective {val.score:.4f} (best {progress.best_score:.4f} at epoch {progress.best_epoch})"
+                 if val is not None else "", entry["seconds"])
+        stop = val is not None and patience is not None and progress.stale >= max(1, int(patience)) and epoch < epochs
+
+        save_seconds = states.save(epoch, trainer=progress.trainer_state(finished=stop or epoch == epochs),
+                                   best_state=progress.best_state)
+        if save_seconds is not None:
+            entry["save_seconds"] = save_seconds
         if on_epoch is not None:
-            on_epoch(epoch, val_score)
+            on_epoch(epoch, val.score if val is not None else None)
         if stop:
-            log.info("%s: no improvement for %d epoch(s); stopping early, best epoch %d", progress_desc, stale,
-                     best_epoch)
+            log.info("%s: no improvement for %d epoch(s); stopping early, best epoch %d", progress_desc,
+                     progress.stale, progress.best_epoch)
             break
-    if best_state is not None and best_epoch != history[-1]["epoch"]:
-        model.load_state_dict(best_state)
-    if has_val and best_pred is None:  # resumed past the best epoch: its validation prediction again
-        best_pred = predict_examples(model, val_ex, batch_size=eval_batch_size, evidence_threshold=ev_threshold)
-        best_metrics = best_pred.metrics(val_records)
-    model.eval()
-    return TrainResult(model=model, tokenizer=tokenizer, history=history, best_epoch=best_epoch,
-                       best_score=best_score, val_probs=best_pred.probs if best_pred is not None else None,
-                       val_prediction=best_pred, val_metrics=best_metrics, augmentation=augmentation,
-                       train_seconds=time.perf_counter() - t_start, resumed_from=start)
+
+    return _result(run, progress, val_records, t_start=t_start, resumed_from=start)
