@@ -68,14 +68,17 @@ class PredictError(ValueError):
 # ---------------------------------------------------------------------------------------------- loading
 
 def default_tracking_uri(tracking_uri: str | None = None) -> str | None:
-    """``tracking_uri``, else $MLFLOW_TRACKING_URI, else ``sqlite:///<abs>/results/mlflow.db`` when
-    that file exists in the working directory (the pipeline's default store), else None."""
-    if tracking_uri:
-        return tracking_uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    db = Path("results") / "mlflow.db"
-    return "sqlite:///" + str(db.resolve()) if db.is_file() else None
+    """The store a pipeline run in this working directory logs to (tracking.tracking_uri with the
+    schema's default results_dir): ``tracking_uri``, else $MLFLOW_TRACKING_URI, else its SQLite file
+    when that exists, else None."""
+    from workflow_lib.schema import load_schema
+    from workflow_lib.tracking import tracking_uri as pipeline_uri
+
+    results_dir = load_schema("config")["properties"]["results_dir"]["default"]
+    uri = pipeline_uri({"tracking": {"uri": tracking_uri}, "results_dir": results_dir})
+    if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    return uri if Path(uri.removeprefix("sqlite:///")).is_file() else None
 
 
 def is_mlflow_uri(model: str | Path) -> bool:
