@@ -29,7 +29,7 @@ POSTS = "post_id,text\np1,I can't sleep at night. Work is fine.\np2,\"Hello, wor
 
 
 def _data_cfg(**over):
-    cfg = {"source": "local", "local_path": None, "max_post_chars": 20000, "n_folds": 2,
+    cfg = {"source": "local", "local_path": None, "n_folds": 2,
            "split": {"seed": 1, "validation_fraction": 0.2, "test_fraction": 0.2}}
     cfg.update(over)
     return cfg
@@ -103,10 +103,47 @@ CSV_CASES = [
 @pytest.mark.parametrize("case,posts,anns,file,needles", CSV_CASES, ids=[c[0] for c in CSV_CASES])
 def test_csv_folder(tmp_path, case, posts, anns, file, needles):
     d = _csv_folder(tmp_path, posts, anns)
-    msg = _raises(lambda: load_folder(d, max_post_chars=100 if case == "long_post" else 20000))
+    msg = _raises(lambda: load_folder(d, max_post_chars=100 if case == "long_post" else None))
     assert str(d / file) in msg, msg
     for needle in needles:
         assert needle in msg, msg
+
+
+@pytest.fixture
+def csv_limit():
+    """Set the csv module's field limit (and, if given, the limit the loader lifts it to) for one test;
+    both restored afterwards."""
+    from workflow_lib.data import loader
+
+    before, target = csv.field_size_limit(), loader.CSV_FIELD_LIMIT
+
+    def set_limit(n: int, lift_to: int | None = None) -> None:
+        csv.field_size_limit(n)
+        if lift_to is not None:
+            loader.CSV_FIELD_LIMIT = lift_to
+
+    yield set_limit
+    csv.field_size_limit(before)
+    loader.CSV_FIELD_LIMIT = target
+
+
+def test_posts_over_the_csv_default_field_limit_are_read(tmp_path, csv_limit):
+    csv_limit(131_072)  # Python's default, as a fresh process has it
+    text = "I lie awake. " * 11_000 + "I have not slept properly in months."
+    d = _csv_folder(tmp_path, f"post_id,text\np1,short\np2,\"{text}\"\n",
+                    ANN + "p2,p2_9,I have not slept properly in months.,SLEEP_ISSUES,1,\n")
+    raw = load_folder(d)
+    assert len(raw.posts[1]["text"]) == len(text) > 131_072 and raw.annotations[0]["post_id"] == "p2"
+
+
+def test_a_field_over_the_csv_field_limit_is_named_as_a_size_problem(tmp_path, csv_limit):
+    # Only a field over 2**31 - 1 characters reaches this now; a lowered limit stands in for it.
+    csv_limit(1_000, lift_to=1_000)
+    d = _csv_folder(tmp_path, "post_id,text\np1,short\np2," + "x" * 1_500 + "\n")
+    msg = _raises(lambda: load_folder(d))
+    assert f"{d / 'posts.csv'}: record starting at line 3: a field runs past 1,000 characters" in msg, msg
+    assert "the most Python's csv module reads in one field" in msg and "Shorten or remove that value" in msg
+    assert "Enclose" not in msg and "malformed" not in msg
 
 
 @pytest.mark.parametrize("case,make,needles", [
@@ -336,7 +373,11 @@ def test_too_few_posts_for_the_folds(tmp_path):
 def test_long_post_policy_is_stated_in_the_data_card(tmp_path):
     card = prepare(_data_cfg(local_path=str(SAMPLE), max_post_chars=5000), tmp_path / "out", "k")
     assert "longer than data.max_post_chars (5000) characters are rejected" in card["truncation_policy"]
-    assert "truncates every post to the backbone's max_length tokens" in card["truncation_policy"]
+    assert "longer than its max_length tokens" in card["truncation_policy"]
+    assert "training.long_posts" in card["truncation_policy"] and card["settings"]["max_post_chars"] == 5000
+    card = prepare(_data_cfg(local_path=str(SAMPLE)), tmp_path / "out2", "k")  # the default: no limit
+    assert "Posts of any length are accepted (data.max_post_chars: null" in card["truncation_policy"]
+    assert card["settings"]["max_post_chars"] is None
 
 
 # ============================================================================ finished results untouched
@@ -377,6 +418,10 @@ CONFIG_CASES = [
     ("unknown_top_level_key", {"trainig": {}}, ["<top level>: unknown key(s) 'trainig'", "-> 'training'"]),
     ("wrong_type", {"data": {"n_folds": "5"}}, ["data.n_folds: expected integer, got str '5'"]),
     ("out_of_range", {"data": {"n_folds": 11}}, ["data.n_folds: 11 is out of range (maximum 10)"]),
+    ("max_post_chars_below_minimum", {"data": {"max_post_chars": 50}},
+     ["data.max_post_chars: 50 is out of range (minimum 100)"]),
+    ("max_post_chars_not_a_number", {"data": {"max_post_chars": "40k"}},
+     ["data.max_post_chars: expected ['integer', 'null'], got str '40k'"]),
     ("out_of_range_dropout", {"training": {"dropout": 1.5}}, ["training.dropout: 1.5 is out of range"]),
     ("bad_enum", {"training": {"head": "transformer"}}, ["training.head: 'transformer' is not allowed", "'linear'"]),
     ("split_fractions_too_large", {"data": {"split": {"validation_fraction": 0.4, "test_fraction": 0.4}}},

@@ -1,6 +1,7 @@
 """Loader: the real sample, every bad-input error, fingerprints, hub (offline), split folders."""
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import shutil
@@ -21,8 +22,7 @@ ANN_HEADER = "post_id,sentence_id,sentence_text,DSM5_symptom,status,explanation\
 def _cfg(**over):
     cfg = {"source": "local", "embedded": {"n_posts": 60, "seed": 13}, "local_path": None,
            "hub": {"id": "irlab-udc/redsm5", "revision": None, "timeout_s": 2}, "alignment_threshold": 0.5,
-           "max_post_chars": 20000, "split": {"seed": 42, "validation_fraction": 0.15, "test_fraction": 0.15},
-           "n_folds": 3}
+           "split": {"seed": 42, "validation_fraction": 0.15, "test_fraction": 0.15}, "n_folds": 3}
     cfg.update(over)
     return cfg
 
@@ -163,6 +163,14 @@ def test_post_longer_than_max_post_chars(tmp_path):
     assert "max_post_chars = 100" in msg and "rejected, not truncated" in msg
 
 
+def test_no_limit_by_default_and_a_set_limit_is_inclusive(tmp_path):
+    d = _folder(tmp_path, "post_id,text\np1,short\np2," + "x" * 40_000 + "\n")
+    assert len(load_raw(_cfg(local_path=str(d)), tmp_path).posts[1]["text"]) == 40_000  # default: null
+    assert len(load_folder(d).posts) == 2 and len(load_folder(d, max_post_chars=40_000).posts) == 2
+    with pytest.raises(DataError, match="post 'p2' has 40000 characters, more than data.max_post_chars = 39999"):
+        load_raw(_cfg(local_path=str(d), max_post_chars=39_999), tmp_path)
+
+
 def test_ambiguous_csv_names(tmp_path):
     d = tmp_path / "amb"
     d.mkdir()
@@ -273,6 +281,31 @@ def test_split_folder_csv_with_annotations_column(tmp_path):
     raw = load_folder(d)
     assert raw.given_splits == {"train": ["a"], "validation": ["b"], "test": ["c"]}
     assert [a["DSM5_symptom"] for a in raw.annotations] == ["DEPRESSED_MOOD"] * 3
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_split_folder_reads_a_150000_character_post(tmp_path, fmt):
+    before = csv.field_size_limit(131_072)  # Python's default, as a fresh process has it
+    try:
+        d = tmp_path / "long"
+        d.mkdir()
+        text = "I keep going over the same day again. " * 4_000 + "Nothing is fun any more."
+        assert len(text) > 150_000
+        rows = {"train": [_row("t1", text, ANHEDONIA=1), _row("t2", "Short one.")],
+                "validation": [_row("v1", "Another.")], "test": [_row("x1", "Last.")]}
+        for split, items in rows.items():
+            if fmt == "jsonl":
+                _jsonl(d / f"{split}.jsonl", items)
+            else:
+                with open(d / f"{split}.csv", "w", encoding="utf-8", newline="") as fh:
+                    w = csv.DictWriter(fh, fieldnames=list(items[0]))
+                    w.writeheader()
+                    w.writerows(items)
+        raw = load_raw(_cfg(local_path=str(d)), tmp_path)  # the default config: no limit
+    finally:
+        csv.field_size_limit(before)
+    assert raw.posts[0] == {"post_id": "t1", "text": text}
+    assert raw.given_splits["train"] == ["t1", "t2"] and raw.annotations[0]["DSM5_symptom"] == "ANHEDONIA"
 
 
 def test_split_folder_post_in_two_splits_is_rejected(tmp_path):

@@ -1,6 +1,8 @@
-"""prepare(): the four files, the card and its schema, given splits, load_prepared."""
+"""prepare(): the four files, the card and its schema, given splits, load_prepared, long posts."""
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -8,18 +10,20 @@ import jsonschema
 import numpy as np
 import pytest
 
+from workflow_lib import config
 from workflow_lib.config import load_schema
 from workflow_lib.data.loader import DataError
-from workflow_lib.data.prepare import FILES, check_given_splits, load_prepared, prepare
+from workflow_lib.data.prepare import FILES, check_given_splits, length_stats, load_prepared, prepare
 from workflow_lib.symptoms import SYMPTOMS
 
-SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "redsm5_sample"
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "tests" / "fixtures" / "redsm5_sample"
 
 
 def _cfg(**over):
     cfg = {"source": "embedded", "embedded": {"n_posts": 200, "seed": 13}, "local_path": None,
            "hub": {"id": "irlab-udc/redsm5", "revision": None, "timeout_s": 2}, "alignment_threshold": 0.5,
-           "max_post_chars": 20000, "split": {"seed": 42, "validation_fraction": 0.15, "test_fraction": 0.15},
+           "max_post_chars": 200000, "split": {"seed": 42, "validation_fraction": 0.15, "test_fraction": 0.15},
            "n_folds": 3}
     cfg.update(over)
     return cfg
@@ -45,9 +49,30 @@ def test_writes_the_four_files_and_a_valid_card(embedded):
     assert on_disk == card
     jsonschema.Draft202012Validator(load_schema("data_card")).validate(on_disk)
     assert card["data_key"] == "abc123def456"
-    assert card["source"] == {"kind": "embedded", "generator_version": "1", "n_posts": 200, "seed": 13}
+    assert card["source"] == {"kind": "embedded", "generator_version": "2", "n_posts": 200, "seed": 13}
     assert card["split_origin"] == "stratified" and card["code_version"]
-    assert "max_post_chars (20000)" in card["truncation_policy"] and "max_length" in card["truncation_policy"]
+    assert "data.max_post_chars (200000) characters are rejected" in card["truncation_policy"]
+    assert "max_length" in card["truncation_policy"] and "training.long_posts" in card["truncation_policy"]
+    lengths = card["lengths"]
+    assert [f["fold"] for f in lengths["folds"]] == [f["fold"] for f in card["counts"]["folds"]]
+    assert [f["heldout"]["posts"] for f in lengths["folds"]] == [f["heldout"] for f in card["counts"]["folds"]]
+    assert {n: lengths["splits"][n]["posts"] for n in lengths["splits"]} == \
+        {n: card["counts"]["splits"][n]["posts"] for n in card["counts"]["splits"]}
+    assert lengths["all"]["posts"] == 200 and lengths["all"]["over_512_words"] == 0
+
+
+def test_length_stats_values():
+    texts = ["one", "one two", "a b c", "a b c d", " ".join(["w"] * 100)]
+    stats = length_stats(texts)
+    assert stats["posts"] == 5
+    # words 1, 2, 3, 4, 100: p95 interpolates between 4 and 100 (0.8 of the way)
+    assert stats["words"] == {"mean": 22.0, "p50": 3.0, "p95": 80.8, "min": 1, "max": 100}
+    assert stats["chars"] == {"mean": 44.2, "p50": 7.0, "p95": 160.6, "min": 3, "max": 199}  # 3, 5, 7, 7, 199
+    assert stats["over_512_words"] == stats["over_2000_words"] == 0
+    long = length_stats(["x " * 513, "x " * 512, "y " * 2001, "short"])
+    assert long["over_512_words"] == 2 and long["over_2000_words"] == 1 and long["words"]["max"] == 2001
+    assert length_stats([]) == {"posts": 0, "words": None, "chars": None, "over_512_words": 0,
+                                "over_2000_words": 0}
 
 
 def test_posts_records(embedded):
@@ -170,6 +195,109 @@ def test_given_splits_must_be_disjoint_and_complete():
         check_given_splits({"train": ["a", "z"], "validation": ["c"], "test": ["b"]}, ["a", "b", "c"])
 
 
+def test_load_prepared_refuses_a_card_without_lengths(embedded, tmp_path):
+    out, card = embedded
+    for name in FILES:
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    old = {k: v for k, v in card.items() if k != "lengths"}  # a card written before the length distribution
+    (tmp_path / "data_card.json").write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load_prepared(tmp_path)
+    msg = str(info.value)
+    assert str(tmp_path / "data_card.json") in msg and "'lengths' is a required property" in msg
+    assert "run the prepare_data stage again" in msg
+
+
 def test_load_prepared_reports_missing_files(tmp_path):
     with pytest.raises(DataError, match="missing posts.jsonl"):
         load_prepared(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ long posts
+# Posts of 40,000 and 150,000 characters whose evidence sentence is the post's last, in a ReDSM5-format folder;
+# read with the project's default config (config/config.yaml) through prepare(), the prepare_data stage's entry.
+
+FILLER = ("I went to work again and sat at my desk until the light outside was gone. "
+          "My sister called about the weekend and I said I would think about it. "
+          "The bus was late, so I walked home through the park in the rain. ")
+LONG = {"long_40k": (40_000, "Honestly I have not slept more than three hours a night since March.", "SLEEP_ISSUES"),
+        "long_150k": (150_000, "Some nights I wish I could just not wake up at all.", "SUICIDAL_THOUGHTS")}
+
+
+def _long_text(n_chars: int, evidence: str) -> str:
+    head = "".join(itertools.islice(itertools.cycle(FILLER), n_chars - len(evidence) - 1))
+    text = head[:-1] + ". " + evidence if head.endswith(" ") else head + " " + evidence
+    assert len(text) == n_chars and text.endswith(evidence) and text.count(evidence) == 1
+    return text
+
+
+@pytest.fixture
+def long_folder(tmp_path):
+    posts = [(pid, _long_text(n, ev)) for pid, (n, ev, _) in LONG.items()]
+    posts += [(f"s{i:02d}", f"Short post {i}. " + ("I can't sleep at night." if i % 3 == 0 else "Work is fine."))
+              for i in range(22)]
+    anns = [(pid, f"{pid}_last", ev, sym, 1, "") for pid, (_, ev, sym) in LONG.items()]
+    anns += [(pid, f"{pid}_1", "I can't sleep at night.", "SLEEP_ISSUES", 1, "") for pid, t in posts
+             if t.endswith("I can't sleep at night.")]
+    d = tmp_path / "redsm5_long"
+    d.mkdir()
+    for name, header, rows in (("posts.csv", ("post_id", "text"), posts),
+                               ("annotations.csv", ("post_id", "sentence_id", "sentence_text", "DSM5_symptom",
+                                                    "status", "explanation"), anns)):
+        with open(d / name, "w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows([header, *rows])
+    return d
+
+
+@pytest.fixture
+def fresh_csv_limit():
+    """The csv module's field limit as a fresh process has it (131,072), restored afterwards."""
+    before = csv.field_size_limit(131_072)
+    yield
+    csv.field_size_limit(before)
+
+
+def _default_data_cfg(folder, **data):
+    return config.load(REPO / "config" / "config.yaml",
+                       overrides={"data": {"source": "local", "local_path": str(folder), **data}})["data"]
+
+
+def test_long_posts_load_and_align_with_the_default_config(long_folder, tmp_path, fresh_csv_limit):
+    data_cfg = _default_data_cfg(long_folder)
+    assert data_cfg["max_post_chars"] is None  # the default: no limit
+    card = prepare(data_cfg, tmp_path / "out", "long")
+    jsonschema.Draft202012Validator(load_schema("data_card")).validate(card)
+    records = {r["post_id"]: r for r in _records(tmp_path / "out")}
+    for pid, (n, evidence, symptom) in LONG.items():
+        rec = records[pid]
+        assert len(rec["text"]) == n and rec["labels"][SYMPTOMS.index(symptom)] == 1
+        (ev,) = rec["evidence"]
+        assert ev["match"] == "exact" and (ev["start"], ev["end"]) == (n - len(evidence), n)
+        assert rec["text"][ev["start"]:ev["end"]] == evidence
+    assert card["alignment"]["unaligned"] == 0 and card["counts"]["posts"] == 24
+    assert card["settings"]["max_post_chars"] is None
+    assert "any length are accepted (data.max_post_chars: null, no limit)" in card["truncation_policy"]
+    lengths = card["lengths"]
+    words = {pid: len(records[pid]["text"].split()) for pid in LONG}
+    assert lengths["all"]["chars"]["max"] == 150_000 and lengths["all"]["words"]["max"] == max(words.values())
+    assert lengths["all"]["over_2000_words"] == lengths["all"]["over_512_words"] == 2
+    splits = json.loads((tmp_path / "out" / "splits.json").read_text(encoding="utf-8"))
+    home = next(name for name, ids in splits.items() if "long_150k" in ids)
+    assert lengths["splits"][home]["chars"]["max"] == 150_000
+    assert sum(lengths["splits"][n]["over_2000_words"] for n in splits) == 2
+    held = [f["heldout"] for f in lengths["folds"]]
+    assert sum(h["posts"] for h in held) == lengths["splits"]["train"]["posts"]
+    assert sum(h["over_2000_words"] for h in held) == lengths["splits"]["train"]["over_2000_words"]
+
+
+def test_a_limit_the_user_sets_still_refuses_the_long_post(long_folder, tmp_path):
+    with pytest.raises(DataError) as info:
+        prepare(_default_data_cfg(long_folder, max_post_chars=39_999), tmp_path / "out", "long")
+    msg = str(info.value)
+    assert f"{long_folder / 'posts.csv'}: line 2, column 'text'" in msg
+    assert "post 'long_40k' has 40000 characters, more than data.max_post_chars = 39999" in msg
+    assert "set it to null for no limit" in msg
+    assert not (tmp_path / "out" / "data_card.json").exists()
+    card = prepare(_default_data_cfg(long_folder, max_post_chars=150_000), tmp_path / "out", "long")
+    assert card["settings"]["max_post_chars"] == 150_000 and card["counts"]["posts"] == 24
+    assert "longer than data.max_post_chars (150000) characters are rejected" in card["truncation_policy"]

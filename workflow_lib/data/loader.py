@@ -31,6 +31,9 @@ Sources (``data.source`` in the config):
     (cache first, then online with ``data.hub.timeout_s``); the snapshot is then
     read as a local folder.
 
+Posts of any length are read (the csv module's field-size limit is lifted, see :func:`read_csv`);
+``data.max_post_chars`` (default null: no limit) rejects longer posts when set.
+
 Every problem with the input is a :class:`DataError` naming the file, the 1-based
 line (header = line 1) or split row, the column, and the fix. Split files are checked
 before datasets reads them (empty, UTF-8, CSV/JSON syntax, header), and CSV split files
@@ -47,6 +50,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +69,22 @@ ANNOTATIONS_OPTIONAL = ("explanation",)
 SPLIT_NAMES = ("train", "validation", "test")
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".arrow", ".txt")
 
-TRUNCATION_POLICY = (
-    "Posts longer than data.max_post_chars characters are rejected when the data are loaded (an error names "
-    "the post and its length); no characters are cut here. At training and inference time the tokenizer "
-    "truncates every post to the backbone's max_length tokens."
-)
+# Python's csv module refuses fields over 131,072 characters by default; a post can be longer.
+# The largest value csv.field_size_limit accepts on every platform (a C long; 32 bits on Windows).
+CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
+
+
+def truncation_policy(max_post_chars: int | None) -> str:
+    """The data card's sentence on what happens to long posts, for this setting of data.max_post_chars."""
+    if max_post_chars is None:
+        loading = ("Posts of any length are accepted (data.max_post_chars: null, no limit); no characters are "
+                   "cut when the data are loaded.")
+    else:
+        loading = (f"Posts longer than data.max_post_chars ({max_post_chars}) characters are rejected when the "
+                   "data are loaded (an error names the post and its length); no characters are cut here.")
+    return (f"{loading} How the encoder covers a post longer than its max_length tokens (truncation, or windows "
+            "over the whole post) is training.long_posts, reported per trial in the fold metrics and the "
+            "evaluation report.")
 
 _ALIASES = {"text": ("body", "selftext", "post", "content", "post_text"), "post_id": ("id", "postid")}
 _FIX_LOCAL = ("to use a local copy instead, set data.source: local and data.local_path: <folder with posts.csv "
@@ -254,7 +269,7 @@ def load_raw(data_cfg: dict, work_dir) -> RawData:
     """Load the configured source; raise DataError on any input problem."""
     data_cfg = validate_data(data_cfg)
     source = data_cfg["source"]
-    max_chars = int(data_cfg["max_post_chars"])
+    max_chars = data_cfg["max_post_chars"]  # None: no limit
     if source == "embedded":
         from workflow_lib.data.synthetic import GENERATOR_VERSION, generate
 
@@ -276,8 +291,10 @@ def load_raw(data_cfg: dict, work_dir) -> RawData:
     raise DataError(f"data.source: unknown source {source!r}; choose one of 'embedded', 'local', 'hub'")
 
 
-def load_folder(folder, *, max_post_chars: int = 20000) -> RawData:
-    """Read a folder in either supported layout (see the module docstring)."""
+def load_folder(folder, *, max_post_chars: int | None = None) -> RawData:
+    """Read a folder in either supported layout (see the module docstring).
+
+    ``max_post_chars``: a post longer than this many characters is a DataError; None accepts any length."""
     folder = Path(folder)
     posts_csv, ann_csv = _find_redsm5_csvs(folder)
     if posts_csv is not None:
@@ -324,11 +341,20 @@ def _decode(path: Path) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def lift_csv_field_limit() -> None:
+    """Let the csv module read fields of any length (process-wide; its default stops at 131,072 characters)."""
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+
+
 def read_csv(path, required: Iterable[str], optional: Iterable[str] = ()) -> tuple[list[str], list[tuple[int, dict]]]:
-    """Strictly parsed CSV rows as ``(line_number, {column: value})``; header checked."""
+    """Strictly parsed CSV rows as ``(line_number, {column: value})``; header checked.
+
+    Fields of any length up to CSV_FIELD_LIMIT characters are read (see lift_csv_field_limit)."""
     path = Path(path)
     required, optional = tuple(required), tuple(optional)
     text = _decode(path)
+    lift_csv_field_limit()
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     rows: list[tuple[int, dict]] = []
@@ -356,9 +382,17 @@ def read_csv(path, required: Iterable[str], optional: Iterable[str] = ()) -> tup
             raise DataError(f"{path}: line {start}: a quoted field opened in the record starting at line {start} "
                             f"is never closed (the file ends at line {reader.line_num}); add the closing double "
                             "quote, and double any quote inside the field (\"\")") from None
-        raise DataError(f"{path}: line {reader.line_num} (record starting at line {start}): malformed CSV: {msg}. "
-                        "Enclose fields with commas, quotes or line breaks in double quotes and double the quotes "
-                        "inside them (\"\")") from None
+        if "field larger than field limit" in msg:
+            raise DataError(f"{path}: record starting at line {start}: a field runs past "
+                            f"{csv.field_size_limit():,} characters, the most Python's csv module reads in one "
+                            "field. Shorten or remove that value (a post or an annotation); if none is that long, "
+                            "a double quote opened in this record is never closed - close it") from None
+        if "expected after" in msg:
+            raise DataError(f"{path}: line {reader.line_num} (record starting at line {start}): malformed CSV "
+                            f"({msg}): a quoted field is followed by more text before the next comma. Enclose the "
+                            "whole field in double quotes and double every quote inside it (\"\")") from None
+        raise DataError(f"{path}: line {reader.line_num} (record starting at line {start}): malformed CSV "
+                        f"({msg}); re-export the file as comma-separated CSV (RFC 4180)") from None
     if header is None:
         raise DataError(f"{path}: the file has no header line; line 1 must be: {','.join(required)}")
     return header, rows
@@ -389,7 +423,7 @@ def _check_header(path: Path, header: list[str], required, optional) -> None:
                         f"{' (optional: ' + ', '.join(optional) + ')' if optional else ''}. Fix: {fix}")
 
 
-def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int) -> RawData:
+def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int | None) -> RawData:
     _, post_rows = read_csv(posts_csv, POSTS_REQUIRED)
     if not post_rows:
         raise DataError(f"{posts_csv}: has a header but no posts (line 2 onwards is empty); add one row per post")
@@ -424,7 +458,8 @@ def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int) -> Raw
                    layout="redsm5_csv", files=[str(posts_csv), str(ann_csv)])
 
 
-def _add_post(posts: list, seen: dict, post_id: Any, text: Any, where: str, max_post_chars: int) -> None:
+def _add_post(posts: list, seen: dict, post_id: Any, text: Any, where: str, max_post_chars: int | None) -> None:
+    """Append one checked post; ``max_post_chars`` None accepts any length."""
     pid = "" if post_id is None else str(post_id).strip()
     if not pid:
         raise DataError(f"{where}, column 'post_id': empty post_id; give every post a unique id")
@@ -434,11 +469,12 @@ def _add_post(posts: list, seen: dict, post_id: Any, text: Any, where: str, max_
     if text is None or not isinstance(text, str) or not text.strip():
         raise DataError(f"{where}, column 'text': post {pid!r} has empty text; fill in the post's text or "
                         "remove the row (and its annotations)")
-    if len(text) > max_post_chars:
+    if max_post_chars is not None and len(text) > max_post_chars:
         raise DataError(f"{where}, column 'text': post {pid!r} has {len(text)} characters, more than "
                         f"data.max_post_chars = {max_post_chars}. Policy: over-long posts are rejected, not "
-                        "truncated (the tokenizer truncates to the backbone's max_length later); raise "
-                        "data.max_post_chars in the config, or shorten or remove the post")
+                        "truncated (the encoder's max_length and training.long_posts decide how a long post is "
+                        "read later); raise data.max_post_chars in the config, set it to null for no limit, or "
+                        "shorten or remove the post")
     seen[pid] = where
     posts.append({"post_id": pid, "text": text})
 
@@ -546,7 +582,7 @@ def _check_split_file(path: Path) -> tuple[list[str] | None, list[str] | None]:
     return locs, header
 
 
-def _load_split_folder(folder: Path, max_post_chars: int) -> RawData:
+def _load_split_folder(folder: Path, max_post_chars: int | None) -> RawData:
     files = data_files(folder)
     if not files:
         raise DataError(f"{folder}: no data files; expected posts.csv + annotations.csv (ReDSM5 format) or "

@@ -6,7 +6,9 @@
                                            "match", "similarity"}, ...]}   (status-1 rows of the nine symptoms)
     out_dir/splits.json     {"train": [...], "validation": [...], "test": [...]}
     out_dir/folds.json      {"n_folds": k, "seed": s, "folds": [{"fold", "train", "heldout"}, ...]}
-    out_dir/data_card.json  written last; validated against schemas/data_card.schema.json
+    out_dir/data_card.json  written last; validated against schemas/data_card.schema.json; its
+                            ``lengths`` give the post-length distribution (words, characters) of
+                            all posts, each split and each fold's held-out posts
 
 A label is 1 when the post has at least one status-1 annotation row for that symptom.
 SPECIAL_CASE rows are counted in the card and kept out of labels and evidence.
@@ -24,7 +26,7 @@ import numpy as np
 
 from workflow_lib.config import ConfigError, validate, validate_data
 from workflow_lib.data.align import align
-from workflow_lib.data.loader import TRUNCATION_POLICY, DataError, RawData, load_raw, source_fingerprint
+from workflow_lib.data.loader import DataError, RawData, load_raw, source_fingerprint, truncation_policy
 from workflow_lib.data.splits import make_folds, split_posts
 from workflow_lib.provenance import code_version
 from workflow_lib.reports import atomic_write_text
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 FILES = ("posts.jsonl", "splits.json", "folds.json", "data_card.json")
 SPLITS = ("train", "validation", "test")
+WORD_THRESHOLDS = (512, 2000)  # the card counts posts over each (keys over_512_words, over_2000_words)
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -117,6 +120,32 @@ def _symptom_counts(y: np.ndarray) -> dict:
     return {s: int(sums[i]) for i, s in enumerate(SYMPTOMS)}
 
 
+def _distribution(values: list[int]) -> dict | None:
+    """mean, p50, p95 (numpy's linear interpolation; rounded to 0.1), min and max; None for no values."""
+    if not values:
+        return None
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": round(float(arr.mean()), 1), "p50": round(float(np.percentile(arr, 50)), 1),
+            "p95": round(float(np.percentile(arr, 95)), 1), "min": int(arr.min()), "max": int(arr.max())}
+
+
+def length_stats(texts: Iterable[str]) -> dict:
+    """Length distribution of some posts: words (whitespace-separated, str.split) and characters."""
+    texts = list(texts)
+    words = [len(t.split()) for t in texts]
+    out = {"posts": len(texts), "words": _distribution(words), "chars": _distribution([len(t) for t in texts])}
+    for limit in WORD_THRESHOLDS:
+        out[f"over_{limit}_words"] = sum(w > limit for w in words)
+    return out
+
+
+def _lengths(by_id: dict, splits: dict, folds: list[dict]) -> dict:
+    text = lambda ids: (by_id[i]["text"] for i in ids)  # noqa: E731
+    return {"all": length_stats(text(sorted(by_id))),
+            "splits": {name: length_stats(text(splits[name])) for name in SPLITS},
+            "folds": [{"fold": f["fold"], "heldout": length_stats(text(f["heldout"]))} for f in folds]}
+
+
 def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
     """Load, align, split and fold the configured data; write the four files; return the data card."""
     data_cfg = validate_data(data_cfg)
@@ -164,6 +193,7 @@ def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
         per_fold.append({"fold": f["fold"], "train": len(f["train"]), "heldout": len(f["heldout"]),
                          "heldout_per_symptom": _symptom_counts(y)})
     y_all = _label_matrix(by_id, sorted(by_id))
+    max_chars = data_cfg["max_post_chars"]  # None: no limit
     card = {
         "data_key": data_key,
         "source": fingerprint,
@@ -181,12 +211,12 @@ def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
             "folds": per_fold,
         },
         "alignment": alignment,
-        "settings": {"max_post_chars": int(data_cfg["max_post_chars"]), "n_folds": n_folds,
+        "lengths": _lengths(by_id, splits, folds),
+        "settings": {"max_post_chars": max_chars, "n_folds": n_folds,
                      "split": {"seed": seed,
                                "validation_fraction": float(split_cfg["validation_fraction"]),
                                "test_fraction": float(split_cfg["test_fraction"])}},
-        "truncation_policy": TRUNCATION_POLICY.replace("data.max_post_chars",
-                                                       f"data.max_post_chars ({int(data_cfg['max_post_chars'])})"),
+        "truncation_policy": truncation_policy(max_chars),
         "code_version": code_version(),
     }
     validate_card(card)
@@ -242,7 +272,11 @@ def load_prepared(data_dir) -> Prepared:
         raise DataError(f"{d}: prepared data incomplete, missing {', '.join(missing)}; run the prepare_data "
                         "stage again")
     card = json.loads((d / "data_card.json").read_text(encoding="utf-8"))
-    validate_card(card)
+    try:
+        validate_card(card)
+    except DataError as exc:
+        raise DataError(f"{d / 'data_card.json'}: {exc}\nThe card does not match this code's schema (written by "
+                        "another version?); run the prepare_data stage again") from None
     records: dict[str, dict] = {}
     with open(d / "posts.jsonl", encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
