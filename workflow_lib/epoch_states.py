@@ -3,7 +3,8 @@
 ``EpochStates.open(state_dir, checkpoints, policy, desc)`` yields one object that owns all of it:
 
 - the state folder's lock (another process holds it: the run trains without saving state),
-- the run identity and the load of the newest valid state (resume.load_latest / resume.apply),
+- the run identity and the load of the newest valid state (resume.load_latest / resume.apply; with fp16
+  training the GradScaler's scale too),
 - the save of every epoch (resume.save_state) followed by retention (retention.prune_run) with
   this run's own policy (``keep_last_n`` / ``keep_best_k``) and the scores of the epochs saved,
 - the storage preflight (``storage.preflight``) before training and before every save,
@@ -128,22 +129,24 @@ class EpochStates(NoStates):
     # -- the run's states ------------------------------------------------------------------
 
     def attach(self, *, spec: Mapping, train_cfg: Mapping, identity: Mapping, model, tokenizer, optimizer,
-               scheduler, generator, has_val: bool) -> None:
-        """The run whose states these are (model, optimizer, scheduler, batch-order generator ...);
-        ``identity``: the keyword arguments of resume.run_identity besides spec and train_cfg."""
+               scheduler, generator, has_val: bool, scaler=None) -> None:
+        """The run whose states these are (model, optimizer, scheduler, batch-order generator, the fp16
+        GradScaler or None ...); ``identity``: the keyword arguments of resume.run_identity besides spec
+        and train_cfg."""
         self._run = dict(spec=spec, train_cfg=train_cfg, identity=resume.run_identity(spec, train_cfg, **identity),
                          model=model,
                          tokenizer_files=ckpt.tokenizer_files(tokenizer), optimizer=optimizer, scheduler=scheduler,
-                         generator=generator, has_val=has_val)
+                         generator=generator, has_val=has_val, scaler=scaler)
 
     def resume(self) -> Resumed | None:
-        """Apply the newest valid state to the attached run (weights, optimizer, scheduler, RNGs); None: none."""
+        """Apply the newest valid state to the attached run (weights, optimizer, scheduler, fp16 scaler, RNGs);
+        None: none."""
         r = self._run
         loaded = resume.load_latest(self.root, identity=r["identity"], model=r["model"])
         resumed = None
         if loaded is not None:
             best_state = resume.apply(loaded, model=r["model"], optimizer=r["optimizer"], scheduler=r["scheduler"],
-                                      generator=r["generator"])
+                                      generator=r["generator"], scaler=r["scaler"])
             resumed = Resumed(loaded.path, loaded.epoch, loaded.trainer, best_state)
             with self.monitor.lock if self.monitor is not None else contextlib.nullcontext():
                 self.scores = {h["epoch"]: h.get("val_score") for h in loaded.trainer["history"]}
@@ -182,7 +185,7 @@ class EpochStates(NoStates):
             resume.save_state(self.root, epoch, model=r["model"], tokenizer=r["tokenizer_files"], spec=r["spec"],
                               train_cfg=r["train_cfg"], identity=r["identity"], optimizer=r["optimizer"],
                               scheduler=r["scheduler"], generator=r["generator"], trainer=trainer,
-                              best_state=best_state)
+                              best_state=best_state, scaler=r["scaler"])
             self.scores = {h["epoch"]: h.get("val_score") for h in trainer["history"]}
             retention.prune_run(self.root, self.scores, keep_last_n=self.keep_last_n, keep_best_k=self.keep_best_k,
                                 protected=[epoch])

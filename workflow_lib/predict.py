@@ -363,17 +363,6 @@ def prediction_rows(records: Sequence[Mapping], pred, thresholds, input_format: 
 
 # ---------------------------------------------------------------------------------------------- input
 
-def _lift_csv_field_limit() -> None:
-    """Let csv read fields of any length (a post can exceed csv's default 128 KiB field limit)."""
-    limit = sys.maxsize
-    while True:
-        try:
-            csv.field_size_limit(limit)
-            return
-        except OverflowError:  # a C long smaller than sys.maxsize (Windows)
-            limit //= 10
-
-
 class _Stdin:
     """Standard input in the shape data.loader._decode reads (read_bytes, suffix, a name in messages)."""
     suffix = ""
@@ -395,7 +384,7 @@ def read_posts(path: str | Path) -> list[dict]:
 
     posts: list[dict] = []
     seen: dict[str, str] = {}
-    no_limit = sys.maxsize  # a post is never rejected for its length here; the tokenizer truncates it
+    no_limit = None  # a post is never rejected for its length here; the model reads it by its long_posts policy
     if str(path) == STDIN:
         text = _decode(_Stdin())
         for n, line in enumerate(text.splitlines(), start=1):
@@ -407,7 +396,6 @@ def read_posts(path: str | Path) -> list[dict]:
                         f"or - to read one post per line from standard input")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        _lift_csv_field_limit()
         _, rows = read_csv(path, ("post_id", "text"))
         if not rows:
             raise DataError(f"{path}: has a header but no posts (line 2 onwards is empty); add one row per post")

@@ -3,7 +3,7 @@
 After every epoch train() writes ``{state_dir}/epoch_{e}/``: a model checkpoint of checkpoint.py
 (so load_checkpoint reads it too) plus
 
-    optimizer.pt           optimizer, LR scheduler and (with AMP) GradScaler state dicts
+    optimizer.pt           optimizer, LR scheduler and (fp16 training) GradScaler state dicts; None for no scaler
     rng.pt                 Python, NumPy, torch CPU (and CUDA) RNG states and the batch-order generator
     trainer_state.json     epoch, history, best_score, best_epoch, stale counter, finished, the run identity
     best_model.safetensors the best epoch's weights (early stopping restores them); absent when the

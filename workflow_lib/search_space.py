@@ -30,6 +30,9 @@ CONDITIONS: dict[str, dict[str, tuple]] = {
     "lora_alpha": {"finetune": ("lora",)},
     "lora_dropout": {"finetune": ("lora",)},
     "lora_target_modules": {"finetune": ("lora",)},
+    "window_overlap": {"long_posts": ("windows",)},
+    "max_windows": {"long_posts": ("windows",)},
+    "window_aggregation": {"long_posts": ("windows",)},
     "augment_prob": {"augment": ("synonym_swap", "synonym_insert", "word_swap", "char_perturb", "deletion")},
 }
 # Settings that never change the trained weights (only speed or memory).

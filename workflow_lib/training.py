@@ -2,10 +2,12 @@
 
 The loop is deliberately plain: post records become input rows once up front
 (workflow_lib/examples.py: one right-padded id matrix, BIO tags for the evidence task);
-every batch is a slice of it cut to the batch's longest row (dynamic padding, no sorting, so
-batches depend only on the seed); frozen bottom layers run once and are cached; AdamW without
-decay on biases and norms, linear warmup and decay, gradient clipping; validation on the
-objective after every epoch with the best epoch's weights kept in memory and restored at the end.
+every batch is a slice of it cut to the batch's longest row (dynamic padding; with group_by_length
+rows of similar length share a batch, workflow_lib/batching.py; batches depend only on the seed);
+the forward pass and the loss run in training.precision (workflow_lib/precision.py); frozen bottom
+layers run once and are cached; AdamW without decay on biases and norms, linear warmup and decay,
+gradient clipping; validation on the objective after every epoch with the best epoch's weights
+kept in memory and restored at the end.
 With a ``state_dir`` every epoch's full training state is saved (workflow_lib/epoch_states.py, resume.py) and a
 rerun continues from the newest valid one with the same result; retention.py prunes old epochs.
 """
@@ -24,12 +26,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from workflow_lib.batching import epoch_batches
 from workflow_lib.config import validate_training
 from workflow_lib.epoch_states import EpochStates, NoStates
-from workflow_lib.examples import (Examples, build_examples, evaluate, evidence_char_spans, objective_value,
-                                   post_probabilities)
+from workflow_lib.examples import Examples, build_examples, evaluate, objective_value, post_probabilities
 from workflow_lib.models.losses import build_loss
 from workflow_lib.models.model import build_model, hidden_size_of
+from workflow_lib.precision import Precision
 from workflow_lib.symptoms import SYMPTOMS
 
 log = logging.getLogger(__name__)
@@ -161,8 +164,11 @@ class Prediction:
         return evaluate(self.examples, records, self.row_probs, self.spans, thresholds)
 
 
-def _predict_examples(model: nn.Module, ex: Examples, batch_size: int, threshold: float = 0.5):
-    """(row probabilities (n, n_out), decoded token spans per row or None); eval mode, no gradients."""
+def _predict_examples(model: nn.Module, ex: Examples, batch_size: int, threshold: float, precision: Precision):
+    """(row probabilities (n, n_out), character spans per row or None); eval mode, no gradients.
+
+    Rows go longest first (less padding; order restored) in batches of at most ``batch_size``
+    windows (at least one row); a row's window spans are merged in its post (Examples.row_char_spans)."""
     n = len(ex)
     n_out = int(ex.targets.shape[1])
     with_spans = ex.has_evidence and getattr(model, "evidence_head", None) is not None
@@ -171,29 +177,29 @@ def _predict_examples(model: nn.Module, ex: Examples, batch_size: int, threshold
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    order = torch.argsort(ex.lengths, descending=True, stable=True)  # less padding; order restored below
+    order = torch.argsort(ex.row_lengths(), descending=True, stable=True)
     out = torch.empty((n, n_out), dtype=torch.float32)
-    spans: list = [None] * n if with_spans else None
+    window_spans: dict[int, list] = {}
     try:
         with torch.inference_mode():
-            for idx in order.split(int(batch_size)):
+            for idx in ex.row_batches(order, int(batch_size)):
                 batch = _to(ex.batch(idx), device)
-                res = model(**batch)
+                with precision.autocast():
+                    res = model(**batch)
                 out[idx] = torch.sigmoid(res["criteria"].float()).cpu()
                 if with_spans:
                     decoded = model.evidence_head.decode(res["evidence"], batch["eligible"], batch["sentence_ids"],
                                                          threshold=threshold)
-                    for i, row in zip(idx.tolist(), decoded):
-                        spans[i] = row
+                    window_spans.update(zip(ex.window_index(idx).tolist(), decoded))
     finally:
         model.train(was_training)
-    return out.numpy(), spans
+    return out.numpy(), (ex.row_char_spans(window_spans) if with_spans else None)
 
 
-def predict_examples(model: nn.Module, ex: Examples, *, batch_size: int = 64, evidence_threshold: float = 0.5
-                     ) -> Prediction:
-    row_probs, token_spans = _predict_examples(model, ex, batch_size, evidence_threshold)
-    spans = evidence_char_spans(ex, token_spans) if token_spans is not None else None
+def predict_examples(model: nn.Module, ex: Examples, *, batch_size: int, evidence_threshold: float,
+                     precision: Precision) -> Prediction:
+    """Predict the rows of ``ex`` in ``precision`` (batches of at most ``batch_size`` windows)."""
+    row_probs, spans = _predict_examples(model, ex, batch_size, evidence_threshold, precision)
     return Prediction(ex, row_probs, post_probabilities(ex, row_probs), spans)
 
 
@@ -202,16 +208,18 @@ def predict(model: nn.Module, tokenizer, records: Sequence[Mapping], train_cfg: 
     """Criteria probabilities per post (and evidence spans with the evidence task) for ``records``."""
     train_cfg = validate_training(train_cfg)
     ex = build_examples(records, tokenizer, train_cfg, max_length)
+    precision = Precision.for_device(train_cfg["precision"], next(model.parameters()).device, training=False)
     return predict_examples(model, ex, batch_size=int(batch_size or train_cfg["eval_batch_size"]),
-                            evidence_threshold=float(train_cfg["evidence_threshold"]))
+                            evidence_threshold=float(train_cfg["evidence_threshold"]), precision=precision)
 
 
-def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], *, max_length: int,
-                  batch_size: int = 64) -> np.ndarray:
-    """Criteria probabilities (n, 9) for bare post texts, in their order (no evidence decoding)."""
+def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], train_cfg: Mapping[str, Any], *,
+                  max_length: int, batch_size: int | None = None) -> np.ndarray:
+    """Criteria probabilities (n, 9) for bare post texts, in their order, read as the model was
+    trained to read them (``train_cfg``: input format, long-post policy, precision)."""
     records = [{"post_id": str(i), "text": t if isinstance(t, str) else str(t), "labels": [0] * len(SYMPTOMS),
                 "evidence": []} for i, t in enumerate(texts)]
-    cfg = validate_training({"input_format": "binary_pairs" if int(model.n_labels) == 1 else "multi_label"})
+    cfg = {**validate_training(train_cfg), "evidence_task": False}
     return predict(model, tokenizer, records, cfg, max_length=max_length, batch_size=batch_size).probs
 
 
@@ -220,7 +228,7 @@ def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], *, max_leng
 MAX_CACHE_BYTES = 4 * 2**30  # above this (e.g. binary_pairs on a large data set) the frozen layers run every step
 
 
-def _frozen_cache(model: nn.Module, ex: Examples, device: torch.device, *, eval_batch_size: int, enabled: bool,
+def _frozen_cache(model: nn.Module, ex: Examples, precision: Precision, *, eval_batch_size: int, enabled: bool,
                   desc: str):
     """``(k, states (n, L, H))``: the training rows' token states after the frozen bottom ``k`` layers,
     computed once in eval mode; None when nothing is frozen (or caching is off).
@@ -231,10 +239,10 @@ def _frozen_cache(model: nn.Module, ex: Examples, device: torch.device, *, eval_
     k = model.frozen_depth() if enabled else 0
     if k == 0 or len(ex) == 0:
         return None
-    need = len(ex) * int(ex.input_ids.shape[1]) * hidden_size_of(model.encoder) * 4
+    need = ex.n_windows * int(ex.input_ids.shape[1]) * hidden_size_of(model.encoder) * 4
     if need > MAX_CACHE_BYTES:
-        log.info("%s: not caching the frozen bottom %d layer(s): %.1f GB for %d rows would exceed %.1f GB; "
-                 "running the whole encoder every step", desc, k, need / 2**30, len(ex), MAX_CACHE_BYTES / 2**30)
+        log.info("%s: not caching the frozen bottom %d layer(s): %.1f GB for %d windows would exceed %.1f GB; "
+                 "running the whole encoder every step", desc, k, need / 2**30, ex.n_windows, MAX_CACHE_BYTES / 2**30)
         return None
     t0 = time.perf_counter()
     was_training = model.training
@@ -242,16 +250,18 @@ def _frozen_cache(model: nn.Module, ex: Examples, device: torch.device, *, eval_
     states = None
     try:
         with torch.inference_mode():
-            for idx in torch.arange(len(ex)).split(eval_batch_size):
-                b = _to(ex.batch(idx), device)
-                h = model.bottom_states(k, b["input_ids"], b["attention_mask"], b.get("token_type_ids")).float().cpu()
+            for widx in torch.argsort(ex.lengths, descending=True, stable=True).split(eval_batch_size):
+                b = _to(ex.window_inputs(widx), precision.device)
+                with precision.autocast():
+                    h = model.bottom_states(k, b["input_ids"], b["attention_mask"], b.get("token_type_ids"))
+                h = h.float().cpu()
                 if states is None:
-                    states = torch.zeros((len(ex), ex.input_ids.shape[1], h.shape[-1]), dtype=torch.float32)
-                states[idx, :h.shape[1]] = h
+                    states = torch.zeros((ex.n_windows, ex.input_ids.shape[1], h.shape[-1]), dtype=torch.float32)
+                states[widx, :h.shape[1]] = h
     finally:
         model.train(was_training)
-    log.info("%s: frozen bottom %d layer(s) run once for %d rows in %.1f s (%.0f MB cached)", desc, k, len(ex),
-             time.perf_counter() - t0, states.numel() * 4 / 2**20)
+    log.info("%s: frozen bottom %d layer(s) run once for %d windows in %.1f s (%.0f MB cached)", desc, k,
+             ex.n_windows, time.perf_counter() - t0, states.numel() * 4 / 2**20)
     return k, states.clone()
 
 
@@ -311,6 +321,8 @@ class _Run:
     max_grad_norm: float | None
     evidence_weight: float
     evidence_threshold: float
+    precision: Precision                # training.precision: autocast, fp16 GradScaler, the optimisation step
+    group_by_length: bool               # training.group_by_length: batches of similar-length rows
 
 
 def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, device, desc) -> _Run:
@@ -339,7 +351,8 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
     train_ex = build_examples(train_records, tokenizer, train_cfg, max_length)
     val_ex = build_examples(val_records, tokenizer, train_cfg, max_length) if val_records else None
 
-    cache = _frozen_cache(model, train_ex, device, eval_batch_size=int(train_cfg["eval_batch_size"]),
+    precision = Precision.for_device(train_cfg["precision"], device)
+    cache = _frozen_cache(model, train_ex, precision, eval_batch_size=int(train_cfg["eval_batch_size"]),
                           enabled=bool(train_cfg["cache_frozen"]), desc=desc)
     loss_fn = build_loss(train_cfg["loss"], train_labels=train_ex.targets.numpy(), gamma=float(train_cfg["loss_gamma"]),
                          alpha=float(train_cfg["loss_alpha"]),
@@ -354,13 +367,17 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
     log.info("%s: %d rows (%s%s), %d epochs x %d steps (batch %d, max_length %d), %d threads, %s trainable params",
              desc, len(train_ex), train_cfg["input_format"], " + evidence" if model.evidence_head is not None else "",
              epochs, steps_per_epoch, batch_size, max_length, n_threads, f"{sum(p.numel() for p in params) / 1e6:.2f}M")
+    log.info("%s: %s arithmetic (training.precision: %s), %s batches", desc, precision.name, train_cfg["precision"],
+             "length-grouped" if train_cfg["group_by_length"] else "randomly composed")
     return _Run(model=model, tokenizer=tokenizer, device=device, train_records=train_records,
                 augmentation=augmentation, train_ex=train_ex, val_ex=val_ex, cache=cache, loss_fn=loss_fn,
                 optimizer=optimizer, scheduler=scheduler, generator=generator, params=params, batch_size=batch_size,
                 eval_batch_size=int(train_cfg["eval_batch_size"]), steps_per_epoch=steps_per_epoch,
                 max_grad_norm=train_cfg.get("max_grad_norm"),
                 evidence_weight=float(train_cfg["evidence_loss_weight"]),
-                evidence_threshold=float(train_cfg["evidence_threshold"]))
+                evidence_threshold=float(train_cfg["evidence_threshold"]),
+                precision=precision,
+                group_by_length=bool(train_cfg["group_by_length"]))
 
 
 def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
@@ -369,8 +386,9 @@ def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
     batch = _to(ex.batch(idx, training=True), device)
     if run.cache is not None:
         k, states = run.cache
-        out = model.forward_from(k, states[idx, :batch["input_ids"].shape[1]].to(device),
-                                 batch["attention_mask"], batch.get("eligible"), batch.get("sentence_ids"))
+        out = model.forward_from(k, states[ex.window_index(idx), :batch["input_ids"].shape[1]].to(device),
+                                 batch["attention_mask"], batch.get("eligible"), batch.get("sentence_ids"),
+                                 batch.get("window_rows"))
     else:
         out = model(**batch)
     loss = run.loss_fn(out["criteria"], ex.targets[idx].to(device, non_blocking=True))
@@ -381,21 +399,22 @@ def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
 
 
 def train_one_epoch(run: _Run, desc: str) -> float:
-    """One pass over the training rows in a fresh random order (run.generator); the mean training loss."""
+    """One pass over the training rows in a fresh random order (run.generator), length-grouped with
+    group_by_length (workflow_lib/batching.py), in run.precision; the mean training loss."""
     run.model.train()
-    order = torch.randperm(len(run.train_ex), generator=run.generator)
+    ex = run.train_ex
+    batches = epoch_batches(ex.row_lengths(), run.batch_size, run.generator, group_by_length=run.group_by_length)
+    clip = (lambda: clip_grad_norm(run.params, float(run.max_grad_norm))) if run.max_grad_norm else None
     loss_sum = torch.zeros((), device=run.device)  # summed on the device: no host sync per step on GPU
     seen = 0
     bar = tqdm(total=run.steps_per_epoch, desc=desc, unit="step", file=sys.stderr, leave=False, mininterval=1.0,
                dynamic_ncols=True)
     try:
-        for step, idx in enumerate(order.split(run.batch_size), start=1):
-            loss = _batch_loss(run, idx)
-            loss.backward()
-            if run.max_grad_norm:
-                clip_grad_norm(run.params, float(run.max_grad_norm))
-            run.optimizer.step()
-            run.scheduler.step()
+        for step, idx in enumerate(batches, start=1):
+            with run.precision.autocast():  # the forward pass and the loss
+                loss = _batch_loss(run, idx)
+            if run.precision.step(loss, run.optimizer, clip=clip):  # False: fp16 step skipped (inf/nan gradients)
+                run.scheduler.step()
             run.optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.detach() * len(idx)
             seen += len(idx)
@@ -409,7 +428,7 @@ def train_one_epoch(run: _Run, desc: str) -> float:
 
 def _predict_validation(run: _Run, val_records) -> tuple[Prediction, dict]:
     pred = predict_examples(run.model, run.val_ex, batch_size=run.eval_batch_size,
-                            evidence_threshold=run.evidence_threshold)
+                            evidence_threshold=run.evidence_threshold, precision=run.precision)
     return pred, pred.metrics(val_records)
 
 
@@ -490,6 +509,7 @@ def _train(spec, train_cfg, train_records, val_records, *, epochs, patience, met
                  desc=progress_desc)
     states.attach(spec=spec, train_cfg=train_cfg, model=run.model, tokenizer=run.tokenizer, optimizer=run.optimizer,
                   scheduler=run.scheduler, generator=run.generator, has_val=run.val_ex is not None,
+                  scaler=run.precision.scaler,
                   identity=dict(epochs=epochs, patience=patience, metric=metric, objective=objective,
                                 train_records=run.train_records, val_records=val_records))
     progress, start, finished = _Progress(), 0, False

@@ -66,8 +66,8 @@ def test_round_trip_gives_identical_predictions(saved, model_and_tok):
     model, tok = model_and_tok
     loaded, tok2, info = load_checkpoint(out)
     assert not loaded.training
-    np.testing.assert_array_equal(predict_proba(loaded, tok2, TEXTS, max_length=32),
-                                  predict_proba(model, tok, TEXTS, max_length=32))
+    np.testing.assert_array_equal(predict_proba(loaded, tok2, TEXTS, info["train_cfg"], max_length=32),
+                                  predict_proba(model, tok, TEXTS, CFG, max_length=32))
     sd, sd2 = model.state_dict(), loaded.state_dict()
     assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
     assert info["backbone_spec"] == TINY and info["train_cfg"] == CFG and info["n_labels"] == 9
@@ -162,8 +162,8 @@ def test_load_works_offline_without_network(kind, request, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", no_network)
     loaded, tok2, _ = load_checkpoint(out)
     if kind == "full":
-        np.testing.assert_array_equal(predict_proba(loaded, tok2, TEXTS, max_length=32),
-                                      predict_proba(model, tok, TEXTS, max_length=32))
+        np.testing.assert_array_equal(predict_proba(loaded, tok2, TEXTS, CFG, max_length=32),
+                                      predict_proba(model, tok, TEXTS, CFG, max_length=32))
     else:
         torch.testing.assert_close(_logits(loaded, tok2, TEXTS), _logits(model, tok, TEXTS), rtol=0, atol=1e-6)
 
@@ -180,8 +180,8 @@ def test_checkpoint_of_the_packaged_encoder_needs_no_package_weights(tmp_path, m
     monkeypatch.setattr(enc_mod, "package_model_dir", lambda *_: pytest.fail("package weights were read"))
     loaded, tok2, info = load_checkpoint(out)
     assert loaded.encoder.config.hidden_size == 384
-    np.testing.assert_array_equal(predict_proba(loaded, tok2, TEXTS[:2], max_length=16),
-                                  predict_proba(model, tok, TEXTS[:2], max_length=16))
+    np.testing.assert_array_equal(predict_proba(loaded, tok2, TEXTS[:2], info["train_cfg"], max_length=16),
+                                  predict_proba(model, tok, TEXTS[:2], CFG, max_length=16))
 
 
 # -- LoRA: the checkpoint stores the adapter and the heads, the base encoder is re-loaded ------------

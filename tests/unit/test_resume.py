@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from workflow_lib import retention
 from workflow_lib.checkpoint import CheckpointError, load_checkpoint
@@ -242,3 +243,57 @@ def test_preflight_refuses_to_train_without_disk_space(data, tmp_path, monkeypat
     assert not list(state.glob("epoch_*"))
     train(TINY, CFG, tr[:32], None, epochs=1, state_dir=str(state), policy={**policy, "storage": {"preflight": False}})
     assert [p.name for p in state.glob("epoch_*")] == ["epoch_1"]
+
+
+def _weights_equal(a, b) -> bool:
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_length_grouped_fp16_run_resumes_to_the_same_weights_and_scale(data, tmp_path, monkeypatch):
+    """group_by_length batches and the fp16 GradScaler are resumable state. The scaler starts so high
+    that steps overflow and are skipped, and grows every 3 steps: its scale shapes the weights (no
+    validation, so the result is the last epoch's weights)."""
+    from workflow_lib.precision import _can_autocast
+
+    if not _can_autocast(torch.device("cpu"), torch.float16):
+        pytest.skip(f"torch {torch.__version__} has no float16 CPU autocast")
+
+    class Jumpy(torch.amp.GradScaler):
+        def __init__(self, device="cpu"):
+            super().__init__(device, init_scale=2.0 ** 40, growth_interval=3)
+
+    monkeypatch.setattr(torch.amp, "GradScaler", Jumpy)
+    tr, _ = data
+    cfg = {**CFG, "precision": "fp16", "group_by_length": True}
+    reference = train(TINY, cfg, tr, None, epochs=4)
+    state = tmp_path / "state"
+    with pytest.raises(Interrupt):
+        train(TINY, cfg, tr, None, epochs=4, state_dir=str(state),
+              on_epoch=lambda e, s: (_ for _ in ()).throw(Interrupt) if e == 2 else None)
+    saved = torch.load(state / "epoch_2" / OPTIMIZER, weights_only=True)["scaler"]
+    assert saved is not None and saved["scale"] < 2.0 ** 40  # steps were skipped and the scale backed off
+    resumed = train(TINY, cfg, tr, None, epochs=4, state_dir=str(state))
+    assert resumed.resumed_from == 2 and _weights_equal(reference, resumed)
+    assert _strip(reference.history) == _strip(resumed.history)
+    # the control: a resume that forgets the scale (starts again at 2**40) trains other weights
+    state2 = tmp_path / "state2"
+    with pytest.raises(Interrupt):
+        train(TINY, cfg, tr, None, epochs=4, state_dir=str(state2),
+              on_epoch=lambda e, s: (_ for _ in ()).throw(Interrupt) if e == 2 else None)
+    monkeypatch.setattr(Jumpy, "load_state_dict", lambda self, state: None)
+    forgetful = train(TINY, cfg, tr, None, epochs=4, state_dir=str(state2))
+    assert forgetful.resumed_from == 2 and not _weights_equal(reference, forgetful)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_states_without_a_scaler_store_none_and_resume(data, tmp_path, precision):
+    tr, va = data
+    cfg = {**CFG, "precision": precision, "group_by_length": True}
+    state = tmp_path / "state"
+    with pytest.raises(Interrupt):
+        train(TINY, cfg, tr[:64], va, epochs=3, state_dir=str(state),
+              on_epoch=lambda e, s: (_ for _ in ()).throw(Interrupt) if e == 1 else None)
+    assert torch.load(state / "epoch_1" / OPTIMIZER, weights_only=True)["scaler"] is None
+    resumed = train(TINY, cfg, tr[:64], va, epochs=3, state_dir=str(state))
+    assert resumed.resumed_from == 1 and _weights_equal(resumed, train(TINY, cfg, tr[:64], va, epochs=3))

@@ -149,16 +149,18 @@ def test_learns_a_keyword_task_and_is_reproducible(data):
 
 def test_predict_keeps_order_and_is_batch_independent(data):
     tr, _ = data
-    model, tok = build_model(TINY, CFG)
+    cfg = {**CFG, "precision": "fp32"}  # bf16 rounding depends on the batch's shapes; fp32 is exact to 1e-5
+    model, tok = build_model(TINY, cfg)
     recs = tr[:20]
-    full = predict(model, tok, recs, CFG, max_length=32, batch_size=64).probs
-    small = predict(model, tok, recs, CFG, max_length=32, batch_size=3).probs
-    one_by_one = np.concatenate([predict(model, tok, [r], CFG, max_length=32).probs for r in recs[:5]])
+    full = predict(model, tok, recs, cfg, max_length=32, batch_size=64).probs
+    small = predict(model, tok, recs, cfg, max_length=32, batch_size=3).probs
+    one_by_one = np.concatenate([predict(model, tok, [r], cfg, max_length=32).probs for r in recs[:5]])
     np.testing.assert_allclose(full, small, atol=1e-5)
     np.testing.assert_allclose(full[:5], one_by_one, atol=1e-5)
     assert ((full > 0) & (full < 1)).all()
-    assert predict(model, tok, [], CFG, max_length=32).probs.shape == (0, 9)
-    np.testing.assert_allclose(predict_proba(model, tok, [r["text"] for r in recs], max_length=32), full, atol=1e-6)
+    assert predict(model, tok, [], cfg, max_length=32).probs.shape == (0, 9)
+    np.testing.assert_allclose(predict_proba(model, tok, [r["text"] for r in recs], cfg, max_length=32), full,
+                               atol=1e-6)
     model.train()
     predict(model, tok, recs[:2], CFG, max_length=32)
     assert model.training  # mode restored
@@ -278,3 +280,36 @@ def test_frozen_cache_is_skipped_when_it_would_not_fit_in_memory(data, caplog, m
     with caplog.at_level(logging.INFO, logger="workflow_lib.training"):
         train(TINY, {**CFG, "epochs": 1, "freeze_layers": 1}, tr[:32])
     assert any("not caching the frozen bottom 1 layer(s)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_batches_are_length_grouped_or_todays_random_order(data, monkeypatch, group):
+    """group_by_length false: exactly torch.randperm(n, seed).split(batch_size) (the loop before grouping);
+    true: batching.length_grouped_batches over the rows' lengths, from the same generator."""
+    import workflow_lib.training as training_mod
+    from workflow_lib.batching import length_grouped_batches
+
+    tr, _ = data
+    seen, real = [], training_mod._batch_loss
+
+    def spy(run, idx):
+        seen.append((idx.clone(), run.train_ex))
+        return real(run, idx)
+
+    monkeypatch.setattr(training_mod, "_batch_loss", spy)
+    train(TINY, {**CFG, "group_by_length": group}, tr, epochs=1)
+    ex = seen[0][1]
+    got = [idx for idx, _ in seen]
+    g = torch.Generator().manual_seed(CFG["seed"])
+    lengths = ex.row_lengths() if hasattr(ex, "row_lengths") else ex.lengths
+    want = (length_grouped_batches(lengths, CFG["batch_size"], g) if group
+            else torch.randperm(len(ex), generator=g).split(CFG["batch_size"]))
+    assert len(got) == len(want) == -(-len(ex) // CFG["batch_size"])
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+    def padded(batches):
+        return sum(int(lengths[i].max()) * len(i) for i in batches)
+
+    plain = padded(torch.randperm(len(ex), generator=torch.Generator().manual_seed(CFG["seed"]))
+                   .split(CFG["batch_size"]))
+    assert (padded(got) < plain) if group else (padded(got) == plain)

@@ -52,19 +52,55 @@ class Coupler(nn.Module):
         return w[0] * criteria_vec + w[1] * ev
 
 
+class WindowAggregator(nn.Module):
+    """Fold the windows of each post into the post (training.window_aggregation).
+
+    ``max`` / ``mean``: of the window logits (the criteria head runs per window); ``attention``: a
+    learned score per pooled window embedding, softmax over the post's windows, the weighted sum
+    fed to the criteria head. ``rows`` (W,) gives each window's post (0 .. n - 1, consecutive).
+    """
+
+    METHODS = ("max", "mean", "attention")
+
+    def __init__(self, method: str, in_features: int) -> None:
+        super().__init__()
+        if method not in self.METHODS:
+            raise ValueError(f"unknown training.window_aggregation {method!r}; choose one of {', '.join(self.METHODS)}")
+        self.method = method
+        self.score = (nn.Sequential(nn.Linear(in_features, in_features), nn.Tanh(), nn.Linear(in_features, 1))
+                      if method == "attention" else None)
+
+    def forward(self, pooled: torch.Tensor, rows: torch.Tensor, head: nn.Module) -> torch.Tensor:
+        n = int(rows[-1]) + 1 if len(rows) else 0
+        if self.method == "attention":
+            x = pooled.float()
+            s = self.score(x).squeeze(-1).float()
+            top = torch.full((n,), float("-inf"), device=s.device).scatter_reduce(0, rows, s, "amax", include_self=False)
+            w = torch.exp(s - top[rows])
+            w = w / torch.zeros(n, device=s.device).index_add(0, rows, w)[rows]
+            return head(torch.zeros(n, x.shape[1], device=x.device).index_add(0, rows, w.unsqueeze(1) * x))
+        logits = head(pooled).float()
+        index = rows.unsqueeze(1).expand(-1, logits.shape[1])
+        return torch.zeros(n, logits.shape[1], device=logits.device).scatter_reduce(
+            0, index, logits, "amax" if self.method == "max" else "mean", include_self=False)
+
+
 class CriteriaClassifier(nn.Module):
     """Shared encoder -> criteria head (always) and evidence head (optional).
 
-    ``forward(input_ids, attention_mask, token_type_ids=None, eligible=None, sentence_ids=None)``
-    returns ``{"criteria": logits (B, n_labels), "evidence": head outputs or None}``.
+    ``forward(input_ids, attention_mask, token_type_ids=None, eligible=None, sentence_ids=None,
+    window_rows=None)`` returns ``{"criteria": logits (B, n_labels), "evidence": head outputs or None}``.
     ``eligible`` marks the post tokens an evidence span may cover (default: every real token);
-    ``sentence_ids`` maps tokens to post sentences (default: one sentence).
+    ``sentence_ids`` maps tokens to post sentences (default: one sentence). With ``window_rows``
+    (W,) the W inputs are windows of B = window_rows[-1] + 1 posts: the criteria logits are per post
+    (``window_aggregator``), the evidence outputs stay per window.
     """
 
     def __init__(self, encoder: nn.Module, pooling: nn.Module, head: nn.Module, n_labels: int,
                  max_length: int | None = None, evidence_head: nn.Module | None = None,
-                 coupler: Coupler | None = None) -> None:
+                 coupler: Coupler | None = None, window_aggregator: WindowAggregator | None = None) -> None:
         super().__init__()
+        self.window_aggregator = window_aggregator
         self.encoder = encoder
         self.pooling = pooling
         self.head = head
@@ -118,7 +154,7 @@ class CriteriaClassifier(nn.Module):
             h = out[0] if isinstance(out, tuple) else out
         return h
 
-    def forward_from(self, k: int, states, attention_mask, eligible=None, sentence_ids=None) -> dict:
+    def forward_from(self, k: int, states, attention_mask, eligible=None, sentence_ids=None, window_rows=None) -> dict:
         """The model's output given the states after layer ``k`` (see bottom_states)."""
         _, layers = encoder_layers(self.encoder)
         ext = self.encoder.get_extended_attention_mask(attention_mask, attention_mask.shape)
@@ -126,15 +162,16 @@ class CriteriaClassifier(nn.Module):
         for layer in layers[k:]:
             out = layer(h, attention_mask=ext)
             h = out[0] if isinstance(out, tuple) else out
-        return self.heads(h, attention_mask, None, eligible, sentence_ids)
+        return self.heads(h, attention_mask, None, eligible, sentence_ids, window_rows)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None, eligible: torch.Tensor | None = None,
-                sentence_ids: torch.Tensor | None = None) -> dict:
+                sentence_ids: torch.Tensor | None = None, window_rows: torch.Tensor | None = None) -> dict:
         states, all_states = self.encode(input_ids, attention_mask, token_type_ids)
-        return self.heads(states, attention_mask, all_states, eligible, sentence_ids)
+        return self.heads(states, attention_mask, all_states, eligible, sentence_ids, window_rows)
 
-    def heads(self, states, attention_mask, all_states=None, eligible=None, sentence_ids=None) -> dict:
+    def heads(self, states, attention_mask, all_states=None, eligible=None, sentence_ids=None,
+              window_rows=None) -> dict:
         pooled = self.pooling(states, attention_mask, all_states)
         evidence = None
         if self.evidence_head is not None:
@@ -145,6 +182,10 @@ class CriteriaClassifier(nn.Module):
             evidence = self.evidence_head(states, eligible, sentence_ids)
             if self.coupler is not None:
                 pooled = self.coupler(pooled, states, self.evidence_head.token_scores(evidence), eligible)
+        if window_rows is not None:
+            if self.window_aggregator is None:
+                raise ValueError("window inputs need a model built with training.long_posts: windows")
+            return {"criteria": self.window_aggregator(pooled, window_rows, self.head), "evidence": evidence}
         return {"criteria": self.head(pooled), "evidence": evidence}
 
 
@@ -220,8 +261,10 @@ def assemble(encoder: nn.Module, train_cfg: Mapping[str, Any], n_labels: int | N
             in_features = coupler.output_size(in_features)
     head = build_head(train_cfg["head"], in_features, n_labels,
                       hidden=int(train_cfg["head_hidden"]), dropout=float(train_cfg["dropout"]))
+    aggregator = (WindowAggregator(train_cfg["window_aggregation"], in_features)
+                  if train_cfg["long_posts"] == "windows" else None)
     return CriteriaClassifier(encoder, pooling, head, n_labels, max_length=max_length,
-                              evidence_head=evidence_head, coupler=coupler)
+                              evidence_head=evidence_head, coupler=coupler, window_aggregator=aggregator)
 
 
 def build_model(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], n_labels: int | None = None):
