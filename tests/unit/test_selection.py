@@ -8,26 +8,36 @@ import pytest
 from workflow_lib.benchmark import latency_at
 from workflow_lib.keys import digest
 from workflow_lib.reports import validate_report
+from workflow_lib.schema import ConfigError
 from workflow_lib.selection import SelectionError, select
 
-RULE = {"latency_budget_ms": None, "latency_batch_size": 1, "latency_seq_length": 128, "tie_tolerance": 0.0,
-        "baseline": True}
+RULE = {"latency_budget_ms": None, "latency_metric": "fixed_shape_p95", "latency_batch_size": 1,
+        "latency_seq_length": 128, "tie_tolerance": 0.0, "baseline": True}
+PER_POST = {**RULE, "latency_metric": "per_post_p95"}
 
 
-def bench(p95_by_config: dict) -> dict:
+def _lat(p95):
+    return {"mean": p95 * .8, "p50": p95 * .8, "p95": p95, "p99": p95 * 1.1, "min": p95 * .7, "max": p95 * 1.2}
+
+
+def bench(p95_by_config: dict, post_p95: float | None = None, windows: float = 2.5) -> dict:
     rows = []
     for (b, s), p95 in p95_by_config.items():
         rows.append({"batch_size": b, "seq_length": s, "throughput_per_s": b * 1000.0 / p95, "peak_rss_mb": 100.0,
-                     "latency_ms": {"mean": p95 * .8, "p50": p95 * .8, "p95": p95, "p99": p95 * 1.1,
-                                    "min": p95 * .7, "max": p95 * 1.2}})
-    return {"device": "cpu", "threads": 2, "results": rows}
+                     "latency_ms": _lat(p95)})
+    out = {"device": "cpu", "threads": 2, "results": rows}
+    if post_p95 is not None:
+        out["per_post"] = {"posts": 64, "long_posts": "windows", "max_length": 128, "latency_ms": _lat(post_p95),
+                           "windows_per_post": {"mean": windows, "p50": 2.0, "p95": 5.0, "max": 7.0}}
+    return out
 
 
-def cand(backbone, score, p95, *, variant=1, tk=None, std=0.02):
+def cand(backbone, score, p95, *, variant=1, tk=None, std=0.02, post_p95=None):
     return {"backbone": backbone, "study_key": "5" * 12, "variant": variant,
             "trial_key": tk or digest([backbone, variant, score]),
             "cv_mean": score, "cv_std": std, "fold_scores": [score - 0.01, score, score + 0.01],
-            "params": {"learning_rate": 1e-4}, "benchmark": bench({(1, 128): p95, (16, 128): p95 * 6})}
+            "params": {"learning_rate": 1e-4},
+            "benchmark": bench({(1, 128): p95, (16, 128): p95 * 6}, post_p95 if post_p95 is not None else p95 * 3)}
 
 
 def finish(report):
@@ -150,6 +160,68 @@ def test_candidate_problems_are_named():
     r = select([nob, cand("b", 0.5, 5.0)], RULE)  # without a budget an unbenchmarked candidate can still win
     assert r["selected"]["backbone"] == "a" and r["selected"]["latency_p95_ms"] is None
     finish(r)
+
+
+def test_per_post_p95_is_the_default_and_drives_budget_and_ties(smoke_config):
+    # fixed-shape and per-post latencies rank these two the opposite way: long posts cost "fast" more windows
+    fast_fixed = cand("fast_fixed", 0.60, 2.0, post_p95=80.0, tk="aaaaaaaaaaaa")
+    fast_post = cand("fast_post", 0.60, 9.0, post_p95=30.0, tk="bbbbbbbbbbbb")
+    r = select([fast_fixed, fast_post], smoke_config["selection"])  # the schema's defaults
+    assert r["rule"]["latency_metric"] == "per_post_p95"
+    assert r["selected"]["backbone"] == "fast_post" and r["selected"]["latency_p95_ms"] == 30.0
+    by = {c["backbone"]: c for c in r["candidates"]}
+    assert by["fast_fixed"]["latency_p95_ms"] == 80.0
+    assert by["fast_post"]["latency_measured_at"] == {"posts": 64, "long_posts": "windows", "max_length": 128,
+                                                      "windows_per_post_mean": 2.5}
+    assert "30.00 ms per post (one predict call per post of the data, all windows)" in r["reason"]
+    finish(r)
+    # the same candidates on the fixed shape
+    r = select([fast_fixed, fast_post], RULE)
+    assert r["selected"]["backbone"] == "fast_fixed" and r["rule"]["latency_metric"] == "fixed_shape_p95"
+    assert "at batch size 1 x sequence length 128" in r["reason"]
+    finish(r)
+    # a per-post budget excludes what a fixed-shape budget of the same size keeps
+    r = select([cand("slow", 0.7, 2.0, post_p95=80.0), cand("ok", 0.6, 9.0, post_p95=30.0)],
+               {**PER_POST, "latency_budget_ms": 50.0})
+    assert r["selected"]["backbone"] == "ok" and "Excluded for exceeding the latency budget: slow" in r["reason"]
+    assert select([cand("slow", 0.7, 2.0, post_p95=80.0), cand("ok", 0.6, 9.0, post_p95=30.0)],
+                  {**RULE, "latency_budget_ms": 50.0})["selected"]["backbone"] == "slow"
+
+
+def test_per_post_budget_errors_name_the_key_and_the_fix():
+    with pytest.raises(SelectionError) as exc:
+        select([cand("a", 0.6, 1.0, post_p95=40.0), cand("b", 0.5, 1.0, post_p95=25.5)],
+               {**PER_POST, "latency_budget_ms": 20.0})
+    msg = str(exc.value)
+    assert "20.0 ms" in msg and "per post" in msg and "selection.latency_metric: per_post_p95" in msg
+    assert "b v1" in msg and "25.500 ms" in msg and "selection.latency_budget_ms" in msg
+    # a benchmark written before per-post figures existed (benchmark_version 1)
+    old = cand("old", 0.6, 5.0)
+    del old["benchmark"]["per_post"]
+    with pytest.raises(SelectionError) as exc:
+        select([old], {**PER_POST, "latency_budget_ms": 20.0})
+    msg = str(exc.value)
+    assert "no per-post figures" in msg and "--forcerun benchmark" in msg
+    assert "selection.latency_metric: fixed_shape_p95" in msg
+    # without a budget it is unmeasured (ties rank it last), and the fixed shape still reads it
+    r = select([old, cand("new", 0.6, 5.0, post_p95=10.0)], PER_POST)
+    assert r["selected"]["backbone"] == "new" and r["candidates"][1]["latency_p95_ms"] is None
+    finish(r)
+    assert select([old], {**RULE, "latency_budget_ms": 20.0})["selected"]["latency_p95_ms"] == 5.0
+    # a bad rule names its key
+    with pytest.raises(ConfigError, match="latency_metric"):
+        select([old], {**RULE, "latency_metric": "p95"})
+
+
+def test_config_schema_defaults_and_names_a_bad_latency_metric(repo):
+    from workflow_lib import config
+
+    cfg = config.load(repo / "config" / "config.yaml")
+    assert cfg["selection"]["latency_metric"] == "per_post_p95" and cfg["benchmark"]["posts_sample"] == 64
+    with pytest.raises(ConfigError, match="selection.latency_metric"):
+        config.load(repo / "config" / "config.yaml", overrides={"selection": {"latency_metric": "median"}})
+    with pytest.raises(ConfigError, match="benchmark.posts_sample"):
+        config.load(repo / "config" / "config.yaml", overrides={"benchmark": {"posts_sample": 0}})
 
 
 def test_reason_flags_a_model_below_the_baseline():
