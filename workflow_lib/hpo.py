@@ -7,7 +7,9 @@ data; each fold's result is a file ``trials/{trial_key}/fold_{k}/metrics.json``
 written atomically, so a fold that finished is never trained again: after an
 interruption, after a retry of a failed trial, when another trial proposes the
 same configuration, or when another variant of the backbone already trained it
-(warm start: the file is copied from there).
+(warm start: the file is copied from there). Beside the scores it holds the held-out part's
+``input_coverage`` (what the trial's tokenizer and window settings read and cut); the study
+summary gives each trial's coverage over its folds together (:func:`pooled_coverage`).
 
 Parallel workers (``hpo.n_workers``, each its own Snakemake job) share the study.
 A worker claims a trial under a file lock only while finished + running trials
@@ -27,7 +29,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -195,6 +197,8 @@ def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric:
     }
     if "evidence" in metrics:
         result["evidence_metrics"] = metrics["evidence"]
+    # what the window policy read of the held-out posts with this trial's tokenizer and window settings
+    result["input_coverage"] = {**pred.examples.coverage(), "split": result["split"]}
     if res.augmentation:
         result["augmentation"] = {"recipe": tcfg["augment"], "prob": tcfg["augment_prob"],
                                   "n_changed": len(res.augmentation), "changes": res.augmentation}
@@ -203,6 +207,36 @@ def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric:
     if state_dir is not None:
         release(state_dir)
     return result
+
+
+COVERAGE_SETTINGS = ("policy", "policy_text", "max_length", "window_overlap", "max_windows", "aggregation")
+
+
+def pooled_coverage(coverages: Sequence[Mapping | None]) -> dict | None:
+    """One trial's input coverage over its scored folds' held-out posts together (the folds partition the
+    train split, so each train post counts once), from the folds' ``input_coverage``
+    (examples.Examples.coverage); folds without one (written by older code) are left out; None without any.
+
+    Window means are weighted by the folds' posts; maxima are over all folds. The settings (policy,
+    max_length, overlap, cap, aggregation) are the trial's, the same in every fold."""
+    covs = [c for c in coverages if c]
+    if not covs:
+        return None
+    n = sum(int(c["n_posts"]) for c in covs)
+    n_ev = sum(int(c["n_evidence_sentences"]) for c in covs)
+    longer = sum(int(c["n_longer_than_window"]) for c in covs)
+    beyond = sum(int(c["n_evidence_beyond_read"]) for c in covs)
+
+    def windows(key: str) -> dict:
+        mean = sum(float(c[key]["mean"]) * int(c["n_posts"]) for c in covs) / n if n else 0.0
+        return {"mean": mean, "max": max(int(c[key]["max"]) for c in covs)}
+
+    return {"split": CV_SPLIT, "n_folds": len(covs), **{k: covs[0].get(k) for k in COVERAGE_SETTINGS},
+            "n_posts": n, "n_longer_than_window": longer, "share_longer_than_window": longer / n if n else 0.0,
+            "windows_needed": windows("windows_needed"), "windows_read": windows("windows_read"),
+            "n_posts_capped": sum(int(c["n_posts_capped"]) for c in covs),
+            "n_evidence_sentences": n_ev, "n_evidence_beyond_read": beyond,
+            "share_evidence_beyond_read": beyond / n_ev if n_ev else 0.0}
 
 
 def fold_score(result: Mapping, metric: str, objective: Mapping) -> float:
@@ -234,6 +268,7 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                "study_key": study_run.ids["study_key"], "variant": study_run.ids["variant"]}
         scores: list[float] = []
         criteria: list[float] = []  # the criteria metric alone (the objective may weigh evidence too)
+        coverages: list[dict | None] = []  # each scored fold's held-out input coverage
         reused = warm = 0
         with tracker.run("trial", ids, parent=study_run, params={"params": params, "config": tcfg}) as trun:
             for fold in prepared.folds:
@@ -259,12 +294,19 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                         result["trial_key"] = tkey
                         for h in result["history"]:
                             tracker.log_metrics(frun, {"train_loss": h["train_loss"]}, step=h["epoch"])
+                        cov = result["input_coverage"]
                         tracker.log_metrics(frun, {"heldout_objective": result["score"],
                                                    f"heldout_{metric}": result["metrics"][metric],
-                                                   "heldout_micro_f1": result["metrics"]["micro_f1"]})
+                                                   "heldout_micro_f1": result["metrics"]["micro_f1"],
+                                                   "heldout_share_longer_than_window": cov["share_longer_than_window"],
+                                                   "heldout_windows_per_post": cov["windows_read"]["mean"],
+                                                   "heldout_share_evidence_beyond_read":
+                                                       cov["share_evidence_beyond_read"]})
                         write_json(path, result)
                 scores.append(result["score"])
                 criteria.append(result["metrics"][metric])
+                coverages.append(result.get("input_coverage"))
+                trial.set_user_attr("input_coverage", pooled_coverage(coverages))
                 trial.set_user_attr("reused_folds", reused)
                 trial.set_user_attr("warm_started_folds", warm)
                 trial.set_user_attr("criteria_fold_scores", criteria)
@@ -388,7 +430,8 @@ class StudyProgress:
 
 
 def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data_key: str) -> dict:
-    """The study summary: every trial with params, per-fold and mean±std scores, state; the best trial."""
+    """The study summary: every trial with params, per-fold and mean±std scores, state, input coverage
+    (over its scored folds' held-out posts); the best trial."""
     layout = Layout(cfg["results_dir"])
     storage = layout.study_storage(backbone, study_key, variant)
     study = open_study(cfg, storage, study_name(backbone, study_key, variant))
@@ -412,13 +455,14 @@ def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data
             "reused_folds": int(t.user_attrs.get("reused_folds", 0)),
             "warm_started_folds": int(t.user_attrs.get("warm_started_folds", 0)),
             "duration_s": t.duration.total_seconds() if t.duration else None,
+            "input_coverage": t.user_attrs.get("input_coverage"),
         })
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     best = None
     if complete:
         # highest mean; ties -> lower std, then the earlier trial (deterministic)
         ranked = sorted(complete, key=lambda t: (-t["mean"], t["std"], t["number"]))
-        fields = ("number", "trial_key", "params", "mean", "std", "fold_scores", "criteria_mean")
+        fields = ("number", "trial_key", "params", "mean", "std", "fold_scores", "criteria_mean", "input_coverage")
         best = {k: ranked[0][k] for k in fields}
         best["config"] = trial_training_config(cfg["training"], best["params"])
         # co-best: other configurations with exactly the best mean (each becomes a selection candidate)

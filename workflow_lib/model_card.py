@@ -147,18 +147,47 @@ def _counts_table(data_card: Mapping) -> str:
     return _table(["", *names], rows)
 
 
+def _lengths_table(data_card: Mapping) -> str | None:
+    """Post lengths in words per split (the data card's ``lengths``); None for a card without them."""
+    splits = (data_card.get("lengths") or {}).get("splits") or {}
+    names = [s for s in ("train", "validation", "test") if s in splits]
+    if not names:
+        return None
+    rows = []
+    for name in names:
+        w = splits[name].get("words") or {}
+        rows.append([name, splits[name].get("posts"), _f(w.get("mean"), 1), _f(w.get("p50"), 1), _f(w.get("p95"), 1),
+                     w.get("max", "n/a")])
+    return _table(["split", "posts", "words mean", "words p50", "words p95", "words max"], rows)
+
+
+def _share(n: int, of: int, what: str) -> str:
+    return f"{n} of {of} {what} ({_pct(n / of if of else 0.0)})"
+
+
 def _window_text(report: Mapping, backbone_spec: Mapping | None) -> str:
-    il = report.get("input_length")
-    max_length = (il or {}).get("max_length") or (backbone_spec or {}).get("max_length")
-    if not il:
+    """The input window's policy and what it cut of the test posts (the report's ``input_coverage``)."""
+    cov = report.get("input_coverage")
+    if not cov:
+        max_length = (backbone_spec or {}).get("max_length")
         return (f"truncation: each post is cut to the encoder's first {max_length} tokens; text past that window "
                 "is not seen by the model (neither its symptoms nor its evidence).")
-    toks = il.get("post_tokens") or {}
-    return (f"{il['policy']}. The encoder reads at most {il['max_length']} tokens per input; text past "
-            f"that window is not seen by the model (neither its symptoms nor its evidence). "
-            f"On the {il['split']} split {il['n_longer']} of {il['n_posts']} posts ({_pct(il['share_longer'])}) are "
-            f"longer than the window (post length in tokens: median {toks.get('median', 'n/a')}, "
-            f"90th percentile {toks.get('p90', 'n/a')}, max {toks.get('max', 'n/a')}).")
+    split, n = cov["split"], cov["n_posts"]
+    posts = _share(cov["n_longer_than_window"], n, "posts")
+    n_ev, beyond = cov["n_evidence_sentences"], cov["n_evidence_beyond_read"]
+    evidence = (f"{_share(beyond, n_ev, 'evidence sentences')} start past what was read, so the model never sees them"
+                if beyond else f"none of the {n_ev} evidence sentences starts past what was read")
+    if cov["policy"] == "truncate":
+        return (f"{cov['policy_text']}, neither its symptoms nor its evidence. On the {split} split {posts} are "
+                f"longer than the window, and {evidence}.")
+    need, read = cov["windows_needed"], cov["windows_read"]
+    capped = cov["n_posts_capped"]
+    cap = ("no post was capped (every post was read to its end)" if not capped else
+           f"{_share(capped, n, 'posts')} were capped at max_windows = {cov['max_windows']} (the rest of those posts "
+           "is not read)")
+    return (f"{cov['policy_text']}. On the {split} split {posts} are longer than one window; a post is read in "
+            f"{_f(read['mean'], 2)} windows on average (at most {read['max']}; windows needed: 95th percentile "
+            f"{_f(need['p95'], 1)}, max {need['max']}); {cap}; {evidence}.")
 
 
 # ---------------------------------------------------------------------------------------- card
@@ -213,8 +242,21 @@ def render_model_card(report: Mapping, data_card: Mapping, *, backbone_spec: Map
     encoder = spec.get("hub_id") or spec.get("package") or spec.get("path")
     if encoder:
         arch.append(["encoder", f"{encoder}" + (f" @ {spec['revision']}" if spec.get("revision") else "")])
-    arch += [["max_length (tokens)", spec.get("max_length", (report.get("input_length") or {}).get("max_length"))],
+    cov = report.get("input_coverage") or {}
+    arch += [["max_length (tokens)", spec.get("max_length", cov.get("max_length"))],
              ["input format", fmt], ["evidence task", "yes" if evidence else "no"]]
+    policy = cov.get("policy", tcfg.get("long_posts"))
+    if policy:
+        arch.append(["long posts", "truncate (the first max_length tokens only)" if policy == "truncate"
+                     else "windows (overlapping windows of max_length tokens over the whole post)"])
+    if policy == "windows":
+        settings = cov or {k: tcfg.get(j) for k, j in (("window_overlap", "window_overlap"),
+                                                        ("max_windows", "max_windows"),
+                                                        ("aggregation", "window_aggregation"))}
+        overlap = settings.get("window_overlap")
+        arch += [["window overlap", "n/a" if overlap is None else f"{overlap:.0%} of a window's post tokens"],
+                 ["max windows per post", "all" if settings.get("max_windows") is None else settings["max_windows"]],
+                 ["window aggregation", settings.get("aggregation")]]
     for k in ("head", "pooling", "loss", "finetune", "freeze_layers", "learning_rate", "batch_size"):
         if k in tcfg:
             arch.append([k, tcfg[k]])
@@ -245,6 +287,10 @@ def render_model_card(report: Mapping, data_card: Mapping, *, backbone_spec: Map
     add(f"- The final model was trained on {' + '.join(tr['trained_on'])} ({tr['n_posts']} posts) for "
         f"{tr['epochs']} epoch(s); the test split ({n_test} posts) was read once, for the evaluation below.\n")
     add(_counts_table(data_card) + "\n")
+    lengths = _lengths_table(data_card)
+    if lengths:
+        add("Post lengths in words (whitespace-separated) per split:\n")
+        add(lengths + "\n")
 
     # -- metrics
     add("## Evaluation\n")
@@ -315,7 +361,7 @@ def render_model_card(report: Mapping, data_card: Mapping, *, backbone_spec: Map
     # -- limitations
     add("## Limitations\n")
     n_train = tr["n_posts"]
-    add(f"- Input window, {_window_text(report, backbone_spec)}")
+    add(f"- Input window: {_window_text(report, backbone_spec)}")
     add("- Language and domain: English Reddit posts only (ReDSM5 comes from depression-related subreddits). "
         "Other languages, platforms, registers (clinical notes, chat, speech transcripts) and time periods are "
         "untested; expect worse and unknown behaviour there.")

@@ -211,6 +211,13 @@ def _plot_folds(candidates: Sequence[Mapping], baseline: Mapping | None, metric:
     return fig
 
 
+def _latency_where(rule: Mapping) -> str:
+    """What the selection's latency figure measures (selection.latency_metric)."""
+    if rule.get("latency_metric", "fixed_shape_p95") == "per_post_p95":
+        return "per post (the data's own posts, all their windows, one at a time)"
+    return f"at batch {rule.get('latency_batch_size')} x length {rule.get('latency_seq_length')}"
+
+
 def _plot_tradeoff(candidates: Sequence[Mapping], rule: Mapping, baseline: Mapping | None, metric: str) -> Figure:
     fig = Figure(figsize=(6.5, 4.0))
     ax = fig.subplots()
@@ -231,8 +238,7 @@ def _plot_tradeoff(candidates: Sequence[Mapping], rule: Mapping, baseline: Mappi
             ax.axhline(baseline["mean"], color="#7f7f7f", ls=":", label=f"{baseline.get('name', 'baseline')}")
         if budget is not None or baseline:
             ax.legend(fontsize=7)
-        ax.set_xlabel(f"p95 latency (ms) at batch {rule.get('latency_batch_size')} x "
-                      f"length {rule.get('latency_seq_length')}")
+        ax.set_xlabel(f"p95 latency (ms) {_latency_where(rule)}")
         ax.set_ylabel(f"CV {metric} (mean ± std)")
         ax.grid(alpha=.3)
     ax.set_title("score vs latency", fontsize=9)
@@ -241,9 +247,38 @@ def _plot_tradeoff(candidates: Sequence[Mapping], rule: Mapping, baseline: Mappi
 
 
 # ---------------------------------------------------------------- page
-def _table(report: Mapping) -> str:
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _of(n, total) -> str:
+    """'12 of 80 (15.0%)'."""
+    return f"{n} of {total} ({_pct(n / total if total else 0.0)})"
+
+
+def _trial_coverage(study_summaries: Sequence[Mapping]) -> dict[str, Mapping]:
+    """trial_key -> the trial's input coverage over its CV folds (study summary, hpo.pooled_coverage)."""
+    return {t["trial_key"]: t["input_coverage"] for s in study_summaries or [] for t in s.get("trials") or []
+            if t.get("trial_key") and t.get("input_coverage")}
+
+
+def _coverage_cell(cov: Mapping | None) -> str:
+    """A candidate's share of posts longer than the window (its CV folds), with what that means for it."""
+    if not cov:
+        return "<td>–</td>"
+    detail = (f"{cov['max_length']} tokens, truncate: evidence past the window "
+              f"{_pct(cov['share_evidence_beyond_read'])}" if cov["policy"] == "truncate" else
+              f"{cov['max_length']} tokens, windows: {cov['windows_read']['mean']:.2f} per post, "
+              f"{cov['n_posts_capped']} capped")
+    return (f'<td class="num" title="{_e(cov.get("policy_text"))}">{_pct(cov["share_longer_than_window"])} '
+            f"<small>({_e(detail)})</small></td>")
+
+
+def _table(report: Mapping, coverage: Mapping[str, Mapping] | None = None) -> str:
+    coverage = coverage or {}
     head = ("<tr><th>rank</th><th>backbone</th><th>variant</th><th>trial</th><th>CV mean ± std</th>"
-            "<th>per-fold scores</th><th>p95 latency (ms)</th><th>within budget</th><th>selected</th></tr>")
+            "<th>per-fold scores</th><th>posts longer than the window (CV folds)</th><th>p95 latency (ms)</th>"
+            "<th>within budget</th><th>selected</th></tr>")
     body = []
     for c in report.get("candidates") or []:
         cls = "selected" if c.get("selected") else ("excluded" if not c.get("within_budget", True) else "")
@@ -257,14 +292,14 @@ def _table(report: Mapping) -> str:
             f"<td>{_e(c.get('backbone'))}</td><td class=\"num\">{_e(c.get('variant'))}</td>"
             f"<td><code>{_e(c.get('trial_key'))}</code></td>"
             f"<td class=\"num\">{_num(c.get('cv_mean'))} ± {_num(c.get('cv_std'))}</td>"
-            f"<td>{_e(folds)}</td><td class=\"num\">{_e(lat)}</td>"
+            f"<td>{_e(folds)}</td>{_coverage_cell(coverage.get(c.get('trial_key')))}<td class=\"num\">{_e(lat)}</td>"
             f"<td>{'yes' if c.get('within_budget') else 'no'}</td><td>{'✔' if c.get('selected') else ''}</td></tr>")
     b = report.get("baseline")
     if b:
         folds = ", ".join(_num(v) for v in (b.get("fold_scores") or []))
         body.append(f'<tr class="baseline"><td>–</td><td>{_e(b.get("name", "baseline"))} (baseline)</td><td>–</td>'
                     f"<td>–</td><td class=\"num\">{_num(b.get('mean'))} ± {_num(b.get('std'))}</td>"
-                    f"<td>{_e(folds)}</td><td>–</td><td>–</td><td></td></tr>")
+                    f"<td>{_e(folds)}</td><td>–</td><td>–</td><td>–</td><td></td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -281,7 +316,7 @@ def selection_page(report: dict, study_summaries: list[dict], *, evaluation_link
     baseline = report.get("baseline")
     meta = [("selection_key", report.get("selection_key")), ("metric", metric), ("split", report.get("split")),
             ("latency budget (ms)", rule.get("latency_budget_ms")),
-            ("latency at", f"batch {rule.get('latency_batch_size')} x length {rule.get('latency_seq_length')}"),
+            ("latency at", _latency_where(rule)),
             ("tie tolerance", rule.get("tie_tolerance")), ("code_version", report.get("code_version"))]
     meta_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v if v is not None else 'none')}</dd>" for k, v in meta)
     figs = _Figures()
@@ -304,7 +339,7 @@ def selection_page(report: dict, study_summaries: list[dict], *, evaluation_link
         f"<h1>{_e(title)}</h1>"
         f"<p class=\"reason\">{_e(report.get('reason', ''))}</p>{link}"
         f"<dl class=\"meta\">{meta_html}</dl>"
-        f"<h2>Candidates</h2>{_table(report)}"
+        f"<h2>Candidates</h2>{_table(report, _trial_coverage(study_summaries))}"
         f"<h2>Plots</h2>{''.join(plots)}"
         f"<p><small>All scores are on {_e(report.get('split', 'cv heldout folds'))}; the test split is not used "
         f"for selection.</small></p></body></html>\n"
@@ -608,6 +643,37 @@ def _evidence_table(report: Mapping) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
+def _coverage_table(report: Mapping) -> str:
+    """What the input window read and cut of the test posts: the final model and every co-best checkpoint
+    (each with its own tokenizer and window settings)."""
+    models = [("selected (final)", report.get("input_coverage"))]
+    models += [(f"co-best {c['backbone']} v{c['variant']} (refit)", c.get("input_coverage"))
+               for c in report.get("co_best") or []]
+    models = [(label, cov) for label, cov in models if cov]
+    if not models:
+        return "<p>This report does not say what the input window read (written by older code).</p>"
+    lines = [
+        ("policy", lambda c: c["policy"] + (f", {c['aggregation']} over windows" if c["policy"] == "windows" else "")),
+        ("window (tokens)", lambda c: c["max_length"]),
+        ("window overlap", lambda c: "–" if c["window_overlap"] is None else f"{c['window_overlap']:.0%}"),
+        ("max windows per post", lambda c: "all" if c["max_windows"] is None else c["max_windows"]),
+        ("posts longer than one window", lambda c: _of(c["n_longer_than_window"], c["n_posts"])),
+        ("windows needed per post (mean / p50 / p95 / max)",
+         lambda c: " / ".join([f"{c['windows_needed']['mean']:.2f}", f"{c['windows_needed']['p50']:g}",
+                               f"{c['windows_needed']['p95']:g}", str(c["windows_needed"]["max"])])),
+        ("windows read per post (mean / max)",
+         lambda c: f"{c['windows_read']['mean']:.2f} / {c['windows_read']['max']}"),
+        ("posts not read to their end", lambda c: _of(c["n_posts_capped"], c["n_posts"])),
+        ("evidence sentences starting past what was read",
+         lambda c: _of(c["n_evidence_beyond_read"], c["n_evidence_sentences"])),
+    ]
+    head = "<tr><th>input window</th>" + "".join(f"<th>{_e(label)}</th>" for label, _ in models) + "</tr>"
+    body = [_tr([f"<td>{_e(name)}</td>", *[f'<td class="num">{_e(get(cov))}</td>' for _, cov in models]], "coverage")
+            for name, get in lines]
+    policies = "".join(f"<li>{_e(label)}: {_e(cov['policy_text'])}</li>" for label, cov in models)
+    return f"<table>{head}{''.join(body)}</table><ul class=\"labels\">{policies}</ul>"
+
+
 def evaluation_page(report: Mapping, rows: Sequence[Mapping], texts: Mapping[str, str], *, n_examples: int = 5,
                     links: Mapping[str, str] | None = None) -> Page:
     """The final model's evaluation report as one self-contained HTML page, with its plots.
@@ -645,10 +711,15 @@ def evaluation_page(report: Mapping, rows: Sequence[Mapping], texts: Mapping[str
                                                                           f"{report['training']['epochs']} epochs)"),
             ("thresholds", f"tuned per symptom on the {report['thresholds']['split']} split"),
             ("code_version", lin["code_version"]), ("created_at", report.get("created_at"))]
-    il = report.get("input_length")
-    if il:
-        meta.append(("input window", f"{il['max_length']} tokens ({il['policy']}); {il['n_longer']} of "
-                                     f"{il['n_posts']} {il['split']} posts are longer"))
+    cov = report.get("input_coverage")
+    if cov:
+        read = ("the rest of each is not read" if cov["policy"] == "truncate" else
+                f"read in {cov['windows_read']['mean']:.2f} windows per post on average, "
+                f"{cov['n_posts_capped']} capped at max_windows")
+        meta.append(("input window", f"{cov['max_length']} tokens ({cov['policy']}); "
+                                     f"{_of(cov['n_longer_than_window'], cov['n_posts'])} {cov['split']} posts are "
+                                     f"longer, {read}; evidence sentences past what was read: "
+                                     f"{_of(cov['n_evidence_beyond_read'], cov['n_evidence_sentences'])}"))
     meta_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)
     links_html = ""
     if links:
@@ -673,6 +744,7 @@ def evaluation_page(report: Mapping, rows: Sequence[Mapping], texts: Mapping[str
         f"<h2>Per symptom ({_e(split)} split)</h2>{_per_symptom_table(report, symptoms)}{bars}{pr}"
         f"<h2>Thresholds: tuned on validation vs 0.5</h2>{_threshold_table(report, symptoms)}{thr}"
         f"<h2>Confusion counts ({_e(split)} split)</h2>{_confusion_table(report, symptoms)}{probs}"
+        f"<h2>Input window ({_e(split)} split)</h2>{_coverage_table(report)}"
         f"<h2>Co-best candidates ({_e(split)} split)</h2>{_co_best_table(report)}"
         f"<h2>Evidence ({_e(split)} split)</h2>{_evidence_table(report)}"
         f"<h2>Example posts ({_e(split)} split)</h2>{legend}{''.join(examples) or '<p>no test posts</p>'}"

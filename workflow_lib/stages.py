@@ -118,7 +118,8 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
             "device": describe(),
             "n_train": len(tr), "n_validation": len(va),
             "validation": {"split": "validation", "at_0.5": multilabel_metrics(y_val, res.val_probs),
-                           "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds)},
+                           "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds),
+                           "input_coverage": input_coverage(res.val_prediction, "validation")},
             "thresholds": {"split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
             "objective": {**cfg["hpo"]["objective"], "metric": metric, "best_value": res.best_score},
             "config": tcfg,
@@ -142,19 +143,31 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
 
 
 # -- benchmark -----------------------------------------------------------------------
-def benchmark(cfg: Mapping, *, model_dir: str, trial_key: str, backbone: str, out: str,
+def benchmark(cfg: Mapping, *, model_dir: str, trial_key: str, backbone: str, data_dir: str, out: str,
               threads: int | None = None) -> dict:
+    """Fixed-shape figures, and per-post figures over the prepared train and validation posts
+    (never the test split: it is read once, by the final stage)."""
     from workflow_lib.benchmark import run_benchmark
+    from workflow_lib.data.prepare import load_prepared
 
     tracker = Tracker(cfg)
     threads = cfg["benchmark"]["threads"] or threads
+    prepared = load_prepared(data_dir)
+    posts = prepared.of(prepared.splits["train"] + prepared.splits["validation"])
     ids = {"backbone": backbone, "trial_key": trial_key}
     with tracker.run("benchmark", ids, params={"benchmark": cfg["benchmark"]}) as run:
-        result = run_benchmark(model_dir, cfg["benchmark"], threads=threads, extra=ids)
+        result = run_benchmark(model_dir, cfg["benchmark"], posts=posts, posts_source="train+validation",
+                               threads=threads, extra=ids)
         for row in result["results"]:
             tag = f"bs{row['batch_size']}_len{row['seq_length']}"
             tracker.log_metrics(run, {f"p95_ms_{tag}": row["latency_ms"]["p95"],
                                       f"throughput_{tag}": row["throughput_per_s"]})
+        pp = result["per_post"]
+        tracker.log_metrics(run, {"per_post_p50_ms": pp["latency_ms"]["p50"],
+                                  "per_post_p95_ms": pp["latency_ms"]["p95"],
+                                  "per_post_mean_ms": pp["latency_ms"]["mean"],
+                                  "posts_per_s": pp["throughput_posts_per_s"],
+                                  "windows_per_post_mean": pp["windows_per_post"]["mean"]})
         write_json(out, result, kind="benchmark")
     tracker.close()
     return result
@@ -239,33 +252,15 @@ def test_prediction_rows(pred, records, thresholds, train_cfg: Mapping) -> list[
     return rows
 
 
-def _input_lengths(tokenizer, texts: list[str], train_cfg: Mapping, max_length: int) -> dict:
-    """How many test posts are longer than the encoder's window (counted with the tokenizer)."""
-    import numpy as np
-
-    from workflow_lib.symptoms import DESCRIPTIONS
-
-    n_post = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]],
-                      dtype=int) if texts else np.zeros(0, dtype=int)
-    if train_cfg["input_format"] == "binary_pairs":  # the longest description leaves the post the fewest tokens
-        extra = tokenizer.num_special_tokens_to_add(pair=True) + max(
-            len(tokenizer(d, add_special_tokens=False)["input_ids"]) for d in DESCRIPTIONS.values())
-        policy = ("truncation: each post/description pair is cut to max_length tokens, the post losing its end; "
-                  "posts counted as longer when the pair with the longest description is cut")
-    else:
-        extra = tokenizer.num_special_tokens_to_add(pair=False)
-        policy = "truncation: each post is cut to its first max_length tokens (special tokens included)"
-    n_longer = int((n_post + extra > max_length).sum())
-    q = (lambda v: int(np.percentile(n_post, v))) if len(n_post) else (lambda v: 0)
-    return {"split": "test", "policy": policy, "max_length": int(max_length), "n_posts": len(texts),
-            "n_longer": n_longer, "share_longer": n_longer / len(texts) if texts else 0.0,
-            "post_tokens": {"median": q(50), "p90": q(90), "max": int(n_post.max()) if len(n_post) else 0}}
+def input_coverage(pred, split: str) -> dict:
+    """What the prediction's window policy read and cut of its posts (examples.Examples.coverage), with the split."""
+    return {**pred.examples.coverage(), "split": split}
 
 
-def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapping, hpo: Mapping, tokenizer,
-                       test_records, train_cfg: Mapping, spec: Mapping) -> dict:
+def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapping, hpo: Mapping, pred) -> dict:
     """What the evaluation page and the model card show beside the test metrics, each with its split:
-    the study's CV score, the refit model's validation scores, confusion counts, the input window."""
+    the study's CV score, the refit model's validation scores, confusion counts, and what the input
+    window read of the test posts (the test prediction's own coverage: no second tokenisation)."""
     sel = sel_report["selected"]
     cand = next((c for c in sel_report.get("candidates", []) if c.get("selected")), {})
     val = refit_metrics["validation"]
@@ -284,7 +279,7 @@ def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapp
         "confusion": {"split": report["split"],
                       "at_tuned_thresholds": {s: v["confusion_matrix"] for s, v in m["test"]["per_symptom"].items()},
                       "at_0.5": {s: v["confusion_matrix"] for s, v in m["test_at_0.5"]["per_symptom"].items()}},
-        "input_length": _input_lengths(tokenizer, [r["text"] for r in test_records], train_cfg, spec["max_length"]),
+        "input_coverage": input_coverage(pred, report["split"]),
     }
 
 
@@ -352,7 +347,8 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
             co_best.append({**{k: cand[k] for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")},
                             "checkpoint": {"path": str(path), "manifest_sha256": info["manifest_sha256"],
                                            "stage": "refit (train split only)"},
-                            "metrics": _test_metrics(cpred, test_records, cthr)})
+                            "metrics": _test_metrics(cpred, test_records, cthr),
+                            "input_coverage": input_coverage(cpred, "test")})
         report = {
             "report_version": 2,
             "final_key": final_key,
@@ -374,8 +370,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
             "library_versions": library_versions(),
             "created_at": _now(),
         }
-        report.update(_evaluation_extras(report, sel_report, refit_metrics, cfg["hpo"], res.tokenizer, test_records,
-                                         tcfg, spec))
+        report.update(_evaluation_extras(report, sel_report, refit_metrics, cfg["hpo"], pred))
         layout = Layout(cfg["results_dir"])
         outputs = {"evaluation_html": layout.evaluation_html(final_key), "plots": layout.final_plots(final_key),
                    "test_predictions": layout.test_predictions(final_key),

@@ -13,6 +13,24 @@ from workflow_lib.symptoms import SYMPTOMS
 K = "0123456789ab"  # a 12-hex key
 
 
+def _coverage(split="test"):
+    """examples.Examples.coverage() of a prediction under truncation, with its split."""
+    return {"split": split, "policy": "truncate", "policy_text": "truncation: each post is cut to its first 128 tokens",
+            "max_length": 128, "window_overlap": None, "max_windows": 1, "aggregation": None, "n_posts": 100,
+            "n_longer_than_window": 40, "share_longer_than_window": 0.4,
+            "windows_needed": {"mean": 1.8, "p50": 1.0, "p95": 4.0, "max": 9},
+            "windows_read": {"mean": 1.0, "max": 1, "total": 100}, "n_posts_capped": 40,
+            "n_evidence_sentences": 60, "n_evidence_beyond_read": 9, "share_evidence_beyond_read": 0.15}
+
+
+def _cv_coverage():
+    """hpo.pooled_coverage: a trial's folds together."""
+    c = _coverage("cv heldout folds (train split)")
+    c["windows_needed"] = {"mean": 1.8, "max": 9}
+    c["windows_read"] = {"mean": 1.0, "max": 1}
+    return {**c, "n_folds": 3}
+
+
 def _study_summary():
     return {
         "backbone": "minilm", "study_key": K, "variant": 1, "data_key": "aaaaaaaaaaaa",
@@ -20,7 +38,8 @@ def _study_summary():
         "n_trials": 3, "n_folds": 3, "storage": "results/hpo/minilm/0123456789ab/v1/study.journal",
         "trials": [
             {"number": 0, "trial_key": "bbbbbbbbbbbb", "state": "COMPLETE", "params": {"learning_rate": 3e-5},
-             "fold_scores": [0.5, 0.6, 0.55], "mean": 0.55, "std": 0.04, "reused_folds": 0, "duration_s": 12.5},
+             "fold_scores": [0.5, 0.6, 0.55], "mean": 0.55, "std": 0.04, "reused_folds": 0, "duration_s": 12.5,
+             "input_coverage": _cv_coverage()},
             {"number": 1, "trial_key": "cccccccccccc", "state": "PRUNED", "params": {"learning_rate": 1e-3},
              "fold_scores": [0.1, None, None], "mean": None, "std": None, "reused_folds": 1, "duration_s": 3.0},
             {"number": 2, "trial_key": None, "state": "RUNNING", "params": {}, "fold_scores": [],
@@ -114,6 +133,7 @@ def _evaluation_report():
                     "code_version": "0.1.0"},
         "checkpoint": {"path": "results/final/ffffffffffff/model", "manifest_sha256": "a" * 64},
         "library_versions": {"torch": "2.13.0"}, "created_at": "2025-01-01T00:00:00+00:00",
+        "input_coverage": _coverage(),
     }
 
 
@@ -163,6 +183,10 @@ INVALID = [
     ("study_summary", ("split",), "test", ["split"]),
     ("study_summary", ("extra_field",), 1, ["extra_field", "unknown key"]),
     ("study_summary", ("study_key",), "NOT-A-KEY", ["study_key"]),
+    ("study_summary", ("trials", 0, "input_coverage", "share_longer_than_window"), 1.2,
+     ["trials.0.input_coverage.share_longer_than_window", "out of range"]),
+    ("study_summary", ("trials", 0, "input_coverage", "n_folds"), DELETE, ["trials.0.input_coverage", "n_folds"]),
+    ("study_summary", ("trials", 0, "input_coverage", "split"), "test", ["trials.0.input_coverage.split"]),
     # benchmark
     ("benchmark", ("results",), DELETE, ["results", "required"]),
     ("benchmark", ("results",), [], ["results", "at least 1"]),
@@ -212,6 +236,13 @@ INVALID = [
      ["co_best.0.metrics.evidence.exact_match", "out of range"]),
     ("evaluation_report", ("task", "input_format"), "pairs", ["task.input_format", "pairs"]),
     ("evaluation_report", ("co_best",), DELETE, ["co_best", "required"]),
+    ("evaluation_report", ("input_coverage", "n_evidence_beyond_read"), -1,
+     ["input_coverage.n_evidence_beyond_read", "out of range"]),
+    ("evaluation_report", ("input_coverage", "windows_needed", "p95"), DELETE,
+     ["input_coverage.windows_needed", "p95"]),
+    ("evaluation_report", ("input_coverage", "policy"), "chunks", ["input_coverage.policy", "chunks"]),
+    ("evaluation_report", ("co_best", 0, "input_coverage"), {"policy": "truncate"},
+     ["co_best.0.input_coverage", "n_posts"]),
     ("selection_report", ("co_best", 0, "trial_key"), "xyz", ["co_best.0.trial_key"]),
     ("benchmark", ("rows_per_post",), 0, ["rows_per_post", "out of range"]),
 ]

