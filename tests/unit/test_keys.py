@@ -6,7 +6,7 @@ import pytest
 from workflow_lib import keys
 from workflow_lib.search_space import trial_training_config
 
-FP = {"kind": "embedded", "generator_version": "1", "n_posts": 800, "seed": 13}
+FP = {"kind": "embedded", "generator_version": "2", "n_posts": 800, "seed": 13}
 
 
 def test_canonical_json_ignores_key_order():
@@ -23,7 +23,7 @@ def test_data_key_is_stable_across_calls(base_config):
 # PINNED KEYS. Every key names a directory of cached results on users' disks: a change to any value
 # below invalidates every user's cached results (data, trials, studies, refits, selections, finals),
 # so it must be deliberate - say so in the commit and the release notes, then update the literals.
-# Values computed at commit a1554d3 through the functions the Snakefile uses (Plan and keys.*).
+# Values computed for the long-post change (generator v2, windows, precision, per-post benchmark) through the functions the Snakefile uses (Plan and keys.*).
 PRESETS = {"main": (), "smoke": ("smoke.yaml",), "zoo": ("zoo.yaml",)}
 PARAMS = {  # one trial's sampled parameters per preset (the zoo set reaches the conditional settings)
     "main": {"learning_rate": 1.0e-3, "batch_size": 8},
@@ -34,24 +34,57 @@ PARAMS = {  # one trial's sampled parameters per preset (the zoo set reaches the
             "finetune": "lora", "lora_r": 4, "lora_alpha": 8.0, "augment": "deletion", "augment_prob": 0.2},
 }
 PINNED = {
-    "main": {"data_key": "652d6a91f39d",
-             "study": {"minilm-l6": "82a3bd91e869"},
-             "trial_default": {"minilm-l6": "1cd80834eef9"},
-             "trial_params": {"minilm-l6": "e5302cf95794"},
-             "refit": "4fed23995d1d", "selection": "747da67b8d14",
-             "final": "fe7baaba6f1e", "final_co_best": "57adf9143080"},
-    "smoke": {"data_key": "dde8cc556124",
-              "study": {"tiny-a": "86c5142e15c4", "tiny-b": "086c9b98676a"},
-              "trial_default": {"tiny-a": "d2b2f33bc003", "tiny-b": "c15149e4e2fb"},
-              "trial_params": {"tiny-a": "0482b9b8f3a4", "tiny-b": "70a8b2141039"},
-              "refit": "db22780df6e8", "selection": "5e0145f740aa",
-              "final": "68e35f31ca38", "final_co_best": "5f8a4fd63671"},
-    "zoo": {"data_key": "23b8f48a9469",
-            "study": {"tiny-a": "6384351e7da4"},
-            "trial_default": {"tiny-a": "717778b4bdc9"},
-            "trial_params": {"tiny-a": "d3fb1c3cc088"},
-            "refit": "bd65da6d75b5", "selection": "cb493fbeb657",
-            "final": "66600487c8d5", "final_co_best": "5cf389d5242b"},
+    "main": {
+        "data_key": "128c2163993c",
+        "study": {
+            "minilm-l6": "50da110b5e44"
+        },
+        "trial_default": {
+            "minilm-l6": "812616a6837a"
+        },
+        "trial_params": {
+            "minilm-l6": "e3f85327e41c"
+        },
+        "refit": "699762f72ca0",
+        "selection": "1deb0b28ee00",
+        "final": "de28e74cb0ec",
+        "final_co_best": "0946f7dd6923"
+    },
+    "smoke": {
+        "data_key": "89e60f296fcb",
+        "study": {
+            "tiny-a": "8e3f8bdf8edd",
+            "tiny-b": "820a41e4ac77"
+        },
+        "trial_default": {
+            "tiny-a": "a286179edc77",
+            "tiny-b": "bd587275ef3d"
+        },
+        "trial_params": {
+            "tiny-a": "11e91bca80f9",
+            "tiny-b": "c02adfabd6e2"
+        },
+        "refit": "2ee288958636",
+        "selection": "1ddacc72e3c8",
+        "final": "ab1ad7b9d5cc",
+        "final_co_best": "4bb6d8a6381b"
+    },
+    "zoo": {
+        "data_key": "9c330e3ac597",
+        "study": {
+            "tiny-a": "e9747430c12f"
+        },
+        "trial_default": {
+            "tiny-a": "aca74f605e09"
+        },
+        "trial_params": {
+            "tiny-a": "d31b1e89a805"
+        },
+        "refit": "3076b3deef97",
+        "selection": "766ff7c125df",
+        "final": "0cba4c6c38f1",
+        "final_co_best": "19b95b391658"
+    }
 }
 
 
