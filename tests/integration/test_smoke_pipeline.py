@@ -62,6 +62,10 @@ def test_every_artifact_exists_and_validates(smoke_run):
                 m = _load(path.parent / "trials" / t["trial_key"] / f"fold_{k}" / "metrics.json")
                 assert m["score"] == pytest.approx(t["fold_scores"][k])
                 assert m["split"].startswith(f"fold {k} heldout")
+                cov = m["input_coverage"]  # long-form posts, read whole through windows (the default)
+                assert cov["policy"] == "windows" and cov["n_posts"] == m["n_heldout"]
+                assert cov["n_longer_than_window"] > 0 and cov["windows_read"]["mean"] > 1.5
+                assert cov["n_posts_capped"] == 0 and cov["n_evidence_beyond_read"] == 0
                 fold_files += 1
         best = s["best_trial"]
         assert best["mean"] == max(t["mean"] for t in s["trials"] if t["state"] == "COMPLETE")
@@ -106,6 +110,10 @@ def test_every_artifact_exists_and_validates(smoke_run):
     assert report["training"]["trained_on"] == ["train", "validation"]
     n_test = card["counts"]["splits"]["test"]["posts"]
     assert report["n_test_posts"] == n_test
+    cov = report["input_coverage"]
+    assert cov["split"] == "test" and cov["n_posts"] == n_test and cov["policy"] == "windows"
+    assert cov["windows_read"]["total"] > n_test and cov["n_evidence_beyond_read"] == 0
+    assert card["lengths"]["splits"]["test"]["words"]["max"] > 3 * card["lengths"]["splits"]["test"]["words"]["p50"]
 
     # one log file per job, and every rule logged something
     for rule in ("prepare_data", "baseline", "hpo_worker", "hpo_summary", "refit", "benchmark", "select_model",

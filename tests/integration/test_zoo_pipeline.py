@@ -30,8 +30,10 @@ def test_zoo_study_samples_every_kind_of_model_and_finishes(zoo_run):
     validate_report("study_summary", summary)
     assert summary["counts"]["complete"] == summary["n_trials"]
     params = [t["params"] for t in summary["trials"]]
-    seen = {k: {p[k] for p in params if k in p} for k in ("input_format", "multitask", "finetune", "augment")}
+    seen = {k: {p[k] for p in params if k in p}
+            for k in ("input_format", "multitask", "finetune", "augment", "long_posts", "window_aggregation")}
     assert seen["input_format"] == {"multi_label", "binary_pairs"}
+    assert seen["long_posts"] == {"windows", "truncate"} and len(seen["window_aggregation"]) >= 2
     assert seen["multitask"] == {"independent", "coupled"}
     assert seen["finetune"] == {"full", "lora"}
     assert seen["augment"] - {"none"}, "no trial augmented its training folds"
@@ -45,7 +47,13 @@ def test_zoo_study_samples_every_kind_of_model_and_finishes(zoo_run):
     augmented = [json.loads(f.read_text()) for f in zoo_run.glob("hpo/tiny-a/*/v1/trials/*/fold_*/metrics.json")]
     changes = [c for m in augmented for c in m.get("augmentation", {}).get("changes", [])]
     assert changes and all(c["original"] != c["augmented"] for c in changes)
-    for m in augmented:
+    for m in augmented:  # long-form posts: windows read them whole, truncation reports what it cut
+        cov = m["input_coverage"]
+        assert cov["n_longer_than_window"] > 0
+        if cov["policy"] == "windows" and cov["max_windows"] is None:
+            assert cov["windows_read"]["mean"] > 1 and cov["n_posts_capped"] == 0 and cov["n_evidence_beyond_read"] == 0
+        else:
+            assert cov["n_posts_capped"] > 0
         assert set(m["evidence_metrics"]) >= {"exact_match", "token_f1", "char_f1", "null_span_accuracy"}
         assert m["score"] == pytest.approx(0.5 * m["metrics"]["macro_f1"] + 0.5 * m["evidence_metrics"]["token_f1"])
 

@@ -37,18 +37,18 @@ PINNED = {
     "main": {
         "data_key": "128c2163993c",
         "study": {
-            "minilm-l6": "50da110b5e44"
+            "minilm-l6": "e9da3e3d5441"
         },
         "trial_default": {
-            "minilm-l6": "812616a6837a"
+            "minilm-l6": "5c8ed6dab4cc"
         },
         "trial_params": {
-            "minilm-l6": "e3f85327e41c"
+            "minilm-l6": "54dd2dca4acc"
         },
-        "refit": "699762f72ca0",
-        "selection": "1deb0b28ee00",
-        "final": "de28e74cb0ec",
-        "final_co_best": "0946f7dd6923"
+        "refit": "e8fd97d2c7de",
+        "selection": "caa5ffd7f2f4",
+        "final": "634a12906c91",
+        "final_co_best": "ba415d8afd8f"
     },
     "smoke": {
         "data_key": "89e60f296fcb",
