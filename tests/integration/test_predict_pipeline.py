@@ -95,7 +95,12 @@ def test_cli_and_predict_rule_agree_and_rule_is_content_addressed(smoke, record_
     proc = run_snakemake(wd, "predict", "--config", f"predict_input={changed}")
     assert proc.returncode == 0, proc.stderr[-4000:]
     new = wd / "results" / "predictions" / fk / input_digest(changed) / "predictions.jsonl"
-    assert new.parent != out.parent and _rows(new) == cli_rows[1:]
+    new_rows = _rows(new)
+    assert new.parent != out.parent and [r["post_id"] for r in new_rows] == [r["post_id"] for r in cli_rows[1:]]
+    # one post fewer changes the batches; in bf16 (precision auto on a CPU with AMX) the same post then
+    # rounds slightly differently, so the probabilities agree to bf16 rounding, not bit for bit
+    for a, b in zip(new_rows, cli_rows[1:]):
+        assert all(abs(a["probabilities"][s] - b["probabilities"][s]) < 2e-2 for s in SYMPTOMS), a["post_id"]
     assert out.stat().st_mtime_ns == mtime
 
     # without predict_input the target fails at once with the fix
