@@ -74,7 +74,8 @@ def test_every_artifact_exists_and_validates(smoke_run):
     from workflow_lib.checkpoint import load_checkpoint
 
     refits = sorted(res.glob("refit/*/metrics.json"))
-    assert len(refits) == len(BACKBONES)
+    assert len(refits) >= len(BACKBONES)  # one per candidate: a backbone's best trial, or each of its tied best
+    # trials (ties happen here: the tiny BERTs learn little of the long-form posts in 2 epochs)
     for m in refits:
         metrics = _load(m)
         assert metrics["thresholds"]["split"] == "validation"
@@ -84,7 +85,7 @@ def test_every_artifact_exists_and_validates(smoke_run):
         assert info is not None
 
     benches = sorted(res.glob("benchmark/*/benchmark.json"))
-    assert len(benches) == len(BACKBONES)
+    assert len(benches) == len(refits)
     for b in benches:
         bench = validate_report("benchmark", _load(b))
         assert {(r["batch_size"], r["seq_length"]) for r in bench["results"]} == {(1, 64), (8, 64)}
