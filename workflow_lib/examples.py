@@ -75,9 +75,10 @@ class Examples:
     def has_evidence(self) -> bool:
         return self.tags is not None
 
-    def coverage(self) -> dict:
-        """What the window policy read and cut (policy, windows per post, posts and evidence past the window)."""
-        return dict(self._coverage)
+    def coverage(self, split: str | None = None) -> dict:
+        """What the window policy read and cut (policy, windows per post, posts and evidence past the window),
+        labelled with ``split`` when given (the reports' ``input_coverage``)."""
+        return {**self._coverage, "split": split} if split is not None else dict(self._coverage)
 
     def row_lengths(self) -> torch.Tensor:
         """(n,) tokens a row's windows hold together (its cost); the window length with one window per row."""

@@ -198,7 +198,7 @@ def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric:
     if "evidence" in metrics:
         result["evidence_metrics"] = metrics["evidence"]
     # what the window policy read of the held-out posts with this trial's tokenizer and window settings
-    result["input_coverage"] = {**pred.examples.coverage(), "split": result["split"]}
+    result["input_coverage"] = pred.examples.coverage(result["split"])
     if res.augmentation:
         result["augmentation"] = {"recipe": tcfg["augment"], "prob": tcfg["augment_prob"],
                                   "n_changed": len(res.augmentation), "changes": res.augmentation}

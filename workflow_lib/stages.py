@@ -119,7 +119,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
             "n_train": len(tr), "n_validation": len(va),
             "validation": {"split": "validation", "at_0.5": multilabel_metrics(y_val, res.val_probs),
                            "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds),
-                           "input_coverage": input_coverage(res.val_prediction, "validation")},
+                           "input_coverage": res.val_prediction.examples.coverage("validation")},
             "thresholds": {"split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
             "objective": {**cfg["hpo"]["objective"], "metric": metric, "best_value": res.best_score},
             "config": tcfg,
@@ -252,11 +252,6 @@ def test_prediction_rows(pred, records, thresholds, train_cfg: Mapping) -> list[
     return rows
 
 
-def input_coverage(pred, split: str) -> dict:
-    """What the prediction's window policy read and cut of its posts (examples.Examples.coverage), with the split."""
-    return {**pred.examples.coverage(), "split": split}
-
-
 def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapping, hpo: Mapping, pred) -> dict:
     """What the evaluation page and the model card show beside the test metrics, each with its split:
     the study's CV score, the refit model's validation scores, confusion counts, and what the input
@@ -279,7 +274,7 @@ def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapp
         "confusion": {"split": report["split"],
                       "at_tuned_thresholds": {s: v["confusion_matrix"] for s, v in m["test"]["per_symptom"].items()},
                       "at_0.5": {s: v["confusion_matrix"] for s, v in m["test_at_0.5"]["per_symptom"].items()}},
-        "input_coverage": input_coverage(pred, report["split"]),
+        "input_coverage": pred.examples.coverage(report["split"]),
     }
 
 
@@ -348,7 +343,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
                             "checkpoint": {"path": str(path), "manifest_sha256": info["manifest_sha256"],
                                            "stage": "refit (train split only)"},
                             "metrics": _test_metrics(cpred, test_records, cthr),
-                            "input_coverage": input_coverage(cpred, "test")})
+                            "input_coverage": cpred.examples.coverage("test")})
         report = {
             "report_version": 2,
             "final_key": final_key,
