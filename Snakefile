@@ -4,9 +4,9 @@ import os
 import sys
 
 from workflow_lib import config as config_lib
-from workflow_lib import devices, jobs
-from workflow_lib.plan import Plan
-from workflow_lib.runmode import force_token, forced_rules_hint, prepare_force_tokens
+from workflow_lib.pipeline import devices, jobs
+from workflow_lib.pipeline.plan import Plan
+from workflow_lib.pipeline.runmode import force_token, forced_rules_hint, prepare_force_tokens
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")

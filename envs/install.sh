@@ -13,7 +13,7 @@ python="${PYTHON:-python}"
 "$python" -m pip install --disable-pip-version-check -q -r "$here/requirements.lock"
 "$python" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$root"
 
-# NLTK data for the TextAttack augmentation (workflow_lib/augment.py), with no download, installed into
+# NLTK data for the TextAttack augmentation (workflow_lib/learning/augment.py), with no download, installed into
 # this environment's own folder "$prefix/nltk_data" (prefix = sys.prefix of the python above; one of
 # the folders NLTK searches), so every checkout used with this environment (a second clone, a worktree)
 # finds it. There go the English stop word list from envs/nltk_data (committed; import textattack needs

@@ -3,8 +3,8 @@
 # writes results/predictions/{final_key}/{input_digest}/predictions.jsonl (+ predictions.json, a summary).
 # The folder is named by the model and by the sha256 of the input's content, so the job reruns only
 # when either changes (the input is ancient(): touching it without changing it reruns nothing).
-from workflow_lib.keys import input_digest
-from workflow_lib.predict import rule_input
+from workflow_lib.config.keys import input_digest
+from workflow_lib.shipping.predict import rule_input
 
 
 rule predict:

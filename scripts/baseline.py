@@ -1,7 +1,7 @@
 """Snakemake adapter for rule baseline: TF-IDF + logistic regression on the same folds."""
 from pathlib import Path
 
-from workflow_lib import jobs, stages
+from workflow_lib.pipeline import jobs, stages
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 with jobs.job(smk) as (cfg, _):

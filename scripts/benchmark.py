@@ -1,5 +1,5 @@
 """Snakemake adapter for rule benchmark: inference latency and throughput of a refit checkpoint."""
-from workflow_lib import jobs, stages
+from workflow_lib.pipeline import jobs, stages
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 with jobs.job(smk) as (cfg, threads):

@@ -1,5 +1,5 @@
 """Snakemake adapter for rule final: train on train+validation, evaluate once on test."""
-from workflow_lib import jobs, stages
+from workflow_lib.pipeline import jobs, stages
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 with jobs.job(smk) as (cfg, threads):

@@ -1,8 +1,8 @@
 """Snakemake adapter for rule hpo_worker: run this worker's share of the Optuna study."""
 
-from workflow_lib import jobs
-from workflow_lib.hpo import run_worker
-from workflow_lib.reports import write_json
+from workflow_lib.persistence.reports import write_json
+from workflow_lib.pipeline import jobs
+from workflow_lib.search.hpo import run_worker
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 with jobs.job(smk) as (cfg, threads):

@@ -1,6 +1,6 @@
 """Snakemake adapter for rule predict_posts: the selected final model on the posts file predict_input."""
-from workflow_lib import jobs
-from workflow_lib.predict import predict_stage
+from workflow_lib.pipeline import jobs
+from workflow_lib.shipping.predict import predict_stage
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 with jobs.job(smk) as (cfg, threads):

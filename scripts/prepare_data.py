@@ -1,7 +1,7 @@
 """Snakemake adapter for rule prepare_data: build splits, folds and the data card."""
 from pathlib import Path
 
-from workflow_lib import jobs, stages
+from workflow_lib.pipeline import jobs, stages
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 with jobs.job(smk) as (cfg, _):

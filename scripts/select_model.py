@@ -1,5 +1,5 @@
 """Snakemake adapter for checkpoint select_model: pick the best candidate, write the report and HTML."""
-from workflow_lib import jobs, stages
+from workflow_lib.pipeline import jobs, stages
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 with jobs.job(smk) as (cfg, _):

@@ -15,7 +15,7 @@ LIBRARIES = ("torch", "transformers", "optuna", "mlflow", "snakemake", "scikit-l
 def code_version() -> str:
     """``<package version>+g<git sha>[.dirty]`` when run from a git checkout, else the package version.
 
-    A copy of this package shipped inside an MLflow model (workflow_lib.mlflow_model) carries the
+    A copy of this package shipped inside an MLflow model (workflow_lib.shipping.mlflow_model) carries the
     version of the code it was copied from in a ``CODE_VERSION`` file, which wins."""
     shipped = Path(__file__).resolve().parent / CODE_VERSION_FILE
     if shipped.is_file():
@@ -29,7 +29,7 @@ def code_version() -> str:
         sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=10", "HEAD"],
                              capture_output=True, text=True, timeout=5, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no",
-                                "--", "workflow_lib", "scripts", "rules", "Snakefile"],
+                                "--", "workflow_lib", "benchmarks", "scripts", "rules", "Snakefile"],
                                capture_output=True, text=True, timeout=5, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return version

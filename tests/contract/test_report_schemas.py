@@ -7,7 +7,7 @@ import json
 import pytest
 
 from workflow_lib.config import ConfigError, load_schema
-from workflow_lib.reports import read_json, validate_report, write_json
+from workflow_lib.persistence.reports import read_json, validate_report, write_json
 from workflow_lib.symptoms import SYMPTOMS
 
 K = "0123456789ab"  # a 12-hex key
@@ -324,7 +324,7 @@ def test_metrics_module_output_fits_the_evaluation_schema():
     """The model layer's multilabel_metrics (n_samples, macro_pr_auc included) is what the report embeds."""
     import numpy as np
 
-    from workflow_lib import metrics
+    from workflow_lib.learning import metrics
     rng = np.random.default_rng(0)
     y = (rng.random((40, 9)) < 0.3).astype(int)
     y[:, -1] = 0  # a symptom without positives: pr_auc null

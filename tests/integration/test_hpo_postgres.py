@@ -152,12 +152,12 @@ def postgres():
 
 
 def _open_storage(url: str, at: float) -> str:
-    return ("import time; from workflow_lib.hpo import _rdb_storage; "
+    return ("import time; from workflow_lib.search.hpo import _rdb_storage; "
             f"time.sleep(max(0, {at} - time.time())); _rdb_storage({url!r})")
 
 
 def test_workers_opening_an_empty_database_together_and_a_wrong_password(postgres):
-    from workflow_lib.hpo import _rdb_storage
+    from workflow_lib.search.hpo import _rdb_storage
 
     # four processes create Optuna's tables in an empty database at the same moment (without the retry
     # in _rdb_storage, some die of a UniqueViolation or DuplicateTable in about half the rounds); each must

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_lib.tracking import tag
+from workflow_lib.tracking.tracker import tag
 
 pytestmark = pytest.mark.integration
 NAME, ALIAS = "redsm5-symptoms", "champion"
@@ -57,7 +57,7 @@ def registry(smoke_run):
         w.writerows([p["post_id"], p["text"]] for p in posts)
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     cli = shutil.which("redsm5-predict")
-    cmd = [cli] if cli else [sys.executable, "-m", "workflow_lib.predict"]
+    cmd = [cli] if cli else [sys.executable, "-m", "workflow_lib.shipping.predict"]
     expected = Path(smoke_run["dir"]) / "redsm5_predict.jsonl"
     out = subprocess.run(cmd + [str(results / "final" / report["final_key"] / "model"), str(csv_path), "-o",
                                 str(expected)], capture_output=True, text=True, timeout=300, env=env)
@@ -79,7 +79,7 @@ def test_registry_holds_the_final_model_with_alias_and_lineage(registry):
     assert "evaluation_report.json" in names
     assert ("evaluation_report.html" in names) == (registry["dir"] / "results" / "final" / report["final_key"]
                                                    / "evaluation_report.html").exists()
-    from workflow_lib.mlflow_model import model_card
+    from workflow_lib.shipping.mlflow_model import model_card
 
     card = model_card(registry["dir"] / "results" / "final" / report["final_key"] / "model")
     assert card and version.description == card  # the model card (README.md) without its YAML front matter

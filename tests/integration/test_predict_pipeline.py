@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from snakerun import env, run_snakemake
 
-from workflow_lib.keys import input_digest
+from workflow_lib.config.keys import input_digest
 from workflow_lib.symptoms import SYMPTOMS
 
 pytestmark = pytest.mark.integration
@@ -133,11 +133,11 @@ def test_cli_on_the_registered_model_equals_the_folder(smoke):
 def test_minilm_prediction_throughput(tmp_path, record_property):
     """MiniLM-L6 (package source, as in config/config.yaml) over 200 generated posts with 2 threads."""
     from workflow_lib import config
-    from workflow_lib.checkpoint import save_checkpoint
     from workflow_lib.config import validate_training
     from workflow_lib.data.synthetic import generate
-    from workflow_lib.models.model import build_model
-    from workflow_lib.predict import Predictor, read_posts
+    from workflow_lib.learning.checkpoint import save_checkpoint
+    from workflow_lib.learning.models.model import build_model
+    from workflow_lib.shipping.predict import Predictor, read_posts
 
     cfg = config.load(Path(__file__).resolve().parents[2] / "config" / "config.yaml")
     spec = cfg["encoders"]["minilm-l6"]

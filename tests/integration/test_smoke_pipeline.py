@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from workflow_lib.reports import validate_report
+from workflow_lib.persistence.reports import validate_report
 
 from snakerun import run_snakemake
 
@@ -71,7 +71,7 @@ def test_every_artifact_exists_and_validates(smoke_run):
         assert best["mean"] == max(t["mean"] for t in s["trials"] if t["state"] == "COMPLETE")
 
     # refit: checkpoint verifies against its manifest, thresholds from validation
-    from workflow_lib.checkpoint import load_checkpoint
+    from workflow_lib.learning.checkpoint import load_checkpoint
 
     refits = sorted(res.glob("refit/*/metrics.json"))
     assert len(refits) >= len(BACKBONES)  # one per candidate: a backbone's best trial, or each of its tied best

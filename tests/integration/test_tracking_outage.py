@@ -21,7 +21,7 @@ JOB = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from workflow_lib import config
-    from workflow_lib.tracking import Tracker
+    from workflow_lib.tracking.tracker import Tracker
     repo, results, uri, end_file = sys.argv[1:5]
     cfg = config.load(f"{repo}/config/config.yaml", overrides={"results_dir": results})
     cfg["tracking"]["uri"] = uri

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from snakerun import run_snakemake
 
-from workflow_lib.reports import validate_report
+from workflow_lib.persistence.reports import validate_report
 
 pytestmark = pytest.mark.integration
 

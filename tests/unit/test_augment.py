@@ -1,4 +1,4 @@
-"""workflow_lib.augment: TextAttack augmentation of evidence spans, offline and deterministic."""
+"""workflow_lib.learning.augment: TextAttack augmentation of evidence spans, offline and deterministic."""
 from __future__ import annotations
 
 import copy
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workflow_lib import augment as A
 from workflow_lib.data.loader import load_folder
 from workflow_lib.data.prepare import build_records
+from workflow_lib.learning import augment as A
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "fixtures" / "redsm5_sample"
@@ -261,7 +261,7 @@ def test_a_group_writable_data_folder_is_refused_with_the_fix(monkeypatch, tmp_p
 
 
 def test_importing_the_module_is_cheap_and_sets_the_nltk_path():
-    code = ("import os, sys, workflow_lib.augment as A\n"
+    code = ("import os, sys, workflow_lib.learning.augment as A\n"
             "assert 'textattack' not in sys.modules and 'nltk' not in sys.modules, 'eager import'\n"
             "import nltk\n"
             "assert nltk.data.path[0] == str(A.NLTK_DATA_DIR), nltk.data.path\n"
@@ -350,9 +350,9 @@ _SUBPROCESS = """
 import json, logging, sys
 import flair  # imported before textattack: textattack's dictConfig would then disable existing loggers
 mine = logging.getLogger("workflow_lib.some_module")
-from workflow_lib import augment as A
 from workflow_lib.data.loader import load_folder
 from workflow_lib.data.prepare import build_records
+from workflow_lib.learning import augment as A
 HAND, SAMPLE, PCT = json.loads(sys.argv[1])
 records = build_records(load_folder(SAMPLE), 0.5)[0] + HAND
 out = {r: A.augment_records(records, recipe=r, prob=0.5, seed=5, pct_words=PCT) for r in A.RECIPES}
@@ -374,7 +374,7 @@ def test_deterministic_in_a_fresh_process_with_another_hash_seed_from_another_ch
     proc = subprocess.run([sys.executable, "-c", _SUBPROCESS, args], cwd=clone, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     theirs = json.loads(proc.stdout)
-    assert theirs["module"] == str(clone / "workflow_lib" / "augment.py")
+    assert theirs["module"] == str(clone / "workflow_lib" / "learning" / "augment.py")
     assert theirs["nltk_path"][0] == str(Path(sys.prefix) / "nltk_data")
     assert not [p for p in theirs["nltk_path"] if p.startswith((str(REPO), str(clone)))]
     assert theirs["logger_disabled"] is False, "importing textattack disabled an existing logger"

@@ -19,7 +19,7 @@ from workflow_lib import config
 from workflow_lib.config import ConfigError
 from workflow_lib.data.loader import DataError, load_folder, load_raw, source_fingerprint
 from workflow_lib.data.prepare import prepare
-from workflow_lib.models.encoders import EncoderLoadError, load_encoder
+from workflow_lib.learning.models.encoders import EncoderLoadError, load_encoder
 from workflow_lib.symptoms import SYMPTOMS
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import workflow_lib.baseline as baseline_mod
-from workflow_lib.baseline import tfidf_baseline
-from workflow_lib.reports import validate_report
+import workflow_lib.learning.baseline as baseline_mod
+from workflow_lib.learning.baseline import tfidf_baseline
+from workflow_lib.persistence.reports import validate_report
 from workflow_lib.symptoms import SYMPTOMS
 
 KEYWORDS = ["sad", "bored", "hungry", "insomnia", "restless", "tired", "worthless", "unfocused", "dying"]

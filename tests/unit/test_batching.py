@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workflow_lib.batching import (default_mega_batch_mult, epoch_batches, length_grouped_batches,
-                                   random_batches)
+from workflow_lib.learning.batching import (default_mega_batch_mult, epoch_batches, length_grouped_batches,
+                                            random_batches)
 
 
 def _lengths(n=300, seed=0):

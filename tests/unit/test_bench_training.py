@@ -1,4 +1,4 @@
-"""The training benchmark (python -m workflow_lib.bench training): realistic lengths, the four loops, its JSON line.
+"""The training benchmark (python -m benchmarks training): realistic lengths, the four loops, its JSON line.
 
 No timing assertions: the benchmark prints ratios, these tests check what it runs and reports.
 """
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.bench import training as bench
-from workflow_lib.examples import Examples
-from workflow_lib.models.model import build_model
+from benchmarks import training as bench
+from workflow_lib.learning.examples import Examples
+from workflow_lib.learning.models.model import build_model
 
 
 @pytest.fixture()
@@ -97,7 +97,7 @@ def test_bare_loop_trains_on_exactly_our_batches(monkeypatch):
 
 @pytest.mark.parametrize("precision, autocast", [("bf16", True), ("fp32", False)])
 def test_every_loop_runs_in_the_chosen_precision(precision, autocast, monkeypatch, threads):
-    import workflow_lib.training as training
+    import workflow_lib.learning.training as training
 
     seen: dict[str, set] = {}
     current = {"loop": None}

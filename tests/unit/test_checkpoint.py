@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.checkpoint import (CheckpointError, load_checkpoint, manifest_digest, save_checkpoint,
-                                     verify_checkpoint)
-from workflow_lib.keys import file_sha256
-from workflow_lib.models.encoders import load_encoder
-from workflow_lib.models.lora import apply_lora, lora_param_names
-from workflow_lib.models.model import assemble, build_model
-from workflow_lib.training import predict_proba
+from workflow_lib.config.keys import file_sha256
+from workflow_lib.learning.checkpoint import (CheckpointError, load_checkpoint, manifest_digest, save_checkpoint,
+                                              verify_checkpoint)
+from workflow_lib.learning.models.encoders import load_encoder
+from workflow_lib.learning.models.lora import apply_lora, lora_param_names
+from workflow_lib.learning.models.model import assemble, build_model
+from workflow_lib.learning.training import predict_proba
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 3},
@@ -175,7 +175,7 @@ def test_checkpoint_of_the_packaged_encoder_needs_no_package_weights(tmp_path, m
     out = tmp_path / "ck"
     save_checkpoint(out, model, tok, backbone_spec=spec, train_cfg={**CFG, "head": "linear", "pooling": "cls"},
                     meta={})
-    import workflow_lib.models.encoders as enc_mod
+    import workflow_lib.learning.models.encoders as enc_mod
 
     monkeypatch.setattr(enc_mod, "package_model_dir", lambda *_: pytest.fail("package weights were read"))
     loaded, tok2, info = load_checkpoint(out)
@@ -293,7 +293,7 @@ def test_lora_missing_or_unexpected_keys_are_named(lora_saved):
 
 
 def test_lora_on_a_different_base_encoder_is_refused(lora_saved, monkeypatch):
-    import workflow_lib.models.encoders as enc_mod
+    import workflow_lib.learning.models.encoders as enc_mod
 
     out, _ = lora_saved
     real = enc_mod.load_encoder
@@ -314,7 +314,7 @@ def test_save_refuses_a_mode_that_does_not_match_the_model(tmp_path, model_and_t
 
 
 def test_lora_load_applies_the_adapter_when_assemble_does_not(lora_saved, lora_model_and_tok, monkeypatch):
-    import workflow_lib.models.model as model_mod
+    import workflow_lib.learning.models.model as model_mod
 
     out, _ = lora_saved
     model, tok = lora_model_and_tok
@@ -326,8 +326,8 @@ def test_lora_load_applies_the_adapter_when_assemble_does_not(lora_saved, lora_m
 
 
 def test_checkpoint_records_compatibility_metadata(saved, model_and_tok):
-    from workflow_lib.checkpoint import model_signature
-    from workflow_lib.search_space import effective_config
+    from workflow_lib.config.search_space import effective_config
+    from workflow_lib.learning.checkpoint import model_signature
 
     out, _ = saved
     info = json.loads((out / "checkpoint.json").read_text())

@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from workflow_lib.report_html import Page, evaluation_page, highlight, pick_examples, selection_page, write_plots
+from workflow_lib.shipping.report_html import (Page, evaluation_page, highlight, pick_examples, selection_page,
+                                               write_plots)
 from workflow_lib.symptoms import SYMPTOMS
 
 from test_model_card import THRESHOLDS, coverage, report  # the crafted evaluation report of the model-card tests
@@ -167,7 +168,7 @@ def test_co_best_entries_are_compared_with_the_selected_model():
         "0.679", "0.500"]
     # the input-window table has a column per checkpoint: each has its own tokenizer and window settings
     rep["co_best"][0]["input_coverage"] = coverage("windows", max_windows=4, n_capped=3)
-    from workflow_lib.reports import validate_report
+    from workflow_lib.persistence.reports import validate_report
 
     validate_report("evaluation_report", rep)
     text = evaluation_page(rep, rows, texts).html
@@ -254,10 +255,10 @@ def _records():
                                         ("binary_pairs", "windows")])
 def test_test_prediction_rows_from_a_real_prediction(fmt, policy):
     from workflow_lib.config import validate_training
-    from workflow_lib.models.model import build_model
-    from workflow_lib.reports import validate_report
-    from workflow_lib.stages import _evaluation_extras, test_prediction_rows
-    from workflow_lib.training import predict
+    from workflow_lib.learning.models.model import build_model
+    from workflow_lib.learning.training import predict
+    from workflow_lib.persistence.reports import validate_report
+    from workflow_lib.pipeline.stages import _evaluation_extras, test_prediction_rows
 
     cfg = validate_training({"input_format": fmt, "evidence_task": True, "evidence_head": "start_end_linear",
                              "evidence_threshold": 0.01, "head": "linear", "threads": 1, "long_posts": policy})
@@ -315,7 +316,7 @@ def test_test_prediction_rows_from_a_real_prediction(fmt, policy):
 
 def test_selection_page_shows_each_candidates_share_of_posts_longer_than_the_window():
     """From the study summaries: each trial's coverage over its folds (hpo.pooled_coverage)."""
-    from workflow_lib.hpo import pooled_coverage
+    from workflow_lib.search.hpo import pooled_coverage
 
     def cand(key, selected):
         return {"backbone": "minilm", "study_key": "1" * 12, "variant": 1, "trial_key": key, "cv_mean": 0.55,

@@ -6,8 +6,8 @@ import itertools
 import pytest
 import torch
 
-from workflow_lib.models.evidence_heads import EVIDENCE_HEADS, build_evidence_head
-from workflow_lib.spans import IGNORE
+from workflow_lib.learning.models.evidence_heads import EVIDENCE_HEADS, build_evidence_head
+from workflow_lib.learning.spans import IGNORE
 
 NAMES = ["start_end_linear", "start_end_mlp", "biaffine", "bio_crf", "sentence_reranker"]
 H = 12
@@ -288,7 +288,7 @@ def test_crf_matches_torchcrf_on_each_eligible_subsequence():
         assert torch.allclose(loss, torch.stack(expected_losses).mean(), atol=1e-5)
         decoded = head.decode(out, mask, None)
     # compare paths mapped to original positions
-    from workflow_lib.spans import tags_to_token_spans
+    from workflow_lib.learning.spans import tags_to_token_spans
     for b in range(4):
         pos = torch.nonzero(mask[b]).flatten().tolist()
         want = [(pos[s], pos[e - 1] + 1) for s, e in tags_to_token_spans(expected_decode[b])]

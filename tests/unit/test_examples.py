@@ -1,11 +1,11 @@
-"""Model inputs for both tasks and both input formats (workflow_lib/examples.py)."""
+"""Model inputs for both tasks and both input formats (workflow_lib/learning/examples.py)."""
 import numpy as np
 import pytest
 import torch
 
 from workflow_lib.config import validate_training
-from workflow_lib.examples import IGNORE, build_examples, evaluate, objective_value, post_probabilities
-from workflow_lib.models.encoders import load_encoder
+from workflow_lib.learning.examples import IGNORE, build_examples, evaluate, objective_value, post_probabilities
+from workflow_lib.learning.models.encoders import load_encoder
 from workflow_lib.symptoms import DESCRIPTIONS, SYMPTOMS
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -94,7 +94,7 @@ def test_objective_weighs_criteria_and_evidence():
 
 
 def test_a_reused_fold_is_rescored_with_the_current_objective():
-    from workflow_lib.hpo import fold_score
+    from workflow_lib.search.hpo import fold_score
 
     stored = {"score": 0.6, "metrics": {"macro_f1": 0.6, "micro_f1": 0.7},
               "evidence_metrics": {"token_f1": 0.2, "char_f1": 0.3, "exact_match": 0.1}}

@@ -6,7 +6,7 @@ import pytest
 
 from workflow_lib.config import validate_training
 from workflow_lib.data.prepare import Prepared
-from workflow_lib.hpo import CV_SPLIT, pooled_coverage, train_fold
+from workflow_lib.search.hpo import CV_SPLIT, pooled_coverage, train_fold
 from workflow_lib.symptoms import SYMPTOMS
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -81,10 +81,10 @@ def test_the_study_summary_gives_each_trial_its_coverage(tmp_path, repo):
     """Two trials of the one configuration through the real objective and a journal study: the first trains
     both folds, the second reuses them from disk; the summary gives both the coverage of all six posts."""
     from workflow_lib import config
-    from workflow_lib.hpo import make_objective, open_study, study_name, summarize
-    from workflow_lib.paths import Layout
-    from workflow_lib.reports import read_json, validate_report
-    from workflow_lib.tracking import Tracker
+    from workflow_lib.persistence.paths import Layout
+    from workflow_lib.persistence.reports import read_json, validate_report
+    from workflow_lib.search.hpo import make_objective, open_study, study_name, summarize
+    from workflow_lib.tracking.tracker import Tracker
 
     cfg = config.load(repo / "config" / "config.yaml", repo / "tests" / "integration" / "micro.yaml", overrides={
         "results_dir": str(tmp_path / "results"), "tracking": {"enabled": False},

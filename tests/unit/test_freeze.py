@@ -4,7 +4,7 @@ import torch
 
 from workflow_lib import config
 from workflow_lib.config import ConfigError
-from workflow_lib.models.model import build_model, encoder_layers
+from workflow_lib.learning.models.model import build_model, encoder_layers
 
 
 def _tiny(layers=3):

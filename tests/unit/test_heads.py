@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workflow_lib.models.heads import HEADS, build_head
-from workflow_lib.models.pooling import build_pooling
+from workflow_lib.learning.models.heads import HEADS, build_head
+from workflow_lib.learning.models.pooling import build_pooling
 
 NAMES = ["linear", "mlp", "mlp_residual", "gated", "multi_sample_dropout"]
 IN, LABELS, HIDDEN = 8, 9, 16
@@ -148,8 +148,8 @@ def test_heads_benchmark_covers_every_head_and_pooling():
     """The benchmark's wiring (not its timings): one step of every variant on a micro BERT."""
     from transformers import BertConfig, BertModel
 
-    from workflow_lib.bench.heads import BASELINE, format_table, measure, variants
-    from workflow_lib.models.pooling import POOLING
+    from benchmarks.heads import BASELINE, format_table, measure, variants
+    from workflow_lib.learning.models.pooling import POOLING
 
     pairs = variants()
     assert pairs[0] == BASELINE == ("linear", "cls") and len(set(pairs)) == len(pairs)

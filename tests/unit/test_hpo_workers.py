@@ -5,8 +5,8 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from workflow_lib.hpo import heartbeat, open_study, recover_stale_trials
-from workflow_lib.paths import Layout
+from workflow_lib.persistence.paths import Layout
+from workflow_lib.search.hpo import heartbeat, open_study, recover_stale_trials
 
 
 def _study(tmp_path, base_config):

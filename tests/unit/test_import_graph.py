@@ -120,11 +120,11 @@ def test_workflow_lib_has_no_import_cycles(repo):
 
 def test_every_module_is_parsed_and_the_graph_is_real(repo):
     graph = import_graph(repo)
-    assert "workflow_lib.models.model" in graph and "workflow_lib.data.loader" in graph
+    assert "workflow_lib.learning.models.model" in graph and "workflow_lib.data.loader" in graph
     # a top-level, a function-level and a "from package import module" edge of today's code
-    assert "workflow_lib.schema" in graph["workflow_lib.search_space"]
-    assert "workflow_lib.data.loader" in graph["workflow_lib.plan"]          # inside Plan.fingerprint
-    assert "workflow_lib.storage" in graph["workflow_lib.epoch_states"]      # from workflow_lib import storage
+    assert "workflow_lib.config.schema" in graph["workflow_lib.config.search_space"]
+    assert "workflow_lib.data.loader" in graph["workflow_lib.pipeline.plan"]          # inside Plan.fingerprint
+    assert "workflow_lib.persistence.storage" in graph["workflow_lib.learning.epoch_states"]      # from workflow_lib.persistence import storage
 
 
 def test_function_level_and_relative_imports_are_edges():

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from workflow_lib import jobs
+from workflow_lib.pipeline import jobs
 
 HF = "hf_" + "Q7w" * 12
 PW = "hunter2hunter2"
@@ -21,7 +21,7 @@ SECRETS = (HF, PW, ENV_SECRET, "s3cr3tpass")
 def _run(tmp_path, body: str) -> subprocess.CompletedProcess:
     code = textwrap.dedent("""
         import logging, types
-        from workflow_lib import jobs
+        from workflow_lib.pipeline import jobs
         log_file = {log!r}
         log = logging.getLogger("pipeline.test")
     """).format(log=str(tmp_path / "logs" / "refit" / "job.log")) + textwrap.dedent(body)

@@ -3,8 +3,8 @@ import copy
 
 import pytest
 
-from workflow_lib import keys
-from workflow_lib.search_space import trial_training_config
+from workflow_lib.config import keys
+from workflow_lib.config.search_space import trial_training_config
 
 FP = {"kind": "embedded", "generator_version": "2", "n_posts": 800, "seed": 13}
 
@@ -91,7 +91,7 @@ PINNED = {
 def _preset_keys(repo, preset: str) -> dict:
     """Every key of one preset, computed as the Snakefile computes them (Plan over the resolved config)."""
     from workflow_lib import config
-    from workflow_lib.plan import Plan
+    from workflow_lib.pipeline.plan import Plan
 
     cfg = config.load(repo / "config" / "config.yaml", *(repo / "config" / f for f in PRESETS[preset]))
     plan = Plan(cfg)

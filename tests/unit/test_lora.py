@@ -1,13 +1,13 @@
-"""LoRA (workflow_lib.models.lora): frozen base, trainable adapters, identity at init, settings, errors."""
+"""LoRA (workflow_lib.learning.models.lora): frozen base, trainable adapters, identity at init, settings, errors."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from workflow_lib.models.encoders import load_encoder
-from workflow_lib.models.lora import (apply_lora, base_weights_digest, has_lora, linear_layer_names,
-                                      lora_param_names, lora_settings, trainable_parameters)
-from workflow_lib.models.model import assemble
+from workflow_lib.learning.models.encoders import load_encoder
+from workflow_lib.learning.models.lora import (apply_lora, base_weights_digest, has_lora, linear_layer_names,
+                                               lora_param_names, lora_settings, trainable_parameters)
+from workflow_lib.learning.models.model import assemble
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 3},
@@ -134,7 +134,7 @@ def test_classifier_with_lora_trains_adapters_and_heads_only(tok):
 
 
 def test_freeze_bottom_after_apply_lora_freezes_the_bottom_adapters():
-    from workflow_lib.models.model import freeze_bottom
+    from workflow_lib.learning.models.model import freeze_bottom
 
     wrapped = _lora()
     freeze_bottom(wrapped, 1)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.models.losses import LOSSES, build_loss
+from workflow_lib.learning.models.losses import LOSSES, build_loss
 
 NAMES = ["bce", "weighted_bce", "focal", "adaptive_focal", "hybrid"]
 

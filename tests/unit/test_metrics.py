@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, hamming_loss,
                              multilabel_confusion_matrix, precision_score, recall_score)
 
-from workflow_lib.metrics import multilabel_metrics, score, tune_thresholds
+from workflow_lib.learning.metrics import multilabel_metrics, score, tune_thresholds
 from workflow_lib.symptoms import SYMPTOMS
 
 

@@ -19,15 +19,15 @@ import pandas as pd
 import pytest
 import torch
 
-from workflow_lib.checkpoint import save_checkpoint
-from workflow_lib.models.model import build_model
+from workflow_lib.learning.checkpoint import save_checkpoint
+from workflow_lib.learning.models.model import build_model
 from workflow_lib.symptoms import SYMPTOMS
-from workflow_lib.tracking import Tracker, tag
-from workflow_lib.tracking_replay import Replayer
+from workflow_lib.tracking.replay import Replayer
+from workflow_lib.tracking.tracker import Tracker, tag
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 mlflow = pytest.importorskip("mlflow")
-from workflow_lib import mlflow_model as mm  # noqa: E402 - needs mlflow
+from workflow_lib.shipping import mlflow_model as mm  # noqa: E402 - needs mlflow
 
 NAME, ALIAS = "redsm5-symptoms", "champion"
 POSTS = [{"post_id": "p1", "text": "I can't sleep and nothing is fun anymore, I feel worthless."},
@@ -93,7 +93,7 @@ def _numbers(uri: str) -> list[str]:
 
 
 def _expected_rows(model_dir: Path, threshold=None) -> list[dict]:
-    from workflow_lib.predict import Predictor
+    from workflow_lib.shipping.predict import Predictor
 
     return Predictor.load(model_dir).predict(POSTS, threshold=threshold, progress=False)
 
@@ -133,8 +133,8 @@ def test_logged_through_the_spool_registered_with_lineage_and_alias(store, regis
     assert stored == json.loads((model_dir / "checkpoint.json").read_text())["meta"]["thresholds"]
     mlmodel = (local / "MLmodel").read_text()
     assert "model_card: artifacts/model/README.md" in mlmodel and "python_model.py" in mlmodel
-    assert (local / "code" / "workflow_lib" / "predict.py").is_file() and not list(local.rglob("__pycache__"))
-    assert not (local / "code" / "workflow_lib" / "bench").exists()
+    assert (local / "code" / "workflow_lib" / "shipping" / "predict.py").is_file() and not list(local.rglob("__pycache__"))
+    assert [p.name for p in (local / "code").iterdir()] == ["workflow_lib"]  # the package only: no benchmarks/
     reqs = (local / "requirements.txt").read_text().split()
     assert "torch==2.13.0" in reqs and f"mlflow=={metadata.version('mlflow')}" in reqs
     size = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
@@ -286,7 +286,7 @@ def test_store_down_the_job_does_not_wait_and_drain_registers_later(store, tmp_p
     events = [json.loads(line) for line in tr.spool.read_text().splitlines()]
     assert [e["op"] for e in events if e["op"] == "model"] == ["model"]
     db = f"sqlite:///{tmp_path}/later.db"
-    out = subprocess.run([sys.executable, "-m", "workflow_lib.tracking_replay", "--drain", str(tr.spool.parent),
+    out = subprocess.run([sys.executable, "-m", "workflow_lib.tracking.replay", "--drain", str(tr.spool.parent),
                           "--uri", db], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "1 applied, 0 left" in out.stdout, out.stderr[-3000:]
     version = _client(db).get_model_version_by_alias("redsm5-outage", ALIAS)

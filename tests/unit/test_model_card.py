@@ -9,8 +9,8 @@ import yaml
 
 from workflow_lib.config import ConfigError
 from workflow_lib.data.prepare import length_stats
-from workflow_lib.model_card import render_model_card, weakest_symptoms
-from workflow_lib.reports import validate_report
+from workflow_lib.persistence.reports import validate_report
+from workflow_lib.shipping.model_card import render_model_card, weakest_symptoms
 from workflow_lib.symptoms import SYMPTOMS
 
 K = "1" * 12
@@ -44,7 +44,7 @@ def coverage(policy="truncate", max_windows=None, n_capped=None):
     """A test prediction's input coverage (examples.Examples.coverage + split) at max_length 128: 52 of 130
     posts longer than the window; under truncation 12 of 80 evidence sentences start past it."""
     from workflow_lib.config import validate_training
-    from workflow_lib.examples import _policy_text, window_settings
+    from workflow_lib.learning.examples import _policy_text, window_settings
 
     tcfg = validate_training({"long_posts": policy, "max_windows": max_windows, "window_aggregation": "attention"})
     ws = window_settings(tcfg, 128)
@@ -316,8 +316,8 @@ def test_the_card_names_what_a_real_prediction_cut(policy):
     """Coverage from the examples of a real tokenizer: one post of three is longer than 32 tokens and its
     evidence sentence lies at its end (past the window under truncation, read with windows)."""
     from workflow_lib.config import validate_training
-    from workflow_lib.examples import build_examples
-    from workflow_lib.models.encoders import load_encoder
+    from workflow_lib.learning.examples import build_examples
+    from workflow_lib.learning.models.encoders import load_encoder
 
     tok = load_encoder({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 1,
                                                    "num_attention_heads": 2, "intermediate_size": 64},

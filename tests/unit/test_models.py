@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.models import encoders as enc_mod
-from workflow_lib.models.encoders import EncoderLoadError, load_encoder
-from workflow_lib.models.model import CriteriaClassifier, Coupler, build_model
-from workflow_lib.models.pooling import build_pooling
+from workflow_lib.learning.models import encoders as enc_mod
+from workflow_lib.learning.models.encoders import EncoderLoadError, load_encoder
+from workflow_lib.learning.models.model import CriteriaClassifier, Coupler, build_model
+from workflow_lib.learning.models.pooling import build_pooling
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 0},

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from workflow_lib.models.pooling import POOLING, build_pooling, masked_mean
+from workflow_lib.learning.models.pooling import POOLING, build_pooling, masked_mean
 
 NAMES = ["cls", "mean", "max", "attention", "last_2_layer_mix"]
 B, T, H, LAYERS = 3, 5, 8, 3  # LAYERS hidden-state tensors: embeddings + 2 layers
@@ -150,7 +150,7 @@ def test_last_2_layer_mix_weights_the_top_two_layers_then_means():
 
 @pytest.fixture(scope="module")
 def tiny_encoder():
-    from workflow_lib.models.encoders import load_encoder
+    from workflow_lib.learning.models.encoders import load_encoder
 
     encoder, tok = load_encoder({"source": "tiny", "max_length": 32,
                                  "tiny": {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,

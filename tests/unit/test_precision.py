@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.precision import Precision, _can_autocast, cpu_has_native_bf16, enable_tf32, resolve
-from workflow_lib.schema import ConfigError, validate_training
-from workflow_lib.training import train
+from workflow_lib.config.schema import ConfigError, validate_training
+from workflow_lib.learning.precision import Precision, _can_autocast, cpu_has_native_bf16, enable_tf32, resolve
+from workflow_lib.learning.training import train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_training import CFG, TINY, toy  # noqa: E402
@@ -130,7 +130,7 @@ def fp32_run(data):
 @pytest.mark.parametrize("mode", ["bf16", pytest.param("fp16", marks=needs_fp16)])
 def test_mixed_precision_training_learns_with_float32_weights(data, fp32_run, mode, caplog):
     tr, va = data
-    with caplog.at_level(logging.INFO, logger="workflow_lib.training"):
+    with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
         r = train(TINY, {**CFG, "epochs": 6, "precision": mode}, tr, va)
     assert f"{mode} arithmetic (training.precision: {mode})" in caplog.text
     losses = [h["train_loss"] for h in r.history]

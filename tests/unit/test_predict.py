@@ -1,4 +1,4 @@
-"""The predictor (workflow_lib/predict.py): rows, thresholds, evidence layout, inputs, errors, CLI."""
+"""The predictor (workflow_lib/shipping/predict.py): rows, thresholds, evidence layout, inputs, errors, CLI."""
 from __future__ import annotations
 
 import csv
@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib import predict as P
-from workflow_lib.checkpoint import CheckpointError, save_checkpoint
 from workflow_lib.config import validate_training
 from workflow_lib.data.loader import DataError
-from workflow_lib.examples import build_examples
-from workflow_lib.models.model import build_model
+from workflow_lib.learning.checkpoint import CheckpointError, save_checkpoint
+from workflow_lib.learning.examples import build_examples
+from workflow_lib.learning.models.model import build_model
+from workflow_lib.learning.training import predict as training_predict
+from workflow_lib.shipping import predict as P
 from workflow_lib.symptoms import SYMPTOMS
-from workflow_lib.training import predict as training_predict
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 3},
@@ -160,7 +160,7 @@ def test_model_without_thresholds_uses_half_with_a_warning(models, tmp_path, cap
     m = models["plain"]
     folder = tmp_path / "refit" / "model"
     save_checkpoint(folder, m["model"], m["tok"], backbone_spec=TINY, train_cfg=m["cfg"], meta={"stage": "refit"})
-    with caplog.at_level(logging.WARNING, logger="workflow_lib.predict"):
+    with caplog.at_level(logging.WARNING, logger="workflow_lib.shipping.predict"):
         pr = P.Predictor.load(folder.parent)  # the stage folder holding model/
     assert any("no tuned thresholds" in r.getMessage() for r in caplog.records)
     assert pr.thresholds == {s: 0.5 for s in SYMPTOMS} and pr.final_key is None
@@ -323,14 +323,14 @@ def test_model_of_another_code_version_loads_with_a_warning(models, tmp_path, ca
     info = json.loads((folder / "checkpoint.json").read_text())
     info["code_version"] = "0.0.1+gdeadbeef00"
     (folder / "checkpoint.json").write_text(json.dumps(info))
-    from workflow_lib.checkpoint import MANIFEST
-    from workflow_lib.keys import file_sha256
+    from workflow_lib.config.keys import file_sha256
+    from workflow_lib.learning.checkpoint import MANIFEST
 
     man = json.loads((folder / MANIFEST).read_text())
     man["files"]["checkpoint.json"] = {"sha256": file_sha256(folder / "checkpoint.json"),
                                        "bytes": (folder / "checkpoint.json").stat().st_size}
     (folder / MANIFEST).write_text(json.dumps(man))
-    with caplog.at_level(logging.WARNING, logger="workflow_lib.predict"):
+    with caplog.at_level(logging.WARNING, logger="workflow_lib.shipping.predict"):
         pr = P.Predictor.load(folder)
     msg = " ".join(r.getMessage() for r in caplog.records)
     assert "model written by code_version 0.0.1+gdeadbeef00, this code is" in msg
@@ -413,7 +413,7 @@ def test_console_script_and_module_run(models, tmp_path):
     assert f"-> {out}" in proc.stdout
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["post_id"] for r in rows] == [p["post_id"] for p in POSTS]
-    proc = subprocess.run([sys.executable, "-m", "workflow_lib.predict", str(models["evidence"]["folder"]),
+    proc = subprocess.run([sys.executable, "-m", "workflow_lib.shipping.predict", str(models["evidence"]["folder"]),
                            str(tmp_path / "missing.csv"), "-o", str(out)], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -422,7 +422,7 @@ def test_console_script_and_module_run(models, tmp_path):
 
 
 def test_predict_stage_writes_rows_and_summary_and_refuses_a_changed_input(models, tmp_path):
-    from workflow_lib.keys import input_digest
+    from workflow_lib.config.keys import input_digest
 
     posts = tmp_path / "posts.jsonl"
     posts.write_text("".join(json.dumps(p) + "\n" for p in POSTS), encoding="utf-8")

@@ -6,13 +6,13 @@ the registry but not in the schema can never be configured. Either is a bug this
 import numpy as np
 import pytest
 
-from workflow_lib import augment
 from workflow_lib.config import load_schema
-from workflow_lib.models.evidence_heads import EVIDENCE_HEADS
-from workflow_lib.models.heads import HEADS
-from workflow_lib.models.losses import LOSSES
-from workflow_lib.models.model import Coupler
-from workflow_lib.models.pooling import POOLING
+from workflow_lib.learning import augment
+from workflow_lib.learning.models.evidence_heads import EVIDENCE_HEADS
+from workflow_lib.learning.models.heads import HEADS
+from workflow_lib.learning.models.losses import LOSSES
+from workflow_lib.learning.models.model import Coupler
+from workflow_lib.learning.models.pooling import POOLING
 
 
 def _training_enum(name: str) -> list:
@@ -56,7 +56,7 @@ def test_augment_enum_is_none_plus_every_known_recipe():
 def test_every_sampler_name_builds_its_own_sampler(base_config):
     import optuna
 
-    from workflow_lib.hpo import make_sampler
+    from workflow_lib.search.hpo import make_sampler
 
     built = {}
     for name in _hpo_enum("sampler", "name"):
@@ -67,8 +67,8 @@ def test_every_sampler_name_builds_its_own_sampler(base_config):
 
 
 def test_objective_metric_names_are_metrics_the_code_computes():
-    from workflow_lib.metrics import multilabel_metrics
-    from workflow_lib.spans import evidence_metrics
+    from workflow_lib.learning.metrics import multilabel_metrics
+    from workflow_lib.learning.spans import evidence_metrics
 
     y = np.array([[1, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0]])
     criteria = multilabel_metrics(y, y.astype(float))

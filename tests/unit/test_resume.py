@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib import retention
-from workflow_lib.checkpoint import CheckpointError, load_checkpoint
-from workflow_lib.resume import BEST, OPTIMIZER, TRAINER, StateMismatch, locked
-from workflow_lib.training import predict, train
+from workflow_lib.learning import retention
+from workflow_lib.learning.checkpoint import CheckpointError, load_checkpoint
+from workflow_lib.learning.resume import BEST, OPTIMIZER, TRAINER, StateMismatch, locked
+from workflow_lib.learning.training import predict, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_training import CFG, TINY, toy  # noqa: E402
@@ -80,7 +80,7 @@ CHILD = """
 import json, sys
 sys.path.insert(0, {unit!r})
 from test_resume import CFG, TINY, toy
-from workflow_lib.training import train
+from workflow_lib.learning.training import train
 res = train(TINY, CFG, toy(160, 0), toy(48, 1), epochs=5, state_dir=sys.argv[1] if sys.argv[1] != "-" else None,
             on_epoch=lambda e, s: __import__("time").sleep(0.3))
 json.dump({{"history": res.history, "best_epoch": res.best_epoch, "val_probs": res.val_probs.tolist(),
@@ -153,8 +153,8 @@ def test_corrupt_or_truncated_states_are_skipped_in_favour_of_older_ones(data, r
 
 def test_unreadable_state_file_is_skipped(data, tmp_path, caplog):
     """A state whose files verify but cannot be read (written by a broken save) counts as invalid."""
-    from workflow_lib.checkpoint import MANIFEST
-    from workflow_lib.keys import file_sha256
+    from workflow_lib.config.keys import file_sha256
+    from workflow_lib.learning.checkpoint import MANIFEST
 
     tr, va = data
     state = tmp_path / "state"
@@ -230,7 +230,7 @@ def test_a_held_lock_means_no_state_and_a_stale_temp_folder_is_ignored(data, tmp
 def test_preflight_refuses_to_train_without_disk_space(data, tmp_path, monkeypatch):
     import shutil
 
-    from workflow_lib.storage import StorageError
+    from workflow_lib.persistence.storage import StorageError
 
     tr, _ = data
     state = tmp_path / "state"
@@ -254,7 +254,7 @@ def test_length_grouped_fp16_run_resumes_to_the_same_weights_and_scale(data, tmp
     """group_by_length batches and the fp16 GradScaler are resumable state. The scaler starts so high
     that steps overflow and are skipped, and grows every 3 steps: its scale shapes the weights (no
     validation, so the result is the last epoch's weights)."""
-    from workflow_lib.precision import _can_autocast
+    from workflow_lib.learning.precision import _can_autocast
 
     if not _can_autocast(torch.device("cpu"), torch.float16):
         pytest.skip(f"torch {torch.__version__} has no float16 CPU autocast")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflow_lib.retention import keep_epochs, prune_run, release
+from workflow_lib.learning.retention import keep_epochs, prune_run, release
 
 scores_st = st.lists(st.one_of(st.none(), st.sampled_from([0.1, 0.25, 0.5, 0.75, 0.9])), min_size=1, max_size=12)
 policy_st = st.tuples(st.integers(0, 4), st.integers(0, 4))

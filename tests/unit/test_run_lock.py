@@ -5,8 +5,8 @@ import subprocess
 import sys
 import time
 
-HOLD = "from workflow_lib.jobs import acquire_run_lock; import time; acquire_run_lock('{p}'); print('held', flush=True); time.sleep(60)"
-TRY = "from workflow_lib.jobs import acquire_run_lock; acquire_run_lock('{p}'); print('got it')"
+HOLD = "from workflow_lib.pipeline.jobs import acquire_run_lock; import time; acquire_run_lock('{p}'); print('held', flush=True); time.sleep(60)"
+TRY = "from workflow_lib.pipeline.jobs import acquire_run_lock; acquire_run_lock('{p}'); print('got it')"
 
 
 def test_second_run_refused_and_lock_gone_after_sigkill(tmp_path):

@@ -2,8 +2,8 @@
 import optuna
 import pytest
 
-from workflow_lib.runmode import run_mode, study_variant
-from workflow_lib.search_space import suggest, trial_training_config
+from workflow_lib.config.search_space import suggest, trial_training_config
+from workflow_lib.pipeline.runmode import run_mode, study_variant
 
 
 def _cfg(**modes):
@@ -20,7 +20,7 @@ def test_defaults_and_inheritance():
 
 
 def test_variant_from_disk(tmp_path):
-    from workflow_lib.paths import existing_variants
+    from workflow_lib.persistence.paths import existing_variants
 
     bdir = tmp_path / "hpo" / "tiny-a"
     found = existing_variants(bdir)
@@ -45,7 +45,7 @@ def test_variant_from_disk(tmp_path):
 def test_force_tokens_only_move_for_force_new_and_never_in_a_dry_run(tmp_path):
     import os
 
-    from workflow_lib.runmode import force_token, forced_rules_hint, prepare_force_tokens
+    from workflow_lib.pipeline.runmode import force_token, forced_rules_hint, prepare_force_tokens
 
     cfg = {"results_dir": str(tmp_path), "run": {"mode": {"final": "force_new"}}}
     assert prepare_force_tokens(cfg, touch=False) == []
@@ -100,7 +100,7 @@ def test_suggest_with_real_sampler_stays_in_bounds():
 
 
 def test_force_new_training_starts_afresh_other_modes_resume():
-    from workflow_lib.runmode import resumes_training
+    from workflow_lib.pipeline.runmode import resumes_training
 
     assert resumes_training(_cfg(), "final")
     assert resumes_training(_cfg(final="resume_if_incomplete"), "final")

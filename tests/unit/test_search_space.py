@@ -5,10 +5,10 @@ import copy
 import optuna
 import pytest
 
-from workflow_lib import keys
+from workflow_lib.config import keys
 from workflow_lib.config import ConfigError, deep_merge, resolve
-from workflow_lib.search_space import (CONDITIONS, check_search_space, effective_config, is_active, suggest,
-                                       trial_training_config)
+from workflow_lib.config.search_space import (CONDITIONS, check_search_space, effective_config, is_active, suggest,
+                                              trial_training_config)
 
 ZOO = {
     "input_format": {"type": "categorical", "choices": ["multi_label", "binary_pairs"]},

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from workflow_lib.secrets import is_secret_name, mask, mask_value
+from workflow_lib.tracking.secrets import is_secret_name, mask, mask_value
 
 HF = "hf_" + "aB3" * 12
 GHP = "ghp_" + "Zx9" * 12
@@ -135,7 +135,7 @@ def test_mask_value_nested():
 
 
 def test_speed_per_log_line():
-    line = ("2024-05-01 12:00:00,123 INFO workflow_lib.training: epoch 3/5 fold 1 train_loss=0.4312 "
+    line = ("2024-05-01 12:00:00,123 INFO workflow_lib.learning.training: epoch 3/5 fold 1 train_loss=0.4312 "
             "val_macro_f1=0.5521 lr=2.0e-05 (12.3s)")
     n = 2000
     t0 = time.perf_counter()
@@ -148,7 +148,7 @@ def test_speed_per_log_line():
 def test_tracker_spool_holds_only_masked_params_tags_and_names(tmp_path, base_config, monkeypatch):
     import json
 
-    from workflow_lib.tracking import Tracker
+    from workflow_lib.tracking.tracker import Tracker
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     tr = Tracker({**base_config, "results_dir": str(tmp_path / "results")}, start_replayer=False)

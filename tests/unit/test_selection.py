@@ -5,11 +5,11 @@ import random
 
 import pytest
 
-from workflow_lib.benchmark import latency_at
-from workflow_lib.keys import digest
-from workflow_lib.reports import validate_report
-from workflow_lib.schema import ConfigError
-from workflow_lib.selection import SelectionError, select
+from workflow_lib.config.keys import digest
+from workflow_lib.config.schema import ConfigError
+from workflow_lib.persistence.reports import validate_report
+from workflow_lib.pipeline.benchmark import latency_at
+from workflow_lib.search.selection import SelectionError, select
 
 RULE = {"latency_budget_ms": None, "latency_metric": "fixed_shape_p95", "latency_batch_size": 1,
         "latency_seq_length": 128, "tie_tolerance": 0.0, "baseline": True}
@@ -246,7 +246,7 @@ def test_render_selection_html_table_plots_and_escaping():
     import base64
     import re
 
-    from workflow_lib.report_html import render_selection_html
+    from workflow_lib.shipping.report_html import render_selection_html
 
     cs = [cand("<b>", 0.61, 12.0, tk="aaaaaaaaaaaa"), cand("minilm", 0.58, 4.0, tk="bbbbbbbbbbbb"),
           cand("huge", 0.70, 99.0, tk="cccccccccccc")]
@@ -278,7 +278,7 @@ def test_render_selection_html_table_plots_and_escaping():
 
 
 def test_render_selection_html_without_studies_or_baseline_still_has_three_plots():
-    from workflow_lib.report_html import render_selection_html
+    from workflow_lib.shipping.report_html import render_selection_html
 
     report = finish(select([cand("solo", 0.5, 3.0)], RULE))
     page = render_selection_html(report, [])
@@ -287,7 +287,7 @@ def test_render_selection_html_without_studies_or_baseline_still_has_three_plots
 
 
 def test_trials_tied_inside_a_study_become_candidates():
-    from workflow_lib.plan import candidates_from_summaries
+    from workflow_lib.pipeline.plan import candidates_from_summaries
 
     best = {"number": 0, "trial_key": "a" * 12, "params": {"lr": 1}, "mean": 0.6, "std": 0.01,
             "fold_scores": [0.6, 0.6], "criteria_mean": 0.55,

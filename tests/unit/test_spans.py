@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from workflow_lib.data.align import split_sentences
-from workflow_lib.spans import (IGNORE, canonical_spans, char_spans_to_tags, evidence_char_spans,
-                                evidence_is_complete, evidence_metrics, merge_spans, sentence_ids,
-                                tags_to_token_spans, token_spans_to_char_spans)
+from workflow_lib.learning.spans import (IGNORE, canonical_spans, char_spans_to_tags, evidence_char_spans,
+                                         evidence_is_complete, evidence_metrics, merge_spans, sentence_ids,
+                                         tags_to_token_spans, token_spans_to_char_spans)
 
 TEXT = "I feel sad. I cannot sleep at night."
 #       0123456789012345678901234567890123456

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib import storage
-from workflow_lib.storage import StorageError, StorageMonitor
+from workflow_lib.persistence import storage
+from workflow_lib.persistence.storage import StorageError, StorageMonitor
 
 MiB = 1 << 20
 REPO = Path(__file__).resolve().parents[2]
@@ -203,7 +203,7 @@ def test_monitor_prune_then_tighten_then_error(small_fs, caplog):
     _fill(res / "final/f/model/model.safetensors", int(1.2 * MiB))  # 7.7 of 8 MiB used: < 10% free
     calls = []
     mon = _monitor(small_fs, calls, prune_paths=[res / "mlflow.db.bak"])  # nothing to prune, nothing to tighten
-    with caplog.at_level(logging.WARNING, logger="workflow_lib.storage"), mon:
+    with caplog.at_level(logging.WARNING, logger="workflow_lib.persistence.storage"), mon:
         assert _wait(lambda: mon.error is not None)
         with pytest.raises(StorageError) as ei:
             mon.check()

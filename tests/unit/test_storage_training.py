@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from workflow_lib.storage import StorageError
-from workflow_lib.training import train
+from workflow_lib.learning.training import train
+from workflow_lib.persistence.storage import StorageError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_training import CFG, TINY, toy  # noqa: E402

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from workflow_lib import tracking
-from workflow_lib.tracking import PARENT_TAG, Tracker, run_name, run_tags, tag, tracking_uri
-from workflow_lib.tracking_replay import Replayer
+from workflow_lib.tracking import tracker as tracking
+from workflow_lib.tracking.replay import Replayer
+from workflow_lib.tracking.tracker import PARENT_TAG, Tracker, run_name, run_tags, tag, tracking_uri
 
 
 def _replayer(tr: Tracker) -> Replayer:
@@ -121,7 +121,7 @@ def test_parallel_processes_share_a_new_store(cfg, repo):
     code = textwrap.dedent(f"""
         import sys
         from workflow_lib import config
-        from workflow_lib.tracking import Tracker
+        from workflow_lib.tracking.tracker import Tracker
         cfg = config.load({str(repo / 'config' / 'config.yaml')!r}, overrides={{"results_dir": {cfg['results_dir']!r}}})
         tr = Tracker(cfg)
         w = sys.argv[1]
@@ -187,7 +187,7 @@ def test_replay_after_a_crash_and_resumed_jobs_keep_each_step_once(cfg):
 def test_spool_size_warning_once_per_job(cfg, monkeypatch, caplog):
     monkeypatch.setattr(tracking, "SPOOL_WARN_BYTES", 4000)
     monkeypatch.setattr(tracking, "SIZE_CHECK_S", 0)
-    with caplog.at_level(logging.WARNING, logger="workflow_lib.tracking"):
+    with caplog.at_level(logging.WARNING, logger="workflow_lib.tracking.tracker"):
         tr = _spool(cfg, steps=range(100))
     warnings = [r.getMessage() for r in caplog.records if "tracking spool" in r.getMessage()]
     assert len(warnings) == 1, warnings
@@ -220,7 +220,7 @@ def test_unreachable_server_does_not_hold_the_job_and_drain_applies_later(cfg, t
         tr._proc.wait()
     assert waited < 20, waited  # the replayer's mlflow import + CLOSE_GRACE_S, not CLOSE_TIMEOUT_S
     assert "Connection refused" in (tr.spool.parent / (tr.spool.name + ".log")).read_text()
-    drain = [sys.executable, "-m", "workflow_lib.tracking_replay", "--drain", str(tr.spool.parent)]
+    drain = [sys.executable, "-m", "workflow_lib.tracking.replay", "--drain", str(tr.spool.parent)]
     out = subprocess.run(drain + ["--patience", "1"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "0 applied, 1 left" in out.stdout, out.stderr[-2000:]
     assert tr.spool.exists(), "the store named in the spool is still unreachable: the spool stays"
@@ -246,7 +246,7 @@ def test_parallel_replayers_and_drain_share_one_sqlite_store(cfg, tmp_path):
     _ = _client(trs[0])  # the store exists; now a writer holds its lock
     db = sqlite3.connect(trs[0].uri[len("sqlite:///"):], isolation_level=None)
     db.execute("BEGIN IMMEDIATE")
-    cmd = [sys.executable, "-m", "workflow_lib.tracking_replay"]
+    cmd = [sys.executable, "-m", "workflow_lib.tracking.replay"]
     args = [["--uri", tr.uri, "--experiment", tr.experiment_name, "--artifact-root", tr.artifact_root, str(tr.spool)]
             for tr in trs[:3]] + [["--drain", str(other), "--patience", "120"]]
     errs = [tmp_path / f"err{i}.txt" for i in range(4)]

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from workflow_lib import tracking_replay
-from workflow_lib.tracking import Tracker, run_tags
-from workflow_lib.tracking_replay import Replayer, drain
+from workflow_lib.tracking import replay as tracking_replay
+from workflow_lib.tracking.replay import Replayer, drain
+from workflow_lib.tracking.tracker import Tracker, run_tags
 
 FOLD = {"trial_key": "t" * 12, "fold": 0}
 

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib import metrics
-from workflow_lib.models.model import build_model
+from workflow_lib.learning import metrics
+from workflow_lib.learning.models.model import build_model
 from workflow_lib.symptoms import SYMPTOMS
 from workflow_lib.config import validate_training
-from workflow_lib.examples import build_examples
-from workflow_lib.training import (TrainResult, build_optimizer, clip_grad_norm, configure_threads, linear_schedule,
-                                   predict, predict_proba, set_seed, train)
+from workflow_lib.learning.examples import build_examples
+from workflow_lib.learning.training import (TrainResult, build_optimizer, clip_grad_norm, configure_threads,
+                                            linear_schedule, predict, predict_proba, set_seed, train)
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 0},
@@ -167,7 +167,7 @@ def test_predict_keeps_order_and_is_batch_independent(data):
 
 
 def test_early_stopping_restores_the_best_epoch(data, monkeypatch):
-    from workflow_lib import examples
+    from workflow_lib.learning import examples
 
     tr, va = data
     scripted = iter([0.2, 0.7, 0.5, 0.6, 0.9, 0.95])
@@ -182,7 +182,7 @@ def test_early_stopping_restores_the_best_epoch(data, monkeypatch):
         probs_by_epoch.append(np.array(probs))
         return real_evaluate(ex, records, probs, spans, thresholds)
 
-    import workflow_lib.training as training_mod
+    import workflow_lib.learning.training as training_mod
     monkeypatch.setattr(training_mod, "objective_value", fake_objective)
     monkeypatch.setattr(training_mod, "evaluate", spy)
     r = train(TINY, CFG, tr[:96], va, epochs=6, patience=2)
@@ -256,11 +256,11 @@ def test_frozen_bottom_is_cached_and_still_learns(data, caplog):
 
     tr, va = data
     cfg = {**CFG, "epochs": 6, "freeze_layers": 1}
-    with caplog.at_level(logging.INFO, logger="workflow_lib.training"):
+    with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
         cached = train(TINY, cfg, tr, va)
     assert any("frozen bottom 1 layer(s) run once" in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="workflow_lib.training"):
+    with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
         plain = train(TINY, {**cfg, "cache_frozen": False}, tr, va)
     assert not any("frozen bottom" in r.getMessage() for r in caplog.records)
     assert plain.history[0]["train_loss"] != cached.history[0]["train_loss"]  # dropout in the frozen layer
@@ -273,11 +273,11 @@ def test_frozen_bottom_is_cached_and_still_learns(data, caplog):
 def test_frozen_cache_is_skipped_when_it_would_not_fit_in_memory(data, caplog, monkeypatch):
     import logging
 
-    import workflow_lib.training as training_mod
+    import workflow_lib.learning.training as training_mod
 
     monkeypatch.setattr(training_mod, "MAX_CACHE_BYTES", 1024)
     tr, _ = data
-    with caplog.at_level(logging.INFO, logger="workflow_lib.training"):
+    with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
         train(TINY, {**CFG, "epochs": 1, "freeze_layers": 1}, tr[:32])
     assert any("not caching the frozen bottom 1 layer(s)" in r.getMessage() for r in caplog.records)
 
@@ -286,8 +286,8 @@ def test_frozen_cache_is_skipped_when_it_would_not_fit_in_memory(data, caplog, m
 def test_batches_are_length_grouped_or_todays_random_order(data, monkeypatch, group):
     """group_by_length false: exactly torch.randperm(n, seed).split(batch_size) (the loop before grouping);
     true: batching.length_grouped_batches over the rows' lengths, from the same generator."""
-    import workflow_lib.training as training_mod
-    from workflow_lib.batching import length_grouped_batches
+    import workflow_lib.learning.training as training_mod
+    from workflow_lib.learning.batching import length_grouped_batches
 
     tr, _ = data
     seen, real = [], training_mod._batch_loss

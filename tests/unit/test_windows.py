@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from workflow_lib.config import validate_training
-from workflow_lib.examples import build_examples
-from workflow_lib.models.encoders import load_encoder
-from workflow_lib.models.model import build_model
+from workflow_lib.learning.examples import build_examples
+from workflow_lib.learning.models.encoders import load_encoder
+from workflow_lib.learning.models.model import build_model
+from workflow_lib.learning.training import predict, train
 from workflow_lib.symptoms import DESCRIPTIONS, SYMPTOMS
-from workflow_lib.training import predict, train
 
 TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                    "intermediate_size": 64, "init_seed": 5},

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from workflow_lib.config import validate_data
-from workflow_lib.keys import digest, file_sha256
+from workflow_lib.config.keys import digest, file_sha256
 from workflow_lib.symptoms import EXTRA_LABELS, SYMPTOMS
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from workflow_lib.config import ConfigError, validate, validate_data
 from workflow_lib.data.align import align
 from workflow_lib.data.loader import DataError, RawData, load_raw, source_fingerprint, truncation_policy
 from workflow_lib.data.splits import make_folds, split_posts
+from workflow_lib.persistence.reports import atomic_write_text
 from workflow_lib.provenance import code_version
-from workflow_lib.reports import atomic_write_text
 from workflow_lib.symptoms import INDEX, SYMPTOMS
 
 log = logging.getLogger(__name__)

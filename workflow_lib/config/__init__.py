@@ -1,0 +1,3 @@
+"""The configuration: its schema, its loading and resolution, the search space, the keys derived from it."""
+from workflow_lib.config.load import *  # noqa: F401,F403 - the public names of load.py (its __all__)
+from workflow_lib.config.load import __all__  # noqa: F401

@@ -1,0 +1,146 @@
+"""The HPO search space: declared in config, checked at start-up, sampled per trial.
+
+Every parameter name is a key of the ``training`` section; a trial's
+configuration is ``training`` with the sampled values put over it, and it is
+validated against the same schema, so a space that could produce an invalid
+model is refused before any training starts.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from workflow_lib.config.schema import ConfigError, load_schema, validate_training
+
+_FOCAL = ("focal", "adaptive_focal", "hybrid")
+_COUPLED = {"evidence_task": (True,), "multitask": ("coupled",)}
+
+# setting -> {other setting: values under which it shapes the trained model}. A setting whose
+# condition fails is inert: it is never suggested and never enters the trial key.
+CONDITIONS: dict[str, dict[str, tuple]] = {
+    "head_hidden": {"head": ("mlp", "mlp_residual", "gated")},
+    "loss_gamma": {"loss": _FOCAL},
+    "loss_alpha": {"loss": ("hybrid",)},
+    "multitask": {"evidence_task": (True,)},
+    "coupling": _COUPLED,
+    "coupling_pooling": _COUPLED,
+    "evidence_head": {"evidence_task": (True,)},
+    "evidence_loss_weight": {"evidence_task": (True,)},
+    "evidence_threshold": {"evidence_task": (True,)},
+    "lora_r": {"finetune": ("lora",)},
+    "lora_alpha": {"finetune": ("lora",)},
+    "lora_dropout": {"finetune": ("lora",)},
+    "lora_target_modules": {"finetune": ("lora",)},
+    "window_overlap": {"long_posts": ("windows",)},
+    "max_windows": {"long_posts": ("windows",)},
+    "window_aggregation": {"long_posts": ("windows",)},
+    "augment_prob": {"augment": ("synonym_swap", "synonym_insert", "word_swap", "char_perturb", "deletion")},
+}
+# Settings that never change the trained weights (only speed or memory).
+NOT_MODEL = ("threads", "eval_batch_size")
+
+
+def is_active(name: str, config: Mapping) -> bool:
+    """Whether setting ``name`` shapes the model, given the other settings in ``config``."""
+    return all(config.get(other) in allowed for other, allowed in CONDITIONS.get(name, {}).items())
+
+
+def effective_config(train_cfg: Mapping) -> dict:
+    """The settings that change the trained model: inert and speed-only settings removed.
+
+    Two trial configurations with the same effective config train the same model, so they
+    share a trial key (and their folds on disk).
+    """
+    cfg = validate_training(train_cfg)
+    return {k: v for k, v in cfg.items() if k not in NOT_MODEL and is_active(k, cfg)}
+
+
+def _active(spec: Mapping, params: Mapping, training: Mapping, name: str | None = None) -> bool:
+    """A parameter is suggested when its ``when:`` holds and the model would use it."""
+    merged = {**training, **params}
+    for other, allowed in (spec.get("when") or {}).items():
+        if merged.get(other) not in allowed:
+            return False
+    return name is None or is_active(name, merged)
+
+
+def check_search_space(space: Mapping[str, Mapping], training: Mapping) -> None:
+    """Raise ConfigError if the space names unknown keys, has empty or inverted ranges,
+    or offers a value the training schema would reject."""
+    known = set(load_schema("config")["$defs"]["training"]["properties"])
+    problems: list[str] = []
+    for name, spec in space.items():
+        where = f"hpo.search_space.{name}"
+        if name not in known:
+            problems.append(f"{where}: not a training setting; searchable keys: {', '.join(sorted(known))}")
+            continue
+        for other in (spec.get("when") or {}):
+            if other not in known:
+                problems.append(f"{where}.when: refers to {other!r}, which is not a training setting")
+        order = list(space)
+        for other, allowed in CONDITIONS.get(name, {}).items():
+            if other in space:
+                if order.index(other) > order.index(name):
+                    problems.append(f"{where}: depends on {other!r}, which is declared after it; move "
+                                    f"{other!r} above {name!r} in hpo.search_space")
+            elif training.get(other) not in allowed:
+                problems.append(f"{where}: never used - it only matters when {other} is one of "
+                                f"{', '.join(map(str, allowed))}, but training.{other} is fixed to "
+                                f"{training.get(other)!r}; remove it or add {other!r} to the search space")
+        kind = spec["type"]
+        if kind == "categorical":
+            values = spec["choices"]
+        else:
+            low, high = spec["low"], spec["high"]
+            if low > high:
+                problems.append(f"{where}: low {low} is above high {high}")
+                continue
+            if spec.get("log") and low <= 0:
+                problems.append(f"{where}: log scale needs low > 0, got {low}")
+                continue
+            if kind == "int" and (int(low) != low or int(high) != high):
+                problems.append(f"{where}: int parameter needs integer bounds, got {low}..{high}")
+                continue
+            if spec.get("log") and spec.get("step") not in (None, *((1,) if kind == "int" else ())):
+                problems.append(f"{where}: log: true and step {spec['step']} cannot be combined (Optuna refuses "
+                                "it at the first trial); drop one of them")
+                continue
+            values = [int(low), int(high)] if kind == "int" else [low, high]
+        for value in values:
+            try:
+                validate_training({**training, name: value})
+            except ConfigError as exc:
+                detail = str(exc).split("\n  - ", 1)[-1]
+                problems.append(f"{where}: value {value!r} cannot produce a valid model ({detail})")
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def suggest(trial, space: Mapping[str, Mapping], training: Mapping | None = None) -> dict[str, Any]:
+    """Ask an Optuna trial for every active parameter, in declaration order.
+
+    A parameter is skipped when its ``when:`` fails or when the model would not use it (see
+    CONDITIONS), judged on the values suggested so far over the fixed ``training`` settings;
+    so a parameter must come after the ones it depends on.
+    """
+    training = validate_training(training or {})
+    params: dict[str, Any] = {}
+    for name, spec in space.items():
+        if not _active(spec, params, training, name):
+            continue
+        kind = spec["type"]
+        if kind == "categorical":
+            params[name] = trial.suggest_categorical(name, list(spec["choices"]))
+        elif kind == "int":
+            params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]),
+                                             step=int(spec.get("step", 1)), log=bool(spec.get("log", False)))
+        else:
+            kwargs = {"log": bool(spec.get("log", False))}
+            if spec.get("step") is not None:
+                kwargs["step"] = float(spec["step"])
+            params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), **kwargs)
+    return params
+
+
+def trial_training_config(training: Mapping, params: Mapping) -> dict:
+    """The full, validated training configuration of one trial."""
+    return validate_training({**training, **params}, what="trial configuration")

@@ -1,0 +1,1 @@
+"""Models, examples, the training loop and what it saves (checkpoints, epoch states)."""

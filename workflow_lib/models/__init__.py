@@ -1,9 +1,0 @@
-"""Encoders, pooling, heads, losses and the criteria classifier (registries for extension)."""
-from workflow_lib.models.encoders import EncoderLoadError, load_encoder
-from workflow_lib.models.heads import HEADS, build_head
-from workflow_lib.models.losses import LOSSES, build_loss, class_weights
-from workflow_lib.models.model import CriteriaClassifier, build_model
-from workflow_lib.models.pooling import POOLING, build_pooling
-
-__all__ = ["EncoderLoadError", "load_encoder", "HEADS", "build_head", "LOSSES", "build_loss", "class_weights",
-           "CriteriaClassifier", "build_model", "POOLING", "build_pooling"]

@@ -1,0 +1,1 @@
+"""Files on disk: result paths, locks, atomic reports, storage checks."""

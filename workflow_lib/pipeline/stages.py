@@ -1,0 +1,409 @@
+"""One function per pipeline stage. Scripts call these with paths Snakemake resolved.
+
+Each function reads its inputs, does the work, tracks it in MLflow and writes
+its outputs atomically (the report last). Inputs are passed in, never
+re-derived from the working directory.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping
+
+from workflow_lib.persistence.paths import Layout
+from workflow_lib.persistence.reports import atomic_write_text, read_json, validate_report, write_json
+from workflow_lib.pipeline.devices import describe
+from workflow_lib.pipeline.plan import Plan
+from workflow_lib.pipeline.runmode import resumes_training
+from workflow_lib.provenance import code_version, library_versions
+from workflow_lib.symptoms import SYMPTOMS
+from workflow_lib.tracking.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# -- data ------------------------------------------------------------------------
+def prepare_data(cfg: Mapping, *, data_key: str, out_dir: str) -> dict:
+    from workflow_lib.data.prepare import prepare
+
+    tracker = Tracker(cfg)  # first: its replayer opens the store while this job works
+    expected = Plan(cfg).data_key
+    if data_key != expected:
+        raise RuntimeError(f"data key {data_key} does not match the config's {expected}; rerun snakemake so the "
+                           f"workflow and the job see the same data source")
+    card = prepare(cfg["data"], out_dir, data_key)
+    with tracker.run("prepare_data", {"data_key": data_key}, params={"data": cfg["data"]}) as run:
+        tracker.log_metrics(run, {"posts": card["counts"]["posts"]})
+        tracker.log_artifact(run, str(Path(out_dir) / "data_card.json"))
+    tracker.close()
+    return card
+
+
+def baseline(cfg: Mapping, *, data_dir: str, out: str) -> dict:
+    from workflow_lib.data.prepare import load_prepared
+    from workflow_lib.learning.baseline import tfidf_baseline
+
+    prepared = load_prepared(data_dir)
+    result = tfidf_baseline(prepared.folds, prepared.texts, prepared.labels, metric=cfg["hpo"]["metric"],
+                            seed=cfg["data"]["split"]["seed"])
+    result["data_key"] = prepared.card["data_key"]
+    write_json(out, result, kind="baseline")
+    return result
+
+
+# -- hpo ---------------------------------------------------------------------------
+def hpo_summary(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data_key: str, out: str) -> dict:
+    from workflow_lib.search.hpo import summarize
+
+    summary = summarize(cfg, backbone=backbone, study_key=study_key, variant=variant, data_key=data_key)
+    write_json(out, summary, kind="study_summary")
+    b = summary["best_trial"]
+    log.info("study %s: %s; best trial %s", summary["study_name"], summary["counts"],
+             f"#{b['number']} {b['mean']:.4f} ± {b['std']:.4f}" if b else "none")
+    return summary
+
+
+# -- refit -------------------------------------------------------------------------
+def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, model_dir: str, metrics_path: str,
+          threads: int | None = None) -> dict:
+    """Best trial's configuration on the full train split, early-stopped on validation;
+    decision thresholds tuned on the validation predictions.
+
+    The training state goes to ``state/`` beside ``model_dir`` (a rerun resumes from it; removed
+    once metrics_path is written). MLflow metrics are logged just before metrics_path is written,
+    so a rerun after a kill logs each epoch once.
+    """
+    from workflow_lib.data.prepare import load_prepared
+    from workflow_lib.learning.checkpoint import save_checkpoint
+    from workflow_lib.learning.metrics import multilabel_metrics, tune_thresholds
+    from workflow_lib.learning.retention import release
+    from workflow_lib.learning.training import train
+    from workflow_lib.search.hpo import best_trial_config
+
+    tracker = Tracker(cfg)
+    summary = read_json(summary_path)
+    backbone = summary["backbone"]
+    spec = cfg["encoders"][backbone]
+    tcfg = best_trial_config(cfg, summary, trial_key)
+    prepared = load_prepared(data_dir)
+    tr, va = prepared.splits["train"], prepared.splits["validation"]
+    ids = {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
+           "variant": summary["variant"], "data_key": summary["data_key"]}
+    metric = cfg["hpo"]["metric"]
+    state_dir = Layout.run_state(model_dir)
+    with tracker.run("refit", ids, params={"config": tcfg, "refit": cfg["refit"]}) as run:
+        val_records = prepared.of(va)
+        res = train(spec, tcfg, prepared.of(tr), val_records, epochs=cfg["refit"]["max_epochs"],
+                    patience=cfg["refit"]["patience"], metric=metric, objective=cfg["hpo"]["objective"],
+                    progress_desc=f"refit {backbone}", threads=threads, state_dir=state_dir,
+                    checkpoint_cfg=cfg["checkpoints"], policy=cfg)
+        y_val = prepared.labels(va)
+        thresholds = tune_thresholds(y_val, res.val_probs)
+        manifest = save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec,
+                                   train_cfg=tcfg, meta={**ids, "stage": "refit", "best_epoch": res.best_epoch,
+                                                         "thresholds": dict(zip(SYMPTOMS, thresholds))})
+        metrics = {
+            **ids,
+            "best_epoch": res.best_epoch,
+            "history": res.history,
+            "train_seconds": res.train_seconds,
+            "device": describe(),
+            "n_train": len(tr), "n_validation": len(va),
+            "validation": {"split": "validation", "at_0.5": multilabel_metrics(y_val, res.val_probs),
+                           "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds),
+                           "input_coverage": res.val_prediction.examples.coverage("validation")},
+            "thresholds": {"split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
+            "objective": {**cfg["hpo"]["objective"], "metric": metric, "best_value": res.best_score},
+            "config": tcfg,
+            "code_version": code_version(),
+            "resumed_from_epoch": res.resumed_from,
+        }
+        for h in res.history:
+            tracker.log_metrics(run, {k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
+        if "evidence" in res.val_metrics:
+            metrics["validation"]["evidence"] = res.val_metrics["evidence"]
+            tracker.log_metrics(run, {f"validation_evidence_{k}": v for k, v in res.val_metrics["evidence"].items()
+                                      if isinstance(v, float)})
+        tracker.log_metrics(run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric],
+                                  "best_epoch": res.best_epoch})
+        write_json(metrics_path, metrics)
+    release(state_dir, metrics_path)
+    tracker.close()
+    log.info("refit %s: best epoch %d, validation %s %.4f; %d files in checkpoint", trial_key, res.best_epoch,
+             metric, metrics["validation"]["at_0.5"][metric], len(manifest["files"]))
+    return metrics
+
+
+# -- benchmark -----------------------------------------------------------------------
+def benchmark(cfg: Mapping, *, model_dir: str, trial_key: str, backbone: str, data_dir: str, out: str,
+              threads: int | None = None) -> dict:
+    """Fixed-shape figures, and per-post figures over the prepared train and validation posts
+    (never the test split: it is read once, by the final stage)."""
+    from workflow_lib.data.prepare import load_prepared
+    from workflow_lib.pipeline.benchmark import run_benchmark
+
+    tracker = Tracker(cfg)
+    threads = cfg["benchmark"]["threads"] or threads
+    prepared = load_prepared(data_dir)
+    posts = prepared.of(prepared.splits["train"] + prepared.splits["validation"])
+    ids = {"backbone": backbone, "trial_key": trial_key}
+    with tracker.run("benchmark", ids, params={"benchmark": cfg["benchmark"]}) as run:
+        result = run_benchmark(model_dir, cfg["benchmark"], posts=posts, posts_source="train+validation",
+                               threads=threads, extra=ids)
+        for row in result["results"]:
+            tag = f"bs{row['batch_size']}_len{row['seq_length']}"
+            tracker.log_metrics(run, {f"p95_ms_{tag}": row["latency_ms"]["p95"],
+                                      f"throughput_{tag}": row["throughput_per_s"]})
+        pp = result["per_post"]
+        tracker.log_metrics(run, {"per_post_p50_ms": pp["latency_ms"]["p50"],
+                                  "per_post_p95_ms": pp["latency_ms"]["p95"],
+                                  "per_post_mean_ms": pp["latency_ms"]["mean"],
+                                  "posts_per_s": pp["throughput_posts_per_s"],
+                                  "windows_per_post_mean": pp["windows_per_post"]["mean"]})
+        write_json(out, result, kind="benchmark")
+    tracker.close()
+    return result
+
+
+# -- selection -----------------------------------------------------------------------
+def objective_label(hpo: Mapping) -> str:
+    """'macro_f1', or e.g. '0.5 x macro_f1 + 0.5 x evidence token_f1' when evidence is weighed."""
+    o = hpo["objective"]
+    if not o["evidence_weight"]:
+        return hpo["metric"]
+    total = o["criteria_weight"] + o["evidence_weight"]
+    return (f"{o['criteria_weight'] / total:g} x {hpo['metric']} + "
+            f"{o['evidence_weight'] / total:g} x evidence {o['evidence_metric']}")
+
+
+def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, str], baseline_path: str | None,
+              selection_key: str, out_json: str, out_html: str) -> dict:
+    from workflow_lib.search.selection import select
+    from workflow_lib.shipping.report_html import selection_page
+
+    tracker = Tracker(cfg)
+    plan = Plan(cfg, main_process=False)
+    cands, variants = plan.candidates(summaries)
+    summ = [read_json(v["summary"]) for v in variants if v["compared"]]
+    if plan.selection_key(cands) != selection_key:
+        raise RuntimeError(f"selection key {selection_key} does not match the candidates on disk; rerun snakemake")
+    for c in cands:
+        c["benchmark"] = read_json(benchmarks[c["trial_key"]])
+    base = read_json(baseline_path) if baseline_path and cfg["selection"]["baseline"] else None
+    report = select(cands, cfg["selection"], baseline=base, metric=cfg["hpo"]["metric"],
+                    objective=objective_label(cfg["hpo"]))
+    report["selection_key"] = selection_key
+    report["lineage"] = {"data_key": summ[0]["data_key"] if summ else None,
+                         "studies": [{k: s[k] for k in ("backbone", "study_key", "variant")} for s in summ]}
+    report["variants"] = variants
+    report["code_version"] = code_version()
+    report["html"] = Path(out_html).name
+    validate_report("selection_report", report)
+    # The final key follows from this report (selected trial + co-best trials), so the page can link
+    # to the evaluation page the final stage writes later.
+    final_key = plan.final_key(report["selected"]["trial_key"], [c["trial_key"] for c in report["co_best"]])
+    link = os.path.relpath(plan.layout.evaluation_html(final_key), os.path.dirname(plan.layout.selection_html(
+        selection_key)))
+    selection_page(report, summ, evaluation_link=link).write(out_html, plan.layout.selection_plots(selection_key))
+    write_json(out_json, report, kind="selection_report")
+    with tracker.run("selection", {"selection_key": selection_key}) as run:
+        sel = report["selected"]
+        tracker.set_tags(run, {"selected.backbone": sel["backbone"], "selected.trial_key": sel["trial_key"]})
+        tracker.log_metrics(run, {"selected_cv_mean": sel["cv_mean"]})
+        tracker.log_artifact(run, out_html)
+    tracker.close()
+    log.info("selected %s trial %s: %s", sel["backbone"], sel["trial_key"], report["reason"])
+    return report
+
+
+# -- final ---------------------------------------------------------------------------
+def _test_metrics(pred, records, thresholds) -> dict:
+    """Criteria at the tuned thresholds and at 0.5, evidence once (it has no per-symptom threshold)."""
+    from workflow_lib.learning.examples import post_labels
+    from workflow_lib.learning.metrics import multilabel_metrics
+
+    tuned = pred.metrics(records, thresholds)
+    out = {"test": tuned["criteria"], "test_at_0.5": multilabel_metrics(post_labels(records), pred.probs, 0.5)}
+    if "evidence" in tuned:
+        out["evidence"] = tuned["evidence"]
+    return out
+
+
+def test_prediction_rows(pred, records, thresholds, train_cfg: Mapping) -> list[dict]:
+    """One row per test post: predict.prediction_rows (probabilities, decisions at ``thresholds``,
+    predicted spans) with the post's split, gold labels and gold evidence spans per symptom."""
+    from workflow_lib.learning.spans import evidence_char_spans, evidence_is_complete
+    from workflow_lib.shipping.predict import prediction_rows, span_rows
+
+    rows = prediction_rows(records, pred, thresholds, train_cfg["input_format"])
+    for row, r in zip(rows, records):
+        row.update({"split": "test", "labels": {s: int(r["labels"][j]) for j, s in enumerate(SYMPTOMS)},
+                    "gold_evidence": {s: span_rows(r["text"], sp) for s in SYMPTOMS
+                                      if (sp := evidence_char_spans(r, [s]))},
+                    "gold_evidence_complete": evidence_is_complete(r)})
+    return rows
+
+
+def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapping, hpo: Mapping, pred) -> dict:
+    """What the evaluation page and the model card show beside the test metrics, each with its split:
+    the study's CV score, the refit model's validation scores, confusion counts, and what the input
+    window read of the test posts (the test prediction's own coverage: no second tokenisation)."""
+    sel = sel_report["selected"]
+    cand = next((c for c in sel_report.get("candidates", []) if c.get("selected")), {})
+    val = refit_metrics["validation"]
+    keep = ("macro_f1", "micro_f1", "macro_precision", "macro_recall", "macro_pr_auc")
+    rv = {"split": val["split"], "model": "refit checkpoint (trained on the train split)",
+          "at_tuned_thresholds": {k: val["at_tuned_thresholds"].get(k) for k in keep},
+          "at_0.5": {k: val["at_0.5"].get(k) for k in keep}}
+    if val.get("evidence"):
+        rv["evidence"] = {k: v for k, v in val["evidence"].items() if k in ("token_f1", "char_f1", "exact_match",
+                                                                             "null_span_accuracy")}
+    m = report["metrics"]
+    return {
+        "cv": {"split": sel_report["split"], "metric": hpo["metric"], "objective": objective_label(hpo),
+               "mean": sel["cv_mean"], "std": sel.get("cv_std"), "fold_scores": cand.get("fold_scores", [])},
+        "refit_validation": rv,
+        "confusion": {"split": report["split"],
+                      "at_tuned_thresholds": {s: v["confusion_matrix"] for s, v in m["test"]["per_symptom"].items()},
+                      "at_0.5": {s: v["confusion_matrix"] for s, v in m["test_at_0.5"]["per_symptom"].items()}},
+        "input_coverage": pred.examples.coverage(report["split"]),
+    }
+
+
+def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics_path: str, data_dir: str,
+          final_key: str, model_dir: str, report_path: str, co_best_refits: Mapping[str, Mapping] | None = None,
+          threads: int | None = None) -> dict:
+    """Train the selected configuration on train+validation; evaluate once on test.
+
+    Writes, in this order: the model folder (with the model card README.md, covered by its
+    manifest), test_predictions.jsonl, the evaluation page with its plots/ and last the report
+    (the rule's completion marker). Paths other than ``model_dir`` and ``report_path`` come from
+    paths.Layout.
+
+    ``co_best_refits`` maps the trial key of every candidate tied with the selected one (within
+    selection.tie_tolerance) to its refit ``{"model_dir", "metrics"}``; those checkpoints are
+    scored (at their own tuned thresholds) on the same test read, one entry each under ``co_best``.
+    The training state goes to ``state/`` beside ``model_dir`` (resumed by a rerun, removed once the
+    report is written).
+    """
+    from workflow_lib.data.prepare import load_prepared
+    from workflow_lib.learning.checkpoint import load_checkpoint, manifest_digest, save_checkpoint
+    from workflow_lib.learning.retention import release
+    from workflow_lib.learning.training import predict, train
+    from workflow_lib.search.hpo import best_trial_config
+    from workflow_lib.shipping.model_card import render_model_card
+    from workflow_lib.shipping.report_html import evaluation_page
+
+    tracker = Tracker(cfg)
+    sel_report = read_json(selection_path)
+    sel = sel_report["selected"]
+    summary = read_json(summary_path)
+    refit_metrics = read_json(refit_metrics_path)
+    backbone, trial_key = sel["backbone"], sel["trial_key"]
+    spec = cfg["encoders"][backbone]
+    tcfg = best_trial_config(cfg, summary, trial_key)
+    epochs = cfg["final"]["epochs"] or refit_metrics["best_epoch"]
+    thresholds = [refit_metrics["thresholds"]["values"][s] for s in SYMPTOMS]
+    prepared = load_prepared(data_dir)
+    fit_ids = prepared.splits["train"] + prepared.splits["validation"]
+    test_ids = prepared.splits["test"]
+    lineage = {"data_key": summary["data_key"], "study_key": summary["study_key"], "trial_key": trial_key,
+               "selection_key": sel_report["selection_key"], "final_key": final_key,
+               "variant": int(summary["variant"]), "backbone": backbone, "code_version": code_version()}
+    ids = {k: v for k, v in lineage.items() if k != "code_version"}
+    state_dir = Layout.run_state(model_dir)
+    if not resumes_training(cfg, "final") and release(state_dir):  # force_new: a fresh start, not a resume
+        log.info("run.mode.final is force_new: the interrupted training state in %s was discarded", state_dir)
+    with tracker.run("final", ids, params={"config": tcfg, "epochs": epochs}) as run:
+        t0 = time.perf_counter()
+        res = train(spec, tcfg, prepared.of(fit_ids), epochs=epochs, progress_desc=f"final {backbone}",
+                    threads=threads, state_dir=state_dir, checkpoint_cfg=cfg["checkpoints"], policy=cfg)
+        seconds = time.perf_counter() - t0
+        # The one and only read of the test split: the final model and every co-best refit checkpoint.
+        # Predicted before the model is saved, so the model card inside the model folder has the results.
+        test_records = prepared.of(test_ids)
+        pred = predict(res.model, res.tokenizer, test_records, tcfg, max_length=spec["max_length"])
+        co_best = []
+        tied = {c["trial_key"]: c for c in sel_report.get("co_best", [])}
+        for tkey, refit_paths in sorted((co_best_refits or {}).items()):
+            path = refit_paths["model_dir"]
+            model, tok, info = load_checkpoint(path)
+            cand = tied[tkey]
+            cthr = [read_json(refit_paths["metrics"])["thresholds"]["values"][s] for s in SYMPTOMS]
+            cpred = predict(model, tok, test_records, info["train_cfg"], max_length=info["backbone_spec"]["max_length"])
+            co_best.append({**{k: cand[k] for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")},
+                            "checkpoint": {"path": str(path), "manifest_sha256": info["manifest_sha256"],
+                                           "stage": "refit (train split only)"},
+                            "metrics": _test_metrics(cpred, test_records, cthr),
+                            "input_coverage": cpred.examples.coverage("test")})
+        report = {
+            "report_version": 2,
+            "final_key": final_key,
+            "split": "test",
+            "n_test_posts": len(test_ids),
+            "task": {"input_format": tcfg["input_format"], "evidence_task": tcfg["evidence_task"],
+                     "objective": {**cfg["hpo"]["objective"], "metric": cfg["hpo"]["metric"]}},
+            "selected": {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
+                         "variant": int(summary["variant"]), "selection_key": sel_report["selection_key"],
+                         "params": sel["params"]},
+            "training": {"trained_on": ["train", "validation"], "n_posts": len(fit_ids), "epochs": epochs,
+                         "device": describe(),
+                         "seconds": seconds, "resumed_from_epoch": res.resumed_from},
+            "thresholds": {"source": "tuned per symptom on the refit model's validation predictions",
+                           "split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
+            "metrics": _test_metrics(pred, test_records, thresholds),
+            "co_best": co_best,
+            "lineage": lineage,
+            "library_versions": library_versions(),
+            "created_at": _now(),
+        }
+        report.update(_evaluation_extras(report, sel_report, refit_metrics, cfg["hpo"], pred))
+        layout = Layout(cfg["results_dir"])
+        outputs = {"evaluation_html": layout.evaluation_html(final_key), "plots": layout.final_plots(final_key),
+                   "test_predictions": layout.test_predictions(final_key),
+                   "model_card": layout.model_card(final_key)}
+        report["outputs"] = {k: os.path.relpath(v, os.path.dirname(report_path)) for k, v in outputs.items()}
+        card = render_model_card(report, prepared.card, backbone_spec=spec, train_cfg=tcfg, model_dir=str(model_dir),
+                                 registered_model=cfg["tracking"]["registered_model"],
+                                 model_alias=cfg["tracking"]["model_alias"], layout=layout)
+        save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
+                        meta={**lineage, "stage": "final", "epochs": epochs,
+                              "thresholds": dict(zip(SYMPTOMS, thresholds))},
+                        extra=lambda folder: (Path(folder) / "README.md").write_text(card, encoding="utf-8"))
+        report["checkpoint"] = {"path": str(model_dir), "manifest_sha256": manifest_digest(model_dir)}
+        rows = test_prediction_rows(pred, test_records, thresholds, tcfg)
+        atomic_write_text(outputs["test_predictions"], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        evaluation_page(report, rows, {r["post_id"]: r["text"] for r in test_records}, links={
+            "selection page": os.path.relpath(layout.selection_html(sel_report["selection_key"]),
+                                              os.path.dirname(outputs["evaluation_html"])),
+            "model card (model/README.md)": report["outputs"]["model_card"],
+            "test_predictions.jsonl": report["outputs"]["test_predictions"],
+        }).write(outputs["evaluation_html"], outputs["plots"])
+        m = report["metrics"]["test"]
+        for h in res.history:  # just before the report: a rerun after a kill logs each epoch once
+            tracker.log_metrics(run, {"train_loss": h["train_loss"]}, step=h["epoch"])
+        tracker.log_metrics(run, {"test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"],
+                                  "test_accuracy": m["accuracy"]})
+        if "evidence" in report["metrics"]:
+            tracker.log_metrics(run, {f"test_evidence_{k}": v for k, v in report["metrics"]["evidence"].items()
+                                      if isinstance(v, float)})
+        write_json(report_path, report, kind="evaluation_report")
+        # Through the tracking spool (workflow_lib.shipping.mlflow_model): the report and its page as run artifacts,
+        # the model folder as the pyfunc model, registered once per final_key, the alias moved to it.
+        tracker.log_artifact(run, report_path)
+        tracker.log_artifact(run, outputs["evaluation_html"])
+        tracker.log_model(run, model_dir, cfg["tracking"]["registered_model"], cfg["tracking"]["model_alias"],
+                          lineage)
+    release(state_dir, report_path)
+    tracker.close()
+    log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)%s", backbone, m["macro_f1"], m["micro_f1"],
+             len(test_ids), f"; {len(co_best)} co-best checkpoint(s) also scored" if co_best else "")
+    return report

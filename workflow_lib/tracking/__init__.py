@@ -1,0 +1,1 @@
+"""MLflow through a disk spool: the tracker, its replayer, secret masking."""
