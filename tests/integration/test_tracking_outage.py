@@ -23,8 +23,7 @@ JOB = textwrap.dedent("""
     from workflow_lib import config
     from workflow_lib.tracking.tracker import Tracker
     repo, results, uri, end_file = sys.argv[1:5]
-    cfg = config.load(f"{repo}/config/config.yaml", overrides={"results_dir": results})
-    cfg["tracking"]["uri"] = uri
+    cfg = config.load(f"{repo}/config/config.yaml", overrides={"results_dir": results, "tracking": {"uri": uri}})
     tr = Tracker(cfg)
     print("replayer", tr._proc.pid, flush=True)
     study = tr.start("study", {"backbone": "b", "study_key": "s" * 12, "variant": 1})

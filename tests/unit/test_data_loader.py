@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from workflow_lib.config import Data
 from workflow_lib.data.loader import (DataError, RawData, folder_sha256, load_folder, load_raw,
                                       source_fingerprint)
 from workflow_lib.data.synthetic import GENERATOR_VERSION
@@ -24,7 +25,7 @@ def _cfg(**over):
            "hub": {"id": "irlab-udc/redsm5", "revision": None, "timeout_s": 2}, "alignment_threshold": 0.5,
            "split": {"seed": 42, "validation_fraction": 0.15, "test_fraction": 0.15}, "n_folds": 3}
     cfg.update(over)
-    return cfg
+    return Data.resolve(cfg)  # the resolved data section a job passes on
 
 
 def _folder(tmp_path, posts: str | bytes, anns: str | bytes = ANN_HEADER) -> Path:

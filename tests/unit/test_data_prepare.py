@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from workflow_lib import config
-from workflow_lib.config import load_schema
+from workflow_lib.config import Data, load_schema
 from workflow_lib.data.loader import DataError
 from workflow_lib.data.prepare import FILES, check_given_splits, length_stats, load_prepared, prepare
 from workflow_lib.symptoms import SYMPTOMS
@@ -26,7 +26,7 @@ def _cfg(**over):
            "max_post_chars": 200000, "split": {"seed": 42, "validation_fraction": 0.15, "test_fraction": 0.15},
            "n_folds": 3}
     cfg.update(over)
-    return cfg
+    return Data.resolve(cfg)  # the resolved data section a job passes on
 
 
 @pytest.fixture(scope="module")

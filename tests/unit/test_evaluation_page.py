@@ -254,17 +254,18 @@ def _records():
 @pytest.mark.parametrize("fmt,policy", [("multi_label", "truncate"), ("multi_label", "windows"),
                                         ("binary_pairs", "windows")])
 def test_test_prediction_rows_from_a_real_prediction(fmt, policy):
-    from workflow_lib.config import validate_training
+    from workflow_lib.config import Encoder, Hpo, Training
     from workflow_lib.learning.models.model import build_model
     from workflow_lib.learning.training import predict
     from workflow_lib.persistence.reports import validate_report
     from workflow_lib.pipeline.stages import _evaluation_extras, test_prediction_rows
 
-    cfg = validate_training({"input_format": fmt, "evidence_task": True, "evidence_head": "start_end_linear",
-                             "evidence_threshold": 0.01, "head": "linear", "threads": 1, "long_posts": policy})
-    model, tok = build_model(TINY, cfg)
+    cfg = Training.resolve({"input_format": fmt, "evidence_task": True, "evidence_head": "start_end_linear",
+                            "evidence_threshold": 0.01, "head": "linear", "threads": 1, "long_posts": policy})
+    spec = Encoder.resolve(TINY)
+    model, tok = build_model(spec, cfg)
     records = _records()
-    pred = predict(model, tok, records, cfg, max_length=TINY["max_length"])
+    pred = predict(model, tok, records, cfg, max_length=spec.max_length)
     thresholds = [0.5, 0.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
     rows = test_prediction_rows(pred, records, thresholds, cfg)
     assert [r["post_id"] for r in rows] == ["r0", "r1", "r2"]
@@ -296,8 +297,8 @@ def test_test_prediction_rows_from_a_real_prediction(fmt, policy):
     sel_report = {"selected": {"cv_mean": 0.5, "cv_std": 0.1}, "split": "cv heldout folds (train split)"}
     val = {"macro_f1": 0.5, "micro_f1": 0.5}
     refit = {"validation": {"split": "validation", "at_tuned_thresholds": val, "at_0.5": val}}
-    hpo = {"metric": "macro_f1", "objective": {"criteria_weight": 1.0, "evidence_weight": 0.0,
-                                               "evidence_metric": "token_f1"}}
+    hpo = Hpo.resolve({"metric": "macro_f1", "objective": {"criteria_weight": 1.0, "evidence_weight": 0.0,
+                                                           "evidence_metric": "token_f1"}})
     rep.update(_evaluation_extras(rep, sel_report, refit, hpo, pred))
     validate_report("evaluation_report", rep)
     cov = rep["input_coverage"]

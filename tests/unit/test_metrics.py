@@ -124,9 +124,9 @@ def test_score_reads_one_metric():
     m = multilabel_metrics(y, p, 0.4)
     for name in ("macro_f1", "micro_f1", "accuracy", "label_accuracy", "macro_pr_auc"):
         assert score(y, p, name, thresholds=0.4) == pytest.approx(m[name])
-    assert score(y[:, :2], p[:, :2]) == pytest.approx(
+    assert score(y[:, :2], p[:, :2], "macro_f1") == pytest.approx(
         f1_score(y[:, :2], (p[:, :2] >= 0.5).astype(int), average="macro", zero_division=0))
     with pytest.raises(ValueError, match="unknown metric"):
         score(y, p, "per_symptom")
     with pytest.raises(ValueError, match="shape"):
-        score(y, p[:, :3])
+        score(y, p[:, :3], "macro_f1")

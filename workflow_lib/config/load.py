@@ -19,9 +19,14 @@ import yaml
 from workflow_lib.config.schema import (SCHEMA_DIR, ConfigError, load_schema, validate, validate_checkpoints,
                                         validate_data, validate_training)
 from workflow_lib.config.search_space import check_search_space
+from workflow_lib.config.sections import (Benchmark, Checkpoints, Config, Data, Encoder, Final, FrozenList, Hpo,
+                                          Objective, Refit, Run, Section, Selection, Split, Storage, Tracking, Training,
+                                          freeze, plain)
 
 __all__ = ["SCHEMA_DIR", "ConfigError", "load_schema", "validate", "validate_training", "validate_data",
-           "validate_checkpoints", "load_yaml", "deep_merge", "resolve", "load"]
+           "validate_checkpoints", "load_yaml", "deep_merge", "resolve", "load",
+           "Config", "Section", "FrozenList", "freeze", "plain", "Data", "Split", "Encoder", "Training", "Hpo",
+           "Objective", "Refit", "Benchmark", "Selection", "Final", "Tracking", "Run", "Checkpoints", "Storage"]
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -40,19 +45,22 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def deep_merge(base: Mapping, override: Mapping) -> dict:
-    """Recursive dict merge, as Snakemake merges several --configfile files."""
-    out = copy.deepcopy(dict(base))
+    """Recursive dict merge, as Snakemake merges several --configfile files. The result is plain dicts and
+    lists (a resolved config merged with overrides is a raw config to resolve again)."""
+    out = copy.deepcopy(plain(base))
     for k, v in override.items():
         if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
             out[k] = deep_merge(out[k], v)
         else:
-            out[k] = copy.deepcopy(v)
+            out[k] = copy.deepcopy(plain(v))
     return out
 
 
-def resolve(raw: Mapping) -> dict:
-    """Validate a raw config (as Snakemake merged it), fill defaults, check cross-field rules."""
-    cfg = copy.deepcopy(dict(raw))
+def resolve(raw: Mapping) -> Config:
+    """The one resolution of a whole config: validate the raw config (as Snakemake merged it) against the
+    schema, fill its defaults, check the cross-field rules, and freeze it into typed sections
+    (workflow_lib.config.sections). Every job calls it once; nothing downstream checks a section again."""
+    cfg = copy.deepcopy(plain(raw))  # plain: a resolved Config given back is resolved afresh, not changed
     validate(cfg, "config", fill_defaults=True, what="config")
     unknown = [b for b in cfg["backbones"] if b not in cfg["encoders"]]
     if unknown:
@@ -77,7 +85,7 @@ def resolve(raw: Mapping) -> dict:
     check_search_space(cfg["hpo"]["search_space"], cfg["training"])
     _check_backbones(cfg)
     _check_objective(cfg)
-    return cfg
+    return freeze(cfg, Config)
 
 
 def _encoder_layers(spec: Mapping) -> int | None:
@@ -142,7 +150,7 @@ def _check_objective(cfg: Mapping) -> None:
                               "evidence_task from hpo.search_space, or set evidence_weight: 0")
 
 
-def load(*paths: str | Path, overrides: Mapping | None = None) -> dict:
+def load(*paths: str | Path, overrides: Mapping | None = None) -> Config:
     """Load one or more YAML files (later ones override earlier ones), validate, fill defaults."""
     merged: dict = {}
     for p in paths:

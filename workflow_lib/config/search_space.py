@@ -1,15 +1,20 @@
 """The HPO search space: declared in config, checked at start-up, sampled per trial.
 
 Every parameter name is a key of the ``training`` section; a trial's
-configuration is ``training`` with the sampled values put over it, and it is
-validated against the same schema, so a space that could produce an invalid
-model is refused before any training starts.
+configuration is ``training`` with the sampled values put over it
+(``Training.with_params``, which checks it against the same schema). Every value the space
+can offer is checked when the config is resolved (check_search_space, called by
+workflow_lib.config.resolve), so a space that could produce an invalid model is refused before any
+training starts.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from workflow_lib.config.schema import ConfigError, load_schema, validate_training
+
+if TYPE_CHECKING:  # sections imports schema only; this module is imported by load, as sections is
+    from workflow_lib.config.sections import Training
 
 _FOCAL = ("focal", "adaptive_focal", "hybrid")
 _COUPLED = {"evidence_task": (True,), "multitask": ("coupled",)}
@@ -44,14 +49,14 @@ def is_active(name: str, config: Mapping) -> bool:
     return all(config.get(other) in allowed for other, allowed in CONDITIONS.get(name, {}).items())
 
 
-def effective_config(train_cfg: Mapping) -> dict:
-    """The settings that change the trained model: inert and speed-only settings removed.
+def effective_config(train_cfg: "Training") -> dict:
+    """The settings of the resolved ``train_cfg`` that change the trained model: inert and
+    speed-only settings removed.
 
     Two trial configurations with the same effective config train the same model, so they
     share a trial key (and their folds on disk).
     """
-    cfg = validate_training(train_cfg)
-    return {k: v for k, v in cfg.items() if k not in NOT_MODEL and is_active(k, cfg)}
+    return {k: v for k, v in train_cfg.items() if k not in NOT_MODEL and is_active(k, train_cfg)}
 
 
 def _active(spec: Mapping, params: Mapping, training: Mapping, name: str | None = None) -> bool:
@@ -65,7 +70,10 @@ def _active(spec: Mapping, params: Mapping, training: Mapping, name: str | None 
 
 def check_search_space(space: Mapping[str, Mapping], training: Mapping) -> None:
     """Raise ConfigError if the space names unknown keys, has empty or inverted ranges,
-    or offers a value the training schema would reject."""
+    or offers a value the training schema would reject.
+
+    Part of resolving a config (workflow_lib.config.resolve calls it on the completed training
+    section): each value the space can offer is checked here, once, against the schema."""
     known = set(load_schema("config")["$defs"]["training"]["properties"])
     problems: list[str] = []
     for name, spec in space.items():
@@ -115,14 +123,14 @@ def check_search_space(space: Mapping[str, Mapping], training: Mapping) -> None:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
 
 
-def suggest(trial, space: Mapping[str, Mapping], training: Mapping | None = None) -> dict[str, Any]:
+def suggest(trial, space: Mapping[str, Mapping], training: "Training") -> dict[str, Any]:
     """Ask an Optuna trial for every active parameter, in declaration order.
 
     A parameter is skipped when its ``when:`` fails or when the model would not use it (see
-    CONDITIONS), judged on the values suggested so far over the fixed ``training`` settings;
-    so a parameter must come after the ones it depends on.
+    CONDITIONS), judged on the values suggested so far over the fixed settings of the resolved
+    ``training`` section; so a parameter must come after the ones it depends on. ``space`` is the
+    resolved hpo.search_space (the schema has filled each range's ``log``).
     """
-    training = validate_training(training or {})
     params: dict[str, Any] = {}
     for name, spec in space.items():
         if not _active(spec, params, training, name):
@@ -132,15 +140,16 @@ def suggest(trial, space: Mapping[str, Mapping], training: Mapping | None = None
             params[name] = trial.suggest_categorical(name, list(spec["choices"]))
         elif kind == "int":
             params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]),
-                                             step=int(spec.get("step", 1)), log=bool(spec.get("log", False)))
+                                             step=int(spec.get("step", 1)), log=bool(spec["log"]))
         else:
-            kwargs = {"log": bool(spec.get("log", False))}
+            kwargs = {"log": bool(spec["log"])}
             if spec.get("step") is not None:
                 kwargs["step"] = float(spec["step"])
             params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), **kwargs)
     return params
 
 
-def trial_training_config(training: Mapping, params: Mapping) -> dict:
-    """The full, validated training configuration of one trial."""
-    return validate_training({**training, **params}, what="trial configuration")
+def trial_training_config(training: "Training", params: Mapping) -> "Training":
+    """The full training configuration of one trial: the resolved ``training`` section with the trial's
+    parameters applied (Training.with_params, which checks it once)."""
+    return training.with_params(params)

@@ -54,11 +54,14 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from workflow_lib.config import validate_data
 from workflow_lib.config.keys import digest, file_sha256
+from workflow_lib.data.synthetic import GENERATOR_VERSION, generate
 from workflow_lib.symptoms import EXTRA_LABELS, SYMPTOMS
+
+if TYPE_CHECKING:
+    from workflow_lib.config.sections import Data, Section
 
 log = logging.getLogger(__name__)
 
@@ -109,23 +112,21 @@ class RawData:
 # fingerprints
 
 
-def source_fingerprint(data_cfg: dict) -> dict:
-    """A cheap description of the data source that changes whenever its content can change."""
-    data_cfg = validate_data(data_cfg)
-    source = data_cfg["source"]
+def source_fingerprint(data_cfg: "Data") -> dict:
+    """A cheap description of the data source (the resolved ``data`` section) that changes whenever its
+    content can change."""
+    source = data_cfg.source
     if source == "embedded":
-        from workflow_lib.data.synthetic import GENERATOR_VERSION
-
-        emb = data_cfg["embedded"]
+        emb = data_cfg.embedded
         return {"kind": "embedded", "generator_version": GENERATOR_VERSION,
                 "n_posts": int(emb["n_posts"]), "seed": int(emb["seed"])}
     if source == "local":
         folder = _local_folder(data_cfg)
         return {"kind": "local", "path": str(folder), "sha256": folder_sha256(folder)}
     if source == "hub":
-        hub = data_cfg["hub"]
+        hub = data_cfg.hub
         resolved, _ = _resolve_hub(hub)
-        return {"kind": "hub", "id": hub.get("id"), "revision_requested": hub.get("revision"),
+        return {"kind": "hub", "id": hub["id"], "revision_requested": hub["revision"],
                 "resolved_revision": resolved}
     raise DataError(f"data.source: unknown source {source!r}; choose one of 'embedded', 'local', 'hub'")
 
@@ -153,8 +154,8 @@ def folder_sha256(folder: Path) -> str:
     return digest(entries, length=64)
 
 
-def _local_folder(data_cfg: dict) -> Path:
-    raw = data_cfg.get("local_path")
+def _local_folder(data_cfg: "Data") -> Path:
+    raw = data_cfg.local_path
     if not raw:
         raise DataError("data.local_path is not set; set it to a folder with posts.csv and annotations.csv "
                         "(ReDSM5 format) or with train/validation/test files")
@@ -188,6 +189,7 @@ def _hf_cache_dir() -> str:
         return os.environ["HF_HUB_CACHE"]
     if os.environ.get("HF_HOME"):
         return str(Path(os.environ["HF_HOME"]) / "hub")
+    # here, not at the top: keeps start-up fast (huggingface_hub)
     from huggingface_hub import constants
 
     return constants.HF_HUB_CACHE
@@ -215,11 +217,9 @@ def _hub_error(repo_id, revision, exc: BaseException | None, what: str) -> DataE
                      f"dataset --local-dir <folder>), or {_FIX_LOCAL}.")
 
 
-def _resolve_hub(hub: dict) -> tuple[str, str | None]:
-    """(resolved commit sha, cached snapshot folder or None). Cache first, then one online call."""
-    repo_id = hub.get("id") or "irlab-udc/redsm5"
-    revision = hub.get("revision")
-    timeout = float(hub.get("timeout_s", 10))
+def _resolve_hub(hub: "Section") -> tuple[str, str | None]:
+    """(resolved commit sha, cached snapshot folder or None) of data.hub. Cache first, then one online call."""
+    repo_id, revision, timeout = hub["id"], hub["revision"], float(hub["timeout_s"])
     try:
         from huggingface_hub import snapshot_download
 
@@ -244,10 +244,8 @@ def _resolve_hub(hub: dict) -> tuple[str, str | None]:
     return info.sha, None
 
 
-def _hub_snapshot(hub: dict) -> tuple[Path, str]:
-    repo_id = hub.get("id") or "irlab-udc/redsm5"
-    revision = hub.get("revision")
-    timeout = float(hub.get("timeout_s", 10))
+def _hub_snapshot(hub: "Section") -> tuple[Path, str]:
+    repo_id, revision, timeout = hub["id"], hub["revision"], float(hub["timeout_s"])
     resolved, cached = _resolve_hub(hub)
     if cached:
         return Path(cached), resolved
@@ -265,15 +263,12 @@ def _hub_snapshot(hub: dict) -> tuple[Path, str]:
 # loading
 
 
-def load_raw(data_cfg: dict, work_dir) -> RawData:
-    """Load the configured source; raise DataError on any input problem."""
-    data_cfg = validate_data(data_cfg)
-    source = data_cfg["source"]
-    max_chars = data_cfg["max_post_chars"]  # None: no limit
+def load_raw(data_cfg: "Data", work_dir) -> RawData:
+    """Load the source the resolved ``data`` section configures; raise DataError on any input problem."""
+    source = data_cfg.source
+    max_chars = data_cfg.max_post_chars  # None: no limit
     if source == "embedded":
-        from workflow_lib.data.synthetic import GENERATOR_VERSION, generate
-
-        emb = data_cfg["embedded"]
+        emb = data_cfg.embedded
         folder = Path(work_dir) / "source"
         generate(folder, n_posts=int(emb["n_posts"]), seed=int(emb["seed"]))
         raw = load_folder(folder, max_post_chars=max_chars)
@@ -283,10 +278,10 @@ def load_raw(data_cfg: dict, work_dir) -> RawData:
     if source == "local":
         return load_folder(_local_folder(data_cfg), max_post_chars=max_chars)
     if source == "hub":
-        hub = data_cfg["hub"]
+        hub = data_cfg.hub
         folder, resolved = _hub_snapshot(hub)
         raw = load_folder(folder, max_post_chars=max_chars)
-        raw.origin = f"hub data set {hub.get('id')}@{resolved} ({folder})"
+        raw.origin = f"hub data set {hub['id']}@{resolved} ({folder})"
         return raw
     raise DataError(f"data.source: unknown source {source!r}; choose one of 'embedded', 'local', 'hub'")
 
@@ -606,6 +601,7 @@ def _load_split_folder(folder: Path, max_post_chars: int | None) -> RawData:
             if other != cols:
                 raise DataError(f"{path}: line 1 (header): columns {', '.join(other)} differ from {first}'s "
                                 f"{', '.join(cols)}; give every split file the same columns")
+        # here, not at the top: keeps start-up fast (datasets)
         import datasets
 
         kwargs = {"features": datasets.Features({c: datasets.Value("string") for c in cols}),

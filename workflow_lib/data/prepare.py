@@ -24,7 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
-from workflow_lib.config import ConfigError, validate, validate_data
+from workflow_lib.config import ConfigError, Data, validate
 from workflow_lib.data.align import align
 from workflow_lib.data.loader import DataError, RawData, load_raw, source_fingerprint, truncation_policy
 from workflow_lib.data.splits import make_folds, split_posts
@@ -146,18 +146,18 @@ def _lengths(by_id: dict, splits: dict, folds: list[dict]) -> dict:
             "folds": [{"fold": f["fold"], "heldout": length_stats(text(f["heldout"]))} for f in folds]}
 
 
-def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
-    """Load, align, split and fold the configured data; write the four files; return the data card."""
-    data_cfg = validate_data(data_cfg)
+def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
+    """Load, align, split and fold the data the resolved ``data`` section configures; write the four files;
+    return the data card."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = source_fingerprint(data_cfg)
     raw = load_raw(data_cfg, out)
-    threshold = float(data_cfg["alignment_threshold"])
+    threshold = float(data_cfg.alignment_threshold)
     records, alignment = build_records(raw, threshold)
     by_id = {r["post_id"]: r for r in records}
 
-    split_cfg = data_cfg["split"]
+    split_cfg = data_cfg.split
     seed = int(split_cfg["seed"])
     if raw.given_splits is not None:
         splits = check_given_splits(raw.given_splits, by_id, raw.origin)
@@ -168,7 +168,7 @@ def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
                              validation_fraction=float(split_cfg["validation_fraction"]),
                              test_fraction=float(split_cfg["test_fraction"]), seed=seed)
         split_origin = "stratified"
-    n_folds = int(data_cfg["n_folds"])
+    n_folds = int(data_cfg.n_folds)
     folds = make_folds(splits["train"], _label_matrix(by_id, splits["train"]), n_folds=n_folds, seed=seed)
     train_pos = _label_matrix(by_id, splits["train"]).sum(axis=0)
     thin = [f"{s} ({int(train_pos[i])})" for i, s in enumerate(SYMPTOMS) if train_pos[i] < n_folds]
@@ -193,7 +193,7 @@ def prepare(data_cfg: dict, out_dir, data_key: str) -> dict:
         per_fold.append({"fold": f["fold"], "train": len(f["train"]), "heldout": len(f["heldout"]),
                          "heldout_per_symptom": _symptom_counts(y)})
     y_all = _label_matrix(by_id, sorted(by_id))
-    max_chars = data_cfg["max_post_chars"]  # None: no limit
+    max_chars = data_cfg.max_post_chars  # None: no limit
     card = {
         "data_key": data_key,
         "source": fingerprint,

@@ -178,6 +178,7 @@ def _check_recipe(recipe: str) -> None:
 @contextlib.contextmanager
 def _no_downloads() -> Iterator[None]:
     """nltk.download becomes a no-op (TextAttack calls it on first import and in WordSwapWordNet)."""
+    # here, not at the top: keeps start-up fast (nltk)
     import nltk
 
     def refuse(info_or_id=None, *args, **kwargs):
@@ -196,6 +197,7 @@ def _no_downloads() -> Iterator[None]:
 def _textattack() -> Any:
     """Import the TextAttack pieces used here (once), offline and without disturbing logging."""
     _nltk_data_first()
+    # here, not at the top: keeps start-up fast (nltk)
     import nltk.data  # noqa: F401  (after NLTK_DATA is set, so that its path can be fixed below)
 
     _nltk_data_first()
@@ -225,6 +227,7 @@ def _wordnet() -> Any:
     two thirds of the load time; only used by the multilingual functions).
     """
     check_available("synonym_swap")
+    # here, not at the top: keeps start-up fast (nltk)
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
     from nltk.data import FileSystemPathPointer
 
@@ -258,6 +261,7 @@ def _synonyms(word: str, one_word) -> list[str]:
 @functools.lru_cache(maxsize=None)
 def _augmenter(recipe: str, pct_words: float) -> Any:
     _textattack()
+    # here, not at the top: keeps start-up fast (textattack)
     from textattack.augmentation import Augmenter
     from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
     from textattack.shared.utils import is_one_word
@@ -338,6 +342,7 @@ def _derive_seed(*parts: Any) -> int:
 @contextlib.contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Seed the global random and numpy.random (which TextAttack uses); restore them afterwards."""
+    # here, not at the top: keeps start-up fast (numpy)
     import numpy as np
 
     py_state, np_state = random.getstate(), np.random.get_state()

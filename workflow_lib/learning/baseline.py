@@ -56,12 +56,13 @@ def _labels(labels_of, ids, what: str) -> np.ndarray:
     return (y > 0).astype(int)
 
 
-def tfidf_baseline(folds: list[dict], texts_of: Callable, labels_of: Callable, *, metric: str = "macro_f1",
+def tfidf_baseline(folds: list[dict], texts_of: Callable, labels_of: Callable, *, metric: str,
                    seed: int = 0) -> dict:
     """Score the TF-IDF baseline on every fold's held-out part.
 
     folds: [{"fold": k, "train": [post_ids], "heldout": [post_ids]}];
     texts_of(ids) -> list[str]; labels_of(ids) -> (n, 9) 0/1 array.
+    ``metric``: the hpo section's metric (macro_f1 or micro_f1), the one the trials are scored on.
     Returns {"name", "metric", "fold_scores", "mean", "std" (population std over folds),
     "split", "threshold", "model", "n_folds", "seed", "seconds"}.
     """

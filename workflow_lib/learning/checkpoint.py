@@ -27,6 +27,11 @@ checkpoint: an existing one is replaced whole. Loading verifies the manifest fir
 ``load_checkpoint`` over a folder of checkpoints (say a run's ``state/epoch_{e}`` folders) loads
 the newest valid one and logs every newer one it skipped and why; with ``expect`` it refuses a
 checkpoint of another configuration (other backbone, head config or model signature).
+
+checkpoint.json holds plain JSON. ``save_checkpoint`` takes the resolved sections (``Encoder``,
+``Training``) and writes them as the schema completed them; ``load_checkpoint`` resolves the two it
+reads back once (``Encoder.resolve`` / ``Training.resolve``, errors naming the file) and hands those
+on: to the model it rebuilds and, in ``info``, to its caller.
 """
 from __future__ import annotations
 
@@ -42,6 +47,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from workflow_lib.config.keys import digest, file_sha256
+from workflow_lib.config.search_space import effective_config
+from workflow_lib.config.sections import Encoder, Training, plain
 from workflow_lib.provenance import code_version
 
 FORMAT = 1
@@ -100,6 +107,7 @@ def _names(keys, limit: int = 8) -> str:
 
 def _encoder_base_keys(model) -> set[str]:
     """state-dict keys of ``model`` that are the encoder's base (non-adapter) weights."""
+    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.lora import base_state_keys
 
     enc = model.encoder
@@ -108,10 +116,22 @@ def _encoder_base_keys(model) -> set[str]:
     return {f"{p}.{k}" if p else k for p in prefixes for k in base}
 
 
-def _weights_mode(model, train_cfg: Mapping) -> str:
+_SOURCE = {Training: "cfg.training", Encoder: "cfg.encoders[name]"}
+
+
+def _resolved(value: Any, cls: type, name: str, where: str) -> None:
+    """TypeError unless ``value`` is a resolved ``cls`` section (a plain or partial mapping would be
+    stored, or compared, without the schema's defaults)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{where}: {name} must be a resolved {cls.__name__} ({_SOURCE[cls]} of the resolved "
+                        f"config, or {cls.__name__}.resolve({{...}})), got {type(value).__name__}")
+
+
+def _weights_mode(model, train_cfg: Training) -> str:
+    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.lora import has_lora
 
-    lora_cfg = train_cfg.get("finetune") == "lora"
+    lora_cfg = train_cfg.finetune == "lora"
     lora_model = "peft" in sys.modules and has_lora(model.encoder)  # no peft imported: no LoRA layer (saves ~2 s)
     if lora_cfg and not lora_model:
         raise ValueError("train_cfg has finetune: lora but model.encoder carries no LoRA adapter; build the "
@@ -119,13 +139,14 @@ def _weights_mode(model, train_cfg: Mapping) -> str:
                          "training config it was trained with")
     if lora_model and not lora_cfg:
         raise ValueError(f"model.encoder carries a LoRA adapter but train_cfg has finetune: "
-                         f"{train_cfg.get('finetune')!r}; pass the training config it was trained with "
+                         f"{train_cfg.finetune!r}; pass the training config it was trained with "
                          f"(finetune: lora)")
     return "adapter" if lora_cfg else "full"
 
 
 def _adapter_tensors(model) -> tuple[dict, dict]:
     """(tensors to store, adapter description) for a LoRA model: everything except the base encoder."""
+    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.lora import base_weights_digest, is_lora_key, lora_param_names, lora_settings
 
     sd = model.state_dict()
@@ -151,10 +172,9 @@ def model_signature(model) -> str:
     return digest([[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()], length=16)
 
 
-def head_config(train_cfg: Mapping) -> dict:
-    """The settings of ``train_cfg`` that change the trained model (search_space.effective_config)."""
-    from workflow_lib.config.search_space import effective_config
-
+def head_config(train_cfg: Training) -> dict:
+    """The settings of the resolved ``train_cfg`` that change the trained model (search_space.effective_config)."""
+    _resolved(train_cfg, Training, "train_cfg", "head_config")
     return effective_config(train_cfg)
 
 
@@ -165,17 +185,22 @@ def tokenizer_files(tokenizer) -> dict[str, bytes]:
         return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(Path(d).rglob("*")) if p.is_file()}
 
 
-def save_checkpoint(out_dir, model, tokenizer, *, backbone_spec: Mapping, train_cfg: Mapping,
+def save_checkpoint(out_dir, model, tokenizer, *, backbone_spec: Encoder, train_cfg: Training,
                     meta: Mapping, extra: Callable[[Path], None] | None = None) -> dict:
     """Write a verified checkpoint of ``model`` (a CriteriaClassifier) to ``out_dir``; return its manifest.
 
-    With ``train_cfg["finetune"] == "lora"`` only the adapter and the weights outside ``model.encoder``
+    ``backbone_spec`` and ``train_cfg`` are the resolved sections the model was built and trained with
+    (TypeError otherwise); checkpoint.json stores them as plain JSON.
+    With ``train_cfg.finetune == "lora"`` only the adapter and the weights outside ``model.encoder``
     are stored (``adapter.safetensors``); the base encoder is re-loaded from ``backbone_spec`` at load time.
     ``extra(folder)`` writes further files into the temporary folder; the manifest covers them too.
     ``tokenizer`` may also be the output of ``tokenizer_files``.
     """
+    # here, not at the top: keeps start-up fast (safetensors)
     from safetensors.torch import save_file, save_model
 
+    _resolved(backbone_spec, Encoder, "backbone_spec", "save_checkpoint")
+    _resolved(train_cfg, Training, "train_cfg", "save_checkpoint")
     mode = _weights_mode(model, train_cfg)
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -205,10 +230,10 @@ def save_checkpoint(out_dir, model, tokenizer, *, backbone_spec: Mapping, train_
         info = {
             "format": FORMAT,
             "weights": mode,
-            "backbone_spec": dict(backbone_spec),
-            "train_cfg": dict(train_cfg),
+            "backbone_spec": plain(backbone_spec),
+            "train_cfg": plain(train_cfg),
             "n_labels": int(model.n_labels),
-            "max_length": getattr(model, "max_length", None) or backbone_spec.get("max_length"),
+            "max_length": getattr(model, "max_length", None) or backbone_spec.max_length,
             "meta": dict(meta),
             "code_version": version,
             "signature": model_signature(model),
@@ -283,9 +308,13 @@ def verify_checkpoint(path) -> dict:
 
 
 def _rebuild_adapter_model(root: Path, info: Mapping):
-    """Base encoder from backbone_spec + LoRA + stored adapter/head weights; every key accounted for."""
+    """Base encoder from backbone_spec + LoRA + stored adapter/head weights; every key accounted for.
+
+    ``info``: checkpoint.json with its backbone_spec and train_cfg resolved (load_checkpoint)."""
+    # here, not at the top: keeps start-up fast (safetensors)
     from safetensors.torch import load_file
 
+    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.encoders import EncoderLoadError, load_encoder
     from workflow_lib.learning.models.lora import apply_lora, base_weights_digest, lora_settings
     from workflow_lib.learning.models.model import assemble
@@ -338,10 +367,11 @@ def _differences(stored: Any, now: Any, where: str = "") -> list[str]:
     return [] if stored == now else [f"{where or 'value'}: stored {stored!r}, now {now!r}"]
 
 
-def check_compatible(root, info: Mapping, *, backbone_spec: Mapping | None = None, train_cfg: Mapping | None = None,
-                     head: Mapping | None = None, model=None, fix: str | None = None) -> None:
-    """Refuse a checkpoint written for another model: backbone spec, head config (of ``train_cfg``, or
-    ``head`` already computed) or model signature differ."""
+def check_compatible(root, info: Mapping, *, backbone_spec: Encoder | None = None,
+                     train_cfg: Training | None = None, head: Mapping | None = None, model=None,
+                     fix: str | None = None) -> None:
+    """Refuse a checkpoint written for another model: backbone spec, head config (of the resolved
+    ``train_cfg``, or ``head`` already computed) or model signature differ."""
     diffs = []
     if backbone_spec is not None:
         diffs += _differences(info.get("backbone_spec"), dict(backbone_spec), "backbone_spec")
@@ -397,26 +427,35 @@ def load_checkpoint(path, *, expect: Mapping | None = None):
     """Verify and load a checkpoint: ``(model in eval mode, tokenizer, info)``.
 
     ``path`` is a checkpoint folder, or a folder of checkpoint folders (the newest valid one is
-    loaded; newer invalid ones are logged and skipped). ``expect`` ({"backbone_spec", "train_cfg"},
-    either optional) refuses a checkpoint of another configuration with CheckpointError.
-    A full checkpoint never touches the network. An adapter (LoRA) checkpoint re-loads its base
-    encoder with ``load_encoder(backbone_spec)`` - package, local folder and tiny never download;
-    a hub encoder comes from the local cache first. ``info`` is checkpoint.json plus
-    ``manifest_sha256`` and ``path``.
+    loaded; newer invalid ones are logged and skipped). ``expect`` ({"backbone_spec": Encoder,
+    "train_cfg": Training}, either optional) refuses a checkpoint of another configuration with
+    CheckpointError. A full checkpoint never touches the network. An adapter (LoRA) checkpoint
+    re-loads its base encoder with ``load_encoder(backbone_spec)`` - package, local folder and tiny
+    never download; a hub encoder comes from the local cache first. ``info`` is checkpoint.json
+    plus ``manifest_sha256`` and ``path``, its ``backbone_spec`` an ``Encoder`` and its ``train_cfg``
+    a ``Training``, resolved once here (a setting the schema refuses: CheckpointError naming the file).
     """
+    # here, not at the top: keeps start-up fast (safetensors, transformers)
     from safetensors.torch import load_model
     from transformers import AutoTokenizer
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.encoders import encoder_from_config
     from workflow_lib.learning.models.model import assemble
 
+    expect = expect or {}
+    for name, cls in (("backbone_spec", Encoder), ("train_cfg", Training)):
+        if expect.get(name) is not None:  # a caller's mistake, not the checkpoint's: before the try below
+            _resolved(expect[name], cls, f"expect[{name!r}]", "load_checkpoint")
     root = resolve_checkpoint(path)
     manifest = verify_checkpoint(root)
     mode = manifest.get("weights", "full")
     info: dict = {}
     try:
         info = json.loads((root / INFO).read_text(encoding="utf-8"))
+        info["backbone_spec"] = Encoder.resolve(info["backbone_spec"], what=f"{root / INFO}: backbone_spec")
+        info["train_cfg"] = Training.resolve(info["train_cfg"], what=f"{root / INFO}: train_cfg")
         if expect:
             check_compatible(root, info, backbone_spec=expect.get("backbone_spec"), train_cfg=expect.get("train_cfg"))
         if info.get("weights", "full") != mode:

@@ -1,18 +1,21 @@
 """The epoch states of one training run: what training.train saves after every epoch and resumes from.
 
-``EpochStates.open(state_dir, checkpoints, policy, desc)`` yields one object that owns all of it:
+``EpochStates.open(state_dir, state_policy, desc)`` yields one object that owns all of it:
 
 - the state folder's lock (another process holds it: the run trains without saving state),
 - the run identity and the load of the newest valid state (resume.load_latest / resume.apply; with fp16
   training the GradScaler's scale too),
 - the save of every epoch (resume.save_state) followed by retention (retention.prune_run) with
-  this run's own policy (``keep_last_n`` / ``keep_best_k``) and the scores of the epochs saved,
-- the storage preflight (``storage.preflight``) before training and before every save,
-- the storage monitor (storage.StorageMonitor): its prune and tighten callbacks act on this
-  object's policy and scores; every save holds the monitor's lock.
+  this run's own policy (``checkpoints.keep_last_n`` / ``keep_best_k``) and the scores of the epochs saved,
+- the storage preflight (``storage.preflight``) before training and before every save, with
+  ``storage.preflight``,
+- the storage monitor (storage.StorageMonitor), with ``storage.monitor``: its prune and tighten callbacks
+  act on this object's policy and scores; every save holds the monitor's lock.
 
-With states off (``checkpoints.enabled: false``, no ``state_dir``, or the folder's lock held by
-another process) it yields ``NoStates``: the same interface, doing nothing.
+``StatePolicy`` carries the resolved sections these read (``checkpoints``, ``storage``, ``results_dir``);
+``StatePolicy.of(cfg)`` takes them from a resolved Config. With states off (``checkpoints.enabled: false``,
+no ``state_dir``, or the folder's lock held by another process) ``open`` yields ``NoStates``: the same
+interface, doing nothing.
 """
 from __future__ import annotations
 
@@ -23,11 +26,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from workflow_lib.config.schema import validate_checkpoints
-from workflow_lib.learning import checkpoint as ckpt
-from workflow_lib.learning import resume, retention
+from workflow_lib.config.sections import Checkpoints, Config, Encoder, Storage, Training
+from workflow_lib.learning import checkpoint as ckpt, resume, retention
+from workflow_lib.persistence import storage
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StatePolicy:
+    """What the epoch states of a training run follow: retention (``checkpoints``), the storage preflight
+    and monitor (``storage``), and the results folder their disk-space messages point at."""
+    checkpoints: Checkpoints
+    storage: Storage
+    results_dir: str
+
+    @classmethod
+    def of(cls, cfg: Config) -> "StatePolicy":
+        """The state policy of a resolved config."""
+        return cls(checkpoints=cfg.checkpoints, storage=cfg.storage, results_dir=cfg.results_dir)
 
 
 @dataclass
@@ -59,22 +76,28 @@ class NoStates:
 class EpochStates(NoStates):
     """The epoch states of one training run in ``state_dir`` (see the module docstring)."""
 
-    def __init__(self, state_dir, checkpoints: Mapping, policy: Mapping | None, desc: str):
+    def __init__(self, state_dir, state_policy: StatePolicy, desc: str):
         self.root = Path(state_dir)
-        self.keep_last_n = int(checkpoints["keep_last_n"])
-        self.keep_best_k = int(checkpoints["keep_best_k"])
-        self.policy, self.desc = policy, desc
+        self.state_policy, self.desc = state_policy, desc
+        self.keep_last_n = state_policy.checkpoints.keep_last_n
+        self.keep_best_k = state_policy.checkpoints.keep_best_k
         self.scores: dict[int, float | None] = {}   # validation score of every epoch saved by this run
         self.monitor = None
         self._run: dict | None = None
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, state_dir, checkpoints: Mapping | None, policy: Mapping | None, desc: str
-             ) -> Iterator[NoStates]:
-        """The run's states (lock held, monitor running) while the block runs; NoStates when off."""
-        checkpoints = validate_checkpoints(checkpoints)
-        if state_dir is None or not checkpoints["enabled"]:
+    def open(cls, state_dir, state_policy: StatePolicy | None, desc: str) -> Iterator[NoStates]:
+        """The run's states (lock held, monitor running) while the block runs; NoStates when off.
+
+        ``state_policy`` may be None only without a ``state_dir``."""
+        if state_dir is None:
+            yield NoStates()
+            return
+        if not isinstance(state_policy, StatePolicy):
+            raise TypeError(f"{desc}: saving training states in {str(state_dir)!r} needs a StatePolicy "
+                            f"(StatePolicy.of(cfg) of the resolved config), got {type(state_policy).__name__}")
+        if not state_policy.checkpoints.enabled:
             yield NoStates()
             return
         with resume.locked(state_dir) as owned:
@@ -82,14 +105,11 @@ class EpochStates(NoStates):
                 log.warning("%s: %s is in use by another process; training without saving state", desc, state_dir)
                 yield NoStates()
                 return
-            states = cls(state_dir, checkpoints, policy, desc)
+            states = cls(state_dir, state_policy, desc)
             with states._monitoring():
                 yield states
 
     # -- the storage monitor ----------------------------------------------------------------
-
-    def _setting(self, key: str) -> bool:
-        return bool(self.policy and (self.policy.get("storage") or {}).get(key, False))
 
     @contextlib.contextmanager
     def _monitoring(self):
@@ -100,12 +120,12 @@ class EpochStates(NoStates):
         keep_best_k 1, keep_last_n 0 (later saves follow it), and only then (3) records an error that
         the next save raises. Result files (metrics) are never touched.
         """
-        if not self._setting("monitor"):
+        policy = self.state_policy
+        if not policy.storage.monitor:
             yield
             return
-        from workflow_lib.persistence import storage
-
-        self.monitor = storage.StorageMonitor.from_config(self.policy, path=self.root,
+        self.monitor = storage.StorageMonitor.from_config(policy.storage, results_dir=policy.results_dir,
+                                                          checkpoints=policy.checkpoints, path=self.root,
                                                           on_prune=lambda: self._prune(1, 1), on_tighten=self._tighten,
                                                           what=f"the training state of {self.desc}")
         self.monitor.start()
@@ -128,7 +148,7 @@ class EpochStates(NoStates):
 
     # -- the run's states ------------------------------------------------------------------
 
-    def attach(self, *, spec: Mapping, train_cfg: Mapping, identity: Mapping, model, tokenizer, optimizer,
+    def attach(self, *, spec: Encoder, train_cfg: Training, identity: Mapping, model, tokenizer, optimizer,
                scheduler, generator, has_val: bool, scaler=None) -> None:
         """The run whose states these are (model, optimizer, scheduler, batch-order generator, the fp16
         GradScaler or None ...); ``identity``: the keyword arguments of resume.run_identity besides spec
@@ -154,15 +174,14 @@ class EpochStates(NoStates):
 
     def _preflight(self, n: int, what: str) -> None:
         """storage.preflight for n epoch states (with storage.preflight)."""
-        if not self._setting("preflight"):
+        policy = self.state_policy
+        if not policy.storage.preflight:
             return
-        from workflow_lib.persistence import storage
-
         r = self._run
         per = storage.estimate_checkpoint_bytes(r["model"], r["optimizer"])
         per += storage.estimate_checkpoint_bytes(r["model"]) if r["has_val"] else 0  # the best epoch's weights
-        storage.preflight(self.root, n * per, what=what, results_dir=self.policy.get("results_dir"),
-                          policy=self.policy)
+        storage.preflight(self.root, n * per, what=what, results_dir=policy.results_dir,
+                          checkpoints=policy.checkpoints)
 
     def preflight_run(self) -> None:
         """Free space for the states the policy keeps (before training; StorageError)."""

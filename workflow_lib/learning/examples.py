@@ -30,11 +30,16 @@ longest window (dynamic padding). ``Examples.coverage()`` says what the window p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
+from workflow_lib.config import Objective, Training
+from workflow_lib.data.align import split_sentences
+from workflow_lib.learning.spans import (char_spans_to_tags, evidence_char_spans, evidence_is_complete,
+                                         evidence_metrics, merge_spans, sentence_ids as token_sentence_ids,
+                                         token_spans_to_char_spans)
 from workflow_lib.symptoms import DESCRIPTIONS, SYMPTOMS
 
 IGNORE = -100
@@ -155,8 +160,6 @@ class Examples:
     def row_char_spans(self, window_spans: Mapping[int, Sequence[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
         """Decoded token spans per window -> merged character spans in each row's post (union over
         the row's windows; spans that overlap or touch become one)."""
-        from workflow_lib.learning.spans import merge_spans, token_spans_to_char_spans
-
         rows: list[list] = [[] for _ in range(len(self))]
         for w, token_spans in window_spans.items():
             row = int(self.window_rows[w]) if self.window_rows is not None else int(w)
@@ -174,14 +177,14 @@ def _rows(records: Sequence[Mapping], input_format: str):
             yield r["text"], None, [float(v) for v in r["labels"]], r, None
 
 
-def window_settings(train_cfg: Mapping[str, Any], max_length: int) -> dict:
+def window_settings(train_cfg: Training, max_length: int) -> dict:
     """The long-post policy of ``train_cfg`` for an encoder window of ``max_length`` tokens."""
-    windows = train_cfg["long_posts"] == "windows"
-    cap = train_cfg["max_windows"] if windows else 1
-    return {"policy": train_cfg["long_posts"], "max_length": int(max_length),
-            "window_overlap": float(train_cfg["window_overlap"]) if windows else None,
+    windows = train_cfg.long_posts == "windows"
+    cap = train_cfg.max_windows if windows else 1
+    return {"policy": train_cfg.long_posts, "max_length": int(max_length),
+            "window_overlap": float(train_cfg.window_overlap) if windows else None,
             "max_windows": None if cap is None else int(cap),
-            "aggregation": train_cfg["window_aggregation"] if windows else None}
+            "aggregation": train_cfg.window_aggregation if windows else None}
 
 
 def _stride(tokenizer, ws: Mapping, pairs: bool) -> int:
@@ -238,14 +241,10 @@ def _coverage(ws: Mapping, fmt: str, records: Sequence[Mapping], needed: list[in
             "share_evidence_beyond_read": n_beyond / n_ev if n_ev else 0.0}
 
 
-def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Mapping[str, Any], max_length: int) -> Examples:
+def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Training, max_length: int) -> Examples:
     """Tokenise ``records`` for the input format, tasks and long-post policy of ``train_cfg`` (once per data set)."""
-    from workflow_lib.data.align import split_sentences
-    from workflow_lib.learning.spans import char_spans_to_tags, evidence_char_spans, evidence_is_complete
-    from workflow_lib.learning.spans import sentence_ids as token_sentence_ids
-
-    fmt = train_cfg["input_format"]
-    evidence = bool(train_cfg["evidence_task"])
+    fmt = train_cfg.input_format
+    evidence = bool(train_cfg.evidence_task)
     ws = window_settings(train_cfg, max_length)
     rows = list(_rows(records, fmt))
     n_out = 1 if fmt == "binary_pairs" else len(SYMPTOMS)
@@ -336,12 +335,11 @@ def post_labels(records: Sequence[Mapping]) -> np.ndarray:
 def evaluate(examples: Examples, records: Sequence[Mapping], probs: np.ndarray,
              pred_spans: Sequence | None = None, thresholds: float | Sequence[float] = 0.5) -> dict:
     """Criteria metrics on posts (and evidence metrics on rows when spans were predicted)."""
+    # here, not at the top: keeps start-up fast (numpy)
     from workflow_lib.learning.metrics import multilabel_metrics
 
     out = {"criteria": multilabel_metrics(post_labels(records), post_probabilities(examples, probs), thresholds)}
     if pred_spans is not None and examples.has_evidence:
-        from workflow_lib.learning.spans import evidence_metrics
-
         keep = [i for i in range(len(examples)) if bool(examples.complete[i])]
         if not keep:  # no row with known spans: nothing to score
             return out
@@ -351,7 +349,7 @@ def evaluate(examples: Examples, records: Sequence[Mapping], probs: np.ndarray,
     return out
 
 
-def objective_value(metrics: Mapping, metric: str, objective: Mapping) -> float:
+def objective_value(metrics: Mapping, metric: str, objective: Objective) -> float:
     """The HPO objective: weighted mean of the criteria metric and the evidence metric."""
     wc, we = float(objective["criteria_weight"]), float(objective["evidence_weight"])
     value = wc * float(metrics["criteria"][metric])

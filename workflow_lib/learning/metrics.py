@@ -47,6 +47,7 @@ def _div(a: np.ndarray | float, b: np.ndarray | float):
 def _average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
     if not y.any():
         return None
+    # here, not at the top: keeps start-up fast (sklearn)
     from sklearn.metrics import average_precision_score
 
     return float(average_precision_score(y, p))
@@ -129,7 +130,7 @@ def tune_thresholds(y_true, y_prob, grid: Sequence[float] | None = None) -> list
     return out
 
 
-def score(y_true, y_prob, metric: str = "macro_f1", thresholds: float | Sequence[float] = 0.5) -> float:
+def score(y_true, y_prob, metric: str, thresholds: float | Sequence[float] = 0.5) -> float:
     """One scalar of :func:`multilabel_metrics` (e.g. macro_f1, micro_f1, accuracy); higher is better."""
     y, p = _arrays(y_true, y_prob)
     names = [f"label_{j}" for j in range(y.shape[1])]

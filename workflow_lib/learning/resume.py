@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from workflow_lib.config.keys import digest
+from workflow_lib.config.sections import Encoder, Objective, Training, plain
 from workflow_lib.learning import checkpoint as ckpt
 from workflow_lib.persistence.locks import file_lock
 
@@ -53,12 +54,13 @@ def epoch_dir(state_dir, epoch: int) -> Path:
     return Path(state_dir) / f"epoch_{int(epoch)}"
 
 
-def run_identity(spec: Mapping, train_cfg: Mapping, *, epochs: int, patience: int | None, metric: str,
-                 objective: Mapping, train_records: Sequence[Mapping],
+def run_identity(spec: Encoder, train_cfg: Training, *, epochs: int, patience: int | None, metric: str | None,
+                 objective: Objective | None, train_records: Sequence[Mapping],
                  val_records: Sequence[Mapping] | None) -> dict:
-    """What must match for a saved state to continue this run (the model config and the run's settings)."""
-    return {"backbone_spec": dict(spec), "head_config": ckpt.head_config(train_cfg), "epochs": int(epochs),
-            "patience": patience, "metric": metric, "objective": dict(objective),
+    """What must match for a saved state to continue this run (the model config and the run's settings;
+    ``metric`` / ``objective`` None: a run without validation scores none)."""
+    return {"backbone_spec": plain(spec), "head_config": ckpt.head_config(train_cfg), "epochs": int(epochs),
+            "patience": patience, "metric": metric, "objective": plain(objective),
             "data": digest([[r["post_id"] for r in train_records], [r["post_id"] for r in val_records or ()]])}
 
 
@@ -100,10 +102,11 @@ def set_rng_state(state: Mapping, generator: torch.Generator) -> None:
 
 # -- save / load ---------------------------------------------------------------------------------
 
-def save_state(state_dir, epoch: int, *, model, tokenizer, spec: Mapping, train_cfg: Mapping, identity: Mapping,
+def save_state(state_dir, epoch: int, *, model, tokenizer, spec: Encoder, train_cfg: Training, identity: Mapping,
                optimizer, scheduler, generator: torch.Generator, trainer: Mapping,
                best_state: Mapping[str, torch.Tensor] | None, scaler=None) -> Path:
     """Write ``state_dir/epoch_{epoch}`` atomically (manifest last); return its path."""
+    # here, not at the top: keeps start-up fast (safetensors)
     from safetensors.torch import save_file
 
     def extra(tmp: Path) -> None:
@@ -142,6 +145,7 @@ def _check_identity(path: Path, stored: Mapping, identity: Mapping, state_dir) -
 
 
 def _read(path: Path, mode: str) -> tuple[dict, dict, dict | None, dict, dict]:
+    # here, not at the top: keeps start-up fast (safetensors)
     from safetensors.torch import load_file
 
     trainer = json.loads((path / TRAINER).read_text(encoding="utf-8"))

@@ -47,6 +47,7 @@ def prune_run(state_dir, scores: Mapping[int, float | None], *, keep_last_n: int
               protected: Iterable[int] = ()) -> list[Path]:
     """Delete the epoch folders of ``state_dir`` the per-run policy does not keep (and left-over
     temporary folders); return the deleted paths. ``scores`` covers the epochs of this run."""
+    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.resume import epoch_dir
 
     root = Path(state_dir)

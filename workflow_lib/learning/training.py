@@ -26,9 +26,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from workflow_lib.config import validate_training
+from workflow_lib.config import Encoder, Objective, Training
+from workflow_lib.learning.augment import augment_records
 from workflow_lib.learning.batching import epoch_batches
-from workflow_lib.learning.epoch_states import EpochStates, NoStates
+from workflow_lib.learning.epoch_states import EpochStates, NoStates, StatePolicy
 from workflow_lib.learning.examples import Examples, build_examples, evaluate, objective_value, post_probabilities
 from workflow_lib.learning.models.losses import build_loss
 from workflow_lib.learning.models.model import build_model, hidden_size_of
@@ -94,12 +95,11 @@ def _no_decay(module: nn.Module) -> set[int]:
     return skip
 
 
-def build_optimizer(model: nn.Module, train_cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, train_cfg: Training) -> torch.optim.Optimizer:
     """AdamW: encoder at learning_rate, pooling + head at head_learning_rate (or learning_rate)."""
-    train_cfg = validate_training(train_cfg)
-    lr = float(train_cfg["learning_rate"])
-    head_lr = float(train_cfg["head_learning_rate"] or lr)
-    wd = float(train_cfg["weight_decay"])
+    lr = float(train_cfg.learning_rate)
+    head_lr = float(train_cfg.head_learning_rate or lr)
+    wd = float(train_cfg.weight_decay)
     skip = _no_decay(model)
     encoder = getattr(model, "encoder", None)
     enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
@@ -203,24 +203,23 @@ def predict_examples(model: nn.Module, ex: Examples, *, batch_size: int, evidenc
     return Prediction(ex, row_probs, post_probabilities(ex, row_probs), spans)
 
 
-def predict(model: nn.Module, tokenizer, records: Sequence[Mapping], train_cfg: Mapping[str, Any], *,
+def predict(model: nn.Module, tokenizer, records: Sequence[Mapping], train_cfg: Training, *,
             max_length: int, batch_size: int | None = None) -> Prediction:
     """Criteria probabilities per post (and evidence spans with the evidence task) for ``records``."""
-    train_cfg = validate_training(train_cfg)
     ex = build_examples(records, tokenizer, train_cfg, max_length)
-    precision = Precision.for_device(train_cfg["precision"], next(model.parameters()).device, training=False)
-    return predict_examples(model, ex, batch_size=int(batch_size or train_cfg["eval_batch_size"]),
-                            evidence_threshold=float(train_cfg["evidence_threshold"]), precision=precision)
+    precision = Precision.for_device(train_cfg.precision, next(model.parameters()).device, training=False)
+    return predict_examples(model, ex, batch_size=int(batch_size or train_cfg.eval_batch_size),
+                            evidence_threshold=float(train_cfg.evidence_threshold), precision=precision)
 
 
-def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], train_cfg: Mapping[str, Any], *,
+def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], train_cfg: Training, *,
                   max_length: int, batch_size: int | None = None) -> np.ndarray:
     """Criteria probabilities (n, 9) for bare post texts, in their order, read as the model was
     trained to read them (``train_cfg``: input format, long-post policy, precision)."""
     records = [{"post_id": str(i), "text": t if isinstance(t, str) else str(t), "labels": [0] * len(SYMPTOMS),
                 "evidence": []} for i, t in enumerate(texts)]
-    cfg = {**validate_training(train_cfg), "evidence_task": False}
-    return predict(model, tokenizer, records, cfg, max_length=max_length, batch_size=batch_size).probs
+    return predict(model, tokenizer, records, train_cfg.replace(evidence_task=False), max_length=max_length,
+                   batch_size=batch_size).probs
 
 
 # -- training ------------------------------------------------------------------------------
@@ -265,35 +264,43 @@ def _frozen_cache(model: nn.Module, ex: Examples, precision: Precision, *, eval_
     return k, states.clone()
 
 
-DEFAULT_OBJECTIVE = {"criteria_weight": 1.0, "evidence_weight": 0.0, "evidence_metric": "token_f1"}
-
-
-def train(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], train_records: Sequence[Mapping],
+def train(spec: Encoder, train_cfg: Training, train_records: Sequence[Mapping],
           val_records: Sequence[Mapping] | None = None, *, epochs: int | None = None,
-          patience: int | None = None, metric: str = "macro_f1", objective: Mapping | None = None,
+          patience: int | None = None, metric: str | None = None, objective: Objective | None = None,
           on_epoch: Callable[[int, float | None], None] | None = None, progress_desc: str = "train",
           threads: int | None = None, device: str | torch.device | None = None, state_dir: str | None = None,
-          checkpoint_cfg: Mapping | None = None, policy: Mapping | None = None) -> TrainResult:
+          state_policy: StatePolicy | None = None) -> TrainResult:
     """Fine-tune a new model (encoder of ``spec``, heads of ``train_cfg``) on post records.
 
+    ``spec`` and ``train_cfg`` are resolved sections (an ``Encoder`` of the catalogue, a ``Training``
+    section or a trial's); they are used as they are. ``epochs`` None: ``train_cfg.epochs``.
     Records are those of data/prepare.py ({"post_id", "text", "labels", "evidence"}). With
     ``training.augment`` the training records (never the validation ones) get their evidence
     sentences augmented once, seeded by the training seed. With validation records the model is
     scored after every epoch on the objective (``metric`` at threshold 0.5, weighted with the
-    evidence metric per ``objective``); the best epoch's weights are restored at the end and
+    evidence metric per ``objective``, the hpo section's ``metric`` and ``objective``: both required
+    then, ValueError otherwise); the best epoch's weights are restored at the end and
     training stops after ``patience`` epochs without improvement (None: never early; a tie is no
     improvement). ``on_epoch(epoch, val_score)`` runs after every epoch; whatever it raises
     (e.g. optuna.TrialPruned) propagates. ``device`` None: CUDA when available, else CPU.
 
     ``state_dir``: save the training state after every epoch (before ``on_epoch``) into
-    ``state_dir/epoch_{e}`` and start from the newest valid one found there; ``checkpoint_cfg`` is
-    the config's ``checkpoints`` section (enabled, keep_last_n, keep_best_k; the schema's defaults
-    fill what it leaves out, None: all defaults). While another process holds the folder's lock the
-    run trains without saving state (workflow_lib/learning/epoch_states.py owns the states). ``policy`` (the resolved config):
-    with ``storage.preflight`` free disk space is checked (storage.preflight, StorageError) before
-    training for the checkpoints the policy keeps and before every save.
+    ``state_dir/epoch_{e}`` and start from the newest valid one found there, as ``state_policy``
+    (required with a state_dir, ValueError otherwise) says: its ``checkpoints`` section (enabled,
+    keep_last_n, keep_best_k) and its ``storage`` section (free-space preflight before training and
+    before every save, the storage monitor). While another process holds the folder's lock the run
+    trains without saving state (workflow_lib/learning/epoch_states.py owns the states).
     """
-    with EpochStates.open(state_dir, checkpoint_cfg, policy, progress_desc) as states:
+    if val_records:
+        missing = [name for name, value in (("metric", metric), ("objective", objective)) if value is None]
+        if missing:
+            raise ValueError(f"train() with validation records needs {' and '.join(missing)} (the hpo "
+                             f"section's metric and objective, e.g. metric=cfg.hpo.metric, "
+                             f"objective=cfg.hpo.objective) to score the epochs on")
+    if state_dir is not None and state_policy is None:
+        raise ValueError(f"train() with state_dir {str(state_dir)!r} needs state_policy (the checkpoints and "
+                         f"storage settings, e.g. StatePolicy.of(cfg)) to save epoch states there")
+    with EpochStates.open(state_dir, state_policy, progress_desc) as states:
         return _train(spec, train_cfg, train_records, val_records, epochs=epochs, patience=patience, metric=metric,
                       objective=objective, on_epoch=on_epoch, progress_desc=progress_desc, threads=threads,
                       device=device, states=states)
@@ -327,23 +334,21 @@ class _Run:
 
 def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, device, desc) -> _Run:
     """Threads and seeds, the model, augmentation, examples, frozen-layer cache, loss, optimizer and schedule."""
-    n_threads = configure_threads(threads if threads is not None else train_cfg["threads"])
+    n_threads = configure_threads(threads if threads is not None else train_cfg.threads)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if not train_records:
         raise ValueError("no training records")
-    seed = int(train_cfg["seed"])
+    seed = int(train_cfg.seed)
     set_seed(seed)
 
     model, tokenizer = build_model(spec, train_cfg)
-    max_length = int(spec.get("max_length", 128))
+    max_length = int(spec.max_length)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
 
     augmentation: list[dict] = []
     if train_cfg["augment"] != "none":
-        from workflow_lib.learning.augment import augment_records
-
         train_records, augmentation = augment_records(list(train_records), recipe=train_cfg["augment"],
                                                       prob=float(train_cfg["augment_prob"]), seed=seed)
         log.info("%s: augmented %d evidence sentence(s) with %s (p=%.2f)", desc, len(augmentation),
@@ -373,7 +378,7 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
                 augmentation=augmentation, train_ex=train_ex, val_ex=val_ex, cache=cache, loss_fn=loss_fn,
                 optimizer=optimizer, scheduler=scheduler, generator=generator, params=params, batch_size=batch_size,
                 eval_batch_size=int(train_cfg["eval_batch_size"]), steps_per_epoch=steps_per_epoch,
-                max_grad_norm=train_cfg.get("max_grad_norm"),
+                max_grad_norm=train_cfg.max_grad_norm,
                 evidence_weight=float(train_cfg["evidence_loss_weight"]),
                 evidence_threshold=float(train_cfg["evidence_threshold"]),
                 precision=precision,
@@ -441,7 +446,7 @@ class Validation:
     fields: dict                        # val_score, [val_evidence_<metric>], val_seconds
 
 
-def evaluate_epoch(run: _Run, val_records, metric: str, objective: Mapping) -> Validation:
+def evaluate_epoch(run: _Run, val_records, metric: str, objective: Objective) -> Validation:
     """Predict the validation rows and score them on the objective (``metric`` at threshold 0.5)."""
     t0 = time.perf_counter()
     pred, metrics = _predict_validation(run, val_records)
@@ -502,9 +507,7 @@ def _result(run: _Run, progress: _Progress, val_records, *, t_start: float, resu
 def _train(spec, train_cfg, train_records, val_records, *, epochs, patience, metric, objective, on_epoch,
            progress_desc, threads, device, states: NoStates) -> TrainResult:
     t_start = time.perf_counter()
-    train_cfg = validate_training(train_cfg)
-    objective = {**DEFAULT_OBJECTIVE, **(objective or {})}
-    epochs = int(epochs if epochs is not None else train_cfg["epochs"])
+    epochs = int(epochs if epochs is not None else train_cfg.epochs)
     run = _setup(spec, train_cfg, train_records, val_records, epochs=epochs, threads=threads, device=device,
                  desc=progress_desc)
     states.attach(spec=spec, train_cfg=train_cfg, model=run.model, tokenizer=run.tokenizer, optimizer=run.optimizer,

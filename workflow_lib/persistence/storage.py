@@ -1,8 +1,11 @@
 """Disk-space preflight before saves and a background monitor that prunes, tightens, then stops training.
 
     need = estimate_checkpoint_bytes(model, optimizer)            # weights + AdamW moments + metadata
-    preflight(ckpt_dir, need, what="epoch 3 state of fold 0", policy=cfg)   # one statvfs; StorageError if short
-    with StorageMonitor.from_config(cfg, on_prune=prune, on_tighten=tighten) as mon:
+    if cfg.storage.preflight:                                      # the caller honours the switch
+        preflight(ckpt_dir, need, what="epoch 3 state of fold 0",  # one statvfs; StorageError if short
+                  results_dir=cfg.results_dir, checkpoints=cfg.checkpoints)
+    with StorageMonitor.from_config(cfg.storage, results_dir=cfg.results_dir, checkpoints=cfg.checkpoints,
+                                    on_prune=prune, on_tighten=tighten) as mon:
         for epoch in ...:
             mon.check()                                            # raises the monitor's StorageError here
             with mon.lock:                                         # callbacks never run during a save
@@ -26,7 +29,10 @@ import shutil
 import stat
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from workflow_lib.config.sections import Checkpoints, Storage
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,7 @@ def estimate_checkpoint_bytes(model, optimizer=None, *, metadata_bytes: int = ME
     Optimizer state is measured from ``optimizer.state`` once populated, else estimated as 2x the bytes of its
     trainable parameters (AdamW exp_avg + exp_avg_sq, plus a step tensor each). ``optimizer=None``: weights only.
     """
+    # here, not at the top: keeps start-up fast (torch)
     import torch
 
     total = _tensor_bytes(model.state_dict().values()) + int(metadata_bytes)
@@ -160,23 +167,16 @@ def largest_artifacts(results_dir, n: int = 5) -> list[tuple[str, int]]:
     return [(p, b) for p, b, _ in _scan(results_dir)[:n]]
 
 
-def _policy_parts(policy: Mapping | None, results_dir) -> tuple[dict, Any, Mapping]:
-    """(checkpoints settings, results_dir, storage settings) of ``policy``: the resolved config, or its
-    ``checkpoints`` section; a setting it does not hold is left out of the messages."""
-    policy = dict(policy or {})
-    ckpt = dict(policy.get("checkpoints") or policy)
-    return ckpt, results_dir if results_dir is not None else policy.get("results_dir"), policy.get("storage") or {}
-
-
-def _report(head: str, *, where: str, results_dir, policy: Mapping | None,
+def _report(head: str, *, where: str, results_dir, checkpoints: "Checkpoints | None",
             extra_fixes: tuple[str, ...] = ()) -> str:
-    ckpt, results_dir, _ = _policy_parts(policy, results_dir)
+    """The error message: ``head``, the largest artifacts under results_dir (else ``where``) and the fixes;
+    with ``checkpoints`` the fixes name its keep_last_n / keep_best_k ("now N")."""
     root = results_dir if results_dir is not None else where
     arts = _scan(root)
     lines = [head, f"Largest artifacts under {root}:" if arts else f"No artifacts found under {root}."]
     lines += [f"  {human(b):>10}  {p}{'  (prunable)' if pr else ''}" for p, b, pr in arts[:5]]
     prunable = [(p, b) for p, b, pr in arts if pr]
-    now = lambda key: f" (now {ckpt[key]})" if key in ckpt else ""  # noqa: E731
+    now = lambda key: f" (now {checkpoints[key]})" if checkpoints is not None else ""  # noqa: E731
     lines += ["Fixes (any one):",
               f"  - keep fewer epoch states per training run: checkpoints.keep_last_n{now('keep_last_n')} -> 0, "
               f"checkpoints.keep_best_k{now('keep_best_k')} -> 1; in a config file passed with --configfile: "
@@ -194,13 +194,13 @@ def _report(head: str, *, where: str, results_dir, policy: Mapping | None,
 
 
 def preflight(target_dir, need_bytes: int, *, what: str, results_dir: str | None = None,
-              policy: Mapping | None = None) -> None:
+              checkpoints: "Checkpoints | None" = None) -> None:
     """Raise StorageError unless the disk of target_dir has need_bytes + margin free; one statvfs when it has.
 
-    policy: the config (or its ``checkpoints`` section); a config with ``storage.preflight: false`` skips the check.
+    Always checks: the caller honours ``storage.preflight``. ``results_dir``: where the message looks for
+    artifacts to free (default: target_dir's disk); ``checkpoints``: the resolved section whose keep_last_n /
+    keep_best_k the message names.
     """
-    if not _policy_parts(policy, None)[2].get("preflight", True):
-        return
     where = _existing(target_dir)
     free = shutil.disk_usage(where).free
     need = int(need_bytes) + margin_bytes(int(need_bytes))
@@ -208,7 +208,7 @@ def preflight(target_dir, need_bytes: int, *, what: str, results_dir: str | None
         return
     head = (f"Not enough disk space to save {what} in {target_dir}: {human(free)} free on the disk of {where}, "
             f"need {human(need_bytes)} (+ {human(need - int(need_bytes))} margin); short by {human(need - free)}.")
-    raise StorageError(_report(head, where=where, results_dir=results_dir, policy=policy))
+    raise StorageError(_report(head, where=where, results_dir=results_dir, checkpoints=checkpoints))
 
 
 class StorageMonitor:
@@ -220,10 +220,11 @@ class StorageMonitor:
 
     def __init__(self, path, *, interval_s: float, critical_free_fraction: float,
                  on_prune: Callable[[], int | None] | None = None, on_tighten: Callable[[], int | None] | None = None,
-                 results_dir=None, policy: Mapping | None = None, what: str = "training checkpoints",
+                 results_dir=None, checkpoints: "Checkpoints | None" = None, what: str = "training checkpoints",
                  enabled: bool = True):
         self.path, self.interval_s, self.critical = os.fspath(path), float(interval_s), float(critical_free_fraction)
-        self.on_prune, self.on_tighten, self.results_dir, self.policy = on_prune, on_tighten, results_dir, policy
+        self.on_prune, self.on_tighten, self.results_dir = on_prune, on_tighten, results_dir
+        self.checkpoints = checkpoints
         self.what, self.enabled = what, enabled
         self.lock = threading.Lock()
         self.error: StorageError | None = None
@@ -234,13 +235,13 @@ class StorageMonitor:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_config(cls, cfg: Mapping, path=None, **kw) -> "StorageMonitor":
-        """Monitor of cfg['results_dir'] (or path) with the ``storage`` settings of the resolved config ``cfg``
-        (the schema fills them); inert if storage.monitor is false."""
-        st = cfg["storage"]
-        return cls(path if path is not None else cfg["results_dir"], interval_s=st["monitor_interval_s"],
-                   critical_free_fraction=st["critical_free_fraction"], results_dir=cfg["results_dir"], policy=cfg,
-                   enabled=st["monitor"], **kw)
+    def from_config(cls, storage: "Storage", *, results_dir, checkpoints: "Checkpoints | None" = None, path=None,
+                    **kw) -> "StorageMonitor":
+        """Monitor of the disk of ``path`` (default results_dir) with the resolved ``storage`` section's
+        settings; inert if storage.monitor is false. ``checkpoints`` is named in the error's fixes."""
+        return cls(path if path is not None else results_dir, interval_s=storage.monitor_interval_s,
+                   critical_free_fraction=storage.critical_free_fraction, results_dir=results_dir,
+                   checkpoints=checkpoints, enabled=storage.monitor, **kw)
 
     def free_fraction(self) -> tuple[float, int, int]:
         total, free = usage(self.path)
@@ -293,7 +294,8 @@ class StorageMonitor:
         fix = (f"  - if the disk is shared and this level is expected: lower storage.critical_free_fraction "
                f"(now {self.critical})",)
         self.error = StorageError(_report(head, where=_existing(self.path),
-                                          results_dir=self.results_dir, policy=self.policy, extra_fixes=fix))
+                                          results_dir=self.results_dir, checkpoints=self.checkpoints,
+                                          extra_fixes=fix))
         log.warning("storage monitor: training stops at its next check():\n%s", self.error)
         return "error"
 

@@ -36,6 +36,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from workflow_lib.config import Benchmark, Training
+from workflow_lib.learning.checkpoint import load_checkpoint
+from workflow_lib.persistence.reports import validate_report
 from workflow_lib.provenance import code_version, library_versions
 
 BENCHMARK_VERSION = 2  # 2: per-post figures over the data's own posts
@@ -235,12 +238,13 @@ def _spread(values) -> dict:
             "max": float(a.max())}
 
 
-def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Mapping, *, max_length: int,
+def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Training, *, max_length: int,
                   warmup: int, threads: int | None = None, source: str = "") -> dict:
     """Per-post latency and posts per second of ``training.predict`` over ``records`` (see the module docstring).
 
-    ``records`` are the (already sampled) post records; ``train_cfg`` is the checkpoint's, so
-    windows, input format and eval batch size are those the model was trained with.
+    ``records`` are the (already sampled) post records; ``train_cfg`` is the checkpoint's resolved
+    training section (load_checkpoint's ``info["train_cfg"]``), so windows, input format and eval
+    batch size are those the model was trained with.
 
     Returns {"inputs", "source", "posts", "warmup", "long_posts", "window_overlap", "max_windows",
     "max_length", "input_format", "rows_per_post", "batch_size", "precision", "latency_ms" {mean,p50,p95,
@@ -250,7 +254,7 @@ def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Mappi
     rows, whose descriptions leave the post different room), "peak_rss_mb", "coverage" (the
     Examples' coverage() over the sample)}.
     """
-    from workflow_lib.config.schema import validate_training
+    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.training import predict
 
     records = list(records)
@@ -260,9 +264,8 @@ def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Mappi
     warmup = int(warmup)
     if warmup < 0:
         raise ValueError(f"benchmark needs warmup >= 0, got warmup={warmup}")
-    train_cfg = validate_training(train_cfg, what="the checkpoint's training config")
-    rows_per_post = 9 if train_cfg["input_format"] == "binary_pairs" else 1
-    batch_size = int(train_cfg["eval_batch_size"])
+    rows_per_post = 9 if train_cfg.input_format == "binary_pairs" else 1
+    batch_size = int(train_cfg.eval_batch_size)
     device = _model_device(model)
     cuda = device.type == "cuda"
 
@@ -291,20 +294,20 @@ def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Mappi
         batched = run(records)
         batched_s = time.perf_counter() - t0
         peak_rss = max(peak_rss, _rss_mb())
-    long_posts = train_cfg["long_posts"]
+    long_posts = train_cfg.long_posts
     out = {
         "inputs": PER_POST_INPUTS.format(source=source or "data's"),
         "source": source,
         "posts": len(records),
         "warmup": warmup,
         "long_posts": long_posts,
-        "window_overlap": train_cfg["window_overlap"] if long_posts == "windows" else None,
-        "max_windows": train_cfg["max_windows"] if long_posts == "windows" else None,
+        "window_overlap": train_cfg.window_overlap if long_posts == "windows" else None,
+        "max_windows": train_cfg.max_windows if long_posts == "windows" else None,
         "max_length": int(max_length),
-        "input_format": train_cfg["input_format"],
+        "input_format": train_cfg.input_format,
         "rows_per_post": rows_per_post,
         "batch_size": batch_size,
-        "precision": train_cfg["precision"],
+        "precision": train_cfg.precision,
         "latency_ms": _percentiles(times_ms),
         "throughput_posts_per_s": float(len(records) / max(batched_s, 1e-9)),
         "batched_seconds": float(batched_s),
@@ -316,38 +319,35 @@ def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Mappi
     return out
 
 
-def run_benchmark(checkpoint_dir, bench_cfg: dict, *, posts: Sequence[Mapping], posts_source: str,
+def run_benchmark(checkpoint_dir, bench_cfg: Benchmark, *, posts: Sequence[Mapping], posts_source: str,
                   threads=None, extra: dict | None = None) -> dict:
-    """Load a refit checkpoint and benchmark it with the ``benchmark`` config section.
+    """Load a refit checkpoint and benchmark it with the resolved ``benchmark`` config section.
 
-    ``posts``: the prepared post records the per-post figures sample ``bench_cfg["posts_sample"]``
+    ``posts``: the prepared post records the per-post figures sample ``bench_cfg.posts_sample``
     of (never test posts); ``posts_source`` names them (e.g. "train+validation").
-    Threads: ``bench_cfg["threads"]`` when set, else ``threads`` (the job's
+    Threads: ``bench_cfg.threads`` when set, else ``threads`` (the job's
     Snakemake threads), else torch's current setting. ``extra`` (lineage keys:
     trial_key, backbone, data_key, study_key, variant, lineage) is merged into
     the result, which is validated against benchmark.schema.json.
     """
-    from workflow_lib.learning.checkpoint import load_checkpoint
-    from workflow_lib.persistence.reports import validate_report
-
     checkpoint_dir = Path(checkpoint_dir)
-    cfg = bench_cfg  # the resolved ``benchmark`` config section (defaults filled by the schema)
-    n_threads = cfg.get("threads") or threads
+    n_threads = bench_cfg.threads or threads
     t0 = time.perf_counter()
-    model, tokenizer, info = load_checkpoint(checkpoint_dir)
+    model, tokenizer, info = load_checkpoint(checkpoint_dir)  # train_cfg a Training, backbone_spec an Encoder
+    train_cfg = info["train_cfg"]
     result = measure_inference(
         model, tokenizer,
-        batch_sizes=cfg["batch_sizes"],
-        seq_lengths=cfg["seq_lengths"],
-        warmup=cfg["warmup"],
-        iterations=cfg["iterations"],
+        batch_sizes=bench_cfg.batch_sizes,
+        seq_lengths=bench_cfg.seq_lengths,
+        warmup=bench_cfg.warmup,
+        iterations=bench_cfg.iterations,
         threads=n_threads,
-        rows_per_post=9 if info["train_cfg"].get("input_format") == "binary_pairs" else 1,
+        rows_per_post=9 if train_cfg.input_format == "binary_pairs" else 1,
     )
     result["per_post"] = measure_posts(
-        model, tokenizer, sample_posts(posts, cfg["posts_sample"]), info["train_cfg"],
-        max_length=int((info.get("backbone_spec") or {}).get("max_length") or info["max_length"]),
-        warmup=cfg["warmup"], threads=n_threads, source=posts_source)
+        model, tokenizer, sample_posts(posts, bench_cfg.posts_sample), train_cfg,
+        max_length=info["backbone_spec"].max_length, warmup=bench_cfg.warmup, threads=n_threads,
+        source=posts_source)
     result.update({
         "benchmark_version": BENCHMARK_VERSION,
         "seconds": time.perf_counter() - t0,

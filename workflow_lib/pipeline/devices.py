@@ -14,6 +14,8 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from workflow_lib.persistence.locks import hold
+
 _HELD: list = []
 
 
@@ -40,7 +42,6 @@ def claim_gpu(lock_dir: str = ".snakemake/gpu_locks") -> int | None:
     if n == 0:
         return None
     visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(n)))).split(",")]
-    from workflow_lib.persistence.locks import hold
 
     for i, dev in enumerate(visible):
         fh = hold(Path(lock_dir) / f"{dev}.lock")
@@ -55,6 +56,7 @@ def claim_gpu(lock_dir: str = ".snakemake/gpu_locks") -> int | None:
 
 def describe(device=None) -> dict:
     """What a report records about where it ran: device type and name, torch threads."""
+    # here, not at the top: keeps start-up fast (torch)
     import torch
 
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -17,6 +17,8 @@ import traceback
 from typing import Any, Mapping
 
 from workflow_lib import config as config_lib
+from workflow_lib.persistence.locks import hold
+from workflow_lib.pipeline.devices import claim_gpu
 from workflow_lib.tracking.secrets import mask, mask_value
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -128,7 +130,6 @@ def start(smk: Any) -> tuple[dict, int]:
     gpu = None
     resources = getattr(smk, "resources", None)
     if resources is not None and int(resources.get("gpu", 0) or 0) > 0:  # the rule asked for a GPU
-        from workflow_lib.pipeline.devices import claim_gpu
 
         gpu = claim_gpu()
     log.info("rule %s, wildcards %s, %d thread(s)%s", rule, wildcards, threads,
@@ -165,8 +166,6 @@ def acquire_run_lock(path: str = ".snakemake/pipeline.lock"):
     killed with SIGKILL (or by a wall-time limit) is followed by a plain rerun of the same command:
     no ``--unlock`` needed. The profiles therefore set ``nolock: true``.
     """
-    from workflow_lib.persistence.locks import hold
-
     global _RUN_LOCK
     if _RUN_LOCK is not None:
         return _RUN_LOCK

@@ -11,40 +11,39 @@ import os
 from functools import cached_property
 from typing import Mapping
 
-from workflow_lib.config import keys
+from workflow_lib.config import Config, Encoder, keys
+from workflow_lib.data.loader import source_fingerprint
 from workflow_lib.persistence.paths import Layout, existing_variants
 from workflow_lib.persistence.reports import read_json
+from workflow_lib.pipeline.devices import gpu_count
 from workflow_lib.pipeline.runmode import study_variant
 
 
 class Plan:
-    def __init__(self, cfg: Mapping, *, main_process: bool = True):
+    def __init__(self, cfg: Config, *, main_process: bool = True):
         self.cfg = cfg
-        self.layout = Layout(cfg["results_dir"])
+        self.layout = Layout(cfg.results_dir)
         self.main_process = main_process
         self._variants: dict[str, int] = {}
 
     @cached_property
     def fingerprint(self) -> dict:
-        from workflow_lib.data.loader import source_fingerprint
-
-        return source_fingerprint(self.cfg["data"])
+        return source_fingerprint(self.cfg.data)
 
     @cached_property
     def data_key(self) -> str:
-        return keys.data_key(self.fingerprint, self.cfg["data"])
+        return keys.data_key(self.fingerprint, self.cfg.data)
 
-    def spec(self, backbone: str) -> dict:
-        return self.cfg["encoders"][backbone]
+    def spec(self, backbone: str) -> Encoder:
+        return self.cfg.encoders[backbone]
 
     def study_key(self, backbone: str) -> str:
-        c = self.cfg
-        return keys.study_key(self.data_key, self.spec(backbone), c["training"], c["hpo"])
+        return keys.study_key(self.data_key, self.spec(backbone), self.cfg.training, self.cfg.hpo)
 
     def variant(self, backbone: str) -> int:
         if backbone not in self._variants:
             found = existing_variants(self.layout.backbone_dir(backbone))
-            self._variants[backbone] = study_variant(self.cfg, found, self.study_key(backbone),
+            self._variants[backbone] = study_variant(self.cfg.run, found, self.study_key(backbone),
                                                      main_process=self.main_process)
         return self._variants[backbone]
 
@@ -80,8 +79,6 @@ class Plan:
     @property
     def gpus_per_job(self) -> int:
         """The gpu resource of a training job: 1 on a machine with GPUs, else 0."""
-        from workflow_lib.pipeline.devices import gpu_count
-
         return 1 if gpu_count() else 0
 
     def n_workers(self) -> int:

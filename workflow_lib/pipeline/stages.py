@@ -2,7 +2,10 @@
 
 Each function reads its inputs, does the work, tracks it in MLflow and writes
 its outputs atomically (the report last). Inputs are passed in, never
-re-derived from the working directory.
+re-derived from the working directory. A stage takes the job's resolved ``Config`` whole (as
+the script got it from jobs.start; the Tracker and Plan read all of it) and hands every other
+function only the sections it needs (``cfg.encoders[b]``, ``cfg.hpo.objective``,
+``StatePolicy.of(cfg)`` ...), never checking or completing them again.
 """
 from __future__ import annotations
 
@@ -14,12 +17,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
+from workflow_lib.config import Config, Hpo, Training
+from workflow_lib.learning.checkpoint import load_checkpoint, manifest_digest, save_checkpoint
+from workflow_lib.learning.retention import release
+from workflow_lib.learning.spans import evidence_char_spans, evidence_is_complete
 from workflow_lib.persistence.paths import Layout
 from workflow_lib.persistence.reports import atomic_write_text, read_json, validate_report, write_json
 from workflow_lib.pipeline.devices import describe
 from workflow_lib.pipeline.plan import Plan
 from workflow_lib.pipeline.runmode import resumes_training
 from workflow_lib.provenance import code_version, library_versions
+from workflow_lib.shipping.model_card import render_model_card
+from workflow_lib.shipping.predict import prediction_rows, span_rows
 from workflow_lib.symptoms import SYMPTOMS
 from workflow_lib.tracking.tracker import Tracker
 
@@ -31,7 +40,8 @@ def _now() -> str:
 
 
 # -- data ------------------------------------------------------------------------
-def prepare_data(cfg: Mapping, *, data_key: str, out_dir: str) -> dict:
+def prepare_data(cfg: Config, *, data_key: str, out_dir: str) -> dict:
+    # here, not at the top: keeps start-up fast (numpy)
     from workflow_lib.data.prepare import prepare
 
     tracker = Tracker(cfg)  # first: its replayer opens the store while this job works
@@ -39,28 +49,30 @@ def prepare_data(cfg: Mapping, *, data_key: str, out_dir: str) -> dict:
     if data_key != expected:
         raise RuntimeError(f"data key {data_key} does not match the config's {expected}; rerun snakemake so the "
                            f"workflow and the job see the same data source")
-    card = prepare(cfg["data"], out_dir, data_key)
-    with tracker.run("prepare_data", {"data_key": data_key}, params={"data": cfg["data"]}) as run:
+    card = prepare(cfg.data, out_dir, data_key)
+    with tracker.run("prepare_data", {"data_key": data_key}, params={"data": cfg.data}) as run:
         tracker.log_metrics(run, {"posts": card["counts"]["posts"]})
         tracker.log_artifact(run, str(Path(out_dir) / "data_card.json"))
     tracker.close()
     return card
 
 
-def baseline(cfg: Mapping, *, data_dir: str, out: str) -> dict:
+def baseline(cfg: Config, *, data_dir: str, out: str) -> dict:
+    # here, not at the top: keeps start-up fast (numpy, sklearn)
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.learning.baseline import tfidf_baseline
 
     prepared = load_prepared(data_dir)
-    result = tfidf_baseline(prepared.folds, prepared.texts, prepared.labels, metric=cfg["hpo"]["metric"],
-                            seed=cfg["data"]["split"]["seed"])
+    result = tfidf_baseline(prepared.folds, prepared.texts, prepared.labels, metric=cfg.hpo.metric,
+                            seed=cfg.data.split.seed)
     result["data_key"] = prepared.card["data_key"]
     write_json(out, result, kind="baseline")
     return result
 
 
 # -- hpo ---------------------------------------------------------------------------
-def hpo_summary(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data_key: str, out: str) -> dict:
+def hpo_summary(cfg: Config, *, backbone: str, study_key: str, variant: int, data_key: str, out: str) -> dict:
+    # here, not at the top: keeps start-up fast (numpy, optuna)
     from workflow_lib.search.hpo import summarize
 
     summary = summarize(cfg, backbone=backbone, study_key=study_key, variant=variant, data_key=data_key)
@@ -72,7 +84,7 @@ def hpo_summary(cfg: Mapping, *, backbone: str, study_key: str, variant: int, da
 
 
 # -- refit -------------------------------------------------------------------------
-def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, model_dir: str, metrics_path: str,
+def refit(cfg: Config, *, summary_path: str, trial_key: str, data_dir: str, model_dir: str, metrics_path: str,
           threads: int | None = None) -> dict:
     """Best trial's configuration on the full train split, early-stopped on validation;
     decision thresholds tuned on the validation predictions.
@@ -81,30 +93,32 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
     once metrics_path is written). MLflow metrics are logged just before metrics_path is written,
     so a rerun after a kill logs each epoch once.
     """
+    # here, not at the top: keeps start-up fast (numpy)
     from workflow_lib.data.prepare import load_prepared
-    from workflow_lib.learning.checkpoint import save_checkpoint
+    # here, not at the top: keeps start-up fast (numpy, torch)
+    from workflow_lib.learning.epoch_states import StatePolicy
     from workflow_lib.learning.metrics import multilabel_metrics, tune_thresholds
-    from workflow_lib.learning.retention import release
+    # here, not at the top: keeps start-up fast (numpy, optuna, torch)
     from workflow_lib.learning.training import train
     from workflow_lib.search.hpo import best_trial_config
 
     tracker = Tracker(cfg)
     summary = read_json(summary_path)
     backbone = summary["backbone"]
-    spec = cfg["encoders"][backbone]
+    spec = cfg.encoders[backbone]
     tcfg = best_trial_config(cfg, summary, trial_key)
     prepared = load_prepared(data_dir)
     tr, va = prepared.splits["train"], prepared.splits["validation"]
     ids = {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
            "variant": summary["variant"], "data_key": summary["data_key"]}
-    metric = cfg["hpo"]["metric"]
+    metric = cfg.hpo.metric
     state_dir = Layout.run_state(model_dir)
-    with tracker.run("refit", ids, params={"config": tcfg, "refit": cfg["refit"]}) as run:
+    with tracker.run("refit", ids, params={"config": tcfg, "refit": cfg.refit}) as run:
         val_records = prepared.of(va)
-        res = train(spec, tcfg, prepared.of(tr), val_records, epochs=cfg["refit"]["max_epochs"],
-                    patience=cfg["refit"]["patience"], metric=metric, objective=cfg["hpo"]["objective"],
+        res = train(spec, tcfg, prepared.of(tr), val_records, epochs=cfg.refit.max_epochs,
+                    patience=cfg.refit.patience, metric=metric, objective=cfg.hpo.objective,
                     progress_desc=f"refit {backbone}", threads=threads, state_dir=state_dir,
-                    checkpoint_cfg=cfg["checkpoints"], policy=cfg)
+                    state_policy=StatePolicy.of(cfg))
         y_val = prepared.labels(va)
         thresholds = tune_thresholds(y_val, res.val_probs)
         manifest = save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec,
@@ -121,7 +135,7 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
                            "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds),
                            "input_coverage": res.val_prediction.examples.coverage("validation")},
             "thresholds": {"split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
-            "objective": {**cfg["hpo"]["objective"], "metric": metric, "best_value": res.best_score},
+            "objective": {**cfg.hpo.objective, "metric": metric, "best_value": res.best_score},
             "config": tcfg,
             "code_version": code_version(),
             "resumed_from_epoch": res.resumed_from,
@@ -143,20 +157,21 @@ def refit(cfg: Mapping, *, summary_path: str, trial_key: str, data_dir: str, mod
 
 
 # -- benchmark -----------------------------------------------------------------------
-def benchmark(cfg: Mapping, *, model_dir: str, trial_key: str, backbone: str, data_dir: str, out: str,
+def benchmark(cfg: Config, *, model_dir: str, trial_key: str, backbone: str, data_dir: str, out: str,
               threads: int | None = None) -> dict:
     """Fixed-shape figures, and per-post figures over the prepared train and validation posts
     (never the test split: it is read once, by the final stage)."""
+    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.pipeline.benchmark import run_benchmark
 
     tracker = Tracker(cfg)
-    threads = cfg["benchmark"]["threads"] or threads
+    threads = cfg.benchmark.threads or threads
     prepared = load_prepared(data_dir)
     posts = prepared.of(prepared.splits["train"] + prepared.splits["validation"])
     ids = {"backbone": backbone, "trial_key": trial_key}
-    with tracker.run("benchmark", ids, params={"benchmark": cfg["benchmark"]}) as run:
-        result = run_benchmark(model_dir, cfg["benchmark"], posts=posts, posts_source="train+validation",
+    with tracker.run("benchmark", ids, params={"benchmark": cfg.benchmark}) as run:
+        result = run_benchmark(model_dir, cfg.benchmark, posts=posts, posts_source="train+validation",
                                threads=threads, extra=ids)
         for row in result["results"]:
             tag = f"bs{row['batch_size']}_len{row['seq_length']}"
@@ -174,18 +189,19 @@ def benchmark(cfg: Mapping, *, model_dir: str, trial_key: str, backbone: str, da
 
 
 # -- selection -----------------------------------------------------------------------
-def objective_label(hpo: Mapping) -> str:
+def objective_label(hpo: Hpo) -> str:
     """'macro_f1', or e.g. '0.5 x macro_f1 + 0.5 x evidence token_f1' when evidence is weighed."""
-    o = hpo["objective"]
-    if not o["evidence_weight"]:
-        return hpo["metric"]
-    total = o["criteria_weight"] + o["evidence_weight"]
-    return (f"{o['criteria_weight'] / total:g} x {hpo['metric']} + "
-            f"{o['evidence_weight'] / total:g} x evidence {o['evidence_metric']}")
+    o = hpo.objective
+    if not o.evidence_weight:
+        return hpo.metric
+    total = o.criteria_weight + o.evidence_weight
+    return (f"{o.criteria_weight / total:g} x {hpo.metric} + "
+            f"{o.evidence_weight / total:g} x evidence {o.evidence_metric}")
 
 
-def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, str], baseline_path: str | None,
+def selection(cfg: Config, *, summaries: list[str], benchmarks: Mapping[str, str], baseline_path: str | None,
               selection_key: str, out_json: str, out_html: str) -> dict:
+    # here, not at the top: keeps start-up fast (matplotlib, numpy, torch)
     from workflow_lib.search.selection import select
     from workflow_lib.shipping.report_html import selection_page
 
@@ -197,9 +213,8 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
         raise RuntimeError(f"selection key {selection_key} does not match the candidates on disk; rerun snakemake")
     for c in cands:
         c["benchmark"] = read_json(benchmarks[c["trial_key"]])
-    base = read_json(baseline_path) if baseline_path and cfg["selection"]["baseline"] else None
-    report = select(cands, cfg["selection"], baseline=base, metric=cfg["hpo"]["metric"],
-                    objective=objective_label(cfg["hpo"]))
+    base = read_json(baseline_path) if baseline_path and cfg.selection.baseline else None
+    report = select(cands, cfg.selection, baseline=base, metric=cfg.hpo.metric, objective=objective_label(cfg.hpo))
     report["selection_key"] = selection_key
     report["lineage"] = {"data_key": summ[0]["data_key"] if summ else None,
                          "studies": [{k: s[k] for k in ("backbone", "study_key", "variant")} for s in summ]}
@@ -227,6 +242,7 @@ def selection(cfg: Mapping, *, summaries: list[str], benchmarks: Mapping[str, st
 # -- final ---------------------------------------------------------------------------
 def _test_metrics(pred, records, thresholds) -> dict:
     """Criteria at the tuned thresholds and at 0.5, evidence once (it has no per-symptom threshold)."""
+    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.examples import post_labels
     from workflow_lib.learning.metrics import multilabel_metrics
 
@@ -237,13 +253,10 @@ def _test_metrics(pred, records, thresholds) -> dict:
     return out
 
 
-def test_prediction_rows(pred, records, thresholds, train_cfg: Mapping) -> list[dict]:
+def test_prediction_rows(pred, records, thresholds, train_cfg: Training) -> list[dict]:
     """One row per test post: predict.prediction_rows (probabilities, decisions at ``thresholds``,
     predicted spans) with the post's split, gold labels and gold evidence spans per symptom."""
-    from workflow_lib.learning.spans import evidence_char_spans, evidence_is_complete
-    from workflow_lib.shipping.predict import prediction_rows, span_rows
-
-    rows = prediction_rows(records, pred, thresholds, train_cfg["input_format"])
+    rows = prediction_rows(records, pred, thresholds, train_cfg.input_format)
     for row, r in zip(rows, records):
         row.update({"split": "test", "labels": {s: int(r["labels"][j]) for j, s in enumerate(SYMPTOMS)},
                     "gold_evidence": {s: span_rows(r["text"], sp) for s in SYMPTOMS
@@ -252,7 +265,7 @@ def test_prediction_rows(pred, records, thresholds, train_cfg: Mapping) -> list[
     return rows
 
 
-def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapping, hpo: Mapping, pred) -> dict:
+def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapping, hpo: Hpo, pred) -> dict:
     """What the evaluation page and the model card show beside the test metrics, each with its split:
     the study's CV score, the refit model's validation scores, confusion counts, and what the input
     window read of the test posts (the test prediction's own coverage: no second tokenisation)."""
@@ -268,7 +281,7 @@ def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapp
                                                                              "null_span_accuracy")}
     m = report["metrics"]
     return {
-        "cv": {"split": sel_report["split"], "metric": hpo["metric"], "objective": objective_label(hpo),
+        "cv": {"split": sel_report["split"], "metric": hpo.metric, "objective": objective_label(hpo),
                "mean": sel["cv_mean"], "std": sel.get("cv_std"), "fold_scores": cand.get("fold_scores", [])},
         "refit_validation": rv,
         "confusion": {"split": report["split"],
@@ -278,7 +291,7 @@ def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapp
     }
 
 
-def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics_path: str, data_dir: str,
+def final(cfg: Config, *, selection_path: str, summary_path: str, refit_metrics_path: str, data_dir: str,
           final_key: str, model_dir: str, report_path: str, co_best_refits: Mapping[str, Mapping] | None = None,
           threads: int | None = None) -> dict:
     """Train the selected configuration on train+validation; evaluate once on test.
@@ -294,12 +307,14 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
     The training state goes to ``state/`` beside ``model_dir`` (resumed by a rerun, removed once the
     report is written).
     """
+    # here, not at the top: keeps start-up fast (numpy)
     from workflow_lib.data.prepare import load_prepared
-    from workflow_lib.learning.checkpoint import load_checkpoint, manifest_digest, save_checkpoint
-    from workflow_lib.learning.retention import release
+    # here, not at the top: keeps start-up fast (numpy, torch)
+    from workflow_lib.learning.epoch_states import StatePolicy
+    # here, not at the top: keeps start-up fast (numpy, optuna, torch)
     from workflow_lib.learning.training import predict, train
     from workflow_lib.search.hpo import best_trial_config
-    from workflow_lib.shipping.model_card import render_model_card
+    # here, not at the top: keeps start-up fast (matplotlib)
     from workflow_lib.shipping.report_html import evaluation_page
 
     tracker = Tracker(cfg)
@@ -308,9 +323,9 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
     summary = read_json(summary_path)
     refit_metrics = read_json(refit_metrics_path)
     backbone, trial_key = sel["backbone"], sel["trial_key"]
-    spec = cfg["encoders"][backbone]
+    spec = cfg.encoders[backbone]
     tcfg = best_trial_config(cfg, summary, trial_key)
-    epochs = cfg["final"]["epochs"] or refit_metrics["best_epoch"]
+    epochs = cfg.final.epochs or refit_metrics["best_epoch"]
     thresholds = [refit_metrics["thresholds"]["values"][s] for s in SYMPTOMS]
     prepared = load_prepared(data_dir)
     fit_ids = prepared.splits["train"] + prepared.splits["validation"]
@@ -320,17 +335,17 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
                "variant": int(summary["variant"]), "backbone": backbone, "code_version": code_version()}
     ids = {k: v for k, v in lineage.items() if k != "code_version"}
     state_dir = Layout.run_state(model_dir)
-    if not resumes_training(cfg, "final") and release(state_dir):  # force_new: a fresh start, not a resume
+    if not resumes_training(cfg.run, "final") and release(state_dir):  # force_new: a fresh start, not a resume
         log.info("run.mode.final is force_new: the interrupted training state in %s was discarded", state_dir)
     with tracker.run("final", ids, params={"config": tcfg, "epochs": epochs}) as run:
         t0 = time.perf_counter()
         res = train(spec, tcfg, prepared.of(fit_ids), epochs=epochs, progress_desc=f"final {backbone}",
-                    threads=threads, state_dir=state_dir, checkpoint_cfg=cfg["checkpoints"], policy=cfg)
+                    threads=threads, state_dir=state_dir, state_policy=StatePolicy.of(cfg))
         seconds = time.perf_counter() - t0
         # The one and only read of the test split: the final model and every co-best refit checkpoint.
         # Predicted before the model is saved, so the model card inside the model folder has the results.
         test_records = prepared.of(test_ids)
-        pred = predict(res.model, res.tokenizer, test_records, tcfg, max_length=spec["max_length"])
+        pred = predict(res.model, res.tokenizer, test_records, tcfg, max_length=spec.max_length)
         co_best = []
         tied = {c["trial_key"]: c for c in sel_report.get("co_best", [])}
         for tkey, refit_paths in sorted((co_best_refits or {}).items()):
@@ -338,7 +353,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
             model, tok, info = load_checkpoint(path)
             cand = tied[tkey]
             cthr = [read_json(refit_paths["metrics"])["thresholds"]["values"][s] for s in SYMPTOMS]
-            cpred = predict(model, tok, test_records, info["train_cfg"], max_length=info["backbone_spec"]["max_length"])
+            cpred = predict(model, tok, test_records, info["train_cfg"], max_length=info["backbone_spec"].max_length)
             co_best.append({**{k: cand[k] for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")},
                             "checkpoint": {"path": str(path), "manifest_sha256": info["manifest_sha256"],
                                            "stage": "refit (train split only)"},
@@ -349,8 +364,8 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
             "final_key": final_key,
             "split": "test",
             "n_test_posts": len(test_ids),
-            "task": {"input_format": tcfg["input_format"], "evidence_task": tcfg["evidence_task"],
-                     "objective": {**cfg["hpo"]["objective"], "metric": cfg["hpo"]["metric"]}},
+            "task": {"input_format": tcfg.input_format, "evidence_task": tcfg.evidence_task,
+                     "objective": {**cfg.hpo.objective, "metric": cfg.hpo.metric}},
             "selected": {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
                          "variant": int(summary["variant"]), "selection_key": sel_report["selection_key"],
                          "params": sel["params"]},
@@ -365,15 +380,15 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
             "library_versions": library_versions(),
             "created_at": _now(),
         }
-        report.update(_evaluation_extras(report, sel_report, refit_metrics, cfg["hpo"], pred))
-        layout = Layout(cfg["results_dir"])
+        report.update(_evaluation_extras(report, sel_report, refit_metrics, cfg.hpo, pred))
+        layout = Layout(cfg.results_dir)
         outputs = {"evaluation_html": layout.evaluation_html(final_key), "plots": layout.final_plots(final_key),
                    "test_predictions": layout.test_predictions(final_key),
                    "model_card": layout.model_card(final_key)}
         report["outputs"] = {k: os.path.relpath(v, os.path.dirname(report_path)) for k, v in outputs.items()}
         card = render_model_card(report, prepared.card, backbone_spec=spec, train_cfg=tcfg, model_dir=str(model_dir),
-                                 registered_model=cfg["tracking"]["registered_model"],
-                                 model_alias=cfg["tracking"]["model_alias"], layout=layout)
+                                 registered_model=cfg.tracking.registered_model,
+                                 model_alias=cfg.tracking.model_alias, layout=layout)
         save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
                         meta={**lineage, "stage": "final", "epochs": epochs,
                               "thresholds": dict(zip(SYMPTOMS, thresholds))},
@@ -400,8 +415,7 @@ def final(cfg: Mapping, *, selection_path: str, summary_path: str, refit_metrics
         # the model folder as the pyfunc model, registered once per final_key, the alias moved to it.
         tracker.log_artifact(run, report_path)
         tracker.log_artifact(run, outputs["evaluation_html"])
-        tracker.log_model(run, model_dir, cfg["tracking"]["registered_model"], cfg["tracking"]["model_alias"],
-                          lineage)
+        tracker.log_model(run, model_dir, cfg.tracking.registered_model, cfg.tracking.model_alias, lineage)
     release(state_dir, report_path)
     tracker.close()
     log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)%s", backbone, m["macro_f1"], m["micro_f1"],

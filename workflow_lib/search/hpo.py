@@ -29,14 +29,15 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from workflow_lib.config import keys
+from workflow_lib.config import Training, keys
 from workflow_lib.config.search_space import suggest, trial_training_config
+from workflow_lib.learning.retention import release
 from workflow_lib.persistence.locks import file_lock
 from workflow_lib.persistence.paths import Layout
 from workflow_lib.persistence.reports import read_json, write_json
@@ -44,6 +45,10 @@ from workflow_lib.pipeline.devices import describe
 from workflow_lib.provenance import code_version
 from workflow_lib.tracking.secrets import mask
 from workflow_lib.tracking.tracker import RunRef, Tracker
+
+if TYPE_CHECKING:
+    from workflow_lib.config.sections import Config, Encoder, Objective
+    from workflow_lib.learning.epoch_states import StatePolicy
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +60,7 @@ def study_name(backbone: str, study_key: str, variant: int) -> str:
     return f"{backbone}-{study_key}-v{variant}"
 
 
-def make_sampler(cfg: Mapping, n_finished: int = 0, variant: int = 1) -> optuna.samplers.BaseSampler:
+def make_sampler(cfg: "Config", n_finished: int = 0, variant: int = 1) -> optuna.samplers.BaseSampler:
     """The sampler for the next trial, seeded from the config seed, the variant and the number of
     finished trials.
 
@@ -70,8 +75,9 @@ def make_sampler(cfg: Mapping, n_finished: int = 0, variant: int = 1) -> optuna.
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_study(cfg: Mapping, storage_path: str | Path, name: str) -> optuna.Study:
+def open_study(cfg: "Config", storage_path: str | Path, name: str) -> optuna.Study:
     """The study ``name`` in the journal file ``storage_path``, or in the database of ``hpo.storage``."""
+    # here, not at the top: keeps start-up fast (optuna)
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -92,6 +98,7 @@ def open_study(cfg: Mapping, storage_path: str | Path, name: str) -> optuna.Stud
 def _rdb_storage(url: str, attempts: int = 5):
     """Optuna's storage in the database ``url``. Workers that start together on an empty database race to
     create its tables (PostgreSQL: UniqueViolation / DuplicateTable); the loser retries and finds them."""
+    # here, not at the top: keeps start-up fast (optuna, sqlalchemy)
     import sqlalchemy.exc
     from optuna.storages import RDBStorage
 
@@ -162,23 +169,27 @@ def heartbeat(path: str | Path, interval: float):
         th.join(timeout=5)
 
 
-def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric: str, objective: Mapping,
-               threads: int | None, desc: str, state_dir: str | None = None, cfg: Mapping | None = None) -> dict:
-    """Train on a fold's train part for the configured epochs and score its held-out part.
+def train_fold(spec: "Encoder", tcfg: Training, prepared, fold: Mapping, *, metric: str, objective: "Objective",
+               threads: int | None, desc: str, state_dir: str | None = None,
+               state_policy: "StatePolicy | None" = None) -> dict:
+    """Train the trial's configuration ``tcfg`` (a resolved Training) on a fold's train part for its
+    epochs and score its held-out part on ``metric`` and ``objective`` (the hpo section's).
 
     ``state_dir`` (the fold folder's ``state/``): epoch-level training state, resumed after an
-    interruption and removed once the held-out scores exist (learning/retention.py); ``cfg`` supplies the
-    ``checkpoints`` and ``storage`` settings.
+    interruption and removed once the held-out scores exist (learning/retention.py), as ``state_policy``
+    (StatePolicy.of(cfg); required with a state_dir) says.
     """
+    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.examples import objective_value
-    from workflow_lib.learning.retention import release
+    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.training import predict, train
 
     heldout = prepared.of(fold["heldout"])
     t0 = time.perf_counter()
+    # no validation records: the fold trains its epochs and is scored once, on the held-out part, below
     res = train(spec, tcfg, prepared.of(fold["train"]), progress_desc=desc, threads=threads, state_dir=state_dir,
-                checkpoint_cfg=(cfg or {}).get("checkpoints"), policy=cfg)
-    pred = predict(res.model, res.tokenizer, heldout, tcfg, max_length=spec["max_length"])
+                state_policy=state_policy)
+    pred = predict(res.model, res.tokenizer, heldout, tcfg, max_length=spec.max_length)
     metrics = pred.metrics(heldout)
     result = {
         "fold": fold["fold"],
@@ -200,7 +211,7 @@ def train_fold(spec: Mapping, tcfg: Mapping, prepared, fold: Mapping, *, metric:
     # what the window policy read of the held-out posts with this trial's tokenizer and window settings
     result["input_coverage"] = pred.examples.coverage(result["split"])
     if res.augmentation:
-        result["augmentation"] = {"recipe": tcfg["augment"], "prob": tcfg["augment_prob"],
+        result["augmentation"] = {"recipe": tcfg.augment, "prob": tcfg.augment_prob,
                                   "n_changed": len(res.augmentation), "changes": res.augmentation}
     if res.resumed_from:
         result["resumed_from_epoch"] = res.resumed_from
@@ -241,6 +252,7 @@ def pooled_coverage(coverages: Sequence[Mapping | None]) -> dict | None:
 
 def fold_score(result: Mapping, metric: str, objective: Mapping) -> float:
     """A fold's objective value from its stored metrics (criteria, and evidence when present)."""
+    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.examples import objective_value
 
     metrics = {"criteria": result["metrics"]}
@@ -249,17 +261,22 @@ def fold_score(result: Mapping, metric: str, objective: Mapping) -> float:
     return objective_value(metrics, metric, objective)
 
 
-def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, study_dir: str, worker: str,
+def make_objective(cfg: "Config", *, backbone: str, data_key: str, prepared, study_dir: str, worker: str,
                    tracker: Tracker, study_run: RunRef, threads: int | None):
-    spec = cfg["encoders"][backbone]
-    metric = cfg["hpo"]["metric"]
-    objective_cfg = cfg["hpo"]["objective"]
-    space = cfg["hpo"]["search_space"]
-    layout = Layout(cfg["results_dir"])
+    """The Optuna objective of one worker: each trial's configuration (the resolved training section with
+    the trial's parameters) trained and scored on every fold."""
+    from workflow_lib.learning.epoch_states import StatePolicy  # here, not at the top: keeps start-up fast (torch)
+
+    spec = cfg.encoders[backbone]
+    metric = cfg.hpo.metric
+    objective_cfg = cfg.hpo.objective
+    space = cfg.hpo.search_space
+    state_policy = StatePolicy.of(cfg)
+    layout = Layout(cfg.results_dir)
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, space, cfg["training"])
-        tcfg = trial_training_config(cfg["training"], params)
+        params = suggest(trial, space, cfg.training)
+        tcfg = trial_training_config(cfg.training, params)
         tkey = keys.trial_key(data_key, spec, tcfg)
         trial.set_user_attr("trial_key", tkey)
         trial.set_user_attr("worker", worker)
@@ -289,7 +306,8 @@ def make_objective(cfg: Mapping, *, backbone: str, data_key: str, prepared, stud
                     fold_ids.pop("trial_number")
                     with tracker.run("fold", fold_ids, parent=trun) as frun:
                         result = train_fold(spec, tcfg, prepared, fold, metric=metric, objective=objective_cfg,
-                                            threads=threads, state_dir=Layout.fold_state(study_dir, tkey, k), cfg=cfg,
+                                            threads=threads, state_dir=Layout.fold_state(study_dir, tkey, k),
+                                            state_policy=state_policy,
                                             desc=f"trial {trial.number} fold {k + 1}/{len(prepared.folds)}")
                         result["trial_key"] = tkey
                         for h in result["history"]:
@@ -330,9 +348,10 @@ def _mean_or_none(xs) -> float | None:
     return statistics.fmean(xs) if xs else None
 
 
-def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, worker: str, data_key: str,
+def run_worker(cfg: "Config", *, backbone: str, study_key: str, variant: int, worker: str, data_key: str,
                data_dir: str, threads: int | None = None) -> dict:
     """Run this worker's share of the study until it holds n_trials finished (complete or pruned) trials."""
+    # here, not at the top: keeps start-up fast (numpy)
     from workflow_lib.data.prepare import load_prepared
 
     tracker = Tracker(cfg)  # first: its replayer opens the store while this job works
@@ -392,7 +411,7 @@ def run_worker(cfg: Mapping, *, backbone: str, study_key: str, variant: int, wor
     return {"finished": finished(), "n_trials": n_trials, "worker": worker}
 
 
-def write_definition(cfg: Mapping, path: str, *, backbone: str, study_key: str, variant: int, data_key: str) -> None:
+def write_definition(cfg: "Config", path: str, *, backbone: str, study_key: str, variant: int, data_key: str) -> None:
     """study.json: what the study is (written once, by its first worker), for people and tools."""
     if Path(path).exists():
         return
@@ -429,7 +448,7 @@ class StudyProgress:
         log.info(msg)
 
 
-def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data_key: str) -> dict:
+def summarize(cfg: "Config", *, backbone: str, study_key: str, variant: int, data_key: str) -> dict:
     """The study summary: every trial with params, per-fold and mean±std scores, state, input coverage
     (over its scored folds' held-out posts); the best trial."""
     layout = Layout(cfg["results_dir"])
@@ -464,7 +483,7 @@ def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data
         ranked = sorted(complete, key=lambda t: (-t["mean"], t["std"], t["number"]))
         fields = ("number", "trial_key", "params", "mean", "std", "fold_scores", "criteria_mean", "input_coverage")
         best = {k: ranked[0][k] for k in fields}
-        best["config"] = trial_training_config(cfg["training"], best["params"])
+        best["config"] = trial_training_config(cfg.training, best["params"])
         # co-best: other configurations with exactly the best mean (each becomes a selection candidate)
         seen = {best["trial_key"]}
         best["co_best"] = []
@@ -472,7 +491,7 @@ def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data
             if t["mean"] == best["mean"] and t["trial_key"] not in seen:
                 seen.add(t["trial_key"])
                 best["co_best"].append({**{k: t[k] for k in fields},
-                                        "config": trial_training_config(cfg["training"], t["params"])})
+                                        "config": trial_training_config(cfg.training, t["params"])})
     summary = {
         "backbone": backbone, "study_key": study_key, "variant": int(variant), "data_key": data_key,
         "study_name": study.study_name, "metric": cfg["hpo"]["metric"], "objective": dict(cfg["hpo"]["objective"]),
@@ -488,14 +507,17 @@ def summarize(cfg: Mapping, *, backbone: str, study_key: str, variant: int, data
     return summary
 
 
-def best_trial_config(cfg: Mapping, summary: Mapping, trial_key: str) -> dict:
-    """The full training configuration of a trial of a study summary (for refit and final): the one
-    the summary stored (an earlier variant may have had other fixed settings), else rebuilt."""
+def best_trial_config(cfg: "Config", summary: Mapping, trial_key: str) -> Training:
+    """The training configuration (a resolved Training) of a trial of a study summary, for refit and
+    final: the one the summary stored (an earlier variant may have had other fixed settings), resolved once
+    as it is read back (a setting it lacks takes the schema's default, as its trial key did), else the
+    trial's parameters applied to the training section (Training.with_params)."""
     best = summary.get("best_trial") or {}
     for t in [best, *best.get("co_best", [])]:
         if t.get("trial_key") == trial_key and t.get("config"):
-            return dict(t["config"])
+            return Training.resolve(t["config"], what=f"configuration of trial {trial_key} stored in the summary "
+                                                      f"of study {summary['study_name']}")
     for t in summary["trials"]:
         if t["trial_key"] == trial_key:
-            return trial_training_config(cfg["training"], t["params"])
+            return trial_training_config(cfg.training, t["params"])
     raise KeyError(f"trial {trial_key} not in study {summary['study_name']} ({summary['storage']})")

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from workflow_lib.config.schema import _complete, load_schema
 from workflow_lib.pipeline.benchmark import latency_at, per_post_p95
+
+if TYPE_CHECKING:
+    from workflow_lib.config.sections import Selection
 
 SPLIT = "cv heldout folds (train split)"
 REQUIRED = ("backbone", "study_key", "variant", "trial_key", "cv_mean", "cv_std", "fold_scores", "params")
@@ -64,17 +66,17 @@ def _check(c: Mapping, i: int) -> None:
                              f"its study has no completed trial")
 
 
-def select(candidates: list[dict], selection_cfg: dict, *, baseline: dict | None = None,
-           metric: str = "macro_f1", objective: str | None = None) -> dict:
-    """Pick the best candidate; return the selection report (without selection_key, lineage, code_version, html)."""
+def select(candidates: list[dict], rule: "Selection", *, metric: str, baseline: dict | None = None,
+           objective: str | None = None) -> dict:
+    """Pick the best candidate by ``rule`` (the resolved ``selection`` section); return the selection report
+    (without selection_key, lineage, code_version, html). ``metric`` is the CV metric (hpo.metric),
+    ``objective`` how the CV score weighs it (the metric alone when None)."""
     if not candidates:
         raise SelectionError("no candidates to select from: no study produced a completed trial")
-    # the ``selection`` section completed with the schema's defaults (the one home of them)
-    rule = _complete(selection_cfg or {}, load_schema("config")["properties"]["selection"], "selection config")
-    budget = rule["latency_budget_ms"]
-    per_post = rule["latency_metric"] == "per_post_p95"
-    lb, ls = int(rule["latency_batch_size"]), int(rule["latency_seq_length"])
-    tol = float(rule["tie_tolerance"])
+    budget = rule.latency_budget_ms
+    per_post = rule.latency_metric == "per_post_p95"
+    lb, ls = int(rule.latency_batch_size), int(rule.latency_seq_length)
+    tol = float(rule.tie_tolerance)
 
     rows: list[dict] = []
     for i, cand in enumerate(candidates):
@@ -111,7 +113,7 @@ def select(candidates: list[dict], selection_cfg: dict, *, baseline: dict | None
         fastest = min(rows, key=lambda r: (_lat_key(r), str(r["backbone"]), str(r["trial_key"])))
         raise SelectionError(
             f"no candidate meets the latency budget of {budget} ms (p95 {where}; selection.latency_metric: "
-            f"{rule['latency_metric']}); the fastest is {_label(fastest)} at {fastest['latency_p95_ms']:.3f} ms. "
+            f"{rule.latency_metric}); the fastest is {_label(fastest)} at {fastest['latency_p95_ms']:.3f} ms. "
             f"Raise selection.latency_budget_ms to at least "
             f"{math.ceil(fastest['latency_p95_ms'] * 1000) / 1000:.3f} or add a smaller backbone.")
 
@@ -166,7 +168,7 @@ def _fmt_lat(lat) -> str:
 
 
 def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, objective=None) -> str:
-    budget = rule["latency_budget_ms"]
+    budget = rule.latency_budget_ms
     scope = (f"the {len(eligible)} candidate(s) within the p95 latency budget of {budget} ms"
              if budget is not None else f"{len(eligible)} candidate(s) (no latency budget)")
     parts = [f"Selected {_label(winner)} (study {winner['study_key']}): CV {objective or metric} "
@@ -177,7 +179,7 @@ def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, obj
         best = max(t["cv_mean"] for t in tied)
         names = ", ".join(f"{_label(t)} ({t['cv_mean']:.4f}, {_fmt_lat(t['latency_p95_ms'])})" for t in
                           sorted(others, key=lambda t: t["rank"]))
-        parts.append(f"Tied within tolerance {rule['tie_tolerance']} of the best score {best:.4f} with {names}; "
+        parts.append(f"Tied within tolerance {rule.tie_tolerance} of the best score {best:.4f} with {names}; "
                      f"the lowest latency wins.")
     if excluded:
         names = ", ".join(f"{_label(r)} ({r['cv_mean']:.4f}, {_fmt_lat(r['latency_p95_ms'])})" for r in excluded)

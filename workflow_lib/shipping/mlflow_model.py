@@ -39,7 +39,9 @@ from typing import Any, Mapping
 import mlflow
 import pandas as pd
 
+from workflow_lib.learning.checkpoint import INFO, verify_checkpoint
 from workflow_lib.provenance import CODE_VERSION_FILE, code_version
+from workflow_lib.shipping.predict import Predictor
 from workflow_lib.symptoms import SYMPTOMS
 from workflow_lib.tracking.tracker import tag
 
@@ -69,8 +71,6 @@ class RedSM5Model(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper of ``workflow_lib.shipping.predict.Predictor`` over the logged model folder."""
 
     def load_context(self, context) -> None:
-        from workflow_lib.shipping.predict import Predictor
-
         self.predictor = Predictor.load(context.artifacts[ARTIFACT])
 
     def predict(self, context, model_input: pd.DataFrame, params: Mapping[str, Any] | None = None) -> list[dict]:
@@ -99,6 +99,7 @@ def _present(value) -> bool:
 def signature():
     """Input: post_id (optional, any scalar), text (string); output: the Predictor rows; params: threshold,
     batch_size."""
+    # here, not at the top: keeps start-up fast (mlflow)
     from mlflow.models import ModelSignature
     from mlflow.types import DataType
     from mlflow.types.schema import AnyType, Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
@@ -156,8 +157,6 @@ def pip_requirements(info: Mapping | None = None, lock: Path = LOCK) -> list[str
 
 def check_model_folder(model_dir) -> dict:
     """Verify a final/refit checkpoint folder for logging (manifest, meta.thresholds); return checkpoint.json."""
-    from workflow_lib.learning.checkpoint import INFO, verify_checkpoint
-
     folder = Path(model_dir)
     if folder.name != ARTIFACT:
         raise ValueError(f"{folder}: the model folder must be named {ARTIFACT!r} (the checkpoint folder the final "
@@ -209,6 +208,7 @@ def log_pyfunc_model(model_dir, *, run_id: str, experiment_id: str, tags: Mappin
     the tests load and serve the logged model instead. The folder is verified first. ``client``: an
     MlflowClient on the store (default: MLflow's current tracking URI).
     """
+    # here, not at the top: keeps start-up fast (mlflow)
     from mlflow.entities import LoggedModelOutput
     from mlflow.models import Model
 
@@ -244,6 +244,7 @@ def _global_tracking_uri(uri: str):
     """MLflow's global tracking URI set to ``uri`` for the block, then put back ($MLFLOW_TRACKING_URI too):
     MLflow's SQL model registry resolves a ``models:/<model_id>`` source through the global URI, not
     through the client's (a TODO in mlflow/store/model_registry/sqlalchemy_store.py)."""
+    # here, not at the top: keeps start-up fast (mlflow)
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     env = os.environ.get("MLFLOW_TRACKING_URI")
@@ -264,6 +265,7 @@ def find_version(client, name: str, final_key: str):
 
 
 def _ensure_registered_model(client, name: str) -> None:
+    # here, not at the top: keeps start-up fast (mlflow)
     from mlflow.exceptions import MlflowException
 
     try:

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from workflow_lib.config import Encoder, Training
 from workflow_lib.persistence.paths import Layout
 from workflow_lib.symptoms import SYMPTOMS
 
@@ -191,16 +192,17 @@ def _window_text(report: Mapping, backbone_spec: Mapping | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------- card
-def render_model_card(report: Mapping, data_card: Mapping, *, backbone_spec: Mapping | None = None,
-                      train_cfg: Mapping | None = None, model_dir: str | None = None,
+def render_model_card(report: Mapping, data_card: Mapping, *, backbone_spec: Encoder | None = None,
+                      train_cfg: Training | None = None, model_dir: str | None = None,
                       registered_model: str | None = None, model_alias: str | None = None,
                       layout: Layout | None = None) -> str:
     """README.md for the final model folder.
 
     ``report`` is the evaluation report (its ``checkpoint`` entry may be missing: the card is
     written into the model folder before the folder's manifest exists); ``data_card`` the
-    prepared data's data_card.json; ``backbone_spec`` / ``train_cfg`` the encoder spec and the
-    trained configuration; ``registered_model`` / ``model_alias`` the MLflow registry name and
+    prepared data's data_card.json; ``backbone_spec`` / ``train_cfg`` the resolved encoder spec and
+    training section the model was trained with (the card leaves out what is not given);
+    ``registered_model`` / ``model_alias`` the MLflow registry name and
     alias (the MLflow lines are left out without both); ``layout`` the output tree the paths
     in the card name.
     """

@@ -50,7 +50,18 @@ import time
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
+from tqdm.auto import tqdm
+
+from workflow_lib.config import Config, ConfigError, Training
+from workflow_lib.config.keys import input_digest as digest_of
+from workflow_lib.config.schema import load_schema
+from workflow_lib.data.loader import DataError, _add_post, _check_split_file, _decode, read_csv
+from workflow_lib.learning.checkpoint import CheckpointError, load_checkpoint
+from workflow_lib.persistence.reports import atomic_write_text, write_json
+from workflow_lib.pipeline.jobs import setup_logging
+from workflow_lib.provenance import code_version
 from workflow_lib.symptoms import SYMPTOMS
+from workflow_lib.tracking.tracker import redact_uri, tracking_uri as pipeline_uri
 
 log = logging.getLogger("workflow_lib.shipping.predict")  # also under python -m
 
@@ -71,9 +82,6 @@ def default_tracking_uri(tracking_uri: str | None = None) -> str | None:
     """The store a pipeline run in this working directory logs to (tracking.tracking_uri with the
     schema's default results_dir): ``tracking_uri``, else $MLFLOW_TRACKING_URI, else its SQLite file
     when that exists, else None."""
-    from workflow_lib.config.schema import load_schema
-    from workflow_lib.tracking.tracker import tracking_uri as pipeline_uri
-
     results_dir = load_schema("config")["properties"]["results_dir"]["default"]
     uri = pipeline_uri({"tracking": {"uri": tracking_uri}, "results_dir": results_dir})
     if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
@@ -98,8 +106,6 @@ def _registered_models(client) -> str:
 
 
 def _unresolved(uri: str, store: str, exc: BaseException) -> PredictError:
-    from workflow_lib.tracking.tracker import redact_uri
-
     detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
     try:
         from mlflow import MlflowClient
@@ -123,6 +129,7 @@ def _mlflow_store(uri: str) -> Iterator[None]:
 
     download_artifacts looks a models:/ name up in the process-wide registry whatever registry_uri
     it is given (mlflow 3.x ModelsArtifactRepository._get_model_uri_infos), so that is set too."""
+    # here, not at the top: keeps start-up fast (mlflow)
     import mlflow
     from mlflow.tracking._model_registry import utils as registry
     from mlflow.tracking._tracking_service import utils as tracking
@@ -154,6 +161,7 @@ def _downloaded(uri: str, tracking_uri: str | None) -> Iterator[Path]:
     if store.startswith("sqlite:///") and not Path(store[len("sqlite:///"):]).is_file():
         raise PredictError(f"tracking store {store} does not exist (no such SQLite file), so {uri!r} cannot be "
                            f"resolved; pass --tracking-uri with the path of the pipeline's results/mlflow.db")
+    # here, not at the top: keeps start-up fast (mlflow)
     import mlflow.artifacts
 
     tmp = Path(tempfile.mkdtemp(prefix="redsm5-model-"))
@@ -201,9 +209,6 @@ def _stored_code_version(folder: Path) -> str:
 
 def _load_checkpoint(folder: Path):
     """checkpoint.load_checkpoint; its error also names the code version that wrote the model."""
-    from workflow_lib.learning.checkpoint import CheckpointError, load_checkpoint
-    from workflow_lib.provenance import code_version
-
     try:
         return load_checkpoint(folder)
     except CheckpointError as exc:
@@ -244,26 +249,25 @@ class Predictor:
     """A loaded model with its tokenizer, training config and tuned thresholds (see the module docstring)."""
 
     def __init__(self, model, tokenizer, info: Mapping, *, source: str, threads: int | None = None):
-        from workflow_lib.config import validate_training
+        """``info``: load_checkpoint's, its ``train_cfg`` a Training and ``backbone_spec`` an Encoder."""
+        # here, not at the top: keeps start-up fast (numpy, torch)
         from workflow_lib.learning.training import configure_threads
 
         self.model, self.tokenizer, self.info, self.source = model, tokenizer, dict(info), source
-        self.train_cfg = validate_training(info["train_cfg"])
+        self.train_cfg: Training = info["train_cfg"]
         meta = info.get("meta") or {}
         self.final_key: str | None = meta.get("final_key")
         self.code_version: str = str(info.get("code_version", "unknown"))
         self.thresholds: dict[str, float] = _thresholds(info, source)
-        self.has_evidence: bool = bool(self.train_cfg["evidence_task"]) and model.evidence_head is not None
-        self.input_format: str = self.train_cfg["input_format"]
-        self.max_length = int((info.get("backbone_spec") or {}).get("max_length") or info["max_length"])
+        self.has_evidence: bool = bool(self.train_cfg.evidence_task) and model.evidence_head is not None
+        self.input_format: str = self.train_cfg.input_format
+        self.max_length: int = info["backbone_spec"].max_length
         self.manifest_sha256: str | None = info.get("manifest_sha256")
         self.threads = configure_threads(threads)
 
     @classmethod
     def load(cls, model: str | Path, *, tracking_uri: str | None = None, threads: int | None = None) -> "Predictor":
         """Load (and verify) a model folder, a stage folder holding ``model/`` or an MLflow model URI."""
-        from workflow_lib.provenance import code_version
-
         if is_mlflow_uri(model):
             with _downloaded(str(model), tracking_uri) as folder:
                 net, tok, info = _load_checkpoint(folder)  # everything is in memory afterwards
@@ -272,6 +276,7 @@ class Predictor:
         if info.get("code_version") != code_version():
             log.warning("%s: model written by code_version %s, this code is %s; it verified and loaded, so "
                         "predicting with it", model, info.get("code_version"), code_version())
+        # here, not at the top: keeps start-up fast (torch)
         import torch
 
         if torch.cuda.is_available():
@@ -287,9 +292,10 @@ class Predictor:
                 progress: bool = True, chunk_size: int | None = CHUNK_POSTS) -> list[dict]:
         """One row per post (module docstring), in input order. ``threshold`` replaces the tuned ones;
         ``chunk_size`` posts per training.predict call (None: one call for every post)."""
+        # here, not at the top: keeps start-up fast (numpy)
         import numpy as np
-        from tqdm.auto import tqdm
 
+        # here, not at the top: keeps start-up fast (numpy, torch)
         from workflow_lib.learning.training import predict as run_predict
 
         if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
@@ -340,6 +346,7 @@ def prediction_rows(records: Sequence[Mapping], pred, thresholds, input_format: 
     probabilities, decisions at ``thresholds`` (p >= t), the predicted symptoms and, when ``pred``
     has evidence spans, those of each predicted symptom (scope "symptom" for binary_pairs rows,
     "post" for the symptom-agnostic multi_label evidence head)."""
+    # here, not at the top: keeps start-up fast (numpy)
     import numpy as np
 
     probs = np.asarray(pred.probs)
@@ -380,8 +387,6 @@ def read_posts(path: str | Path) -> list[dict]:
     the 1-based line number as post_id. A problem raises data.loader.DataError naming the file, the
     line and the fix (the loader's own checks: empty file, UTF-8, CSV syntax and header, empty text,
     duplicate post_id)."""
-    from workflow_lib.data.loader import DataError, _add_post, _check_split_file, _decode, read_csv
-
     posts: list[dict] = []
     seen: dict[str, str] = {}
     no_limit = None  # a post is never rejected for its length here; the model reads it by its long_posts policy
@@ -444,8 +449,6 @@ def write_predictions(rows: Sequence[Mapping], path: str | Path) -> None:
     """Write rows atomically: ``.jsonl`` (one row a line) or ``.csv`` (post_id, p_<SYMPTOM> x9,
     y_<SYMPTOM> x9, evidence as JSON (empty for a model without the evidence task), final_key,
     code_version)."""
-    from workflow_lib.persistence.reports import atomic_write_text
-
     if output_kind(path) == ".jsonl":
         text = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows)
     else:
@@ -508,11 +511,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``redsm5-predict``: exit 0 after writing the predictions, 2 with a one-line error on bad input."""
-    from workflow_lib.config import ConfigError
-    from workflow_lib.data.loader import DataError
-    from workflow_lib.learning.checkpoint import CheckpointError
-    from workflow_lib.pipeline.jobs import setup_logging
-
     args = _parser().parse_args(argv)
     setup_logging(None, level=logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -536,9 +534,9 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def rule_input(cfg: Mapping) -> str:
+def rule_input(cfg: Config) -> str:
     """The predict target's input file (config ``predict_input``); a clear error when unset or missing."""
-    path = cfg.get("predict_input")
+    path = cfg.predict_input
     if not path:
         raise PredictError("the predict target needs the file of posts to predict: pass --config "
                            "predict_input=PATH (a CSV or JSONL file with post_id and text, e.g. ReDSM5's posts.csv)")
@@ -552,9 +550,6 @@ def predict_stage(*, model_dir: str, input_path: str, input_digest: str, out: st
                   threads: int | None = None) -> dict:
     """The predict rule: the selected final model on ``input_path`` (whose content digest names the
     output folder), rows to ``out``, a summary to ``summary_path``."""
-    from workflow_lib.config.keys import input_digest as digest_of
-    from workflow_lib.persistence.reports import write_json
-
     found = digest_of(input_path)
     if found != input_digest:
         raise PredictError(f"{input_path}: its content changed while the workflow ran (sha256 prefix {found}, "

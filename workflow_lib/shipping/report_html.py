@@ -22,6 +22,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from workflow_lib.learning.spans import merge_spans
+from workflow_lib.persistence.reports import atomic_write_text
+from workflow_lib.symptoms import SYMPTOMS
+
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
@@ -85,8 +89,6 @@ class Page:
 
     def write(self, html_path, plots_dir=None) -> None:
         """The plots into ``plots_dir`` (``<name>.png``, see :func:`write_plots`), then the page (atomically)."""
-        from workflow_lib.persistence.reports import atomic_write_text
-
         if plots_dir is not None:
             write_plots(plots_dir, self.plots)
         atomic_write_text(html_path, self.html)
@@ -360,6 +362,7 @@ def _grid(n: int = 9, cols: int = 3, size: tuple[float, float] = (3.2, 2.6)):
 
 
 def _arrays(rows: Sequence[Mapping], symptoms: Sequence[str]):
+    # here, not at the top: keeps start-up fast (numpy)
     import numpy as np
 
     y = np.array([[int(r["labels"][s]) for s in symptoms] for r in rows], dtype=int).reshape(len(rows), len(symptoms))
@@ -390,6 +393,7 @@ def _plot_symptom_bars(per: Mapping[str, Mapping], symptoms: Sequence[str]) -> F
 
 
 def _plot_pr_curves(rows: Sequence[Mapping], per: Mapping, per05: Mapping, symptoms: Sequence[str]) -> Figure:
+    # here, not at the top: keeps start-up fast (sklearn)
     from sklearn.metrics import precision_recall_curve
 
     y, p = _arrays(rows, symptoms)
@@ -476,8 +480,6 @@ def highlight(text: str, evidence: Mapping[str, Sequence[Mapping]] | None, cls: 
     ``evidence`` maps a symptom to its spans ``{"start", "end", ...}`` (character offsets);
     overlapping spans of several symptoms become one mark whose title lists them.
     """
-    from workflow_lib.learning.spans import merge_spans
-
     by = _spans_by_symptom(evidence)
     merged = merge_spans([sp for spans in by.values() for sp in spans])
     out, pos = [], 0
@@ -682,8 +684,6 @@ def evaluation_page(report: Mapping, rows: Sequence[Mapping], texts: Mapping[str
     evidence); ``texts``: post_id -> post text, for the example posts; ``links``: label -> relative
     URL (the selection page, the model card, test_predictions.jsonl).
     """
-    from workflow_lib.symptoms import SYMPTOMS
-
     symptoms = list(SYMPTOMS)
     m = report["metrics"]
     per, per05 = m["test"]["per_symptom"], m["test_at_0.5"]["per_symptom"]

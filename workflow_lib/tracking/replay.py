@@ -120,6 +120,7 @@ class Replayer:
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             for noisy in ("alembic", "mlflow"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)
+            # here, not at the top: keeps start-up fast (mlflow)
             from mlflow.tracking import MlflowClient
 
             lock = None
@@ -182,6 +183,7 @@ class Replayer:
 
     def log_metrics(self, ref: dict, events: list[dict]) -> None:
         """One batch for consecutive metric events of a run; steps already in the store are skipped."""
+        # here, not at the top: keeps start-up fast (mlflow)
         from mlflow.entities import Metric
 
         rid = self.run_id(ref)
@@ -200,6 +202,7 @@ class Replayer:
             self.call(self.client.log_batch, rid, metrics=new[i:i + BATCH])
 
     def apply(self, ev: dict) -> None:
+        # here, not at the top: keeps start-up fast (mlflow)
         from mlflow.entities import Param, RunTag
 
         op = ev["op"]
@@ -223,6 +226,7 @@ class Replayer:
             if Path(ev["path"]).exists():
                 self.call(self.client.log_artifact, rid, ev["path"])
         elif op == "model":  # pyfunc model + registry version + alias (store calls retried inside)
+            # here, not at the top: keeps start-up fast (mlflow, pandas)
             from workflow_lib.shipping.mlflow_model import apply_model_event
 
             apply_model_event(self, rid, ev)

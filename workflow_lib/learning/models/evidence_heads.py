@@ -291,6 +291,7 @@ class BioCRFHead(EvidenceHead):
 
     def __init__(self, hidden_size, *, hidden=256, dropout=0.1, **kw):
         super().__init__(hidden_size, hidden=hidden, dropout=dropout, **kw)
+        # here, not at the top: keeps start-up fast (torchcrf)
         from torchcrf import CRF
 
         self.emit = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, 3))

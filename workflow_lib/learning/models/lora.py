@@ -17,6 +17,8 @@ from typing import Any, Iterable, Mapping
 
 from torch import nn
 
+from workflow_lib.config.keys import tensors_sha256
+
 ADAPTER = "default"  # PEFT adapter name; appears in the state-dict keys (lora_A.default.weight)
 _BASE_LAYER = ".base_layer."
 
@@ -44,6 +46,7 @@ def linear_layer_names(module: nn.Module) -> dict[str, list[str]]:
 
 def has_lora(module: nn.Module) -> bool:
     """True when ``module`` (or anything inside it) carries LoRA layers."""
+    # here, not at the top: keeps start-up fast (peft)
     from peft.tuners.lora import LoraLayer
 
     return any(isinstance(m, LoraLayer) for m in module.modules())
@@ -85,6 +88,7 @@ def apply_lora(encoder: nn.Module, *, r: int, alpha: float, dropout: float,
     unchanged (so callers may apply it before or inside ``assemble``); different settings on an
     encoder that already has an adapter are refused.
     """
+    # here, not at the top: keeps start-up fast (peft)
     from peft import LoraConfig, inject_adapter_in_model
 
     r = int(r)
@@ -139,8 +143,6 @@ def base_weights_digest(encoder: nn.Module) -> str:
     The same for the encoder before and after ``apply_lora``: an adapter checkpoint records it so
     that loading can tell whether the re-loaded base encoder is the one the adapter was trained on.
     """
-    from workflow_lib.config.keys import tensors_sha256
-
     sd = encoder.state_dict()
     names = sorted(base_state_keys(encoder), key=lambda k: k.replace(_BASE_LAYER, "."))
     return tensors_sha256((k.replace(_BASE_LAYER, "."), sd[k]) for k in names)

@@ -2,12 +2,10 @@
 optional evidence-span head, independent or coupled."""
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import torch
 from torch import nn
 
-from workflow_lib.config import validate_training
+from workflow_lib.config import Encoder, Training
 from workflow_lib.learning.models.encoders import load_encoder
 from workflow_lib.learning.models.heads import build_head
 from workflow_lib.learning.models.pooling import build_pooling
@@ -230,18 +228,18 @@ def freeze_bottom(encoder: nn.Module, n_layers: int) -> int:
     return n_layers
 
 
-def n_outputs(train_cfg: Mapping[str, Any]) -> int:
+def n_outputs(train_cfg: Training) -> int:
     """Criteria outputs per input row: 9 for multi_label, 1 (present/absent) for binary_pairs."""
     return 1 if train_cfg["input_format"] == "binary_pairs" else len(SYMPTOMS)
 
 
-def assemble(encoder: nn.Module, train_cfg: Mapping[str, Any], n_labels: int | None = None,
+def assemble(encoder: nn.Module, train_cfg: Training, n_labels: int | None = None,
              max_length: int | None = None) -> CriteriaClassifier:
     """Wrap an encoder with the pooling, heads (and LoRA) named in ``train_cfg`` (fresh head weights)."""
-    train_cfg = validate_training(train_cfg)
     n_labels = n_outputs(train_cfg) if n_labels is None else int(n_labels)
     hidden = hidden_size_of(encoder)
     if train_cfg["finetune"] == "lora":  # before freezing, so freeze_layers also freezes the low adapters
+        # here, not at the top: keeps start-up fast (torch)
         from workflow_lib.learning.models.lora import apply_lora
 
         encoder = apply_lora(encoder, r=int(train_cfg["lora_r"]), alpha=float(train_cfg["lora_alpha"]),
@@ -252,6 +250,7 @@ def assemble(encoder: nn.Module, train_cfg: Mapping[str, Any], n_labels: int | N
     evidence_head = coupler = None
     in_features = pooling.output_size
     if train_cfg["evidence_task"]:
+        # here, not at the top: keeps start-up fast (numpy, torch)
         from workflow_lib.learning.models.evidence_heads import build_evidence_head
 
         evidence_head = build_evidence_head(train_cfg["evidence_head"], hidden, hidden=int(train_cfg["head_hidden"]),
@@ -267,8 +266,8 @@ def assemble(encoder: nn.Module, train_cfg: Mapping[str, Any], n_labels: int | N
                               evidence_head=evidence_head, coupler=coupler, window_aggregator=aggregator)
 
 
-def build_model(spec: Mapping[str, Any], train_cfg: Mapping[str, Any], n_labels: int | None = None):
+def build_model(spec: Encoder, train_cfg: Training, n_labels: int | None = None):
     """Return ``(CriteriaClassifier, tokenizer)``: pretrained (or tiny) encoder + new pooling/head."""
     encoder, tokenizer = load_encoder(spec)
-    model = assemble(encoder, train_cfg, n_labels, max_length=int(spec.get("max_length", 128)))
+    model = assemble(encoder, train_cfg, n_labels, max_length=int(spec.max_length))
     return model, tokenizer
