@@ -133,3 +133,33 @@ def test_best_trial_config_is_the_stored_or_rebuilt_resolved_training(smoke_conf
     assert type(rebuilt) is Training and rebuilt == smoke_config.training.with_params({"head": "mlp"})
     with pytest.raises(KeyError, match="c" * 12):
         best_trial_config(smoke_config, summary, "c" * 12)
+
+
+def test_a_journal_lock_left_by_a_killed_worker_is_taken_over(tmp_path, base_config, monkeypatch):
+    """A worker SIGKILLed inside a journal write leaves Optuna's lock (a symlink to the journal). The
+    next worker takes it over once the journal has stood still for the grace period - also when the
+    study lives at a relative path, as results/hpo/... does under Snakemake. (With the relative path
+    handed to Optuna the link resolved beside itself, the stale check failed, and the run hung.)"""
+    from threading import Thread
+
+    from workflow_lib.search import hpo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(hpo, "JOURNAL_LOCK_GRACE_S", 3)
+    rel = os.path.join("results", "hpo", "study.journal")
+    # the killed worker: takes the journal's lock as a write does, and dies holding it
+    killed = open_study(base_config, rel, "s")
+    killed._storage._backend._lock.acquire()
+    assert os.path.lexists(rel + ".lock")
+    done = {}
+
+    def second_worker():
+        study = open_study(base_config, rel, "s")
+        study.enqueue_trial({"learning_rate": 1e-4})
+        done["trials"] = len(study.get_trials())
+
+    t = Thread(target=second_worker, daemon=True)
+    t.start()
+    t.join(30)
+    assert done.get("trials") == 1, "the second worker still waits on the stale journal lock"
+    assert not os.path.lexists(rel + ".lock")

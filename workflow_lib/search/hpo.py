@@ -75,18 +75,28 @@ def make_sampler(cfg: "Config", n_finished: int = 0, variant: int = 1) -> optuna
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+# Seconds a journal lock may stand unchanged before a worker takes it as left by a killed process
+# (Optuna's default; a journal write under the lock takes milliseconds).
+JOURNAL_LOCK_GRACE_S = 30
+
+
 def open_study(cfg: "Config", storage_path: str | Path, name: str) -> optuna.Study:
     """The study ``name`` in the journal file ``storage_path``, or in the database of ``hpo.storage``."""
     # here, not at the top: keeps start-up fast (optuna)
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
     hpo = cfg["hpo"]
     if hpo["storage"]:
         storage = _rdb_storage(hpo["storage"])
     else:
-        Path(storage_path).parent.mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(storage_path)))
+        # An absolute path: Optuna's lock is a symlink to the journal, and it breaks a lock left by a killed
+        # worker once the journal has not changed for the grace period - which it measures by stat() through
+        # the link. A relative link resolves beside itself, the stat fails, and every later run waited forever.
+        journal = Path(storage_path).resolve()
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        lock = JournalFileSymlinkLock(str(journal), grace_period=JOURNAL_LOCK_GRACE_S)
+        storage = JournalStorage(JournalFileBackend(str(journal), lock_obj=lock))
     sampler = make_sampler(cfg)
     p = hpo["pruner"]
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=p["n_startup_trials"], n_warmup_steps=p["n_warmup_steps"])
