@@ -4,7 +4,8 @@ import os
 import sys
 
 from workflow_lib import config as config_lib
-from workflow_lib.pipeline import devices, jobs
+from workflow_lib import devices
+from workflow_lib.pipeline import jobs
 from workflow_lib.pipeline.plan import Plan
 from workflow_lib.pipeline.runmode import force_token, forced_rules_hint, prepare_force_tokens
 

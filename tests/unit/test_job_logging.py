@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from workflow_lib.pipeline import jobs
+from workflow_lib.tracking import logs
 
 HF = "hf_" + "Q7w" * 12
 PW = "hunter2hunter2"
@@ -22,6 +23,7 @@ def _run(tmp_path, body: str) -> subprocess.CompletedProcess:
     code = textwrap.dedent("""
         import logging, types
         from workflow_lib.pipeline import jobs
+        from workflow_lib.tracking import logs
         log_file = {log!r}
         log = logging.getLogger("pipeline.test")
     """).format(log=str(tmp_path / "logs" / "refit" / "job.log")) + textwrap.dedent(body)
@@ -42,7 +44,7 @@ def _assert_no_secret(*texts):
 
 def test_uncaught_exception_reaches_both_logs_masked(tmp_path):
     proc = _run(tmp_path, f"""
-        jobs.setup_logging(log_file, rule="refit", wildcards={{"trial_key": "9c1e2f3a4b5d"}})
+        logs.setup_logging(log_file, rule="refit", wildcards={{"trial_key": "9c1e2f3a4b5d"}})
         jobs.install_excepthook()
         log.info("token %s uri %s", {HF!r}, "https://bob:s3cr3tpass@host/x")
         log.warning("from env: {ENV_SECRET}")
@@ -109,7 +111,7 @@ def restore_root_logging():
 
 def test_rotation_of_both_files(tmp_path, restore_root_logging):
     log_file = tmp_path / "r.log"
-    jobs.setup_logging(str(log_file), max_bytes=2000, backup_count=2)
+    logs.setup_logging(str(log_file), max_bytes=2000, backup_count=2)
     logging.getLogger().handlers[0].setStream(io.StringIO())  # keep pytest's stderr quiet
     for i in range(200):
         logging.getLogger("rot").info("line %03d %s", i, "x" * 40)
@@ -125,7 +127,7 @@ def test_rotation_of_both_files(tmp_path, restore_root_logging):
 def test_filter_masks_args_exception_and_stack():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.addFilter(jobs.MaskFilter())
+    handler.addFilter(logs.MaskFilter())
     logger = logging.getLogger("mask.test")
     logger.addHandler(handler)
     logger.propagate = False

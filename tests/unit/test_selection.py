@@ -10,9 +10,8 @@ from workflow_lib.config import Selection
 from workflow_lib.config.keys import digest
 from workflow_lib.config.schema import ConfigError
 from workflow_lib.persistence.reports import validate_report
-from workflow_lib.pipeline.benchmark import latency_at
 from workflow_lib.search import selection
-from workflow_lib.search.selection import SelectionError
+from workflow_lib.search.selection import SelectionError, latency_at
 
 # select as the selection stage calls it, with the CV metric hpo.metric names (macro_f1 in these tests)
 select = functools.partial(selection.select, metric="macro_f1")

@@ -2,7 +2,7 @@
 
 ``file_lock`` holds one for a block (the HPO claim lock, a training state's lock, the tracking replay
 locks); ``hold`` takes one for the rest of the process's life (the workflow's run lock in pipeline/jobs.py,
-a GPU claim in pipeline/devices.py). Every lock of the project is taken here.
+a GPU claim in devices.py). Every lock of the project is taken here.
 """
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from typing import Mapping
 
 from workflow_lib.config import Config, Encoder, keys
 from workflow_lib.data.loader import source_fingerprint
+from workflow_lib.devices import gpu_count
 from workflow_lib.persistence.paths import Layout, existing_variants
 from workflow_lib.persistence.reports import read_json
-from workflow_lib.pipeline.devices import gpu_count
 from workflow_lib.pipeline.runmode import study_variant
 
 

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Mapping
 
 from workflow_lib.config import Config, Hpo, Training
+from workflow_lib.devices import describe
 from workflow_lib.learning.checkpoint import load_checkpoint, manifest_digest, save_checkpoint
 from workflow_lib.learning.retention import release
 from workflow_lib.learning.spans import evidence_char_spans, evidence_is_complete
 from workflow_lib.persistence.paths import Layout
 from workflow_lib.persistence.reports import atomic_write_text, read_json, validate_report, write_json
-from workflow_lib.pipeline.devices import describe
 from workflow_lib.pipeline.plan import Plan
 from workflow_lib.pipeline.runmode import resumes_training
 from workflow_lib.provenance import code_version, library_versions
+from workflow_lib.search.selection import select
 from workflow_lib.shipping.model_card import render_model_card
 from workflow_lib.shipping.predict import prediction_rows, span_rows
 from workflow_lib.symptoms import SYMPTOMS
@@ -201,8 +202,7 @@ def objective_label(hpo: Hpo) -> str:
 
 def selection(cfg: Config, *, summaries: list[str], benchmarks: Mapping[str, str], baseline_path: str | None,
               selection_key: str, out_json: str, out_html: str) -> dict:
-    # here, not at the top: keeps start-up fast (matplotlib, numpy, torch)
-    from workflow_lib.search.selection import select
+    # here, not at the top: keeps start-up fast (matplotlib, numpy)
     from workflow_lib.shipping.report_html import selection_page
 
     tracker = Tracker(cfg)

@@ -37,11 +37,11 @@ from optuna.trial import TrialState
 
 from workflow_lib.config import Training, keys
 from workflow_lib.config.search_space import suggest, trial_training_config
+from workflow_lib.devices import describe
 from workflow_lib.learning.retention import release
 from workflow_lib.persistence.locks import file_lock
 from workflow_lib.persistence.paths import Layout
 from workflow_lib.persistence.reports import read_json, write_json
-from workflow_lib.pipeline.devices import describe
 from workflow_lib.provenance import code_version
 from workflow_lib.tracking.secrets import mask
 from workflow_lib.tracking.tracker import RunRef, Tracker

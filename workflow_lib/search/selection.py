@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Mapping
-
-from workflow_lib.pipeline.benchmark import latency_at, per_post_p95
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     from workflow_lib.config.sections import Selection
@@ -193,3 +191,38 @@ def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, obj
         parts.append(f"On CV {metric} alone ({mine:.4f}) it {verdict} the {baseline.get('name', 'baseline')} "
                      f"baseline ({baseline['mean']:.4f}) by {margin:+.4f}.")
     return " ".join(parts)
+
+
+# -- reading a benchmark report (benchmark.json of the inference benchmark stage) ---------------
+
+def per_post_p95(bench: Mapping[str, Any]) -> tuple[float, dict] | None:
+    """Per-post p95 latency (ms) and what it was measured on ({"posts", "long_posts", "max_length",
+    "windows_per_post_mean"}); None for a benchmark without per-post figures (benchmark_version 1)."""
+    pp = bench.get("per_post")
+    if not pp:
+        return None
+    info = {"posts": int(pp["posts"]), "long_posts": str(pp["long_posts"]), "max_length": int(pp["max_length"]),
+            "windows_per_post_mean": float(pp["windows_per_post"]["mean"])}
+    return float(pp["latency_ms"]["p95"]), info
+
+
+def latency_at(bench: Mapping[str, Any], batch_size: int, seq_length: int) -> tuple[float, dict]:
+    """p95 latency (ms) at (batch_size, seq_length).
+
+    When that configuration was not measured, the nearest measured one is used
+    (distance |log2 batch ratio| + |log2 length ratio|; ties go to the larger,
+    slower configuration so a budget check stays conservative). The info dict
+    says which: {"batch_size", "seq_length", "exact"}.
+    """
+    rows = list(bench.get("results") or [])
+    if not rows:
+        raise ValueError("benchmark has no measured configurations (empty 'results')")
+    b, s = int(batch_size), int(seq_length)
+
+    def distance(r):
+        return abs(math.log2(r["batch_size"] / b)) + abs(math.log2(r["seq_length"] / s))
+
+    best = min(rows, key=lambda r: (distance(r), -r["batch_size"], -r["seq_length"]))
+    exact = best["batch_size"] == b and best["seq_length"] == s
+    info = {"batch_size": int(best["batch_size"]), "seq_length": int(best["seq_length"]), "exact": bool(exact)}
+    return float(best["latency_ms"]["p95"]), info

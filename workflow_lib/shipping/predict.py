@@ -58,9 +58,9 @@ from workflow_lib.config.schema import load_schema
 from workflow_lib.data.loader import DataError, _add_post, _check_split_file, _decode, read_csv
 from workflow_lib.learning.checkpoint import CheckpointError, load_checkpoint
 from workflow_lib.persistence.reports import atomic_write_text, write_json
-from workflow_lib.pipeline.jobs import setup_logging
 from workflow_lib.provenance import code_version
 from workflow_lib.symptoms import SYMPTOMS
+from workflow_lib.tracking.logs import setup_logging
 from workflow_lib.tracking.tracker import redact_uri, tracking_uri as pipeline_uri
 
 log = logging.getLogger("workflow_lib.shipping.predict")  # also under python -m

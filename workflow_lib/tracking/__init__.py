@@ -1,1 +1,1 @@
-"""MLflow through a disk spool: the tracker, its replayer, secret masking."""
+"""What a run records: MLflow through a disk spool (the tracker, its replayer), the job logs, secret masking."""
