@@ -16,15 +16,13 @@ from typing import Mapping
 
 import yaml
 
-from workflow_lib.config.schema import (SCHEMA_DIR, ConfigError, load_schema, validate, validate_checkpoints,
-                                        validate_data, validate_training)
+from workflow_lib.config.schema import SCHEMA_DIR, ConfigError, load_schema, validate
 from workflow_lib.config.search_space import check_search_space
 from workflow_lib.config.sections import (Benchmark, Checkpoints, Config, Data, Encoder, Final, FrozenList, Hpo,
                                           Objective, Refit, Run, Section, Selection, Split, Storage, Tracking, Training,
                                           freeze, plain)
 
-__all__ = ["SCHEMA_DIR", "ConfigError", "load_schema", "validate", "validate_training", "validate_data",
-           "validate_checkpoints", "load_yaml", "deep_merge", "resolve", "load",
+__all__ = ["SCHEMA_DIR", "ConfigError", "load_schema", "validate", "load_yaml", "deep_merge", "resolve", "load",
            "Config", "Section", "FrozenList", "freeze", "plain", "Data", "Split", "Encoder", "Training", "Hpo",
            "Objective", "Refit", "Benchmark", "Selection", "Final", "Tracking", "Run", "Checkpoints", "Storage"]
 

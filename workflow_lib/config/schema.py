@@ -4,7 +4,7 @@ The JSON schema (workflow_lib/config/schemas/config.schema.json) is the contract
 are the defaults. Errors name the offending key path, what was found and what is allowed, so a user
 can fix the YAML without reading code. This is the low level under workflow_lib.config (which loads
 and resolves whole configs) and workflow_lib.config.search_space (which checks and samples trials): both
-import it, it imports neither. workflow_lib.config re-exports its public names.
+import it, it imports neither. workflow_lib.config re-exports ConfigError, load_schema and validate.
 """
 from __future__ import annotations
 
@@ -132,24 +132,15 @@ def validate(instance: Any, schema_name: str, *, fill_defaults: bool = False, wh
 
 def validate_training(train_cfg: Mapping, what: str = "training config") -> dict:
     """Validate (and complete) one training configuration - fixed settings merged with a trial's params."""
-    cfg = _complete(train_cfg, load_schema("config")["$defs"]["training"], what)
+    cfg = complete(train_cfg, load_schema("config")["$defs"]["training"], what)
     if cfg["augment"] in UNAVAILABLE_RECIPES:
         raise ConfigError(f"invalid {what}:\n  - augment: {cfg['augment']!r} cannot run here: "
                           f"{UNAVAILABLE_RECIPES[cfg['augment']]}; choose one of none, {', '.join(RECIPES)}")
     return cfg
 
 
-def validate_data(data_cfg: Mapping, what: str = "data config") -> dict:
-    """Validate (and complete with the schema's defaults) a ``data`` section."""
-    return _complete(data_cfg, load_schema("config")["properties"]["data"], what)
-
-
-def validate_checkpoints(checkpoints: Mapping | None, what: str = "checkpoints config") -> dict:
-    """Validate (and complete with the schema's defaults) a ``checkpoints`` section (None: all defaults)."""
-    return _complete(checkpoints or {}, load_schema("config")["properties"]["checkpoints"], what)
-
-
-def _complete(obj: Mapping, subschema: Mapping, what: str) -> dict:
+def complete(obj: Mapping, subschema: Mapping, what: str) -> dict:
+    """``obj`` checked against ``subschema`` (a part of config.schema.json) and completed with its defaults."""
     schema = load_schema("config")
     cfg = copy.deepcopy(dict(obj))
     validator = _DefaultFilling({**subschema, "$defs": schema["$defs"]})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Iterable, Mapping
 
-from workflow_lib.config.schema import _complete, load_schema, validate_training
+from workflow_lib.config.schema import complete, load_schema, validate_training
 
 __all__ = ["Section", "FrozenList", "freeze", "Config", "Data", "Split", "Encoder", "Training", "Hpo",
            "Objective", "Refit", "Benchmark", "Selection", "Final", "Tracking", "Run", "Checkpoints", "Storage"]
@@ -88,7 +88,7 @@ class Section(_Immutable, dict):
     def resolve(cls, raw: Mapping | None, what: str | None = None):
         """The section ``raw`` gives, completed with the schema's defaults and checked (ConfigError)."""
         label = what or f"{cls.SCHEMA[-1] if cls.SCHEMA else cls.__name__.lower()} config"
-        return freeze(_complete(raw or {}, cls.subschema(), label), cls)
+        return freeze(complete(raw or {}, cls.subschema(), label), cls)
 
     def replace(self, **changes: Any):
         """A copy with ``changes`` applied, resolved again as a new configuration of this type."""
