@@ -94,12 +94,10 @@ def refit(cfg: Config, *, summary_path: str, trial_key: str, data_dir: str, mode
     once metrics_path is written). MLflow metrics are logged just before metrics_path is written,
     so a rerun after a kill logs each epoch once.
     """
-    # here, not at the top: keeps start-up fast (numpy)
+    # here, not at the top: keeps start-up fast (numpy, optuna, torch)
     from workflow_lib.data.prepare import load_prepared
-    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.epoch_states import StatePolicy
     from workflow_lib.learning.metrics import multilabel_metrics, tune_thresholds
-    # here, not at the top: keeps start-up fast (numpy, optuna, torch)
     from workflow_lib.learning.training import train
     from workflow_lib.search.hpo import best_trial_config
 
@@ -307,14 +305,11 @@ def final(cfg: Config, *, selection_path: str, summary_path: str, refit_metrics_
     The training state goes to ``state/`` beside ``model_dir`` (resumed by a rerun, removed once the
     report is written).
     """
-    # here, not at the top: keeps start-up fast (numpy)
+    # here, not at the top: keeps start-up fast (matplotlib, numpy, optuna, torch)
     from workflow_lib.data.prepare import load_prepared
-    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.epoch_states import StatePolicy
-    # here, not at the top: keeps start-up fast (numpy, optuna, torch)
     from workflow_lib.learning.training import predict, train
     from workflow_lib.search.hpo import best_trial_config
-    # here, not at the top: keeps start-up fast (matplotlib)
     from workflow_lib.shipping.report_html import evaluation_page
 
     tracker = Tracker(cfg)

@@ -191,7 +191,6 @@ def train_fold(spec: "Encoder", tcfg: Training, prepared, fold: Mapping, *, metr
     """
     # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.examples import objective_value
-    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.training import predict, train
 
     heldout = prepared.of(fold["heldout"])
