@@ -1,4 +1,5 @@
 """python -m benchmarks {training|heads|lora|augment|pipeline|noop|workers} [options] - benchmarks that print ratios."""
+
 import sys
 
 USAGE = """usage: python -m benchmarks {training|heads|lora|augment|pipeline|noop|workers} [options]

@@ -11,6 +11,7 @@ over all of them; the median pass gives sentences per wall-clock second and per 
 augment_records on the posts at prob 0.5 (records per second, picked or not). This is a benchmark,
 not a test: numbers depend on the machine and its load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,35 +63,48 @@ def main(argv: list[str] | None = None) -> None:
     t_wn = None
     if any(r in A.WORDNET_RECIPES for r in recipes):
         _, t_wn, _ = _timed(A._wordnet)
-    print(f"augmentation benchmark: {len(sentences)} evidence sentences from {len(records)} embedded posts, "
-          f"pct_words {args.pct_words}, {args.rounds} timed rounds")
+    print(
+        f"augmentation benchmark: {len(sentences)} evidence sentences from {len(records)} embedded posts, "
+        f"pct_words {args.pct_words}, {args.rounds} timed rounds"
+    )
     print(f"import workflow_lib.learning.augment   {t_mod:7.3f} s  (imports neither nltk nor textattack)")
-    print(f"import textattack             {t_ta:7.2f} s" + ("  (already imported before: not measured)" if already else ""))
+    print(
+        f"import textattack             {t_ta:7.2f} s"
+        + ("  (already imported before: not measured)" if already else "")
+    )
     if t_wn is not None:
         print(f"load WordNet                  {t_wn:7.2f} s")
     print()
-    header = (f"{'recipe':<15} {'first call s':>12} {'sent/s wall':>12} {'sent/s CPU':>11} {'changed':>8} "
-              f"{'records/s @0.5':>15}")
+    header = (
+        f"{'recipe':<15} {'first call s':>12} {'sent/s wall':>12} {'sent/s CPU':>11} {'changed':>8} "
+        f"{'records/s @0.5':>15}"
+    )
     print(header)
     print("-" * len(header))
     for recipe in recipes:
-        _, t_first, _ = _timed(A.augment_sentence, sentences[0], recipe=recipe, seed=args.seed, key="first",
-                               pct_words=args.pct_words)
+        _, t_first, _ = _timed(
+            A.augment_sentence, sentences[0], recipe=recipe, seed=args.seed, key="first", pct_words=args.pct_words
+        )
         for i, sent in enumerate(sentences[:20]):  # warm-up (caches, WordNet lookups of common words)
             A.augment_sentence(sent, recipe=recipe, seed=args.seed + 1, key=i, pct_words=args.pct_words)
         walls, cpus, changed = [], [], 0
         for rnd in range(args.rounds):
             t0, c0 = time.perf_counter(), time.process_time()
-            outs = [A.augment_sentence(sent, recipe=recipe, seed=args.seed + 2 + rnd, key=i, pct_words=args.pct_words)
-                    for i, sent in enumerate(sentences)]
+            outs = [
+                A.augment_sentence(sent, recipe=recipe, seed=args.seed + 2 + rnd, key=i, pct_words=args.pct_words)
+                for i, sent in enumerate(sentences)
+            ]
             walls.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
             changed = sum(o != s for o, s in zip(outs, sentences))
-        _, t_rec, _ = _timed(A.augment_records, records, recipe=recipe, prob=0.5, seed=args.seed,
-                             pct_words=args.pct_words)
+        _, t_rec, _ = _timed(
+            A.augment_records, records, recipe=recipe, prob=0.5, seed=args.seed, pct_words=args.pct_words
+        )
         wall, cpu = statistics.median(walls), statistics.median(cpus)
-        print(f"{recipe:<15} {t_first:12.3f} {len(sentences) / wall:12.0f} {len(sentences) / max(cpu, 1e-9):11.0f} "
-              f"{changed / len(sentences):8.0%} {len(records) / t_rec:15.0f}")
+        print(
+            f"{recipe:<15} {t_first:12.3f} {len(sentences) / wall:12.0f} {len(sentences) / max(cpu, 1e-9):11.0f} "
+            f"{changed / len(sentences):8.0%} {len(records) / t_rec:15.0f}"
+        )
 
 
 if __name__ == "__main__":

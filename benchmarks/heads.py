@@ -12,6 +12,7 @@ machine hit all of them alike; the table gives per-step medians of wall time and
 CPU time (the latter is less disturbed by other processes). This is a benchmark, not a test:
 numbers depend on the machine and its load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,31 @@ BACKBONES = {
 # steps per variant per round when --steps is not given (the MiniLM step is ~50x slower)
 DEFAULT_STEPS = {"tiny": 5, "minilm": 2}
 BASELINE = ("linear", "cls")
-_WORDS = ("i", "feel", "tired", "sleep", "night", "cannot", "focus", "work", "eat", "lately", "empty",
-          "nothing", "matters", "my", "friends", "worry", "about", "me", "and", "the", "days", "are", "long")
+_WORDS = (
+    "i",
+    "feel",
+    "tired",
+    "sleep",
+    "night",
+    "cannot",
+    "focus",
+    "work",
+    "eat",
+    "lately",
+    "empty",
+    "nothing",
+    "matters",
+    "my",
+    "friends",
+    "worry",
+    "about",
+    "me",
+    "and",
+    "the",
+    "days",
+    "are",
+    "long",
+)
 
 
 def make_batch(tokenizer, batch_size: int, max_length: int, seed: int = 0) -> tuple[dict, torch.Tensor]:
@@ -67,14 +91,28 @@ def _step(encoder, pooling, head, params, batch: dict, labels: torch.Tensor) -> 
     for p in params:
         p.grad = None
     want_all = pooling.needs_all_hidden_states
-    out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                  output_hidden_states=want_all, return_dict=True)
+    out = encoder(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        output_hidden_states=want_all,
+        return_dict=True,
+    )
     pooled = pooling(out.last_hidden_state, batch["attention_mask"], out.hidden_states if want_all else None)
     F.binary_cross_entropy_with_logits(head(pooled), labels).backward()
 
 
-def measure(encoder, hidden: int, batch: dict, labels: torch.Tensor, *, rounds: int, steps: int,
-            warmup: int, head_hidden: int, dropout: float) -> list[dict[str, Any]]:
+def measure(
+    encoder,
+    hidden: int,
+    batch: dict,
+    labels: torch.Tensor,
+    *,
+    rounds: int,
+    steps: int,
+    warmup: int,
+    head_hidden: int,
+    dropout: float,
+) -> list[dict[str, Any]]:
     """Median wall/CPU ms per step of every variant, interleaved in rotating rounds."""
     built = {}
     for head_name, pool_name in variants():
@@ -95,7 +133,7 @@ def measure(encoder, hidden: int, batch: dict, labels: torch.Tensor, *, rounds: 
         for _ in range(warmup):
             _step(encoder, pooling, head, params, batch, labels)
     for r in range(rounds):
-        order = keys[r % len(keys):] + keys[:r % len(keys)]
+        order = keys[r % len(keys) :] + keys[: r % len(keys)]
         for k in order:
             pooling, head, params, _ = built[k]
             for _ in range(steps):
@@ -107,23 +145,37 @@ def measure(encoder, hidden: int, batch: dict, labels: torch.Tensor, *, rounds: 
     rows = []
     for k in keys:
         mw, mc = statistics.median(wall[k]), statistics.median(cpu[k])
-        rows.append({"head": k[0], "pooling": k[1], "name": _label(*k), "params": built[k][3],
-                     "ms": mw, "ratio": mw / base_wall, "cpu_ms": mc, "cpu_ratio": mc / base_cpu,
-                     "n": len(wall[k])})
+        rows.append(
+            {
+                "head": k[0],
+                "pooling": k[1],
+                "name": _label(*k),
+                "params": built[k][3],
+                "ms": mw,
+                "ratio": mw / base_wall,
+                "cpu_ms": mc,
+                "cpu_ratio": mc / base_cpu,
+                "n": len(wall[k]),
+            }
+        )
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'variant (head/pooling)':<32} {'params':>9} {'ms/step':>9} {'ratio':>7} {'cpu ms':>9} {'cpu ratio':>9}"]
-    groups = (("heads (mean pooling)", lambda r: r["pooling"] == "mean"),
-              ("poolings (linear head)", lambda r: r["head"] == "linear"))
+    groups = (
+        ("heads (mean pooling)", lambda r: r["pooling"] == "mean"),
+        ("poolings (linear head)", lambda r: r["head"] == "linear"),
+    )
     base = next(r for r in rows if (r["head"], r["pooling"]) == BASELINE)
     for title, keep in (("baseline", lambda r: r is base),) + groups:
         lines.append(f"-- {title}")
         for r in rows:
             if keep(r):
-                lines.append(f"{r['name']:<32} {r['params']:>9d} {r['ms']:>9.2f} {r['ratio']:>7.3f} "
-                             f"{r['cpu_ms']:>9.2f} {r['cpu_ratio']:>9.3f}")
+                lines.append(
+                    f"{r['name']:<32} {r['params']:>9d} {r['ms']:>9.2f} {r['ratio']:>7.3f} "
+                    f"{r['cpu_ms']:>9.2f} {r['cpu_ratio']:>9.3f}"
+                )
     return "\n".join(lines)
 
 
@@ -144,20 +196,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    spec = Encoder.resolve({**BACKBONES[args.backbone],
-                            **({"max_length": args.max_length} if args.max_length is not None else {})},
-                           what=f"benchmark backbone {args.backbone}")
+    spec = Encoder.resolve(
+        {**BACKBONES[args.backbone], **({"max_length": args.max_length} if args.max_length is not None else {})},
+        what=f"benchmark backbone {args.backbone}",
+    )
     steps = args.steps or DEFAULT_STEPS[args.backbone]
     encoder, tokenizer = load_encoder(spec)
     hidden = int(encoder.config.hidden_size)
     batch, labels = make_batch(tokenizer, args.batch_size, int(spec["max_length"]))
     real = batch["attention_mask"].sum(dim=1)
-    print(f"backbone {args.backbone} (hidden {hidden}, {encoder.config.num_hidden_layers} layers), "
-          f"batch {args.batch_size} x {batch['input_ids'].shape[1]} tokens ({int(real.min())}-{int(real.max())} real), "
-          f"head_hidden {args.head_hidden}, dropout {args.dropout}, threads {torch.get_num_threads()}, "
-          f"{args.rounds} rounds x {steps} steps per variant after {args.warmup} warm-up steps")
-    rows = measure(encoder, hidden, batch, labels, rounds=args.rounds, steps=steps, warmup=args.warmup,
-                   head_hidden=args.head_hidden, dropout=args.dropout)
+    print(
+        f"backbone {args.backbone} (hidden {hidden}, {encoder.config.num_hidden_layers} layers), "
+        f"batch {args.batch_size} x {batch['input_ids'].shape[1]} tokens ({int(real.min())}-{int(real.max())} real), "
+        f"head_hidden {args.head_hidden}, dropout {args.dropout}, threads {torch.get_num_threads()}, "
+        f"{args.rounds} rounds x {steps} steps per variant after {args.warmup} warm-up steps"
+    )
+    rows = measure(
+        encoder,
+        hidden,
+        batch,
+        labels,
+        rounds=args.rounds,
+        steps=steps,
+        warmup=args.warmup,
+        head_hidden=args.head_hidden,
+        dropout=args.dropout,
+    )
     print(format_table(rows))
     print(f"ratio: median step time / that of {_label(*BASELINE)}; params: trainable parameters of pooling + head")
     return rows

@@ -10,6 +10,7 @@ on the same cores, each in a fresh folder, and prints the speed-up of 2 workers 
 Each runs real snakemake with profiles/local in a fresh folder (or --workdir) and prints the
 measured time next to its target as a ratio (time / target; <= 1 meets it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,20 @@ TARGETS = {"smoke": 90.0, "main": 600.0}
 NOOP_TARGET = 5.0
 
 
-def snakemake(workdir: Path, preset: str, *extra: str, configfiles: tuple = ()
-              ) -> tuple[float, subprocess.CompletedProcess]:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--profile", str(REPO / "profiles" / "local")]
+def snakemake(
+    workdir: Path, preset: str, *extra: str, configfiles: tuple = ()
+) -> tuple[float, subprocess.CompletedProcess]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--profile",
+        str(REPO / "profiles" / "local"),
+    ]
     files = ([str(REPO / "config" / "smoke.yaml")] if preset == "smoke" else []) + [str(f) for f in configfiles]
     if files:
         cmd += ["--configfile", *files]
@@ -77,20 +88,39 @@ def bench_workers(trials: int, cores: int = 2, backbone: str = "tiny-a") -> floa
             over = Path(tmp) / "workers.yaml"
             # trials big enough (240 posts, 3 epochs) that start-up does not hide the training
             training = {"epochs": 3} if backbone == "tiny-a" else {"epochs": 2, "freeze_layers": 4}
-            over.write_text(yaml.safe_dump({"data": {"embedded": {"n_posts": 240}}, "training": training,
-                                            "backbones": [backbone],
-                                            "hpo": {"n_workers": n, "n_trials": trials, "search_space": {
-                                                "head": None,
-                                                "learning_rate": {"type": "float", "low": 5e-4, "high": 3e-3}}}}))
+            over.write_text(
+                yaml.safe_dump(
+                    {
+                        "data": {"embedded": {"n_posts": 240}},
+                        "training": training,
+                        "backbones": [backbone],
+                        "hpo": {
+                            "n_workers": n,
+                            "n_trials": trials,
+                            "search_space": {
+                                "head": None,
+                                "learning_rate": {"type": "float", "low": 5e-4, "high": 3e-3},
+                            },
+                        },
+                    }
+                )
+            )
             # prepare the data first, so both timings cover the study only
-            _check(snakemake(Path(tmp), "micro", "--cores", str(cores), "--until", "prepare_data",
-                             configfiles=(micro, over))[1], "data preparation")
-            seconds[n], proc = snakemake(Path(tmp), "micro", "--cores", str(cores), "--until", "hpo_summary",
-                                         configfiles=(micro, over))
+            _check(
+                snakemake(
+                    Path(tmp), "micro", "--cores", str(cores), "--until", "prepare_data", configfiles=(micro, over)
+                )[1],
+                "data preparation",
+            )
+            seconds[n], proc = snakemake(
+                Path(tmp), "micro", "--cores", str(cores), "--until", "hpo_summary", configfiles=(micro, over)
+            )
             _check(proc, f"study with {n} worker(s)")
     speedup = seconds[1] / seconds[2]
-    print(f"{backbone}: study of {trials} trials x 2 folds on {cores} cores: 1 worker {seconds[1]:.1f} s, 2 workers "
-          f"{seconds[2]:.1f} s; speed-up {speedup:.2f}x")
+    print(
+        f"{backbone}: study of {trials} trials x 2 folds on {cores} cores: 1 worker {seconds[1]:.1f} s, 2 workers "
+        f"{seconds[2]:.1f} s; speed-up {speedup:.2f}x"
+    )
     return speedup
 
 

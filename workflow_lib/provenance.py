@@ -1,4 +1,5 @@
 """Code version and library versions, recorded in manifests, reports and MLflow tags."""
+
 from __future__ import annotations
 
 import subprocess
@@ -26,11 +27,33 @@ def code_version() -> str:
         version = "0+unknown"
     repo = Path(__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=10", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no",
-                                "--", "workflow_lib", "benchmarks", "scripts", "rules", "Snakefile"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short=10", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "workflow_lib",
+                "benchmarks",
+                "scripts",
+                "rules",
+                "Snakefile",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return version
     return f"{version}+g{sha}" + (".dirty" if dirty else "")

@@ -3,6 +3,7 @@
 The one place that names them: the data loader, the generator, the label
 vectors, the reports and the binary_pairs descriptions all read from here.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,8 @@ EXTRA_LABELS: tuple[str, ...] = ("SPECIAL_CASE",)
 # data (symptom_descriptions.json beside this file): edit them there; they enter the trial key
 # of binary_pairs trials, so changed descriptions never reuse folds trained on the old ones.
 DESCRIPTIONS: dict[str, str] = json.loads(
-    (Path(__file__).resolve().parent / "symptom_descriptions.json").read_text(encoding="utf-8"))
+    (Path(__file__).resolve().parent / "symptom_descriptions.json").read_text(encoding="utf-8")
+)
 if sorted(DESCRIPTIONS) != sorted(SYMPTOMS):  # pragma: no cover - a broken install
     raise RuntimeError(f"symptom_descriptions.json must describe exactly {', '.join(SYMPTOMS)}")
 

@@ -1,4 +1,5 @@
 """Fixtures for integration tests: one real smoke pipeline run shared by the artifact tests."""
+
 import time
 
 import pytest

@@ -7,6 +7,7 @@ and removed again by stop(). Everything else the cluster writes (pid files, stat
 the job-completion log) lives in ROOT (default /tmp/redsm5-slurm, env REDSM5_SLURM_DIR). Daemons
 are stopped by the PIDs in ROOT's pid files, also stale ones a crashed earlier run left behind.
 """
+
 import os
 import shutil
 import signal
@@ -163,8 +164,7 @@ def start() -> None:
     munge_pid = ROOT / "munged.pid"
     munge_pid.touch()
     shutil.chown(munge_pid, "munge", "munge")
-    proc = _run("runuser", "-u", "munge", "--", "/usr/sbin/munged", "--force", f"--pid-file={munge_pid}",
-                timeout=30)
+    proc = _run("runuser", "-u", "munge", "--", "/usr/sbin/munged", "--force", f"--pid-file={munge_pid}", timeout=30)
     if proc.returncode != 0:
         raise RuntimeError(f"munged failed to start: {proc.stderr[-800:]}")
     for daemon in ("slurmctld", "slurmd"):

@@ -1,4 +1,5 @@
 """Running real snakemake on the smoke preset in a temporary folder (used by the integration tests)."""
+
 import os
 import signal
 import subprocess
@@ -11,11 +12,26 @@ REPO = Path(__file__).resolve().parents[2]
 
 def snakemake_cmd(workdir: Path, *extra: str, preset: str | list = "smoke.yaml") -> list[str]:
     """preset: a file name in config/, or paths (several config files, merged in order)."""
-    files = [str(REPO / "config" / p) if "/" not in str(p) else str(p)
-             for p in ([preset] if isinstance(preset, (str, Path)) else preset)]
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-            "--profile", str(REPO / "profiles" / "local"), "--configfile", *files,
-            "--cores", "2", *extra]
+    files = [
+        str(REPO / "config" / p) if "/" not in str(p) else str(p)
+        for p in ([preset] if isinstance(preset, (str, Path)) else preset)
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--profile",
+        str(REPO / "profiles" / "local"),
+        "--configfile",
+        *files,
+        "--cores",
+        "2",
+        *extra,
+    ]
 
 
 def env() -> dict:
@@ -25,19 +41,27 @@ def env() -> dict:
     return e
 
 
-def run_snakemake(workdir: Path, *extra: str, timeout: float = 600, preset: str | list = "smoke.yaml"
-                  ) -> subprocess.CompletedProcess:
-    proc = subprocess.run(snakemake_cmd(workdir, *extra, preset=preset), capture_output=True, text=True,
-                          timeout=timeout, env=env())
-    (workdir / "snakemake_runs.log").open("a").write(f"\n==== {' '.join(extra)} rc={proc.returncode}\n"
-                                                    f"{proc.stdout}\n{proc.stderr}\n")
+def run_snakemake(
+    workdir: Path, *extra: str, timeout: float = 600, preset: str | list = "smoke.yaml"
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        snakemake_cmd(workdir, *extra, preset=preset), capture_output=True, text=True, timeout=timeout, env=env()
+    )
+    (workdir / "snakemake_runs.log").open("a").write(
+        f"\n==== {' '.join(extra)} rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}\n"
+    )
     return proc
 
 
 def start_snakemake(workdir: Path, *extra: str, preset: str | list = "smoke.yaml") -> subprocess.Popen:
     log = open(workdir / "snakemake_bg.log", "a")
-    return subprocess.Popen(snakemake_cmd(workdir, *extra, preset=preset), stdout=log, stderr=subprocess.STDOUT, env=env(),
-                            start_new_session=True)
+    return subprocess.Popen(
+        snakemake_cmd(workdir, *extra, preset=preset),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env(),
+        start_new_session=True,
+    )
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -6,6 +6,7 @@ The server runs as an unprivileged account (``postgres`` refuses root): the ``po
 when it exists, else a temporary system user; as a non-root user, that user. PostgreSQL is apt-installed
 when missing (as root); the test is skipped with the reason when that cannot work or the driver is missing.
 """
+
 import glob
 import json
 import os
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from snakerun import REPO, run_snakemake
 
 pytestmark = pytest.mark.integration
@@ -73,16 +73,18 @@ class Server:
                 self.user = pwd.getpwnam("postgres")
             except KeyError:
                 self.made_user = f"redsm5pg{os.getpid()}"
-                subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                                self.made_user], check=True, capture_output=True)
+                subprocess.run(
+                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", self.made_user],
+                    check=True,
+                    capture_output=True,
+                )
                 self.user = pwd.getpwnam(self.made_user)
             os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
         else:
             self.user = pwd.getpwuid(os.getuid())
 
     def _as_user(self):
-        return ({"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
-                if os.geteuid() == 0 else {})
+        return {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []} if os.geteuid() == 0 else {}
 
     def start(self) -> None:
         pwfile = self.base / "pw"
@@ -90,15 +92,48 @@ class Server:
         if os.geteuid() == 0:
             os.chown(pwfile, self.user.pw_uid, self.user.pw_gid)
         data = self.base / "data"
-        init = subprocess.run([str(self.bindir / "initdb"), "-D", str(data), "-U", "pgadmin", "--pwfile", str(pwfile),
-                               "--auth", "scram-sha-256", "-E", "UTF8", "--no-sync"],
-                              capture_output=True, text=True, cwd=self.base, timeout=120, **self._as_user())
+        init = subprocess.run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "pgadmin",
+                "--pwfile",
+                str(pwfile),
+                "--auth",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=self.base,
+            timeout=120,
+            **self._as_user(),
+        )
         assert init.returncode == 0, init.stderr[-2000:]
         self.log = open(self.base / "server.log", "w")
         self.proc = subprocess.Popen(
-            [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.base),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=self.base, **self._as_user())
+            [
+                str(self.bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.base),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=self.base,
+            **self._as_user(),
+        )
         import psycopg2
 
         end = time.monotonic() + 60
@@ -108,14 +143,17 @@ class Server:
                 return
             except psycopg2.OperationalError:
                 if self.proc.poll() is not None or time.monotonic() > end:
-                    raise AssertionError("PostgreSQL did not start: " + (self.base / "server.log").read_text()[-2000:])
+                    raise AssertionError(
+                        "PostgreSQL did not start: " + (self.base / "server.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.2)
 
     def connect(self, user: str, password: str, dbname: str):
         import psycopg2
 
-        return psycopg2.connect(host="127.0.0.1", port=self.port, user=user, password=password, dbname=dbname,
-                                connect_timeout=5)
+        return psycopg2.connect(
+            host="127.0.0.1", port=self.port, user=user, password=password, dbname=dbname, connect_timeout=5
+        )
 
     def create_database(self, role: str, password: str, db: str) -> None:
         conn = self.connect("pgadmin", self.admin_pw, "postgres")
@@ -152,8 +190,10 @@ def postgres():
 
 
 def _open_storage(url: str, at: float) -> str:
-    return ("import time; from workflow_lib.search.hpo import _rdb_storage; "
-            f"time.sleep(max(0, {at} - time.time())); _rdb_storage({url!r})")
+    return (
+        "import time; from workflow_lib.search.hpo import _rdb_storage; "
+        f"time.sleep(max(0, {at} - time.time())); _rdb_storage({url!r})"
+    )
 
 
 def test_workers_opening_an_empty_database_together_and_a_wrong_password(postgres):
@@ -166,14 +206,21 @@ def test_workers_opening_an_empty_database_together_and_a_wrong_password(postgre
         postgres.create_database(f"racer{i}", PASSWORD, f"redsm5_race{i}")
         url = f"postgresql://racer{i}:{PASSWORD}@127.0.0.1:{postgres.port}/redsm5_race{i}"
         at = time.time() + 4
-        procs = [subprocess.Popen([sys.executable, "-c", _open_storage(url, at)], cwd=REPO, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(4)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _open_storage(url, at)], cwd=REPO, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(4)
+        ]
         errs = [p.communicate(timeout=120)[1] for p in procs]
         assert [p.returncode for p in procs] == [0] * 4, [e[-1500:] for e in errs]
 
     bad = f"postgresql://racer0:wrong-pw-123@127.0.0.1:{postgres.port}/redsm5_race0"
-    with pytest.raises(RuntimeError, match=r"hpo.storage postgresql://racer0:\*\*\*@127.0.0.1:\d+/redsm5_race0: cannot "
-                                           r"open the database .*password authentication failed") as exc:
+    with pytest.raises(
+        RuntimeError,
+        match=r"hpo.storage postgresql://racer0:\*\*\*@127.0.0.1:\d+/redsm5_race0: cannot "
+        r"open the database .*password authentication failed",
+    ) as exc:
         _rdb_storage(bad)
     assert "wrong-pw-123" not in str(exc.value)
 
@@ -188,9 +235,19 @@ def test_two_parallel_workers_share_a_postgres_study(postgres, tmp_path):
         postgres.connect(ROLE, "wrong-password", DB)
     url = f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:{postgres.port}/{DB}"
     overlay = tmp_path / "postgres.yaml"
-    overlay.write_text(yaml.safe_dump({"hpo": {
-        "storage": url, "n_workers": 2, "n_trials": N_TRIALS, "heartbeat_s": 2,
-        "search_space": {"head": None, "learning_rate": {"type": "float", "low": 5e-4, "high": 3e-3}}}}))
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "hpo": {
+                    "storage": url,
+                    "n_workers": 2,
+                    "n_trials": N_TRIALS,
+                    "heartbeat_s": 2,
+                    "search_space": {"head": None, "learning_rate": {"type": "float", "low": 5e-4, "high": 3e-3}},
+                }
+            }
+        )
+    )
     proc = run_snakemake(tmp_path, "--until", "hpo_summary", preset=[str(MICRO), str(overlay)], timeout=900)
     assert proc.returncode == 0, proc.stderr[-5000:]
     res = tmp_path / "results"
@@ -210,15 +267,18 @@ def test_two_parallel_workers_share_a_postgres_study(postgres, tmp_path):
     assert len({t.params["learning_rate"] for t in finished}) == N_TRIALS  # distinct parameters, none duplicated
     assert len({t.user_attrs["trial_key"] for t in finished}) == N_TRIALS
     assert {t.user_attrs["worker"] for t in finished} == {"0", "1"}  # both workers trained trials
-    spans = {w: [(t.datetime_start, t.datetime_complete) for t in finished if t.user_attrs["worker"] == w]
-             for w in ("0", "1")}
+    spans = {
+        w: [(t.datetime_start, t.datetime_complete) for t in finished if t.user_attrs["worker"] == w]
+        for w in ("0", "1")
+    }
     assert any(a0 < b1 and b0 < a1 for a0, a1 in spans["0"] for b0, b1 in spans["1"]), spans  # side by side
     assert summary["counts"]["complete"] + summary["counts"]["pruned"] == N_TRIALS
     assert sorted(t["number"] for t in summary["trials"]) == sorted(t.number for t in trials)
 
     # the summary names the storage with the password masked; no file the run wrote holds the password
     assert summary["storage"] == f"postgresql://{ROLE}:***@127.0.0.1:{postgres.port}/{DB}"
-    leaked = [str(p) for p in tmp_path.rglob("*") if p.is_file() and p != overlay
-              and PASSWORD.encode() in p.read_bytes()]
+    leaked = [
+        str(p) for p in tmp_path.rglob("*") if p.is_file() and p != overlay and PASSWORD.encode() in p.read_bytes()
+    ]
     assert leaked == []
     print(f"postgres HPO study: {N_TRIALS} trials, 2 workers, {time.perf_counter() - t0:.0f} s")

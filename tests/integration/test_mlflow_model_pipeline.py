@@ -1,6 +1,7 @@
 """The smoke run's final model in the MLflow Model Registry: a version with the alias and the lineage
 tags; `mlflow models predict` and `mlflow models serve` on models:/redsm5-symptoms@champion give the
 rows redsm5-predict gives on the same posts."""
+
 from __future__ import annotations
 
 import csv
@@ -59,26 +60,42 @@ def registry(smoke_run):
     cli = shutil.which("redsm5-predict")
     cmd = [cli] if cli else [sys.executable, "-m", "workflow_lib.shipping.predict"]
     expected = Path(smoke_run["dir"]) / "redsm5_predict.jsonl"
-    out = subprocess.run(cmd + [str(results / "final" / report["final_key"] / "model"), str(csv_path), "-o",
-                                str(expected)], capture_output=True, text=True, timeout=300, env=env)
+    out = subprocess.run(
+        cmd + [str(results / "final" / report["final_key"] / "model"), str(csv_path), "-o", str(expected)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    return {"client": client, "version": version, "report": report, "store": store, "env": env,
-            "posts": posts, "csv": csv_path, "dir": Path(smoke_run["dir"]),
-            "expected": [json.loads(line) for line in expected.read_text().splitlines()]}
+    return {
+        "client": client,
+        "version": version,
+        "report": report,
+        "store": store,
+        "env": env,
+        "posts": posts,
+        "csv": csv_path,
+        "dir": Path(smoke_run["dir"]),
+        "expected": [json.loads(line) for line in expected.read_text().splitlines()],
+    }
 
 
 def test_registry_holds_the_final_model_with_alias_and_lineage(registry):
     version, report, client = registry["version"], registry["report"], registry["client"]
     for key in LINEAGE:
         assert version.tags[tag(key)] == str(report["lineage"][key]), key
-    assert len(client.search_model_versions(f"name = '{NAME}' and tags.`{tag('final_key')}` = "
-                                            f"'{report['final_key']}'")) == 1
+    assert (
+        len(client.search_model_versions(f"name = '{NAME}' and tags.`{tag('final_key')}` = '{report['final_key']}'"))
+        == 1
+    )
     run = client.get_run(version.run_id)
     assert run.data.tags[tag("stage")] == "final" and run.data.tags[tag("final_key")] == report["final_key"]
     names = {a.path for a in client.list_artifacts(version.run_id)}
     assert "evaluation_report.json" in names
-    assert ("evaluation_report.html" in names) == (registry["dir"] / "results" / "final" / report["final_key"]
-                                                   / "evaluation_report.html").exists()
+    assert ("evaluation_report.html" in names) == (
+        registry["dir"] / "results" / "final" / report["final_key"] / "evaluation_report.html"
+    ).exists()
     from workflow_lib.shipping.mlflow_model import model_card
 
     card = model_card(registry["dir"] / "results" / "final" / report["final_key"] / "model")
@@ -88,9 +105,28 @@ def test_registry_holds_the_final_model_with_alias_and_lineage(registry):
 def test_mlflow_models_predict_equals_redsm5_predict(registry):
     out_json = registry["dir"] / "mlflow_predict.json"
     t0 = time.monotonic()
-    out = subprocess.run(["mlflow", "models", "predict", "-m", URI, "-i", str(registry["csv"]), "-t", "csv",
-                          "--env-manager", "local", "-o", str(out_json)],
-                         capture_output=True, text=True, timeout=300, env=registry["env"], cwd=registry["dir"])
+    out = subprocess.run(
+        [
+            "mlflow",
+            "models",
+            "predict",
+            "-m",
+            URI,
+            "-i",
+            str(registry["csv"]),
+            "-t",
+            "csv",
+            "--env-manager",
+            "local",
+            "-o",
+            str(out_json),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=registry["env"],
+        cwd=registry["dir"],
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     print(f"mlflow models predict: {time.monotonic() - t0:.1f} s for {len(registry['posts'])} posts")
     rows = json.loads(out_json.read_text())["predictions"]
@@ -108,9 +144,14 @@ def _free_port() -> int:
 def test_mlflow_models_serve_answers_with_the_same_rows(registry):
     port = _free_port()
     log = open(registry["dir"] / "mlflow_serve.log", "w")
-    proc = subprocess.Popen(["mlflow", "models", "serve", "-m", URI, "--env-manager", "local", "-h", "127.0.0.1",
-                             "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, env=registry["env"],
-                            cwd=registry["dir"], start_new_session=True)
+    proc = subprocess.Popen(
+        ["mlflow", "models", "serve", "-m", URI, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=registry["env"],
+        cwd=registry["dir"],
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -124,10 +165,12 @@ def test_mlflow_models_serve_answers_with_the_same_rows(registry):
             assert time.monotonic() < deadline, "mlflow models serve did not answer /ping within 180 s"
             time.sleep(1)
         two = registry["posts"][:2]
-        body = json.dumps({"dataframe_split": {"columns": ["post_id", "text"],
-                                               "data": [[p["post_id"], p["text"]] for p in two]}}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                     headers={"Content-Type": "application/json"})
+        body = json.dumps(
+            {"dataframe_split": {"columns": ["post_id", "text"], "data": [[p["post_id"], p["text"]] for p in two]}}
+        ).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=60) as r:
             answer = json.loads(r.read())
         assert answer["predictions"] == registry["expected"][:2]

@@ -8,6 +8,7 @@ URLs is requested, every plot decodes (an img with a non-zero natural size) and 
 highlighted spans are <mark> elements. One full-page screenshot per page goes to the test's
 temporary folder (and to $REDSM5_SCREENSHOT_DIR when set). Chromium is stopped by its PID.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,18 +64,34 @@ class Browser:
         profile.mkdir(parents=True, exist_ok=True)
         self.log = open(profile.parent / "chromium.log", "wb")
         self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-             "--disable-extensions", "--disable-background-networking", "--hide-scrollbars",
-             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-             "about:blank"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--hide-scrollbars",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         port_file = profile / "DevToolsActivePort"
         end = time.monotonic() + 60
         while not (port_file.is_file() and port_file.read_text().strip()):
             if self.proc.poll() is not None or time.monotonic() > end:
                 self.stop()
-                raise AssertionError(f"chromium did not open its DevTools port: "
-                                     f"{(profile.parent / 'chromium.log').read_text(errors='replace')[-1500:]}")
+                raise AssertionError(
+                    f"chromium did not open its DevTools port: "
+                    f"{(profile.parent / 'chromium.log').read_text(errors='replace')[-1500:]}"
+                )
             time.sleep(0.1)
         self.port = int(port_file.read_text().split()[0])
 
@@ -149,20 +166,26 @@ async def _visit(port: int, path: Path, shot: Path) -> dict:
             s = Session(ws)
             for domain in ("Page", "Runtime", "Log", "Network"):
                 await s.send(f"{domain}.enable")
-            await s.send("Emulation.setDeviceMetricsOverride", width=1200, height=900, deviceScaleFactor=1,
-                         mobile=False)
+            await s.send(
+                "Emulation.setDeviceMetricsOverride", width=1200, height=900, deviceScaleFactor=1, mobile=False
+            )
             s.events.clear()
             await s.send("Page.navigate", url=path.resolve().as_uri())
             await s.wait_event("Page.loadEventFired")
             await asyncio.sleep(0.5)  # late console messages
             info = (await s.send("Runtime.evaluate", expression=PAGE_JS, returnByValue=True))["result"]["value"]
             size = (await s.send("Page.getLayoutMetrics"))["cssContentSize"]
-            png = await s.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                               clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+            png = await s.send(
+                "Page.captureScreenshot",
+                format="png",
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            )
             shot.write_bytes(base64.b64decode(png["data"]))
             info["problems"] = _problems(s.events)
-            info["requests"] = [e["params"]["request"]["url"] for e in s.events
-                                if e.get("method") == "Network.requestWillBeSent"]
+            info["requests"] = [
+                e["params"]["request"]["url"] for e in s.events if e.get("method") == "Network.requestWillBeSent"
+            ]
             return info
 
 
@@ -193,8 +216,10 @@ def _one(paths):
 def test_the_console_watch_catches_errors(browser, tmp_path):
     """The checks below can fail: a page with a script error and a missing image is caught."""
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><body><img src="missing.png"><script>console.error("boom");'
-                   "undefined_function();</script></body></html>")
+    bad.write_text(
+        '<!DOCTYPE html><html><body><img src="missing.png"><script>console.error("boom");'
+        "undefined_function();</script></body></html>"
+    )
     info = _visit_sync(browser, bad, tmp_path / "bad.png")
     text = "\n".join(info["problems"])
     assert "console.error: boom" in text and "undefined_function" in text
@@ -233,10 +258,15 @@ def test_selection_page_in_chromium_links_to_the_evaluation_page(browser, smoke_
     assert all(u.startswith(("file://", "data:")) for u in info["requests"]), info["requests"]
     assert len(info["imgs"]) == 3 and all(i["complete"] and i["w"] > 100 and i["h"] > 100 for i in info["imgs"])
     assert sorted(p.name for p in (page.parent / "plots").glob("*.png")) == [
-        "fold_scores.png", "optimisation_history.png", "score_vs_latency.png"]
+        "fold_scores.png",
+        "optimisation_history.png",
+        "score_vs_latency.png",
+    ]
     (link,) = [a for a in info["links"] if a["href"].endswith("evaluation_report.html")]
     assert link["href"].startswith("../../final/")
     target = Path(link["url"].removeprefix("file://"))
-    assert target.is_file() and target == _one((smoke_run["dir"] / "results" / "final").glob(
-        "*/evaluation_report.html")).resolve()
+    assert (
+        target.is_file()
+        and target == _one((smoke_run["dir"] / "results" / "final").glob("*/evaluation_report.html")).resolve()
+    )
     assert info["width"] <= 1200

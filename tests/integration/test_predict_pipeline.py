@@ -3,6 +3,7 @@
 Uses the session's smoke run (tests/integration/conftest.py); the predict rule runs in its workdir.
 The measured figures are printed (pytest -s shows them) and recorded as test properties.
 """
+
 import json
 import os
 import subprocess
@@ -41,13 +42,11 @@ def smoke(smoke_run):
     test_posts = inputs / "test_posts.jsonl"
     test_posts.write_text("".join(json.dumps(posts[i]) + "\n" for i in test_ids), encoding="utf-8")
     model = _one((wd / "results" / "final").glob("*/model/manifest.json")).parent
-    return {"dir": wd, "model": model, "final_key": model.parent.name, "test_posts": test_posts,
-            "test_ids": test_ids}
+    return {"dir": wd, "model": model, "final_key": model.parent.name, "test_posts": test_posts, "test_ids": test_ids}
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(["redsm5-predict", *map(str, args)], capture_output=True, text=True, timeout=600,
-                          env=env())
+    return subprocess.run(["redsm5-predict", *map(str, args)], capture_output=True, text=True, timeout=600, env=env())
 
 
 def test_cli_and_predict_rule_agree_and_rule_is_content_addressed(smoke, record_property):
@@ -57,8 +56,10 @@ def test_cli_and_predict_rule_agree_and_rule_is_content_addressed(smoke, record_
     assert proc.returncode == 0, proc.stderr[-3000:]
     cli_rows = _rows(cli_out)
     assert [r["post_id"] for r in cli_rows] == smoke["test_ids"]
-    assert all(r["final_key"] == fk and r["threshold"] == "tuned" and list(r["probabilities"]) == list(SYMPTOMS)
-               for r in cli_rows)
+    assert all(
+        r["final_key"] == fk and r["threshold"] == "tuned" and list(r["probabilities"]) == list(SYMPTOMS)
+        for r in cli_rows
+    )
 
     # the final stage's own test predictions (helper C's file) are the same numbers: the same code path
     test_pred = smoke["model"].parent / "test_predictions.jsonl"
@@ -77,8 +78,10 @@ def test_cli_and_predict_rule_agree_and_rule_is_content_addressed(smoke, record_
     summary = json.loads((out.parent / "predictions.json").read_text())
     assert summary["n_posts"] == len(cli_rows) and summary["final_key"] == fk and summary["input_digest"] == digest
     record_property("predict_rule_seconds", round(rule_seconds, 1))
-    print(f"\npredict rule (snakemake call, {len(cli_rows)} posts, tiny BERT): {rule_seconds:.1f} s wall; "
-          f"prediction itself {summary['seconds']:.2f} s ({summary['posts_per_second']:.0f} posts/s)")
+    print(
+        f"\npredict rule (snakemake call, {len(cli_rows)} posts, tiny BERT): {rule_seconds:.1f} s wall; "
+        f"prediction itself {summary['seconds']:.2f} s ({summary['posts_per_second']:.0f} posts/s)"
+    )
 
     # a second invocation, also after touching the input without changing it, does nothing
     mtime = out.stat().st_mtime_ns
@@ -116,8 +119,16 @@ def test_cli_on_the_registered_model_equals_the_folder(smoke):
     out = wd / "predict_inputs" / "registered.jsonl"
     deadline = time.monotonic() + 120  # the spool replayer may still be registering the model
     while True:
-        proc = _cli("models:/redsm5-symptoms@champion", smoke["test_posts"], "-o", out, "--threads", "2",
-                    "--tracking-uri", store)
+        proc = _cli(
+            "models:/redsm5-symptoms@champion",
+            smoke["test_posts"],
+            "-o",
+            out,
+            "--threads",
+            "2",
+            "--tracking-uri",
+            store,
+        )
         if proc.returncode == 0 or time.monotonic() > deadline:
             break
         time.sleep(5)
@@ -142,8 +153,14 @@ def test_minilm_prediction_throughput(tmp_path, record_property):
     spec = cfg.encoders["minilm-l6"]
     tcfg = cfg.training
     model, tok = build_model(spec, tcfg)  # an untrained head: throughput only
-    save_checkpoint(tmp_path / "model", model, tok, backbone_spec=spec, train_cfg=tcfg,
-                    meta={"stage": "final", "thresholds": {s: 0.5 for s in SYMPTOMS}})
+    save_checkpoint(
+        tmp_path / "model",
+        model,
+        tok,
+        backbone_spec=spec,
+        train_cfg=tcfg,
+        meta={"stage": "final", "thresholds": dict.fromkeys(SYMPTOMS, 0.5)},
+    )
     generate(tmp_path / "posts", n_posts=200, seed=7)
     posts = read_posts(tmp_path / "posts" / "posts.csv")
     predictor = Predictor.load(tmp_path / "model", threads=2)
@@ -160,6 +177,8 @@ def test_minilm_prediction_throughput(tmp_path, record_property):
     rate = len(rows) / seconds
     record_property("minilm_posts_per_second", round(rate, 1))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nMiniLM-L6 predict: {len(rows)} posts in {seconds:.2f} s = {rate:.1f} posts/s (2 threads, batch "
-          f"{predictor.train_cfg['eval_batch_size']}, max_length {predictor.max_length}, load average {load:.1f})",
-          file=sys.stderr)
+    print(
+        f"\nMiniLM-L6 predict: {len(rows)} posts in {seconds:.2f} s = {rate:.1f} posts/s (2 threads, batch "
+        f"{predictor.train_cfg['eval_batch_size']}, max_length {predictor.max_length}, load average {load:.1f})",
+        file=sys.stderr,
+    )

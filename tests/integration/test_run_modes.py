@@ -1,11 +1,11 @@
 """Run modes and parallel HPO workers through real snakemake runs (micro preset: one tiny BERT)."""
+
 import json
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-
 from snakerun import REPO, kill_group, run_snakemake, start_snakemake, wait_for
 
 pytestmark = pytest.mark.integration
@@ -91,9 +91,18 @@ def test_reuse_force_new_variants_warm_start_and_forcerun(tmp_path):
 def test_sigkill_during_parallel_workers_then_rerun_finishes_with_exactly_n_trials(tmp_path):
     res = tmp_path / "results"
     n_trials = 4
-    cfg = _overlay(tmp_path, "workers.yaml", {
-        "hpo": {"n_workers": 2, "n_trials": n_trials, "heartbeat_s": 2,
-                "search_space": {"head": None, "learning_rate": {"type": "float", "low": 5e-4, "high": 3e-3}}}})
+    cfg = _overlay(
+        tmp_path,
+        "workers.yaml",
+        {
+            "hpo": {
+                "n_workers": 2,
+                "n_trials": n_trials,
+                "heartbeat_s": 2,
+                "search_space": {"head": None, "learning_rate": {"type": "float", "low": 5e-4, "high": 3e-3}},
+            }
+        },
+    )
     until = ("--until", "hpo_summary")  # the study is what this test is about
     proc = start_snakemake(tmp_path, *until, preset=cfg)
     try:
@@ -116,5 +125,17 @@ def test_sigkill_during_parallel_workers_then_rerun_finishes_with_exactly_n_tria
     # every finished trial has all its folds on disk, each trained once (one metrics file per fold)
     for t in summary["trials"]:
         if t["state"] == "COMPLETE":
-            assert all((res / "hpo" / "tiny-a" / summary["study_key"] / "v1" / "trials" / t["trial_key"]
-                        / f"fold_{k}" / "metrics.json").exists() for k in range(N_FOLDS))
+            assert all(
+                (
+                    res
+                    / "hpo"
+                    / "tiny-a"
+                    / summary["study_key"]
+                    / "v1"
+                    / "trials"
+                    / t["trial_key"]
+                    / f"fold_{k}"
+                    / "metrics.json"
+                ).exists()
+                for k in range(N_FOLDS)
+            )

@@ -4,6 +4,7 @@ The profile run is profiles/slurm/config.yaml with slurm_test_profile/config.yam
 (snakemake takes one --profile). Every job must be a SLURM job the controller completed, and the
 final evaluation report must equal the local smoke run's (same seed, same torch threads per job).
 """
+
 import json
 import re
 import subprocess
@@ -13,9 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import yaml
-
 import slurm_cluster
+import yaml
 from snakerun import REPO, env
 
 pytestmark = pytest.mark.integration
@@ -64,13 +64,30 @@ def slurm():
 
 
 def test_smoke_pipeline_through_slurm_matches_local_run(slurm, smoke_run, tmp_path):
-    profile = merge(yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text()),
-                    yaml.safe_load((Path(__file__).parent / "slurm_test_profile" / "config.yaml").read_text()))
+    profile = merge(
+        yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text()),
+        yaml.safe_load((Path(__file__).parent / "slurm_test_profile" / "config.yaml").read_text()),
+    )
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
     work = tmp_path / "work"
-    cmd = ["timeout", "-k", "10", str(TIMEOUT_S), sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-           "-d", str(work), "--profile", str(tmp_path / "profile"), "--configfile", str(REPO / "config" / "smoke.yaml")]
+    cmd = [
+        "timeout",
+        "-k",
+        "10",
+        str(TIMEOUT_S),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(work),
+        "--profile",
+        str(tmp_path / "profile"),
+        "--configfile",
+        str(REPO / "config" / "smoke.yaml"),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env())
     seconds = time.perf_counter() - t0
@@ -86,8 +103,10 @@ def test_smoke_pipeline_through_slurm_matches_local_run(slurm, smoke_run, tmp_pa
     assert submitted and all(done.get(j) == "COMPLETED" for j in submitted.values()), (submitted, done)
     local_rules = set(re.findall(r"^localrule (\w+):", out, re.M))
     assert local_rules <= {"all"}, f"jobs ran on the submit host, not through sbatch: {local_rules}"
-    slurm_logs = {p.stem: p.relative_to(work / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
-                  for p in (work / ".snakemake" / "slurm_logs").rglob("*.log")}
+    slurm_logs = {
+        p.stem: p.relative_to(work / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
+        for p in (work / ".snakemake" / "slurm_logs").rglob("*.log")
+    }
     assert sorted(slurm_logs) == sorted(submitted.values()), "a SLURM log per submitted job, named by its job id"
     assert set(slurm_logs.values()) == RULES
     job_logs = list((work / "results" / "logs").rglob("*.log"))
@@ -100,15 +119,22 @@ def test_smoke_pipeline_through_slurm_matches_local_run(slurm, smoke_run, tmp_pa
     reports = [_one(d.glob("results/final/*/evaluation_report.json")) for d in (smoke_run["dir"], work)]
     local, remote = (json.loads(p.read_text()) for p in reports)
     assert _stable(remote) == _stable(local)
-    weights = [json.loads((p.parent / "model" / "manifest.json").read_text())["files"]["model.safetensors"]
-               for p in reports]
+    weights = [
+        json.loads((p.parent / "model" / "manifest.json").read_text())["files"]["model.safetensors"] for p in reports
+    ]
     assert weights[0] == weights[1]
 
-    stamps = [{k: datetime.fromisoformat(v).timestamp() for k, v in t.items()}
-              for t in slurm_cluster.completed_jobs(times=True).values()]
-    timings = {"cluster_start_s": round(slurm["start_seconds"], 1), "local_smoke_s": round(smoke_run["seconds"], 1),
-               "slurm_smoke_s": round(seconds, 1), "slurm_jobs": len(submitted),
-               "mean_job_s": round(sum(t["EndTime"] - t["StartTime"] for t in stamps) / len(stamps), 1),
-               "mean_queue_s": round(sum(t["StartTime"] - t["SubmitTime"] for t in stamps) / len(stamps), 1)}
+    stamps = [
+        {k: datetime.fromisoformat(v).timestamp() for k, v in t.items()}
+        for t in slurm_cluster.completed_jobs(times=True).values()
+    ]
+    timings = {
+        "cluster_start_s": round(slurm["start_seconds"], 1),
+        "local_smoke_s": round(smoke_run["seconds"], 1),
+        "slurm_smoke_s": round(seconds, 1),
+        "slurm_jobs": len(submitted),
+        "mean_job_s": round(sum(t["EndTime"] - t["StartTime"] for t in stamps) / len(stamps), 1),
+        "mean_queue_s": round(sum(t["StartTime"] - t["SubmitTime"] for t in stamps) / len(stamps), 1),
+    }
     (slurm_cluster.ROOT / "timings.json").write_text(json.dumps(timings) + "\n")
     print(f"\nSLURM profile test timings: {timings}")

@@ -1,4 +1,5 @@
 """The smoke preset through real snakemake: every artifact, a no-op rerun, kill-and-resume."""
+
 import json
 import sqlite3
 import time
@@ -7,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from snakerun import run_snakemake
 
 from workflow_lib.persistence.reports import validate_report
-
-from snakerun import run_snakemake
 
 pytestmark = pytest.mark.integration
 N_TRIALS, N_FOLDS, BACKBONES = 3, 2, ("tiny-a", "tiny-b")
@@ -33,7 +33,8 @@ def _fold_runs(db: Path) -> Counter:
         " (select value from tags t where t.run_uuid=r.run_uuid and t.key='pipeline.trial_key'),"
         " (select value from tags t where t.run_uuid=r.run_uuid and t.key='pipeline.fold'),"
         " (select value from tags t where t.run_uuid=r.run_uuid and t.key='pipeline.study_key')"
-        " from runs r join tags s on s.run_uuid=r.run_uuid and s.key='pipeline.stage' and s.value='fold'").fetchall()
+        " from runs r join tags s on s.run_uuid=r.run_uuid and s.key='pipeline.stage' and s.value='fold'"
+    ).fetchall()
     con.close()
     return Counter((tk, fold, sk) for _, tk, fold, sk in rows)
 
@@ -117,8 +118,16 @@ def test_every_artifact_exists_and_validates(smoke_run):
     assert card["lengths"]["splits"]["test"]["words"]["max"] > 3 * card["lengths"]["splits"]["test"]["words"]["p50"]
 
     # one log file per job, and every rule logged something
-    for rule in ("prepare_data", "baseline", "hpo_worker", "hpo_summary", "refit", "benchmark", "select_model",
-                 "final"):
+    for rule in (
+        "prepare_data",
+        "baseline",
+        "hpo_worker",
+        "hpo_summary",
+        "refit",
+        "benchmark",
+        "select_model",
+        "final",
+    ):
         logs = list(res.glob(f"logs/{rule}/*.log"))
         assert logs and all(p.stat().st_size > 0 for p in logs), rule
 

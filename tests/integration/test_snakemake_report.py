@@ -3,6 +3,7 @@
 Reuses the session's smoke run (no pipeline run of its own). The report is generated with every
 HTTP(S) proxy pointed at a closed port, so any fetch at generation time (a CDN asset) would fail.
 """
+
 import base64
 import json
 import re
@@ -12,7 +13,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from snakerun import env, snakemake_cmd
 
 pytestmark = pytest.mark.integration
@@ -41,11 +41,18 @@ def _tree(root: Path) -> dict:
 def _make_report(workdir: Path, name: str):
     before = _tree(workdir / "results")
     t0 = time.perf_counter()
-    proc = subprocess.run(snakemake_cmd(workdir, "--report", name), cwd=workdir, capture_output=True, text=True,
-                          timeout=300, env=_offline_env())
+    proc = subprocess.run(
+        snakemake_cmd(workdir, "--report", name),
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_offline_env(),
+    )
     seconds = time.perf_counter() - t0
-    (workdir / "snakemake_runs.log").open("a").write(f"\n==== --report {name} rc={proc.returncode}\n"
-                                                    f"{proc.stdout}\n{proc.stderr}\n")
+    (workdir / "snakemake_runs.log").open("a").write(
+        f"\n==== --report {name} rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}\n"
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Report created" in proc.stderr
     assert "downloading" not in proc.stderr.lower(), proc.stderr[-4000:]
@@ -64,8 +71,13 @@ def _expected(res: Path) -> dict:
     eval_plots = sorted(res.glob("final/*/plots/*.png"))
     assert len(card) == len(sel_pages) == len(eval_pages) == 1, (card, sel_pages, eval_pages)
     assert len(sel_plots) >= 3 and len(eval_plots) >= 4, (sel_plots, eval_plots)
-    return {"card": card, "sel_page": sel_pages, "eval_page": eval_pages, "sel_plots": sel_plots,
-            "eval_plots": eval_plots}
+    return {
+        "card": card,
+        "sel_page": sel_pages,
+        "eval_page": eval_pages,
+        "sel_plots": sel_plots,
+        "eval_plots": eval_plots,
+    }
 
 
 def _script_json(page: str, var: str):
@@ -112,8 +124,11 @@ def test_html_report_holds_pages_plots_and_data_card(smoke_run, html_report):
     rule = json.loads((exp["sel_page"][0].parent / "selection_report.json").read_text())["rule"]
     budget = rule["latency_budget_ms"]  # the rule the caption quotes (from the rule's params)
     assert ("(no latency budget)" if budget is None else f"within {budget} ms") in sel_page["caption"]
-    assert (f"within {rule['tie_tolerance']} of the best are tied" if rule["tie_tolerance"]
-            else "equal scores go to the lowest latency") in sel_page["caption"]
+    assert (
+        f"within {rule['tie_tolerance']} of the best are tied"
+        if rule["tie_tolerance"]
+        else "equal scores go to the lowest latency"
+    ) in sel_page["caption"]
     assert sel_page["labels"] == {"page": "selection", "selection_key": sel_key}
     assert sel_page["job_properties"]["rule"] == "select_model"
     eval_page = results[rel(exp["eval_page"])[0]]
@@ -124,8 +139,10 @@ def test_html_report_holds_pages_plots_and_data_card(smoke_run, html_report):
     assert data_key in card["caption"] and card["labels"] == {"file": "data_card.json", "data_key": data_key}
 
     # every plot has its own description (a plot name the caption does not know gets a generic line)
-    for group, key, generic in (("sel_plots", sel_key, "A plot of the selection page."),
-                                ("eval_plots", final_key, "A plot of the evaluation page.")):
+    for group, key, generic in (
+        ("sel_plots", sel_key, "A plot of the selection page."),
+        ("eval_plots", final_key, "A plot of the evaluation page."),
+    ):
         captions = set()
         for path in exp[group]:
             entry = results[str(path.relative_to(workdir))]

@@ -1,6 +1,7 @@
 """A real `mlflow server` stops in the middle of a training-like job and comes back after it ended:
 the job never slows down nor waits at its end, and afterwards every (run, metric, step) is in the
 store exactly once, with the params and tags."""
+
 import os
 import signal
 import socket
@@ -59,10 +60,26 @@ def _start_server(tmp_path, port: int, name: str) -> subprocess.Popen:
     """`mlflow server` in its own process group (job execution off: it starts faster)."""
     with open(tmp_path / f"{name}.log", "w") as log:
         return subprocess.Popen(
-            ["mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db", "--artifacts-destination",
-             str(tmp_path / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+            [
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{tmp_path}/mlflow.db",
+                "--artifacts-destination",
+                str(tmp_path / "mlartifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=tmp_path,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )
 
 
 def _wait_health(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -115,9 +132,13 @@ def test_server_outage_mid_run(tmp_path, repo, stop_when):
     try:
         # the job starts with the server: its replayer retries until the server answers
         server = _start_server(tmp_path, port, "server1")
-        job = subprocess.Popen([sys.executable, "-c", JOB, str(repo), str(results), url, str(end_file)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+        job = subprocess.Popen(
+            [sys.executable, "-c", JOB, str(repo), str(results), url, str(end_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        )
         replayer = int(job.stdout.readline().split()[1])
         _wait_health(url, server)
         t_up = time.monotonic()
@@ -138,14 +159,18 @@ def test_server_outage_mid_run(tmp_path, repo, stop_when):
             exp = client.get_experiment_by_name("redsm5")
             runs = client.search_runs([exp.experiment_id], "tags.`pipeline.stage` = 'fold'") if exp else []
             return any(r.data.metrics for r in runs)
+
         def caught_up() -> bool:  # all but the last ~0.2 s of events applied (SPOOL.offset counts them)
             own = list(spool.glob("*.jsonl"))
             off = own[0].with_name(own[0].name + ".offset") if own else None
             return bool(off and off.exists() and int(off.read_text() or 0) >= own[0].read_text().count("\n") - 20)
+
         # up: once the store holds some of the job's metrics (or the replayer caught up), the server stops mid-run
         deadline = time.monotonic() + 60
         while not applied() or (stop_when == "caught-up" and not caught_up()):
-            assert time.monotonic() < deadline, f"the job's replayer applied nothing (or did not catch up: {stop_when}) within 60s"
+            assert time.monotonic() < deadline, (
+                f"the job's replayer applied nothing (or did not catch up: {stop_when}) within 60s"
+            )
             read_steps(10)
         _stop(server)
         t_down, down_wall = time.monotonic(), time.time()
@@ -177,7 +202,8 @@ def test_server_outage_mid_run(tmp_path, repo, stop_when):
         deadline = time.monotonic() + 60
         while list(spool.glob("*.jsonl")):
             assert time.monotonic() < deadline, "spool not replayed within 60s:\n" + "\n".join(
-                p.read_text()[-3000:] for p in spool.glob("*.log"))
+                p.read_text()[-3000:] for p in spool.glob("*.log")
+            )
             time.sleep(0.2)
         t_replayed = time.monotonic()
 
@@ -192,10 +218,12 @@ def test_server_outage_mid_run(tmp_path, repo, stop_when):
                 hist = sorted(m.step for m in client.get_metric_history(r.info.run_id, key))
                 assert hist == list(range(n_steps)), f"{key}: {len(hist)} values for {n_steps} steps"
             assert r.data.params["lr"] == "0.1" and r.data.tags["steps"] == str(n_steps)
-        print(f"\nserver up {t_up - t_start:.1f}s; {len(up)} steps before the outage, {len(down)} during it; "
-              f"step median {med_up * 1000:.1f} ms up / {med_down * 1000:.1f} ms down; "
-              f"close {close_s:.2f}s; restart {t_back - t_down:.1f}s; replayed {t_replayed - t_back:.1f}s after; "
-              f"{2 * 2 * n_steps} metric values, total {time.monotonic() - t_start:.1f}s")
+        print(
+            f"\nserver up {t_up - t_start:.1f}s; {len(up)} steps before the outage, {len(down)} during it; "
+            f"step median {med_up * 1000:.1f} ms up / {med_down * 1000:.1f} ms down; "
+            f"close {close_s:.2f}s; restart {t_back - t_down:.1f}s; replayed {t_replayed - t_back:.1f}s after; "
+            f"{2 * 2 * n_steps} metric values, total {time.monotonic() - t_start:.1f}s"
+        )
     finally:
         if job is not None and job.poll() is None:
             job.kill()

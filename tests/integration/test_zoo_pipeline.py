@@ -1,5 +1,6 @@
 """The model-zoo preset end to end: one study over every head, pooling, loss, both input formats,
 both multi-task modes, LoRA and augmentation, through refit, benchmark, selection and final."""
+
 import json
 from pathlib import Path
 
@@ -30,8 +31,10 @@ def test_zoo_study_samples_every_kind_of_model_and_finishes(zoo_run):
     validate_report("study_summary", summary)
     assert summary["counts"]["complete"] == summary["n_trials"]
     params = [t["params"] for t in summary["trials"]]
-    seen = {k: {p[k] for p in params if k in p}
-            for k in ("input_format", "multitask", "finetune", "augment", "long_posts", "window_aggregation")}
+    seen = {
+        k: {p[k] for p in params if k in p}
+        for k in ("input_format", "multitask", "finetune", "augment", "long_posts", "window_aggregation")
+    }
     assert seen["input_format"] == {"multi_label", "binary_pairs"}
     assert seen["long_posts"] == {"windows", "truncate"} and len(seen["window_aggregation"]) >= 2
     assert seen["multitask"] == {"independent", "coupled"}

@@ -4,6 +4,7 @@ and row/line or the config key, says what to change, and leaves finished results
 Sections: ReDSM5 CSV folders; datasets split folders (CSV, JSONL, Parquet); accepted oddities and
 warnings; finished results untouched; config; encoders and the hub.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,12 +26,16 @@ from workflow_lib.symptoms import SYMPTOMS
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "fixtures" / "redsm5_sample"
 ANN = "post_id,sentence_id,sentence_text,DSM5_symptom,status,explanation\n"
-POSTS = "post_id,text\np1,I can't sleep at night. Work is fine.\np2,\"Hello, world. Nice day.\"\n"
+POSTS = 'post_id,text\np1,I can\'t sleep at night. Work is fine.\np2,"Hello, world. Nice day."\n'
 
 
 def _data_cfg(**over):
-    cfg = {"source": "local", "local_path": None, "n_folds": 2,
-           "split": {"seed": 1, "validation_fraction": 0.2, "test_fraction": 0.2}}
+    cfg = {
+        "source": "local",
+        "local_path": None,
+        "n_folds": 2,
+        "split": {"seed": 1, "validation_fraction": 0.2, "test_fraction": 0.2},
+    }
     cfg.update(over)
     return Data.resolve(cfg)  # the resolved data section a job passes on
 
@@ -54,49 +59,149 @@ def _raises(call, exc=DataError) -> str:
 # (case, posts.csv, annotations.csv, the file named, what the message must say)
 
 CSV_CASES = [
-    ("renamed_column", POSTS, "post_id,sentence_id,sentence_text,symptom,status\n", "annotations.csv",
-     ["line 1 (header)", "missing required column(s) DSM5_symptom", "rename column 'symptom' to 'DSM5_symptom'"]),
-    ("renamed_columns_alias", "id,body\np1,x\n", ANN, "posts.csv",
-     ["line 1 (header)", "rename column 'id' to 'post_id'", "rename column 'body' to 'text'"]),
-    ("semicolon_separated", "post_id;text\np1;x\n", ANN, "posts.csv",
-     ["line 1 (header)", "separated by ';'", "save it as comma-separated CSV"]),
-    ("unknown_symptom", POSTS, ANN + "p1,p1_0,x,INSOMNIA,1,e\n", "annotations.csv",
-     ["line 2, column 'DSM5_symptom'", "unknown symptom 'INSOMNIA'", "allowed: DEPRESSED_MOOD"]),
-    ("symptom_wrong_case", POSTS, ANN + "p1,p1_0,x,sleep_issues,1,e\n", "annotations.csv",
-     ["line 2, column 'DSM5_symptom'", "did you mean SLEEP_ISSUES?"]),
-    ("status_2", POSTS, ANN + "p1,p1_0,x,FATIGUE,2,e\n", "annotations.csv",
-     ["line 2, column 'status'", "'2' is not a valid status", "use 1", "or 0"]),
-    ("status_yes", POSTS, ANN + "p1,p1_0,x,FATIGUE,yes,e\n", "annotations.csv",
-     ["line 2, column 'status'", "'yes' is not a valid status"]),
-    ("status_empty", POSTS, ANN + "p1,p1_0,x,FATIGUE,,e\n", "annotations.csv",
-     ["line 2, column 'status'", "'' is not a valid status"]),
-    ("conflicting_duplicate_annotation", POSTS,
-     ANN + "p1,s1,I can't sleep.,SLEEP_ISSUES,1,e\np1,s1,I can't sleep.,SLEEP_ISSUES,0,e\n", "annotations.csv",
-     ["line 3, column 'status'", "has status 0 here but 1 at line 2", "keep the right one"]),
-    ("empty_post", "post_id,text\np1,ok\np2,\n", ANN, "posts.csv",
-     ["line 3, column 'text'", "post 'p2' has empty text", "fill in the post's text or remove the row"]),
-    ("whitespace_post", 'post_id,text\np1,ok\np2,"  \n "\n', ANN, "posts.csv",
-     ["line 3, column 'text'", "post 'p2' has empty text"]),
-    ("duplicate_post_id", "post_id,text\np1,a\np2,b\np1,c\n", ANN, "posts.csv",
-     ["line 4, column 'post_id'", "duplicate post_id 'p1'", "posts.csv: line 2", "remove the duplicate row"]),
-    ("annotation_for_unknown_post", POSTS, ANN + "p9,p9_0,x,FATIGUE,1,e\n", "annotations.csv",
-     ["line 2, column 'post_id'", "post 'p9', which is not in posts.csv", "add the post or remove the annotation"]),
-    ("non_utf8_posts", b"post_id,text\np1,ok\np2,caf\xe9\n", ANN, "posts.csv",
-     ["line 3, byte column 7", "not valid UTF-8 (byte 0xe9)", "re-save the file as UTF-8"]),
-    ("non_utf8_annotations", POSTS, (ANN + "p1,s1,caf\xe9,FATIGUE,1,e\n").encode("cp1252"), "annotations.csv",
-     ["line 2", "not valid UTF-8", "iconv"]),
+    (
+        "renamed_column",
+        POSTS,
+        "post_id,sentence_id,sentence_text,symptom,status\n",
+        "annotations.csv",
+        ["line 1 (header)", "missing required column(s) DSM5_symptom", "rename column 'symptom' to 'DSM5_symptom'"],
+    ),
+    (
+        "renamed_columns_alias",
+        "id,body\np1,x\n",
+        ANN,
+        "posts.csv",
+        ["line 1 (header)", "rename column 'id' to 'post_id'", "rename column 'body' to 'text'"],
+    ),
+    (
+        "semicolon_separated",
+        "post_id;text\np1;x\n",
+        ANN,
+        "posts.csv",
+        ["line 1 (header)", "separated by ';'", "save it as comma-separated CSV"],
+    ),
+    (
+        "unknown_symptom",
+        POSTS,
+        ANN + "p1,p1_0,x,INSOMNIA,1,e\n",
+        "annotations.csv",
+        ["line 2, column 'DSM5_symptom'", "unknown symptom 'INSOMNIA'", "allowed: DEPRESSED_MOOD"],
+    ),
+    (
+        "symptom_wrong_case",
+        POSTS,
+        ANN + "p1,p1_0,x,sleep_issues,1,e\n",
+        "annotations.csv",
+        ["line 2, column 'DSM5_symptom'", "did you mean SLEEP_ISSUES?"],
+    ),
+    (
+        "status_2",
+        POSTS,
+        ANN + "p1,p1_0,x,FATIGUE,2,e\n",
+        "annotations.csv",
+        ["line 2, column 'status'", "'2' is not a valid status", "use 1", "or 0"],
+    ),
+    (
+        "status_yes",
+        POSTS,
+        ANN + "p1,p1_0,x,FATIGUE,yes,e\n",
+        "annotations.csv",
+        ["line 2, column 'status'", "'yes' is not a valid status"],
+    ),
+    (
+        "status_empty",
+        POSTS,
+        ANN + "p1,p1_0,x,FATIGUE,,e\n",
+        "annotations.csv",
+        ["line 2, column 'status'", "'' is not a valid status"],
+    ),
+    (
+        "conflicting_duplicate_annotation",
+        POSTS,
+        ANN + "p1,s1,I can't sleep.,SLEEP_ISSUES,1,e\np1,s1,I can't sleep.,SLEEP_ISSUES,0,e\n",
+        "annotations.csv",
+        ["line 3, column 'status'", "has status 0 here but 1 at line 2", "keep the right one"],
+    ),
+    (
+        "empty_post",
+        "post_id,text\np1,ok\np2,\n",
+        ANN,
+        "posts.csv",
+        ["line 3, column 'text'", "post 'p2' has empty text", "fill in the post's text or remove the row"],
+    ),
+    (
+        "whitespace_post",
+        'post_id,text\np1,ok\np2,"  \n "\n',
+        ANN,
+        "posts.csv",
+        ["line 3, column 'text'", "post 'p2' has empty text"],
+    ),
+    (
+        "duplicate_post_id",
+        "post_id,text\np1,a\np2,b\np1,c\n",
+        ANN,
+        "posts.csv",
+        ["line 4, column 'post_id'", "duplicate post_id 'p1'", "posts.csv: line 2", "remove the duplicate row"],
+    ),
+    (
+        "annotation_for_unknown_post",
+        POSTS,
+        ANN + "p9,p9_0,x,FATIGUE,1,e\n",
+        "annotations.csv",
+        ["line 2, column 'post_id'", "post 'p9', which is not in posts.csv", "add the post or remove the annotation"],
+    ),
+    (
+        "non_utf8_posts",
+        b"post_id,text\np1,ok\np2,caf\xe9\n",
+        ANN,
+        "posts.csv",
+        ["line 3, byte column 7", "not valid UTF-8 (byte 0xe9)", "re-save the file as UTF-8"],
+    ),
+    (
+        "non_utf8_annotations",
+        POSTS,
+        (ANN + "p1,s1,caf\xe9,FATIGUE,1,e\n").encode("cp1252"),
+        "annotations.csv",
+        ["line 2", "not valid UTF-8", "iconv"],
+    ),
     ("empty_posts_file", "", ANN, "posts.csv", ["the file is empty", "header line (line 1)"]),
     ("empty_annotations_file", POSTS, " \n", "annotations.csv", ["the file is empty", "Re-export the file"]),
     ("header_only_posts", "post_id,text\n", ANN, "posts.csv", ["has a header but no posts", "add one row per post"]),
-    ("wrong_field_count", "post_id,text\np1,ok\np2,Hello, world\n", ANN, "posts.csv",
-     ["line 3", "expected 2 fields", "found 3", "enclosed in double quotes"]),
-    ("unclosed_quote", 'post_id,text\np1,"never closed\np2,x\n', ANN, "posts.csv",
-     ["line 2", "never closed", "add the closing double quote"]),
-    ("no_annotations_file", POSTS, None, "",
-     ["found posts.csv but no annotations CSV", "add annotations.csv with the header post_id,sentence_id"]),
-    ("long_post", "post_id,text\np1,short\np2," + "x" * 150 + "\n", ANN, "posts.csv",
-     ["line 3, column 'text'", "post 'p2' has 150 characters", "data.max_post_chars = 100",
-      "rejected, not truncated", "max_length", "raise data.max_post_chars"]),
+    (
+        "wrong_field_count",
+        "post_id,text\np1,ok\np2,Hello, world\n",
+        ANN,
+        "posts.csv",
+        ["line 3", "expected 2 fields", "found 3", "enclosed in double quotes"],
+    ),
+    (
+        "unclosed_quote",
+        'post_id,text\np1,"never closed\np2,x\n',
+        ANN,
+        "posts.csv",
+        ["line 2", "never closed", "add the closing double quote"],
+    ),
+    (
+        "no_annotations_file",
+        POSTS,
+        None,
+        "",
+        ["found posts.csv but no annotations CSV", "add annotations.csv with the header post_id,sentence_id"],
+    ),
+    (
+        "long_post",
+        "post_id,text\np1,short\np2," + "x" * 150 + "\n",
+        ANN,
+        "posts.csv",
+        [
+            "line 3, column 'text'",
+            "post 'p2' has 150 characters",
+            "data.max_post_chars = 100",
+            "rejected, not truncated",
+            "max_length",
+            "raise data.max_post_chars",
+        ],
+    ),
 ]
 
 
@@ -130,8 +235,11 @@ def csv_limit():
 def test_posts_over_the_csv_default_field_limit_are_read(tmp_path, csv_limit):
     csv_limit(131_072)  # Python's default, as a fresh process has it
     text = "I lie awake. " * 11_000 + "I have not slept properly in months."
-    d = _csv_folder(tmp_path, f"post_id,text\np1,short\np2,\"{text}\"\n",
-                    ANN + "p2,p2_9,I have not slept properly in months.,SLEEP_ISSUES,1,\n")
+    d = _csv_folder(
+        tmp_path,
+        f'post_id,text\np1,short\np2,"{text}"\n',
+        ANN + "p2,p2_9,I have not slept properly in months.,SLEEP_ISSUES,1,\n",
+    )
     raw = load_folder(d)
     assert len(raw.posts[1]["text"]) == len(text) > 131_072 and raw.annotations[0]["post_id"] == "p2"
 
@@ -146,13 +254,20 @@ def test_a_field_over_the_csv_field_limit_is_named_as_a_size_problem(tmp_path, c
     assert "Enclose" not in msg and "malformed" not in msg
 
 
-@pytest.mark.parametrize("case,make,needles", [
-    ("folder_does_not_exist", lambda t: t / "nope", ["data.local_path", "nope", "does not exist",
-                                                      "point it at a folder with posts.csv"]),
-    ("local_path_is_a_file", lambda t: (t / "f.csv").write_text("x") and t / "f.csv", ["is a file, not a folder"]),
-    ("empty_folder", lambda t: (t / "e").mkdir() or t / "e", ["no data files found", "expected posts.csv"]),
-    ("local_path_unset", lambda t: None, ["data.local_path is not set", "posts.csv and annotations.csv"]),
-], ids=["folder_does_not_exist", "local_path_is_a_file", "empty_folder", "local_path_unset"])
+@pytest.mark.parametrize(
+    "case,make,needles",
+    [
+        (
+            "folder_does_not_exist",
+            lambda t: t / "nope",
+            ["data.local_path", "nope", "does not exist", "point it at a folder with posts.csv"],
+        ),
+        ("local_path_is_a_file", lambda t: (t / "f.csv").write_text("x") and t / "f.csv", ["is a file, not a folder"]),
+        ("empty_folder", lambda t: (t / "e").mkdir() or t / "e", ["no data files found", "expected posts.csv"]),
+        ("local_path_unset", lambda t: None, ["data.local_path is not set", "posts.csv and annotations.csv"]),
+    ],
+    ids=["folder_does_not_exist", "local_path_is_a_file", "empty_folder", "local_path_unset"],
+)
 def test_local_path(tmp_path, case, make, needles):
     path = make(tmp_path)
     msg = _raises(lambda: source_fingerprint(_data_cfg(local_path=None if path is None else str(path))))
@@ -161,6 +276,7 @@ def test_local_path(tmp_path, case, make, needles):
 
 
 # ============================================================================ datasets split folders
+
 
 def _write(path: Path, rows: list[dict], fmt: str) -> None:
     path = path.with_suffix("." + fmt)
@@ -192,8 +308,11 @@ def _split_folder(tmp_path, fmt, train, validation=None, test=None) -> Path:
 
 FMTS = ["csv", "jsonl", "parquet"]
 # the second row of train.<fmt>: CSV and JSONL errors give the line, Parquet the row
-SECOND = {"csv": "train.csv: line 3 (split 'train')", "jsonl": "train.jsonl: line 2 (split 'train')",
-          "parquet": "train.parquet: row 2 (split 'train')"}
+SECOND = {
+    "csv": "train.csv: line 3 (split 'train')",
+    "jsonl": "train.jsonl: line 2 (split 'train')",
+    "parquet": "train.parquet: row 2 (split 'train')",
+}
 
 
 @pytest.mark.parametrize("fmt", FMTS)
@@ -205,13 +324,17 @@ def test_split_folder_post_in_two_splits(tmp_path, fmt):
 
 
 @pytest.mark.parametrize("fmt", FMTS)
-@pytest.mark.parametrize("case,second,needles", [
-    ("empty_text", _row("p2", ""), ["column 'text'", "post 'p2' has empty text"]),
-    ("whitespace_text", _row("p2", "  \n "), ["column 'text'", "post 'p2' has empty text"]),
-    ("duplicate_post_id", _row("p1"), ["column 'post_id'", "duplicate post_id 'p1'", "remove the duplicate row"]),
-    ("long_post", _row("p2", "y" * 150), ["post 'p2' has 150 characters", "rejected, not truncated"]),
-    ("symptom_not_0_1", _row("p2", FATIGUE=2), ["column 'FATIGUE'", "2", "is not 0 or 1", "mark each symptom 1"]),
-], ids=["empty_text", "whitespace_text", "duplicate_post_id", "long_post", "symptom_not_0_1"])
+@pytest.mark.parametrize(
+    "case,second,needles",
+    [
+        ("empty_text", _row("p2", ""), ["column 'text'", "post 'p2' has empty text"]),
+        ("whitespace_text", _row("p2", "  \n "), ["column 'text'", "post 'p2' has empty text"]),
+        ("duplicate_post_id", _row("p1"), ["column 'post_id'", "duplicate post_id 'p1'", "remove the duplicate row"]),
+        ("long_post", _row("p2", "y" * 150), ["post 'p2' has 150 characters", "rejected, not truncated"]),
+        ("symptom_not_0_1", _row("p2", FATIGUE=2), ["column 'FATIGUE'", "2", "is not 0 or 1", "mark each symptom 1"]),
+    ],
+    ids=["empty_text", "whitespace_text", "duplicate_post_id", "long_post", "symptom_not_0_1"],
+)
 def test_split_folder_row(tmp_path, fmt, case, second, needles):
     d = _split_folder(tmp_path, fmt, [_row("p1"), second])
     msg = _raises(lambda: load_folder(d, max_post_chars=100))
@@ -244,18 +367,33 @@ def test_split_folder_missing_splits(tmp_path, fmt):
     assert "(or train alone, and the pipeline splits it)" in msg
 
 
-@pytest.mark.parametrize("fmt,content,needles", [
-    ("csv", b"", ["the file is empty", "header line (line 1)"]),
-    ("jsonl", b"\n", ["the file is empty", "one JSON object per record"]),
-    ("parquet", b"", ["the file is empty (0 bytes)", "re-export it or remove it"]),
-    ("csv", ("post_id,text," + ",".join(SYMPTOMS) + "\n").encode(), ["has a header but no rows", "add one row"]),
-    ("csv", b"post_id,text\np1,caf\xe9\n", ["line 2, byte column 7", "not valid UTF-8", "re-save the file"]),
-    ("jsonl", b'{"post_id": "p1", "text": "caf\xe9"}\n', ["line 1", "not valid UTF-8"]),
-    ("jsonl", b'{"post_id": "p1", "text": "ok"}\n{"post_id": p2}\n', ["line 2, column 13", "not valid JSON",
-                                                                     "one JSON object per line"]),
-    ("jsonl", b'{"post_id": "p1", "text": "ok"}\n["p2", "x"]\n', ["line 2", "expected a JSON object per line"]),
-], ids=["empty_csv", "empty_jsonl", "empty_parquet", "header_only_csv", "non_utf8_csv", "non_utf8_jsonl",
-        "invalid_json_line", "json_line_not_object"])
+@pytest.mark.parametrize(
+    "fmt,content,needles",
+    [
+        ("csv", b"", ["the file is empty", "header line (line 1)"]),
+        ("jsonl", b"\n", ["the file is empty", "one JSON object per record"]),
+        ("parquet", b"", ["the file is empty (0 bytes)", "re-export it or remove it"]),
+        ("csv", ("post_id,text," + ",".join(SYMPTOMS) + "\n").encode(), ["has a header but no rows", "add one row"]),
+        ("csv", b"post_id,text\np1,caf\xe9\n", ["line 2, byte column 7", "not valid UTF-8", "re-save the file"]),
+        ("jsonl", b'{"post_id": "p1", "text": "caf\xe9"}\n', ["line 1", "not valid UTF-8"]),
+        (
+            "jsonl",
+            b'{"post_id": "p1", "text": "ok"}\n{"post_id": p2}\n',
+            ["line 2, column 13", "not valid JSON", "one JSON object per line"],
+        ),
+        ("jsonl", b'{"post_id": "p1", "text": "ok"}\n["p2", "x"]\n', ["line 2", "expected a JSON object per line"]),
+    ],
+    ids=[
+        "empty_csv",
+        "empty_jsonl",
+        "empty_parquet",
+        "header_only_csv",
+        "non_utf8_csv",
+        "non_utf8_jsonl",
+        "invalid_json_line",
+        "json_line_not_object",
+    ],
+)
 def test_split_file_unreadable(tmp_path, fmt, content, needles):
     d = _split_folder(tmp_path, fmt, [_row("p0")], [_row("v0")], [_row("x0")])
     (d / f"train.{fmt}").write_bytes(content)
@@ -283,12 +421,24 @@ def test_split_folder_csv_files_with_different_columns(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
-@pytest.mark.parametrize("case,evidence,labels,needles", [
-    ("evidence_unknown_symptom", [{"symptom": "INSOMNIA", "sentence_text": "x"}], {},
-     ["column 'evidence', item 1: unknown symptom 'INSOMNIA'", "allowed: DEPRESSED_MOOD"]),
-    ("evidence_for_absent_symptom", [{"symptom": "FATIGUE", "sentence_text": "x"}], {},
-     ["evidence for FATIGUE but column FATIGUE is 0", "set it to 1 or remove the evidence"]),
-], ids=["evidence_unknown_symptom", "evidence_for_absent_symptom"])
+@pytest.mark.parametrize(
+    "case,evidence,labels,needles",
+    [
+        (
+            "evidence_unknown_symptom",
+            [{"symptom": "INSOMNIA", "sentence_text": "x"}],
+            {},
+            ["column 'evidence', item 1: unknown symptom 'INSOMNIA'", "allowed: DEPRESSED_MOOD"],
+        ),
+        (
+            "evidence_for_absent_symptom",
+            [{"symptom": "FATIGUE", "sentence_text": "x"}],
+            {},
+            ["evidence for FATIGUE but column FATIGUE is 0", "set it to 1 or remove the evidence"],
+        ),
+    ],
+    ids=["evidence_unknown_symptom", "evidence_for_absent_symptom"],
+)
 def test_split_folder_evidence(tmp_path, fmt, case, evidence, labels, needles):
     ok = {**_row("p1"), "evidence": [{"symptom": "DEPRESSED_MOOD", "sentence_text": "y"}]}
     ok["DEPRESSED_MOOD"] = 1
@@ -302,8 +452,14 @@ def test_split_folder_evidence(tmp_path, fmt, case, evidence, labels, needles):
 @pytest.mark.parametrize("fmt", FMTS)
 def test_split_folder_annotation_unknown_symptom(tmp_path, fmt):
     ann = lambda s: [{"sentence_text": "x", "DSM5_symptom": s, "status": 1}]  # noqa: E731
-    d = _split_folder(tmp_path, fmt, [{"post_id": "p1", "text": "t", "annotations": ann("FATIGUE")},
-                                      {"post_id": "p2", "text": "t", "annotations": ann("TIREDNESS")}])
+    d = _split_folder(
+        tmp_path,
+        fmt,
+        [
+            {"post_id": "p1", "text": "t", "annotations": ann("FATIGUE")},
+            {"post_id": "p2", "text": "t", "annotations": ann("TIREDNESS")},
+        ],
+    )
     msg = _raises(lambda: load_folder(d))
     assert SECOND[fmt] in msg and "annotation 1, column 'DSM5_symptom': unknown symptom 'TIREDNESS'" in msg
 
@@ -317,6 +473,7 @@ def test_split_folder_int_and_str_post_id_collide(tmp_path):
 
 
 # ============================================================================ accepted, or a warning
+
 
 def test_csv_split_values_are_kept_as_written(tmp_path):
     """Leading zeros and NA-like text in CSV split files stay strings (no pandas type guessing)."""
@@ -358,8 +515,10 @@ def test_fewer_positives_than_folds_warns(tmp_path, caplog):
     d = _csv_folder(tmp_path, posts, ANN + "p1,p1_0,I feel tired.,FATIGUE,1,e\n")
     with caplog.at_level(logging.WARNING, logger="workflow_lib.data.prepare"):
         prepare(_data_cfg(local_path=str(d), n_folds=3), tmp_path / "out", "k")
-    assert "data.n_folds = 3, but the train split has fewer positive posts than folds for DEPRESSED_MOOD (0)" \
-           in caplog.text
+    assert (
+        "data.n_folds = 3, but the train split has fewer positive posts than folds for DEPRESSED_MOOD (0)"
+        in caplog.text
+    )
     assert "lower data.n_folds or add posts" in caplog.text
 
 
@@ -382,11 +541,16 @@ def test_long_post_policy_is_stated_in_the_data_card(tmp_path):
 
 # ============================================================================ finished results untouched
 
-@pytest.mark.parametrize("corrupt", [
-    lambda d: (d / "posts.csv").write_text("post_id,text\np1,a\np1,b\n", encoding="utf-8"),
-    lambda d: (d / "annotations.csv").write_bytes(ANN.encode() + b"s_1270_9,x,caf\xe9,FATIGUE,1,e\n"),
-    lambda d: (d / "annotations.csv").write_text(ANN + "s_1270_9,x,y,FATIGUE,7,e\n", encoding="utf-8"),
-], ids=["duplicate_post", "non_utf8", "bad_status"])
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda d: (d / "posts.csv").write_text("post_id,text\np1,a\np1,b\n", encoding="utf-8"),
+        lambda d: (d / "annotations.csv").write_bytes(ANN.encode() + b"s_1270_9,x,caf\xe9,FATIGUE,1,e\n"),
+        lambda d: (d / "annotations.csv").write_text(ANN + "s_1270_9,x,y,FATIGUE,7,e\n", encoding="utf-8"),
+    ],
+    ids=["duplicate_post", "non_utf8", "bad_status"],
+)
 def test_failed_prepare_leaves_a_finished_folder_byte_identical(tmp_path, corrupt):
     src = tmp_path / "src"
     shutil.copytree(SAMPLE, src)
@@ -406,61 +570,128 @@ def test_failed_prepare_leaves_a_finished_folder_byte_identical(tmp_path, corrup
 
 # ============================================================================ config
 
+
 def _load(overrides, *files):
     return config.load(REPO / "config" / "config.yaml", *files, overrides=overrides)
 
 
 TINY_SPACE = {"backbones": ["tiny-a"]}
 CONFIG_CASES = [
-    ("unknown_key", {"training": {"learnig_rate": 1e-4}},
-     ["training: unknown key(s) 'learnig_rate' (did you mean 'learnig_rate' -> 'learning_rate'?)", "allowed keys:"]),
+    (
+        "unknown_key",
+        {"training": {"learnig_rate": 1e-4}},
+        ["training: unknown key(s) 'learnig_rate' (did you mean 'learnig_rate' -> 'learning_rate'?)", "allowed keys:"],
+    ),
     ("unknown_data_key", {"data": {"local_pth": "/x"}}, ["data: unknown key(s) 'local_pth'", "-> 'local_path'"]),
     ("unknown_top_level_key", {"trainig": {}}, ["<top level>: unknown key(s) 'trainig'", "-> 'training'"]),
     ("wrong_type", {"data": {"n_folds": "5"}}, ["data.n_folds: expected integer, got str '5'"]),
     ("out_of_range", {"data": {"n_folds": 11}}, ["data.n_folds: 11 is out of range (maximum 10)"]),
-    ("max_post_chars_below_minimum", {"data": {"max_post_chars": 50}},
-     ["data.max_post_chars: 50 is out of range (minimum 100)"]),
-    ("max_post_chars_not_a_number", {"data": {"max_post_chars": "40k"}},
-     ["data.max_post_chars: expected ['integer', 'null'], got str '40k'"]),
+    (
+        "max_post_chars_below_minimum",
+        {"data": {"max_post_chars": 50}},
+        ["data.max_post_chars: 50 is out of range (minimum 100)"],
+    ),
+    (
+        "max_post_chars_not_a_number",
+        {"data": {"max_post_chars": "40k"}},
+        ["data.max_post_chars: expected ['integer', 'null'], got str '40k'"],
+    ),
     ("out_of_range_dropout", {"training": {"dropout": 1.5}}, ["training.dropout: 1.5 is out of range"]),
     ("bad_enum", {"training": {"head": "transformer"}}, ["training.head: 'transformer' is not allowed", "'linear'"]),
-    ("split_fractions_too_large", {"data": {"split": {"validation_fraction": 0.4, "test_fraction": 0.4}}},
-     ["data.split: validation_fraction 0.4 + test_fraction 0.4 = 0.8, must stay below 0.8", "lower one of them"]),
-    ("split_fraction_out_of_range", {"data": {"split": {"test_fraction": 0.0}}},
-     ["data.split.test_fraction: 0.0 is out of range (exclusiveMinimum 0)"]),
-    ("empty_categorical", {"hpo": {"search_space": {"head": {"type": "categorical", "choices": []}}}},
-     ["hpo.search_space.head.choices: needs at least 1 item(s), got 0"]),
-    ("choice_gives_invalid_model", {"hpo": {"search_space": {"head": {"type": "categorical",
-                                                                      "choices": ["linear", "lstm"]}}}},
-     ["hpo.search_space.head: value 'lstm' cannot produce a valid model", "'lstm' is not allowed"]),
-    ("range_gives_invalid_model", {"hpo": {"search_space": {"dropout": {"type": "float", "low": 0.1, "high": 0.99}}}},
-     ["hpo.search_space.dropout: value 0.99 cannot produce a valid model", "out of range"]),
-    ("inverted_range", {"hpo": {"search_space": {"dropout": {"type": "float", "low": 0.5, "high": 0.1}}}},
-     ["hpo.search_space.dropout: low 0.5 is above high 0.1"]),
-    ("log_with_step", {"hpo": {"search_space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3,
-                                                                  "log": True, "step": 1e-5}}}},
-     ["hpo.search_space.learning_rate: log: true and step 1e-05 cannot be combined", "drop one of them"]),
-    ("unknown_search_key", {"hpo": {"search_space": {"optimizer": {"type": "categorical", "choices": ["adam"]}}}},
-     ["hpo.search_space.optimizer: not a training setting", "searchable keys:"]),
-    ("param_never_used", {"hpo": {"search_space": {"loss_gamma": {"type": "float", "low": 1, "high": 3}}}},
-     ["hpo.search_space.loss_gamma: never used", "training.loss is fixed to 'weighted_bce'", "remove it"]),
-    ("freeze_layers_beyond_encoder", {"hpo": {"search_space": {"freeze_layers": {"type": "int", "low": 0,
-                                                                                 "high": 8}}}},
-     ["hpo.search_space.freeze_layers: can suggest 8 but encoder 'minilm-l6' has 6 layer(s)", "at most 6"]),
-    ("fixed_freeze_beyond_tiny", {**TINY_SPACE, "training": {"freeze_layers": 3}},
-     ["training.freeze_layers: 3 but encoder 'tiny-a' has 2 layer(s); use at most that many"]),
-    ("backbone_not_in_encoders", {"backbones": ["bert-large"]},
-     ["backbones: 'bert-large' not in the encoders catalogue", "known:", "minilm-l6"]),
-    ("hub_encoder_without_revision", {"backbones": ["h"], "training": {"freeze_layers": 0},
-                                      "encoders": {"h": {"source": "hub", "hub_id": "org/model"}}},
-     ["encoders.h.revision: required for source: hub", "'org/model'", "'Files and versions'"]),
-    ("local_encoder_path_missing", {"backbones": ["l"], "training": {"freeze_layers": 0},
-                                    "encoders": {"l": {"source": "local", "path": "/no/such/model"}}},
-     ["encoders.l.path: '/no/such/model' is not a folder", "save_pretrained()"]),
-    ("encoder_missing_required_key", {"encoders": {"x": {"source": "package"}}},
-     ["encoders.x: 'package' is a required property"]),
-    ("local_source_without_path", {"data": {"source": "local"}},
-     ["data.local_path: required when data.source is 'local'", "posts.csv"]),
+    (
+        "split_fractions_too_large",
+        {"data": {"split": {"validation_fraction": 0.4, "test_fraction": 0.4}}},
+        ["data.split: validation_fraction 0.4 + test_fraction 0.4 = 0.8, must stay below 0.8", "lower one of them"],
+    ),
+    (
+        "split_fraction_out_of_range",
+        {"data": {"split": {"test_fraction": 0.0}}},
+        ["data.split.test_fraction: 0.0 is out of range (exclusiveMinimum 0)"],
+    ),
+    (
+        "empty_categorical",
+        {"hpo": {"search_space": {"head": {"type": "categorical", "choices": []}}}},
+        ["hpo.search_space.head.choices: needs at least 1 item(s), got 0"],
+    ),
+    (
+        "choice_gives_invalid_model",
+        {"hpo": {"search_space": {"head": {"type": "categorical", "choices": ["linear", "lstm"]}}}},
+        ["hpo.search_space.head: value 'lstm' cannot produce a valid model", "'lstm' is not allowed"],
+    ),
+    (
+        "range_gives_invalid_model",
+        {"hpo": {"search_space": {"dropout": {"type": "float", "low": 0.1, "high": 0.99}}}},
+        ["hpo.search_space.dropout: value 0.99 cannot produce a valid model", "out of range"],
+    ),
+    (
+        "inverted_range",
+        {"hpo": {"search_space": {"dropout": {"type": "float", "low": 0.5, "high": 0.1}}}},
+        ["hpo.search_space.dropout: low 0.5 is above high 0.1"],
+    ),
+    (
+        "log_with_step",
+        {
+            "hpo": {
+                "search_space": {
+                    "learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True, "step": 1e-5}
+                }
+            }
+        },
+        ["hpo.search_space.learning_rate: log: true and step 1e-05 cannot be combined", "drop one of them"],
+    ),
+    (
+        "unknown_search_key",
+        {"hpo": {"search_space": {"optimizer": {"type": "categorical", "choices": ["adam"]}}}},
+        ["hpo.search_space.optimizer: not a training setting", "searchable keys:"],
+    ),
+    (
+        "param_never_used",
+        {"hpo": {"search_space": {"loss_gamma": {"type": "float", "low": 1, "high": 3}}}},
+        ["hpo.search_space.loss_gamma: never used", "training.loss is fixed to 'weighted_bce'", "remove it"],
+    ),
+    (
+        "freeze_layers_beyond_encoder",
+        {"hpo": {"search_space": {"freeze_layers": {"type": "int", "low": 0, "high": 8}}}},
+        ["hpo.search_space.freeze_layers: can suggest 8 but encoder 'minilm-l6' has 6 layer(s)", "at most 6"],
+    ),
+    (
+        "fixed_freeze_beyond_tiny",
+        {**TINY_SPACE, "training": {"freeze_layers": 3}},
+        ["training.freeze_layers: 3 but encoder 'tiny-a' has 2 layer(s); use at most that many"],
+    ),
+    (
+        "backbone_not_in_encoders",
+        {"backbones": ["bert-large"]},
+        ["backbones: 'bert-large' not in the encoders catalogue", "known:", "minilm-l6"],
+    ),
+    (
+        "hub_encoder_without_revision",
+        {
+            "backbones": ["h"],
+            "training": {"freeze_layers": 0},
+            "encoders": {"h": {"source": "hub", "hub_id": "org/model"}},
+        },
+        ["encoders.h.revision: required for source: hub", "'org/model'", "'Files and versions'"],
+    ),
+    (
+        "local_encoder_path_missing",
+        {
+            "backbones": ["l"],
+            "training": {"freeze_layers": 0},
+            "encoders": {"l": {"source": "local", "path": "/no/such/model"}},
+        },
+        ["encoders.l.path: '/no/such/model' is not a folder", "save_pretrained()"],
+    ),
+    (
+        "encoder_missing_required_key",
+        {"encoders": {"x": {"source": "package"}}},
+        ["encoders.x: 'package' is a required property"],
+    ),
+    (
+        "local_source_without_path",
+        {"data": {"source": "local"}},
+        ["data.local_path: required when data.source is 'local'", "posts.csv"],
+    ),
 ]
 
 
@@ -472,11 +703,15 @@ def test_config(case, overrides, needles):
         assert needle in msg, msg
 
 
-@pytest.mark.parametrize("case,text,needles", [
-    ("not_valid_yaml", "data: [unclosed\n", ["bad.yaml: not valid YAML", "line 2"]),
-    ("not_a_mapping", "- a\n- b\n", ["bad.yaml: top level must be a mapping of keys, got list"]),
-    ("tab_indented", "data:\n\tn_folds: 3\n", ["bad.yaml: not valid YAML", "tab"]),
-], ids=["not_valid_yaml", "not_a_mapping", "tab_indented"])
+@pytest.mark.parametrize(
+    "case,text,needles",
+    [
+        ("not_valid_yaml", "data: [unclosed\n", ["bad.yaml: not valid YAML", "line 2"]),
+        ("not_a_mapping", "- a\n- b\n", ["bad.yaml: top level must be a mapping of keys, got list"]),
+        ("tab_indented", "data:\n\tn_folds: 3\n", ["bad.yaml: not valid YAML", "tab"]),
+    ],
+    ids=["not_valid_yaml", "not_a_mapping", "tab_indented"],
+)
 def test_config_file(tmp_path, case, text, needles):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text, encoding="utf-8")
@@ -486,23 +721,34 @@ def test_config_file(tmp_path, case, text, needles):
 
 
 def test_config_file_not_found(tmp_path):
-    assert _raises(lambda: config.load(tmp_path / "missing.yaml"), ConfigError) == \
-        f"config file not found: {tmp_path / 'missing.yaml'}"
+    assert (
+        _raises(lambda: config.load(tmp_path / "missing.yaml"), ConfigError)
+        == f"config file not found: {tmp_path / 'missing.yaml'}"
+    )
 
 
 def test_valid_hub_and_local_backbones_still_resolve(tmp_path):
     (tmp_path / "m").mkdir()
-    cfg = _load({"backbones": ["h", "l"], "training": {"freeze_layers": 0},
-                 "encoders": {"h": {"source": "hub", "hub_id": "org/model", "revision": "abc123"},
-                              "l": {"source": "local", "path": str(tmp_path / "m")}}})
+    cfg = _load(
+        {
+            "backbones": ["h", "l"],
+            "training": {"freeze_layers": 0},
+            "encoders": {
+                "h": {"source": "hub", "hub_id": "org/model", "revision": "abc123"},
+                "l": {"source": "local", "path": str(tmp_path / "m")},
+            },
+        }
+    )
     assert cfg["backbones"] == ["h", "l"]
 
 
 # ============================================================================ encoders and the hub
 
+
 def test_local_encoder_folder_missing_or_not_a_model(tmp_path):
-    msg = _raises(lambda: load_encoder(Encoder.resolve({"source": "local", "path": str(tmp_path / "gone")})),
-                  EncoderLoadError)
+    msg = _raises(
+        lambda: load_encoder(Encoder.resolve({"source": "local", "path": str(tmp_path / "gone")})), EncoderLoadError
+    )
     assert f"local encoder folder {str(tmp_path / 'gone')!r} does not exist" in msg and "save_pretrained()" in msg
     msg = _raises(lambda: load_encoder(Encoder.resolve({"source": "local", "path": str(tmp_path)})), EncoderLoadError)
     assert "has no config.json" in msg

@@ -1,4 +1,5 @@
 """envs/ stays in step with pyproject, and CI runs exactly the README's commands."""
+
 import re
 import tomllib
 

@@ -6,6 +6,7 @@ so function-level imports count here exactly like top-level ones. The implicit i
 package (``import workflow_lib.data.loader`` first runs ``workflow_lib/data/__init__.py``) is not an
 edge: a package importing its own submodules is the normal shape of a package.
 """
+
 from __future__ import annotations
 
 import ast
@@ -41,7 +42,7 @@ def imported_modules(source: str, module: str, is_package: bool, known: set[str]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative: from . import x / from ..data import y
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             # "from pkg import name": the submodule pkg.name when there is one, else pkg itself
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else nearest(base) for a in node.names]
@@ -54,8 +55,9 @@ def imported_modules(source: str, module: str, is_package: bool, known: set[str]
 def import_graph(root: Path) -> dict[str, set[str]]:
     files = module_files(root)
     known = set(files)
-    return {m: imported_modules(p.read_text(encoding="utf-8"), m, p.name == "__init__.py", known)
-            for m, p in files.items()}
+    return {
+        m: imported_modules(p.read_text(encoding="utf-8"), m, p.name == "__init__.py", known) for m, p in files.items()
+    }
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -109,13 +111,14 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _short(module: str) -> str:
-    return module[len(PACKAGE) + 1:] if module.startswith(PACKAGE + ".") else module
+    return module[len(PACKAGE) + 1 :] if module.startswith(PACKAGE + ".") else module
 
 
 def test_workflow_lib_has_no_import_cycles(repo):
     found = cycles(import_graph(repo))
     assert found == [], "import cycles in workflow_lib (module-level and function-level imports):\n" + "\n".join(
-        "  " + " -> ".join(map(_short, c)) for c in found)
+        "  " + " -> ".join(map(_short, c)) for c in found
+    )
 
 
 def test_every_module_is_parsed_and_the_graph_is_real(repo):
@@ -124,15 +127,22 @@ def test_every_module_is_parsed_and_the_graph_is_real(repo):
     # a top-level, a function-level and a "from package import module" edge of today's code
     assert "workflow_lib.config.schema" in graph["workflow_lib.config.search_space"]
     assert "workflow_lib.learning.models.model" in graph["workflow_lib.learning.checkpoint"]  # inside functions
-    assert "workflow_lib.persistence.storage" in graph["workflow_lib.learning.epoch_states"]      # from workflow_lib.persistence import storage
+    assert (
+        "workflow_lib.persistence.storage" in graph["workflow_lib.learning.epoch_states"]
+    )  # from workflow_lib.persistence import storage
 
 
 def test_function_level_and_relative_imports_are_edges():
     known = {"workflow_lib", "workflow_lib.a", "workflow_lib.b", "workflow_lib.sub", "workflow_lib.sub.c"}
-    src = "import os\n\ndef f():\n    from workflow_lib.a import x\n\nclass K:\n    def g(self):\n" \
-          "        import workflow_lib.b\n        from . import c\n        from .. import a\n"
+    src = (
+        "import os\n\ndef f():\n    from workflow_lib.a import x\n\nclass K:\n    def g(self):\n"
+        "        import workflow_lib.b\n        from . import c\n        from .. import a\n"
+    )
     assert imported_modules(src, "workflow_lib.sub.d", False, known) == {
-        "workflow_lib.a", "workflow_lib.b", "workflow_lib.sub.c"}
+        "workflow_lib.a",
+        "workflow_lib.b",
+        "workflow_lib.sub.c",
+    }
 
 
 def test_cycles_are_found_and_named():
@@ -145,8 +155,16 @@ def test_cycles_are_found_and_named():
 
 
 # The packages, lowest first: a module imports only from its own package and the layers below it.
-LAYERS = [{"symptoms", "provenance"}, {"config"}, {"persistence"}, {"devices", "data"}, {"learning"},
-          {"tracking"}, {"search", "shipping"}, {"pipeline"}]
+LAYERS = [
+    {"symptoms", "provenance"},
+    {"config"},
+    {"persistence"},
+    {"devices", "data"},
+    {"learning"},
+    {"tracking"},
+    {"search", "shipping"},
+    {"pipeline"},
+]
 # The one upward edge: the replayer logs a spooled model with the shipped model's code (inside a
 # function; it loads MLflow). shipping in turn uses the tracker, so the two packages stay apart.
 UPWARD = {("workflow_lib.tracking.replay", "workflow_lib.shipping.mlflow_model")}
@@ -159,10 +177,20 @@ def _layer(module: str) -> int:
 
 def test_packages_form_layers(repo):
     graph = import_graph(repo)
-    upward = sorted((a, b) for a, bs in graph.items() if a != "workflow_lib" for b in bs
-                    if b != "workflow_lib" and _layer(b) > _layer(a) and (a, b) not in UPWARD)
+    upward = sorted(
+        (a, b)
+        for a, bs in graph.items()
+        if a != "workflow_lib"
+        for b in bs
+        if b != "workflow_lib" and _layer(b) > _layer(a) and (a, b) not in UPWARD
+    )
     assert upward == [], "imports from a higher package layer:\n" + "\n".join(f"  {a} -> {b}" for a, b in upward)
-    same_layer = sorted((a, b) for a, bs in graph.items() if a != "workflow_lib" for b in bs if b != "workflow_lib"
-                        and _layer(a) == _layer(b) and a.split(".")[1] != b.split(".")[1])
+    same_layer = sorted(
+        (a, b)
+        for a, bs in graph.items()
+        if a != "workflow_lib"
+        for b in bs
+        if b != "workflow_lib" and _layer(a) == _layer(b) and a.split(".")[1] != b.split(".")[1]
+    )
     assert same_layer == [], same_layer  # packages of one layer are independent
     assert all(a in graph and b in graph[a] for a, b in UPWARD)  # the exception still exists (else drop it)

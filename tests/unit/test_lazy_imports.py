@@ -1,26 +1,48 @@
-"""An import inside a function is there only to keep start-up fast, and says so.
+"""The project's one rule for imports inside functions, stated here and nowhere else.
 
 Snakemake imports workflow_lib at every start-up (the Snakefile, each job's script), and
 ``redsm5-predict --help`` should answer at once; so torch, transformers, MLflow, Optuna and the other
-heavy libraries are imported where they are used. Everything else is imported at the top of its
-module, where a reader sees a module's dependencies. This test holds the package to that:
+heavy libraries (HEAVY_LIBRARIES below) are imported inside the functions that use them: an import in
+a function body means "here, not at the top: keeps start-up fast", and carries no comment saying so.
+Everything else is imported at the top of its module, where a reader sees a module's dependencies.
+This test holds the package to that:
 
 - a function-level import must pull in a heavy library, directly or through a project module that
   imports one at its top (the same reading as tests/unit/test_import_graph.py, from the source);
-- its block of imports carries a comment with "start-up" (on the line above or on the line);
 - an import inside ``try`` is an optional dependency and is exempt.
 
 The developer benchmarks (benchmarks/) are outside: they time imports on purpose.
 """
+
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY_LIBRARIES = {"torch", "transformers", "mlflow", "optuna", "textattack", "sklearn", "matplotlib", "pandas",
-                   "peft", "torchcrf", "datasets", "nltk", "scipy", "psycopg2", "flair", "numpy", "safetensors",
-                   "tokenizers", "aiohttp", "sqlalchemy", "huggingface_hub"}
+HEAVY_LIBRARIES = {
+    "torch",
+    "transformers",
+    "mlflow",
+    "optuna",
+    "textattack",
+    "sklearn",
+    "matplotlib",
+    "pandas",
+    "peft",
+    "torchcrf",
+    "datasets",
+    "nltk",
+    "scipy",
+    "psycopg2",
+    "flair",
+    "numpy",
+    "safetensors",
+    "tokenizers",
+    "aiohttp",
+    "sqlalchemy",
+    "huggingface_hub",
+}
 
 
 def module_files(root: Path) -> dict[str, Path]:
@@ -84,27 +106,20 @@ def _problems() -> list[str]:
     for module, tree in trees.items():
         lines = sources[module].splitlines()
         imports = function_imports(tree)
-        start_of = {node.end_lineno: node.lineno for node, _ in imports}  # the imports of a block touch
         for node, in_try in imports:
             if in_try:
                 continue
             where = f"{files[module].relative_to(REPO)}:{node.lineno}"
             names = _names(node)
             if not any(n.split(".")[0] in HEAVY_LIBRARIES or n in heavy for n in names):
-                problems.append(f"{where}: {lines[node.lineno - 1].strip()!r} imports nothing heavy; "
-                                "move it to the top of the module")
-                continue
-            first = node.lineno  # the comment sits above the first import of the block
-            while first - 1 in start_of:
-                first = start_of[first - 1]
-            block = lines[first - 2:node.end_lineno] if first >= 2 else lines[:node.end_lineno]
-            if not any("start-up" in line for line in block):
-                problems.append(f"{where}: {lines[node.lineno - 1].strip()!r} is inside a function without a "
-                                "comment saying why (add '# here, not at the top: keeps start-up fast (...)')")
+                problems.append(
+                    f"{where}: {lines[node.lineno - 1].strip()!r} imports nothing heavy; "
+                    "move it to the top of the module"
+                )
     return problems
 
 
-def test_imports_inside_functions_are_heavy_and_say_why():
+def test_imports_inside_functions_are_heavy():
     problems = _problems()
     assert not problems, "\n".join(problems)
 
@@ -112,17 +127,19 @@ def test_imports_inside_functions_are_heavy_and_say_why():
 def test_the_reading_finds_heavy_modules_and_light_ones():
     trees = {m: ast.parse(p.read_text(encoding="utf-8")) for m, p in module_files(REPO).items()}
     heavy = heavy_modules(trees)
-    assert "workflow_lib.learning.training" in heavy          # torch at its top
-    assert "workflow_lib.shipping.mlflow_model" in heavy      # mlflow at its top
-    assert "workflow_lib.config.load" not in heavy            # the Snakefile's import stays light
+    assert "workflow_lib.learning.training" in heavy  # torch at its top
+    assert "workflow_lib.shipping.mlflow_model" in heavy  # mlflow at its top
+    assert "workflow_lib.config.load" not in heavy  # the Snakefile's import stays light
     assert "workflow_lib.pipeline.plan" not in heavy
-    assert "workflow_lib.pipeline.stages" not in heavy        # every job's script imports it
+    assert "workflow_lib.pipeline.stages" not in heavy  # every job's script imports it
 
 
 def test_a_light_import_in_a_function_is_reported():
-    tree = ast.parse("import json\n\ndef f():\n    import os\n    from workflow_lib.symptoms import SYMPTOMS\n"
-                     "    # here, not at the top: keeps start-up fast (torch)\n    import torch\n")
+    tree = ast.parse(
+        "import json\n\ndef f():\n    import os\n    from workflow_lib.symptoms import SYMPTOMS\n    import torch\n"
+    )
     found = [(node.lineno, in_try) for node, in_try in function_imports(tree)]
-    assert found == [(4, False), (5, False), (7, False)]
-    assert heavy_modules({"m": ast.parse("import torch\n"), "n": ast.parse("import m\n"),
-                          "o": ast.parse("def f():\n    import torch\n")}) == {"m", "n"}
+    assert found == [(4, False), (5, False), (6, False)]
+    assert heavy_modules(
+        {"m": ast.parse("import torch\n"), "n": ast.parse("import m\n"), "o": ast.parse("def f():\n    import torch\n")}
+    ) == {"m", "n"}

@@ -7,11 +7,13 @@ digits. Keys are the cache: same inputs, same directory, no recomputation.
 The config arguments are resolved sections (workflow_lib.config.sections); a section hashes as the
 plain dict the schema completed, so a key is the same whether it is given a section or that dict.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from workflow_lib.config.search_space import effective_config
 from workflow_lib.symptoms import DESCRIPTIONS
@@ -30,7 +32,7 @@ def digest(obj: Any, length: int = KEY_LENGTH) -> str:
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:length]
 
 
-def _data_settings(data_cfg: "Data") -> dict:
+def _data_settings(data_cfg: Data) -> dict:
     """The preprocessing settings that shape prepared data (the source is covered by the fingerprint)."""
     return {
         "alignment_threshold": data_cfg["alignment_threshold"],
@@ -40,17 +42,17 @@ def _data_settings(data_cfg: "Data") -> dict:
     }
 
 
-def data_key(fingerprint: Mapping, data_cfg: "Data") -> str:
+def data_key(fingerprint: Mapping, data_cfg: Data) -> str:
     """Hash of the data source's fingerprint and the preprocessing settings."""
     return digest({"kind": "data", "source": dict(fingerprint), "settings": _data_settings(data_cfg)})
 
 
-def _model_identity(backbone_spec: "Encoder") -> dict:
+def _model_identity(backbone_spec: Encoder) -> dict:
     # Everything in the spec changes the trained model (source, weights, tokenizer, max_length).
     return dict(backbone_spec)
 
 
-def trial_key(dkey: str, backbone_spec: "Encoder", trial_config: "Training") -> str:
+def trial_key(dkey: str, backbone_spec: Encoder, trial_config: Training) -> str:
     """Hash of one trained configuration; independent of the study that proposed it.
 
     ``trial_config`` is the trial's resolved training configuration (search_space.trial_training_config:
@@ -66,29 +68,40 @@ def trial_key(dkey: str, backbone_spec: "Encoder", trial_config: "Training") -> 
     return digest(payload)
 
 
-def study_key(dkey: str, backbone_spec: "Encoder", training: "Training", hpo_cfg: "Hpo") -> str:
+def study_key(dkey: str, backbone_spec: Encoder, training: Training, hpo_cfg: Hpo) -> str:
     """Hash of a study's definition: data, backbone, fixed settings, space, sampler, budget, objective."""
-    return digest({"kind": "study", "data": dkey, "backbone": _model_identity(backbone_spec),
-                   "training": dict(training), "search_space": hpo_cfg["search_space"],
-                   "sampler": hpo_cfg["sampler"], "pruner": hpo_cfg["pruner"],
-                   "n_trials": hpo_cfg["n_trials"], "metric": hpo_cfg["metric"],
-                   "objective": hpo_cfg["objective"]})
+    return digest(
+        {
+            "kind": "study",
+            "data": dkey,
+            "backbone": _model_identity(backbone_spec),
+            "training": dict(training),
+            "search_space": hpo_cfg["search_space"],
+            "sampler": hpo_cfg["sampler"],
+            "pruner": hpo_cfg["pruner"],
+            "n_trials": hpo_cfg["n_trials"],
+            "metric": hpo_cfg["metric"],
+            "objective": hpo_cfg["objective"],
+        }
+    )
 
 
-def refit_key(tkey: str, refit_cfg: "Refit", metric: str, objective: "Objective") -> str:
+def refit_key(tkey: str, refit_cfg: Refit, metric: str, objective: Objective) -> str:
     """Hash of a refit: the trial's configuration, the refit settings and the objective it early-stops on."""
-    return digest({"kind": "refit", "trial": tkey, "refit": dict(refit_cfg), "metric": metric,
-                   "objective": dict(objective)})
+    return digest(
+        {"kind": "refit", "trial": tkey, "refit": dict(refit_cfg), "metric": metric, "objective": dict(objective)}
+    )
 
 
-def selection_key(candidates: list[Mapping], selection_cfg: "Selection", benchmark_cfg: "Benchmark") -> str:
+def selection_key(candidates: list[Mapping], selection_cfg: Selection, benchmark_cfg: Benchmark) -> str:
     """Hash of the candidate set (each backbone/variant's best trial) and the selection rule."""
     cands = sorted((dict(c) for c in candidates), key=canonical_json)
-    return digest({"kind": "selection", "candidates": cands, "selection": dict(selection_cfg),
-                   "benchmark": dict(benchmark_cfg)})
+    return digest(
+        {"kind": "selection", "candidates": cands, "selection": dict(selection_cfg), "benchmark": dict(benchmark_cfg)}
+    )
 
 
-def final_key(tkey: str, dkey: str, final_cfg: "Final", refit_cfg: "Refit", co_best: Sequence[str] = ()) -> str:
+def final_key(tkey: str, dkey: str, final_cfg: Final, refit_cfg: Refit, co_best: Sequence[str] = ()) -> str:
     """Hash of the final report: the selected trial, the data, the final/refit settings and the
     co-best trials whose refit checkpoints the report also scores (none: the key of a report
     without co-best entries)."""
@@ -100,7 +113,6 @@ def final_key(tkey: str, dkey: str, final_cfg: "Final", refit_cfg: "Refit", co_b
 
 def tensors_sha256(named: Iterable[tuple[str, Any]]) -> str:
     """sha256 over named tensors (name, dtype, shape and raw bytes, in the order given)."""
-    # here, not at the top: keeps start-up fast (torch)
     import torch  # here, not at the top: the Snakefile imports this module and must start fast
 
     h = hashlib.sha256()

@@ -6,25 +6,70 @@ was found and what is allowed, so a user can fix the YAML without reading code.
 Validating against the schema is workflow_lib.config.schema (the level below this module
 and search_space); its public names are importable from here too.
 """
+
 from __future__ import annotations
 
 import copy
 import importlib.util
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import yaml
 
 from workflow_lib.config.schema import SCHEMA_DIR, ConfigError, load_schema, validate
 from workflow_lib.config.search_space import check_search_space
-from workflow_lib.config.sections import (Benchmark, Checkpoints, Config, Data, Encoder, Final, FrozenList, Hpo,
-                                          Objective, Refit, Run, Section, Selection, Split, Storage, Tracking, Training,
-                                          freeze, plain)
+from workflow_lib.config.sections import (
+    Benchmark,
+    Checkpoints,
+    Config,
+    Data,
+    Encoder,
+    Final,
+    FrozenList,
+    Hpo,
+    Objective,
+    Refit,
+    Run,
+    Section,
+    Selection,
+    Split,
+    Storage,
+    Tracking,
+    Training,
+    freeze,
+    plain,
+)
 
-__all__ = ["SCHEMA_DIR", "ConfigError", "load_schema", "validate", "load_yaml", "deep_merge", "resolve", "load",
-           "Config", "Section", "FrozenList", "freeze", "plain", "Data", "Split", "Encoder", "Training", "Hpo",
-           "Objective", "Refit", "Benchmark", "Selection", "Final", "Tracking", "Run", "Checkpoints", "Storage"]
+__all__ = [
+    "SCHEMA_DIR",
+    "ConfigError",
+    "load_schema",
+    "validate",
+    "load_yaml",
+    "deep_merge",
+    "resolve",
+    "load",
+    "Config",
+    "Section",
+    "FrozenList",
+    "freeze",
+    "plain",
+    "Data",
+    "Split",
+    "Encoder",
+    "Training",
+    "Hpo",
+    "Objective",
+    "Refit",
+    "Benchmark",
+    "Selection",
+    "Final",
+    "Tracking",
+    "Run",
+    "Checkpoints",
+    "Storage",
+]
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -62,24 +107,31 @@ def resolve(raw: Mapping) -> Config:
     validate(cfg, "config", fill_defaults=True, what="config")
     unknown = [b for b in cfg["backbones"] if b not in cfg["encoders"]]
     if unknown:
-        raise ConfigError(f"invalid config:\n  - backbones: {', '.join(map(repr, unknown))} not in the encoders "
-                          f"catalogue; known: {', '.join(sorted(cfg['encoders']))}")
+        raise ConfigError(
+            f"invalid config:\n  - backbones: {', '.join(map(repr, unknown))} not in the encoders "
+            f"catalogue; known: {', '.join(sorted(cfg['encoders']))}"
+        )
     cfg["hpo"]["search_space"] = {k: v for k, v in cfg["hpo"]["search_space"].items() if v is not None}
     for name, spec in cfg["encoders"].items():
-        if spec["source"] == "tiny":
-            if spec["tiny"]["hidden_size"] % spec["tiny"]["num_attention_heads"]:
-                raise ConfigError(f"invalid config:\n  - encoders.{name}.tiny: hidden_size "
-                                  f"{spec['tiny']['hidden_size']} must be divisible by num_attention_heads "
-                                  f"{spec['tiny']['num_attention_heads']}")
+        if spec["source"] == "tiny" and spec["tiny"]["hidden_size"] % spec["tiny"]["num_attention_heads"]:
+            raise ConfigError(
+                f"invalid config:\n  - encoders.{name}.tiny: hidden_size "
+                f"{spec['tiny']['hidden_size']} must be divisible by num_attention_heads "
+                f"{spec['tiny']['num_attention_heads']}"
+            )
     if cfg["data"]["source"] == "local" and not cfg["data"]["local_path"]:
-        raise ConfigError("invalid config:\n  - data.local_path: required when data.source is 'local'; "
-                          "set it to a folder with posts.csv and annotations.csv")
+        raise ConfigError(
+            "invalid config:\n  - data.local_path: required when data.source is 'local'; "
+            "set it to a folder with posts.csv and annotations.csv"
+        )
     split = cfg["data"]["split"]
     if split["validation_fraction"] + split["test_fraction"] >= 0.8:
-        raise ConfigError(f"invalid config:\n  - data.split: validation_fraction {split['validation_fraction']} + "
-                          f"test_fraction {split['test_fraction']} = "
-                          f"{split['validation_fraction'] + split['test_fraction']:g}, must stay below 0.8 (train "
-                          "gets the rest); lower one of them")
+        raise ConfigError(
+            f"invalid config:\n  - data.split: validation_fraction {split['validation_fraction']} + "
+            f"test_fraction {split['test_fraction']} = "
+            f"{split['validation_fraction'] + split['test_fraction']:g}, must stay below 0.8 (train "
+            "gets the rest); lower one of them"
+        )
     check_search_space(cfg["hpo"]["search_space"], cfg["training"])
     _check_backbones(cfg)
     _check_objective(cfg)
@@ -113,23 +165,30 @@ def _check_backbones(cfg: Mapping) -> None:
     for name in cfg["backbones"]:
         spec, where = cfg["encoders"][name], f"encoders.{name}"
         if spec["source"] == "hub" and not spec.get("revision"):
-            problems.append(f"{where}.revision: required for source: hub - a commit sha (or tag) of "
-                            f"{spec['hub_id']!r}, so the trained models stay reproducible and their keys stay "
-                            "valid; copy it from the model page's 'Files and versions' tab")
+            problems.append(
+                f"{where}.revision: required for source: hub - a commit sha (or tag) of "
+                f"{spec['hub_id']!r}, so the trained models stay reproducible and their keys stay "
+                "valid; copy it from the model page's 'Files and versions' tab"
+            )
         if spec["source"] == "local" and not Path(spec["path"]).expanduser().is_dir():
-            problems.append(f"{where}.path: {spec['path']!r} is not a folder; point it at a folder written by "
-                            "save_pretrained() (config.json, weights, tokenizer files)")
+            problems.append(
+                f"{where}.path: {spec['path']!r} is not a folder; point it at a folder written by "
+                "save_pretrained() (config.json, weights, tokenizer files)"
+            )
         n_layers = _encoder_layers(spec)
         if n_layers is None:
             continue
         if fixed > n_layers and (not space or space.get("when")):
-            problems.append(f"training.freeze_layers: {fixed} but encoder {name!r} has {n_layers} layer(s); use at "
-                            "most that many")
+            problems.append(
+                f"training.freeze_layers: {fixed} but encoder {name!r} has {n_layers} layer(s); use at most that many"
+            )
         if space:
             top = max(space["choices"]) if space["type"] == "categorical" else space["high"]
             if top > n_layers:
-                problems.append(f"hpo.search_space.freeze_layers: can suggest {top} but encoder {name!r} has "
-                                f"{n_layers} layer(s); lower it to at most {n_layers}")
+                problems.append(
+                    f"hpo.search_space.freeze_layers: can suggest {top} but encoder {name!r} has "
+                    f"{n_layers} layer(s); lower it to at most {n_layers}"
+                )
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
 
@@ -143,9 +202,11 @@ def _check_objective(cfg: Mapping) -> None:
         space = cfg["hpo"]["search_space"].get("evidence_task")
         values = space["choices"] if space else [cfg["training"]["evidence_task"]]
         if not all(v is True for v in values):
-            raise ConfigError("invalid config:\n  - hpo.objective.evidence_weight: > 0 scores evidence, but "
-                              "training.evidence_task can be false; set training.evidence_task: true and drop "
-                              "evidence_task from hpo.search_space, or set evidence_weight: 0")
+            raise ConfigError(
+                "invalid config:\n  - hpo.objective.evidence_weight: > 0 scores evidence, but "
+                "training.evidence_task can be false; set training.evidence_task: true and drop "
+                "evidence_task from hpo.search_space, or set evidence_weight: 0"
+            )
 
 
 def load(*paths: str | Path, overrides: Mapping | None = None) -> Config:

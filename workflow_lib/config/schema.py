@@ -6,14 +6,16 @@ can fix the YAML without reading code. This is the low level under workflow_lib.
 and resolves whole configs) and workflow_lib.config.search_space (which checks and samples trials): both
 import it, it imports neither. workflow_lib.config re-exports ConfigError, load_schema and validate.
 """
+
 from __future__ import annotations
 
 import copy
 import difflib
 import json
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 
@@ -24,16 +26,16 @@ import jsonschema
 RECIPES: tuple[str, ...] = ("synonym_swap", "synonym_insert", "word_swap", "char_perturb", "deletion")
 UNAVAILABLE_RECIPES: dict[str, str] = {
     "embedding_swap": "TextAttack's EmbeddingAugmenter needs the counter-fitted word embeddings "
-                      "(paragramcf), which it downloads from TextAttack's server at first use; "
-                      "these machines reach no such server",
+    "(paragramcf), which it downloads from TextAttack's server at first use; "
+    "these machines reach no such server",
     "back_translation": "TextAttack's BackTranslationAugmenter needs MarianMT translation models from "
-                        "the Hugging Face Hub, which these machines cannot reach",
+    "the Hugging Face Hub, which these machines cannot reach",
     "checklist": "TextAttack's CheckListAugmenter needs flair's NER model (flair/ner-english) from the "
-                 "Hugging Face Hub for its location and name swaps, which these machines cannot reach",
+    "Hugging Face Hub for its location and name swaps, which these machines cannot reach",
     "clare": "TextAttack's CLAREAugmenter needs the distilroberta-base masked language model and the "
-             "Universal Sentence Encoder, downloaded at first use; these machines cannot reach them",
+    "Universal Sentence Encoder, downloaded at first use; these machines cannot reach them",
     "back_transcription": "TextAttack's BackTranscriptionAugmenter needs text-to-speech and speech "
-                          "recognition models from the Hugging Face Hub, which these machines cannot reach",
+    "recognition models from the Hugging Face Hub, which these machines cannot reach",
 }
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -43,7 +45,7 @@ class ConfigError(ValueError):
     """A configuration problem a user fixes in their YAML."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict:
     """Return one of the JSON schemas shipped in workflow_lib/config/schemas/."""
     return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
@@ -106,7 +108,9 @@ def validate(instance: Any, schema_name: str, *, fill_defaults: bool = False, wh
     schema = load_schema(schema_name)
     cls = _DefaultFilling if fill_defaults else jsonschema.Draft202012Validator
     validator = cls(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(
+        validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
     if errors:
         # For if/then branches jsonschema reports the wrapper; descend to the leaf errors.
         leaves = []
@@ -118,12 +122,14 @@ def validate(instance: Any, schema_name: str, *, fill_defaults: bool = False, wh
                     stack.extend(e.context)
                 else:
                     leaves.append(e)
+
         # An anyOf with a null branch reports "expected null" beside the real problem: drop it.
         def _shadowed(e):
             if e.validator != "type" or e.validator_value != "null":
                 return False
             p = list(e.absolute_path)
-            return any(o is not e and list(o.absolute_path)[:len(p)] == p for o in leaves)
+            return any(o is not e and list(o.absolute_path)[: len(p)] == p for o in leaves)
+
         lines = sorted({_describe(e, schema_name) for e in leaves if not _shadowed(e)})
         label = what or schema_name
         raise ConfigError(f"invalid {label}:\n  - " + "\n  - ".join(lines))
@@ -134,8 +140,10 @@ def validate_training(train_cfg: Mapping, what: str = "training config") -> dict
     """Validate (and complete) one training configuration - fixed settings merged with a trial's params."""
     cfg = complete(train_cfg, load_schema("config")["$defs"]["training"], what)
     if cfg["augment"] in UNAVAILABLE_RECIPES:
-        raise ConfigError(f"invalid {what}:\n  - augment: {cfg['augment']!r} cannot run here: "
-                          f"{UNAVAILABLE_RECIPES[cfg['augment']]}; choose one of none, {', '.join(RECIPES)}")
+        raise ConfigError(
+            f"invalid {what}:\n  - augment: {cfg['augment']!r} cannot run here: "
+            f"{UNAVAILABLE_RECIPES[cfg['augment']]}; choose one of none, {', '.join(RECIPES)}"
+        )
     return cfg
 
 

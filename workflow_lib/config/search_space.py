@@ -7,9 +7,11 @@ can offer is checked when the config is resolved (check_search_space, called by
 workflow_lib.config.resolve), so a space that could produce an invalid model is refused before any
 training starts.
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from workflow_lib.config.schema import ConfigError, load_schema, validate_training
 
@@ -49,7 +51,7 @@ def is_active(name: str, config: Mapping) -> bool:
     return all(config.get(other) in allowed for other, allowed in CONDITIONS.get(name, {}).items())
 
 
-def effective_config(train_cfg: "Training") -> dict:
+def effective_config(train_cfg: Training) -> dict:
     """The settings of the resolved ``train_cfg`` that change the trained model: inert and
     speed-only settings removed.
 
@@ -81,19 +83,23 @@ def check_search_space(space: Mapping[str, Mapping], training: Mapping) -> None:
         if name not in known:
             problems.append(f"{where}: not a training setting; searchable keys: {', '.join(sorted(known))}")
             continue
-        for other in (spec.get("when") or {}):
+        for other in spec.get("when") or {}:
             if other not in known:
                 problems.append(f"{where}.when: refers to {other!r}, which is not a training setting")
         order = list(space)
         for other, allowed in CONDITIONS.get(name, {}).items():
             if other in space:
                 if order.index(other) > order.index(name):
-                    problems.append(f"{where}: depends on {other!r}, which is declared after it; move "
-                                    f"{other!r} above {name!r} in hpo.search_space")
+                    problems.append(
+                        f"{where}: depends on {other!r}, which is declared after it; move "
+                        f"{other!r} above {name!r} in hpo.search_space"
+                    )
             elif training.get(other) not in allowed:
-                problems.append(f"{where}: never used - it only matters when {other} is one of "
-                                f"{', '.join(map(str, allowed))}, but training.{other} is fixed to "
-                                f"{training.get(other)!r}; remove it or add {other!r} to the search space")
+                problems.append(
+                    f"{where}: never used - it only matters when {other} is one of "
+                    f"{', '.join(map(str, allowed))}, but training.{other} is fixed to "
+                    f"{training.get(other)!r}; remove it or add {other!r} to the search space"
+                )
         kind = spec["type"]
         if kind == "categorical":
             values = spec["choices"]
@@ -109,8 +115,10 @@ def check_search_space(space: Mapping[str, Mapping], training: Mapping) -> None:
                 problems.append(f"{where}: int parameter needs integer bounds, got {low}..{high}")
                 continue
             if spec.get("log") and spec.get("step") not in (None, *((1,) if kind == "int" else ())):
-                problems.append(f"{where}: log: true and step {spec['step']} cannot be combined (Optuna refuses "
-                                "it at the first trial); drop one of them")
+                problems.append(
+                    f"{where}: log: true and step {spec['step']} cannot be combined (Optuna refuses "
+                    "it at the first trial); drop one of them"
+                )
                 continue
             values = [int(low), int(high)] if kind == "int" else [low, high]
         for value in values:
@@ -123,7 +131,7 @@ def check_search_space(space: Mapping[str, Mapping], training: Mapping) -> None:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
 
 
-def suggest(trial, space: Mapping[str, Mapping], training: "Training") -> dict[str, Any]:
+def suggest(trial, space: Mapping[str, Mapping], training: Training) -> dict[str, Any]:
     """Ask an Optuna trial for every active parameter, in declaration order.
 
     A parameter is skipped when its ``when:`` fails or when the model would not use it (see
@@ -139,8 +147,9 @@ def suggest(trial, space: Mapping[str, Mapping], training: "Training") -> dict[s
         if kind == "categorical":
             params[name] = trial.suggest_categorical(name, list(spec["choices"]))
         elif kind == "int":
-            params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]),
-                                             step=int(spec.get("step", 1)), log=bool(spec["log"]))
+            params[name] = trial.suggest_int(
+                name, int(spec["low"]), int(spec["high"]), step=int(spec.get("step", 1)), log=bool(spec["log"])
+            )
         else:
             kwargs = {"log": bool(spec["log"])}
             if spec.get("step") is not None:
@@ -149,7 +158,7 @@ def suggest(trial, space: Mapping[str, Mapping], training: "Training") -> dict[s
     return params
 
 
-def trial_training_config(training: "Training", params: Mapping) -> "Training":
+def trial_training_config(training: Training, params: Mapping) -> Training:
     """The full training configuration of one trial: the resolved ``training`` section with the trial's
     parameters applied (Training.with_params, which checks it once)."""
     return training.with_params(params)

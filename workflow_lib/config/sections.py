@@ -5,7 +5,7 @@ default and words every error) and returns a ``Config``. Each job resolves once;
 then receives only the section it needs (``cfg.training``, ``cfg.data``, ``cfg.checkpoints`` ...) and
 never checks or completes it again. A section is a ``dict`` whose contents cannot change (so it
 hashes, serialises to JSON and compares like the plain dict the schema completed) read by key or
-by attribute; its class names the settings and their types, and ``tests/unit/test_sections.py``
+by attribute; its class names the settings and their types, and ``tests/unit/config/test_sections.py``
 holds those names to the schema's.
 
 Configurations that do not come from the YAML are made here too, once each:
@@ -14,14 +14,34 @@ Configurations that do not come from the YAML are made here too, once each:
 - one read back from a checkpoint's ``checkpoint.json`` (``Training.resolve``, in learning.checkpoint);
 - a developer benchmark's or a test's, from a few settings (``Training.resolve``, ``Encoder.resolve``).
 """
+
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 from workflow_lib.config.schema import complete, load_schema, validate_training
 
-__all__ = ["Section", "FrozenList", "freeze", "Config", "Data", "Split", "Encoder", "Training", "Hpo",
-           "Objective", "Refit", "Benchmark", "Selection", "Final", "Tracking", "Run", "Checkpoints", "Storage"]
+__all__ = [
+    "Section",
+    "FrozenList",
+    "freeze",
+    "Config",
+    "Data",
+    "Split",
+    "Encoder",
+    "Training",
+    "Hpo",
+    "Objective",
+    "Refit",
+    "Benchmark",
+    "Selection",
+    "Final",
+    "Tracking",
+    "Run",
+    "Checkpoints",
+    "Storage",
+]
 
 
 class _Immutable:
@@ -30,8 +50,10 @@ class _Immutable:
     __slots__ = ()
 
     def _frozen(self, *args, **kwargs):
-        raise TypeError(f"a resolved {type(self).__name__} config is frozen; use .replace(name=value) on its "
-                        "section for a changed copy")
+        raise TypeError(
+            f"a resolved {type(self).__name__} config is frozen; use .replace(name=value) on its "
+            "section for a changed copy"
+        )
 
     def __copy__(self):
         return self
@@ -68,8 +90,9 @@ class Section(_Immutable, dict):
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(f"{type(self).__name__} has no setting {name!r}; it has "
-                                 f"{', '.join(sorted(self)) or 'none'}") from None
+            raise AttributeError(
+                f"{type(self).__name__} has no setting {name!r}; it has {', '.join(sorted(self)) or 'none'}"
+            ) from None
 
     __setitem__ = __delitem__ = __setattr__ = __delattr__ = __ior__ = _Immutable._frozen
     clear = pop = popitem = setdefault = update = _Immutable._frozen
@@ -119,8 +142,10 @@ def plain(value: Any) -> Any:
 
 # -- the sections ------------------------------------------------------------------------------
 
+
 class Split(Section):
     """The train/validation/test split of the posts (folds are cut from train)."""
+
     SCHEMA = ("properties", "data", "properties", "split")
     seed: int
     validation_fraction: float
@@ -129,12 +154,13 @@ class Split(Section):
 
 class Data(Section):
     """Where the posts come from (and the settings of reading them), how they are split and folded."""
+
     SCHEMA = ("properties", "data")
     NESTED = {"split": Split}
-    source: str                    # embedded | local | hub
-    embedded: Section              # n_posts, seed
+    source: str  # embedded | local | hub
+    embedded: Section  # n_posts, seed
     local_path: str | None
-    hub: Section                   # id, revision, timeout_s
+    hub: Section  # id, revision, timeout_s
     alignment_threshold: float
     max_post_chars: int | None
     split: Split
@@ -143,13 +169,14 @@ class Data(Section):
 
 class Encoder(Section):
     """One backbone of the encoders catalogue (the settings present depend on ``source``)."""
+
     SCHEMA = ("$defs", "backbone")
-    source: str                    # package | local | hub | tiny
-    package: str                   # source: package
-    path: str                      # source: local
-    hub_id: str                    # source: hub
+    source: str  # package | local | hub | tiny
+    package: str  # source: package
+    path: str  # source: local
+    hub_id: str  # source: hub
     revision: str | None
-    tiny: Section                  # source: tiny - hidden_size, num_hidden_layers, ...
+    tiny: Section  # source: tiny - hidden_size, num_hidden_layers, ...
     tokenizer_package: str
     max_length: int
     gradient_checkpointing: bool
@@ -161,6 +188,7 @@ class Encoders(Section):
 
 class Training(Section):
     """The training section; a trial's configuration is one too (``with_params``)."""
+
     SCHEMA = ("$defs", "training")
     epochs: int
     batch_size: int
@@ -205,15 +233,15 @@ class Training(Section):
     threads: int | None
 
     @classmethod
-    def resolve(cls, raw: Mapping | None, what: str | None = None) -> "Training":
+    def resolve(cls, raw: Mapping | None, what: str | None = None) -> Training:
         # validate_training also refuses the augmentation recipes that cannot run offline
         return freeze(validate_training(raw or {}, what=what or "training config"), cls)
 
-    def with_params(self, params: Mapping[str, Any], what: str = "trial configuration") -> "Training":
+    def with_params(self, params: Mapping[str, Any], what: str = "trial configuration") -> Training:
         """This training section with a trial's parameters applied: the trial's one configuration."""
         return Training.resolve({**plain(self), **params}, what=what)
 
-    def replace(self, **changes: Any) -> "Training":
+    def replace(self, **changes: Any) -> Training:
         return self.with_params(changes, what="training config")
 
 
@@ -222,7 +250,7 @@ class Objective(Section):
     SCHEMA = ("properties", "hpo", "properties", "objective")
     criteria_weight: float
     evidence_weight: float
-    evidence_metric: str               # token_f1 | char_f1 | exact_match
+    evidence_metric: str  # token_f1 | char_f1 | exact_match
 
 
 class Hpo(Section):
@@ -230,9 +258,9 @@ class Hpo(Section):
     NESTED = {"objective": Objective}
     n_trials: int
     metric: str
-    sampler: Section               # name, seed, n_startup_trials
-    pruner: Section                # enabled, n_startup_trials, n_warmup_steps
-    search_space: Section          # setting -> {type, choices | low/high[, step, log][, when]}
+    sampler: Section  # name, seed, n_startup_trials
+    pruner: Section  # enabled, n_startup_trials, n_warmup_steps
+    search_space: Section  # setting -> {type, choices | low/high[, step, log][, when]}
     objective: Objective
     n_workers: int
     storage: str | None
@@ -281,7 +309,7 @@ class Tracking(Section):
 
 class Run(Section):
     SCHEMA = ("properties", "run")
-    mode: Section                  # stage -> reuse_if_exists | force_new | resume_if_incomplete
+    mode: Section  # stage -> reuse_if_exists | force_new | resume_if_incomplete
     benchmark_all_variants: bool
     benchmark_strategy: str
 
@@ -303,9 +331,21 @@ class Storage(Section):
 
 class Config(Section):
     """A whole resolved config (workflow_lib.config.resolve makes it; nothing else does)."""
-    NESTED = {"data": Data, "encoders": Encoders, "training": Training, "hpo": Hpo, "refit": Refit,
-              "benchmark": Benchmark, "selection": Selection, "final": Final, "tracking": Tracking, "run": Run,
-              "checkpoints": Checkpoints, "storage": Storage}
+
+    NESTED = {
+        "data": Data,
+        "encoders": Encoders,
+        "training": Training,
+        "hpo": Hpo,
+        "refit": Refit,
+        "benchmark": Benchmark,
+        "selection": Selection,
+        "final": Final,
+        "tracking": Tracking,
+        "run": Run,
+        "checkpoints": Checkpoints,
+        "storage": Storage,
+    }
     results_dir: str
     predict_input: str | None
     data: Data
@@ -323,12 +363,28 @@ class Config(Section):
     storage: Storage
 
     @classmethod
-    def resolve(cls, raw: Mapping | None, what: str | None = None) -> "Config":
-        raise TypeError("a whole config is resolved by workflow_lib.config.resolve (schema, cross-field rules, "
-                        "freezing), not by Config.resolve")
+    def resolve(cls, raw: Mapping | None, what: str | None = None) -> Config:
+        raise TypeError(
+            "a whole config is resolved by workflow_lib.config.resolve (schema, cross-field rules, "
+            "freezing), not by Config.resolve"
+        )
 
 
 def section_types() -> Iterable[type[Section]]:
     """Every typed section class with its schema path (for the test that holds them to the schema)."""
-    return (Split, Data, Encoder, Training, Objective, Hpo, Refit, Benchmark, Selection, Final, Tracking, Run,
-            Checkpoints, Storage)
+    return (
+        Split,
+        Data,
+        Encoder,
+        Training,
+        Objective,
+        Hpo,
+        Refit,
+        Benchmark,
+        Selection,
+        Final,
+        Tracking,
+        Run,
+        Checkpoints,
+        Storage,
+    )

@@ -41,6 +41,7 @@ are read as strings (no type guessing: ``007`` stays ``007``, ``NA`` stays text)
 exceptions warn instead: an annotation row repeated exactly is used once, and evidence
 that cannot be aligned keeps its label (counted in the data card).
 """
+
 from __future__ import annotations
 
 import csv
@@ -52,9 +53,10 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from workflow_lib.config.keys import digest, file_sha256
 from workflow_lib.data.synthetic import GENERATOR_VERSION, generate
@@ -80,18 +82,27 @@ CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
 def truncation_policy(max_post_chars: int | None) -> str:
     """The data card's sentence on what happens to long posts, for this setting of data.max_post_chars."""
     if max_post_chars is None:
-        loading = ("Posts of any length are accepted (data.max_post_chars: null, no limit); no characters are "
-                   "cut when the data are loaded.")
+        loading = (
+            "Posts of any length are accepted (data.max_post_chars: null, no limit); no characters are "
+            "cut when the data are loaded."
+        )
     else:
-        loading = (f"Posts longer than data.max_post_chars ({max_post_chars}) characters are rejected when the "
-                   "data are loaded (an error names the post and its length); no characters are cut here.")
-    return (f"{loading} How the encoder covers a post longer than its max_length tokens (truncation, or windows "
-            "over the whole post) is training.long_posts, reported per trial in the fold metrics and the "
-            "evaluation report.")
+        loading = (
+            f"Posts longer than data.max_post_chars ({max_post_chars}) characters are rejected when the "
+            "data are loaded (an error names the post and its length); no characters are cut here."
+        )
+    return (
+        f"{loading} How the encoder covers a post longer than its max_length tokens (truncation, or windows "
+        "over the whole post) is training.long_posts, reported per trial in the fold metrics and the "
+        "evaluation report."
+    )
+
 
 _ALIASES = {"text": ("body", "selftext", "post", "content", "post_text"), "post_id": ("id", "postid")}
-_FIX_LOCAL = ("to use a local copy instead, set data.source: local and data.local_path: <folder with posts.csv "
-              "and annotations.csv> in the config")
+_FIX_LOCAL = (
+    "to use a local copy instead, set data.source: local and data.local_path: <folder with posts.csv "
+    "and annotations.csv> in the config"
+)
 
 
 class DataError(ValueError):
@@ -100,11 +111,11 @@ class DataError(ValueError):
 
 @dataclass
 class RawData:
-    posts: list[dict]                      # {"post_id", "text"}
-    annotations: list[dict]                # {"post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status", "explanation"}
+    posts: list[dict]  # {"post_id", "text"}
+    annotations: list[dict]  # {"post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status", "explanation"}
     given_splits: dict[str, list[str]] | None = None
     origin: str = ""
-    layout: str = ""                       # "redsm5_csv" | "split_folder"
+    layout: str = ""  # "redsm5_csv" | "split_folder"
     files: list[str] = field(default_factory=list)
 
 
@@ -112,22 +123,25 @@ class RawData:
 # fingerprints
 
 
-def source_fingerprint(data_cfg: "Data") -> dict:
+def source_fingerprint(data_cfg: Data) -> dict:
     """A cheap description of the data source (the resolved ``data`` section) that changes whenever its
     content can change."""
     source = data_cfg.source
     if source == "embedded":
         emb = data_cfg.embedded
-        return {"kind": "embedded", "generator_version": GENERATOR_VERSION,
-                "n_posts": int(emb["n_posts"]), "seed": int(emb["seed"])}
+        return {
+            "kind": "embedded",
+            "generator_version": GENERATOR_VERSION,
+            "n_posts": int(emb["n_posts"]),
+            "seed": int(emb["seed"]),
+        }
     if source == "local":
         folder = _local_folder(data_cfg)
         return {"kind": "local", "path": str(folder), "sha256": folder_sha256(folder)}
     if source == "hub":
         hub = data_cfg.hub
         resolved, _ = _resolve_hub(hub)
-        return {"kind": "hub", "id": hub["id"], "revision_requested": hub["revision"],
-                "resolved_revision": resolved}
+        return {"kind": "hub", "id": hub["id"], "revision_requested": hub["revision"], "resolved_revision": resolved}
     raise DataError(f"data.source: unknown source {source!r}; choose one of 'embedded', 'local', 'hub'")
 
 
@@ -149,23 +163,31 @@ def folder_sha256(folder: Path) -> str:
     folder = Path(folder)
     entries = [[p.relative_to(folder).as_posix(), file_sha256(p)] for p in data_files(folder)]
     if not entries:
-        raise DataError(f"{folder}: no data files found (looked for {', '.join(DATA_SUFFIXES)}); "
-                        "expected posts.csv and annotations.csv, or train/validation/test files")
+        raise DataError(
+            f"{folder}: no data files found (looked for {', '.join(DATA_SUFFIXES)}); "
+            "expected posts.csv and annotations.csv, or train/validation/test files"
+        )
     return digest(entries, length=64)
 
 
-def _local_folder(data_cfg: "Data") -> Path:
+def _local_folder(data_cfg: Data) -> Path:
     raw = data_cfg.local_path
     if not raw:
-        raise DataError("data.local_path is not set; set it to a folder with posts.csv and annotations.csv "
-                        "(ReDSM5 format) or with train/validation/test files")
+        raise DataError(
+            "data.local_path is not set; set it to a folder with posts.csv and annotations.csv "
+            "(ReDSM5 format) or with train/validation/test files"
+        )
     folder = Path(raw).expanduser().resolve()
     if not folder.exists():
-        raise DataError(f"data.local_path: {folder} does not exist; point it at a folder with posts.csv and "
-                        "annotations.csv (ReDSM5 format) or with train/validation/test files")
+        raise DataError(
+            f"data.local_path: {folder} does not exist; point it at a folder with posts.csv and "
+            "annotations.csv (ReDSM5 format) or with train/validation/test files"
+        )
     if not folder.is_dir():
-        raise DataError(f"data.local_path: {folder} is a file, not a folder; point it at the folder that "
-                        "holds posts.csv and annotations.csv")
+        raise DataError(
+            f"data.local_path: {folder} is a file, not a folder; point it at the folder that "
+            "holds posts.csv and annotations.csv"
+        )
     return folder
 
 
@@ -189,7 +211,6 @@ def _hf_cache_dir() -> str:
         return os.environ["HF_HUB_CACHE"]
     if os.environ.get("HF_HOME"):
         return str(Path(os.environ["HF_HOME"]) / "hub")
-    # here, not at the top: keeps start-up fast (huggingface_hub)
     from huggingface_hub import constants
 
     return constants.HF_HUB_CACHE
@@ -206,45 +227,54 @@ def _hub_error(repo_id, revision, exc: BaseException | None, what: str) -> DataE
     detail = f" ({name}: {_scrub(exc)})" if exc is not None else ""
     hint = ""
     if name in ("GatedRepoError",) or "401" in detail or "403" in detail:
-        hint = (" The data set is gated or private: accept its terms on the hub page and log in "
-                "(huggingface-cli login, or set HF_TOKEN) on this machine.")
+        hint = (
+            " The data set is gated or private: accept its terms on the hub page and log in "
+            "(huggingface-cli login, or set HF_TOKEN) on this machine."
+        )
     elif name in ("RepositoryNotFoundError",):
         hint = " Check data.hub.id (and that you are logged in if the data set is private)."
     elif name in ("RevisionNotFoundError",):
         hint = " Check data.hub.revision: a branch, tag or full commit sha of the data set."
-    return DataError(f"hub data set {repo_id!r} at revision {rev!r}: {what}{detail}.{hint} "
-                     f"Download it on a machine with access (huggingface-cli download {repo_id} --repo-type "
-                     f"dataset --local-dir <folder>), or {_FIX_LOCAL}.")
+    return DataError(
+        f"hub data set {repo_id!r} at revision {rev!r}: {what}{detail}.{hint} "
+        f"Download it on a machine with access (huggingface-cli download {repo_id} --repo-type "
+        f"dataset --local-dir <folder>), or {_FIX_LOCAL}."
+    )
 
 
-def _resolve_hub(hub: "Section") -> tuple[str, str | None]:
+def _resolve_hub(hub: Section) -> tuple[str, str | None]:
     """(resolved commit sha, cached snapshot folder or None) of data.hub. Cache first, then one online call."""
     repo_id, revision, timeout = hub["id"], hub["revision"], float(hub["timeout_s"])
     try:
         from huggingface_hub import snapshot_download
 
-        path = snapshot_download(repo_id, repo_type="dataset", revision=revision, cache_dir=_hf_cache_dir(),
-                                 local_files_only=True)
+        path = snapshot_download(
+            repo_id, repo_type="dataset", revision=revision, cache_dir=_hf_cache_dir(), local_files_only=True
+        )
         return Path(path).name, path
-    except Exception:  # noqa: BLE001 - not in the cache (or cache unusable): try online below
+    except Exception:
         pass
     if _hub_offline():
-        raise _hub_error(repo_id, revision, None,
-                         "not in the local Hugging Face cache and HF_HUB_OFFLINE/HF_DATASETS_OFFLINE forbids going "
-                         "online")
+        raise _hub_error(
+            repo_id,
+            revision,
+            None,
+            "not in the local Hugging Face cache and HF_HUB_OFFLINE/HF_DATASETS_OFFLINE forbids going online",
+        )
     try:
         from huggingface_hub import HfApi
 
         info = HfApi().dataset_info(repo_id, revision=revision, timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one actionable message
-        raise _hub_error(repo_id, revision, exc, f"could not resolve the revision online (timeout {timeout:g} s)") \
-            from None
+    except Exception as exc:
+        raise _hub_error(
+            repo_id, revision, exc, f"could not resolve the revision online (timeout {timeout:g} s)"
+        ) from None
     if not getattr(info, "sha", None):
         raise _hub_error(repo_id, revision, None, "the hub returned no commit sha for this revision")
     return info.sha, None
 
 
-def _hub_snapshot(hub: "Section") -> tuple[Path, str]:
+def _hub_snapshot(hub: Section) -> tuple[Path, str]:
     repo_id, revision, timeout = hub["id"], hub["revision"], float(hub["timeout_s"])
     resolved, cached = _resolve_hub(hub)
     if cached:
@@ -252,9 +282,10 @@ def _hub_snapshot(hub: "Section") -> tuple[Path, str]:
     try:
         from huggingface_hub import snapshot_download
 
-        path = snapshot_download(repo_id, repo_type="dataset", revision=resolved, cache_dir=_hf_cache_dir(),
-                                 etag_timeout=timeout)
-    except Exception as exc:  # noqa: BLE001
+        path = snapshot_download(
+            repo_id, repo_type="dataset", revision=resolved, cache_dir=_hf_cache_dir(), etag_timeout=timeout
+        )
+    except Exception as exc:
         raise _hub_error(repo_id, revision, exc, f"download of commit {resolved} failed") from None
     return Path(path), resolved
 
@@ -263,7 +294,7 @@ def _hub_snapshot(hub: "Section") -> tuple[Path, str]:
 # loading
 
 
-def load_raw(data_cfg: "Data", work_dir) -> RawData:
+def load_raw(data_cfg: Data, work_dir) -> RawData:
     """Load the source the resolved ``data`` section configures; raise DataError on any input problem."""
     source = data_cfg.source
     max_chars = data_cfg.max_post_chars  # None: no limit
@@ -272,8 +303,10 @@ def load_raw(data_cfg: "Data", work_dir) -> RawData:
         folder = Path(work_dir) / "source"
         generate(folder, n_posts=int(emb["n_posts"]), seed=int(emb["seed"]))
         raw = load_folder(folder, max_post_chars=max_chars)
-        raw.origin = (f"embedded synthetic data (generator {GENERATOR_VERSION}, n_posts={emb['n_posts']}, "
-                      f"seed={emb['seed']}), CSVs in source/ beside the prepared files")
+        raw.origin = (
+            f"embedded synthetic data (generator {GENERATOR_VERSION}, n_posts={emb['n_posts']}, "
+            f"seed={emb['seed']}), CSVs in source/ beside the prepared files"
+        )
         return raw
     if source == "local":
         return load_folder(_local_folder(data_cfg), max_post_chars=max_chars)
@@ -307,32 +340,44 @@ def _find_redsm5_csvs(folder: Path) -> tuple[Path | None, Path | None]:
         return None, None
     rel = lambda ps: ", ".join(p.relative_to(folder).as_posix() for p in ps) or "none"  # noqa: E731
     if len(posts) == 1 and not anns:
-        raise DataError(f"{folder}: found {rel(posts)} but no annotations CSV; add annotations.csv with the header "
-                        f"{','.join(ANNOTATIONS_REQUIRED + ANNOTATIONS_OPTIONAL)} (a header alone if no post has an "
-                        "annotation)")
+        raise DataError(
+            f"{folder}: found {rel(posts)} but no annotations CSV; add annotations.csv with the header "
+            f"{','.join(ANNOTATIONS_REQUIRED + ANNOTATIONS_OPTIONAL)} (a header alone if no post has an "
+            "annotation)"
+        )
     if len(posts) != 1 or len(anns) != 1:
-        raise DataError(f"{folder}: expected exactly one posts CSV and one annotations CSV; found posts: "
-                        f"{rel(posts)}; annotations: {rel(anns)}. Keep one of each (posts.csv and "
-                        "annotations.csv) in the folder")
+        raise DataError(
+            f"{folder}: expected exactly one posts CSV and one annotations CSV; found posts: "
+            f"{rel(posts)}; annotations: {rel(anns)}. Keep one of each (posts.csv and "
+            "annotations.csv) in the folder"
+        )
     return posts[0], anns[0]
 
 
 # ---------------------------------------------------------------------------------- CSV layer
 
-def _decode(path: Path) -> str:
+
+def decode_text(path: Path) -> str:
     data = path.read_bytes()
     if not data.strip():
-        expected = ("a header line (line 1) and one row per record" if path.suffix.lower() == ".csv"
-                    else "one JSON object per record")
-        raise DataError(f"{path}: the file is empty; expected {expected}. Re-export the file or point "
-                        "data.local_path at the right folder")
+        expected = (
+            "a header line (line 1) and one row per record"
+            if path.suffix.lower() == ".csv"
+            else "one JSON object per record"
+        )
+        raise DataError(
+            f"{path}: the file is empty; expected {expected}. Re-export the file or point "
+            "data.local_path at the right folder"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise DataError(f"{path}: line {line}, byte column {col}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
-                        "re-save the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in > out)") from None
+        raise DataError(
+            f"{path}: line {line}, byte column {col}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+            "re-save the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in > out)"
+        ) from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -348,7 +393,7 @@ def read_csv(path, required: Iterable[str], optional: Iterable[str] = ()) -> tup
     Fields of any length up to CSV_FIELD_LIMIT characters are read (see lift_csv_field_limit)."""
     path = Path(path)
     required, optional = tuple(required), tuple(optional)
-    text = _decode(path)
+    text = decode_text(path)
     lift_csv_field_limit()
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
@@ -368,26 +413,35 @@ def read_csv(path, required: Iterable[str], optional: Iterable[str] = ()) -> tup
                 raise DataError(
                     f"{path}: {where}: expected {len(header)} fields ({', '.join(header)}), found {len(row)}. "
                     "A field that contains a comma, a double quote or a line break must be enclosed in double "
-                    "quotes, with quotes inside it doubled (\"\")")
+                    'quotes, with quotes inside it doubled ("")'
+                )
             rows.append((start, dict(zip(header, row))))
     except csv.Error as exc:
         start = end_prev + 1
         msg = str(exc)
         if "unexpected end of data" in msg:
-            raise DataError(f"{path}: line {start}: a quoted field opened in the record starting at line {start} "
-                            f"is never closed (the file ends at line {reader.line_num}); add the closing double "
-                            "quote, and double any quote inside the field (\"\")") from None
+            raise DataError(
+                f"{path}: line {start}: a quoted field opened in the record starting at line {start} "
+                f"is never closed (the file ends at line {reader.line_num}); add the closing double "
+                'quote, and double any quote inside the field ("")'
+            ) from None
         if "field larger than field limit" in msg:
-            raise DataError(f"{path}: record starting at line {start}: a field runs past "
-                            f"{csv.field_size_limit():,} characters, the most Python's csv module reads in one "
-                            "field. Shorten or remove that value (a post or an annotation); if none is that long, "
-                            "a double quote opened in this record is never closed - close it") from None
+            raise DataError(
+                f"{path}: record starting at line {start}: a field runs past "
+                f"{csv.field_size_limit():,} characters, the most Python's csv module reads in one "
+                "field. Shorten or remove that value (a post or an annotation); if none is that long, "
+                "a double quote opened in this record is never closed - close it"
+            ) from None
         if "expected after" in msg:
-            raise DataError(f"{path}: line {reader.line_num} (record starting at line {start}): malformed CSV "
-                            f"({msg}): a quoted field is followed by more text before the next comma. Enclose the "
-                            "whole field in double quotes and double every quote inside it (\"\")") from None
-        raise DataError(f"{path}: line {reader.line_num} (record starting at line {start}): malformed CSV "
-                        f"({msg}); re-export the file as comma-separated CSV (RFC 4180)") from None
+            raise DataError(
+                f"{path}: line {reader.line_num} (record starting at line {start}): malformed CSV "
+                f"({msg}): a quoted field is followed by more text before the next comma. Enclose the "
+                'whole field in double quotes and double every quote inside it ("")'
+            ) from None
+        raise DataError(
+            f"{path}: line {reader.line_num} (record starting at line {start}): malformed CSV "
+            f"({msg}); re-export the file as comma-separated CSV (RFC 4180)"
+        ) from None
     if header is None:
         raise DataError(f"{path}: the file has no header line; line 1 must be: {','.join(required)}")
     return header, rows
@@ -396,8 +450,9 @@ def read_csv(path, required: Iterable[str], optional: Iterable[str] = ()) -> tup
 def _check_header(path: Path, header: list[str], required, optional) -> None:
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        raise DataError(f"{path}: line 1 (header): duplicate column(s) {', '.join(dupes)}; "
-                        "give every column a distinct name")
+        raise DataError(
+            f"{path}: line 1 (header): duplicate column(s) {', '.join(dupes)}; give every column a distinct name"
+        )
     missing = [c for c in required if c not in header]
     if missing:
         hints = []
@@ -411,11 +466,15 @@ def _check_header(path: Path, header: list[str], required, optional) -> None:
         fix = "; ".join(hints) if hints else f"add the column(s) {', '.join(missing)}"
         sep = next((c for c in (";", "\t", "|") if len(header) == 1 and c in header[0]), None)
         if sep:
-            fix = (f"the file looks separated by {sep!r}, not by commas; save it as comma-separated CSV "
-                   f"(header line: {','.join(required)})")
-        raise DataError(f"{path}: line 1 (header): missing required column(s) {', '.join(missing)}; found columns "
-                        f"{', '.join(header) or '(none)'}; required: {', '.join(required)}"
-                        f"{' (optional: ' + ', '.join(optional) + ')' if optional else ''}. Fix: {fix}")
+            fix = (
+                f"the file looks separated by {sep!r}, not by commas; save it as comma-separated CSV "
+                f"(header line: {','.join(required)})"
+            )
+        raise DataError(
+            f"{path}: line 1 (header): missing required column(s) {', '.join(missing)}; found columns "
+            f"{', '.join(header) or '(none)'}; required: {', '.join(required)}"
+            f"{' (optional: ' + ', '.join(optional) + ')' if optional else ''}. Fix: {fix}"
+        )
 
 
 def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int | None) -> RawData:
@@ -426,7 +485,7 @@ def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int | None)
     seen: dict[str, str] = {}
     for line, row in post_rows:
         where = f"{posts_csv}: line {line}"
-        _add_post(posts, seen, row.get("post_id", ""), row.get("text", ""), where, max_post_chars)
+        add_post(posts, seen, row.get("post_id", ""), row.get("text", ""), where, max_post_chars)
     _, ann_rows = read_csv(ann_csv, ANNOTATIONS_REQUIRED, ANNOTATIONS_OPTIONAL)
     annotations = []
     first: dict[tuple, tuple[int, dict]] = {}
@@ -438,38 +497,57 @@ def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int | None)
         if key in first:
             prev_line, prev = first[key]
             if prev["status"] != ann["status"]:
-                raise DataError(f"{where}, column 'status': post {key[0]!r}, sentence {key[1] or key[2]!r}, "
-                                f"{key[3]} has status {ann['status']} here but {prev['status']} at line {prev_line}; "
-                                "the two rows contradict each other - keep the right one and delete the other")
+                raise DataError(
+                    f"{where}, column 'status': post {key[0]!r}, sentence {key[1] or key[2]!r}, "
+                    f"{key[3]} has status {ann['status']} here but {prev['status']} at line {prev_line}; "
+                    "the two rows contradict each other - keep the right one and delete the other"
+                )
             repeated.append(line)
             continue
         first[key] = (line, ann)
         annotations.append(ann)
     if repeated:
-        log.warning("%s: %d duplicate annotation row(s) (post_id, sentence_id, sentence_text, DSM5_symptom and "
-                    "status equal to an earlier row) at line(s) %s; each is used once - delete the repeats to "
-                    "silence this warning", ann_csv, len(repeated), ", ".join(map(str, repeated[:10])))
-    return RawData(posts=posts, annotations=annotations, given_splits=None, origin=str(posts_csv.parent),
-                   layout="redsm5_csv", files=[str(posts_csv), str(ann_csv)])
+        log.warning(
+            "%s: %d duplicate annotation row(s) (post_id, sentence_id, sentence_text, DSM5_symptom and "
+            "status equal to an earlier row) at line(s) %s; each is used once - delete the repeats to "
+            "silence this warning",
+            ann_csv,
+            len(repeated),
+            ", ".join(map(str, repeated[:10])),
+        )
+    return RawData(
+        posts=posts,
+        annotations=annotations,
+        given_splits=None,
+        origin=str(posts_csv.parent),
+        layout="redsm5_csv",
+        files=[str(posts_csv), str(ann_csv)],
+    )
 
 
-def _add_post(posts: list, seen: dict, post_id: Any, text: Any, where: str, max_post_chars: int | None) -> None:
+def add_post(posts: list, seen: dict, post_id: Any, text: Any, where: str, max_post_chars: int | None) -> None:
     """Append one checked post; ``max_post_chars`` None accepts any length."""
     pid = "" if post_id is None else str(post_id).strip()
     if not pid:
         raise DataError(f"{where}, column 'post_id': empty post_id; give every post a unique id")
     if pid in seen:
-        raise DataError(f"{where}, column 'post_id': duplicate post_id {pid!r} (first at {seen[pid]}); each post "
-                        "must appear once - remove the duplicate row or give it another id")
+        raise DataError(
+            f"{where}, column 'post_id': duplicate post_id {pid!r} (first at {seen[pid]}); each post "
+            "must appear once - remove the duplicate row or give it another id"
+        )
     if text is None or not isinstance(text, str) or not text.strip():
-        raise DataError(f"{where}, column 'text': post {pid!r} has empty text; fill in the post's text or "
-                        "remove the row (and its annotations)")
+        raise DataError(
+            f"{where}, column 'text': post {pid!r} has empty text; fill in the post's text or "
+            "remove the row (and its annotations)"
+        )
     if max_post_chars is not None and len(text) > max_post_chars:
-        raise DataError(f"{where}, column 'text': post {pid!r} has {len(text)} characters, more than "
-                        f"data.max_post_chars = {max_post_chars}. Policy: over-long posts are rejected, not "
-                        "truncated (the encoder's max_length and training.long_posts decide how a long post is "
-                        "read later); raise data.max_post_chars in the config, set it to null for no limit, or "
-                        "shorten or remove the post")
+        raise DataError(
+            f"{where}, column 'text': post {pid!r} has {len(text)} characters, more than "
+            f"data.max_post_chars = {max_post_chars}. Policy: over-long posts are rejected, not "
+            "truncated (the encoder's max_length and training.long_posts decide how a long post is "
+            "read later); raise data.max_post_chars in the config, set it to null for no limit, or "
+            "shorten or remove the post"
+        )
     seen[pid] = where
     posts.append({"post_id": pid, "text": text})
 
@@ -477,25 +555,36 @@ def _add_post(posts: list, seen: dict, post_id: Any, text: Any, where: str, max_
 def _annotation(row: dict, where: str, known_posts: dict, posts_name: str) -> dict:
     pid = str(row.get("post_id", "") or "").strip()
     if pid not in known_posts:
-        raise DataError(f"{where}, column 'post_id': annotation refers to post {pid!r}, which is not in "
-                        f"{posts_name}; add the post or remove the annotation row")
+        raise DataError(
+            f"{where}, column 'post_id': annotation refers to post {pid!r}, which is not in "
+            f"{posts_name}; add the post or remove the annotation row"
+        )
     symptom = str(row.get("DSM5_symptom", "") or "").strip()
     if symptom not in ALLOWED_LABELS:
         close = difflib.get_close_matches(symptom.upper(), ALLOWED_LABELS, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise DataError(f"{where}, column 'DSM5_symptom': unknown symptom {symptom!r}{hint}; allowed: "
-                        f"{', '.join(ALLOWED_LABELS)} (SPECIAL_CASE is kept out of the nine labels)")
+        raise DataError(
+            f"{where}, column 'DSM5_symptom': unknown symptom {symptom!r}{hint}; allowed: "
+            f"{', '.join(ALLOWED_LABELS)} (SPECIAL_CASE is kept out of the nine labels)"
+        )
     status_raw = row.get("status", "")
     status = _status(status_raw)
     if status is None:
-        raise DataError(f"{where}, column 'status': {status_raw!r} is not a valid status; use 1 (the sentence "
-                        "shows the symptom) or 0 (considered and rejected)")
+        raise DataError(
+            f"{where}, column 'status': {status_raw!r} is not a valid status; use 1 (the sentence "
+            "shows the symptom) or 0 (considered and rejected)"
+        )
     sentence = row.get("sentence_text")
     sentence = "" if sentence is None else str(sentence)
     sid = row.get("sentence_id")
-    return {"post_id": pid, "sentence_id": "" if sid is None else str(sid).strip(), "sentence_text": sentence,
-            "DSM5_symptom": symptom, "status": status,
-            "explanation": "" if row.get("explanation") is None else str(row.get("explanation"))}
+    return {
+        "post_id": pid,
+        "sentence_id": "" if sid is None else str(sid).strip(),
+        "sentence_text": sentence,
+        "DSM5_symptom": symptom,
+        "status": status,
+        "explanation": "" if row.get("explanation") is None else str(row.get("explanation")),
+    }
 
 
 def _status(value: Any) -> int | None:
@@ -513,20 +602,23 @@ def _status(value: Any) -> int | None:
 
 # ---------------------------------------------------------------------------------- split folders
 
+
 def _split_file_map(folder: Path) -> dict[str, list[Path]]:
     """The data files datasets.load_dataset gives each split (its own patterns, its order)."""
     try:
         from datasets.data_files import DataFilesDict, get_data_patterns
 
         found = DataFilesDict.from_patterns(get_data_patterns(str(folder)), base_path=str(folder))
-    except Exception:  # noqa: BLE001 - load_dataset below reports the folder's problem
+    except Exception:
         return {}
-    keep = lambda f: f.suffix.lower() in DATA_SUFFIXES and not any(  # noqa: E731
-        part.startswith(".") for part in f.relative_to(folder).parts)
+
+    def keep(f: Path) -> bool:
+        return f.suffix.lower() in DATA_SUFFIXES and not any(p.startswith(".") for p in f.relative_to(folder).parts)
+
     return {str(k): [Path(str(f)) for f in v if keep(Path(str(f)))] for k, v in found.items()}
 
 
-def _check_split_file(path: Path) -> tuple[list[str] | None, list[str] | None]:
+def check_split_file(path: Path) -> tuple[list[str] | None, list[str] | None]:
     """Checks datasets does not make with a location (empty, UTF-8, CSV/JSON syntax, header).
 
     Returns (the location of each row, e.g. ``file: line 3``, or None; the CSV header or None)."""
@@ -541,21 +633,24 @@ def _check_split_file(path: Path) -> tuple[list[str] | None, list[str] | None]:
             import pyarrow.parquet as pq
 
             n_rows = pq.ParquetFile(path).metadata.num_rows
-        except Exception as exc:  # noqa: BLE001 - a damaged file: name it
-            raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {_scrub(exc)}); "
-                            "re-export it") from None
+        except Exception as exc:
+            raise DataError(
+                f"{path}: not a readable Parquet file ({type(exc).__name__}: {_scrub(exc)}); re-export it"
+            ) from None
         locs = [f"{path}: row {i}" for i in range(1, n_rows + 1)]
     elif suffix == ".csv":
         header, rows = read_csv(path, POSTS_REQUIRED)
         locs = [f"{path}: line {n}" for n, _ in rows]
     else:
-        text = _decode(path)
+        text = decode_text(path)
         if text.lstrip().startswith("["):
             try:
                 items = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); fix "
-                                "the syntax, or write one JSON object per line (JSON Lines)") from None
+                raise DataError(
+                    f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); fix "
+                    "the syntax, or write one JSON object per line (JSON Lines)"
+                ) from None
             locs = [f"{path}: item {i}" for i in range(1, len(items) + 1)]
         else:
             locs = []
@@ -565,30 +660,38 @@ def _check_split_file(path: Path) -> tuple[list[str] | None, list[str] | None]:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {n}, column {exc.colno}: not valid JSON ({exc.msg}); write one "
-                                    'JSON object per line, e.g. {"post_id": "p1", "text": "..."}') from None
+                    raise DataError(
+                        f"{path}: line {n}, column {exc.colno}: not valid JSON ({exc.msg}); write one "
+                        'JSON object per line, e.g. {"post_id": "p1", "text": "..."}'
+                    ) from None
                 if not isinstance(obj, dict):
-                    raise DataError(f"{path}: line {n}: expected a JSON object per line, got "
-                                    f"{type(obj).__name__}; write one object per line with post_id and text")
+                    raise DataError(
+                        f"{path}: line {n}: expected a JSON object per line, got "
+                        f"{type(obj).__name__}; write one object per line with post_id and text"
+                    )
                 locs.append(f"{path}: line {n}")
     if not locs:
-        raise DataError(f"{path}: {'has a header but ' if header else ''}no rows; add one row per post, or remove "
-                        "the file (a folder needs train.*, and optionally validation.* and test.*)")
+        raise DataError(
+            f"{path}: {'has a header but ' if header else ''}no rows; add one row per post, or remove "
+            "the file (a folder needs train.*, and optionally validation.* and test.*)"
+        )
     return locs, header
 
 
 def _load_split_folder(folder: Path, max_post_chars: int | None) -> RawData:
     files = data_files(folder)
     if not files:
-        raise DataError(f"{folder}: no data files; expected posts.csv + annotations.csv (ReDSM5 format) or "
-                        "train/validation/test files (CSV, JSONL or Parquet) that datasets.load_dataset reads")
+        raise DataError(
+            f"{folder}: no data files; expected posts.csv + annotations.csv (ReDSM5 format) or "
+            "train/validation/test files (CSV, JSONL or Parquet) that datasets.load_dataset reads"
+        )
     split_files = _split_file_map(folder)
     locations: dict[str, list[str] | None] = {}
     headers: dict[Path, list[str]] = {}
     for split, paths in split_files.items():
         locs: list[str] | None = []
         for path in paths:
-            rows, header = _check_split_file(path)
+            rows, header = check_split_file(path)
             locs = None if rows is None or locs is None else locs + rows
             if header is not None:
                 headers[path] = header
@@ -599,13 +702,13 @@ def _load_split_folder(folder: Path, max_post_chars: int | None) -> RawData:
         (first, cols), *rest = headers.items()
         for path, other in rest:
             if other != cols:
-                raise DataError(f"{path}: line 1 (header): columns {', '.join(other)} differ from {first}'s "
-                                f"{', '.join(cols)}; give every split file the same columns")
-        # here, not at the top: keeps start-up fast (datasets)
+                raise DataError(
+                    f"{path}: line 1 (header): columns {', '.join(other)} differ from {first}'s "
+                    f"{', '.join(cols)}; give every split file the same columns"
+                )
         import datasets
 
-        kwargs = {"features": datasets.Features({c: datasets.Value("string") for c in cols}),
-                  "keep_default_na": False}
+        kwargs = {"features": datasets.Features({c: datasets.Value("string") for c in cols}), "keep_default_na": False}
     try:
         import datasets
         from datasets.utils import logging as ds_logging
@@ -618,16 +721,20 @@ def _load_split_folder(folder: Path, max_post_chars: int | None) -> RawData:
             columns = {name: list(dd[name].column_names) for name in dd}
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - report the library's reason with the folder
-        raise DataError(f"{folder}: datasets.load_dataset could not read the folder ({type(exc).__name__}: "
-                        f"{_scrub(exc)}). Provide posts.csv + annotations.csv (ReDSM5 format), or split files "
-                        "named train.*, validation.*, test.* with the same columns") from None
+    except Exception as exc:
+        raise DataError(
+            f"{folder}: datasets.load_dataset could not read the folder ({type(exc).__name__}: "
+            f"{_scrub(exc)}). Provide posts.csv + annotations.csv (ReDSM5 format), or split files "
+            "named train.*, validation.*, test.* with the same columns"
+        ) from None
     names = sorted(splits)
     unknown = [n for n in names if n not in SPLIT_NAMES]
     if unknown or "train" not in names or (set(names) != {"train"} and set(names) != set(SPLIT_NAMES)):
-        raise DataError(f"{folder}: found split(s) {', '.join(names)}; required: train, validation and test "
-                        "(or train alone, and the pipeline splits it). Name the files train.*, validation.* "
-                        "and test.*")
+        raise DataError(
+            f"{folder}: found split(s) {', '.join(names)}; required: train, validation and test "
+            "(or train alone, and the pipeline splits it). Name the files train.*, validation.* "
+            "and test.*"
+        )
     posts: list[dict] = []
     annotations: list[dict] = []
     seen: dict[str, str] = {}
@@ -645,35 +752,49 @@ def _load_split_folder(folder: Path, max_post_chars: int | None) -> RawData:
             where = f"{locs[i - 1]} (split {split!r})" if locs else f"{label}: split {split!r} row {i}"
             pid = "" if row.get("post_id") is None else str(row.get("post_id")).strip()
             if pid in split_of and split_of[pid] != split:
-                raise DataError(f"{where}, column 'post_id': post {pid!r} is in split {split_of[pid]!r} "
-                                f"({seen[pid]}) and in split {split!r}; splits must be disjoint - remove it from "
-                                "one of them")
-            _add_post(posts, seen, row.get("post_id"), row.get("text"), where, max_post_chars)
+                raise DataError(
+                    f"{where}, column 'post_id': post {pid!r} is in split {split_of[pid]!r} "
+                    f"({seen[pid]}) and in split {split!r}; splits must be disjoint - remove it from "
+                    "one of them"
+                )
+            add_post(posts, seen, row.get("post_id"), row.get("text"), where, max_post_chars)
             split_of[pid] = split
             given[split].append(pid)
             annotations.extend(_split_row_annotations(row, mode, pid, where))
-    return RawData(posts=posts, annotations=annotations, given_splits=given if len(given) == 3 else None,
-                   origin=str(folder), layout="split_folder", files=[str(p) for p in files])
+    return RawData(
+        posts=posts,
+        annotations=annotations,
+        given_splits=given if len(given) == 3 else None,
+        origin=str(folder),
+        layout="split_folder",
+        files=[str(p) for p in files],
+    )
 
 
 def _split_columns(folder, split: str, cols: list[str]) -> str:
     missing = [c for c in POSTS_REQUIRED if c not in cols]
     has_symptoms = [s for s in SYMPTOMS if s in cols]
     if missing:
-        raise DataError(f"{folder}: split {split!r}: missing required column(s) {', '.join(missing)}; found "
-                        f"columns {', '.join(cols)}; required: post_id, text and either the nine symptom columns "
-                        "or an 'annotations' column")
+        raise DataError(
+            f"{folder}: split {split!r}: missing required column(s) {', '.join(missing)}; found "
+            f"columns {', '.join(cols)}; required: post_id, text and either the nine symptom columns "
+            "or an 'annotations' column"
+        )
     if "annotations" in cols:
         return "annotations"
     if len(has_symptoms) == len(SYMPTOMS):
         return "symptoms"
     if has_symptoms:
         absent = [s for s in SYMPTOMS if s not in cols]
-        raise DataError(f"{folder}: split {split!r}: symptom column(s) {', '.join(absent)} missing; found columns "
-                        f"{', '.join(cols)}; add all nine symptom columns (0/1): {', '.join(SYMPTOMS)}")
-    raise DataError(f"{folder}: split {split!r}: no label columns; found columns {', '.join(cols)}; add either the "
-                    f"nine symptom columns (0/1: {', '.join(SYMPTOMS)}) or an 'annotations' column (a list of "
-                    "{sentence_text, DSM5_symptom, status} objects)")
+        raise DataError(
+            f"{folder}: split {split!r}: symptom column(s) {', '.join(absent)} missing; found columns "
+            f"{', '.join(cols)}; add all nine symptom columns (0/1): {', '.join(SYMPTOMS)}"
+        )
+    raise DataError(
+        f"{folder}: split {split!r}: no label columns; found columns {', '.join(cols)}; add either the "
+        f"nine symptom columns (0/1: {', '.join(SYMPTOMS)}) or an 'annotations' column (a list of "
+        "{sentence_text, DSM5_symptom, status} objects)"
+    )
 
 
 def _as_list(value: Any, where: str, column: str) -> list:
@@ -683,8 +804,10 @@ def _as_list(value: Any, where: str, column: str) -> list:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{where}, column {column!r}: not valid JSON ({exc.msg} at character {exc.pos + 1}); "
-                            "write a JSON list of objects") from None
+            raise DataError(
+                f"{where}, column {column!r}: not valid JSON ({exc.msg} at character {exc.pos + 1}); "
+                "write a JSON list of objects"
+            ) from None
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise DataError(f"{where}, column {column!r}: expected a list of objects, got {type(value).__name__}")
     return value
@@ -704,23 +827,42 @@ def _split_row_annotations(row: dict, mode: str, pid: str, where: str) -> list[d
     for k, item in enumerate(evidence, start=1):
         sym = str(item.get("symptom", item.get("DSM5_symptom", "")) or "").strip()
         if sym not in SYMPTOMS:
-            raise DataError(f"{where}, column 'evidence', item {k}: unknown symptom {sym!r}; allowed: "
-                            f"{', '.join(SYMPTOMS)}")
+            raise DataError(
+                f"{where}, column 'evidence', item {k}: unknown symptom {sym!r}; allowed: {', '.join(SYMPTOMS)}"
+            )
         by_symptom.setdefault(sym, []).append(item)
     for sym in SYMPTOMS:
         value = _status(row.get(sym))
         if value is None:
-            raise DataError(f"{where}, column {sym!r}: {row.get(sym)!r} is not 0 or 1; mark each symptom 1 "
-                            "(present) or 0 (absent)")
+            raise DataError(
+                f"{where}, column {sym!r}: {row.get(sym)!r} is not 0 or 1; mark each symptom 1 (present) or 0 (absent)"
+            )
         items = by_symptom.get(sym, [])
         if items and not value:
-            raise DataError(f"{where}, column 'evidence': evidence for {sym} but column {sym} is 0; set it to 1 "
-                            "or remove the evidence")
+            raise DataError(
+                f"{where}, column 'evidence': evidence for {sym} but column {sym} is 0; set it to 1 "
+                "or remove the evidence"
+            )
         if value and not items:
-            out.append({"post_id": pid, "sentence_id": "", "sentence_text": "", "DSM5_symptom": sym,
-                        "status": 1, "explanation": ""})
+            out.append(
+                {
+                    "post_id": pid,
+                    "sentence_id": "",
+                    "sentence_text": "",
+                    "DSM5_symptom": sym,
+                    "status": 1,
+                    "explanation": "",
+                }
+            )
         for k, item in enumerate(items, start=1):
-            out.append({"post_id": pid, "sentence_id": str(item.get("sentence_id") or f"{pid}_{sym}_{k}"),
-                        "sentence_text": str(item.get("sentence_text") or ""), "DSM5_symptom": sym,
-                        "status": 1, "explanation": str(item.get("explanation") or "")})
+            out.append(
+                {
+                    "post_id": pid,
+                    "sentence_id": str(item.get("sentence_id") or f"{pid}_{sym}_{k}"),
+                    "sentence_text": str(item.get("sentence_text") or ""),
+                    "DSM5_symptom": sym,
+                    "status": 1,
+                    "explanation": str(item.get("explanation") or ""),
+                }
+            )
     return out

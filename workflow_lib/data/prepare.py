@@ -14,13 +14,14 @@ A label is 1 when the post has at least one status-1 annotation row for that sym
 SPECIAL_CASE rows are counted in the card and kept out of labels and evidence.
 The folds cover the train split only (validation and test are never in a fold).
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -41,11 +42,13 @@ WORD_THRESHOLDS = (512, 2000)  # the card counts posts over each (keys over_512_
 
 # ------------------------------------------------------------------------------------------------ writing
 
+
 def _json(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------ building
+
 
 def build_records(raw: RawData, threshold: float) -> tuple[list[dict], dict]:
     """Post records (sorted by id) and alignment counts."""
@@ -69,18 +72,29 @@ def build_records(raw: RawData, threshold: float) -> tuple[list[dict], dict]:
             counts[hit["match"]] += 1
             if hit["match"] == "unaligned" and len(unaligned_examples) < 5:
                 unaligned_examples.append(f"{row['post_id']}/{row['sentence_id'] or '?'}")
-            evidence.append({"symptom": row["DSM5_symptom"], "sentence_id": row["sentence_id"],
-                             "sentence_text": row["sentence_text"], **hit})
-        evidence.sort(key=lambda e: (e["start"] if e["start"] is not None else 1 << 60, e["symptom"],
-                                     e["sentence_id"]))
+            evidence.append(
+                {
+                    "symptom": row["DSM5_symptom"],
+                    "sentence_id": row["sentence_id"],
+                    "sentence_text": row["sentence_text"],
+                    **hit,
+                }
+            )
+        evidence.sort(key=lambda e: (e["start"] if e["start"] is not None else 1 << 60, e["symptom"], e["sentence_id"]))
         records.append({"post_id": post["post_id"], "text": post["text"], "labels": labels, "evidence": evidence})
     if counts["unaligned"]:
         total = counts["exact"] + counts["nearest"] + counts["unaligned"]
-        log.warning("evidence alignment: %d of %d status-1 sentences could not be located in their post "
-                    "(similarity below %.2f; exact %d, nearest %d), e.g. %s; their labels are kept, their "
-                    "evidence spans are null (lower data.alignment_threshold to accept looser matches)",
-                    counts["unaligned"], total, threshold, counts["exact"],
-                    counts["nearest"], ", ".join(unaligned_examples))
+        log.warning(
+            "evidence alignment: %d of %d status-1 sentences could not be located in their post "
+            "(similarity below %.2f; exact %d, nearest %d), e.g. %s; their labels are kept, their "
+            "evidence spans are null (lower data.alignment_threshold to accept looser matches)",
+            counts["unaligned"],
+            total,
+            threshold,
+            counts["exact"],
+            counts["nearest"],
+            ", ".join(unaligned_examples),
+        )
     return records, counts
 
 
@@ -97,21 +111,27 @@ def check_given_splits(given: dict, known: Iterable[str], origin: str = "") -> d
     where = f"{origin}: " if origin else ""
     missing = [s for s in SPLITS if s not in given]
     if missing:
-        raise DataError(f"{where}the source defines splits {', '.join(sorted(given))} but not "
-                        f"{', '.join(missing)}; provide train, validation and test")
+        raise DataError(
+            f"{where}the source defines splits {', '.join(sorted(given))} but not "
+            f"{', '.join(missing)}; provide train, validation and test"
+        )
     owner: dict[str, str] = {}
     for split in SPLITS:
         for pid in given[split]:
             if pid in owner and owner[pid] != split:
-                raise DataError(f"{where}post {pid!r} is in split {owner[pid]!r} and in split {split!r}; the "
-                                "splits must be disjoint - remove it from one of them")
+                raise DataError(
+                    f"{where}post {pid!r} is in split {owner[pid]!r} and in split {split!r}; the "
+                    "splits must be disjoint - remove it from one of them"
+                )
             if pid not in known:
                 raise DataError(f"{where}split {split!r} lists post {pid!r}, which is not among the posts")
             owner[pid] = split
     unassigned = sorted(known - set(owner))
     if unassigned:
-        raise DataError(f"{where}{len(unassigned)} post(s) are in no split (e.g. {', '.join(unassigned[:3])}); "
-                        "put every post in train, validation or test")
+        raise DataError(
+            f"{where}{len(unassigned)} post(s) are in no split (e.g. {', '.join(unassigned[:3])}); "
+            "put every post in train, validation or test"
+        )
     return {s: sorted(set(given[s])) for s in SPLITS}
 
 
@@ -125,8 +145,13 @@ def _distribution(values: list[int]) -> dict | None:
     if not values:
         return None
     arr = np.asarray(values, dtype=np.float64)
-    return {"mean": round(float(arr.mean()), 1), "p50": round(float(np.percentile(arr, 50)), 1),
-            "p95": round(float(np.percentile(arr, 95)), 1), "min": int(arr.min()), "max": int(arr.max())}
+    return {
+        "mean": round(float(arr.mean()), 1),
+        "p50": round(float(np.percentile(arr, 50)), 1),
+        "p95": round(float(np.percentile(arr, 95)), 1),
+        "min": int(arr.min()),
+        "max": int(arr.max()),
+    }
 
 
 def length_stats(texts: Iterable[str]) -> dict:
@@ -141,9 +166,11 @@ def length_stats(texts: Iterable[str]) -> dict:
 
 def _lengths(by_id: dict, splits: dict, folds: list[dict]) -> dict:
     text = lambda ids: (by_id[i]["text"] for i in ids)  # noqa: E731
-    return {"all": length_stats(text(sorted(by_id))),
-            "splits": {name: length_stats(text(splits[name])) for name in SPLITS},
-            "folds": [{"fold": f["fold"], "heldout": length_stats(text(f["heldout"]))} for f in folds]}
+    return {
+        "all": length_stats(text(sorted(by_id))),
+        "splits": {name: length_stats(text(splits[name])) for name in SPLITS},
+        "folds": [{"fold": f["fold"], "heldout": length_stats(text(f["heldout"]))} for f in folds],
+    }
 
 
 def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
@@ -164,18 +191,25 @@ def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
         split_origin = "source"
     else:
         ids = sorted(by_id)
-        splits = split_posts(ids, _label_matrix(by_id, ids),
-                             validation_fraction=float(split_cfg["validation_fraction"]),
-                             test_fraction=float(split_cfg["test_fraction"]), seed=seed)
+        splits = split_posts(
+            ids,
+            _label_matrix(by_id, ids),
+            validation_fraction=float(split_cfg["validation_fraction"]),
+            test_fraction=float(split_cfg["test_fraction"]),
+            seed=seed,
+        )
         split_origin = "stratified"
     n_folds = int(data_cfg.n_folds)
     folds = make_folds(splits["train"], _label_matrix(by_id, splits["train"]), n_folds=n_folds, seed=seed)
     train_pos = _label_matrix(by_id, splits["train"]).sum(axis=0)
     thin = [f"{s} ({int(train_pos[i])})" for i, s in enumerate(SYMPTOMS) if train_pos[i] < n_folds]
     if thin:
-        log.warning("data.n_folds = %d, but the train split has fewer positive posts than folds for %s; some "
-                    "folds hold out none of them and score F1 0 on that symptom - lower data.n_folds or add posts",
-                    n_folds, ", ".join(thin))
+        log.warning(
+            "data.n_folds = %d, but the train split has fewer positive posts than folds for %s; some "
+            "folds hold out none of them and score F1 0 on that symptom - lower data.n_folds or add posts",
+            n_folds,
+            ", ".join(thin),
+        )
 
     status_counts = {"status_1": 0, "status_0": 0}
     special = 0
@@ -185,13 +219,22 @@ def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
     per_split = {}
     for name in SPLITS:
         y = _label_matrix(by_id, splits[name])
-        per_split[name] = {"posts": len(splits[name]), "no_symptom": int((y.sum(axis=1) == 0).sum()) if len(y) else 0,
-                           "per_symptom": _symptom_counts(y)}
+        per_split[name] = {
+            "posts": len(splits[name]),
+            "no_symptom": int((y.sum(axis=1) == 0).sum()) if len(y) else 0,
+            "per_symptom": _symptom_counts(y),
+        }
     per_fold = []
     for f in folds:
         y = _label_matrix(by_id, f["heldout"])
-        per_fold.append({"fold": f["fold"], "train": len(f["train"]), "heldout": len(f["heldout"]),
-                         "heldout_per_symptom": _symptom_counts(y)})
+        per_fold.append(
+            {
+                "fold": f["fold"],
+                "train": len(f["train"]),
+                "heldout": len(f["heldout"]),
+                "heldout_per_symptom": _symptom_counts(y),
+            }
+        )
     y_all = _label_matrix(by_id, sorted(by_id))
     max_chars = data_cfg.max_post_chars  # None: no limit
     card = {
@@ -212,10 +255,15 @@ def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
         },
         "alignment": alignment,
         "lengths": _lengths(by_id, splits, folds),
-        "settings": {"max_post_chars": max_chars, "n_folds": n_folds,
-                     "split": {"seed": seed,
-                               "validation_fraction": float(split_cfg["validation_fraction"]),
-                               "test_fraction": float(split_cfg["test_fraction"])}},
+        "settings": {
+            "max_post_chars": max_chars,
+            "n_folds": n_folds,
+            "split": {
+                "seed": seed,
+                "validation_fraction": float(split_cfg["validation_fraction"]),
+                "test_fraction": float(split_cfg["test_fraction"]),
+            },
+        },
         "truncation_policy": truncation_policy(max_chars),
         "code_version": code_version(),
     }
@@ -224,13 +272,19 @@ def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
     card_path = out / "data_card.json"  # removed first: a stale card must never describe new files
     if card_path.exists():
         card_path.unlink()
-    atomic_write_text(out / "posts.jsonl",
-                  "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records))
+    atomic_write_text(
+        out / "posts.jsonl", "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+    )
     atomic_write_text(out / "splits.json", _json(splits))
     atomic_write_text(out / "folds.json", _json({"n_folds": n_folds, "seed": seed, "folds": folds}))
     atomic_write_text(card_path, _json(card))
-    log.info("prepared %d posts into %s (splits %s; alignment %s)", len(records), out,
-             {k: len(v) for k, v in splits.items()}, alignment)
+    log.info(
+        "prepared %d posts into %s (splits %s; alignment %s)",
+        len(records),
+        out,
+        {k: len(v) for k, v in splits.items()},
+        alignment,
+    )
     return card
 
 
@@ -242,6 +296,7 @@ def validate_card(card: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ reading
+
 
 @dataclass
 class Prepared:
@@ -269,28 +324,35 @@ def load_prepared(data_dir) -> Prepared:
     d = Path(data_dir)
     missing = [n for n in FILES if not (d / n).is_file()]
     if missing:
-        raise DataError(f"{d}: prepared data incomplete, missing {', '.join(missing)}; run the prepare_data "
-                        "stage again")
+        raise DataError(
+            f"{d}: prepared data incomplete, missing {', '.join(missing)}; run the prepare_data stage again"
+        )
     card = json.loads((d / "data_card.json").read_text(encoding="utf-8"))
     try:
         validate_card(card)
     except DataError as exc:
-        raise DataError(f"{d / 'data_card.json'}: {exc}\nThe card does not match this code's schema (written by "
-                        "another version?); run the prepare_data stage again") from None
+        raise DataError(
+            f"{d / 'data_card.json'}: {exc}\nThe card does not match this code's schema (written by "
+            "another version?); run the prepare_data stage again"
+        ) from None
     records: dict[str, dict] = {}
     with open(d / "posts.jsonl", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
+        for line in fh:
             if line.strip():
                 rec = json.loads(line)
                 records[rec["post_id"]] = rec
     splits = json.loads((d / "splits.json").read_text(encoding="utf-8"))
     folds = json.loads((d / "folds.json").read_text(encoding="utf-8"))["folds"]
     if len(records) != card["counts"]["posts"]:
-        raise DataError(f"{d}: posts.jsonl has {len(records)} posts but the data card says "
-                        f"{card['counts']['posts']}; the folder is inconsistent - run the prepare_data stage again")
+        raise DataError(
+            f"{d}: posts.jsonl has {len(records)} posts but the data card says "
+            f"{card['counts']['posts']}; the folder is inconsistent - run the prepare_data stage again"
+        )
     for name, ids in splits.items():
         unknown = [i for i in ids if i not in records]
         if unknown:
-            raise DataError(f"{d}/splits.json: split {name!r} lists unknown post(s) {', '.join(unknown[:3])}; "
-                            "run the prepare_data stage again")
+            raise DataError(
+                f"{d}/splits.json: split {name!r} lists unknown post(s) {', '.join(unknown[:3])}; "
+                "run the prepare_data stage again"
+            )
     return Prepared(records=records, splits=splits, folds=folds, card=card)

@@ -10,10 +10,11 @@ that every label with at least as many positives as parts appears in every part.
 Deterministic for a seed and independent of the input order (posts are sorted by id
 first). Every post is one example, so a post is never in two parts.
 """
+
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,10 +41,9 @@ def _prepare(post_ids: Sequence[str], label_matrix) -> tuple[list[str], np.ndarr
 def iterative_stratification(y: np.ndarray, proportions: Sequence[float], rng: random.Random) -> np.ndarray:
     """Part index (0..k-1) for each row of the 0/1 matrix ``y``; parts sized by ``proportions``."""
     n, n_labels = y.shape
-    k = len(proportions)
     props = np.asarray(proportions, dtype=float)
     props = props / props.sum()
-    want = props * n                                     # examples each part still wants
+    want = props * n  # examples each part still wants
     want_label = np.outer(props, y.sum(axis=0)).astype(float)  # (k, n_labels)
     assign = np.full(n, -1, dtype=np.int64)
     unassigned = np.ones(n, dtype=bool)
@@ -139,16 +139,19 @@ def _repair(assign: np.ndarray, y: np.ndarray, proportions: Sequence[float]) -> 
 def split_posts(post_ids, label_matrix, *, validation_fraction: float, test_fraction: float, seed: int) -> dict:
     """``{"train": [...], "validation": [...], "test": [...]}``: disjoint, sorted, stratified, deterministic."""
     if not (0 < validation_fraction < 1 and 0 < test_fraction < 1 and validation_fraction + test_fraction < 1):
-        raise DataError(f"data.split: validation_fraction {validation_fraction} and test_fraction {test_fraction} "
-                        "must be in (0, 1) and sum to less than 1")
+        raise DataError(
+            f"data.split: validation_fraction {validation_fraction} and test_fraction {test_fraction} "
+            "must be in (0, 1) and sum to less than 1"
+        )
     ids, y = _prepare(post_ids, label_matrix)
     if len(ids) < 3:
         raise DataError(f"cannot split {len(ids)} post(s) into train, validation and test; need at least 3")
     rng = random.Random(f"split:{seed}")
     props = [1 - validation_fraction - test_fraction, validation_fraction, test_fraction]
     assign = iterative_stratification(y, props, rng)
-    return {name: [ids[i] for i in np.flatnonzero(assign == p)] for p, name in
-            enumerate(("train", "validation", "test"))}
+    return {
+        name: [ids[i] for i in np.flatnonzero(assign == p)] for p, name in enumerate(("train", "validation", "test"))
+    }
 
 
 def make_folds(post_ids, label_matrix, *, n_folds: int, seed: int) -> list[dict]:
@@ -157,8 +160,9 @@ def make_folds(post_ids, label_matrix, *, n_folds: int, seed: int) -> list[dict]
         raise DataError(f"data.n_folds must be at least 2, got {n_folds}")
     ids, y = _prepare(post_ids, label_matrix)
     if len(ids) < n_folds:
-        raise DataError(f"cannot make {n_folds} folds from {len(ids)} training post(s); lower data.n_folds or "
-                        "provide more posts")
+        raise DataError(
+            f"cannot make {n_folds} folds from {len(ids)} training post(s); lower data.n_folds or provide more posts"
+        )
     rng = random.Random(f"folds:{seed}")
     assign = iterative_stratification(y, [1.0] * n_folds, rng)
     folds = []

@@ -46,6 +46,7 @@ machine, plus about 2 s to load WordNet for the two WordNet recipes (see
 which disables every logger that exists at that moment when flair was imported earlier; the
 ``disabled`` flags are restored after the import.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,14 +58,23 @@ import os
 import random
 import sys
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from workflow_lib.config.keys import seed_from
 from workflow_lib.config.schema import RECIPES, UNAVAILABLE_RECIPES
 
-__all__ = ["RECIPES", "UNAVAILABLE_RECIPES", "MAX_PROB", "NLTK_DATA_DIR", "AugmentationUnavailable",
-           "augment_records", "augment_sentence", "check_available"]
+__all__ = [
+    "RECIPES",
+    "UNAVAILABLE_RECIPES",
+    "MAX_PROB",
+    "NLTK_DATA_DIR",
+    "AugmentationUnavailable",
+    "augment_records",
+    "augment_sentence",
+    "check_available",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +87,27 @@ DEFAULT_PCT_WORDS = 0.1
 NLTK_DATA_DIR = Path(sys.prefix) / "nltk_data"  # this environment's NLTK data (bash envs/install.sh)
 STOPWORDS_FILE = NLTK_DATA_DIR / "corpora" / "stopwords" / "english"
 WORDNET_DIR = NLTK_DATA_DIR / "corpora" / "wordnet"
-WORDNET_FILES = ("lexnames", "index.sense", "data.noun", "data.verb", "data.adj", "data.adv",
-                 "index.noun", "index.verb", "index.adj", "index.adv",
-                 "noun.exc", "verb.exc", "adj.exc", "adv.exc")
-FIX_COMMAND = ("bash envs/install.sh   (as root; otherwise have an administrator run "
-               "`apt-get install -y --no-install-recommends wordnet-base wordnet-sense-index` "
-               "and then run `bash envs/install.sh`)")
+WORDNET_FILES = (
+    "lexnames",
+    "index.sense",
+    "data.noun",
+    "data.verb",
+    "data.adj",
+    "data.adv",
+    "index.noun",
+    "index.verb",
+    "index.adj",
+    "index.adv",
+    "noun.exc",
+    "verb.exc",
+    "adj.exc",
+    "adv.exc",
+)
+FIX_COMMAND = (
+    "bash envs/install.sh   (as root; otherwise have an administrator run "
+    "`apt-get install -y --no-install-recommends wordnet-base wordnet-sense-index` "
+    "and then run `bash envs/install.sh`)"
+)
 
 
 class AugmentationUnavailable(RuntimeError):
@@ -90,6 +115,7 @@ class AugmentationUnavailable(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------------ offline data
+
 
 def _nltk_data_first() -> None:
     """Put NLTK_DATA_DIR first on NLTK_DATA and, once nltk is imported, on nltk.data.path."""
@@ -114,12 +140,14 @@ def check_available(recipe: str | None = None) -> None:
     if recipe is not None:
         _check_recipe(recipe)
     if importlib.util.find_spec("textattack") is None:
-        raise AugmentationUnavailable("augmentation needs the textattack package, which is not installed; "
-                                      "run: bash envs/install.sh")
+        raise AugmentationUnavailable(
+            "augmentation needs the textattack package, which is not installed; run: bash envs/install.sh"
+        )
     if not STOPWORDS_FILE.is_file():
         raise AugmentationUnavailable(
             f"NLTK's English stop word list is missing: {STOPWORDS_FILE} (TextAttack reads it on import). "
-            "It is this environment's NLTK data; run: bash envs/install.sh (it copies envs/nltk_data there)")
+            "It is this environment's NLTK data; run: bash envs/install.sh (it copies envs/nltk_data there)"
+        )
     wordnet = recipe is None or recipe in WORDNET_RECIPES
     if wordnet:
         missing = [name for name in WORDNET_FILES if not (WORDNET_DIR / name).is_file()]
@@ -128,7 +156,8 @@ def check_available(recipe: str | None = None) -> None:
             raise AugmentationUnavailable(
                 f"WordNet for the augmentation recipes {', '.join(sorted(WORDNET_RECIPES))}: the folder "
                 f"{WORDNET_DIR} {what}. It is made offline from Debian's wordnet-base and wordnet-sense-index "
-                f"packages; run: {FIX_COMMAND}")
+                f"packages; run: {FIX_COMMAND}"
+            )
     _check_private([STOPWORDS_FILE.parent] + ([WORDNET_DIR] if wordnet else []))
 
 
@@ -150,35 +179,43 @@ def _check_private(corpora: list[Path]) -> None:
         except FileNotFoundError:
             continue
         if path.is_symlink():
-            raise AugmentationUnavailable(f"NLTK refuses its data in {NLTK_DATA_DIR}: {path} is a symbolic link; "
-                                          f"run: bash envs/install.sh (it copies the files)")
+            raise AugmentationUnavailable(
+                f"NLTK refuses its data in {NLTK_DATA_DIR}: {path} is a symbolic link; "
+                f"run: bash envs/install.sh (it copies the files)"
+            )
         if st.st_uid not in (me, 0):
             raise AugmentationUnavailable(
                 f"NLTK refuses its data in {NLTK_DATA_DIR}: {path} is owned by uid {st.st_uid}, not by you "
                 f"(uid {me}) or root. NLTK reads only data of its own account or root: run bash envs/install.sh "
-                "as this account in an environment of your own (python3.11 -m venv .venv && . .venv/bin/activate)")
+                "as this account in an environment of your own (python3.11 -m venv .venv && . .venv/bin/activate)"
+            )
         if st.st_mode & 0o022:
             raise AugmentationUnavailable(
                 f"NLTK refuses its data in {NLTK_DATA_DIR}: {path} is writable by other accounts (mode "
                 f"{st.st_mode & 0o7777:04o}; a umask of 002 makes such files). Make it private to its owner: "
-                f"chmod -R go-w {NLTK_DATA_DIR}")
+                f"chmod -R go-w {NLTK_DATA_DIR}"
+            )
 
 
 def _check_recipe(recipe: str) -> None:
     if recipe in UNAVAILABLE_RECIPES:
-        raise ValueError(f"augmentation recipe {recipe!r} is not available offline: {UNAVAILABLE_RECIPES[recipe]}. "
-                         f"Available recipes: {', '.join(RECIPES)}")
+        raise ValueError(
+            f"augmentation recipe {recipe!r} is not available offline: {UNAVAILABLE_RECIPES[recipe]}. "
+            f"Available recipes: {', '.join(RECIPES)}"
+        )
     if recipe not in RECIPES:
-        raise ValueError(f"unknown augmentation recipe {recipe!r}; available: {', '.join(RECIPES)} "
-                         f"(not available offline: {', '.join(UNAVAILABLE_RECIPES)})")
+        raise ValueError(
+            f"unknown augmentation recipe {recipe!r}; available: {', '.join(RECIPES)} "
+            f"(not available offline: {', '.join(UNAVAILABLE_RECIPES)})"
+        )
 
 
 # ------------------------------------------------------------------------------------------------ TextAttack
 
+
 @contextlib.contextmanager
 def _no_downloads() -> Iterator[None]:
     """nltk.download becomes a no-op (TextAttack calls it on first import and in WordSwapWordNet)."""
-    # here, not at the top: keeps start-up fast (nltk)
     import nltk
 
     def refuse(info_or_id=None, *args, **kwargs):
@@ -197,12 +234,12 @@ def _no_downloads() -> Iterator[None]:
 def _textattack() -> Any:
     """Import the TextAttack pieces used here (once), offline and without disturbing logging."""
     _nltk_data_first()
-    # here, not at the top: keeps start-up fast (nltk)
     import nltk.data  # noqa: F401  (after NLTK_DATA is set, so that its path can be fixed below)
 
     _nltk_data_first()
-    disabled = {name: lg.disabled for name, lg in logging.Logger.manager.loggerDict.items()
-                if isinstance(lg, logging.Logger)}
+    disabled = {
+        name: lg.disabled for name, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)
+    }
     try:
         with _no_downloads(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -210,8 +247,10 @@ def _textattack() -> Any:
             import textattack.constraints.pre_transformation
             import textattack.transformations
     except LookupError as exc:  # an NLTK resource not found
-        raise AugmentationUnavailable(f"importing textattack failed for want of NLTK data ({exc}); "
-                                      f"NLTK data is read from {NLTK_DATA_DIR}; run: {FIX_COMMAND}") from exc
+        raise AugmentationUnavailable(
+            f"importing textattack failed for want of NLTK data ({exc}); "
+            f"NLTK data is read from {NLTK_DATA_DIR}; run: {FIX_COMMAND}"
+        ) from exc
     finally:
         for name, flag in disabled.items():
             logging.getLogger(name).disabled = flag
@@ -227,7 +266,6 @@ def _wordnet() -> Any:
     two thirds of the load time; only used by the multilingual functions).
     """
     check_available("synonym_swap")
-    # here, not at the top: keeps start-up fast (nltk)
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
     from nltk.data import FileSystemPathPointer
 
@@ -258,17 +296,23 @@ def _synonyms(word: str, one_word) -> list[str]:
     return sorted(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _augmenter(recipe: str, pct_words: float) -> Any:
     _textattack()
-    # here, not at the top: keeps start-up fast (textattack)
     from textattack.augmentation import Augmenter
     from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
     from textattack.shared.utils import is_one_word
-    from textattack.transformations import (CompositeTransformation, Transformation, WordDeletion,
-                                            WordInsertionRandomSynonym, WordSwapNeighboringCharacterSwap,
-                                            WordSwapRandomCharacterDeletion, WordSwapRandomCharacterInsertion,
-                                            WordSwapRandomCharacterSubstitution, WordSwapWordNet)
+    from textattack.transformations import (
+        CompositeTransformation,
+        Transformation,
+        WordDeletion,
+        WordInsertionRandomSynonym,
+        WordSwapNeighboringCharacterSwap,
+        WordSwapRandomCharacterDeletion,
+        WordSwapRandomCharacterInsertion,
+        WordSwapRandomCharacterSubstitution,
+        WordSwapWordNet,
+    )
     from textattack.transformations.word_insertions.word_insertion_random_synonym import check_if_one_word
     from textattack.transformations.word_swaps import WordSwap
 
@@ -321,19 +365,29 @@ def _augmenter(recipe: str, pct_words: float) -> Any:
         elif recipe == "word_swap":
             transformation = WordSwapNeighbour()
         elif recipe == "char_perturb":
-            transformation = CompositeTransformation([
-                WordSwapNeighboringCharacterSwap(), WordSwapRandomCharacterSubstitution(),
-                WordSwapRandomCharacterDeletion(), WordSwapRandomCharacterInsertion()])
+            transformation = CompositeTransformation(
+                [
+                    WordSwapNeighboringCharacterSwap(),
+                    WordSwapRandomCharacterSubstitution(),
+                    WordSwapRandomCharacterDeletion(),
+                    WordSwapRandomCharacterInsertion(),
+                ]
+            )
         elif recipe == "deletion":
             transformation = WordDeletion()
         else:  # pragma: no cover - _check_recipe ran first
             raise ValueError(recipe)
     constraints = [RepeatModification(), StopwordModificationAnyCase()]
-    return Augmenter(transformation=transformation, constraints=constraints,
-                     pct_words_to_swap=pct_words, transformations_per_example=1)
+    return Augmenter(
+        transformation=transformation,
+        constraints=constraints,
+        pct_words_to_swap=pct_words,
+        transformations_per_example=1,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ seeding
+
 
 def _derive_seed(*parts: Any) -> int:
     return seed_from(*(str(p) for p in parts))
@@ -342,12 +396,11 @@ def _derive_seed(*parts: Any) -> int:
 @contextlib.contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Seed the global random and numpy.random (which TextAttack uses); restore them afterwards."""
-    # here, not at the top: keeps start-up fast (numpy)
     import numpy as np
 
     py_state, np_state = random.getstate(), np.random.get_state()
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     try:
         yield
     finally:
@@ -365,7 +418,10 @@ def _check_args(recipe: str, prob: float, pct_words: float) -> None:
 
 # ------------------------------------------------------------------------------------------------ public API
 
-def augment_sentence(sentence: str, *, recipe: str, seed: int, key: Any = "", pct_words: float = DEFAULT_PCT_WORDS) -> str:
+
+def augment_sentence(
+    sentence: str, *, recipe: str, seed: int, key: Any = "", pct_words: float = DEFAULT_PCT_WORDS
+) -> str:
     """One augmented version of ``sentence`` (the sentence itself when the recipe finds nothing to do).
 
     Deterministic for ``(sentence, recipe, seed, key, pct_words)``. Leading and trailing whitespace of
@@ -388,7 +444,7 @@ def _augment(sentence: str, recipe: str, seed: int, key: Any, pct_words: float) 
     if not new:
         return sentence
     lead = sentence[: len(sentence) - len(sentence.lstrip())]
-    trail = sentence[len(sentence.rstrip()):]
+    trail = sentence[len(sentence.rstrip()) :]
     return lead + new + trail
 
 
@@ -403,8 +459,9 @@ def _pieces(text: str, spans: Iterable[tuple[int, int]]) -> list[tuple[int, int,
     return out
 
 
-def augment_records(records: Iterable[dict], *, recipe: str, prob: float, seed: int,
-                    pct_words: float = DEFAULT_PCT_WORDS) -> tuple[list[dict], list[dict]]:
+def augment_records(
+    records: Iterable[dict], *, recipe: str, prob: float, seed: int, pct_words: float = DEFAULT_PCT_WORDS
+) -> tuple[list[dict], list[dict]]:
     """Augment the aligned evidence sentences of a random share ``prob`` of ``records``.
 
     ``records``: dicts {"post_id", "text", "labels", "evidence": [{"symptom", "start", "end", ...}]}
@@ -437,8 +494,10 @@ def augment_records(records: Iterable[dict], *, recipe: str, prob: float, seed: 
         for ev in aligned:
             s, e = ev["start"], ev["end"]
             if not (isinstance(s, int) and isinstance(e, int) and 0 <= s <= e <= len(text)):
-                raise ValueError(f"post {rec['post_id']!r}: evidence {ev.get('symptom')!r} has offsets "
-                                 f"({s!r}, {e!r}) outside its text of {len(text)} characters")
+                raise ValueError(
+                    f"post {rec['post_id']!r}: evidence {ev.get('symptom')!r} has offsets "
+                    f"({s!r}, {e!r}) outside its text of {len(text)} characters"
+                )
         pieces = _pieces(text, [(ev["start"], ev["end"]) for ev in aligned])
         out, new_pos = [], {}
         pos = 0
@@ -455,10 +514,16 @@ def augment_records(records: Iterable[dict], *, recipe: str, prob: float, seed: 
             continue
         new["text"] = new_text
         for ev in aligned:
-            original = text[ev["start"]:ev["end"]]
+            original = text[ev["start"] : ev["end"]]
             ev["start"], ev["end"] = new_pos[ev["start"]], new_pos[ev["end"]]
-            augmented = new_text[ev["start"]:ev["end"]]
+            augmented = new_text[ev["start"] : ev["end"]]
             if augmented != original:
-                changes.append({"post_id": rec["post_id"], "symptom": ev.get("symptom"),
-                                "original": original, "augmented": augmented})
+                changes.append(
+                    {
+                        "post_id": rec["post_id"],
+                        "symptom": ev.get("symptom"),
+                        "original": original,
+                        "augmented": augmented,
+                    }
+                )
     return new_records, changes

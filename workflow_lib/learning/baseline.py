@@ -5,10 +5,11 @@ symptom are fitted on the fold's train part only, then scored on its held-out
 part at threshold 0.5. A symptom with no positive (or no negative) post in a
 fold's train part has nothing to learn and predicts the constant it saw.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -18,18 +19,22 @@ from sklearn.metrics import f1_score
 NAME = "tfidf_logreg"
 SPLIT = "cv heldout folds (train split)"
 THRESHOLD = 0.5
-MODEL = ("TF-IDF (word 1-2 grams, sublinear tf) + one-vs-rest logistic regression "
-         "(liblinear, class_weight=balanced), threshold 0.5")
+MODEL = (
+    "TF-IDF (word 1-2 grams, sublinear tf) + one-vs-rest logistic regression "
+    "(liblinear, class_weight=balanced), threshold 0.5"
+)
 _AVERAGES = {"macro_f1": "macro", "micro_f1": "micro"}
 
 
 def _vectorizer() -> TfidfVectorizer:
-    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True, strip_accents="unicode",
-                           min_df=1, dtype=np.float64)
+    return TfidfVectorizer(
+        ngram_range=(1, 2), sublinear_tf=True, lowercase=True, strip_accents="unicode", min_df=1, dtype=np.float64
+    )
 
 
-def _fit_predict(train_texts: Sequence[str], y_train: np.ndarray, heldout_texts: Sequence[str],
-                 seed: int) -> np.ndarray:
+def _fit_predict(
+    train_texts: Sequence[str], y_train: np.ndarray, heldout_texts: Sequence[str], seed: int
+) -> np.ndarray:
     vec = _vectorizer()
     x_train = vec.fit_transform(train_texts)
     x_held = vec.transform(heldout_texts)
@@ -51,13 +56,14 @@ def _fit_predict(train_texts: Sequence[str], y_train: np.ndarray, heldout_texts:
 def _labels(labels_of, ids, what: str) -> np.ndarray:
     y = np.asarray(labels_of(list(ids)))
     if y.ndim != 2 or y.shape[0] != len(ids):
-        raise ValueError(f"labels_of({what} ids) must return an (n_posts, n_labels) array with one row per id; "
-                         f"got shape {y.shape} for {len(ids)} ids")
+        raise ValueError(
+            f"labels_of({what} ids) must return an (n_posts, n_labels) array with one row per id; "
+            f"got shape {y.shape} for {len(ids)} ids"
+        )
     return (y > 0).astype(int)
 
 
-def tfidf_baseline(folds: list[dict], texts_of: Callable, labels_of: Callable, *, metric: str,
-                   seed: int = 0) -> dict:
+def tfidf_baseline(folds: list[dict], texts_of: Callable, labels_of: Callable, *, metric: str, seed: int = 0) -> dict:
     """Score the TF-IDF baseline on every fold's held-out part.
 
     folds: [{"fold": k, "train": [post_ids], "heldout": [post_ids]}];
@@ -79,8 +85,9 @@ def tfidf_baseline(folds: list[dict], texts_of: Callable, labels_of: Callable, *
             raise ValueError(f"fold {k}: empty train or heldout part")
         overlap = set(map(str, train_ids)) & set(map(str, held_ids))
         if overlap:
-            raise ValueError(f"fold {k}: {len(overlap)} post(s) are in both its train and heldout parts, "
-                             f"e.g. {sorted(overlap)[:3]}")
+            raise ValueError(
+                f"fold {k}: {len(overlap)} post(s) are in both its train and heldout parts, e.g. {sorted(overlap)[:3]}"
+            )
         train_texts = list(texts_of(train_ids))
         y_train = _labels(labels_of, train_ids, "train")
         held_texts = list(texts_of(held_ids))

@@ -13,6 +13,7 @@ Both orders draw exactly one ``torch.randperm(n, generator=generator)``, so the 
 the generator's state (saved with every training state: a resumed run gets the same batches), and the
 generator advances the same way with or without grouping.
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,9 @@ def default_mega_batch_mult(n: int, batch_size: int) -> int:
     return max(1, min(n // (batch_size * 4), 50))
 
 
-def length_grouped_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
-                           mega_batch_mult: int | None = None) -> list[torch.Tensor]:
+def length_grouped_batches(
+    lengths: torch.Tensor, batch_size: int, generator: torch.Generator, mega_batch_mult: int | None = None
+) -> list[torch.Tensor]:
     """Row indices of each batch, grouped by ``lengths`` (1-D: one length per row), see the module docstring."""
     lengths = torch.as_tensor(lengths)
     if lengths.ndim != 1:
@@ -52,8 +54,9 @@ def length_grouped_batches(lengths: torch.Tensor, batch_size: int, generator: to
     return batches
 
 
-def epoch_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator, *,
-                  group_by_length: bool) -> list[torch.Tensor]:
+def epoch_batches(
+    lengths: torch.Tensor, batch_size: int, generator: torch.Generator, *, group_by_length: bool
+) -> list[torch.Tensor]:
     """One epoch's batches: length-grouped, or the plain random order (``group_by_length`` false)."""
     if group_by_length:
         return length_grouped_batches(lengths, batch_size, generator)

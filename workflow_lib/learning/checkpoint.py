@@ -33,6 +33,7 @@ checkpoint.json holds plain JSON. ``save_checkpoint`` takes the resolved section
 reads back once (``Encoder.resolve`` / ``Training.resolve``, errors naming the file) and hands those
 on: to the model it rebuilds and, in ``info``, to its caller.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ import shutil
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from workflow_lib.config.keys import digest, file_sha256
 from workflow_lib.config.search_space import effective_config
@@ -91,8 +93,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
 
 
 def _files(root: Path) -> list[Path]:
@@ -107,7 +110,6 @@ def _names(keys, limit: int = 8) -> str:
 
 def _encoder_base_keys(model) -> set[str]:
     """state-dict keys of ``model`` that are the encoder's base (non-adapter) weights."""
-    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.lora import base_state_keys
 
     enc = model.encoder
@@ -123,30 +125,34 @@ def _resolved(value: Any, cls: type, name: str, where: str) -> None:
     """TypeError unless ``value`` is a resolved ``cls`` section (a plain or partial mapping would be
     stored, or compared, without the schema's defaults)."""
     if not isinstance(value, cls):
-        raise TypeError(f"{where}: {name} must be a resolved {cls.__name__} ({_SOURCE[cls]} of the resolved "
-                        f"config, or {cls.__name__}.resolve({{...}})), got {type(value).__name__}")
+        raise TypeError(
+            f"{where}: {name} must be a resolved {cls.__name__} ({_SOURCE[cls]} of the resolved "
+            f"config, or {cls.__name__}.resolve({{...}})), got {type(value).__name__}"
+        )
 
 
 def _weights_mode(model, train_cfg: Training) -> str:
-    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.lora import has_lora
 
     lora_cfg = train_cfg.finetune == "lora"
     lora_model = "peft" in sys.modules and has_lora(model.encoder)  # no peft imported: no LoRA layer (saves ~2 s)
     if lora_cfg and not lora_model:
-        raise ValueError("train_cfg has finetune: lora but model.encoder carries no LoRA adapter; build the "
-                         "model with apply_lora (assemble does it for finetune: lora) or save with the "
-                         "training config it was trained with")
+        raise ValueError(
+            "train_cfg has finetune: lora but model.encoder carries no LoRA adapter; build the "
+            "model with apply_lora (assemble does it for finetune: lora) or save with the "
+            "training config it was trained with"
+        )
     if lora_model and not lora_cfg:
-        raise ValueError(f"model.encoder carries a LoRA adapter but train_cfg has finetune: "
-                         f"{train_cfg.finetune!r}; pass the training config it was trained with "
-                         f"(finetune: lora)")
+        raise ValueError(
+            f"model.encoder carries a LoRA adapter but train_cfg has finetune: "
+            f"{train_cfg.finetune!r}; pass the training config it was trained with "
+            f"(finetune: lora)"
+        )
     return "adapter" if lora_cfg else "full"
 
 
 def _adapter_tensors(model) -> tuple[dict, dict]:
     """(tensors to store, adapter description) for a LoRA model: everything except the base encoder."""
-    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.lora import base_weights_digest, is_lora_key, lora_param_names, lora_settings
 
     sd = model.state_dict()
@@ -185,8 +191,16 @@ def tokenizer_files(tokenizer) -> dict[str, bytes]:
         return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(Path(d).rglob("*")) if p.is_file()}
 
 
-def save_checkpoint(out_dir, model, tokenizer, *, backbone_spec: Encoder, train_cfg: Training,
-                    meta: Mapping, extra: Callable[[Path], None] | None = None) -> dict:
+def save_checkpoint(
+    out_dir,
+    model,
+    tokenizer,
+    *,
+    backbone_spec: Encoder,
+    train_cfg: Training,
+    meta: Mapping,
+    extra: Callable[[Path], None] | None = None,
+) -> dict:
     """Write a verified checkpoint of ``model`` (a CriteriaClassifier) to ``out_dir``; return its manifest.
 
     ``backbone_spec`` and ``train_cfg`` are the resolved sections the model was built and trained with
@@ -196,7 +210,6 @@ def save_checkpoint(out_dir, model, tokenizer, *, backbone_spec: Encoder, train_
     ``extra(folder)`` writes further files into the temporary folder; the manifest covers them too.
     ``tokenizer`` may also be the output of ``tokenizer_files``.
     """
-    # here, not at the top: keeps start-up fast (safetensors)
     from safetensors.torch import save_file, save_model
 
     _resolved(backbone_spec, Encoder, "backbone_spec", "save_checkpoint")
@@ -283,12 +296,14 @@ def verify_checkpoint(path) -> dict:
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{mpath}: unreadable manifest ({exc}); {_fix(root)}") from None
     if manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{mpath}: checkpoint format {manifest.get('format')!r}, this code reads "
-                              f"format {FORMAT}; {_fix(root)}")
+        raise CheckpointError(
+            f"{mpath}: checkpoint format {manifest.get('format')!r}, this code reads format {FORMAT}; {_fix(root)}"
+        )
     mode = manifest.get("weights", "full")
     if mode not in WEIGHTS_FILE:
-        raise CheckpointError(f"{mpath}: unknown weights kind {mode!r} (this code reads "
-                              f"{', '.join(WEIGHTS_FILE)}); {_fix(root)}")
+        raise CheckpointError(
+            f"{mpath}: unknown weights kind {mode!r} (this code reads {', '.join(WEIGHTS_FILE)}); {_fix(root)}"
+        )
     for name in (WEIGHTS_FILE[mode], ENCODER_CONFIG, INFO):
         if name not in files:
             raise CheckpointError(f"{mpath}: does not list {name}; {_fix(root)}")
@@ -298,12 +313,10 @@ def verify_checkpoint(path) -> dict:
             raise CheckpointError(f"{f}: missing (listed in the manifest); {_fix(root)}")
         size = f.stat().st_size
         if size != want.get("bytes"):
-            raise CheckpointError(f"{f}: size mismatch: expected {want.get('bytes')} bytes, found {size}; "
-                                  f"{_fix(root)}")
+            raise CheckpointError(f"{f}: size mismatch: expected {want.get('bytes')} bytes, found {size}; {_fix(root)}")
         digest = file_sha256(f)
         if digest != want.get("sha256"):
-            raise CheckpointError(f"{f}: sha256 mismatch: expected {want.get('sha256')}, found {digest}; "
-                                  f"{_fix(root)}")
+            raise CheckpointError(f"{f}: sha256 mismatch: expected {want.get('sha256')}, found {digest}; {_fix(root)}")
     return manifest
 
 
@@ -311,10 +324,8 @@ def _rebuild_adapter_model(root: Path, info: Mapping):
     """Base encoder from backbone_spec + LoRA + stored adapter/head weights; every key accounted for.
 
     ``info``: checkpoint.json with its backbone_spec and train_cfg resolved (load_checkpoint)."""
-    # here, not at the top: keeps start-up fast (safetensors)
     from safetensors.torch import load_file
 
-    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.encoders import EncoderLoadError, load_encoder
     from workflow_lib.learning.models.lora import apply_lora, base_weights_digest, lora_settings
     from workflow_lib.learning.models.model import assemble
@@ -324,36 +335,45 @@ def _rebuild_adapter_model(root: Path, info: Mapping):
     try:
         encoder, _ = load_encoder(spec)
     except EncoderLoadError as exc:
-        raise CheckpointError(f"{root}: this LoRA checkpoint stores only the adapter; its base encoder "
-                              f"(backbone_spec {spec!r}) could not be loaded: {exc}") from None
+        raise CheckpointError(
+            f"{root}: this LoRA checkpoint stores only the adapter; its base encoder "
+            f"(backbone_spec {spec!r}) could not be loaded: {exc}"
+        ) from None
     model = assemble(encoder, info["train_cfg"], int(info["n_labels"]), max_length=info.get("max_length"))
     settings = {k: adapter[k] for k in ("r", "alpha", "dropout", "target_modules")}
     current = lora_settings(model.encoder)
     if current is None:  # assemble did not apply LoRA itself
         apply_lora(model.encoder, **settings)
     elif current != settings:
-        raise CheckpointError(f"{root}: the rebuilt model's LoRA settings {current} differ from the stored "
-                              f"{settings}; {_fix(root)}")
+        raise CheckpointError(
+            f"{root}: the rebuilt model's LoRA settings {current} differ from the stored {settings}; {_fix(root)}"
+        )
     digest = base_weights_digest(model.encoder)
     if digest != adapter["base_weights_sha256"]:
         raise CheckpointError(
             f"{root}: the base encoder loaded from backbone_spec {spec!r} is not the one this adapter was "
             f"trained on (base weights sha256 {digest}, expected {adapter['base_weights_sha256']}); restore "
-            f"that encoder (same package version / folder / revision) or {_fix(root)}")
+            f"that encoder (same package version / folder / revision) or {_fix(root)}"
+        )
     tensors = load_file(str(root / ADAPTER_WEIGHTS))
     base = _encoder_base_keys(model)
     expected = set(model.state_dict()) - base
     missing, unexpected = expected - set(tensors), set(tensors) - expected
     if missing or unexpected:
-        parts = ([f"missing {_names(missing)}"] if missing else []) + \
-                ([f"unexpected {_names(unexpected)}"] if unexpected else [])
-        raise CheckpointError(f"{root / ADAPTER_WEIGHTS}: stored keys do not match the rebuilt model: "
-                              f"{'; '.join(parts)}; if the code changed since it was written "
-                              f"(code_version {info.get('code_version', '?')}), {_fix(root)}")
+        parts = ([f"missing {_names(missing)}"] if missing else []) + (
+            [f"unexpected {_names(unexpected)}"] if unexpected else []
+        )
+        raise CheckpointError(
+            f"{root / ADAPTER_WEIGHTS}: stored keys do not match the rebuilt model: "
+            f"{'; '.join(parts)}; if the code changed since it was written "
+            f"(code_version {info.get('code_version', '?')}), {_fix(root)}"
+        )
     result = model.load_state_dict(tensors, strict=False)
     if result.unexpected_keys or set(result.missing_keys) != base:  # pragma: no cover - guarded above
-        raise CheckpointError(f"{root / ADAPTER_WEIGHTS}: loading left keys unset: "
-                              f"{_names(set(result.missing_keys) - base)}; {_fix(root)}")
+        raise CheckpointError(
+            f"{root / ADAPTER_WEIGHTS}: loading left keys unset: "
+            f"{_names(set(result.missing_keys) - base)}; {_fix(root)}"
+        )
     return model
 
 
@@ -367,9 +387,16 @@ def _differences(stored: Any, now: Any, where: str = "") -> list[str]:
     return [] if stored == now else [f"{where or 'value'}: stored {stored!r}, now {now!r}"]
 
 
-def check_compatible(root, info: Mapping, *, backbone_spec: Encoder | None = None,
-                     train_cfg: Training | None = None, head: Mapping | None = None, model=None,
-                     fix: str | None = None) -> None:
+def check_compatible(
+    root,
+    info: Mapping,
+    *,
+    backbone_spec: Encoder | None = None,
+    train_cfg: Training | None = None,
+    head: Mapping | None = None,
+    model=None,
+    fix: str | None = None,
+) -> None:
     """Refuse a checkpoint written for another model: backbone spec, head config (of the resolved
     ``train_cfg``, or ``head`` already computed) or model signature differ."""
     diffs = []
@@ -378,20 +405,26 @@ def check_compatible(root, info: Mapping, *, backbone_spec: Encoder | None = Non
     if train_cfg is not None or head is not None:
         diffs += _differences(info.get("head_config"), dict(head or head_config(train_cfg)), "head_config")
     if model is not None and info.get("signature") != model_signature(model):
-        diffs.append(f"model signature (state-dict names/shapes): stored {info.get('signature')}, "
-                     f"now {model_signature(model)}")
+        diffs.append(
+            f"model signature (state-dict names/shapes): stored {info.get('signature')}, now {model_signature(model)}"
+        )
     if diffs:
-        raise CheckpointError(f"{root}: checkpoint of another model configuration "
-                              f"(code_version {info.get('code_version', '?')}): {'; '.join(diffs[:6])}"
-                              f"{f' (and {len(diffs) - 6} more)' if len(diffs) > 6 else ''}; "
-                              f"{fix or _fix(Path(root))}")
+        raise CheckpointError(
+            f"{root}: checkpoint of another model configuration "
+            f"(code_version {info.get('code_version', '?')}): {'; '.join(diffs[:6])}"
+            f"{f' (and {len(diffs) - 6} more)' if len(diffs) > 6 else ''}; "
+            f"{fix or _fix(Path(root))}"
+        )
 
 
 def checkpoint_folders(folder) -> list[Path]:
     """Sub-folders of ``folder`` that are (or were meant to be) checkpoints, newest (highest number) first."""
     root = Path(folder)
-    subs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and ORDER_RE.search(p.name)] \
-        if root.is_dir() else []
+    subs = (
+        [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and ORDER_RE.search(p.name)]
+        if root.is_dir()
+        else []
+    )
     return sorted(subs, key=lambda p: (int(ORDER_RE.search(p.name).group(1)), p.name), reverse=True)
 
 
@@ -415,9 +448,11 @@ def resolve_checkpoint(path) -> Path:
         return root
     found, _, skipped = newest_valid(root)
     if found is None:
-        raise CheckpointError(f"{root}: none of its {len(skipped)} checkpoint folder(s) verifies ("
-                              + "; ".join(f"{Path(p).name}: {why}" for p, why in skipped[:3])
-                              + f"); delete the folder {str(root)!r} and rerun the rule that made it")
+        raise CheckpointError(
+            f"{root}: none of its {len(skipped)} checkpoint folder(s) verifies ("
+            + "; ".join(f"{Path(p).name}: {why}" for p, why in skipped[:3])
+            + f"); delete the folder {str(root)!r} and rerun the rule that made it"
+        )
     if skipped:
         log.warning("%s: loading %s; skipped %s", root, found.name, ", ".join(Path(p).name for p, _ in skipped))
     return found
@@ -435,12 +470,10 @@ def load_checkpoint(path, *, expect: Mapping | None = None):
     plus ``manifest_sha256`` and ``path``, its ``backbone_spec`` an ``Encoder`` and its ``train_cfg``
     a ``Training``, resolved once here (a setting the schema refuses: CheckpointError naming the file).
     """
-    # here, not at the top: keeps start-up fast (safetensors, transformers)
     from safetensors.torch import load_model
     from transformers import AutoTokenizer
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    # here, not at the top: keeps start-up fast (torch)
     from workflow_lib.learning.models.encoders import encoder_from_config
     from workflow_lib.learning.models.model import assemble
 
@@ -459,8 +492,9 @@ def load_checkpoint(path, *, expect: Mapping | None = None):
         if expect:
             check_compatible(root, info, backbone_spec=expect.get("backbone_spec"), train_cfg=expect.get("train_cfg"))
         if info.get("weights", "full") != mode:
-            raise CheckpointError(f"{root / INFO}: weights {info.get('weights', 'full')!r} but the manifest "
-                                  f"says {mode!r}; {_fix(root)}")
+            raise CheckpointError(
+                f"{root / INFO}: weights {info.get('weights', 'full')!r} but the manifest says {mode!r}; {_fix(root)}"
+            )
         if mode == "adapter":
             model = _rebuild_adapter_model(root, info)
         else:
@@ -474,11 +508,13 @@ def load_checkpoint(path, *, expect: Mapping | None = None):
         tokenizer = AutoTokenizer.from_pretrained(str(root / TOKENIZER_DIR), local_files_only=True)
     except CheckpointError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any rebuild failure means an unusable checkpoint
-        raise CheckpointError(f"{root}: checkpoint verified but could not be rebuilt "
-                              f"({type(exc).__name__}: {exc}); if the code changed since it was written "
-                              f"(code_version {info.get('code_version', '?')}), "
-                              f"{_fix(root)}") from exc
+    except Exception as exc:
+        raise CheckpointError(
+            f"{root}: checkpoint verified but could not be rebuilt "
+            f"({type(exc).__name__}: {exc}); if the code changed since it was written "
+            f"(code_version {info.get('code_version', '?')}), "
+            f"{_fix(root)}"
+        ) from exc
     model.eval()
     info = dict(info, manifest_sha256=manifest_digest(root), path=str(root))
     return model, tokenizer, info

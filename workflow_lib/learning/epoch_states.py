@@ -17,17 +17,19 @@
 no ``state_dir``, or the folder's lock held by another process) ``open`` yields ``NoStates``: the same
 interface, doing nothing.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from workflow_lib.config.sections import Checkpoints, Config, Encoder, Storage, Training
-from workflow_lib.learning import checkpoint as ckpt, resume, retention
+from workflow_lib.learning import checkpoint as ckpt
+from workflow_lib.learning import resume, retention
 from workflow_lib.persistence import storage
 
 log = logging.getLogger(__name__)
@@ -37,12 +39,13 @@ log = logging.getLogger(__name__)
 class StatePolicy:
     """What the epoch states of a training run follow: retention (``checkpoints``), the storage preflight
     and monitor (``storage``), and the results folder their disk-space messages point at."""
+
     checkpoints: Checkpoints
     storage: Storage
     results_dir: str
 
     @classmethod
-    def of(cls, cfg: Config) -> "StatePolicy":
+    def of(cls, cfg: Config) -> StatePolicy:
         """The state policy of a resolved config."""
         return cls(checkpoints=cfg.checkpoints, storage=cfg.storage, results_dir=cfg.results_dir)
 
@@ -50,10 +53,11 @@ class StatePolicy:
 @dataclass
 class Resumed:
     """A training state applied to the run's model, optimizer, scheduler and RNGs."""
+
     path: Path
     epoch: int
-    trainer: dict                   # history, best_score, best_epoch, stale, finished
-    best_state: dict | None         # the best epoch's weights (None without validation)
+    trainer: dict  # history, best_score, best_epoch, stale, finished
+    best_state: dict | None  # the best epoch's weights (None without validation)
 
 
 class NoStates:
@@ -81,7 +85,7 @@ class EpochStates(NoStates):
         self.state_policy, self.desc = state_policy, desc
         self.keep_last_n = state_policy.checkpoints.keep_last_n
         self.keep_best_k = state_policy.checkpoints.keep_best_k
-        self.scores: dict[int, float | None] = {}   # validation score of every epoch saved by this run
+        self.scores: dict[int, float | None] = {}  # validation score of every epoch saved by this run
         self.monitor = None
         self._run: dict | None = None
 
@@ -95,8 +99,10 @@ class EpochStates(NoStates):
             yield NoStates()
             return
         if not isinstance(state_policy, StatePolicy):
-            raise TypeError(f"{desc}: saving training states in {str(state_dir)!r} needs a StatePolicy "
-                            f"(StatePolicy.of(cfg) of the resolved config), got {type(state_policy).__name__}")
+            raise TypeError(
+                f"{desc}: saving training states in {str(state_dir)!r} needs a StatePolicy "
+                f"(StatePolicy.of(cfg) of the resolved config), got {type(state_policy).__name__}"
+            )
         if not state_policy.checkpoints.enabled:
             yield NoStates()
             return
@@ -124,10 +130,15 @@ class EpochStates(NoStates):
         if not policy.storage.monitor:
             yield
             return
-        self.monitor = storage.StorageMonitor.from_config(policy.storage, results_dir=policy.results_dir,
-                                                          checkpoints=policy.checkpoints, path=self.root,
-                                                          on_prune=lambda: self._prune(1, 1), on_tighten=self._tighten,
-                                                          what=f"the training state of {self.desc}")
+        self.monitor = storage.StorageMonitor.from_config(
+            policy.storage,
+            results_dir=policy.results_dir,
+            checkpoints=policy.checkpoints,
+            path=self.root,
+            on_prune=lambda: self._prune(1, 1),
+            on_tighten=self._tighten,
+            what=f"the training state of {self.desc}",
+        )
         self.monitor.start()
         try:
             yield
@@ -137,8 +148,13 @@ class EpochStates(NoStates):
     def _prune(self, keep_last_n: int, keep_best_k: int) -> int:
         """Bytes freed by pruning the saved epochs to the newest n and the best k (monitor thread, lock held)."""
         before = retention.folder_bytes(self.root) if self.root.is_dir() else 0
-        retention.prune_run(self.root, self.scores, keep_last_n=keep_last_n, keep_best_k=keep_best_k,
-                            protected=[max(self.scores)] if self.scores else [])
+        retention.prune_run(
+            self.root,
+            self.scores,
+            keep_last_n=keep_last_n,
+            keep_best_k=keep_best_k,
+            protected=[max(self.scores)] if self.scores else [],
+        )
         return before - (retention.folder_bytes(self.root) if self.root.is_dir() else 0)
 
     def _tighten(self) -> int:
@@ -148,15 +164,35 @@ class EpochStates(NoStates):
 
     # -- the run's states ------------------------------------------------------------------
 
-    def attach(self, *, spec: Encoder, train_cfg: Training, identity: Mapping, model, tokenizer, optimizer,
-               scheduler, generator, has_val: bool, scaler=None) -> None:
+    def attach(
+        self,
+        *,
+        spec: Encoder,
+        train_cfg: Training,
+        identity: Mapping,
+        model,
+        tokenizer,
+        optimizer,
+        scheduler,
+        generator,
+        has_val: bool,
+        scaler=None,
+    ) -> None:
         """The run whose states these are (model, optimizer, scheduler, batch-order generator, the fp16
         GradScaler or None ...); ``identity``: the keyword arguments of resume.run_identity besides spec
         and train_cfg."""
-        self._run = dict(spec=spec, train_cfg=train_cfg, identity=resume.run_identity(spec, train_cfg, **identity),
-                         model=model,
-                         tokenizer_files=ckpt.tokenizer_files(tokenizer), optimizer=optimizer, scheduler=scheduler,
-                         generator=generator, has_val=has_val, scaler=scaler)
+        self._run = dict(
+            spec=spec,
+            train_cfg=train_cfg,
+            identity=resume.run_identity(spec, train_cfg, **identity),
+            model=model,
+            tokenizer_files=ckpt.tokenizer_files(tokenizer),
+            optimizer=optimizer,
+            scheduler=scheduler,
+            generator=generator,
+            has_val=has_val,
+            scaler=scaler,
+        )
 
     def resume(self) -> Resumed | None:
         """Apply the newest valid state to the attached run (weights, optimizer, scheduler, fp16 scaler, RNGs);
@@ -165,8 +201,14 @@ class EpochStates(NoStates):
         loaded = resume.load_latest(self.root, identity=r["identity"], model=r["model"])
         resumed = None
         if loaded is not None:
-            best_state = resume.apply(loaded, model=r["model"], optimizer=r["optimizer"], scheduler=r["scheduler"],
-                                      generator=r["generator"], scaler=r["scaler"])
+            best_state = resume.apply(
+                loaded,
+                model=r["model"],
+                optimizer=r["optimizer"],
+                scheduler=r["scheduler"],
+                generator=r["generator"],
+                scaler=r["scaler"],
+            )
             resumed = Resumed(loaded.path, loaded.epoch, loaded.trainer, best_state)
             with self.monitor.lock if self.monitor is not None else contextlib.nullcontext():
                 self.scores = {h["epoch"]: h.get("val_score") for h in loaded.trainer["history"]}
@@ -180,14 +222,15 @@ class EpochStates(NoStates):
         r = self._run
         per = storage.estimate_checkpoint_bytes(r["model"], r["optimizer"])
         per += storage.estimate_checkpoint_bytes(r["model"]) if r["has_val"] else 0  # the best epoch's weights
-        storage.preflight(self.root, n * per, what=what, results_dir=policy.results_dir,
-                          checkpoints=policy.checkpoints)
+        storage.preflight(self.root, n * per, what=what, results_dir=policy.results_dir, checkpoints=policy.checkpoints)
 
     def preflight_run(self) -> None:
         """Free space for the states the policy keeps (before training; StorageError)."""
-        self._preflight(max(1, self.keep_last_n) + self.keep_best_k,
-                        f"the training state of {self.desc} (policy: keep_last_n {self.keep_last_n}, "
-                        f"keep_best_k {self.keep_best_k})")
+        self._preflight(
+            max(1, self.keep_last_n) + self.keep_best_k,
+            f"the training state of {self.desc} (policy: keep_last_n {self.keep_last_n}, "
+            f"keep_best_k {self.keep_best_k})",
+        )
 
     def save(self, epoch: int, *, trainer: Mapping, best_state) -> float | None:
         """Save epoch ``epoch``'s state, then prune to the policy; return the seconds it took.
@@ -201,11 +244,23 @@ class EpochStates(NoStates):
         self._preflight(1, f"the epoch {epoch} training state of {self.desc}")
         r = self._run
         with self.monitor.lock if self.monitor is not None else contextlib.nullcontext():
-            resume.save_state(self.root, epoch, model=r["model"], tokenizer=r["tokenizer_files"], spec=r["spec"],
-                              train_cfg=r["train_cfg"], identity=r["identity"], optimizer=r["optimizer"],
-                              scheduler=r["scheduler"], generator=r["generator"], trainer=trainer,
-                              best_state=best_state, scaler=r["scaler"])
+            resume.save_state(
+                self.root,
+                epoch,
+                model=r["model"],
+                tokenizer=r["tokenizer_files"],
+                spec=r["spec"],
+                train_cfg=r["train_cfg"],
+                identity=r["identity"],
+                optimizer=r["optimizer"],
+                scheduler=r["scheduler"],
+                generator=r["generator"],
+                trainer=trainer,
+                best_state=best_state,
+                scaler=r["scaler"],
+            )
             self.scores = {h["epoch"]: h.get("val_score") for h in trainer["history"]}
-            retention.prune_run(self.root, self.scores, keep_last_n=self.keep_last_n, keep_best_k=self.keep_best_k,
-                                protected=[epoch])
+            retention.prune_run(
+                self.root, self.scores, keep_last_n=self.keep_last_n, keep_best_k=self.keep_best_k, protected=[epoch]
+            )
         return time.perf_counter() - t0

@@ -27,19 +27,26 @@ evidence target in training and is left out of the evidence metrics.
 Texts are tokenised once, right-padded; a batch is a set of rows with all their windows, cut to the
 longest window (dynamic padding). ``Examples.coverage()`` says what the window policy cut.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from workflow_lib.config import Objective, Training
 from workflow_lib.data.align import split_sentences
-from workflow_lib.learning.spans import (char_spans_to_tags, evidence_char_spans, evidence_is_complete,
-                                         evidence_metrics, merge_spans, sentence_ids as token_sentence_ids,
-                                         token_spans_to_char_spans)
+from workflow_lib.learning.spans import (
+    char_spans_to_tags,
+    evidence_char_spans,
+    evidence_is_complete,
+    evidence_metrics,
+    merge_spans,
+    token_spans_to_char_spans,
+)
+from workflow_lib.learning.spans import sentence_ids as token_sentence_ids
 from workflow_lib.symptoms import DESCRIPTIONS, SYMPTOMS
 
 IGNORE = -100
@@ -51,22 +58,23 @@ class Examples:
 
     Tensors marked (W, ...) are per window, (n, ...) per row; ``row_starts`` (n + 1) gives each
     row's windows ``row_starts[i]:row_starts[i + 1]`` (a row's windows are consecutive)."""
-    input_ids: torch.Tensor                      # (W, L) right-padded
-    lengths: torch.Tensor                        # (W,)
-    targets: torch.Tensor                        # (n, n_out) float 0/1
+
+    input_ids: torch.Tensor  # (W, L) right-padded
+    lengths: torch.Tensor  # (W,)
+    targets: torch.Tensor  # (n, n_out) float 0/1
     n_posts: int
     input_format: str
-    token_type_ids: torch.Tensor | None = None   # (W, L) for text pairs
-    tags: torch.Tensor | None = None             # (W, L) BIO 0/1/2, IGNORE outside the post
-    sentence_ids: torch.Tensor | None = None     # (W, L) post sentence of each token, -1 elsewhere
-    eligible: torch.Tensor | None = None         # (W, L) bool: post tokens a span may cover
-    complete: torch.Tensor | None = None         # (n,) bool: the row's gold spans are all its evidence
+    token_type_ids: torch.Tensor | None = None  # (W, L) for text pairs
+    tags: torch.Tensor | None = None  # (W, L) BIO 0/1/2, IGNORE outside the post
+    sentence_ids: torch.Tensor | None = None  # (W, L) post sentence of each token, -1 elsewhere
+    eligible: torch.Tensor | None = None  # (W, L) bool: post tokens a span may cover
+    complete: torch.Tensor | None = None  # (n,) bool: the row's gold spans are all its evidence
     offsets: list[list[tuple[int, int]]] = field(default_factory=list)  # per window (evidence task)
-    texts: list[str] = field(default_factory=list)                      # post text of each row
+    texts: list[str] = field(default_factory=list)  # post text of each row
     gold_spans: list[list[tuple[int, int]]] = field(default_factory=list)  # per row
-    windowed: bool = False                       # long_posts == "windows": the model aggregates windows
-    row_starts: torch.Tensor | None = None       # (n + 1,); None: one window per row
-    window_rows: torch.Tensor | None = None      # (W,) the row of each window
+    windowed: bool = False  # long_posts == "windows": the model aggregates windows
+    row_starts: torch.Tensor | None = None  # (n + 1,); None: one window per row
+    window_rows: torch.Tensor | None = None  # (W,) the row of each window
     _coverage: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -125,8 +133,10 @@ class Examples:
         """Encoder inputs of windows ``widx``, cut to their longest window (dynamic padding)."""
         lengths = self.lengths[widx]
         width = int(lengths.max())
-        out = {"input_ids": self.input_ids[widx, :width],
-               "attention_mask": (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).long()}
+        out = {
+            "input_ids": self.input_ids[widx, :width],
+            "attention_mask": (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).long(),
+        }
         if self.token_type_ids is not None:
             out["token_type_ids"] = self.token_type_ids[widx, :width]
         return out
@@ -181,10 +191,13 @@ def window_settings(train_cfg: Training, max_length: int) -> dict:
     """The long-post policy of ``train_cfg`` for an encoder window of ``max_length`` tokens."""
     windows = train_cfg.long_posts == "windows"
     cap = train_cfg.max_windows if windows else 1
-    return {"policy": train_cfg.long_posts, "max_length": int(max_length),
-            "window_overlap": float(train_cfg.window_overlap) if windows else None,
-            "max_windows": None if cap is None else int(cap),
-            "aggregation": train_cfg.window_aggregation if windows else None}
+    return {
+        "policy": train_cfg.long_posts,
+        "max_length": int(max_length),
+        "window_overlap": float(train_cfg.window_overlap) if windows else None,
+        "max_windows": None if cap is None else int(cap),
+        "aggregation": train_cfg.window_aggregation if windows else None,
+    }
 
 
 def _stride(tokenizer, ws: Mapping, pairs: bool) -> int:
@@ -196,25 +209,36 @@ def _stride(tokenizer, ws: Mapping, pairs: bool) -> int:
     if pairs:
         room -= max(len(tokenizer(d, add_special_tokens=False)["input_ids"]) for d in DESCRIPTIONS.values())
     if room < 2:
-        raise ValueError(f"a window of {ws['max_length']} tokens leaves {room} for the post beside the symptom "
-                         f"description; raise the encoder's max_length or use input_format: multi_label")
+        raise ValueError(
+            f"a window of {ws['max_length']} tokens leaves {room} for the post beside the symptom "
+            f"description; raise the encoder's max_length or use input_format: multi_label"
+        )
     return min(int(ws["window_overlap"] * room), room - 1)
 
 
 def _policy_text(ws: Mapping, fmt: str) -> str:
     if ws["policy"] == "truncate":
-        return ("truncation: each post" + ("/description pair" if fmt == "binary_pairs" else "")
-                + f" is cut to its first {ws['max_length']} tokens (special tokens included); the rest is not read")
-    cap = ("every window" if ws["max_windows"] is None
-           else f"at most {ws['max_windows']} windows per post (the post's first {ws['max_windows']}; the rest is not read)")
-    return (f"windows: overlapping windows of {ws['max_length']} tokens (consecutive ones sharing "
-            f"{ws['window_overlap']:.0%} of their post tokens) cover "
-            f"the whole post, {cap}; the criteria logits of a post's windows are aggregated by {ws['aggregation']}"
-            + ("; every window repeats the symptom description" if fmt == "binary_pairs" else ""))
+        return (
+            "truncation: each post"
+            + ("/description pair" if fmt == "binary_pairs" else "")
+            + f" is cut to its first {ws['max_length']} tokens (special tokens included); the rest is not read"
+        )
+    cap = (
+        "every window"
+        if ws["max_windows"] is None
+        else f"at most {ws['max_windows']} windows per post (the post's first {ws['max_windows']}; the rest is not read)"
+    )
+    return (
+        f"windows: overlapping windows of {ws['max_length']} tokens (consecutive ones sharing "
+        f"{ws['window_overlap']:.0%} of their post tokens) cover "
+        f"the whole post, {cap}; the criteria logits of a post's windows are aggregated by {ws['aggregation']}"
+        + ("; every window repeats the symptom description" if fmt == "binary_pairs" else "")
+    )
 
 
-def _coverage(ws: Mapping, fmt: str, records: Sequence[Mapping], needed: list[int], used: list[int],
-              read_to: list[int]) -> dict:
+def _coverage(
+    ws: Mapping, fmt: str, records: Sequence[Mapping], needed: list[int], used: list[int], read_to: list[int]
+) -> dict:
     """Per post (binary_pairs: its first pair): windows needed and read, posts longer than one window,
     and evidence sentences (the post's aligned ones, each sentence once) that start past what its windows read."""
     step = len(SYMPTOMS) if fmt == "binary_pairs" else 1
@@ -229,16 +253,32 @@ def _coverage(ws: Mapping, fmt: str, records: Sequence[Mapping], needed: list[in
     n = len(records)
     q = (lambda a, v: float(np.percentile(a, v))) if n else (lambda a, v: 0.0)
     longer = int((need > 1).sum())
-    return {"policy": ws["policy"], "policy_text": _policy_text(ws, fmt), "max_length": ws["max_length"],
-            "window_overlap": ws["window_overlap"], "max_windows": ws["max_windows"], "aggregation": ws["aggregation"],
-            "n_posts": n, "n_longer_than_window": longer, "share_longer_than_window": longer / n if n else 0.0,
-            "windows_needed": {"mean": float(need.mean()) if n else 0.0, "p50": q(need, 50), "p95": q(need, 95),
-                               "max": int(need.max()) if n else 0},
-            "windows_read": {"mean": float(use.mean()) if n else 0.0, "max": int(use.max()) if n else 0,
-                             "total": int(np.asarray(used).sum())},
-            "n_posts_capped": int((use < need).sum()),
-            "n_evidence_sentences": n_ev, "n_evidence_beyond_read": n_beyond,
-            "share_evidence_beyond_read": n_beyond / n_ev if n_ev else 0.0}
+    return {
+        "policy": ws["policy"],
+        "policy_text": _policy_text(ws, fmt),
+        "max_length": ws["max_length"],
+        "window_overlap": ws["window_overlap"],
+        "max_windows": ws["max_windows"],
+        "aggregation": ws["aggregation"],
+        "n_posts": n,
+        "n_longer_than_window": longer,
+        "share_longer_than_window": longer / n if n else 0.0,
+        "windows_needed": {
+            "mean": float(need.mean()) if n else 0.0,
+            "p50": q(need, 50),
+            "p95": q(need, 95),
+            "max": int(need.max()) if n else 0,
+        },
+        "windows_read": {
+            "mean": float(use.mean()) if n else 0.0,
+            "max": int(use.max()) if n else 0,
+            "total": int(np.asarray(used).sum()),
+        },
+        "n_posts_capped": int((use < need).sum()),
+        "n_evidence_sentences": n_ev,
+        "n_evidence_beyond_read": n_beyond,
+        "share_evidence_beyond_read": n_beyond / n_ev if n_ev else 0.0,
+    }
 
 
 def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Training, max_length: int) -> Examples:
@@ -249,8 +289,14 @@ def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Training, m
     rows = list(_rows(records, fmt))
     n_out = 1 if fmt == "binary_pairs" else len(SYMPTOMS)
     if not rows:
-        ex = Examples(torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long),
-                      torch.zeros((0, n_out)), 0, fmt, windowed=ws["policy"] == "windows")
+        ex = Examples(
+            torch.zeros((0, 1), dtype=torch.long),
+            torch.zeros(0, dtype=torch.long),
+            torch.zeros((0, n_out)),
+            0,
+            fmt,
+            windowed=ws["policy"] == "windows",
+        )
         ex._coverage = _coverage(ws, fmt, [], [], [], [])
         return ex
     firsts = [r[0] for r in rows]
@@ -259,9 +305,18 @@ def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Training, m
     side = getattr(tokenizer, "padding_side", "right")
     tokenizer.padding_side = "right"
     try:  # every window of every row; truncation keeps each row's first (the plain truncated encoding)
-        enc = tokenizer(firsts, seconds, truncation="only_first" if seconds else True, max_length=int(max_length),
-                        stride=stride, return_overflowing_tokens=True, padding="longest", return_tensors="pt",
-                        return_attention_mask=True, return_offsets_mapping=True)
+        enc = tokenizer(
+            firsts,
+            seconds,
+            truncation="only_first" if seconds else True,
+            max_length=int(max_length),
+            stride=stride,
+            return_overflowing_tokens=True,
+            padding="longest",
+            return_tensors="pt",
+            return_attention_mask=True,
+            return_offsets_mapping=True,
+        )
     finally:
         tokenizer.padding_side = side
     window_rows_all = enc["overflow_to_sample_mapping"].long()
@@ -289,9 +344,18 @@ def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Training, m
             read_to[row] = max(read_to[row], max(ends))
     row_starts = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(used, 0)])
     windowed = ws["policy"] == "windows"
-    ex = Examples(input_ids, lengths, torch.tensor([r[2] for r in rows], dtype=torch.float32), len(records), fmt,
-                  token_type_ids=ttype, texts=firsts, windowed=windowed,
-                  row_starts=row_starts if windowed else None, window_rows=window_rows if windowed else None)
+    ex = Examples(
+        input_ids,
+        lengths,
+        torch.tensor([r[2] for r in rows], dtype=torch.float32),
+        len(records),
+        fmt,
+        token_type_ids=ttype,
+        texts=firsts,
+        windowed=windowed,
+        row_starts=row_starts if windowed else None,
+        window_rows=window_rows if windowed else None,
+    )
     ex._coverage = _coverage(ws, fmt, records, needed.tolist(), used.tolist(), read_to)
     if evidence:
         n_w = len(window_rows)
@@ -301,7 +365,7 @@ def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Training, m
         complete = torch.zeros(len(rows), dtype=torch.bool)
         sentences_of: dict[int, list[tuple[int, int]]] = {}
         gold_of: list[list[tuple[int, int]]] = []
-        for i, (text, _, _, record, symptom) in enumerate(rows):
+        for i, (_text, _, _, record, symptom) in enumerate(rows):
             which = None if symptom is None else [symptom]
             gold_of.append([tuple(g) for g in evidence_char_spans(record, which)])
             complete[i] = evidence_is_complete(record, which)
@@ -332,10 +396,14 @@ def post_labels(records: Sequence[Mapping]) -> np.ndarray:
     return np.asarray([r["labels"] for r in records], dtype=np.int64)
 
 
-def evaluate(examples: Examples, records: Sequence[Mapping], probs: np.ndarray,
-             pred_spans: Sequence | None = None, thresholds: float | Sequence[float] = 0.5) -> dict:
+def evaluate(
+    examples: Examples,
+    records: Sequence[Mapping],
+    probs: np.ndarray,
+    pred_spans: Sequence | None = None,
+    thresholds: float | Sequence[float] = 0.5,
+) -> dict:
     """Criteria metrics on posts (and evidence metrics on rows when spans were predicted)."""
-    # here, not at the top: keeps start-up fast (numpy)
     from workflow_lib.learning.metrics import multilabel_metrics
 
     out = {"criteria": multilabel_metrics(post_labels(records), post_probabilities(examples, probs), thresholds)}
@@ -343,8 +411,9 @@ def evaluate(examples: Examples, records: Sequence[Mapping], probs: np.ndarray,
         keep = [i for i in range(len(examples)) if bool(examples.complete[i])]
         if not keep:  # no row with known spans: nothing to score
             return out
-        out["evidence"] = evidence_metrics([examples.texts[i] for i in keep], [examples.gold_spans[i] for i in keep],
-                                           [pred_spans[i] for i in keep])
+        out["evidence"] = evidence_metrics(
+            [examples.texts[i] for i in keep], [examples.gold_spans[i] for i in keep], [pred_spans[i] for i in keep]
+        )
         out["evidence"]["n_incomplete_excluded"] = len(examples) - len(keep)
     return out
 
@@ -355,7 +424,9 @@ def objective_value(metrics: Mapping, metric: str, objective: Objective) -> floa
     value = wc * float(metrics["criteria"][metric])
     if we > 0:
         if "evidence" not in metrics:
-            raise ValueError("the objective weighs evidence but the model has no evidence predictions; "
-                             "set training.evidence_task: true")
+            raise ValueError(
+                "the objective weighs evidence but the model has no evidence predictions; "
+                "set training.evidence_task: true"
+            )
         value += we * float(metrics["evidence"][objective["evidence_metric"]])
     return value / (wc + we)

@@ -4,9 +4,10 @@ A label is predicted present when its probability is >= its threshold. Ratios wi
 denominator are 0 (scikit-learn's ``zero_division=0``). The caller says which split the
 numbers come from; nothing here knows.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,14 +48,14 @@ def _div(a: np.ndarray | float, b: np.ndarray | float):
 def _average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
     if not y.any():
         return None
-    # here, not at the top: keeps start-up fast (sklearn)
     from sklearn.metrics import average_precision_score
 
     return float(average_precision_score(y, p))
 
 
-def multilabel_metrics(y_true, y_prob, thresholds: float | Sequence[float] = 0.5,
-                       label_names: Sequence[str] = SYMPTOMS) -> dict:
+def multilabel_metrics(
+    y_true, y_prob, thresholds: float | Sequence[float] = 0.5, label_names: Sequence[str] = SYMPTOMS
+) -> dict:
     """Subset/label accuracy, macro/micro F1, precision, recall, and per-symptom details."""
     return _metrics(y_true, y_prob, thresholds, label_names, with_pr_auc=True)
 
@@ -79,8 +80,12 @@ def _metrics(y_true, y_prob, thresholds, label_names, *, with_pr_auc: bool) -> d
         if ap is not None:
             aps.append(ap)
         per[name] = {
-            "f1": float(f1[j]), "precision": float(precision[j]), "recall": float(recall[j]),
-            "pr_auc": ap, "support": int(tp[j] + fn[j]), "threshold": float(t[j]),
+            "f1": float(f1[j]),
+            "precision": float(precision[j]),
+            "recall": float(recall[j]),
+            "pr_auc": ap,
+            "support": int(tp[j] + fn[j]),
+            "threshold": float(t[j]),
             "confusion_matrix": {"tn": int(tn[j]), "fp": int(fp[j]), "fn": int(fn[j]), "tp": int(tp[j])},
         }
     return {

@@ -13,13 +13,15 @@
 ``auto`` is bf16 where the device runs it natively (CUDA with bf16 support; a CPU with AMX or
 AVX512-BF16) and fp32 elsewhere. On CUDA, TF32 matmuls are switched on when the device is chosen.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import warnings
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Mapping
 
 import torch
 
@@ -74,9 +76,11 @@ def resolve(mode: str, device: torch.device | str) -> torch.dtype | None:
         raise ConfigError(f"training.precision: unknown value {mode!r}; choose one of auto, {', '.join(DTYPES)}")
     dtype = DTYPES[mode]
     if dtype is not None and not _can_autocast(device, dtype):
-        raise ConfigError(f"training.precision: {mode!r} cannot run on this {device.type} device (torch "
-                          f"{torch.__version__} has no {NAMES[dtype]} autocast for it); set training.precision "
-                          f"to auto (bf16 where the device runs it natively, else fp32) or fp32")
+        raise ConfigError(
+            f"training.precision: {mode!r} cannot run on this {device.type} device (torch "
+            f"{torch.__version__} has no {NAMES[dtype]} autocast for it); set training.precision "
+            f"to auto (bf16 where the device runs it natively, else fp32) or fp32"
+        )
     return dtype
 
 
@@ -91,12 +95,13 @@ def enable_tf32(device: torch.device) -> None:
 @dataclass
 class Precision:
     """The resolved precision of one device; see the module docstring."""
-    dtype: torch.dtype | None                      # autocast dtype; None = float32
+
+    dtype: torch.dtype | None  # autocast dtype; None = float32
     device: torch.device
-    scaler: torch.amp.GradScaler | None = None     # fp16 training only
+    scaler: torch.amp.GradScaler | None = None  # fp16 training only
 
     @classmethod
-    def for_device(cls, mode: str, device: torch.device | str, *, training: bool = True) -> "Precision":
+    def for_device(cls, mode: str, device: torch.device | str, *, training: bool = True) -> Precision:
         """Resolve ``mode`` for ``device`` (TF32 on for CUDA); ``training``: with fp16, a GradScaler."""
         device = torch.device(device)
         enable_tf32(device)
@@ -108,13 +113,14 @@ class Precision:
     def name(self) -> str:
         return NAMES[self.dtype]
 
-    def autocast(self) -> ContextManager:
+    def autocast(self) -> AbstractContextManager:
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *,
-             clip: Callable[[], None] | None = None) -> bool:
+    def step(
+        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *, clip: Callable[[], None] | None = None
+    ) -> bool:
         """Backward of ``loss``, ``clip()`` on the true (unscaled) gradients, optimizer step, scale update.
 
         Returns False when the fp16 scaler skipped the step (inf/nan gradients; the scale backs off).

@@ -19,15 +19,16 @@ epoch 0. A folder written by another run (other backbone, head config, epochs, p
 or training data) is refused: the message names the folder, what differs and the fix.
 Augmentation and the frozen-layer cache are deterministic and recomputed, not stored.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -54,19 +55,35 @@ def epoch_dir(state_dir, epoch: int) -> Path:
     return Path(state_dir) / f"epoch_{int(epoch)}"
 
 
-def run_identity(spec: Encoder, train_cfg: Training, *, epochs: int, patience: int | None, metric: str | None,
-                 objective: Objective | None, train_records: Sequence[Mapping],
-                 val_records: Sequence[Mapping] | None) -> dict:
+def run_identity(
+    spec: Encoder,
+    train_cfg: Training,
+    *,
+    epochs: int,
+    patience: int | None,
+    metric: str | None,
+    objective: Objective | None,
+    train_records: Sequence[Mapping],
+    val_records: Sequence[Mapping] | None,
+) -> dict:
     """What must match for a saved state to continue this run (the model config and the run's settings;
     ``metric`` / ``objective`` None: a run without validation scores none)."""
-    return {"backbone_spec": plain(spec), "head_config": ckpt.head_config(train_cfg), "epochs": int(epochs),
-            "patience": patience, "metric": metric, "objective": plain(objective),
-            "data": digest([[r["post_id"] for r in train_records], [r["post_id"] for r in val_records or ()]])}
+    return {
+        "backbone_spec": plain(spec),
+        "head_config": ckpt.head_config(train_cfg),
+        "epochs": int(epochs),
+        "patience": patience,
+        "metric": metric,
+        "objective": plain(objective),
+        "data": digest([[r["post_id"] for r in train_records], [r["post_id"] for r in val_records or ()]]),
+    }
 
 
 def _fix(state_dir) -> str:
-    return (f"delete the folder {str(state_dir)!r} (its training state is then lost and training starts at "
-            f"epoch 1) or rerun the stage with force (snakemake --forcerun <rule>)")
+    return (
+        f"delete the folder {str(state_dir)!r} (its training state is then lost and training starts at "
+        f"epoch 1) or rerun the stage with force (snakemake --forcerun <rule>)"
+    )
 
 
 @contextlib.contextmanager
@@ -78,12 +95,16 @@ def locked(state_dir):
 
 # -- RNG ---------------------------------------------------------------------------------------
 
+
 def rng_state(generator: torch.Generator) -> dict:
     """Every RNG the loop uses, in a form torch.load(weights_only=True) reads back."""
     np_state = np.random.get_state()
-    state = {"python": random.getstate(),
-             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
-             "torch": torch.get_rng_state(), "generator": generator.get_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "torch": torch.get_rng_state(),
+        "generator": generator.get_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -102,31 +123,60 @@ def set_rng_state(state: Mapping, generator: torch.Generator) -> None:
 
 # -- save / load ---------------------------------------------------------------------------------
 
-def save_state(state_dir, epoch: int, *, model, tokenizer, spec: Encoder, train_cfg: Training, identity: Mapping,
-               optimizer, scheduler, generator: torch.Generator, trainer: Mapping,
-               best_state: Mapping[str, torch.Tensor] | None, scaler=None) -> Path:
+
+def save_state(
+    state_dir,
+    epoch: int,
+    *,
+    model,
+    tokenizer,
+    spec: Encoder,
+    train_cfg: Training,
+    identity: Mapping,
+    optimizer,
+    scheduler,
+    generator: torch.Generator,
+    trainer: Mapping,
+    best_state: Mapping[str, torch.Tensor] | None,
+    scaler=None,
+) -> Path:
     """Write ``state_dir/epoch_{epoch}`` atomically (manifest last); return its path."""
-    # here, not at the top: keeps start-up fast (safetensors)
     from safetensors.torch import save_file
 
     def extra(tmp: Path) -> None:
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler is not None else None}, tmp / OPTIMIZER)
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+            },
+            tmp / OPTIMIZER,
+        )
         torch.save(rng_state(generator), tmp / RNG)
         if best_state is not None and int(trainer["best_epoch"]) != int(epoch):
             save_file({k: v.detach().contiguous() for k, v in best_state.items()}, str(tmp / BEST))
-        (tmp / TRAINER).write_text(json.dumps({**trainer, "epoch": int(epoch), "identity": dict(identity)},
-                                              indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        (tmp / TRAINER).write_text(
+            json.dumps({**trainer, "epoch": int(epoch), "identity": dict(identity)}, indent=1, allow_nan=False) + "\n",
+            encoding="utf-8",
+        )
 
     out = epoch_dir(state_dir, epoch)
-    ckpt.save_checkpoint(out, model, tokenizer, backbone_spec=spec, train_cfg=train_cfg,
-                         meta={"kind": KIND, "epoch": int(epoch)}, extra=extra)
+    ckpt.save_checkpoint(
+        out,
+        model,
+        tokenizer,
+        backbone_spec=spec,
+        train_cfg=train_cfg,
+        meta={"kind": KIND, "epoch": int(epoch)},
+        extra=extra,
+    )
     return out
 
 
 @dataclass
 class Loaded:
     """A training state read back and verified (not yet applied to a model)."""
+
     path: Path
     epoch: int
     trainer: dict
@@ -140,12 +190,10 @@ class Loaded:
 def _check_identity(path: Path, stored: Mapping, identity: Mapping, state_dir) -> None:
     diffs = ckpt._differences(stored, dict(identity))
     if diffs:
-        raise StateMismatch(f"{path}: training state of another run ({'; '.join(diffs[:6])}); "
-                            f"{_fix(state_dir)}")
+        raise StateMismatch(f"{path}: training state of another run ({'; '.join(diffs[:6])}); {_fix(state_dir)}")
 
 
 def _read(path: Path, mode: str) -> tuple[dict, dict, dict | None, dict, dict]:
-    # here, not at the top: keeps start-up fast (safetensors)
     from safetensors.torch import load_file
 
     trainer = json.loads((path / TRAINER).read_text(encoding="utf-8"))
@@ -169,8 +217,14 @@ def load_latest(state_dir, *, identity: Mapping, model) -> Loaded | None:
             if TRAINER not in manifest["files"]:
                 raise ckpt.CheckpointError(f"{path}: a model checkpoint without {TRAINER}, not a training state")
             info = json.loads((path / ckpt.INFO).read_text(encoding="utf-8"))
-            ckpt.check_compatible(path, info, backbone_spec=identity["backbone_spec"], head=identity["head_config"],
-                                  model=model, fix=_fix(state_dir))
+            ckpt.check_compatible(
+                path,
+                info,
+                backbone_spec=identity["backbone_spec"],
+                head=identity["head_config"],
+                model=model,
+                fix=_fix(state_dir),
+            )
             trainer, weights, best, optim, rng = _read(path, manifest.get("weights", "full"))
         except StateMismatch:
             raise
@@ -178,7 +232,7 @@ def load_latest(state_dir, *, identity: Mapping, model) -> Loaded | None:
             if "another model configuration" in str(exc):
                 raise StateMismatch(str(exc)) from None
             skipped.append((str(path), str(exc)))
-        except Exception as exc:  # noqa: BLE001 - any unreadable file means an unusable state
+        except Exception as exc:
             skipped.append((str(path), f"{path}: unreadable ({type(exc).__name__}: {exc})"))
         else:
             _check_identity(path, trainer.get("identity", {}), identity, state_dir)
@@ -191,8 +245,9 @@ def load_latest(state_dir, *, identity: Mapping, model) -> Loaded | None:
     return None
 
 
-def apply(state: Loaded, *, model, optimizer, scheduler, generator: torch.Generator, scaler=None
-          ) -> dict[str, torch.Tensor] | None:
+def apply(
+    state: Loaded, *, model, optimizer, scheduler, generator: torch.Generator, scaler=None
+) -> dict[str, torch.Tensor] | None:
     """Load weights, optimizer, scheduler, scaler and RNGs of ``state``; return the best epoch's weights
     (None when there is no validation)."""
     strict = set(state.weights) == set(model.state_dict())

@@ -15,25 +15,27 @@ refit/*/model and final/*/model. During training one run holds n + k + 1 epoch f
 (MiniLM: weights ~90 MB, AdamW moments of the trainable layers, the best epoch's weights when it is
 not the newest).
 """
+
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 log = logging.getLogger(__name__)
 
 
-def keep_epochs(scores: Mapping[int, float | None], *, keep_last_n: int, keep_best_k: int,
-                protected: Iterable[int] = ()) -> set[int]:
+def keep_epochs(
+    scores: Mapping[int, float | None], *, keep_last_n: int, keep_best_k: int, protected: Iterable[int] = ()
+) -> set[int]:
     """Epochs to keep of one run; ``scores`` maps every saved epoch to its validation score (None: none)."""
     epochs = sorted(scores)
     if not epochs:
         return set()
     keep = set(epochs[-keep_last_n:]) if keep_last_n > 0 else set()
     scored = sorted((e for e in epochs if scores[e] is not None), key=lambda e: (-scores[e], e))
-    keep |= set(scored[:max(0, keep_best_k)])
+    keep |= set(scored[: max(0, keep_best_k)])
     keep |= set(protected) & set(epochs)
     keep.add(epochs[-1])  # the state a resume needs; never zero
     return keep
@@ -43,11 +45,11 @@ def folder_bytes(path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def prune_run(state_dir, scores: Mapping[int, float | None], *, keep_last_n: int, keep_best_k: int,
-              protected: Iterable[int] = ()) -> list[Path]:
+def prune_run(
+    state_dir, scores: Mapping[int, float | None], *, keep_last_n: int, keep_best_k: int, protected: Iterable[int] = ()
+) -> list[Path]:
     """Delete the epoch folders of ``state_dir`` the per-run policy does not keep (and left-over
     temporary folders); return the deleted paths. ``scores`` covers the epochs of this run."""
-    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.resume import epoch_dir
 
     root = Path(state_dir)

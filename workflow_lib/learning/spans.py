@@ -19,29 +19,40 @@ annotated sentence); :func:`evidence_char_spans` turns a record into gold charac
 :func:`evidence_is_complete` tells whether those spans are all of the post's evidence (see there:
 an empty span list is only a true "no evidence" example when the record is complete).
 """
+
 from __future__ import annotations
 
 import bisect
 import math
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from workflow_lib.symptoms import SYMPTOMS
 
 __all__ = [
-    "O", "B", "I", "IGNORE",
-    "merge_spans", "char_spans_to_tags", "sentence_ids", "tags_to_token_spans",
-    "token_spans_to_char_spans", "evidence_char_spans", "evidence_is_complete",
-    "canonical_spans", "evidence_metrics",
+    "O",
+    "B",
+    "I",
+    "IGNORE",
+    "merge_spans",
+    "char_spans_to_tags",
+    "sentence_ids",
+    "tags_to_token_spans",
+    "token_spans_to_char_spans",
+    "evidence_char_spans",
+    "evidence_is_complete",
+    "canonical_spans",
+    "evidence_metrics",
 ]
 
-O, B, I, IGNORE = 0, 1, 2, -100
+O, B, I, IGNORE = 0, 1, 2, -100  # noqa: E741 - the BIO tags' own names
 
 Span = tuple[int, int]
 _WORD_RE = re.compile(r"\S+")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
 
 def merge_spans(spans: Iterable[Sequence[int]], text: str | None = None) -> list[Span]:
     """Sort ``spans`` and merge those that overlap or touch (``s2 <= e1``); drop empty ones.
@@ -53,7 +64,7 @@ def merge_spans(spans: Iterable[Sequence[int]], text: str | None = None) -> list
     items = sorted((int(s), int(e)) for s, e in spans if e is not None and s is not None and e > s)
     out: list[list[int]] = []
     for s, e in items:
-        if out and (s <= out[-1][1] or (text is not None and not text[out[-1][1]:s].strip())):
+        if out and (s <= out[-1][1] or (text is not None and not text[out[-1][1] : s].strip())):
             out[-1][1] = max(out[-1][1], e)
         else:
             out.append([s, e])
@@ -66,8 +77,10 @@ def _overlaps(ts: int, te: int, s: int, e: int) -> bool:
 
 # ------------------------------------------------------------------------------------------------ tokens
 
-def char_spans_to_tags(offsets: Sequence[Sequence[int]], spans: Iterable[Sequence[int]],
-                       eligible: Sequence[bool]) -> list[int]:
+
+def char_spans_to_tags(
+    offsets: Sequence[Sequence[int]], spans: Iterable[Sequence[int]], eligible: Sequence[bool]
+) -> list[int]:
     """BIO tag per token position of one encoded example.
 
     ``-100`` where ``eligible`` is False; otherwise ``O`` (0) when the token overlaps no span in
@@ -103,8 +116,9 @@ def char_spans_to_tags(offsets: Sequence[Sequence[int]], spans: Iterable[Sequenc
     return tags
 
 
-def sentence_ids(offsets: Sequence[Sequence[int]], sentences: Sequence[Sequence[int]],
-                 eligible: Sequence[bool]) -> list[int]:
+def sentence_ids(
+    offsets: Sequence[Sequence[int]], sentences: Sequence[Sequence[int]], eligible: Sequence[bool]
+) -> list[int]:
     """Index in ``sentences`` (from ``align.split_sentences``) of the sentence each token falls in.
 
     A token falls in the sentence it overlaps most (ties: the earlier sentence). ``-1`` for
@@ -161,8 +175,7 @@ def tags_to_token_spans(tags: Sequence[int]) -> list[Span]:
     return spans
 
 
-def token_spans_to_char_spans(token_spans: Iterable[Sequence[int]],
-                              offsets: Sequence[Sequence[int]]) -> list[Span]:
+def token_spans_to_char_spans(token_spans: Iterable[Sequence[int]], offsets: Sequence[Sequence[int]]) -> list[Span]:
     """Character spans covered by token spans, merged where they overlap or touch.
 
     A token span ``(a, b)`` maps to ``(min start, max end)`` over its tokens ``a .. b-1`` with
@@ -171,13 +184,14 @@ def token_spans_to_char_spans(token_spans: Iterable[Sequence[int]],
     """
     out = []
     for a, b in token_spans:
-        pieces = [(int(s), int(e)) for s, e in offsets[int(a):int(b)] if int(e) > int(s)]
+        pieces = [(int(s), int(e)) for s, e in offsets[int(a) : int(b)] if int(e) > int(s)]
         if pieces:
             out.append((min(s for s, _ in pieces), max(e for _, e in pieces)))
     return merge_spans(out)
 
 
 # ------------------------------------------------------------------------------------------------ records
+
 
 def evidence_char_spans(record: dict, symptoms: Iterable[str] | None = None) -> list[Span]:
     """Gold character spans of a prepared post record (``posts.jsonl``), merged and sorted.
@@ -187,9 +201,11 @@ def evidence_char_spans(record: dict, symptoms: Iterable[str] | None = None) -> 
     ``symptoms`` given, only rows of those symptoms count (per-symptom evidence).
     """
     wanted = None if symptoms is None else set(symptoms)
-    return merge_spans((e["start"], e["end"]) for e in record.get("evidence", ())
-                       if e.get("start") is not None and e.get("end") is not None
-                       and (wanted is None or e.get("symptom") in wanted))
+    return merge_spans(
+        (e["start"], e["end"])
+        for e in record.get("evidence", ())
+        if e.get("start") is not None and e.get("end") is not None and (wanted is None or e.get("symptom") in wanted)
+    )
 
 
 def evidence_is_complete(record: dict, symptoms: Iterable[str] | None = None) -> bool:
@@ -211,6 +227,7 @@ def evidence_is_complete(record: dict, symptoms: Iterable[str] | None = None) ->
 
 
 # ------------------------------------------------------------------------------------------------ metrics
+
 
 def canonical_spans(text: str, spans: Iterable[Sequence[int]] | None) -> list[Span]:
     """The form every evidence metric compares: spans clipped to ``[0, len(text)]``, stripped of
@@ -248,8 +265,9 @@ def _f1(gold: set, pred: set) -> float:
     return 2 * len(gold & pred) / (len(gold) + len(pred))
 
 
-def evidence_metrics(texts: Sequence[str], gold: Sequence[Iterable[Sequence[int]]],
-                     pred: Sequence[Iterable[Sequence[int]]]) -> dict:
+def evidence_metrics(
+    texts: Sequence[str], gold: Sequence[Iterable[Sequence[int]]], pred: Sequence[Iterable[Sequence[int]]]
+) -> dict:
     """Evidence-span metrics over examples ``(texts[k], gold[k], pred[k])`` of character spans.
 
     Every span list is first put in :func:`canonical_spans` form. Then, per example:

@@ -11,6 +11,7 @@ kept in memory and restored at the end.
 With a ``state_dir`` every epoch's full training state is saved (workflow_lib/learning/epoch_states.py, resume.py) and a
 rerun continues from the newest valid one with the same result; retention.py prunes old epochs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,9 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,17 +46,18 @@ class TrainResult:
     model: nn.Module
     tokenizer: Any
     history: list[dict] = field(default_factory=list)  # per epoch: epoch, train_loss, [val_score], seconds, cpu_seconds
-    best_epoch: int = 0                                # 1-based; the last epoch when there is no validation
+    best_epoch: int = 0  # 1-based; the last epoch when there is no validation
     best_score: float | None = None
-    val_probs: np.ndarray | None = None                # validation criteria probabilities (posts, 9), best epoch
-    val_prediction: "Prediction | None" = None         # everything predicted on validation at the best epoch
-    val_metrics: dict | None = None                    # validation metrics at the best epoch (threshold 0.5)
-    augmentation: list = field(default_factory=list)   # original/augmented evidence sentences
+    val_probs: np.ndarray | None = None  # validation criteria probabilities (posts, 9), best epoch
+    val_prediction: Prediction | None = None  # everything predicted on validation at the best epoch
+    val_metrics: dict | None = None  # validation metrics at the best epoch (threshold 0.5)
+    augmentation: list = field(default_factory=list)  # original/augmented evidence sentences
     train_seconds: float = 0.0
-    resumed_from: int = 0                              # epoch of the training state resumed from (0: none)
+    resumed_from: int = 0  # epoch of the training state resumed from (0: none)
 
 
 # -- environment ---------------------------------------------------------------------------
+
 
 def configure_threads(n: int | None) -> int:
     """Set torch's intra-op threads to ``n`` (None: leave as is); return the number in force."""
@@ -70,11 +73,12 @@ def configure_threads(n: int | None) -> int:
 def set_seed(seed: int) -> None:
     """Seed Python's, NumPy's and torch's global generators."""
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
 
 
 # -- data ----------------------------------------------------------------------------------
+
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     if device.type == "cpu":
@@ -83,6 +87,7 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 
 # -- optimisation --------------------------------------------------------------------------
+
 
 def _no_decay(module: nn.Module) -> set[int]:
     """ids of parameters without weight decay: biases and normalisation weights."""
@@ -107,8 +112,10 @@ def build_optimizer(model: nn.Module, train_cfg: Training) -> torch.optim.Optimi
     for p in model.parameters():
         if p.requires_grad:
             groups.setdefault((id(p) in enc_ids, id(p) in skip), []).append(p)
-    param_groups = [{"params": ps, "lr": lr if is_enc else head_lr, "weight_decay": 0.0 if nd else wd}
-                    for (is_enc, nd), ps in sorted(groups.items())]
+    param_groups = [
+        {"params": ps, "lr": lr if is_enc else head_lr, "weight_decay": 0.0 if nd else wd}
+        for (is_enc, nd), ps in sorted(groups.items())
+    ]
     all_float = all(p.is_floating_point() for g in param_groups for p in g["params"])
     dev = next(model.parameters()).device.type
     if all_float and dev in ("cpu", "cuda"):
@@ -152,13 +159,15 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_s
 
 # -- prediction ----------------------------------------------------------------------------
 
+
 @dataclass
 class Prediction:
     """Predictions for a list of post records."""
+
     examples: Examples
-    row_probs: np.ndarray                 # (rows, n_out) sigmoid probabilities
-    probs: np.ndarray                     # (posts, 9): criteria probabilities per post
-    spans: list | None = None             # per row: predicted evidence character spans ([] = none)
+    row_probs: np.ndarray  # (rows, n_out) sigmoid probabilities
+    probs: np.ndarray  # (posts, 9): criteria probabilities per post
+    spans: list | None = None  # per row: predicted evidence character spans ([] = none)
 
     def metrics(self, records: Sequence[Mapping], thresholds: float | Sequence[float] = 0.5) -> dict:
         return evaluate(self.examples, records, self.row_probs, self.spans, thresholds)
@@ -188,38 +197,62 @@ def _predict_examples(model: nn.Module, ex: Examples, batch_size: int, threshold
                     res = model(**batch)
                 out[idx] = torch.sigmoid(res["criteria"].float()).cpu()
                 if with_spans:
-                    decoded = model.evidence_head.decode(res["evidence"], batch["eligible"], batch["sentence_ids"],
-                                                         threshold=threshold)
+                    decoded = model.evidence_head.decode(
+                        res["evidence"], batch["eligible"], batch["sentence_ids"], threshold=threshold
+                    )
                     window_spans.update(zip(ex.window_index(idx).tolist(), decoded))
     finally:
         model.train(was_training)
     return out.numpy(), (ex.row_char_spans(window_spans) if with_spans else None)
 
 
-def predict_examples(model: nn.Module, ex: Examples, *, batch_size: int, evidence_threshold: float,
-                     precision: Precision) -> Prediction:
+def predict_examples(
+    model: nn.Module, ex: Examples, *, batch_size: int, evidence_threshold: float, precision: Precision
+) -> Prediction:
     """Predict the rows of ``ex`` in ``precision`` (batches of at most ``batch_size`` windows)."""
     row_probs, spans = _predict_examples(model, ex, batch_size, evidence_threshold, precision)
     return Prediction(ex, row_probs, post_probabilities(ex, row_probs), spans)
 
 
-def predict(model: nn.Module, tokenizer, records: Sequence[Mapping], train_cfg: Training, *,
-            max_length: int, batch_size: int | None = None) -> Prediction:
+def predict(
+    model: nn.Module,
+    tokenizer,
+    records: Sequence[Mapping],
+    train_cfg: Training,
+    *,
+    max_length: int,
+    batch_size: int | None = None,
+) -> Prediction:
     """Criteria probabilities per post (and evidence spans with the evidence task) for ``records``."""
     ex = build_examples(records, tokenizer, train_cfg, max_length)
     precision = Precision.for_device(train_cfg.precision, next(model.parameters()).device, training=False)
-    return predict_examples(model, ex, batch_size=int(batch_size or train_cfg.eval_batch_size),
-                            evidence_threshold=float(train_cfg.evidence_threshold), precision=precision)
+    return predict_examples(
+        model,
+        ex,
+        batch_size=int(batch_size or train_cfg.eval_batch_size),
+        evidence_threshold=float(train_cfg.evidence_threshold),
+        precision=precision,
+    )
 
 
-def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], train_cfg: Training, *,
-                  max_length: int, batch_size: int | None = None) -> np.ndarray:
+def predict_proba(
+    model: nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    train_cfg: Training,
+    *,
+    max_length: int,
+    batch_size: int | None = None,
+) -> np.ndarray:
     """Criteria probabilities (n, 9) for bare post texts, in their order, read as the model was
     trained to read them (``train_cfg``: input format, long-post policy, precision)."""
-    records = [{"post_id": str(i), "text": t if isinstance(t, str) else str(t), "labels": [0] * len(SYMPTOMS),
-                "evidence": []} for i, t in enumerate(texts)]
-    return predict(model, tokenizer, records, train_cfg.replace(evidence_task=False), max_length=max_length,
-                   batch_size=batch_size).probs
+    records = [
+        {"post_id": str(i), "text": t if isinstance(t, str) else str(t), "labels": [0] * len(SYMPTOMS), "evidence": []}
+        for i, t in enumerate(texts)
+    ]
+    return predict(
+        model, tokenizer, records, train_cfg.replace(evidence_task=False), max_length=max_length, batch_size=batch_size
+    ).probs
 
 
 # -- training ------------------------------------------------------------------------------
@@ -227,8 +260,9 @@ def predict_proba(model: nn.Module, tokenizer, texts: Sequence[str], train_cfg: 
 MAX_CACHE_BYTES = 4 * 2**30  # above this (e.g. binary_pairs on a large data set) the frozen layers run every step
 
 
-def _frozen_cache(model: nn.Module, ex: Examples, precision: Precision, *, eval_batch_size: int, enabled: bool,
-                  desc: str):
+def _frozen_cache(
+    model: nn.Module, ex: Examples, precision: Precision, *, eval_batch_size: int, enabled: bool, desc: str
+):
     """``(k, states (n, L, H))``: the training rows' token states after the frozen bottom ``k`` layers,
     computed once in eval mode; None when nothing is frozen (or caching is off).
 
@@ -240,8 +274,15 @@ def _frozen_cache(model: nn.Module, ex: Examples, precision: Precision, *, eval_
         return None
     need = ex.n_windows * int(ex.input_ids.shape[1]) * hidden_size_of(model.encoder) * 4
     if need > MAX_CACHE_BYTES:
-        log.info("%s: not caching the frozen bottom %d layer(s): %.1f GB for %d windows would exceed %.1f GB; "
-                 "running the whole encoder every step", desc, k, need / 2**30, ex.n_windows, MAX_CACHE_BYTES / 2**30)
+        log.info(
+            "%s: not caching the frozen bottom %d layer(s): %.1f GB for %d windows would exceed %.1f GB; "
+            "running the whole encoder every step",
+            desc,
+            k,
+            need / 2**30,
+            ex.n_windows,
+            MAX_CACHE_BYTES / 2**30,
+        )
         return None
     t0 = time.perf_counter()
     was_training = model.training
@@ -256,20 +297,37 @@ def _frozen_cache(model: nn.Module, ex: Examples, precision: Precision, *, eval_
                 h = h.float().cpu()
                 if states is None:
                     states = torch.zeros((ex.n_windows, ex.input_ids.shape[1], h.shape[-1]), dtype=torch.float32)
-                states[widx, :h.shape[1]] = h
+                states[widx, : h.shape[1]] = h
     finally:
         model.train(was_training)
-    log.info("%s: frozen bottom %d layer(s) run once for %d windows in %.1f s (%.0f MB cached)", desc, k,
-             ex.n_windows, time.perf_counter() - t0, states.numel() * 4 / 2**20)
+    log.info(
+        "%s: frozen bottom %d layer(s) run once for %d windows in %.1f s (%.0f MB cached)",
+        desc,
+        k,
+        ex.n_windows,
+        time.perf_counter() - t0,
+        states.numel() * 4 / 2**20,
+    )
     return k, states.clone()
 
 
-def train(spec: Encoder, train_cfg: Training, train_records: Sequence[Mapping],
-          val_records: Sequence[Mapping] | None = None, *, epochs: int | None = None,
-          patience: int | None = None, metric: str | None = None, objective: Objective | None = None,
-          on_epoch: Callable[[int, float | None], None] | None = None, progress_desc: str = "train",
-          threads: int | None = None, device: str | torch.device | None = None, state_dir: str | None = None,
-          state_policy: StatePolicy | None = None) -> TrainResult:
+def train(
+    spec: Encoder,
+    train_cfg: Training,
+    train_records: Sequence[Mapping],
+    val_records: Sequence[Mapping] | None = None,
+    *,
+    epochs: int | None = None,
+    patience: int | None = None,
+    metric: str | None = None,
+    objective: Objective | None = None,
+    on_epoch: Callable[[int, float | None], None] | None = None,
+    progress_desc: str = "train",
+    threads: int | None = None,
+    device: str | torch.device | None = None,
+    state_dir: str | None = None,
+    state_policy: StatePolicy | None = None,
+) -> TrainResult:
     """Fine-tune a new model (encoder of ``spec``, heads of ``train_cfg``) on post records.
 
     ``spec`` and ``train_cfg`` are resolved sections (an ``Encoder`` of the catalogue, a ``Training``
@@ -294,21 +352,38 @@ def train(spec: Encoder, train_cfg: Training, train_records: Sequence[Mapping],
     if val_records:
         missing = [name for name, value in (("metric", metric), ("objective", objective)) if value is None]
         if missing:
-            raise ValueError(f"train() with validation records needs {' and '.join(missing)} (the hpo "
-                             f"section's metric and objective, e.g. metric=cfg.hpo.metric, "
-                             f"objective=cfg.hpo.objective) to score the epochs on")
+            raise ValueError(
+                f"train() with validation records needs {' and '.join(missing)} (the hpo "
+                f"section's metric and objective, e.g. metric=cfg.hpo.metric, "
+                f"objective=cfg.hpo.objective) to score the epochs on"
+            )
     if state_dir is not None and state_policy is None:
-        raise ValueError(f"train() with state_dir {str(state_dir)!r} needs state_policy (the checkpoints and "
-                         f"storage settings, e.g. StatePolicy.of(cfg)) to save epoch states there")
+        raise ValueError(
+            f"train() with state_dir {str(state_dir)!r} needs state_policy (the checkpoints and "
+            f"storage settings, e.g. StatePolicy.of(cfg)) to save epoch states there"
+        )
     with EpochStates.open(state_dir, state_policy, progress_desc) as states:
-        return _train(spec, train_cfg, train_records, val_records, epochs=epochs, patience=patience, metric=metric,
-                      objective=objective, on_epoch=on_epoch, progress_desc=progress_desc, threads=threads,
-                      device=device, states=states)
+        return _train(
+            spec,
+            train_cfg,
+            train_records,
+            val_records,
+            epochs=epochs,
+            patience=patience,
+            metric=metric,
+            objective=objective,
+            on_epoch=on_epoch,
+            progress_desc=progress_desc,
+            threads=threads,
+            device=device,
+            states=states,
+        )
 
 
 @dataclass
 class _Run:
     """What one training run works with, built once by _setup (in this order: the random streams depend on it)."""
+
     model: nn.Module
     tokenizer: Any
     device: torch.device
@@ -316,11 +391,11 @@ class _Run:
     augmentation: list
     train_ex: Examples
     val_ex: Examples | None
-    cache: tuple | None                 # _frozen_cache
+    cache: tuple | None  # _frozen_cache
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    generator: torch.Generator          # the batch order
+    generator: torch.Generator  # the batch order
     params: list
     batch_size: int
     eval_batch_size: int
@@ -328,8 +403,8 @@ class _Run:
     max_grad_norm: float | None
     evidence_weight: float
     evidence_threshold: float
-    precision: Precision                # training.precision: autocast, fp16 GradScaler, the optimisation step
-    group_by_length: bool               # training.group_by_length: batches of similar-length rows
+    precision: Precision  # training.precision: autocast, fp16 GradScaler, the optimisation step
+    group_by_length: bool  # training.group_by_length: batches of similar-length rows
 
 
 def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, device, desc) -> _Run:
@@ -349,19 +424,35 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
 
     augmentation: list[dict] = []
     if train_cfg["augment"] != "none":
-        train_records, augmentation = augment_records(list(train_records), recipe=train_cfg["augment"],
-                                                      prob=float(train_cfg["augment_prob"]), seed=seed)
-        log.info("%s: augmented %d evidence sentence(s) with %s (p=%.2f)", desc, len(augmentation),
-                 train_cfg["augment"], train_cfg["augment_prob"])
+        train_records, augmentation = augment_records(
+            list(train_records), recipe=train_cfg["augment"], prob=float(train_cfg["augment_prob"]), seed=seed
+        )
+        log.info(
+            "%s: augmented %d evidence sentence(s) with %s (p=%.2f)",
+            desc,
+            len(augmentation),
+            train_cfg["augment"],
+            train_cfg["augment_prob"],
+        )
     train_ex = build_examples(train_records, tokenizer, train_cfg, max_length)
     val_ex = build_examples(val_records, tokenizer, train_cfg, max_length) if val_records else None
 
     precision = Precision.for_device(train_cfg["precision"], device)
-    cache = _frozen_cache(model, train_ex, precision, eval_batch_size=int(train_cfg["eval_batch_size"]),
-                          enabled=bool(train_cfg["cache_frozen"]), desc=desc)
-    loss_fn = build_loss(train_cfg["loss"], train_labels=train_ex.targets.numpy(), gamma=float(train_cfg["loss_gamma"]),
-                         alpha=float(train_cfg["loss_alpha"]),
-                         label_smoothing=float(train_cfg["label_smoothing"])).to(device)
+    cache = _frozen_cache(
+        model,
+        train_ex,
+        precision,
+        eval_batch_size=int(train_cfg["eval_batch_size"]),
+        enabled=bool(train_cfg["cache_frozen"]),
+        desc=desc,
+    )
+    loss_fn = build_loss(
+        train_cfg["loss"],
+        train_labels=train_ex.targets.numpy(),
+        gamma=float(train_cfg["loss_gamma"]),
+        alpha=float(train_cfg["loss_alpha"]),
+        label_smoothing=float(train_cfg["label_smoothing"]),
+    ).to(device)
     batch_size = int(train_cfg["batch_size"])
     steps_per_epoch = math.ceil(len(train_ex) / batch_size)
     total_steps = steps_per_epoch * epochs
@@ -369,20 +460,49 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
     scheduler = linear_schedule(optimizer, total_steps, math.ceil(total_steps * float(train_cfg["warmup_ratio"])))
     params = [p for p in model.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(seed)
-    log.info("%s: %d rows (%s%s), %d epochs x %d steps (batch %d, max_length %d), %d threads, %s trainable params",
-             desc, len(train_ex), train_cfg["input_format"], " + evidence" if model.evidence_head is not None else "",
-             epochs, steps_per_epoch, batch_size, max_length, n_threads, f"{sum(p.numel() for p in params) / 1e6:.2f}M")
-    log.info("%s: %s arithmetic (training.precision: %s), %s batches", desc, precision.name, train_cfg["precision"],
-             "length-grouped" if train_cfg["group_by_length"] else "randomly composed")
-    return _Run(model=model, tokenizer=tokenizer, device=device, train_records=train_records,
-                augmentation=augmentation, train_ex=train_ex, val_ex=val_ex, cache=cache, loss_fn=loss_fn,
-                optimizer=optimizer, scheduler=scheduler, generator=generator, params=params, batch_size=batch_size,
-                eval_batch_size=int(train_cfg["eval_batch_size"]), steps_per_epoch=steps_per_epoch,
-                max_grad_norm=train_cfg.max_grad_norm,
-                evidence_weight=float(train_cfg["evidence_loss_weight"]),
-                evidence_threshold=float(train_cfg["evidence_threshold"]),
-                precision=precision,
-                group_by_length=bool(train_cfg["group_by_length"]))
+    log.info(
+        "%s: %d rows (%s%s), %d epochs x %d steps (batch %d, max_length %d), %d threads, %s trainable params",
+        desc,
+        len(train_ex),
+        train_cfg["input_format"],
+        " + evidence" if model.evidence_head is not None else "",
+        epochs,
+        steps_per_epoch,
+        batch_size,
+        max_length,
+        n_threads,
+        f"{sum(p.numel() for p in params) / 1e6:.2f}M",
+    )
+    log.info(
+        "%s: %s arithmetic (training.precision: %s), %s batches",
+        desc,
+        precision.name,
+        train_cfg["precision"],
+        "length-grouped" if train_cfg["group_by_length"] else "randomly composed",
+    )
+    return _Run(
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        train_records=train_records,
+        augmentation=augmentation,
+        train_ex=train_ex,
+        val_ex=val_ex,
+        cache=cache,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        generator=generator,
+        params=params,
+        batch_size=batch_size,
+        eval_batch_size=int(train_cfg["eval_batch_size"]),
+        steps_per_epoch=steps_per_epoch,
+        max_grad_norm=train_cfg.max_grad_norm,
+        evidence_weight=float(train_cfg["evidence_loss_weight"]),
+        evidence_threshold=float(train_cfg["evidence_threshold"]),
+        precision=precision,
+        group_by_length=bool(train_cfg["group_by_length"]),
+    )
 
 
 def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
@@ -391,9 +511,14 @@ def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
     batch = _to(ex.batch(idx, training=True), device)
     if run.cache is not None:
         k, states = run.cache
-        out = model.forward_from(k, states[ex.window_index(idx), :batch["input_ids"].shape[1]].to(device),
-                                 batch["attention_mask"], batch.get("eligible"), batch.get("sentence_ids"),
-                                 batch.get("window_rows"))
+        out = model.forward_from(
+            k,
+            states[ex.window_index(idx), : batch["input_ids"].shape[1]].to(device),
+            batch["attention_mask"],
+            batch.get("eligible"),
+            batch.get("sentence_ids"),
+            batch.get("window_rows"),
+        )
     else:
         out = model(**batch)
     loss = run.loss_fn(out["criteria"], ex.targets[idx].to(device, non_blocking=True))
@@ -412,8 +537,15 @@ def train_one_epoch(run: _Run, desc: str) -> float:
     clip = (lambda: clip_grad_norm(run.params, float(run.max_grad_norm))) if run.max_grad_norm else None
     loss_sum = torch.zeros((), device=run.device)  # summed on the device: no host sync per step on GPU
     seen = 0
-    bar = tqdm(total=run.steps_per_epoch, desc=desc, unit="step", file=sys.stderr, leave=False, mininterval=1.0,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=run.steps_per_epoch,
+        desc=desc,
+        unit="step",
+        file=sys.stderr,
+        leave=False,
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
     try:
         for step, idx in enumerate(batches, start=1):
             with run.precision.autocast():  # the forward pass and the loss
@@ -432,18 +564,24 @@ def train_one_epoch(run: _Run, desc: str) -> float:
 
 
 def _predict_validation(run: _Run, val_records) -> tuple[Prediction, dict]:
-    pred = predict_examples(run.model, run.val_ex, batch_size=run.eval_batch_size,
-                            evidence_threshold=run.evidence_threshold, precision=run.precision)
+    pred = predict_examples(
+        run.model,
+        run.val_ex,
+        batch_size=run.eval_batch_size,
+        evidence_threshold=run.evidence_threshold,
+        precision=run.precision,
+    )
     return pred, pred.metrics(val_records)
 
 
 @dataclass
 class Validation:
     """One epoch's validation: the prediction, its metrics, the objective and the history fields."""
+
     pred: Prediction
     metrics: dict
     score: float
-    fields: dict                        # val_score, [val_evidence_<metric>], val_seconds
+    fields: dict  # val_score, [val_evidence_<metric>], val_seconds
 
 
 def evaluate_epoch(run: _Run, val_records, metric: str, objective: Objective) -> Validation:
@@ -461,16 +599,17 @@ def evaluate_epoch(run: _Run, val_records, metric: str, objective: Objective) ->
 @dataclass
 class _Progress:
     """The history and early-stopping bookkeeping (what a training state stores, plus the best prediction)."""
+
     history: list = field(default_factory=list)
     best_score: float | None = None
     best_epoch: int = 0
     stale: int = 0
-    best_state: dict | None = None      # the best epoch's weights (with validation)
+    best_state: dict | None = None  # the best epoch's weights (with validation)
     best_pred: Prediction | None = None  # None after a resume past the best epoch
     best_metrics: dict | None = None
 
     @classmethod
-    def resumed(cls, trainer: Mapping, best_state) -> "_Progress":
+    def resumed(cls, trainer: Mapping, best_state) -> _Progress:
         return cls(trainer["history"], trainer["best_score"], trainer["best_epoch"], trainer["stale"], best_state)
 
     def record(self, epoch: int, model: nn.Module, val: Validation | None) -> None:
@@ -479,14 +618,24 @@ class _Progress:
             self.best_epoch = epoch
         elif self.best_score is None or val.score > self.best_score:
             self.best_score, self.best_epoch, self.best_pred, self.best_metrics, self.stale = (
-                val.score, epoch, val.pred, val.metrics, 0)
+                val.score,
+                epoch,
+                val.pred,
+                val.metrics,
+                0,
+            )
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             self.stale += 1
 
     def trainer_state(self, finished: bool) -> dict:
-        return {"history": self.history, "best_score": self.best_score, "best_epoch": self.best_epoch,
-                "stale": self.stale, "finished": bool(finished)}
+        return {
+            "history": self.history,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "stale": self.stale,
+            "finished": bool(finished),
+        }
 
 
 def _result(run: _Run, progress: _Progress, val_records, *, t_start: float, resumed_from: int) -> TrainResult:
@@ -496,59 +645,116 @@ def _result(run: _Run, progress: _Progress, val_records, *, t_start: float, resu
     if run.val_ex is not None and progress.best_pred is None:  # resumed past the best epoch: predict it again
         progress.best_pred, progress.best_metrics = _predict_validation(run, val_records)
     run.model.eval()
-    return TrainResult(model=run.model, tokenizer=run.tokenizer, history=progress.history,
-                       best_epoch=progress.best_epoch, best_score=progress.best_score,
-                       val_probs=progress.best_pred.probs if progress.best_pred is not None else None,
-                       val_prediction=progress.best_pred, val_metrics=progress.best_metrics,
-                       augmentation=run.augmentation, train_seconds=time.perf_counter() - t_start,
-                       resumed_from=resumed_from)
+    return TrainResult(
+        model=run.model,
+        tokenizer=run.tokenizer,
+        history=progress.history,
+        best_epoch=progress.best_epoch,
+        best_score=progress.best_score,
+        val_probs=progress.best_pred.probs if progress.best_pred is not None else None,
+        val_prediction=progress.best_pred,
+        val_metrics=progress.best_metrics,
+        augmentation=run.augmentation,
+        train_seconds=time.perf_counter() - t_start,
+        resumed_from=resumed_from,
+    )
 
 
-def _train(spec, train_cfg, train_records, val_records, *, epochs, patience, metric, objective, on_epoch,
-           progress_desc, threads, device, states: NoStates) -> TrainResult:
+def _train(
+    spec,
+    train_cfg,
+    train_records,
+    val_records,
+    *,
+    epochs,
+    patience,
+    metric,
+    objective,
+    on_epoch,
+    progress_desc,
+    threads,
+    device,
+    states: NoStates,
+) -> TrainResult:
     t_start = time.perf_counter()
     epochs = int(epochs if epochs is not None else train_cfg.epochs)
-    run = _setup(spec, train_cfg, train_records, val_records, epochs=epochs, threads=threads, device=device,
-                 desc=progress_desc)
-    states.attach(spec=spec, train_cfg=train_cfg, model=run.model, tokenizer=run.tokenizer, optimizer=run.optimizer,
-                  scheduler=run.scheduler, generator=run.generator, has_val=run.val_ex is not None,
-                  scaler=run.precision.scaler,
-                  identity=dict(epochs=epochs, patience=patience, metric=metric, objective=objective,
-                                train_records=run.train_records, val_records=val_records))
+    run = _setup(
+        spec, train_cfg, train_records, val_records, epochs=epochs, threads=threads, device=device, desc=progress_desc
+    )
+    states.attach(
+        spec=spec,
+        train_cfg=train_cfg,
+        model=run.model,
+        tokenizer=run.tokenizer,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        generator=run.generator,
+        has_val=run.val_ex is not None,
+        scaler=run.precision.scaler,
+        identity=dict(
+            epochs=epochs,
+            patience=patience,
+            metric=metric,
+            objective=objective,
+            train_records=run.train_records,
+            val_records=val_records,
+        ),
+    )
     progress, start, finished = _Progress(), 0, False
     resumed = states.resume()
     if resumed is not None:
         progress = _Progress.resumed(resumed.trainer, resumed.best_state)
         start, finished = resumed.epoch, bool(resumed.trainer["finished"])
-        log.info("%s: resuming from %s (epoch %d/%d done%s)", progress_desc, resumed.path, start, epochs,
-                 ", training finished" if finished else "")
+        log.info(
+            "%s: resuming from %s (epoch %d/%d done%s)",
+            progress_desc,
+            resumed.path,
+            start,
+            epochs,
+            ", training finished" if finished else "",
+        )
     if not finished:
         states.preflight_run()
 
     for epoch in range(start + 1, epochs + 1) if not finished else ():
         t_epoch, cpu_epoch = time.perf_counter(), time.process_time()
-        entry: dict[str, Any] = {"epoch": epoch,
-                                 "train_loss": train_one_epoch(run, f"{progress_desc} epoch {epoch}/{epochs}")}
+        entry: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train_one_epoch(run, f"{progress_desc} epoch {epoch}/{epochs}"),
+        }
         val = evaluate_epoch(run, val_records, metric, objective) if run.val_ex is not None else None
         entry.update(val.fields if val is not None else {})
         progress.record(epoch, run.model, val)
         entry["seconds"] = time.perf_counter() - t_epoch
         entry["cpu_seconds"] = time.process_time() - cpu_epoch  # process CPU time, all threads
         progress.history.append(entry)
-        log.info("%s epoch %d/%d: train_loss %.4f%s, %.1f s", progress_desc, epoch, epochs, entry["train_loss"],
-                 f", val objective {val.score:.4f} (best {progress.best_score:.4f} at epoch {progress.best_epoch})"
-                 if val is not None else "", entry["seconds"])
+        log.info(
+            "%s epoch %d/%d: train_loss %.4f%s, %.1f s",
+            progress_desc,
+            epoch,
+            epochs,
+            entry["train_loss"],
+            f", val objective {val.score:.4f} (best {progress.best_score:.4f} at epoch {progress.best_epoch})"
+            if val is not None
+            else "",
+            entry["seconds"],
+        )
         stop = val is not None and patience is not None and progress.stale >= max(1, int(patience)) and epoch < epochs
 
-        save_seconds = states.save(epoch, trainer=progress.trainer_state(finished=stop or epoch == epochs),
-                                   best_state=progress.best_state)
+        save_seconds = states.save(
+            epoch, trainer=progress.trainer_state(finished=stop or epoch == epochs), best_state=progress.best_state
+        )
         if save_seconds is not None:
             entry["save_seconds"] = save_seconds
         if on_epoch is not None:
             on_epoch(epoch, val.score if val is not None else None)
         if stop:
-            log.info("%s: no improvement for %d epoch(s); stopping early, best epoch %d", progress_desc,
-                     progress.stale, progress.best_epoch)
+            log.info(
+                "%s: no improvement for %d epoch(s); stopping early, best epoch %d",
+                progress_desc,
+                progress.stale,
+                progress.best_epoch,
+            )
             break
 
     return _result(run, progress, val_records, t_start=t_start, resumed_from=start)

@@ -4,12 +4,14 @@
 locks); ``hold`` takes one for the rest of the process's life (the workflow's run lock in pipeline/jobs.py,
 a GPU claim in devices.py). Every lock of the project is taken here.
 """
+
 from __future__ import annotations
 
 import contextlib
 import fcntl
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 def _take(path, blocking: bool) -> IO | None:

@@ -26,6 +26,7 @@ second study beside the first - another search space, or a forced new one - is v
     {results}/.force/{stage}              force tokens (run.mode ... force_new)
     {results}/mlflow.db, mlartifacts/, .tracking/spool/   the default MLflow store and the tracking spool
 """
+
 from __future__ import annotations
 
 import re

@@ -20,6 +20,7 @@ tokens (pipeline/runmode.py), the tracking replayer's offsets and markers
 (tracking/replay.py), the generated data set (data/synthetic.py), benchmark
 outputs (benchmarks/ at the repo root).
 """
+
 from __future__ import annotations
 
 import json

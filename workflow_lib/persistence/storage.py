@@ -19,6 +19,7 @@ callbacks decide what is deleted; they must never delete metrics files (metrics.
 or the best checkpoint. The rm command in an error message only names training-state folders
 (``PRUNABLE_DIR_RE``) that hold no metrics file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,17 +30,18 @@ import shutil
 import stat
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from workflow_lib.config.sections import Checkpoints, Storage
 
 log = logging.getLogger(__name__)
 
-MIN_MARGIN_BYTES = 1 << 20           # preflight margin: max(1 MiB, 2% of the need)
+MIN_MARGIN_BYTES = 1 << 20  # preflight margin: max(1 MiB, 2% of the need)
 MARGIN_FRACTION = 0.02
-METADATA_BYTES = 64 << 10            # RNG states (~15 KB pickled), scheduler, json files, pickle overhead
-PER_TENSOR_BYTES = 512               # zip/safetensors header per stored tensor (measured 70-260 B)
+METADATA_BYTES = 64 << 10  # RNG states (~15 KB pickled), scheduler, json files, pickle overhead
+PER_TENSOR_BYTES = 512  # zip/safetensors header per stored tensor (measured 70-260 B)
 # One artifact = the outermost folder with one of these names (summed); a folder holding weight files; else a file.
 ARTIFACT_DIR_RE = re.compile(r"^(model|states?|checkpoints?|ckpt.*|epoch[_-]?\d+|step[_-]?\d+|mlartifacts)$")
 PRUNABLE_DIR_RE = re.compile(r"^(states?|checkpoints?|ckpt.*|epoch[_-]?\d+|step[_-]?\d+)$")
@@ -75,7 +77,6 @@ def estimate_checkpoint_bytes(model, optimizer=None, *, metadata_bytes: int = ME
     Optimizer state is measured from ``optimizer.state`` once populated, else estimated as 2x the bytes of its
     trainable parameters (AdamW exp_avg + exp_avg_sq, plus a step tensor each). ``optimizer=None``: weights only.
     """
-    # here, not at the top: keeps start-up fast (torch)
     import torch
 
     total = _tensor_bytes(model.state_dict().values()) + int(metadata_bytes)
@@ -167,8 +168,9 @@ def largest_artifacts(results_dir, n: int = 5) -> list[tuple[str, int]]:
     return [(p, b) for p, b, _ in _scan(results_dir)[:n]]
 
 
-def _report(head: str, *, where: str, results_dir, checkpoints: "Checkpoints | None",
-            extra_fixes: tuple[str, ...] = ()) -> str:
+def _report(
+    head: str, *, where: str, results_dir, checkpoints: Checkpoints | None, extra_fixes: tuple[str, ...] = ()
+) -> str:
     """The error message: ``head``, the largest artifacts under results_dir (else ``where``) and the fixes;
     with ``checkpoints`` the fixes name its keep_last_n / keep_best_k ("now N")."""
     root = results_dir if results_dir is not None else where
@@ -177,24 +179,29 @@ def _report(head: str, *, where: str, results_dir, checkpoints: "Checkpoints | N
     lines += [f"  {human(b):>10}  {p}{'  (prunable)' if pr else ''}" for p, b, pr in arts[:5]]
     prunable = [(p, b) for p, b, pr in arts if pr]
     now = lambda key: f" (now {checkpoints[key]})" if checkpoints is not None else ""  # noqa: E731
-    lines += ["Fixes (any one):",
-              f"  - keep fewer epoch states per training run: checkpoints.keep_last_n{now('keep_last_n')} -> 0, "
-              f"checkpoints.keep_best_k{now('keep_best_k')} -> 1; in a config file passed with --configfile: "
-              "checkpoints: {keep_last_n: 0, keep_best_k: 1}",
-              f"  - put results_dir{f' (now {results_dir!r})' if results_dir else ''} on a larger disk: "
-              "--config results_dir=/larger/disk/results",
-              *extra_fixes]
+    lines += [
+        "Fixes (any one):",
+        f"  - keep fewer epoch states per training run: checkpoints.keep_last_n{now('keep_last_n')} -> 0, "
+        f"checkpoints.keep_best_k{now('keep_best_k')} -> 1; in a config file passed with --configfile: "
+        "checkpoints: {keep_last_n: 0, keep_best_k: 1}",
+        f"  - put results_dir{f' (now {results_dir!r})' if results_dir else ''} on a larger disk: "
+        "--config results_dir=/larger/disk/results",
+        *extra_fixes,
+    ]
     if prunable:
         top = prunable[:5]
-        lines.append(f"  - free {human(sum(b for _, b in top))} now (training-state folders; metrics files are "
-                     f"kept): rm -rf -- {' '.join(shlex.quote(p) for p, _ in top)}")
+        lines.append(
+            f"  - free {human(sum(b for _, b in top))} now (training-state folders; metrics files are "
+            f"kept): rm -rf -- {' '.join(shlex.quote(p) for p, _ in top)}"
+        )
     else:
         lines.append(f"  - no prunable checkpoint/state folders under {root}: free space elsewhere on that disk")
     return "\n".join(lines)
 
 
-def preflight(target_dir, need_bytes: int, *, what: str, results_dir: str | None = None,
-              checkpoints: "Checkpoints | None" = None) -> None:
+def preflight(
+    target_dir, need_bytes: int, *, what: str, results_dir: str | None = None, checkpoints: Checkpoints | None = None
+) -> None:
     """Raise StorageError unless the disk of target_dir has need_bytes + margin free; one statvfs when it has.
 
     Always checks: the caller honours ``storage.preflight``. ``results_dir``: where the message looks for
@@ -206,8 +213,10 @@ def preflight(target_dir, need_bytes: int, *, what: str, results_dir: str | None
     need = int(need_bytes) + margin_bytes(int(need_bytes))
     if free >= need:
         return
-    head = (f"Not enough disk space to save {what} in {target_dir}: {human(free)} free on the disk of {where}, "
-            f"need {human(need_bytes)} (+ {human(need - int(need_bytes))} margin); short by {human(need - free)}.")
+    head = (
+        f"Not enough disk space to save {what} in {target_dir}: {human(free)} free on the disk of {where}, "
+        f"need {human(need_bytes)} (+ {human(need - int(need_bytes))} margin); short by {human(need - free)}."
+    )
     raise StorageError(_report(head, where=where, results_dir=results_dir, checkpoints=checkpoints))
 
 
@@ -218,10 +227,19 @@ class StorageMonitor:
     CPU time. Callbacks run in the monitor thread while it holds ``lock``; hold it while saving a checkpoint.
     """
 
-    def __init__(self, path, *, interval_s: float, critical_free_fraction: float,
-                 on_prune: Callable[[], int | None] | None = None, on_tighten: Callable[[], int | None] | None = None,
-                 results_dir=None, checkpoints: "Checkpoints | None" = None, what: str = "training checkpoints",
-                 enabled: bool = True):
+    def __init__(
+        self,
+        path,
+        *,
+        interval_s: float,
+        critical_free_fraction: float,
+        on_prune: Callable[[], int | None] | None = None,
+        on_tighten: Callable[[], int | None] | None = None,
+        results_dir=None,
+        checkpoints: Checkpoints | None = None,
+        what: str = "training checkpoints",
+        enabled: bool = True,
+    ):
         self.path, self.interval_s, self.critical = os.fspath(path), float(interval_s), float(critical_free_fraction)
         self.on_prune, self.on_tighten, self.results_dir = on_prune, on_tighten, results_dir
         self.checkpoints = checkpoints
@@ -235,13 +253,20 @@ class StorageMonitor:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_config(cls, storage: "Storage", *, results_dir, checkpoints: "Checkpoints | None" = None, path=None,
-                    **kw) -> "StorageMonitor":
+    def from_config(
+        cls, storage: Storage, *, results_dir, checkpoints: Checkpoints | None = None, path=None, **kw
+    ) -> StorageMonitor:
         """Monitor of the disk of ``path`` (default results_dir) with the resolved ``storage`` section's
         settings; inert if storage.monitor is false. ``checkpoints`` is named in the error's fixes."""
-        return cls(path if path is not None else results_dir, interval_s=storage.monitor_interval_s,
-                   critical_free_fraction=storage.critical_free_fraction, results_dir=results_dir,
-                   checkpoints=checkpoints, enabled=storage.monitor, **kw)
+        return cls(
+            path if path is not None else results_dir,
+            interval_s=storage.monitor_interval_s,
+            critical_free_fraction=storage.critical_free_fraction,
+            results_dir=results_dir,
+            checkpoints=checkpoints,
+            enabled=storage.monitor,
+            **kw,
+        )
 
     def free_fraction(self) -> tuple[float, int, int]:
         total, free = usage(self.path)
@@ -263,8 +288,9 @@ class StorageMonitor:
             if self.error is not None:
                 self.error = None
                 self.steps.append("recovered")
-                log.warning("storage monitor: %s free on %s again (%.1f%%); error cleared", human(free), self.path,
-                            100 * frac)
+                log.warning(
+                    "storage monitor: %s free on %s again (%.1f%%); error cleared", human(free), self.path, 100 * frac
+                )
             return "ok"
         if self.error is not None:
             return "critical"
@@ -272,8 +298,10 @@ class StorageMonitor:
         log.warning("storage monitor: %s, below storage.critical_free_fraction %s", what, self.critical)
         notes = []
         with self.lock:
-            for name, fn, step, result in (("on_prune", self.on_prune, "prune", "pruned"),
-                                           ("on_tighten", self.on_tighten, "tighten", "tightened")):
+            for name, fn, step, result in (
+                ("on_prune", self.on_prune, "prune", "pruned"),
+                ("on_tighten", self.on_tighten, "tighten", "tightened"),
+            ):
                 if fn is None or (step == "tighten" and self.tightened):
                     continue
                 self.steps.append(step)
@@ -281,21 +309,37 @@ class StorageMonitor:
                 freed, err = self._call(name, fn)
                 notes.append(f"{name} freed {human(freed)}{err}")
                 frac, free, total = self.free_fraction()
-                log.warning("storage monitor: %s freed %s%s; now %s free (%.1f%%)", name, human(freed), err,
-                            human(free), 100 * frac)
+                log.warning(
+                    "storage monitor: %s freed %s%s; now %s free (%.1f%%)",
+                    name,
+                    human(freed),
+                    err,
+                    human(free),
+                    100 * frac,
+                )
                 if frac >= self.critical:
                     return result
         self.steps.append("error")
         short = int(self.critical * total) - free + 1
-        head = (f"Disk almost full while saving {self.what}: {human(free)} free of {human(total)} "
-                f"({100 * frac:.1f}%) on the disk of {self.path}, below storage.critical_free_fraction "
-                f"{self.critical}; short by {human(short)}. Tried: {'; '.join(notes) or 'no prune/tighten callbacks'}"
-                f" (retention tightened to keep_best_k=1, keep_last_n=0: {self.tightened}).")
-        fix = (f"  - if the disk is shared and this level is expected: lower storage.critical_free_fraction "
-               f"(now {self.critical})",)
-        self.error = StorageError(_report(head, where=_existing(self.path),
-                                          results_dir=self.results_dir, checkpoints=self.checkpoints,
-                                          extra_fixes=fix))
+        head = (
+            f"Disk almost full while saving {self.what}: {human(free)} free of {human(total)} "
+            f"({100 * frac:.1f}%) on the disk of {self.path}, below storage.critical_free_fraction "
+            f"{self.critical}; short by {human(short)}. Tried: {'; '.join(notes) or 'no prune/tighten callbacks'}"
+            f" (retention tightened to keep_best_k=1, keep_last_n=0: {self.tightened})."
+        )
+        fix = (
+            f"  - if the disk is shared and this level is expected: lower storage.critical_free_fraction "
+            f"(now {self.critical})",
+        )
+        self.error = StorageError(
+            _report(
+                head,
+                where=_existing(self.path),
+                results_dir=self.results_dir,
+                checkpoints=self.checkpoints,
+                extra_fixes=fix,
+            )
+        )
         log.warning("storage monitor: training stops at its next check():\n%s", self.error)
         return "error"
 
@@ -309,7 +353,7 @@ class StorageMonitor:
             if self._stop.wait(self.interval_s):
                 return
 
-    def start(self) -> "StorageMonitor":
+    def start(self) -> StorageMonitor:
         if self.enabled and self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="storage-monitor", daemon=True)
@@ -327,7 +371,7 @@ class StorageMonitor:
         if self.error is not None:
             raise self.error
 
-    def __enter__(self) -> "StorageMonitor":
+    def __enter__(self) -> StorageMonitor:
         return self.start()
 
     def __exit__(self, *exc) -> None:

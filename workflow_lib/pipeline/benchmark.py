@@ -19,6 +19,7 @@ Two kinds of figures:
   once -> p50/p95/mean ms per post. Posts per second comes from one predict
   call over the whole sample in batches of the checkpoint's eval_batch_size.
 """
+
 from __future__ import annotations
 
 import gc
@@ -26,10 +27,10 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -43,12 +44,30 @@ from workflow_lib.provenance import code_version, library_versions
 BENCHMARK_VERSION = 2  # 2: per-post figures over the data's own posts
 SEED = 0
 INPUTS = "synthetic token ids from the tokenizer's vocabulary, fixed seed, exact seq_length, no padding"
-PER_POST_INPUTS = ("a seeded sample of the prepared {source} posts; one timed run = one training.predict() call "
-                   "on one post, end to end (tokenisation, all windows under long_posts=windows, forward, "
-                   "aggregation, evidence decoding)")
-_MEASURED_KEYS = ("device", "device_name", "threads", "peak_memory_mb", "parameters", "library_versions",
-                  "warmup", "iterations", "results", "inputs", "rows_per_post", "seed", "benchmark_version", "seconds",
-                  "code_version", "created_at", "per_post")
+PER_POST_INPUTS = (
+    "a seeded sample of the prepared {source} posts; one timed run = one training.predict() call "
+    "on one post, end to end (tokenisation, all windows under long_posts=windows, forward, "
+    "aggregation, evidence decoding)"
+)
+_MEASURED_KEYS = (
+    "device",
+    "device_name",
+    "threads",
+    "peak_memory_mb",
+    "parameters",
+    "library_versions",
+    "warmup",
+    "iterations",
+    "results",
+    "inputs",
+    "rows_per_post",
+    "seed",
+    "benchmark_version",
+    "seconds",
+    "code_version",
+    "created_at",
+    "per_post",
+)
 
 
 def _rss_mb() -> float:
@@ -120,8 +139,14 @@ def _percentiles(ms: list[float]) -> dict:
     # np.percentile (linear) is monotone in q; max() guards float rounding
     p95 = max(p95, p50)
     p99 = max(p99, p95)
-    return {"mean": float(a.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99),
-            "min": float(a.min()), "max": float(a.max())}
+    return {
+        "mean": float(a.mean()),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "min": float(a.min()),
+        "max": float(a.max()),
+    }
 
 
 def _as_int_list(values: Iterable, what: str) -> list[int]:
@@ -148,8 +173,9 @@ def _bench_mode(model: torch.nn.Module, threads: int | None):
             torch.set_num_threads(old_threads)
 
 
-def measure_inference(model, tokenizer, *, batch_sizes, seq_lengths, warmup, iterations, threads=None,
-                      rows_per_post: int = 1) -> dict:
+def measure_inference(
+    model, tokenizer, *, batch_sizes, seq_lengths, warmup, iterations, threads=None, rows_per_post: int = 1
+) -> dict:
     """Time ``model(input_ids=..., attention_mask=...)`` at every (batch_size, seq_length).
 
     ``batch_size`` counts posts; a binary_pairs model reads ``rows_per_post`` (9) rows per post,
@@ -165,11 +191,15 @@ def measure_inference(model, tokenizer, *, batch_sizes, seq_lengths, warmup, ite
     seq_lengths = _as_int_list(seq_lengths, "seq_lengths")
     warmup, iterations = int(warmup), int(iterations)
     if warmup < 0 or iterations < 1:
-        raise ValueError(f"benchmark needs warmup >= 0 and iterations >= 1, got warmup={warmup}, iterations={iterations}")
+        raise ValueError(
+            f"benchmark needs warmup >= 0 and iterations >= 1, got warmup={warmup}, iterations={iterations}"
+        )
     max_pos = _max_positions(model)
     if max_pos is not None and max(seq_lengths) > max_pos:
-        raise ValueError(f"benchmark seq_lengths {seq_lengths} exceed the model's max_position_embeddings "
-                         f"{max_pos}; lower benchmark.seq_lengths")
+        raise ValueError(
+            f"benchmark seq_lengths {seq_lengths} exceed the model's max_position_embeddings "
+            f"{max_pos}; lower benchmark.seq_lengths"
+        )
 
     device = _model_device(model)
     cuda = device.type == "cuda"
@@ -200,8 +230,15 @@ def measure_inference(model, tokenizer, *, batch_sizes, seq_lengths, warmup, ite
                 lat = _percentiles(times_ms)
                 total_s = sum(times_ms) / 1000.0
                 throughput = b * iterations / max(total_s, 1e-9)
-                rows.append({"batch_size": b, "seq_length": s, "latency_ms": lat,
-                             "throughput_per_s": float(throughput), "peak_rss_mb": float(peak_rss)})
+                rows.append(
+                    {
+                        "batch_size": b,
+                        "seq_length": s,
+                        "latency_ms": lat,
+                        "throughput_per_s": float(throughput),
+                        "peak_rss_mb": float(peak_rss),
+                    }
+                )
                 del ids, mask
 
     if cuda:
@@ -233,12 +270,25 @@ def sample_posts(records: Sequence[Mapping], n: int, seed: int = SEED) -> list[M
 
 def _spread(values) -> dict:
     a = np.asarray(values, dtype=float)
-    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "max": float(a.max())}
+    return {
+        "mean": float(a.mean()),
+        "p50": float(np.percentile(a, 50)),
+        "p95": float(np.percentile(a, 95)),
+        "max": float(a.max()),
+    }
 
 
-def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Training, *, max_length: int,
-                  warmup: int, threads: int | None = None, source: str = "") -> dict:
+def measure_posts(
+    model,
+    tokenizer,
+    records: Sequence[Mapping],
+    train_cfg: Training,
+    *,
+    max_length: int,
+    warmup: int,
+    threads: int | None = None,
+    source: str = "",
+) -> dict:
     """Per-post latency and posts per second of ``training.predict`` over ``records`` (see the module docstring).
 
     ``records`` are the (already sampled) post records; ``train_cfg`` is the checkpoint's resolved
@@ -253,13 +303,14 @@ def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Train
     rows, whose descriptions leave the post different room), "peak_rss_mb", "coverage" (the
     Examples' coverage() over the sample)}.
     """
-    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.training import predict
 
     records = list(records)
     if not records:
-        raise ValueError("benchmark per-post figures need at least one post, and the prepared data has none "
-                         "outside the test split; check the data source (data.*) and its splits")
+        raise ValueError(
+            "benchmark per-post figures need at least one post, and the prepared data has none "
+            "outside the test split; check the data source (data.*) and its splits"
+        )
     warmup = int(warmup)
     if warmup < 0:
         raise ValueError(f"benchmark needs warmup >= 0, got warmup={warmup}")
@@ -274,8 +325,10 @@ def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Train
             torch.cuda.synchronize(device)
         return pred
 
-    tokens = [len(ids) for ids in tokenizer([r["text"] for r in records], add_special_tokens=False,
-                                            verbose=False)["input_ids"]]
+    tokens = [
+        len(ids)
+        for ids in tokenizer([r["text"] for r in records], add_special_tokens=False, verbose=False)["input_ids"]
+    ]
     times_ms, windows = [], []
     gc.collect()
     peak_rss = _rss_mb()
@@ -318,8 +371,15 @@ def measure_posts(model, tokenizer, records: Sequence[Mapping], train_cfg: Train
     return out
 
 
-def run_benchmark(checkpoint_dir, bench_cfg: Benchmark, *, posts: Sequence[Mapping], posts_source: str,
-                  threads=None, extra: dict | None = None) -> dict:
+def run_benchmark(
+    checkpoint_dir,
+    bench_cfg: Benchmark,
+    *,
+    posts: Sequence[Mapping],
+    posts_source: str,
+    threads=None,
+    extra: dict | None = None,
+) -> dict:
     """Load a refit checkpoint and benchmark it with the resolved ``benchmark`` config section.
 
     ``posts``: the prepared post records the per-post figures sample ``bench_cfg.posts_sample``
@@ -335,7 +395,8 @@ def run_benchmark(checkpoint_dir, bench_cfg: Benchmark, *, posts: Sequence[Mappi
     model, tokenizer, info = load_checkpoint(checkpoint_dir)  # train_cfg a Training, backbone_spec an Encoder
     train_cfg = info["train_cfg"]
     result = measure_inference(
-        model, tokenizer,
+        model,
+        tokenizer,
         batch_sizes=bench_cfg.batch_sizes,
         seq_lengths=bench_cfg.seq_lengths,
         warmup=bench_cfg.warmup,
@@ -344,20 +405,26 @@ def run_benchmark(checkpoint_dir, bench_cfg: Benchmark, *, posts: Sequence[Mappi
         rows_per_post=9 if train_cfg.input_format == "binary_pairs" else 1,
     )
     result["per_post"] = measure_posts(
-        model, tokenizer, sample_posts(posts, bench_cfg.posts_sample), train_cfg,
-        max_length=info["backbone_spec"].max_length, warmup=bench_cfg.warmup, threads=n_threads,
-        source=posts_source)
-    result.update({
-        "benchmark_version": BENCHMARK_VERSION,
-        "seconds": time.perf_counter() - t0,
-        "code_version": code_version(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "checkpoint": {"path": str(checkpoint_dir),
-                       "manifest_sha256": info["manifest_sha256"]},
-    })
+        model,
+        tokenizer,
+        sample_posts(posts, bench_cfg.posts_sample),
+        train_cfg,
+        max_length=info["backbone_spec"].max_length,
+        warmup=bench_cfg.warmup,
+        threads=n_threads,
+        source=posts_source,
+    )
+    result.update(
+        {
+            "benchmark_version": BENCHMARK_VERSION,
+            "seconds": time.perf_counter() - t0,
+            "code_version": code_version(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "checkpoint": {"path": str(checkpoint_dir), "manifest_sha256": info["manifest_sha256"]},
+        }
+    )
     for key, value in (extra or {}).items():
         if key in _MEASURED_KEYS or key == "checkpoint":
             raise ValueError(f"run_benchmark extra key {key!r} would overwrite a measured field")
         result[key] = value
     return validate_report("benchmark", result)
-

@@ -3,6 +3,7 @@
 Scripts pass in the ``snakemake`` object Snakemake gives them; this module only
 reads its attributes (it never imports snakemake).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,8 +40,9 @@ def _log_uncaught(etype, value, tb) -> None:
 def install_excepthook() -> None:
     """Route uncaught exceptions (main thread and other threads) through the masking log handlers."""
     sys.excepthook = _log_uncaught
-    threading.excepthook = lambda a: None if a.exc_type is SystemExit else _log_uncaught(
-        a.exc_type, a.exc_value, a.exc_traceback)
+    threading.excepthook = lambda a: (
+        None if a.exc_type is SystemExit else _log_uncaught(a.exc_type, a.exc_value, a.exc_traceback)
+    )
 
 
 def start(smk: Any) -> tuple[dict, int]:
@@ -56,10 +58,14 @@ def start(smk: Any) -> tuple[dict, int]:
     gpu = None
     resources = getattr(smk, "resources", None)
     if resources is not None and int(resources.get("gpu", 0) or 0) > 0:  # the rule asked for a GPU
-
         gpu = claim_gpu()
-    log.info("rule %s, wildcards %s, %d thread(s)%s", rule, wildcards, threads,
-             f", GPU {os.environ.get('CUDA_VISIBLE_DEVICES')}" if gpu is not None else "")
+    log.info(
+        "rule %s, wildcards %s, %d thread(s)%s",
+        rule,
+        wildcards,
+        threads,
+        f", GPU {os.environ.get('CUDA_VISIBLE_DEVICES')}" if gpu is not None else "",
+    )
     return cfg, threads
 
 
@@ -99,8 +105,10 @@ def acquire_run_lock(path: str = ".snakemake/pipeline.lock"):
     if fh is None:
         with open(path) as f:
             holder = f.read().strip() or "unknown"
-        raise RunLockedError(f"another snakemake run is active in {os.getcwd()} (pid {holder}; lock {path}). "
-                             f"Wait for it to finish, or stop it, then run the command again.")
+        raise RunLockedError(
+            f"another snakemake run is active in {os.getcwd()} (pid {holder}; lock {path}). "
+            f"Wait for it to finish, or stop it, then run the command again."
+        )
     fh.seek(0)
     fh.truncate()
     fh.write(str(os.getpid()))

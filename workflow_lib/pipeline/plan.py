@@ -5,11 +5,12 @@ keys, variants, candidates and final key a config leads to. Each value is
 computed once per process (the variant in particular: scanned from disk
 once, so force_new yields exactly one new variant per invocation).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Mapping
 
 from workflow_lib.config import Config, Encoder, keys
 from workflow_lib.data.loader import source_fingerprint
@@ -43,8 +44,9 @@ class Plan:
     def variant(self, backbone: str) -> int:
         if backbone not in self._variants:
             found = existing_variants(self.layout.backbone_dir(backbone))
-            self._variants[backbone] = study_variant(self.cfg.run, found, self.study_key(backbone),
-                                                     main_process=self.main_process)
+            self._variants[backbone] = study_variant(
+                self.cfg.run, found, self.study_key(backbone), main_process=self.main_process
+            )
         return self._variants[backbone]
 
     def studies(self) -> list[dict]:
@@ -52,8 +54,7 @@ class Plan:
         out = []
         for b in self.cfg["backbones"]:
             sk, v = self.study_key(b), self.variant(b)
-            out.append({"backbone": b, "study_key": sk, "variant": v,
-                        "summary": self.layout.study_summary(b, sk, v)})
+            out.append({"backbone": b, "study_key": sk, "variant": v, "summary": self.layout.study_summary(b, sk, v)})
         return out
 
     def earlier_variants(self) -> list[dict]:
@@ -111,9 +112,14 @@ class Plan:
         summaries, variants = [], []
         for path in summary_paths:
             s = read_json(path)
-            row = {"backbone": s["backbone"], "study_key": s["study_key"], "variant": int(s["variant"]),
-                   "best_trial_key": (s.get("best_trial") or {}).get("trial_key"),
-                   "best_cv_mean": (s.get("best_trial") or {}).get("mean"), "summary": str(path)}
+            row = {
+                "backbone": s["backbone"],
+                "study_key": s["study_key"],
+                "variant": int(s["variant"]),
+                "best_trial_key": (s.get("best_trial") or {}).get("trial_key"),
+                "best_cv_mean": (s.get("best_trial") or {}).get("mean"),
+                "summary": str(path),
+            }
             differs = [k for k in want if s.get(k) != want[k]]
             if differs:
                 row["compared"], row["reason"] = False, f"different {', '.join(differs)} than this config"
@@ -137,8 +143,17 @@ def candidates_from_summaries(summaries: list[Mapping]) -> list[dict]:
         if not best:
             continue
         for t in [best, *best.get("co_best", [])]:
-            out.append({"backbone": s["backbone"], "study_key": s["study_key"], "variant": s["variant"],
-                        "trial_key": t["trial_key"], "cv_mean": t["mean"], "cv_std": t["std"],
-                        "fold_scores": t["fold_scores"], "params": t["params"],
-                        "cv_criteria_mean": t.get("criteria_mean")})
+            out.append(
+                {
+                    "backbone": s["backbone"],
+                    "study_key": s["study_key"],
+                    "variant": s["variant"],
+                    "trial_key": t["trial_key"],
+                    "cv_mean": t["mean"],
+                    "cv_std": t["std"],
+                    "fold_scores": t["fold_scores"],
+                    "params": t["params"],
+                    "cv_criteria_mean": t.get("criteria_mean"),
+                }
+            )
     return out

@@ -16,12 +16,13 @@ jobs depending on them, are older than an input and rerun - what ``--forcerun <r
 ``rerun-incomplete``; interrupted training resumes from its epoch checkpoints unless the stage's
 mode is force_new.
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from workflow_lib.config import Config, Run
 from workflow_lib.persistence.paths import Layout
@@ -40,8 +41,7 @@ def run_mode(run: Run, stage: str) -> str:
     return modes[stage] if modes[stage] is not None else modes["hpo"]
 
 
-def study_variant(run: Run, found: Sequence[tuple[int, str]], study_key: str, *,
-                  main_process: bool = True) -> int:
+def study_variant(run: Run, found: Sequence[tuple[int, str]], study_key: str, *, main_process: bool = True) -> int:
     """The variant this invocation's study of one backbone works on, from what is on disk (never a clock).
 
     ``found``: (variant, study key) of the backbone's studies on disk. force_new: one above the

@@ -7,15 +7,16 @@ the script got it from jobs.start; the Tracker and Plan read all of it) and hand
 function only the sections it needs (``cfg.encoders[b]``, ``cfg.hpo.objective``,
 ``StatePolicy.of(cfg)`` ...), never checking or completing them again.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Mapping
 
 from workflow_lib.config import Config, Hpo, Training
 from workflow_lib.devices import describe
@@ -37,19 +38,20 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # -- data ------------------------------------------------------------------------
 def prepare_data(cfg: Config, *, data_key: str, out_dir: str) -> dict:
-    # here, not at the top: keeps start-up fast (numpy)
     from workflow_lib.data.prepare import prepare
 
     tracker = Tracker(cfg)  # first: its replayer opens the store while this job works
     expected = Plan(cfg).data_key
     if data_key != expected:
-        raise RuntimeError(f"data key {data_key} does not match the config's {expected}; rerun snakemake so the "
-                           f"workflow and the job see the same data source")
+        raise RuntimeError(
+            f"data key {data_key} does not match the config's {expected}; rerun snakemake so the "
+            f"workflow and the job see the same data source"
+        )
     card = prepare(cfg.data, out_dir, data_key)
     with tracker.run("prepare_data", {"data_key": data_key}, params={"data": cfg.data}) as run:
         tracker.log_metrics(run, {"posts": card["counts"]["posts"]})
@@ -59,13 +61,13 @@ def prepare_data(cfg: Config, *, data_key: str, out_dir: str) -> dict:
 
 
 def baseline(cfg: Config, *, data_dir: str, out: str) -> dict:
-    # here, not at the top: keeps start-up fast (numpy, sklearn)
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.learning.baseline import tfidf_baseline
 
     prepared = load_prepared(data_dir)
-    result = tfidf_baseline(prepared.folds, prepared.texts, prepared.labels, metric=cfg.hpo.metric,
-                            seed=cfg.data.split.seed)
+    result = tfidf_baseline(
+        prepared.folds, prepared.texts, prepared.labels, metric=cfg.hpo.metric, seed=cfg.data.split.seed
+    )
     result["data_key"] = prepared.card["data_key"]
     write_json(out, result, kind="baseline")
     return result
@@ -73,20 +75,31 @@ def baseline(cfg: Config, *, data_dir: str, out: str) -> dict:
 
 # -- hpo ---------------------------------------------------------------------------
 def hpo_summary(cfg: Config, *, backbone: str, study_key: str, variant: int, data_key: str, out: str) -> dict:
-    # here, not at the top: keeps start-up fast (numpy, optuna)
     from workflow_lib.search.hpo import summarize
 
     summary = summarize(cfg, backbone=backbone, study_key=study_key, variant=variant, data_key=data_key)
     write_json(out, summary, kind="study_summary")
     b = summary["best_trial"]
-    log.info("study %s: %s; best trial %s", summary["study_name"], summary["counts"],
-             f"#{b['number']} {b['mean']:.4f} ± {b['std']:.4f}" if b else "none")
+    log.info(
+        "study %s: %s; best trial %s",
+        summary["study_name"],
+        summary["counts"],
+        f"#{b['number']} {b['mean']:.4f} ± {b['std']:.4f}" if b else "none",
+    )
     return summary
 
 
 # -- refit -------------------------------------------------------------------------
-def refit(cfg: Config, *, summary_path: str, trial_key: str, data_dir: str, model_dir: str, metrics_path: str,
-          threads: int | None = None) -> dict:
+def refit(
+    cfg: Config,
+    *,
+    summary_path: str,
+    trial_key: str,
+    data_dir: str,
+    model_dir: str,
+    metrics_path: str,
+    threads: int | None = None,
+) -> dict:
     """Best trial's configuration on the full train split, early-stopped on validation;
     decision thresholds tuned on the validation predictions.
 
@@ -94,7 +107,6 @@ def refit(cfg: Config, *, summary_path: str, trial_key: str, data_dir: str, mode
     once metrics_path is written). MLflow metrics are logged just before metrics_path is written,
     so a rerun after a kill logs each epoch once.
     """
-    # here, not at the top: keeps start-up fast (numpy, optuna, torch)
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.learning.epoch_states import StatePolicy
     from workflow_lib.learning.metrics import multilabel_metrics, tune_thresholds
@@ -108,31 +120,55 @@ def refit(cfg: Config, *, summary_path: str, trial_key: str, data_dir: str, mode
     tcfg = best_trial_config(cfg, summary, trial_key)
     prepared = load_prepared(data_dir)
     tr, va = prepared.splits["train"], prepared.splits["validation"]
-    ids = {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
-           "variant": summary["variant"], "data_key": summary["data_key"]}
+    ids = {
+        "backbone": backbone,
+        "trial_key": trial_key,
+        "study_key": summary["study_key"],
+        "variant": summary["variant"],
+        "data_key": summary["data_key"],
+    }
     metric = cfg.hpo.metric
     state_dir = Layout.run_state(model_dir)
     with tracker.run("refit", ids, params={"config": tcfg, "refit": cfg.refit}) as run:
         val_records = prepared.of(va)
-        res = train(spec, tcfg, prepared.of(tr), val_records, epochs=cfg.refit.max_epochs,
-                    patience=cfg.refit.patience, metric=metric, objective=cfg.hpo.objective,
-                    progress_desc=f"refit {backbone}", threads=threads, state_dir=state_dir,
-                    state_policy=StatePolicy.of(cfg))
+        res = train(
+            spec,
+            tcfg,
+            prepared.of(tr),
+            val_records,
+            epochs=cfg.refit.max_epochs,
+            patience=cfg.refit.patience,
+            metric=metric,
+            objective=cfg.hpo.objective,
+            progress_desc=f"refit {backbone}",
+            threads=threads,
+            state_dir=state_dir,
+            state_policy=StatePolicy.of(cfg),
+        )
         y_val = prepared.labels(va)
         thresholds = tune_thresholds(y_val, res.val_probs)
-        manifest = save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec,
-                                   train_cfg=tcfg, meta={**ids, "stage": "refit", "best_epoch": res.best_epoch,
-                                                         "thresholds": dict(zip(SYMPTOMS, thresholds))})
+        manifest = save_checkpoint(
+            model_dir,
+            res.model,
+            res.tokenizer,
+            backbone_spec=spec,
+            train_cfg=tcfg,
+            meta={**ids, "stage": "refit", "best_epoch": res.best_epoch, "thresholds": dict(zip(SYMPTOMS, thresholds))},
+        )
         metrics = {
             **ids,
             "best_epoch": res.best_epoch,
             "history": res.history,
             "train_seconds": res.train_seconds,
             "device": describe(),
-            "n_train": len(tr), "n_validation": len(va),
-            "validation": {"split": "validation", "at_0.5": multilabel_metrics(y_val, res.val_probs),
-                           "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds),
-                           "input_coverage": res.val_prediction.examples.coverage("validation")},
+            "n_train": len(tr),
+            "n_validation": len(va),
+            "validation": {
+                "split": "validation",
+                "at_0.5": multilabel_metrics(y_val, res.val_probs),
+                "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds),
+                "input_coverage": res.val_prediction.examples.coverage("validation"),
+            },
             "thresholds": {"split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
             "objective": {**cfg.hpo.objective, "metric": metric, "best_value": res.best_score},
             "config": tcfg,
@@ -143,24 +179,33 @@ def refit(cfg: Config, *, summary_path: str, trial_key: str, data_dir: str, mode
             tracker.log_metrics(run, {k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
         if "evidence" in res.val_metrics:
             metrics["validation"]["evidence"] = res.val_metrics["evidence"]
-            tracker.log_metrics(run, {f"validation_evidence_{k}": v for k, v in res.val_metrics["evidence"].items()
-                                      if isinstance(v, float)})
-        tracker.log_metrics(run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric],
-                                  "best_epoch": res.best_epoch})
+            tracker.log_metrics(
+                run,
+                {f"validation_evidence_{k}": v for k, v in res.val_metrics["evidence"].items() if isinstance(v, float)},
+            )
+        tracker.log_metrics(
+            run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric], "best_epoch": res.best_epoch}
+        )
         write_json(metrics_path, metrics)
     release(state_dir, metrics_path)
     tracker.close()
-    log.info("refit %s: best epoch %d, validation %s %.4f; %d files in checkpoint", trial_key, res.best_epoch,
-             metric, metrics["validation"]["at_0.5"][metric], len(manifest["files"]))
+    log.info(
+        "refit %s: best epoch %d, validation %s %.4f; %d files in checkpoint",
+        trial_key,
+        res.best_epoch,
+        metric,
+        metrics["validation"]["at_0.5"][metric],
+        len(manifest["files"]),
+    )
     return metrics
 
 
 # -- benchmark -----------------------------------------------------------------------
-def benchmark(cfg: Config, *, model_dir: str, trial_key: str, backbone: str, data_dir: str, out: str,
-              threads: int | None = None) -> dict:
+def benchmark(
+    cfg: Config, *, model_dir: str, trial_key: str, backbone: str, data_dir: str, out: str, threads: int | None = None
+) -> dict:
     """Fixed-shape figures, and per-post figures over the prepared train and validation posts
     (never the test split: it is read once, by the final stage)."""
-    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.pipeline.benchmark import run_benchmark
 
@@ -170,18 +215,25 @@ def benchmark(cfg: Config, *, model_dir: str, trial_key: str, backbone: str, dat
     posts = prepared.of(prepared.splits["train"] + prepared.splits["validation"])
     ids = {"backbone": backbone, "trial_key": trial_key}
     with tracker.run("benchmark", ids, params={"benchmark": cfg.benchmark}) as run:
-        result = run_benchmark(model_dir, cfg.benchmark, posts=posts, posts_source="train+validation",
-                               threads=threads, extra=ids)
+        result = run_benchmark(
+            model_dir, cfg.benchmark, posts=posts, posts_source="train+validation", threads=threads, extra=ids
+        )
         for row in result["results"]:
             tag = f"bs{row['batch_size']}_len{row['seq_length']}"
-            tracker.log_metrics(run, {f"p95_ms_{tag}": row["latency_ms"]["p95"],
-                                      f"throughput_{tag}": row["throughput_per_s"]})
+            tracker.log_metrics(
+                run, {f"p95_ms_{tag}": row["latency_ms"]["p95"], f"throughput_{tag}": row["throughput_per_s"]}
+            )
         pp = result["per_post"]
-        tracker.log_metrics(run, {"per_post_p50_ms": pp["latency_ms"]["p50"],
-                                  "per_post_p95_ms": pp["latency_ms"]["p95"],
-                                  "per_post_mean_ms": pp["latency_ms"]["mean"],
-                                  "posts_per_s": pp["throughput_posts_per_s"],
-                                  "windows_per_post_mean": pp["windows_per_post"]["mean"]})
+        tracker.log_metrics(
+            run,
+            {
+                "per_post_p50_ms": pp["latency_ms"]["p50"],
+                "per_post_p95_ms": pp["latency_ms"]["p95"],
+                "per_post_mean_ms": pp["latency_ms"]["mean"],
+                "posts_per_s": pp["throughput_posts_per_s"],
+                "windows_per_post_mean": pp["windows_per_post"]["mean"],
+            },
+        )
         write_json(out, result, kind="benchmark")
     tracker.close()
     return result
@@ -194,13 +246,21 @@ def objective_label(hpo: Hpo) -> str:
     if not o.evidence_weight:
         return hpo.metric
     total = o.criteria_weight + o.evidence_weight
-    return (f"{o.criteria_weight / total:g} x {hpo.metric} + "
-            f"{o.evidence_weight / total:g} x evidence {o.evidence_metric}")
+    return (
+        f"{o.criteria_weight / total:g} x {hpo.metric} + {o.evidence_weight / total:g} x evidence {o.evidence_metric}"
+    )
 
 
-def selection(cfg: Config, *, summaries: list[str], benchmarks: Mapping[str, str], baseline_path: str | None,
-              selection_key: str, out_json: str, out_html: str) -> dict:
-    # here, not at the top: keeps start-up fast (matplotlib, numpy)
+def selection(
+    cfg: Config,
+    *,
+    summaries: list[str],
+    benchmarks: Mapping[str, str],
+    baseline_path: str | None,
+    selection_key: str,
+    out_json: str,
+    out_html: str,
+) -> dict:
     from workflow_lib.shipping.report_html import selection_page
 
     tracker = Tracker(cfg)
@@ -214,8 +274,10 @@ def selection(cfg: Config, *, summaries: list[str], benchmarks: Mapping[str, str
     base = read_json(baseline_path) if baseline_path and cfg.selection.baseline else None
     report = select(cands, cfg.selection, baseline=base, metric=cfg.hpo.metric, objective=objective_label(cfg.hpo))
     report["selection_key"] = selection_key
-    report["lineage"] = {"data_key": summ[0]["data_key"] if summ else None,
-                         "studies": [{k: s[k] for k in ("backbone", "study_key", "variant")} for s in summ]}
+    report["lineage"] = {
+        "data_key": summ[0]["data_key"] if summ else None,
+        "studies": [{k: s[k] for k in ("backbone", "study_key", "variant")} for s in summ],
+    }
     report["variants"] = variants
     report["code_version"] = code_version()
     report["html"] = Path(out_html).name
@@ -223,8 +285,9 @@ def selection(cfg: Config, *, summaries: list[str], benchmarks: Mapping[str, str
     # The final key follows from this report (selected trial + co-best trials), so the page can link
     # to the evaluation page the final stage writes later.
     final_key = plan.final_key(report["selected"]["trial_key"], [c["trial_key"] for c in report["co_best"]])
-    link = os.path.relpath(plan.layout.evaluation_html(final_key), os.path.dirname(plan.layout.selection_html(
-        selection_key)))
+    link = os.path.relpath(
+        plan.layout.evaluation_html(final_key), os.path.dirname(plan.layout.selection_html(selection_key))
+    )
     selection_page(report, summ, evaluation_link=link).write(out_html, plan.layout.selection_plots(selection_key))
     write_json(out_json, report, kind="selection_report")
     with tracker.run("selection", {"selection_key": selection_key}) as run:
@@ -240,7 +303,6 @@ def selection(cfg: Config, *, summaries: list[str], benchmarks: Mapping[str, str
 # -- final ---------------------------------------------------------------------------
 def _test_metrics(pred, records, thresholds) -> dict:
     """Criteria at the tuned thresholds and at 0.5, evidence once (it has no per-symptom threshold)."""
-    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.examples import post_labels
     from workflow_lib.learning.metrics import multilabel_metrics
 
@@ -256,10 +318,14 @@ def test_prediction_rows(pred, records, thresholds, train_cfg: Training) -> list
     predicted spans) with the post's split, gold labels and gold evidence spans per symptom."""
     rows = prediction_rows(records, pred, thresholds, train_cfg.input_format)
     for row, r in zip(rows, records):
-        row.update({"split": "test", "labels": {s: int(r["labels"][j]) for j, s in enumerate(SYMPTOMS)},
-                    "gold_evidence": {s: span_rows(r["text"], sp) for s in SYMPTOMS
-                                      if (sp := evidence_char_spans(r, [s]))},
-                    "gold_evidence_complete": evidence_is_complete(r)})
+        row.update(
+            {
+                "split": "test",
+                "labels": {s: int(r["labels"][j]) for j, s in enumerate(SYMPTOMS)},
+                "gold_evidence": {s: span_rows(r["text"], sp) for s in SYMPTOMS if (sp := evidence_char_spans(r, [s]))},
+                "gold_evidence_complete": evidence_is_complete(r),
+            }
+        )
     return rows
 
 
@@ -271,27 +337,51 @@ def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapp
     cand = next((c for c in sel_report.get("candidates", []) if c.get("selected")), {})
     val = refit_metrics["validation"]
     keep = ("macro_f1", "micro_f1", "macro_precision", "macro_recall", "macro_pr_auc")
-    rv = {"split": val["split"], "model": "refit checkpoint (trained on the train split)",
-          "at_tuned_thresholds": {k: val["at_tuned_thresholds"].get(k) for k in keep},
-          "at_0.5": {k: val["at_0.5"].get(k) for k in keep}}
+    rv = {
+        "split": val["split"],
+        "model": "refit checkpoint (trained on the train split)",
+        "at_tuned_thresholds": {k: val["at_tuned_thresholds"].get(k) for k in keep},
+        "at_0.5": {k: val["at_0.5"].get(k) for k in keep},
+    }
     if val.get("evidence"):
-        rv["evidence"] = {k: v for k, v in val["evidence"].items() if k in ("token_f1", "char_f1", "exact_match",
-                                                                             "null_span_accuracy")}
+        rv["evidence"] = {
+            k: v
+            for k, v in val["evidence"].items()
+            if k in ("token_f1", "char_f1", "exact_match", "null_span_accuracy")
+        }
     m = report["metrics"]
     return {
-        "cv": {"split": sel_report["split"], "metric": hpo.metric, "objective": objective_label(hpo),
-               "mean": sel["cv_mean"], "std": sel.get("cv_std"), "fold_scores": cand.get("fold_scores", [])},
+        "cv": {
+            "split": sel_report["split"],
+            "metric": hpo.metric,
+            "objective": objective_label(hpo),
+            "mean": sel["cv_mean"],
+            "std": sel.get("cv_std"),
+            "fold_scores": cand.get("fold_scores", []),
+        },
         "refit_validation": rv,
-        "confusion": {"split": report["split"],
-                      "at_tuned_thresholds": {s: v["confusion_matrix"] for s, v in m["test"]["per_symptom"].items()},
-                      "at_0.5": {s: v["confusion_matrix"] for s, v in m["test_at_0.5"]["per_symptom"].items()}},
+        "confusion": {
+            "split": report["split"],
+            "at_tuned_thresholds": {s: v["confusion_matrix"] for s, v in m["test"]["per_symptom"].items()},
+            "at_0.5": {s: v["confusion_matrix"] for s, v in m["test_at_0.5"]["per_symptom"].items()},
+        },
         "input_coverage": pred.examples.coverage(report["split"]),
     }
 
 
-def final(cfg: Config, *, selection_path: str, summary_path: str, refit_metrics_path: str, data_dir: str,
-          final_key: str, model_dir: str, report_path: str, co_best_refits: Mapping[str, Mapping] | None = None,
-          threads: int | None = None) -> dict:
+def final(
+    cfg: Config,
+    *,
+    selection_path: str,
+    summary_path: str,
+    refit_metrics_path: str,
+    data_dir: str,
+    final_key: str,
+    model_dir: str,
+    report_path: str,
+    co_best_refits: Mapping[str, Mapping] | None = None,
+    threads: int | None = None,
+) -> dict:
     """Train the selected configuration on train+validation; evaluate once on test.
 
     Writes, in this order: the model folder (with the model card README.md, covered by its
@@ -305,7 +395,6 @@ def final(cfg: Config, *, selection_path: str, summary_path: str, refit_metrics_
     The training state goes to ``state/`` beside ``model_dir`` (resumed by a rerun, removed once the
     report is written).
     """
-    # here, not at the top: keeps start-up fast (matplotlib, numpy, optuna, torch)
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.learning.epoch_states import StatePolicy
     from workflow_lib.learning.training import predict, train
@@ -325,17 +414,32 @@ def final(cfg: Config, *, selection_path: str, summary_path: str, refit_metrics_
     prepared = load_prepared(data_dir)
     fit_ids = prepared.splits["train"] + prepared.splits["validation"]
     test_ids = prepared.splits["test"]
-    lineage = {"data_key": summary["data_key"], "study_key": summary["study_key"], "trial_key": trial_key,
-               "selection_key": sel_report["selection_key"], "final_key": final_key,
-               "variant": int(summary["variant"]), "backbone": backbone, "code_version": code_version()}
+    lineage = {
+        "data_key": summary["data_key"],
+        "study_key": summary["study_key"],
+        "trial_key": trial_key,
+        "selection_key": sel_report["selection_key"],
+        "final_key": final_key,
+        "variant": int(summary["variant"]),
+        "backbone": backbone,
+        "code_version": code_version(),
+    }
     ids = {k: v for k, v in lineage.items() if k != "code_version"}
     state_dir = Layout.run_state(model_dir)
     if not resumes_training(cfg.run, "final") and release(state_dir):  # force_new: a fresh start, not a resume
         log.info("run.mode.final is force_new: the interrupted training state in %s was discarded", state_dir)
     with tracker.run("final", ids, params={"config": tcfg, "epochs": epochs}) as run:
         t0 = time.perf_counter()
-        res = train(spec, tcfg, prepared.of(fit_ids), epochs=epochs, progress_desc=f"final {backbone}",
-                    threads=threads, state_dir=state_dir, state_policy=StatePolicy.of(cfg))
+        res = train(
+            spec,
+            tcfg,
+            prepared.of(fit_ids),
+            epochs=epochs,
+            progress_desc=f"final {backbone}",
+            threads=threads,
+            state_dir=state_dir,
+            state_policy=StatePolicy.of(cfg),
+        )
         seconds = time.perf_counter() - t0
         # The one and only read of the test split: the final model and every co-best refit checkpoint.
         # Predicted before the model is saved, so the model card inside the model folder has the results.
@@ -349,26 +453,49 @@ def final(cfg: Config, *, selection_path: str, summary_path: str, refit_metrics_
             cand = tied[tkey]
             cthr = [read_json(refit_paths["metrics"])["thresholds"]["values"][s] for s in SYMPTOMS]
             cpred = predict(model, tok, test_records, info["train_cfg"], max_length=info["backbone_spec"].max_length)
-            co_best.append({**{k: cand[k] for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")},
-                            "checkpoint": {"path": str(path), "manifest_sha256": info["manifest_sha256"],
-                                           "stage": "refit (train split only)"},
-                            "metrics": _test_metrics(cpred, test_records, cthr),
-                            "input_coverage": cpred.examples.coverage("test")})
+            co_best.append(
+                {
+                    **{k: cand[k] for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")},
+                    "checkpoint": {
+                        "path": str(path),
+                        "manifest_sha256": info["manifest_sha256"],
+                        "stage": "refit (train split only)",
+                    },
+                    "metrics": _test_metrics(cpred, test_records, cthr),
+                    "input_coverage": cpred.examples.coverage("test"),
+                }
+            )
         report = {
             "report_version": 2,
             "final_key": final_key,
             "split": "test",
             "n_test_posts": len(test_ids),
-            "task": {"input_format": tcfg.input_format, "evidence_task": tcfg.evidence_task,
-                     "objective": {**cfg.hpo.objective, "metric": cfg.hpo.metric}},
-            "selected": {"backbone": backbone, "trial_key": trial_key, "study_key": summary["study_key"],
-                         "variant": int(summary["variant"]), "selection_key": sel_report["selection_key"],
-                         "params": sel["params"]},
-            "training": {"trained_on": ["train", "validation"], "n_posts": len(fit_ids), "epochs": epochs,
-                         "device": describe(),
-                         "seconds": seconds, "resumed_from_epoch": res.resumed_from},
-            "thresholds": {"source": "tuned per symptom on the refit model's validation predictions",
-                           "split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
+            "task": {
+                "input_format": tcfg.input_format,
+                "evidence_task": tcfg.evidence_task,
+                "objective": {**cfg.hpo.objective, "metric": cfg.hpo.metric},
+            },
+            "selected": {
+                "backbone": backbone,
+                "trial_key": trial_key,
+                "study_key": summary["study_key"],
+                "variant": int(summary["variant"]),
+                "selection_key": sel_report["selection_key"],
+                "params": sel["params"],
+            },
+            "training": {
+                "trained_on": ["train", "validation"],
+                "n_posts": len(fit_ids),
+                "epochs": epochs,
+                "device": describe(),
+                "seconds": seconds,
+                "resumed_from_epoch": res.resumed_from,
+            },
+            "thresholds": {
+                "source": "tuned per symptom on the refit model's validation predictions",
+                "split": "validation",
+                "values": dict(zip(SYMPTOMS, thresholds)),
+            },
             "metrics": _test_metrics(pred, test_records, thresholds),
             "co_best": co_best,
             "lineage": lineage,
@@ -377,34 +504,57 @@ def final(cfg: Config, *, selection_path: str, summary_path: str, refit_metrics_
         }
         report.update(_evaluation_extras(report, sel_report, refit_metrics, cfg.hpo, pred))
         layout = Layout(cfg.results_dir)
-        outputs = {"evaluation_html": layout.evaluation_html(final_key), "plots": layout.final_plots(final_key),
-                   "test_predictions": layout.test_predictions(final_key),
-                   "model_card": layout.model_card(final_key)}
+        outputs = {
+            "evaluation_html": layout.evaluation_html(final_key),
+            "plots": layout.final_plots(final_key),
+            "test_predictions": layout.test_predictions(final_key),
+            "model_card": layout.model_card(final_key),
+        }
         report["outputs"] = {k: os.path.relpath(v, os.path.dirname(report_path)) for k, v in outputs.items()}
-        card = render_model_card(report, prepared.card, backbone_spec=spec, train_cfg=tcfg, model_dir=str(model_dir),
-                                 registered_model=cfg.tracking.registered_model,
-                                 model_alias=cfg.tracking.model_alias, layout=layout)
-        save_checkpoint(model_dir, res.model, res.tokenizer, backbone_spec=spec, train_cfg=tcfg,
-                        meta={**lineage, "stage": "final", "epochs": epochs,
-                              "thresholds": dict(zip(SYMPTOMS, thresholds))},
-                        extra=lambda folder: (Path(folder) / "README.md").write_text(card, encoding="utf-8"))
+        card = render_model_card(
+            report,
+            prepared.card,
+            backbone_spec=spec,
+            train_cfg=tcfg,
+            model_dir=str(model_dir),
+            registered_model=cfg.tracking.registered_model,
+            model_alias=cfg.tracking.model_alias,
+            layout=layout,
+        )
+        save_checkpoint(
+            model_dir,
+            res.model,
+            res.tokenizer,
+            backbone_spec=spec,
+            train_cfg=tcfg,
+            meta={**lineage, "stage": "final", "epochs": epochs, "thresholds": dict(zip(SYMPTOMS, thresholds))},
+            extra=lambda folder: (Path(folder) / "README.md").write_text(card, encoding="utf-8"),
+        )
         report["checkpoint"] = {"path": str(model_dir), "manifest_sha256": manifest_digest(model_dir)}
         rows = test_prediction_rows(pred, test_records, thresholds, tcfg)
         atomic_write_text(outputs["test_predictions"], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        evaluation_page(report, rows, {r["post_id"]: r["text"] for r in test_records}, links={
-            "selection page": os.path.relpath(layout.selection_html(sel_report["selection_key"]),
-                                              os.path.dirname(outputs["evaluation_html"])),
-            "model card (model/README.md)": report["outputs"]["model_card"],
-            "test_predictions.jsonl": report["outputs"]["test_predictions"],
-        }).write(outputs["evaluation_html"], outputs["plots"])
+        evaluation_page(
+            report,
+            rows,
+            {r["post_id"]: r["text"] for r in test_records},
+            links={
+                "selection page": os.path.relpath(
+                    layout.selection_html(sel_report["selection_key"]), os.path.dirname(outputs["evaluation_html"])
+                ),
+                "model card (model/README.md)": report["outputs"]["model_card"],
+                "test_predictions.jsonl": report["outputs"]["test_predictions"],
+            },
+        ).write(outputs["evaluation_html"], outputs["plots"])
         m = report["metrics"]["test"]
         for h in res.history:  # just before the report: a rerun after a kill logs each epoch once
             tracker.log_metrics(run, {"train_loss": h["train_loss"]}, step=h["epoch"])
-        tracker.log_metrics(run, {"test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"],
-                                  "test_accuracy": m["accuracy"]})
+        tracker.log_metrics(
+            run, {"test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"], "test_accuracy": m["accuracy"]}
+        )
         if "evidence" in report["metrics"]:
-            tracker.log_metrics(run, {f"test_evidence_{k}": v for k, v in report["metrics"]["evidence"].items()
-                                      if isinstance(v, float)})
+            tracker.log_metrics(
+                run, {f"test_evidence_{k}": v for k, v in report["metrics"]["evidence"].items() if isinstance(v, float)}
+            )
         write_json(report_path, report, kind="evaluation_report")
         # Through the tracking spool (workflow_lib.shipping.mlflow_model): the report and its page as run artifacts,
         # the model folder as the pyfunc model, registered once per final_key, the alias moved to it.
@@ -413,6 +563,12 @@ def final(cfg: Config, *, selection_path: str, summary_path: str, refit_metrics_
         tracker.log_model(run, model_dir, cfg.tracking.registered_model, cfg.tracking.model_alias, lineage)
     release(state_dir, report_path)
     tracker.close()
-    log.info("final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)%s", backbone, m["macro_f1"], m["micro_f1"],
-             len(test_ids), f"; {len(co_best)} co-best checkpoint(s) also scored" if co_best else "")
+    log.info(
+        "final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)%s",
+        backbone,
+        m["macro_f1"],
+        m["micro_f1"],
+        len(test_ids),
+        f"; {len(co_best)} co-best checkpoint(s) also scored" if co_best else "",
+    )
     return report

@@ -19,6 +19,7 @@ a RUNNING trial whose heartbeat is older than 4 x ``hpo.heartbeat_s`` (or that
 an earlier process of the same worker left behind) is marked failed and its
 parameters queued again, so a killed worker never leaves the study stuck.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,9 +28,10 @@ import os
 import statistics
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
@@ -60,7 +62,7 @@ def study_name(backbone: str, study_key: str, variant: int) -> str:
     return f"{backbone}-{study_key}-v{variant}"
 
 
-def make_sampler(cfg: "Config", n_finished: int = 0, variant: int = 1) -> optuna.samplers.BaseSampler:
+def make_sampler(cfg: Config, n_finished: int = 0, variant: int = 1) -> optuna.samplers.BaseSampler:
     """The sampler for the next trial, seeded from the config seed, the variant and the number of
     finished trials.
 
@@ -80,9 +82,8 @@ def make_sampler(cfg: "Config", n_finished: int = 0, variant: int = 1) -> optuna
 JOURNAL_LOCK_GRACE_S = 30
 
 
-def open_study(cfg: "Config", storage_path: str | Path, name: str) -> optuna.Study:
+def open_study(cfg: Config, storage_path: str | Path, name: str) -> optuna.Study:
     """The study ``name`` in the journal file ``storage_path``, or in the database of ``hpo.storage``."""
-    # here, not at the top: keeps start-up fast (optuna)
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
@@ -99,16 +100,19 @@ def open_study(cfg: "Config", storage_path: str | Path, name: str) -> optuna.Stu
         storage = JournalStorage(JournalFileBackend(str(journal), lock_obj=lock))
     sampler = make_sampler(cfg)
     p = hpo["pruner"]
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=p["n_startup_trials"], n_warmup_steps=p["n_warmup_steps"])
-              if p["enabled"] else optuna.pruners.NopPruner())
-    return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                               direction="maximize", load_if_exists=True)
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=p["n_startup_trials"], n_warmup_steps=p["n_warmup_steps"])
+        if p["enabled"]
+        else optuna.pruners.NopPruner()
+    )
+    return optuna.create_study(
+        study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True
+    )
 
 
 def _rdb_storage(url: str, attempts: int = 5):
     """Optuna's storage in the database ``url``. Workers that start together on an empty database race to
     create its tables (PostgreSQL: UniqueViolation / DuplicateTable); the loser retries and finds them."""
-    # here, not at the top: keeps start-up fast (optuna, sqlalchemy)
     import sqlalchemy.exc
     from optuna.storages import RDBStorage
 
@@ -121,10 +125,12 @@ def _rdb_storage(url: str, attempts: int = 5):
         except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
             error = exc
             break
-    raise RuntimeError(f"hpo.storage {mask(url)}: cannot open the database ({mask(str(error).splitlines()[0])}). "
-                       "Check the URL (user, password, host, port, database), that the server is running, that "
-                       "the user may create tables there (the database's owner may), and that the driver is "
-                       "installed (postgresql: psycopg2-binary, in envs/requirements.lock)") from None
+    raise RuntimeError(
+        f"hpo.storage {mask(url)}: cannot open the database ({mask(str(error).splitlines()[0])}). "
+        "Check the URL (user, password, host, port, database), that the server is running, that "
+        "the user may create tables there (the database's owner may), and that the driver is "
+        "installed (postgresql: psycopg2-binary, in envs/requirements.lock)"
+    ) from None
 
 
 def _heartbeat_age(t, heartbeat_dir: str | Path, now: float) -> float:
@@ -135,8 +141,9 @@ def _heartbeat_age(t, heartbeat_dir: str | Path, now: float) -> float:
         return now - t.datetime_start.timestamp() if t.datetime_start else 0.0
 
 
-def recover_stale_trials(study: optuna.Study, worker: str, *, heartbeat_dir: str | Path | None = None,
-                         heartbeat_s: float = 60.0) -> int:
+def recover_stale_trials(
+    study: optuna.Study, worker: str, *, heartbeat_dir: str | Path | None = None, heartbeat_s: float = 60.0
+) -> int:
     """RUNNING trials whose worker is dead: left by an earlier process of this worker (Snakemake never
     runs the same worker job twice at once), or silent for more than 4 heartbeats. Each is marked
     FAILED and its parameters queued again, so the retry finds its finished folds on disk.
@@ -149,10 +156,16 @@ def recover_stale_trials(study: optuna.Study, worker: str, *, heartbeat_dir: str
         if mine or silent:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number}, skip_if_exists=False)
-            why = (f"an interrupted run of worker {worker}" if mine else
-                   f"worker {t.user_attrs.get('worker')}, silent for more than {4 * heartbeat_s:.0f} s")
-            log.warning("trial %d was left running by %s: marked failed and queued again (its finished folds "
-                        "are reused)", t.number, why)
+            why = (
+                f"an interrupted run of worker {worker}"
+                if mine
+                else f"worker {t.user_attrs.get('worker')}, silent for more than {4 * heartbeat_s:.0f} s"
+            )
+            log.warning(
+                "trial %d was left running by %s: marked failed and queued again (its finished folds are reused)",
+                t.number,
+                why,
+            )
             n += 1
     return n
 
@@ -179,9 +192,19 @@ def heartbeat(path: str | Path, interval: float):
         th.join(timeout=5)
 
 
-def train_fold(spec: "Encoder", tcfg: Training, prepared, fold: Mapping, *, metric: str, objective: "Objective",
-               threads: int | None, desc: str, state_dir: str | None = None,
-               state_policy: "StatePolicy | None" = None) -> dict:
+def train_fold(
+    spec: Encoder,
+    tcfg: Training,
+    prepared,
+    fold: Mapping,
+    *,
+    metric: str,
+    objective: Objective,
+    threads: int | None,
+    desc: str,
+    state_dir: str | None = None,
+    state_policy: StatePolicy | None = None,
+) -> dict:
     """Train the trial's configuration ``tcfg`` (a resolved Training) on a fold's train part for its
     epochs and score its held-out part on ``metric`` and ``objective`` (the hpo section's).
 
@@ -189,15 +212,21 @@ def train_fold(spec: "Encoder", tcfg: Training, prepared, fold: Mapping, *, metr
     interruption and removed once the held-out scores exist (learning/retention.py), as ``state_policy``
     (StatePolicy.of(cfg); required with a state_dir) says.
     """
-    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.examples import objective_value
     from workflow_lib.learning.training import predict, train
 
     heldout = prepared.of(fold["heldout"])
     t0 = time.perf_counter()
     # no validation records: the fold trains its epochs and is scored once, on the held-out part, below
-    res = train(spec, tcfg, prepared.of(fold["train"]), progress_desc=desc, threads=threads, state_dir=state_dir,
-                state_policy=state_policy)
+    res = train(
+        spec,
+        tcfg,
+        prepared.of(fold["train"]),
+        progress_desc=desc,
+        threads=threads,
+        state_dir=state_dir,
+        state_policy=state_policy,
+    )
     pred = predict(res.model, res.tokenizer, heldout, tcfg, max_length=spec.max_length)
     metrics = pred.metrics(heldout)
     result = {
@@ -220,8 +249,12 @@ def train_fold(spec: "Encoder", tcfg: Training, prepared, fold: Mapping, *, metr
     # what the window policy read of the held-out posts with this trial's tokenizer and window settings
     result["input_coverage"] = pred.examples.coverage(result["split"])
     if res.augmentation:
-        result["augmentation"] = {"recipe": tcfg.augment, "prob": tcfg.augment_prob,
-                                  "n_changed": len(res.augmentation), "changes": res.augmentation}
+        result["augmentation"] = {
+            "recipe": tcfg.augment,
+            "prob": tcfg.augment_prob,
+            "n_changed": len(res.augmentation),
+            "changes": res.augmentation,
+        }
     if res.resumed_from:
         result["resumed_from_epoch"] = res.resumed_from
     if state_dir is not None:
@@ -251,17 +284,24 @@ def pooled_coverage(coverages: Sequence[Mapping | None]) -> dict | None:
         mean = sum(float(c[key]["mean"]) * int(c["n_posts"]) for c in covs) / n if n else 0.0
         return {"mean": mean, "max": max(int(c[key]["max"]) for c in covs)}
 
-    return {"split": CV_SPLIT, "n_folds": len(covs), **{k: covs[0].get(k) for k in COVERAGE_SETTINGS},
-            "n_posts": n, "n_longer_than_window": longer, "share_longer_than_window": longer / n if n else 0.0,
-            "windows_needed": windows("windows_needed"), "windows_read": windows("windows_read"),
-            "n_posts_capped": sum(int(c["n_posts_capped"]) for c in covs),
-            "n_evidence_sentences": n_ev, "n_evidence_beyond_read": beyond,
-            "share_evidence_beyond_read": beyond / n_ev if n_ev else 0.0}
+    return {
+        "split": CV_SPLIT,
+        "n_folds": len(covs),
+        **{k: covs[0].get(k) for k in COVERAGE_SETTINGS},
+        "n_posts": n,
+        "n_longer_than_window": longer,
+        "share_longer_than_window": longer / n if n else 0.0,
+        "windows_needed": windows("windows_needed"),
+        "windows_read": windows("windows_read"),
+        "n_posts_capped": sum(int(c["n_posts_capped"]) for c in covs),
+        "n_evidence_sentences": n_ev,
+        "n_evidence_beyond_read": beyond,
+        "share_evidence_beyond_read": beyond / n_ev if n_ev else 0.0,
+    }
 
 
 def fold_score(result: Mapping, metric: str, objective: Mapping) -> float:
     """A fold's objective value from its stored metrics (criteria, and evidence when present)."""
-    # here, not at the top: keeps start-up fast (numpy, torch)
     from workflow_lib.learning.examples import objective_value
 
     metrics = {"criteria": result["metrics"]}
@@ -270,11 +310,21 @@ def fold_score(result: Mapping, metric: str, objective: Mapping) -> float:
     return objective_value(metrics, metric, objective)
 
 
-def make_objective(cfg: "Config", *, backbone: str, data_key: str, prepared, study_dir: str, worker: str,
-                   tracker: Tracker, study_run: RunRef, threads: int | None):
+def make_objective(
+    cfg: Config,
+    *,
+    backbone: str,
+    data_key: str,
+    prepared,
+    study_dir: str,
+    worker: str,
+    tracker: Tracker,
+    study_run: RunRef,
+    threads: int | None,
+):
     """The Optuna objective of one worker: each trial's configuration (the resolved training section with
     the trial's parameters) trained and scored on every fold."""
-    from workflow_lib.learning.epoch_states import StatePolicy  # here, not at the top: keeps start-up fast (torch)
+    from workflow_lib.learning.epoch_states import StatePolicy
 
     spec = cfg.encoders[backbone]
     metric = cfg.hpo.metric
@@ -290,8 +340,13 @@ def make_objective(cfg: "Config", *, backbone: str, data_key: str, prepared, stu
         trial.set_user_attr("trial_key", tkey)
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("device", describe()["type"])
-        ids = {"backbone": backbone, "trial_key": tkey, "trial_number": trial.number,
-               "study_key": study_run.ids["study_key"], "variant": study_run.ids["variant"]}
+        ids = {
+            "backbone": backbone,
+            "trial_key": tkey,
+            "trial_number": trial.number,
+            "study_key": study_run.ids["study_key"],
+            "variant": study_run.ids["variant"],
+        }
         scores: list[float] = []
         criteria: list[float] = []  # the criteria metric alone (the objective may weigh evidence too)
         coverages: list[dict | None] = []  # each scored fold's held-out input coverage
@@ -314,21 +369,33 @@ def make_objective(cfg: "Config", *, backbone: str, data_key: str, prepared, stu
                     fold_ids = {**ids, "fold": k}
                     fold_ids.pop("trial_number")
                     with tracker.run("fold", fold_ids, parent=trun) as frun:
-                        result = train_fold(spec, tcfg, prepared, fold, metric=metric, objective=objective_cfg,
-                                            threads=threads, state_dir=Layout.fold_state(study_dir, tkey, k),
-                                            state_policy=state_policy,
-                                            desc=f"trial {trial.number} fold {k + 1}/{len(prepared.folds)}")
+                        result = train_fold(
+                            spec,
+                            tcfg,
+                            prepared,
+                            fold,
+                            metric=metric,
+                            objective=objective_cfg,
+                            threads=threads,
+                            state_dir=Layout.fold_state(study_dir, tkey, k),
+                            state_policy=state_policy,
+                            desc=f"trial {trial.number} fold {k + 1}/{len(prepared.folds)}",
+                        )
                         result["trial_key"] = tkey
                         for h in result["history"]:
                             tracker.log_metrics(frun, {"train_loss": h["train_loss"]}, step=h["epoch"])
                         cov = result["input_coverage"]
-                        tracker.log_metrics(frun, {"heldout_objective": result["score"],
-                                                   f"heldout_{metric}": result["metrics"][metric],
-                                                   "heldout_micro_f1": result["metrics"]["micro_f1"],
-                                                   "heldout_share_longer_than_window": cov["share_longer_than_window"],
-                                                   "heldout_windows_per_post": cov["windows_read"]["mean"],
-                                                   "heldout_share_evidence_beyond_read":
-                                                       cov["share_evidence_beyond_read"]})
+                        tracker.log_metrics(
+                            frun,
+                            {
+                                "heldout_objective": result["score"],
+                                f"heldout_{metric}": result["metrics"][metric],
+                                "heldout_micro_f1": result["metrics"]["micro_f1"],
+                                "heldout_share_longer_than_window": cov["share_longer_than_window"],
+                                "heldout_windows_per_post": cov["windows_read"]["mean"],
+                                "heldout_share_evidence_beyond_read": cov["share_evidence_beyond_read"],
+                            },
+                        )
                         write_json(path, result)
                 scores.append(result["score"])
                 criteria.append(result["metrics"][metric])
@@ -357,27 +424,52 @@ def _mean_or_none(xs) -> float | None:
     return statistics.fmean(xs) if xs else None
 
 
-def run_worker(cfg: "Config", *, backbone: str, study_key: str, variant: int, worker: str, data_key: str,
-               data_dir: str, threads: int | None = None) -> dict:
+def run_worker(
+    cfg: Config,
+    *,
+    backbone: str,
+    study_key: str,
+    variant: int,
+    worker: str,
+    data_key: str,
+    data_dir: str,
+    threads: int | None = None,
+) -> dict:
     """Run this worker's share of the study until it holds n_trials finished (complete or pruned) trials."""
-    # here, not at the top: keeps start-up fast (numpy)
     from workflow_lib.data.prepare import load_prepared
 
     tracker = Tracker(cfg)  # first: its replayer opens the store while this job works
     layout = Layout(cfg["results_dir"])
     study_dir = layout.study_dir(backbone, study_key, variant)
     prepared = load_prepared(data_dir)
-    write_definition(cfg, layout.study_definition(backbone, study_key, variant), backbone=backbone,
-                     study_key=study_key, variant=variant, data_key=data_key)
-    study = open_study(cfg, layout.study_storage(backbone, study_key, variant), study_name(backbone, study_key, variant))
+    write_definition(
+        cfg,
+        layout.study_definition(backbone, study_key, variant),
+        backbone=backbone,
+        study_key=study_key,
+        variant=variant,
+        data_key=data_key,
+    )
+    study = open_study(
+        cfg, layout.study_storage(backbone, study_key, variant), study_name(backbone, study_key, variant)
+    )
     n_trials = cfg["hpo"]["n_trials"]
     heartbeat_s = float(cfg["hpo"]["heartbeat_s"])
     beats = layout.heartbeats_dir(backbone, study_key, variant)
     lock = layout.study_lock(backbone, study_key, variant)
     ids = {"backbone": backbone, "study_key": study_key, "variant": variant, "data_key": data_key}
     srun = tracker.start("study", ids, params={"hpo": cfg["hpo"], "training": cfg["training"]})
-    objective = make_objective(cfg, backbone=backbone, data_key=data_key, prepared=prepared, study_dir=study_dir,
-                               worker=worker, tracker=tracker, study_run=srun, threads=threads)
+    objective = make_objective(
+        cfg,
+        backbone=backbone,
+        data_key=data_key,
+        prepared=prepared,
+        study_dir=study_dir,
+        worker=worker,
+        tracker=tracker,
+        study_run=srun,
+        threads=threads,
+    )
     progress = StudyProgress(n_trials)
 
     def finished() -> int:
@@ -420,16 +512,24 @@ def run_worker(cfg: "Config", *, backbone: str, study_key: str, variant: int, wo
     return {"finished": finished(), "n_trials": n_trials, "worker": worker}
 
 
-def write_definition(cfg: "Config", path: str, *, backbone: str, study_key: str, variant: int, data_key: str) -> None:
+def write_definition(cfg: Config, path: str, *, backbone: str, study_key: str, variant: int, data_key: str) -> None:
     """study.json: what the study is (written once, by its first worker), for people and tools."""
     if Path(path).exists():
         return
-    write_json(path, {"backbone": backbone, "study_key": study_key, "variant": int(variant), "data_key": data_key,
-                      "backbone_spec": cfg["encoders"][backbone],
-                      "training": cfg["training"],
-                      "hpo": {k: v for k, v in cfg["hpo"].items() if k not in ("n_workers", "storage")},
-                      "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                      "code_version": code_version()})
+    write_json(
+        path,
+        {
+            "backbone": backbone,
+            "study_key": study_key,
+            "variant": int(variant),
+            "data_key": data_key,
+            "backbone_spec": cfg["encoders"][backbone],
+            "training": cfg["training"],
+            "hpo": {k: v for k, v in cfg["hpo"].items() if k not in ("n_workers", "storage")},
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "code_version": code_version(),
+        },
+    )
 
 
 class StudyProgress:
@@ -450,14 +550,16 @@ class StudyProgress:
         elapsed = time.perf_counter() - self.t0
         left = max(0, self.n_trials - done)
         eta = elapsed / self.done_here * left
-        value = "pruned" if trial.state == TrialState.PRUNED else (
-            f"{trial.value:.4f}" if trial.value is not None else trial.state.name.lower())
-        msg = (f"trial {done}/{self.n_trials} (#{trial.number}: {value}), best so far {best}, "
-               f"ETA {eta:.0f}s")
+        value = (
+            "pruned"
+            if trial.state == TrialState.PRUNED
+            else (f"{trial.value:.4f}" if trial.value is not None else trial.state.name.lower())
+        )
+        msg = f"trial {done}/{self.n_trials} (#{trial.number}: {value}), best so far {best}, ETA {eta:.0f}s"
         log.info(msg)
 
 
-def summarize(cfg: "Config", *, backbone: str, study_key: str, variant: int, data_key: str) -> dict:
+def summarize(cfg: Config, *, backbone: str, study_key: str, variant: int, data_key: str) -> dict:
     """The study summary: every trial with params, per-fold and mean±std scores, state, input coverage
     (over its scored folds' held-out posts); the best trial."""
     layout = Layout(cfg["results_dir"])
@@ -471,20 +573,22 @@ def summarize(cfg: "Config", *, backbone: str, study_key: str, variant: int, dat
         state = t.state.name
         counts_key = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(state, "running")
         counts[counts_key] += 1
-        trials.append({
-            "number": t.number,
-            "trial_key": t.user_attrs.get("trial_key", ""),
-            "state": state,
-            "params": dict(t.params),
-            "fold_scores": folds,
-            "mean": t.value if t.state == TrialState.COMPLETE else (statistics.fmean(done) if done else None),
-            "std": _std(done) if done else None,
-            "criteria_mean": _mean_or_none(t.user_attrs.get("criteria_fold_scores")),
-            "reused_folds": int(t.user_attrs.get("reused_folds", 0)),
-            "warm_started_folds": int(t.user_attrs.get("warm_started_folds", 0)),
-            "duration_s": t.duration.total_seconds() if t.duration else None,
-            "input_coverage": t.user_attrs.get("input_coverage"),
-        })
+        trials.append(
+            {
+                "number": t.number,
+                "trial_key": t.user_attrs.get("trial_key", ""),
+                "state": state,
+                "params": dict(t.params),
+                "fold_scores": folds,
+                "mean": t.value if t.state == TrialState.COMPLETE else (statistics.fmean(done) if done else None),
+                "std": _std(done) if done else None,
+                "criteria_mean": _mean_or_none(t.user_attrs.get("criteria_fold_scores")),
+                "reused_folds": int(t.user_attrs.get("reused_folds", 0)),
+                "warm_started_folds": int(t.user_attrs.get("warm_started_folds", 0)),
+                "duration_s": t.duration.total_seconds() if t.duration else None,
+                "input_coverage": t.user_attrs.get("input_coverage"),
+            }
+        )
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     best = None
     if complete:
@@ -499,24 +603,39 @@ def summarize(cfg: "Config", *, backbone: str, study_key: str, variant: int, dat
         for t in ranked[1:]:
             if t["mean"] == best["mean"] and t["trial_key"] not in seen:
                 seen.add(t["trial_key"])
-                best["co_best"].append({**{k: t[k] for k in fields},
-                                        "config": trial_training_config(cfg.training, t["params"])})
+                best["co_best"].append(
+                    {**{k: t[k] for k in fields}, "config": trial_training_config(cfg.training, t["params"])}
+                )
     summary = {
-        "backbone": backbone, "study_key": study_key, "variant": int(variant), "data_key": data_key,
-        "study_name": study.study_name, "metric": cfg["hpo"]["metric"], "objective": dict(cfg["hpo"]["objective"]),
+        "backbone": backbone,
+        "study_key": study_key,
+        "variant": int(variant),
+        "data_key": data_key,
+        "study_name": study.study_name,
+        "metric": cfg["hpo"]["metric"],
+        "objective": dict(cfg["hpo"]["objective"]),
         "direction": "maximize",
-        "n_trials": cfg["hpo"]["n_trials"], "n_folds": cfg["data"]["n_folds"],
+        "n_trials": cfg["hpo"]["n_trials"],
+        "n_folds": cfg["data"]["n_folds"],
         "storage": mask(cfg["hpo"]["storage"]) if cfg["hpo"]["storage"] else storage,
-        "trials": trials, "best_trial": best, "counts": counts, "code_version": code_version(), "split": CV_SPLIT,
+        "trials": trials,
+        "best_trial": best,
+        "counts": counts,
+        "code_version": code_version(),
+        "split": CV_SPLIT,
         "backbone_spec": cfg["encoders"][backbone],
-        "devices": sorted({t.user_attrs["device"] for t in study.get_trials(deepcopy=False) if "device" in t.user_attrs}),
-        "warm_start": {"trials": sum(1 for t in trials if t["warm_started_folds"]),
-                       "folds": sum(t["warm_started_folds"] for t in trials)},
+        "devices": sorted(
+            {t.user_attrs["device"] for t in study.get_trials(deepcopy=False) if "device" in t.user_attrs}
+        ),
+        "warm_start": {
+            "trials": sum(1 for t in trials if t["warm_started_folds"]),
+            "folds": sum(t["warm_started_folds"] for t in trials),
+        },
     }
     return summary
 
 
-def best_trial_config(cfg: "Config", summary: Mapping, trial_key: str) -> Training:
+def best_trial_config(cfg: Config, summary: Mapping, trial_key: str) -> Training:
     """The training configuration (a resolved Training) of a trial of a study summary, for refit and
     final: the one the summary stored (an earlier variant may have had other fixed settings), resolved once
     as it is read back (a setting it lacks takes the schema's default, as its trial key did), else the
@@ -524,8 +643,10 @@ def best_trial_config(cfg: "Config", summary: Mapping, trial_key: str) -> Traini
     best = summary.get("best_trial") or {}
     for t in [best, *best.get("co_best", [])]:
         if t.get("trial_key") == trial_key and t.get("config"):
-            return Training.resolve(t["config"], what=f"configuration of trial {trial_key} stored in the summary "
-                                                      f"of study {summary['study_name']}")
+            return Training.resolve(
+                t["config"],
+                what=f"configuration of trial {trial_key} stored in the summary of study {summary['study_name']}",
+            )
     for t in summary["trials"]:
         if t["trial_key"] == trial_key:
             return trial_training_config(cfg.training, t["params"])

@@ -18,11 +18,13 @@ Rule (``selection`` config section):
 The full ranking applies the same rule repeatedly to the remaining
 candidates, so rank 1 is always the selected one.
 """
+
 from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workflow_lib.config.sections import Selection
@@ -49,8 +51,9 @@ def _pick(pool: list[dict], tol: float) -> tuple[dict, list[dict]]:
     """The winner of ``pool`` by the rule, and the candidates tied with the best score."""
     best = max(c["cv_mean"] for c in pool)
     tied = [c for c in pool if best - c["cv_mean"] <= tol + _EPS]
-    winner = min(tied, key=lambda c: (_lat_key(c), -c["cv_mean"], str(c["backbone"]), str(c["trial_key"]),
-                                      int(c["variant"])))
+    winner = min(
+        tied, key=lambda c: (_lat_key(c), -c["cv_mean"], str(c["backbone"]), str(c["trial_key"]), int(c["variant"]))
+    )
     return winner, tied
 
 
@@ -60,12 +63,12 @@ def _check(c: Mapping, i: int) -> None:
         raise SelectionError(f"candidate #{i} ({c.get('backbone', '?')}) lacks {', '.join(missing)}")
     m = c["cv_mean"]
     if not isinstance(m, (int, float)) or isinstance(m, bool) or not math.isfinite(m):
-        raise SelectionError(f"candidate {_label(c)} has no CV score (cv_mean={m!r}); "
-                             f"its study has no completed trial")
+        raise SelectionError(f"candidate {_label(c)} has no CV score (cv_mean={m!r}); its study has no completed trial")
 
 
-def select(candidates: list[dict], rule: "Selection", *, metric: str, baseline: dict | None = None,
-           objective: str | None = None) -> dict:
+def select(
+    candidates: list[dict], rule: Selection, *, metric: str, baseline: dict | None = None, objective: str | None = None
+) -> dict:
     """Pick the best candidate by ``rule`` (the resolved ``selection`` section); return the selection report
     (without selection_key, lineage, code_version, html). ``metric`` is the CV metric (hpo.metric),
     ``objective`` how the CV score weighs it (the metric alone when None)."""
@@ -87,14 +90,17 @@ def select(candidates: list[dict], rule: "Selection", *, metric: str, baseline: 
         elif budget is None:
             lat, info = None, None
         elif not bench:
-            raise SelectionError(f"candidate {_label(cand)} has no benchmark, so the latency budget "
-                                 f"{budget} ms cannot be checked; run its benchmark first")
+            raise SelectionError(
+                f"candidate {_label(cand)} has no benchmark, so the latency budget "
+                f"{budget} ms cannot be checked; run its benchmark first"
+            )
         else:
             raise SelectionError(
                 f"the benchmark of candidate {_label(cand)} has no per-post figures (it was written before "
                 f"benchmark version 2), so the per-post p95 latency budget of {budget} ms "
                 f"(selection.latency_metric: per_post_p95) cannot be checked; run its benchmark again "
-                f"(snakemake --forcerun benchmark) or set selection.latency_metric: fixed_shape_p95")
+                f"(snakemake --forcerun benchmark) or set selection.latency_metric: fixed_shape_p95"
+            )
         row["latency_p95_ms"] = lat
         row["latency_measured_at"] = info
         row["within_budget"] = budget is None or (lat is not None and lat <= budget)
@@ -113,7 +119,8 @@ def select(candidates: list[dict], rule: "Selection", *, metric: str, baseline: 
             f"no candidate meets the latency budget of {budget} ms (p95 {where}; selection.latency_metric: "
             f"{rule.latency_metric}); the fastest is {_label(fastest)} at {fastest['latency_p95_ms']:.3f} ms. "
             f"Raise selection.latency_budget_ms to at least "
-            f"{math.ceil(fastest['latency_p95_ms'] * 1000) / 1000:.3f} or add a smaller backbone.")
+            f"{math.ceil(fastest['latency_p95_ms'] * 1000) / 1000:.3f} or add a smaller backbone."
+        )
 
     # Full ranking: apply the rule repeatedly to what is left.
     remaining = list(eligible)
@@ -129,12 +136,16 @@ def select(candidates: list[dict], rule: "Selection", *, metric: str, baseline: 
     winner = next(r for r in rows if r["rank"] == 1)
     winner["selected"] = True
 
-    excluded = sorted((r for r in rows if not r["within_budget"]),
-                      key=lambda r: (-r["cv_mean"], str(r["backbone"]), str(r["trial_key"]), int(r["variant"])))
+    excluded = sorted(
+        (r for r in rows if not r["within_budget"]),
+        key=lambda r: (-r["cv_mean"], str(r["backbone"]), str(r["trial_key"]), int(r["variant"])),
+    )
     ordered = sorted((r for r in rows if r["within_budget"]), key=lambda r: r["rank"]) + excluded
 
-    selected = {k: copy.deepcopy(winner[k]) for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean",
-                                                      "cv_std", "latency_p95_ms", "params")}
+    selected = {
+        k: copy.deepcopy(winner[k])
+        for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean", "cv_std", "latency_p95_ms", "params")
+    }
     reason = _reason(winner, first_tied, excluded, eligible, rule, where, metric, baseline, objective)
     # co-best: other checkpoints tied with the winner (one per trial key: variants that met the same
     # configuration share its refit)
@@ -142,7 +153,9 @@ def select(candidates: list[dict], rule: "Selection", *, metric: str, baseline: 
     for t in sorted(first_tied, key=lambda t: t["rank"]):
         if t["trial_key"] not in seen:
             seen.add(t["trial_key"])
-            co_best.append({k: copy.deepcopy(t[k]) for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")})
+            co_best.append(
+                {k: copy.deepcopy(t[k]) for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")}
+            )
     return {
         "co_best": co_best,
         "metric": metric,
@@ -167,18 +180,27 @@ def _fmt_lat(lat) -> str:
 
 def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, objective=None) -> str:
     budget = rule.latency_budget_ms
-    scope = (f"the {len(eligible)} candidate(s) within the p95 latency budget of {budget} ms"
-             if budget is not None else f"{len(eligible)} candidate(s) (no latency budget)")
-    parts = [f"Selected {_label(winner)} (study {winner['study_key']}): CV {objective or metric} "
-             f"{winner['cv_mean']:.4f} ± {winner['cv_std']:.4f}, p95 latency {_fmt_lat(winner['latency_p95_ms'])} "
-             f"{where}, among {scope}."]
+    scope = (
+        f"the {len(eligible)} candidate(s) within the p95 latency budget of {budget} ms"
+        if budget is not None
+        else f"{len(eligible)} candidate(s) (no latency budget)"
+    )
+    parts = [
+        f"Selected {_label(winner)} (study {winner['study_key']}): CV {objective or metric} "
+        f"{winner['cv_mean']:.4f} ± {winner['cv_std']:.4f}, p95 latency {_fmt_lat(winner['latency_p95_ms'])} "
+        f"{where}, among {scope}."
+    ]
     others = [t for t in tied if t is not winner]
     if others:
         best = max(t["cv_mean"] for t in tied)
-        names = ", ".join(f"{_label(t)} ({t['cv_mean']:.4f}, {_fmt_lat(t['latency_p95_ms'])})" for t in
-                          sorted(others, key=lambda t: t["rank"]))
-        parts.append(f"Tied within tolerance {rule.tie_tolerance} of the best score {best:.4f} with {names}; "
-                     f"the lowest latency wins.")
+        names = ", ".join(
+            f"{_label(t)} ({t['cv_mean']:.4f}, {_fmt_lat(t['latency_p95_ms'])})"
+            for t in sorted(others, key=lambda t: t["rank"])
+        )
+        parts.append(
+            f"Tied within tolerance {rule.tie_tolerance} of the best score {best:.4f} with {names}; "
+            f"the lowest latency wins."
+        )
     if excluded:
         names = ", ".join(f"{_label(r)} ({r['cv_mean']:.4f}, {_fmt_lat(r['latency_p95_ms'])})" for r in excluded)
         parts.append(f"Excluded for exceeding the latency budget: {names}.")
@@ -188,12 +210,15 @@ def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, obj
         mine = winner["cv_mean"] if mine is None else mine
         margin = mine - baseline["mean"]
         verdict = "beats" if margin > 0 else "does NOT beat"
-        parts.append(f"On CV {metric} alone ({mine:.4f}) it {verdict} the {baseline.get('name', 'baseline')} "
-                     f"baseline ({baseline['mean']:.4f}) by {margin:+.4f}.")
+        parts.append(
+            f"On CV {metric} alone ({mine:.4f}) it {verdict} the {baseline.get('name', 'baseline')} "
+            f"baseline ({baseline['mean']:.4f}) by {margin:+.4f}."
+        )
     return " ".join(parts)
 
 
 # -- reading a benchmark report (benchmark.json of the inference benchmark stage) ---------------
+
 
 def per_post_p95(bench: Mapping[str, Any]) -> tuple[float, dict] | None:
     """Per-post p95 latency (ms) and what it was measured on ({"posts", "long_posts", "max_length",
@@ -201,8 +226,12 @@ def per_post_p95(bench: Mapping[str, Any]) -> tuple[float, dict] | None:
     pp = bench.get("per_post")
     if not pp:
         return None
-    info = {"posts": int(pp["posts"]), "long_posts": str(pp["long_posts"]), "max_length": int(pp["max_length"]),
-            "windows_per_post_mean": float(pp["windows_per_post"]["mean"])}
+    info = {
+        "posts": int(pp["posts"]),
+        "long_posts": str(pp["long_posts"]),
+        "max_length": int(pp["max_length"]),
+        "windows_per_post_mean": float(pp["windows_per_post"]["mean"]),
+    }
     return float(pp["latency_ms"]["p95"]), info
 
 

@@ -24,6 +24,7 @@ by an interrupted attempt is found again (READY) or marked FAILED and logged ane
 The alias moves to the version whose model event is newest (tag ``event_time_ms``), so a spool
 drained late never takes the alias away from a newer final model.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,9 +33,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -51,9 +53,22 @@ ARTIFACT = "model"  # the pyfunc artifact key, the logged model's name and the c
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # workflow_lib/ (this module is workflow_lib/shipping/)
 LOCK = PACKAGE_DIR.parent / "envs" / "requirements.lock"
 CODE_IGNORE = ("__pycache__", "*.pyc", CODE_VERSION_FILE)  # what the model's code copy leaves out
-# Distributions an inference process imports (tests/unit/test_mlflow_model.py checks the list is complete).
-INFERENCE_DISTRIBUTIONS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "huggingface-hub",
-                           "numpy", "pandas", "peft", "pytorch-crf", "jsonschema", "PyYAML", "tqdm")
+# Distributions an inference process imports (tests/unit/shipping/test_mlflow_model.py checks the list is complete).
+INFERENCE_DISTRIBUTIONS = (
+    "mlflow",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "huggingface-hub",
+    "numpy",
+    "pandas",
+    "peft",
+    "pytorch-crf",
+    "jsonschema",
+    "PyYAML",
+    "tqdm",
+)
 DESCRIPTION_MAX = 5000  # MLflow's limit for a model version description
 MODEL_CODE = '''"""RedSM5 pyfunc model (MLflow models from code): the class lives in workflow_lib.shipping.mlflow_model."""
 import mlflow
@@ -62,9 +77,12 @@ from workflow_lib.shipping.mlflow_model import RedSM5Model
 
 mlflow.models.set_model(RedSM5Model())
 '''
-INPUT_EXAMPLE = pd.DataFrame({
-    "post_id": ["example-1", "example-2"],
-    "text": ["I can't sleep and nothing is fun anymore.", "Had a great day at the beach with friends."]})
+INPUT_EXAMPLE = pd.DataFrame(
+    {
+        "post_id": ["example-1", "example-2"],
+        "text": ["I can't sleep and nothing is fun anymore.", "Had a great day at the beach with friends."],
+    }
+)
 
 
 class RedSM5Model(mlflow.pyfunc.PythonModel):
@@ -75,8 +93,12 @@ class RedSM5Model(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: Mapping[str, Any] | None = None) -> list[dict]:
         params = params or {}
-        return self.predictor.predict(posts_from_frame(model_input), threshold=params.get("threshold"),
-                                      batch_size=params.get("batch_size"), progress=False)
+        return self.predictor.predict(
+            posts_from_frame(model_input),
+            threshold=params.get("threshold"),
+            batch_size=params.get("batch_size"),
+            progress=False,
+        )
 
 
 def posts_from_frame(frame) -> list[dict]:
@@ -85,11 +107,14 @@ def posts_from_frame(frame) -> list[dict]:
     an empty text cell becomes "" (which Predictor refuses, naming the row)."""
     df = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
     if "text" not in df.columns:
-        raise ValueError(f"model input needs a 'text' column (and optionally 'post_id'); got columns "
-                         f"{list(map(str, df.columns))}")
+        raise ValueError(
+            f"model input needs a 'text' column (and optionally 'post_id'); got columns {list(map(str, df.columns))}"
+        )
     ids = df["post_id"].tolist() if "post_id" in df.columns else [None] * len(df)
-    return [{**({"post_id": str(p)} if _present(p) else {}), "text": str(t) if _present(t) else ""}
-            for p, t in zip(ids, df["text"].tolist())]
+    return [
+        {**({"post_id": str(p)} if _present(p) else {}), "text": str(t) if _present(t) else ""}
+        for p, t in zip(ids, df["text"].tolist())
+    ]
 
 
 def _present(value) -> bool:
@@ -99,29 +124,33 @@ def _present(value) -> bool:
 def signature():
     """Input: post_id (optional, any scalar), text (string); output: the Predictor rows; params: threshold,
     batch_size."""
-    # here, not at the top: keeps start-up fast (mlflow)
     from mlflow.models import ModelSignature
     from mlflow.types import DataType
     from mlflow.types.schema import AnyType, Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
 
     span = Object([Property("start", DataType.long), Property("end", DataType.long), Property("text", DataType.string)])
-    outputs = Schema([
-        ColSpec(DataType.string, "post_id"),
-        ColSpec(Object([Property(s, DataType.double) for s in SYMPTOMS]), "probabilities"),
-        ColSpec(Object([Property(s, DataType.long) for s in SYMPTOMS]), "decisions"),
-        ColSpec(Array(DataType.string), "predicted"),
-        ColSpec(AnyType(), "threshold"),  # "tuned", or the threshold given
-        ColSpec(Object([Property(s, Array(span), required=False) for s in SYMPTOMS]), "evidence", required=False),
-        ColSpec(DataType.string, "evidence_scope", required=False),  # evidence models only
-        ColSpec(DataType.string, "final_key", required=False),
-        ColSpec(DataType.string, "code_version"),
-    ])
+    outputs = Schema(
+        [
+            ColSpec(DataType.string, "post_id"),
+            ColSpec(Object([Property(s, DataType.double) for s in SYMPTOMS]), "probabilities"),
+            ColSpec(Object([Property(s, DataType.long) for s in SYMPTOMS]), "decisions"),
+            ColSpec(Array(DataType.string), "predicted"),
+            ColSpec(AnyType(), "threshold"),  # "tuned", or the threshold given
+            ColSpec(Object([Property(s, Array(span), required=False) for s in SYMPTOMS]), "evidence", required=False),
+            ColSpec(DataType.string, "evidence_scope", required=False),  # evidence models only
+            ColSpec(DataType.string, "final_key", required=False),
+            ColSpec(DataType.string, "code_version"),
+        ]
+    )
     return ModelSignature(
         # post_id: any scalar, made a string (a CSV's numeric ids are int64 to pandas, which a string column
         # refuses; redsm5-predict reads them as text)
         inputs=Schema([ColSpec(AnyType(), "post_id", required=False), ColSpec(DataType.string, "text")]),
         outputs=outputs,
-        params=ParamSchema([ParamSpec("threshold", DataType.double, None), ParamSpec("batch_size", DataType.long, None)]))
+        params=ParamSchema(
+            [ParamSpec("threshold", DataType.double, None), ParamSpec("batch_size", DataType.long, None)]
+        ),
+    )
 
 
 def _norm(name: str) -> str:
@@ -148,8 +177,10 @@ def pip_requirements(info: Mapping | None = None, lock: Path = LOCK) -> list[str
         if _norm(dist) in pins:
             out.append(pins[_norm(dist)])
         elif lock.is_file():
-            raise ValueError(f"{lock}: no pin for {dist!r}, which the MLflow model needs at inference; add "
-                             f"'{dist}==<version>' (the version `pip show {dist}` names)")
+            raise ValueError(
+                f"{lock}: no pin for {dist!r}, which the MLflow model needs at inference; add "
+                f"'{dist}==<version>' (the version `pip show {dist}` names)"
+            )
         else:
             out.append(f"{dist}=={metadata.version(dist)}")
     return out
@@ -159,15 +190,19 @@ def check_model_folder(model_dir) -> dict:
     """Verify a final/refit checkpoint folder for logging (manifest, meta.thresholds); return checkpoint.json."""
     folder = Path(model_dir)
     if folder.name != ARTIFACT:
-        raise ValueError(f"{folder}: the model folder must be named {ARTIFACT!r} (the checkpoint folder the final "
-                         f"stage writes: results/final/<final_key>/{ARTIFACT}); loaders find it at "
-                         f"artifacts/{ARTIFACT}")
+        raise ValueError(
+            f"{folder}: the model folder must be named {ARTIFACT!r} (the checkpoint folder the final "
+            f"stage writes: results/final/<final_key>/{ARTIFACT}); loaders find it at "
+            f"artifacts/{ARTIFACT}"
+        )
     verify_checkpoint(folder)
     info = json.loads((folder / INFO).read_text())
     missing = [s for s in SYMPTOMS if s not in (info.get("meta", {}).get("thresholds") or {})]
     if missing:
-        raise ValueError(f"{folder / INFO}: meta.thresholds lacks {missing}; the model predicts at its tuned "
-                         "thresholds, so rebuild the folder with the final stage (it writes them)")
+        raise ValueError(
+            f"{folder / INFO}: meta.thresholds lacks {missing}; the model predicts at its tuned "
+            "thresholds, so rebuild the folder with the final stage (it writes them)"
+        )
     return info
 
 
@@ -183,8 +218,8 @@ def model_card(folder: Path) -> str | None:
     if len(text) <= DESCRIPTION_MAX:
         return text
     note = f"\n\n... (the whole card: artifacts/{ARTIFACT}/README.md of this version)"
-    head = text[:DESCRIPTION_MAX - len(note)]
-    return head[:head.rfind("\n\n")] + note if "\n\n" in head else head + note  # cut between paragraphs
+    head = text[: DESCRIPTION_MAX - len(note)]
+    return head[: head.rfind("\n\n")] + note if "\n\n" in head else head + note  # cut between paragraphs
 
 
 def _stage_code(dst: Path) -> Path:
@@ -195,8 +230,7 @@ def _stage_code(dst: Path) -> Path:
     return target
 
 
-def log_pyfunc_model(model_dir, *, run_id: str, experiment_id: str, tags: Mapping[str, str] | None = None,
-                     client=None):
+def log_pyfunc_model(model_dir, *, run_id: str, experiment_id: str, tags: Mapping[str, str] | None = None, client=None):
     """Log the checkpoint folder ``model_dir`` as the pyfunc model "model" of run ``run_id``; return the
     LoggedModel (status READY once every file is uploaded; ``models:/<model_id>``).
 
@@ -208,7 +242,6 @@ def log_pyfunc_model(model_dir, *, run_id: str, experiment_id: str, tags: Mappin
     the tests load and serve the logged model instead. The folder is verified first. ``client``: an
     MlflowClient on the store (default: MLflow's current tracking URI).
     """
-    # here, not at the top: keeps start-up fast (mlflow)
     from mlflow.entities import LoggedModelOutput
     from mlflow.models import Model
 
@@ -224,15 +257,27 @@ def log_pyfunc_model(model_dir, *, run_id: str, experiment_id: str, tags: Mappin
         code.write_text(MODEL_CODE)
         local = Path(tmp) / "pyfunc"
         mlflow.pyfunc.save_model(
-            str(local), mlflow_model=Model(artifact_path=logged.artifact_location, run_id=run_id,
-                                           model_uuid=logged.model_id, model_id=logged.model_id),
-            python_model=str(code), artifacts={ARTIFACT: str(folder)},
+            str(local),
+            mlflow_model=Model(
+                artifact_path=logged.artifact_location,
+                run_id=run_id,
+                model_uuid=logged.model_id,
+                model_id=logged.model_id,
+            ),
+            python_model=str(code),
+            artifacts={ARTIFACT: str(folder)},
             code_paths=[str(_stage_code(Path(tmp) / "code"))],
-            signature=signature(), input_example=INPUT_EXAMPLE, pip_requirements=pip_requirements(info),
-            metadata={"final_key": info["meta"].get("final_key"), "code_version": info.get("code_version"),
-                      "thresholds": info["meta"]["thresholds"],
-                      "thresholds_file": f"artifacts/{ARTIFACT}/checkpoint.json (meta.thresholds)",
-                      "model_card": f"artifacts/{ARTIFACT}/README.md" if card is not None else None})
+            signature=signature(),
+            input_example=INPUT_EXAMPLE,
+            pip_requirements=pip_requirements(info),
+            metadata={
+                "final_key": info["meta"].get("final_key"),
+                "code_version": info.get("code_version"),
+                "thresholds": info["meta"]["thresholds"],
+                "thresholds_file": f"artifacts/{ARTIFACT}/checkpoint.json (meta.thresholds)",
+                "model_card": f"artifacts/{ARTIFACT}/README.md" if card is not None else None,
+            },
+        )
         client.log_model_artifacts(logged.model_id, str(local))
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
     return client.finalize_logged_model(logged.model_id, "READY")
@@ -244,7 +289,6 @@ def _global_tracking_uri(uri: str):
     """MLflow's global tracking URI set to ``uri`` for the block, then put back ($MLFLOW_TRACKING_URI too):
     MLflow's SQL model registry resolves a ``models:/<model_id>`` source through the global URI, not
     through the client's (a TODO in mlflow/store/model_registry/sqlalchemy_store.py)."""
-    # here, not at the top: keeps start-up fast (mlflow)
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     env = os.environ.get("MLFLOW_TRACKING_URI")
@@ -265,13 +309,16 @@ def find_version(client, name: str, final_key: str):
 
 
 def _ensure_registered_model(client, name: str) -> None:
-    # here, not at the top: keeps start-up fast (mlflow)
     from mlflow.exceptions import MlflowException
 
     try:
-        client.create_registered_model(name, description=(
-            "ReDSM5 symptom classifiers: one version per final model (final_key tag), alias on the newest. "
-            "A research tool for studying language, not a diagnostic device."))
+        client.create_registered_model(
+            name,
+            description=(
+                "ReDSM5 symptom classifiers: one version per final model (final_key tag), alias on the newest. "
+                "A research tool for studying language, not a diagnostic device."
+            ),
+        )
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
@@ -280,7 +327,8 @@ def _ensure_registered_model(client, name: str) -> None:
 def _find_logged_model(client, experiment_id: str, run_id: str, final_key: str) -> str | None:
     """A READY pyfunc model of this run and final_key (an earlier attempt's); others left PENDING are marked FAILED."""
     found = client.search_logged_models(
-        [experiment_id], filter_string=f"source_run_id = '{run_id}' AND tags.`{tag('final_key')}` = '{final_key}'")
+        [experiment_id], filter_string=f"source_run_id = '{run_id}' AND tags.`{tag('final_key')}` = '{final_key}'"
+    )
     ready = [m for m in found if m.name == ARTIFACT and str(m.status) == "READY"]
     for m in found:
         if m.name == ARTIFACT and str(m.status) == "PENDING":
@@ -295,8 +343,13 @@ def _move_alias(client, name: str, alias: str, version) -> str:
     if current is not None and str(current) != str(version.version):
         held = client.get_model_version(name, str(current))
         if int(held.tags.get(time_tag, 0)) > int(version.tags.get(time_tag, 0)):
-            log.warning("alias %s@%s stays on version %s (a newer final model than version %s)", name, alias,
-                        current, version.version)
+            log.warning(
+                "alias %s@%s stays on version %s (a newer final model than version %s)",
+                name,
+                alias,
+                current,
+                version.version,
+            )
             return str(current)
     if str(current) != str(version.version):
         client.set_registered_model_alias(name, alias, str(version.version))
@@ -315,7 +368,7 @@ def apply_model_event(rep, run_id: str, ev: Mapping):
     if version is None:
         try:
             check_model_folder(ev["path"])
-        except Exception as exc:  # noqa: BLE001 - the event can never apply: report it and go on
+        except Exception as exc:
             log.error("model %s not logged to %s: %s", ev["path"], name, exc)
             return None
 
@@ -324,11 +377,22 @@ def apply_model_event(rep, run_id: str, ev: Mapping):
             if found is not None:
                 return found
             _ensure_registered_model(client, name)
-            model_id = _find_logged_model(client, rep.experiment_id, run_id, final_key) or log_pyfunc_model(
-                ev["path"], run_id=run_id, experiment_id=rep.experiment_id, tags=tags, client=client).model_id
+            model_id = (
+                _find_logged_model(client, rep.experiment_id, run_id, final_key)
+                or log_pyfunc_model(
+                    ev["path"], run_id=run_id, experiment_id=rep.experiment_id, tags=tags, client=client
+                ).model_id
+            )
             with _global_tracking_uri(rep.uri):
-                return client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, tags=tags,
-                                                   description=model_card(Path(ev["path"])), model_id=model_id)
+                return client.create_model_version(
+                    name,
+                    source=f"models:/{model_id}",
+                    run_id=run_id,
+                    tags=tags,
+                    description=model_card(Path(ev["path"])),
+                    model_id=model_id,
+                )
+
         version = rep.call(find_or_register)
     rep.call(_move_alias, client, name, alias, version)
     return version

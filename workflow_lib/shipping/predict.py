@@ -33,6 +33,7 @@ there for a model with the evidence task: a binary_pairs model decodes spans per
 row (scope ``symptom``); a multi_label evidence head is symptom-agnostic, so every predicted
 symptom gets the post's spans (scope ``post``). Span offsets are character offsets into the post text.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,27 +48,28 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
 from workflow_lib.config import Config, ConfigError, Training
 from workflow_lib.config.keys import input_digest as digest_of
 from workflow_lib.config.schema import load_schema
-from workflow_lib.data.loader import DataError, _add_post, _check_split_file, _decode, read_csv
+from workflow_lib.data.loader import DataError, add_post, check_split_file, decode_text, read_csv
 from workflow_lib.learning.checkpoint import CheckpointError, load_checkpoint
 from workflow_lib.persistence.reports import atomic_write_text, write_json
 from workflow_lib.provenance import code_version
 from workflow_lib.symptoms import SYMPTOMS
 from workflow_lib.tracking.logs import setup_logging
-from workflow_lib.tracking.tracker import redact_uri, tracking_uri as pipeline_uri
+from workflow_lib.tracking.tracker import redact_uri
+from workflow_lib.tracking.tracker import tracking_uri as pipeline_uri
 
 log = logging.getLogger("workflow_lib.shipping.predict")  # also under python -m
 
-CHUNK_POSTS = 8192            # posts per training.predict call (bounds the memory of the tokenised rows)
-DEFAULT_THRESHOLD = 0.5       # for a model whose checkpoint has no tuned thresholds
-URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")   # models:/..., runs:/..., s3://, mlflow-artifacts:/
+CHUNK_POSTS = 8192  # posts per training.predict call (bounds the memory of the tokenised rows)
+DEFAULT_THRESHOLD = 0.5  # for a model whose checkpoint has no tuned thresholds
+URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # models:/..., runs:/..., s3://, mlflow-artifacts:/
 SUFFIXES = (".jsonl", ".csv")  # what write_predictions writes
 STDIN = "-"
 
@@ -77,6 +79,7 @@ class PredictError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- loading
+
 
 def default_tracking_uri(tracking_uri: str | None = None) -> str | None:
     """The store a pipeline run in this working directory logs to (tracking.tracking_uri with the
@@ -111,16 +114,20 @@ def _unresolved(uri: str, store: str, exc: BaseException) -> PredictError:
         from mlflow import MlflowClient
 
         found = _registered_models(MlflowClient(tracking_uri=store, registry_uri=store))
-        there = (f"registered models in that store: {found}. Fix: use models:/<name>@<alias> or "
-                 f"models:/<name>/<version> with a name and alias or version listed there, or point" if found else
-                 "that store has no registered models (the final stage registers the selected model). Fix: run "
-                 "the pipeline through its final stage, or point")
-    except Exception as list_exc:  # noqa: BLE001 - the store itself is unusable: say so
-        there = (f"the store could not be listed either ({type(list_exc).__name__}: {str(list_exc)[:200]}). "
-                 f"Fix: point")
-    return PredictError(f"MLflow model {uri!r} could not be resolved in the tracking store {redact_uri(store)} "
-                        f"({type(exc).__name__}: {detail}); {there} --tracking-uri (or MLFLOW_TRACKING_URI) at "
-                        f"the store the pipeline logged to (default sqlite:///<project>/results/mlflow.db)")
+        there = (
+            f"registered models in that store: {found}. Fix: use models:/<name>@<alias> or "
+            f"models:/<name>/<version> with a name and alias or version listed there, or point"
+            if found
+            else "that store has no registered models (the final stage registers the selected model). Fix: run "
+            "the pipeline through its final stage, or point"
+        )
+    except Exception as list_exc:
+        there = f"the store could not be listed either ({type(list_exc).__name__}: {str(list_exc)[:200]}). Fix: point"
+    return PredictError(
+        f"MLflow model {uri!r} could not be resolved in the tracking store {redact_uri(store)} "
+        f"({type(exc).__name__}: {detail}); {there} --tracking-uri (or MLFLOW_TRACKING_URI) at "
+        f"the store the pipeline logged to (default sqlite:///<project>/results/mlflow.db)"
+    )
 
 
 @contextlib.contextmanager
@@ -129,7 +136,6 @@ def _mlflow_store(uri: str) -> Iterator[None]:
 
     download_artifacts looks a models:/ name up in the process-wide registry whatever registry_uri
     it is given (mlflow 3.x ModelsArtifactRepository._get_model_uri_infos), so that is set too."""
-    # here, not at the top: keeps start-up fast (mlflow)
     import mlflow
     from mlflow.tracking._model_registry import utils as registry
     from mlflow.tracking._tracking_service import utils as tracking
@@ -155,29 +161,37 @@ def _downloaded(uri: str, tracking_uri: str | None) -> Iterator[Path]:
     """The model folder of an MLflow model URI, downloaded into a temporary folder for the block."""
     store = default_tracking_uri(tracking_uri)
     if store is None:
-        raise PredictError(f"{uri!r} is an MLflow model URI but no tracking store is given and there is no "
-                           f"results/mlflow.db here; pass --tracking-uri sqlite:///<project>/results/mlflow.db "
-                           f"(or an http:// server), or set MLFLOW_TRACKING_URI")
-    if store.startswith("sqlite:///") and not Path(store[len("sqlite:///"):]).is_file():
-        raise PredictError(f"tracking store {store} does not exist (no such SQLite file), so {uri!r} cannot be "
-                           f"resolved; pass --tracking-uri with the path of the pipeline's results/mlflow.db")
-    # here, not at the top: keeps start-up fast (mlflow)
+        raise PredictError(
+            f"{uri!r} is an MLflow model URI but no tracking store is given and there is no "
+            f"results/mlflow.db here; pass --tracking-uri sqlite:///<project>/results/mlflow.db "
+            f"(or an http:// server), or set MLFLOW_TRACKING_URI"
+        )
+    if store.startswith("sqlite:///") and not Path(store[len("sqlite:///") :]).is_file():
+        raise PredictError(
+            f"tracking store {store} does not exist (no such SQLite file), so {uri!r} cannot be "
+            f"resolved; pass --tracking-uri with the path of the pipeline's results/mlflow.db"
+        )
     import mlflow.artifacts
 
     tmp = Path(tempfile.mkdtemp(prefix="redsm5-model-"))
     try:
         try:
             with _mlflow_store(store):
-                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp),
-                                                                 tracking_uri=store, registry_uri=store))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one message with the fix
+                local = Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=uri, dst_path=str(tmp), tracking_uri=store, registry_uri=store
+                    )
+                )
+        except Exception as exc:
             raise _unresolved(uri, store, exc) from None
         folder = next((c for c in (local, local / "artifacts" / "model") if (c / "manifest.json").is_file()), None)
         if folder is None:
             found = ", ".join(sorted(p.name for p in local.iterdir())) if local.is_dir() else "a single file"
-            raise PredictError(f"MLflow model {uri!r} (store {store}) holds no pipeline model folder: expected the "
-                               f"pyfunc artifact 'model' (artifacts/model/manifest.json), found {found}; point the "
-                               f"URI at a model the final stage logged (models:/<name>@<alias>)")
+            raise PredictError(
+                f"MLflow model {uri!r} (store {store}) holds no pipeline model folder: expected the "
+                f"pyfunc artifact 'model' (artifacts/model/manifest.json), found {found}; point the "
+                f"URI at a model the final stage logged (models:/<name>@<alias>)"
+            )
         yield folder
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -188,14 +202,18 @@ def model_folder(model: str | Path) -> Path:
     stage folder holding ``model/``, or a downloaded pyfunc model (``artifacts/model``)."""
     root = Path(model)
     if not root.exists():
-        raise PredictError(f"model {str(model)!r} does not exist; pass a model folder (results/final/<final_key>/"
-                           f"model), its stage folder (results/final/<final_key>) or an MLflow model URI "
-                           f"(models:/redsm5-symptoms@champion)")
+        raise PredictError(
+            f"model {str(model)!r} does not exist; pass a model folder (results/final/<final_key>/"
+            f"model), its stage folder (results/final/<final_key>) or an MLflow model URI "
+            f"(models:/redsm5-symptoms@champion)"
+        )
     for cand in (root, root / "model", root / "artifacts" / "model"):
         if (cand / "manifest.json").is_file() or (cand / "checkpoint.json").is_file():
             return cand
-    raise PredictError(f"{root}: not a model folder (no manifest.json, no model/ inside); pass results/final/"
-                       f"<final_key>/model (or results/refit/<refit_key>/model), or the stage folder holding it")
+    raise PredictError(
+        f"{root}: not a model folder (no manifest.json, no model/ inside); pass results/final/"
+        f"<final_key>/model (or results/refit/<refit_key>/model), or the stage folder holding it"
+    )
 
 
 def _stored_code_version(folder: Path) -> str:
@@ -214,21 +232,24 @@ def _load_checkpoint(folder: Path):
     except CheckpointError as exc:
         msg = str(exc)
         if "code_version" not in msg:
-            msg += (f" (model written by code_version {_stored_code_version(folder)}; this code is "
-                    f"{code_version()})")
+            msg += f" (model written by code_version {_stored_code_version(folder)}; this code is {code_version()})"
         raise CheckpointError(msg) from None
 
 
 def _thresholds(info: Mapping, where: str) -> dict[str, float]:
     stored = (info.get("meta") or {}).get("thresholds")
     if not stored:
-        log.warning("%s: the checkpoint has no tuned thresholds (meta.thresholds); deciding every symptom at %g",
-                    where, DEFAULT_THRESHOLD)
-        return {s: DEFAULT_THRESHOLD for s in SYMPTOMS}
+        log.warning(
+            "%s: the checkpoint has no tuned thresholds (meta.thresholds); deciding every symptom at %g",
+            where,
+            DEFAULT_THRESHOLD,
+        )
+        return dict.fromkeys(SYMPTOMS, DEFAULT_THRESHOLD)
     missing = [s for s in SYMPTOMS if s not in stored]
     if missing:
-        log.warning("%s: meta.thresholds has no value for %s; using %g for them", where, ", ".join(missing),
-                    DEFAULT_THRESHOLD)
+        log.warning(
+            "%s: meta.thresholds has no value for %s; using %g for them", where, ", ".join(missing), DEFAULT_THRESHOLD
+        )
     return {s: float(stored.get(s, DEFAULT_THRESHOLD)) for s in SYMPTOMS}
 
 
@@ -239,8 +260,10 @@ def post_records(posts: Sequence[Mapping]) -> list[dict]:
         text = post.get("text") if isinstance(post, Mapping) else None
         pid = post.get("post_id", i) if isinstance(post, Mapping) else None
         if not isinstance(text, str) or not text.strip():
-            raise PredictError(f"post {i} (post_id {pid!r}): 'text' must be a non-empty string, got "
-                               f"{type(text).__name__}; give every post a post_id and its text")
+            raise PredictError(
+                f"post {i} (post_id {pid!r}): 'text' must be a non-empty string, got "
+                f"{type(text).__name__}; give every post a post_id and its text"
+            )
         records.append({"post_id": str(pid), "text": text, "labels": [0] * len(SYMPTOMS), "evidence": []})
     return records
 
@@ -250,7 +273,6 @@ class Predictor:
 
     def __init__(self, model, tokenizer, info: Mapping, *, source: str, threads: int | None = None):
         """``info``: load_checkpoint's, its ``train_cfg`` a Training and ``backbone_spec`` an Encoder."""
-        # here, not at the top: keeps start-up fast (numpy, torch)
         from workflow_lib.learning.training import configure_threads
 
         self.model, self.tokenizer, self.info, self.source = model, tokenizer, dict(info), source
@@ -266,7 +288,7 @@ class Predictor:
         self.threads = configure_threads(threads)
 
     @classmethod
-    def load(cls, model: str | Path, *, tracking_uri: str | None = None, threads: int | None = None) -> "Predictor":
+    def load(cls, model: str | Path, *, tracking_uri: str | None = None, threads: int | None = None) -> Predictor:
         """Load (and verify) a model folder, a stage folder holding ``model/`` or an MLflow model URI."""
         if is_mlflow_uri(model):
             with _downloaded(str(model), tracking_uri) as folder:
@@ -274,9 +296,12 @@ class Predictor:
         else:
             net, tok, info = _load_checkpoint(model_folder(model))
         if info.get("code_version") != code_version():
-            log.warning("%s: model written by code_version %s, this code is %s; it verified and loaded, so "
-                        "predicting with it", model, info.get("code_version"), code_version())
-        # here, not at the top: keeps start-up fast (torch)
+            log.warning(
+                "%s: model written by code_version %s, this code is %s; it verified and loaded, so predicting with it",
+                model,
+                info.get("code_version"),
+                code_version(),
+            )
         import torch
 
         if torch.cuda.is_available():
@@ -288,14 +313,19 @@ class Predictor:
     def _rows_per_post(self) -> int:
         return len(SYMPTOMS) if self.input_format == "binary_pairs" else 1
 
-    def predict(self, posts: Sequence[Mapping], *, threshold: float | None = None, batch_size: int | None = None,
-                progress: bool = True, chunk_size: int | None = CHUNK_POSTS) -> list[dict]:
+    def predict(
+        self,
+        posts: Sequence[Mapping],
+        *,
+        threshold: float | None = None,
+        batch_size: int | None = None,
+        progress: bool = True,
+        chunk_size: int | None = CHUNK_POSTS,
+    ) -> list[dict]:
         """One row per post (module docstring), in input order. ``threshold`` replaces the tuned ones;
         ``chunk_size`` posts per training.predict call (None: one call for every post)."""
-        # here, not at the top: keeps start-up fast (numpy)
         import numpy as np
 
-        # here, not at the top: keeps start-up fast (numpy, torch)
         from workflow_lib.learning.training import predict as run_predict
 
         if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
@@ -303,12 +333,23 @@ class Predictor:
         if batch_size is not None and int(batch_size) < 1:
             raise PredictError(f"batch size {batch_size!r} must be at least 1")
         records = post_records(posts)
-        thr = np.asarray([float(threshold)] * len(SYMPTOMS) if threshold is not None
-                         else [self.thresholds[s] for s in SYMPTOMS], dtype=np.float64)
+        thr = np.asarray(
+            [float(threshold)] * len(SYMPTOMS) if threshold is not None else [self.thresholds[s] for s in SYMPTOMS],
+            dtype=np.float64,
+        )
         step = len(records) if not chunk_size else max(1, int(chunk_size))
         per_post = self._rows_per_post()
-        bar = tqdm(total=len(records), desc="predict", unit="post", file=sys.stderr, disable=not progress,
-                   mininterval=1.0, dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=len(records),
+            desc="predict",
+            unit="post",
+            file=sys.stderr,
+            disable=not progress,
+            mininterval=1.0,
+            dynamic_ncols=True,
+            leave=False,
+        )
+
         def advance(_module, _args, out) -> None:  # a forward hook must return None: a value replaces the output
             bar.update(min(out["criteria"].shape[0] / per_post, bar.total - bar.n))
 
@@ -316,9 +357,10 @@ class Predictor:
         rows: list[dict] = []
         try:
             for start in range(0, len(records), step):
-                chunk = records[start:start + step]
-                pred = run_predict(self.model, self.tokenizer, chunk, self.train_cfg, max_length=self.max_length,
-                                   batch_size=batch_size)
+                chunk = records[start : start + step]
+                pred = run_predict(
+                    self.model, self.tokenizer, chunk, self.train_cfg, max_length=self.max_length, batch_size=batch_size
+                )
                 rows += self._rows(chunk, pred, thr, "tuned" if threshold is None else float(threshold))
                 bar.n = start + len(chunk)
                 bar.refresh()
@@ -337,16 +379,16 @@ class Predictor:
 
 def span_rows(text: str, spans) -> list[dict]:
     """Character spans as ``{"start", "end", "text"}`` rows."""
-    return [{"start": int(a), "end": int(b), "text": text[int(a):int(b)]} for a, b in spans]
+    return [{"start": int(a), "end": int(b), "text": text[int(a) : int(b)]} for a, b in spans]
 
 
-def prediction_rows(records: Sequence[Mapping], pred, thresholds, input_format: str,
-                    threshold_label: str | float = "tuned") -> list[dict]:
+def prediction_rows(
+    records: Sequence[Mapping], pred, thresholds, input_format: str, threshold_label: str | float = "tuned"
+) -> list[dict]:
     """The one row builder (redsm5-predict, the pyfunc model, the final stage's test_predictions):
     probabilities, decisions at ``thresholds`` (p >= t), the predicted symptoms and, when ``pred``
     has evidence spans, those of each predicted symptom (scope "symptom" for binary_pairs rows,
     "post" for the symptom-agnostic multi_label evidence head)."""
-    # here, not at the top: keeps start-up fast (numpy)
     import numpy as np
 
     probs = np.asarray(pred.probs)
@@ -355,14 +397,19 @@ def prediction_rows(records: Sequence[Mapping], pred, thresholds, input_format: 
     rows = []
     for i, rec in enumerate(records):
         decisions = {s: int(decided[i, j]) for j, s in enumerate(SYMPTOMS)}
-        row = {"post_id": rec["post_id"],
-               "probabilities": {s: float(probs[i, j]) for j, s in enumerate(SYMPTOMS)},
-               "decisions": decisions,
-               "predicted": [s for s in SYMPTOMS if decisions[s]],
-               "threshold": threshold_label}
+        row = {
+            "post_id": rec["post_id"],
+            "probabilities": {s: float(probs[i, j]) for j, s in enumerate(SYMPTOMS)},
+            "decisions": decisions,
+            "predicted": [s for s in SYMPTOMS if decisions[s]],
+            "threshold": threshold_label,
+        }
         if pred.spans is not None:
-            row["evidence"] = {s: span_rows(rec["text"], pred.spans[i * len(SYMPTOMS) + j if per_symptom else i])
-                               for j, s in enumerate(SYMPTOMS) if decisions[s]}
+            row["evidence"] = {
+                s: span_rows(rec["text"], pred.spans[i * len(SYMPTOMS) + j if per_symptom else i])
+                for j, s in enumerate(SYMPTOMS)
+                if decisions[s]
+            }
             row["evidence_scope"] = "symptom" if per_symptom else "post"
         rows.append(row)
     return rows
@@ -370,8 +417,10 @@ def prediction_rows(records: Sequence[Mapping], pred, thresholds, input_format: 
 
 # ---------------------------------------------------------------------------------------------- input
 
+
 class _Stdin:
-    """Standard input in the shape data.loader._decode reads (read_bytes, suffix, a name in messages)."""
+    """Standard input in the shape data.loader.decode_text reads (read_bytes, suffix, a name in messages)."""
+
     suffix = ""
 
     def read_bytes(self) -> bytes:
@@ -391,46 +440,60 @@ def read_posts(path: str | Path) -> list[dict]:
     seen: dict[str, str] = {}
     no_limit = None  # a post is never rejected for its length here; the model reads it by its long_posts policy
     if str(path) == STDIN:
-        text = _decode(_Stdin())
+        text = decode_text(_Stdin())
         for n, line in enumerate(text.splitlines(), start=1):
-            _add_post(posts, seen, str(n), line, f"<stdin>: line {n}", no_limit)
+            add_post(posts, seen, str(n), line, f"<stdin>: line {n}", no_limit)
         return posts
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file; pass a CSV or JSONL file with post_id and text columns, "
-                        f"or - to read one post per line from standard input")
+        raise DataError(
+            f"{path}: no such file; pass a CSV or JSONL file with post_id and text columns, "
+            f"or - to read one post per line from standard input"
+        )
     suffix = path.suffix.lower()
     if suffix == ".csv":
         _, rows = read_csv(path, ("post_id", "text"))
         if not rows:
             raise DataError(f"{path}: has a header but no posts (line 2 onwards is empty); add one row per post")
         for line, row in rows:
-            _add_post(posts, seen, row.get("post_id"), row.get("text"), f"{path}: line {line}", no_limit)
+            add_post(posts, seen, row.get("post_id"), row.get("text"), f"{path}: line {line}", no_limit)
         return posts
     if suffix in (".jsonl", ".json"):
-        locations, _ = _check_split_file(path)  # syntax checked here, each object's location
-        text = _decode(path)
-        items = (json.loads(text) if text.lstrip().startswith("[")
-                 else [json.loads(line) for line in text.split("\n") if line.strip()])
+        locations, _ = check_split_file(path)  # syntax checked here, each object's location
+        text = decode_text(path)
+        items = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(line) for line in text.split("\n") if line.strip()]
+        )
         for where, item in zip(locations, items):
             if not isinstance(item, dict):
                 raise DataError(f"{where}: expected a JSON object with post_id and text, got {type(item).__name__}")
             missing = [k for k in ("post_id", "text") if k not in item]
             if missing:
-                raise DataError(f"{where}: missing key(s) {', '.join(missing)}; found keys "
-                                f"{', '.join(map(str, item)) or '(none)'}; every object needs post_id and text, "
-                                'e.g. {"post_id": "p1", "text": "..."}')
-            _add_post(posts, seen, item["post_id"], item["text"], where, no_limit)
+                raise DataError(
+                    f"{where}: missing key(s) {', '.join(missing)}; found keys "
+                    f"{', '.join(map(str, item)) or '(none)'}; every object needs post_id and text, "
+                    'e.g. {"post_id": "p1", "text": "..."}'
+                )
+            add_post(posts, seen, item["post_id"], item["text"], where, no_limit)
         return posts
-    raise DataError(f"{path}: unknown input type {path.suffix or '(no suffix)'!r}; pass a .csv or .jsonl file "
-                    f"with post_id and text (or - for one post per line on standard input)")
+    raise DataError(
+        f"{path}: unknown input type {path.suffix or '(no suffix)'!r}; pass a .csv or .jsonl file "
+        f"with post_id and text (or - for one post per line on standard input)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- output
 
+
 def csv_header() -> list[str]:
-    return (["post_id"] + [f"p_{s}" for s in SYMPTOMS] + [f"y_{s}" for s in SYMPTOMS]
-            + ["evidence", "final_key", "code_version"])
+    return (
+        ["post_id"]
+        + [f"p_{s}" for s in SYMPTOMS]
+        + [f"y_{s}" for s in SYMPTOMS]
+        + ["evidence", "final_key", "code_version"]
+    )
 
 
 def _csv_text(rows: Sequence[Mapping]) -> str:
@@ -439,9 +502,12 @@ def _csv_text(rows: Sequence[Mapping]) -> str:
     writer.writerow(csv_header())
     for r in rows:
         evidence = json.dumps(r["evidence"], ensure_ascii=False, sort_keys=True) if "evidence" in r else ""
-        writer.writerow([r["post_id"]] + [repr(float(r["probabilities"][s])) for s in SYMPTOMS]
-                        + [int(r["decisions"][s]) for s in SYMPTOMS]
-                        + [evidence, r.get("final_key") or "", r.get("code_version") or ""])
+        writer.writerow(
+            [r["post_id"]]
+            + [repr(float(r["probabilities"][s])) for s in SYMPTOMS]
+            + [int(r["decisions"][s]) for s in SYMPTOMS]
+            + [evidence, r.get("final_key") or "", r.get("code_version") or ""]
+        )
     return buf.getvalue()
 
 
@@ -461,50 +527,87 @@ def output_kind(path: str | Path) -> str:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise PredictError(f"{path}: unknown output type {path.suffix or '(no suffix)'!r}; name the output "
-                           f"file {path.stem}.jsonl (one JSON row a line) or {path.stem}.csv (flat columns)")
+        raise PredictError(
+            f"{path}: unknown output type {path.suffix or '(no suffix)'!r}; name the output "
+            f"file {path.stem}.jsonl (one JSON row a line) or {path.stem}.csv (flat columns)"
+        )
     return suffix
 
 
-def predict_file(model: str | Path | Predictor, input_path: str | Path, output_path: str | Path, *,
-                 threshold: float | None = None, batch_size: int | None = None, tracking_uri: str | None = None,
-                 threads: int | None = None, progress: bool = True) -> dict:
+def predict_file(
+    model: str | Path | Predictor,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    threshold: float | None = None,
+    batch_size: int | None = None,
+    tracking_uri: str | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Read posts, predict, write the rows; return a summary (posts, seconds, posts/s, model, output)."""
     out = Path(output_path)
     output_kind(out)  # before the model loads: a typo costs nothing
     posts = read_posts(input_path)
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model, tracking_uri=tracking_uri,
-                                                                          threads=threads)
+    predictor = (
+        model if isinstance(model, Predictor) else Predictor.load(model, tracking_uri=tracking_uri, threads=threads)
+    )
     t0 = time.perf_counter()
     rows = predictor.predict(posts, threshold=threshold, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - t0
     write_predictions(rows, out)
-    return {"n_posts": len(rows), "seconds": seconds, "posts_per_second": len(rows) / seconds if seconds else None,
-            "threads": predictor.threads, "batch_size": batch_size or predictor.train_cfg["eval_batch_size"],
-            "threshold": "tuned" if threshold is None else float(threshold), "model": predictor.source,
-            "final_key": predictor.final_key, "manifest_sha256": predictor.manifest_sha256,
-            "code_version": predictor.code_version, "input": str(input_path), "output": str(out),
-            "n_predicted": {s: sum(r["decisions"][s] for r in rows) for s in SYMPTOMS}}
+    return {
+        "n_posts": len(rows),
+        "seconds": seconds,
+        "posts_per_second": len(rows) / seconds if seconds else None,
+        "threads": predictor.threads,
+        "batch_size": batch_size or predictor.train_cfg["eval_batch_size"],
+        "threshold": "tuned" if threshold is None else float(threshold),
+        "model": predictor.source,
+        "final_key": predictor.final_key,
+        "manifest_sha256": predictor.manifest_sha256,
+        "code_version": predictor.code_version,
+        "input": str(input_path),
+        "output": str(out),
+        "n_predicted": {s: sum(r["decisions"][s] for r in rows) for s in SYMPTOMS},
+    }
 
 
 # ---------------------------------------------------------------------------------------------- CLI
 
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="redsm5-predict",
-        description="Predict the nine DSM-5 symptoms (and evidence spans) of posts with a trained model.")
-    p.add_argument("model", help="model folder (results/final/<final_key>/model), its stage folder, or an MLflow "
-                                 "model URI (models:/redsm5-symptoms@champion, models:/<name>/<version>, "
-                                 "runs:/<run_id>/model)")
-    p.add_argument("input", help="posts: CSV or JSONL with post_id and text (ReDSM5 posts.csv works), "
-                                 "or - for one post per line on standard input")
+        description="Predict the nine DSM-5 symptoms (and evidence spans) of posts with a trained model.",
+    )
+    p.add_argument(
+        "model",
+        help="model folder (results/final/<final_key>/model), its stage folder, or an MLflow "
+        "model URI (models:/redsm5-symptoms@champion, models:/<name>/<version>, "
+        "runs:/<run_id>/model)",
+    )
+    p.add_argument(
+        "input",
+        help="posts: CSV or JSONL with post_id and text (ReDSM5 posts.csv works), "
+        "or - for one post per line on standard input",
+    )
     p.add_argument("-o", "--output", required=True, help="predictions file: .jsonl or .csv")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="one decision threshold for every symptom (default: the model's tuned thresholds)")
-    p.add_argument("--batch-size", type=int, default=None, help="rows per model batch (default: the model's "
-                                                                "eval_batch_size)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking store for a models:/ or runs:/ URI "
-                                                        "(default: $MLFLOW_TRACKING_URI, else results/mlflow.db)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="one decision threshold for every symptom (default: the model's tuned thresholds)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="rows per model batch (default: the model's eval_batch_size)"
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking store for a models:/ or runs:/ URI "
+        "(default: $MLFLOW_TRACKING_URI, else results/mlflow.db)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     return p
 
@@ -518,15 +621,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"redsm5-predict: error: --threads {args.threads}: must be at least 1", file=sys.stderr)
         return 2
     try:
-        summary = predict_file(args.model, args.input, args.output, threshold=args.threshold,
-                               batch_size=args.batch_size, tracking_uri=args.tracking_uri, threads=args.threads,
-                               progress=True)
+        summary = predict_file(
+            args.model,
+            args.input,
+            args.output,
+            threshold=args.threshold,
+            batch_size=args.batch_size,
+            tracking_uri=args.tracking_uri,
+            threads=args.threads,
+            progress=True,
+        )
     except (PredictError, DataError, CheckpointError, ConfigError, OSError) as exc:
         print(f"redsm5-predict: error: {exc}", file=sys.stderr)
         return 2
     n, rate = summary["n_posts"], summary["posts_per_second"] or float("inf")
-    print(f"redsm5-predict: {n} post{'' if n == 1 else 's'} in {summary['seconds']:.2f} s "
-          f"({rate:.1f} posts/s, {summary['threads']} threads) -> {summary['output']}")
+    print(
+        f"redsm5-predict: {n} post{'' if n == 1 else 's'} in {summary['seconds']:.2f} s "
+        f"({rate:.1f} posts/s, {summary['threads']} threads) -> {summary['output']}"
+    )
     return 0
 
 
@@ -538,25 +650,39 @@ def rule_input(cfg: Config) -> str:
     """The predict target's input file (config ``predict_input``); a clear error when unset or missing."""
     path = cfg.predict_input
     if not path:
-        raise PredictError("the predict target needs the file of posts to predict: pass --config "
-                           "predict_input=PATH (a CSV or JSONL file with post_id and text, e.g. ReDSM5's posts.csv)")
+        raise PredictError(
+            "the predict target needs the file of posts to predict: pass --config "
+            "predict_input=PATH (a CSV or JSONL file with post_id and text, e.g. ReDSM5's posts.csv)"
+        )
     if not Path(path).is_file():
-        raise PredictError(f"predict_input: {str(path)!r} is not a file; pass --config predict_input=PATH with an "
-                           f"existing CSV or JSONL file of posts (post_id, text)")
+        raise PredictError(
+            f"predict_input: {str(path)!r} is not a file; pass --config predict_input=PATH with an "
+            f"existing CSV or JSONL file of posts (post_id, text)"
+        )
     return str(path)
 
 
-def predict_stage(*, model_dir: str, input_path: str, input_digest: str, out: str, summary_path: str,
-                  threads: int | None = None) -> dict:
+def predict_stage(
+    *, model_dir: str, input_path: str, input_digest: str, out: str, summary_path: str, threads: int | None = None
+) -> dict:
     """The predict rule: the selected final model on ``input_path`` (whose content digest names the
     output folder), rows to ``out``, a summary to ``summary_path``."""
     found = digest_of(input_path)
     if found != input_digest:
-        raise PredictError(f"{input_path}: its content changed while the workflow ran (sha256 prefix {found}, "
-                           f"the job was planned for {input_digest}); run the predict target again")
+        raise PredictError(
+            f"{input_path}: its content changed while the workflow ran (sha256 prefix {found}, "
+            f"the job was planned for {input_digest}); run the predict target again"
+        )
     summary = predict_file(model_dir, input_path, out, threads=threads, progress=True)
     summary["input_digest"] = input_digest
     write_json(summary_path, summary)
-    log.info("predicted %d posts in %.2f s (%.1f posts/s, %d threads) with %s -> %s", summary["n_posts"],
-             summary["seconds"], summary["posts_per_second"] or 0.0, summary["threads"], model_dir, out)
+    log.info(
+        "predicted %d posts in %.2f s (%.1f posts/s, %d threads) with %s -> %s",
+        summary["n_posts"],
+        summary["seconds"],
+        summary["posts_per_second"] or 0.0,
+        summary["threads"],
+        model_dir,
+        out,
+    )
     return summary

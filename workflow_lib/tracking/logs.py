@@ -1,5 +1,6 @@
 """Logging of a job (and of the redsm5-predict command): stderr, a readable file and a JSON-lines file,
 all rotating, every record masked of secrets (tracking/secrets.py) before any handler writes it."""
+
 from __future__ import annotations
 
 import datetime
@@ -9,7 +10,7 @@ import logging.handlers
 import os
 import sys
 import traceback
-from typing import Mapping
+from collections.abc import Mapping
 
 from workflow_lib.tracking.secrets import mask, mask_value
 
@@ -48,9 +49,14 @@ class JsonFormatter(logging.Formatter):
         self.context = {"rule": rule, "wildcards": dict(wildcards or {})}
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"time": datetime.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
-               "level": record.levelname, "logger": record.name, "message": record.getMessage(),
-               "pid": record.process, **self.context}
+        out = {
+            "time": datetime.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+            **self.context,
+        }
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -60,9 +66,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def setup_logging(log_file: str | None, level: int = logging.INFO, *, rule: str | None = None,
-                  wildcards: Mapping | None = None, max_bytes: int = LOG_MAX_BYTES,
-                  backup_count: int = LOG_BACKUPS) -> None:
+def setup_logging(
+    log_file: str | None,
+    level: int = logging.INFO,
+    *,
+    rule: str | None = None,
+    wildcards: Mapping | None = None,
+    max_bytes: int = LOG_MAX_BYTES,
+    backup_count: int = LOG_BACKUPS,
+) -> None:
     """Root logging to stderr, ``log_file`` (readable) and ``<log_file>.jsonl`` (one JSON object a record).
 
     Both files rotate at ``max_bytes`` keeping ``backup_count`` old files; every handler masks secrets.
@@ -76,9 +88,13 @@ def setup_logging(log_file: str | None, level: int = logging.INFO, *, rule: str 
     if log_file:
         os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
         rotating = dict(mode="a", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
-        handlers += [(logging.handlers.RotatingFileHandler(log_file, **rotating), readable),
-                     (logging.handlers.RotatingFileHandler(log_file + ".jsonl", **rotating),
-                      JsonFormatter(rule, mask_value(dict(wildcards or {}))))]
+        handlers += [
+            (logging.handlers.RotatingFileHandler(log_file, **rotating), readable),
+            (
+                logging.handlers.RotatingFileHandler(log_file + ".jsonl", **rotating),
+                JsonFormatter(rule, mask_value(dict(wildcards or {}))),
+            ),
+        ]
     for h, fmt in handlers:
         h.setFormatter(fmt)
         h.addFilter(MaskFilter())

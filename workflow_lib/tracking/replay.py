@@ -34,6 +34,7 @@ order spools are replayed in (see ``_ended_after``). Parallel replayers writing 
 SQLite store retry on "database is locked"; for many parallel jobs, run an ``mlflow server`` in
 front of the store (see workflow_lib.tracking.tracker).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,8 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from workflow_lib.persistence.locks import file_lock
 from workflow_lib.tracking.tracker import PARENT_TAG, redact_uri, run_tags, tag
@@ -60,17 +61,36 @@ BATCH = 1000  # MLflow's log_batch limit for metrics (pending metric events are 
 
 def _is_transient(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
-    return any(s in text for s in ("locked", "operationalerror", "connection", "timed out", "timeout",
-                                   "temporarily unavailable", "429", "503", "502", "504", "max retries"))
-
-
+    return any(
+        s in text
+        for s in (
+            "locked",
+            "operationalerror",
+            "connection",
+            "timed out",
+            "timeout",
+            "temporarily unavailable",
+            "429",
+            "503",
+            "502",
+            "504",
+            "max retries",
+        )
+    )
 
 
 class Replayer:
     """Applies events to one store; ``follow_pid``: retry without limit while that process lives."""
 
-    def __init__(self, uri: str, experiment: str, artifact_root: str, *, follow_pid: int | None = None,
-                 patience: float = REPLAY_PATIENCE_S):
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        artifact_root: str,
+        *,
+        follow_pid: int | None = None,
+        patience: float = REPLAY_PATIENCE_S,
+    ):
         self.uri, self.experiment_name, self.artifact_root = uri, experiment, artifact_root
         self.follow_pid, self.patience = follow_pid, patience
         self.marker: Path | None = None  # SPOOL.retrying of the spool being followed
@@ -91,7 +111,7 @@ class Replayer:
         while True:
             try:
                 out = fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - only transient errors are retried
+            except Exception as exc:
                 now = time.monotonic()
                 first = first or now
                 waited = now if waited is None or self.writer_alive() else waited
@@ -100,18 +120,25 @@ class Replayer:
                 msg = _short(exc)
                 if self.marker is not None and "locked" not in msg.lower() and not self.marker.exists():
                     self.marker.write_text(msg + "\n")
-                delay = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** i) * (0.5 + random.random() / 2)
+                delay = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2**i) * (0.5 + random.random() / 2)
                 i += 1
-                log.warning("tracking store %s: %s failed (%s); retry %d in %.1fs", redact_uri(self.uri),
-                            getattr(fn, "__name__", "call"), msg, i, delay)
+                log.warning(
+                    "tracking store %s: %s failed (%s); retry %d in %.1fs",
+                    redact_uri(self.uri),
+                    getattr(fn, "__name__", "call"),
+                    msg,
+                    i,
+                    delay,
+                )
                 time.sleep(delay)
                 continue
             if first is not None:
                 if self.marker is not None:
                     self.marker.unlink(missing_ok=True)
                 if time.monotonic() - first > 5:
-                    log.warning("tracking store %s answers again after %.0fs", redact_uri(self.uri),
-                                time.monotonic() - first)
+                    log.warning(
+                        "tracking store %s answers again after %.0fs", redact_uri(self.uri), time.monotonic() - first
+                    )
             return out
 
     @property
@@ -120,25 +147,30 @@ class Replayer:
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             for noisy in ("alembic", "mlflow"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)
-            # here, not at the top: keeps start-up fast (mlflow)
             from mlflow.tracking import MlflowClient
 
             lock = None
             if self.uri.startswith("sqlite:///"):
-                db = Path(self.uri[len("sqlite:///"):])
+                db = Path(self.uri[len("sqlite:///") :])
                 db.parent.mkdir(parents=True, exist_ok=True)
                 lock = str(db) + ".lock"
             # the first creation/migration of a SQLite store is serialised across processes
-            with (file_lock(lock) if lock else contextlib.nullcontext()):
+            with file_lock(lock) if lock else contextlib.nullcontext():
                 client = self.call(MlflowClient, tracking_uri=self.uri)
 
                 def get_or_create():
                     exp = client.get_experiment_by_name(self.experiment_name)
-                    return exp.experiment_id if exp else client.create_experiment(
-                        self.experiment_name, artifact_location=Path(self.artifact_root).as_uri())
+                    return (
+                        exp.experiment_id
+                        if exp
+                        else client.create_experiment(
+                            self.experiment_name, artifact_location=Path(self.artifact_root).as_uri()
+                        )
+                    )
+
                 try:
                     self.experiment_id = self.call(get_or_create)
-                except Exception as exc:  # noqa: BLE001 - created meanwhile by another client
+                except Exception as exc:
                     if _is_transient(exc):
                         raise
                     self.experiment_id = self.call(client.get_experiment_by_name, self.experiment_name).experiment_id
@@ -147,8 +179,12 @@ class Replayer:
 
     def _search(self, tags: dict[str, str]):
         conds = [f"tags.`{k}` = '{v}'" for k, v in sorted(tags.items())]
-        runs = self.client.search_runs([self.experiment_id], filter_string=" and ".join(conds),
-                                       max_results=1, order_by=["attributes.start_time ASC"])
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=" and ".join(conds),
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
         return runs[0] if runs else None
 
     def find_run(self, tags: dict[str, str]):
@@ -172,6 +208,7 @@ class Replayer:
                 run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=create["name"])
                 self._fresh.add(run.info.run_id)
             return run
+
         _ = self.client
         run = self.call(find_or_create)
         if run is None:
@@ -183,7 +220,6 @@ class Replayer:
 
     def log_metrics(self, ref: dict, events: list[dict]) -> None:
         """One batch for consecutive metric events of a run; steps already in the store are skipped."""
-        # here, not at the top: keeps start-up fast (mlflow)
         from mlflow.entities import Metric
 
         rid = self.run_id(ref)
@@ -192,17 +228,19 @@ class Replayer:
             for k, v in ev["metrics"].items():
                 steps = self._steps.get((rid, k))
                 if steps is None:
-                    steps = set() if rid in self._fresh else {
-                        m.step for m in self.call(self.client.get_metric_history, rid, k)}
+                    steps = (
+                        set()
+                        if rid in self._fresh
+                        else {m.step for m in self.call(self.client.get_metric_history, rid, k)}
+                    )
                     self._steps[(rid, k)] = steps
                 if ev["step"] not in steps:
                     steps.add(ev["step"])
                     new.append(Metric(k, v, ev["time_ms"], ev["step"]))
         for i in range(0, len(new), BATCH):
-            self.call(self.client.log_batch, rid, metrics=new[i:i + BATCH])
+            self.call(self.client.log_batch, rid, metrics=new[i : i + BATCH])
 
     def apply(self, ev: dict) -> None:
-        # here, not at the top: keeps start-up fast (mlflow)
         from mlflow.entities import Param, RunTag
 
         op = ev["op"]
@@ -219,14 +257,13 @@ class Replayer:
             existing = self.call(self.client.get_run, rid).data.params
             new = [Param(k, v) for k, v in ev["params"].items() if k not in existing]
             for i in range(0, len(new), 100):
-                self.call(self.client.log_batch, rid, params=new[i:i + 100])
+                self.call(self.client.log_batch, rid, params=new[i : i + 100])
         elif op == "tags":
             self.call(self.client.log_batch, rid, tags=[RunTag(k, v) for k, v in ev["tags"].items()])
         elif op == "artifact":
             if Path(ev["path"]).exists():
                 self.call(self.client.log_artifact, rid, ev["path"])
         elif op == "model":  # pyfunc model + registry version + alias (store calls retried inside)
-            # here, not at the top: keeps start-up fast (mlflow, pandas)
             from workflow_lib.shipping.mlflow_model import apply_model_event
 
             apply_model_event(self, rid, ev)
@@ -253,6 +290,7 @@ class Replayer:
                     self.log_metrics(evs[0]["run"], evs)
                 offset_file.write_text(str(pending[-1][0]))
                 pending.clear()
+
         with open(spool, encoding="utf-8") as fh:
             n, buf = 0, ""
             while True:
@@ -309,9 +347,13 @@ class Replayer:
                 continue
             try:
                 ok = self.replay_left(spool)
-            except Exception as exc:  # noqa: BLE001 - keep the spool; report and go on
-                log.error("could not apply %s to %s (%s); it stays for a later replay", spool,
-                          redact_uri(self.uri), _short(exc))
+            except Exception as exc:
+                log.error(
+                    "could not apply %s to %s (%s); it stays for a later replay",
+                    spool,
+                    redact_uri(self.uri),
+                    _short(exc),
+                )
                 ok = False
                 if _is_transient(exc):
                     break  # the store is unreachable: the other spools wait too
@@ -380,8 +422,14 @@ def _remove(spool: Path) -> None:
             Path(str(spool) + suffix).unlink()
 
 
-def drain(folder: Path, *, uri: str | None = None, experiment: str | None = None,
-          artifact_root: str | None = None, patience: float = 60.0) -> int:
+def drain(
+    folder: Path,
+    *,
+    uri: str | None = None,
+    experiment: str | None = None,
+    artifact_root: str | None = None,
+    patience: float = 60.0,
+) -> int:
     """Apply every leftover spool in folder to its store (from its header, or the given one)."""
     reps: dict[tuple, Replayer] = {}
     applied = left = 0
@@ -389,8 +437,11 @@ def drain(folder: Path, *, uri: str | None = None, experiment: str | None = None
         hdr = header(spool) or {}
         store = (uri or hdr.get("uri"), experiment or hdr.get("experiment"), artifact_root or hdr.get("artifact_root"))
         if None in store or "***" in store[0]:
-            print(f"{spool}: no usable store in its header {hdr or '(none)'}; "
-                  "pass --uri (and --experiment, --artifact-root for spools without a header)", file=sys.stderr)
+            print(
+                f"{spool}: no usable store in its header {hdr or '(none)'}; "
+                "pass --uri (and --experiment, --artifact-root for spools without a header)",
+                file=sys.stderr,
+            )
             left += 1
             continue
         rep = reps.setdefault(store, Replayer(*store, patience=patience))
@@ -398,7 +449,7 @@ def drain(folder: Path, *, uri: str | None = None, experiment: str | None = None
             ok = rep.replay_left(spool)
             if not ok and spool.exists():
                 print(f"{spool}: its job or replayer is still running; left alone", file=sys.stderr)
-        except Exception as exc:  # noqa: BLE001 - report, keep the spool
+        except Exception as exc:
             print(f"{spool}: not applied to {redact_uri(rep.uri)}: {_short(exc)}", file=sys.stderr)
             ok = False
         applied, left = applied + ok, left + (not ok and spool.exists())
@@ -416,18 +467,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patience", type=float, default=None, help="seconds of consecutive store failures tolerated")
     ap.add_argument("spool", type=Path, nargs="?")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # our own backoff retries; MLflow's HTTP client would otherwise retry for minutes inside one call
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     if args.drain is not None:
-        return drain(args.drain, uri=args.uri, experiment=args.experiment, artifact_root=args.artifact_root,
-                     patience=60.0 if args.patience is None else args.patience)
+        return drain(
+            args.drain,
+            uri=args.uri,
+            experiment=args.experiment,
+            artifact_root=args.artifact_root,
+            patience=60.0 if args.patience is None else args.patience,
+        )
     if not (args.spool and args.uri and args.experiment and args.artifact_root):
         ap.error("give SPOOL with --uri, --experiment and --artifact-root, or --drain SPOOL_DIR")
-    rep = Replayer(args.uri, args.experiment, args.artifact_root, follow_pid=args.parent_pid,
-                   patience=REPLAY_PATIENCE_S if args.patience is None else args.patience)
+    rep = Replayer(
+        args.uri,
+        args.experiment,
+        args.artifact_root,
+        follow_pid=args.parent_pid,
+        patience=REPLAY_PATIENCE_S if args.patience is None else args.patience,
+    )
     complete = False
     if args.parent_pid is not None:
         rep.marker = Path(str(args.spool) + ".retrying")  # tells the job not to wait for an unreachable store
@@ -438,10 +500,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             _ = rep.client  # import mlflow and open the store while the job is still starting up
             complete = rep.replay(args.spool, follow=args.parent_pid is not None)
-        except Exception:  # noqa: BLE001 - the spool stays for a later replay
-            log.exception("tracking events in %s not applied to %s; they stay for the next job's replayer or "
-                          "`python -m workflow_lib.tracking.replay --drain %s`", args.spool,
-                          redact_uri(args.uri), args.spool.parent)
+        except Exception:
+            log.exception(
+                "tracking events in %s not applied to %s; they stay for the next job's replayer or "
+                "`python -m workflow_lib.tracking.replay --drain %s`",
+                args.spool,
+                redact_uri(args.uri),
+                args.spool.parent,
+            )
             return 1
         if complete:
             _remove(args.spool)

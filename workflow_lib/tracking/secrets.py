@@ -15,6 +15,7 @@
 
 Ordinary text (hex digests, trial keys, paths, ``learning_rate=1e-3``, ``pad_token_id=0``) is left alone.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,11 @@ MASK = "***"
 MIN_ENV_SECRET_LEN = 6  # shorter environment values are too likely to occur by chance
 
 _VALUE = r"""(?:(?P<q>["'])(?P<qv>[^"'\n]*)|(?P<v>(?!\*\*\*)[^\s"',;&<>()\[\]{}]+))"""
-_NAMES = (r"x-api-key|api[_-]?key|apikey|secret(?:[_-]access)?[_-]?key|client[_-]?secret|secret|password|passwd|"
-          r"private[_-]?key|access[_-]?key(?:[_-]id)?|(?:access|auth|refresh|bearer)[_-]?token|token|"
-          r"credentials?")
+_NAMES = (
+    r"x-api-key|api[_-]?key|apikey|secret(?:[_-]access)?[_-]?key|client[_-]?secret|secret|password|passwd|"
+    r"private[_-]?key|access[_-]?key(?:[_-]id)?|(?:access|auth|refresh|bearer)[_-]?token|token|"
+    r"credentials?"
+)
 # a bare "token" preceded by one of these is a tokenizer setting, not a secret
 _NOT_SECRET = re.compile(r"(?i)(?:^|[_.-])(?:pad|cls|sep|unk|mask|bos|eos|max|num|n|additional_special)[_-]token$")
 
@@ -35,22 +38,30 @@ _NOT_SECRET = re.compile(r"(?i)(?:^|[_.-])(?:pad|cls|sep|unk|mask|bos|eos|max|nu
 _PATTERNS: list[tuple[tuple[str, ...], re.Pattern, Any]] = [
     # credentials in a URI: keep scheme and user, mask the password
     (("@",), re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://)([^\s:/@'\"]+):([^\s/@'\"]+)@"), rf"\1\2:{MASK}@"),
-    (("authorization",),
-     re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?)(?>(?:(bearer|basic|token|digest)\s+)?)"
-                r"(?!\*\*\*)[^\s\"',;]+"),
-     lambda m: f"{m[1]}{m[2] + ' ' if m[2] else ''}{MASK}"),
+    (
+        ("authorization",),
+        re.compile(
+            r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?)(?>(?:(bearer|basic|token|digest)\s+)?)"
+            r"(?!\*\*\*)[^\s\"',;]+"
+        ),
+        lambda m: f"{m[1]}{m[2] + ' ' if m[2] else ''}{MASK}",
+    ),
     (("bearer",), re.compile(r"(?i)\b(bearer)\s+(?!\*\*\*)[A-Za-z0-9\-._~+/]{8,}=*"), rf"\1 {MASK}"),
     (("hf_",), re.compile(r"\bhf_[A-Za-z0-9]{30,}"), f"hf_{MASK}"),
     (("gh",), re.compile(r"\b(gh[pousr])_[A-Za-z0-9]{30,}"), rf"\1_{MASK}"),
     (("github_pat_",), re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"), f"github_pat_{MASK}"),
     (("sk-",), re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}"), f"sk-{MASK}"),
     (("akia", "asia"), re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), rf"\1{MASK}"),
-    (("api", "secret", "pass", "token", "private", "access", "credential"),
-     re.compile(rf"(?i)(?<![A-Za-z0-9])(?P<name>(?:[a-z0-9]+[_.-])*(?:{_NAMES}))(?P<sep>[\"']?\s*[:=]\s*){_VALUE}"),
-     lambda m: m[0] if _NOT_SECRET.search(m["name"]) else f"{m['name']}{m['sep']}{m['q'] or ''}{MASK}"),
-    (("@",),
-     re.compile(r"(?<![A-Za-z0-9._%+\-*])[A-Za-z0-9._%+\-]+@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})\b"),
-     rf"{MASK}@\1"),
+    (
+        ("api", "secret", "pass", "token", "private", "access", "credential"),
+        re.compile(rf"(?i)(?<![A-Za-z0-9])(?P<name>(?:[a-z0-9]+[_.-])*(?:{_NAMES}))(?P<sep>[\"']?\s*[:=]\s*){_VALUE}"),
+        lambda m: m[0] if _NOT_SECRET.search(m["name"]) else f"{m['name']}{m['sep']}{m['q'] or ''}{MASK}",
+    ),
+    (
+        ("@",),
+        re.compile(r"(?<![A-Za-z0-9._%+\-*])[A-Za-z0-9._%+\-]+@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})\b"),
+        rf"{MASK}@\1",
+    ),
 ]
 _SECRET_ENV_NAME = re.compile(r"(?i)(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|KEY|APIKEY|CREDENTIALS?)(?:_|$)")
 _SECRET_KEY_NAME = re.compile(rf"(?i)(?:^|[_.-])(?:{_NAMES})$")
@@ -61,8 +72,13 @@ def _env_secrets() -> tuple[re.Pattern | None, dict[str, str]]:
     """Regex over the values of secret-named environment variables; rebuilt when the environment changes."""
     if len(os.environ) != _env[0] or (_env[1] and tuple(map(os.environ.get, _env[1])) != _env[2]):
         names = tuple(n for n in os.environ if _SECRET_ENV_NAME.search(n))
-        found = {v: n for n in names if len(v := os.environ[n]) >= MIN_ENV_SECRET_LEN
-                 and v.lower() not in ("true", "false", "none", "null") and not os.path.exists(v)}
+        found = {
+            v: n
+            for n in names
+            if len(v := os.environ[n]) >= MIN_ENV_SECRET_LEN
+            and v.lower() not in ("true", "false", "none", "null")
+            and not os.path.exists(v)
+        }
         rx = re.compile("|".join(map(re.escape, sorted(found, key=len, reverse=True)))) if found else None
         _env[:] = [len(os.environ), names, tuple(map(os.environ.get, names)), rx, found]
     return _env[3], _env[4]
@@ -97,8 +113,10 @@ def mask_value(obj: Any) -> Any:
     if isinstance(obj, str):
         return mask(obj)
     if isinstance(obj, dict):
-        return {k: MASK if isinstance(k, str) and v not in (None, "") and is_secret_name(k) else mask_value(v)
-                for k, v in obj.items()}
+        return {
+            k: MASK if isinstance(k, str) and v not in (None, "") and is_secret_name(k) else mask_value(v)
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [mask_value(v) for v in obj]
     if isinstance(obj, tuple):

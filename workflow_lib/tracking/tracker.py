@@ -27,6 +27,7 @@ parallel workers (a cluster), run one server in front of the store, e.g.
 --port 5000 --workers 1`` (one process serialises the writes), and set
 ``tracking.uri: http://127.0.0.1:5000`` (a host name the compute nodes reach, on a cluster).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -39,8 +40,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from workflow_lib.persistence.paths import Layout
 from workflow_lib.provenance import code_version
@@ -50,8 +52,19 @@ log = logging.getLogger(__name__)
 
 TAG_PREFIX = "pipeline."
 # Identifying keys a run can carry; lineage tags are these, prefixed.
-ID_KEYS = ("stage", "backbone", "data_key", "study_key", "variant", "trial_key", "trial_number", "fold",
-           "selection_key", "final_key", "worker")
+ID_KEYS = (
+    "stage",
+    "backbone",
+    "data_key",
+    "study_key",
+    "variant",
+    "trial_key",
+    "trial_number",
+    "fold",
+    "selection_key",
+    "final_key",
+    "worker",
+)
 PARENT_TAG = "mlflow.parentRunId"
 CLOSE_TIMEOUT_S = 60  # longest wait at a job's end for a store that takes events
 CLOSE_GRACE_S = 2  # wait at a job's end once the replayer reports the store unreachable
@@ -157,11 +170,26 @@ class Tracker:
         if start_replayer:  # own session and log file: it outlives the job if the store is unreachable
             with open(str(self.spool) + ".log", "a") as err:
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "workflow_lib.tracking.replay", "--uri", self.uri,
-                     "--experiment", self.experiment_name, "--artifact-root", self.artifact_root,
-                     "--parent-pid", str(os.getpid()), str(self.spool)],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                    [
+                        sys.executable,
+                        "-m",
+                        "workflow_lib.tracking.replay",
+                        "--uri",
+                        self.uri,
+                        "--experiment",
+                        self.experiment_name,
+                        "--artifact-root",
+                        self.artifact_root,
+                        "--parent-pid",
+                        str(os.getpid()),
+                        str(self.spool),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    start_new_session=True,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
         atexit.register(self.close)
 
     def _check_size(self) -> None:
@@ -169,10 +197,15 @@ class Tracker:
         size = spool_bytes(self.spool.parent)
         if size > SPOOL_WARN_BYTES and not self._size_warned:
             self._size_warned = True
-            log.warning("the MLflow tracking spool %s holds %.0f MB of events not yet applied to %s: is the store "
-                        "reachable? They are applied once it is; to apply them yourself run "
-                        "`python -m workflow_lib.tracking.replay --drain %s`", self.spool.parent, size / 2**20,
-                        redact_uri(self.uri), self.spool.parent)
+            log.warning(
+                "the MLflow tracking spool %s holds %.0f MB of events not yet applied to %s: is the store "
+                "reachable? They are applied once it is; to apply them yourself run "
+                "`python -m workflow_lib.tracking.replay --drain %s`",
+                self.spool.parent,
+                size / 2**20,
+                redact_uri(self.uri),
+                self.spool.parent,
+            )
 
     # -- events -----------------------------------------------------------------
     def _emit(self, op: str, **fields) -> None:
@@ -184,12 +217,18 @@ class Tracker:
         if not self._size_warned and time.monotonic() - self._size_checked >= SIZE_CHECK_S:
             self._check_size()
 
-    def start(self, stage: str, ids: Mapping[str, Any], *, parent: RunRef | None = None,
-              params: Mapping | None = None) -> RunRef:
+    def start(
+        self, stage: str, ids: Mapping[str, Any], *, parent: RunRef | None = None, params: Mapping | None = None
+    ) -> RunRef:
         """Open (find again, or create) the run with these identifying tags."""
         run = RunRef(stage, {k: None if v is None else mask(str(v)) for k, v in ids.items()})  # ids become tags
-        self._emit("start", run=run.ref(), name=mask(run_name(stage, run.ids)), parent=parent.ref() if parent else None,
-                   code_version=code_version())
+        self._emit(
+            "start",
+            run=run.ref(),
+            name=mask(run_name(stage, run.ids)),
+            parent=parent.ref() if parent else None,
+            code_version=code_version(),
+        )
         if params:
             self.log_params(run, params)
         return run
@@ -199,8 +238,11 @@ class Tracker:
         self._emit("params", run=run.ref(), params={k: v[:6000] for k, v in masked.items()})
 
     def log_metrics(self, run: RunRef, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        values = {k: float(v) for k, v in flatten(metrics).items()
-                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+        values = {
+            k: float(v)
+            for k, v in flatten(metrics).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+        }
         if values:
             self._emit("metrics", run=run.ref(), metrics=values, step=int(step or 0))
 
@@ -210,23 +252,33 @@ class Tracker:
     def log_artifact(self, run: RunRef, path: str) -> None:
         self._emit("artifact", run=run.ref(), path=str(Path(path).resolve()))
 
-    def log_model(self, run: RunRef, model_dir: str, registered_model: str, alias: str,
-                  tags: Mapping[str, Any]) -> None:
+    def log_model(
+        self, run: RunRef, model_dir: str, registered_model: str, alias: str, tags: Mapping[str, Any]
+    ) -> None:
         """Log the checkpoint folder ``model_dir`` (complete on disk) as the pyfunc model "model" of ``run``,
         register it under ``registered_model`` (one version per ``tags["final_key"]``, the version carries
         ``tags`` as lineage tags) and move ``alias`` to it; see workflow_lib.shipping.mlflow_model."""
         if "final_key" not in tags or not (Path(model_dir) / "manifest.json").is_file():
-            raise ValueError(f"log_model needs a finished checkpoint folder (manifest.json in {model_dir}) and a "
-                             f"final_key tag (got {sorted(tags)})")
-        self._emit("model", run=run.ref(), path=str(Path(model_dir).resolve()), registered_model=registered_model,
-                   alias=alias, tags=mask_value({tag(k): str(v) for k, v in tags.items()}))
+            raise ValueError(
+                f"log_model needs a finished checkpoint folder (manifest.json in {model_dir}) and a "
+                f"final_key tag (got {sorted(tags)})"
+            )
+        self._emit(
+            "model",
+            run=run.ref(),
+            path=str(Path(model_dir).resolve()),
+            registered_model=registered_model,
+            alias=alias,
+            tags=mask_value({tag(k): str(v) for k, v in tags.items()}),
+        )
 
     def end(self, run: RunRef, status: str = "FINISHED") -> None:
         self._emit("end", run=run.ref(), status=status)
 
     @contextlib.contextmanager
-    def run(self, stage: str, ids: Mapping[str, Any], *, parent: RunRef | None = None,
-            params: Mapping | None = None) -> Iterator[RunRef]:
+    def run(
+        self, stage: str, ids: Mapping[str, Any], *, parent: RunRef | None = None, params: Mapping | None = None
+    ) -> Iterator[RunRef]:
         """Context manager: FINISHED on success, KILLED on TrialPruned/KeyboardInterrupt, FAILED otherwise."""
         r = self.start(stage, ids, parent=parent, params=params)
         try:
@@ -257,17 +309,29 @@ class Tracker:
             unreachable = (unreachable or now) if marker.exists() else None
             if now > deadline or (unreachable and now - unreachable > CLOSE_GRACE_S):
                 why = "is unreachable" if unreachable else f"took not all events within {timeout:.0f}s"
-                log.warning("MLflow tracking store %s %s; this job does not wait for it. Its replayer (pid %d) "
-                            "keeps retrying in the background; the events stay in %s until the store confirms "
-                            "them (progress in %s.log). If they are still there later, run `python -m "
-                            "workflow_lib.tracking.replay --drain %s`", redact_uri(self.uri), why, self._proc.pid,
-                            self.spool, self.spool, self.spool.parent)
+                log.warning(
+                    "MLflow tracking store %s %s; this job does not wait for it. Its replayer (pid %d) "
+                    "keeps retrying in the background; the events stay in %s until the store confirms "
+                    "them (progress in %s.log). If they are still there later, run `python -m "
+                    "workflow_lib.tracking.replay --drain %s`",
+                    redact_uri(self.uri),
+                    why,
+                    self._proc.pid,
+                    self.spool,
+                    self.spool,
+                    self.spool.parent,
+                )
                 return False
             time.sleep(0.05)
         if self._proc.returncode != 0:
             err = Path(str(self.spool) + ".log")
-            log.warning("MLflow tracking replay failed (exit %s); events kept in %s for the next job or `python -m "
-                        "workflow_lib.tracking.replay --drain %s`:\n%s", self._proc.returncode, self.spool,
-                        self.spool.parent, err.read_text()[-2000:] if err.exists() else "")
+            log.warning(
+                "MLflow tracking replay failed (exit %s); events kept in %s for the next job or `python -m "
+                "workflow_lib.tracking.replay --drain %s`:\n%s",
+                self._proc.returncode,
+                self.spool,
+                self.spool.parent,
+                err.read_text()[-2000:] if err.exists() else "",
+            )
             return False
         return True

@@ -12,6 +12,7 @@ Sources (``$defs.backbone`` of the config schema):
 
 The pooler of BERT-like encoders is not built: the classifier pools the token states itself.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,7 @@ from workflow_lib.config import Encoder
 
 log = logging.getLogger(__name__)
 
-HUB_ATTEMPTS = 3           # online attempts for a hub model that is not in the local cache
+HUB_ATTEMPTS = 3  # online attempts for a hub model that is not in the local cache
 HUB_BACKOFF_SECONDS = 2.0  # first wait between attempts; doubles each time
 _TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{6,}")
 
@@ -47,7 +48,6 @@ def _redact(text: str) -> str:
 @contextlib.contextmanager
 def _quiet_transformers():
     """Silence 'weights not used: pooler...' and similar load-time chatter."""
-    # here, not at the top: keeps start-up fast (transformers)
     from transformers.utils import logging as hf_logging
 
     before = hf_logging.get_verbosity()
@@ -67,17 +67,19 @@ def package_model_dir(package: str) -> Path:
     if found is None or not found.origin:
         raise EncoderLoadError(
             f"model package {package!r} is not installed in this environment; install it "
-            f"(pip install {package.replace('_', '-')}) or point the encoder at a folder with source: local")
+            f"(pip install {package.replace('_', '-')}) or point the encoder at a folder with source: local"
+        )
     model_dir = Path(found.origin).resolve().parent / "model"
     if not (model_dir / "config.json").is_file():
-        raise EncoderLoadError(f"model package {package!r} has no model/config.json under {model_dir.parent}; "
-                               f"reinstall it or use source: local with a transformers model folder")
+        raise EncoderLoadError(
+            f"model package {package!r} has no model/config.json under {model_dir.parent}; "
+            f"reinstall it or use source: local with a transformers model folder"
+        )
     return model_dir
 
 
 def encoder_init_kwargs(config) -> dict:
     """Keyword arguments for building the bare encoder: no pooler where the class has one."""
-    # here, not at the top: keeps start-up fast (transformers)
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
     try:
@@ -91,7 +93,6 @@ def encoder_init_kwargs(config) -> dict:
 
 def encoder_from_config(config) -> torch.nn.Module:
     """A randomly initialised encoder of the given transformers config (checkpoint rebuild)."""
-    # here, not at the top: keeps start-up fast (transformers)
     from transformers import AutoModel
 
     with _quiet_transformers():
@@ -99,7 +100,6 @@ def encoder_from_config(config) -> torch.nn.Module:
 
 
 def _load_pretrained(location: str, **kw):
-    # here, not at the top: keeps start-up fast (transformers)
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     with _quiet_transformers():
@@ -110,14 +110,12 @@ def _load_pretrained(location: str, **kw):
 
 
 def _tokenizer_from_package(package: str):
-    # here, not at the top: keeps start-up fast (transformers)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(package_model_dir(package)))
 
 
 def _build_tiny(spec: Encoder):
-    # here, not at the top: keeps start-up fast (transformers)
     from transformers import BertConfig, BertModel
 
     tokenizer = _tokenizer_from_package(spec.tokenizer_package)
@@ -132,8 +130,10 @@ def _build_tiny(spec: Encoder):
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
     )
     if config.hidden_size % config.num_attention_heads:
-        raise EncoderLoadError(f"tiny encoder: hidden_size {config.hidden_size} must be divisible by "
-                               f"num_attention_heads {config.num_attention_heads}")
+        raise EncoderLoadError(
+            f"tiny encoder: hidden_size {config.hidden_size} must be divisible by "
+            f"num_attention_heads {config.num_attention_heads}"
+        )
     # Same init_seed -> same weights, without disturbing the caller's random state.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(tiny["init_seed"]))
@@ -175,8 +175,9 @@ def _classify(exc: BaseException) -> str:
         if hub_errors is not None:
             if isinstance(e, hub_errors.GatedRepoError):
                 return "auth"
-            if isinstance(e, (hub_errors.RepositoryNotFoundError, hub_errors.RevisionNotFoundError,
-                              hub_errors.EntryNotFoundError)):
+            if isinstance(
+                e, (hub_errors.RepositoryNotFoundError, hub_errors.RevisionNotFoundError, hub_errors.EntryNotFoundError)
+            ):
                 return "missing"
             if isinstance(e, hub_errors.HfHubHTTPError):
                 status = getattr(getattr(e, "response", None), "status_code", None)
@@ -187,8 +188,17 @@ def _classify(exc: BaseException) -> str:
                 if status == 429 or (status is not None and status >= 500):
                     return "transient"
         name = type(e).__name__
-        if name in ("ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout", "ProxyError",
-                    "SSLError", "ChunkedEncodingError", "TimeoutError", "ConnectionResetError"):
+        if name in (
+            "ConnectionError",
+            "Timeout",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "ProxyError",
+            "SSLError",
+            "ChunkedEncodingError",
+            "TimeoutError",
+            "ConnectionResetError",
+        ):
             return "transient"
         msg = str(e).lower()
         if "gated repo" in msg or "401" in msg or "403" in msg or "unauthorized" in msg:
@@ -205,42 +215,58 @@ def _load_hub(spec: Encoder):
     hub_id = spec.hub_id
     revision = spec.revision
     where = f"hub model {hub_id!r} at revision {revision or 'main (unpinned)'}"
-    fix = ("download it once on a machine with access (it then loads from the Hugging Face cache), "
-           "or use source: package or source: local with a folder holding the model")
+    fix = (
+        "download it once on a machine with access (it then loads from the Hugging Face cache), "
+        "or use source: package or source: local with a folder holding the model"
+    )
     try:
         return _load_pretrained(hub_id, revision=revision, local_files_only=True)
     except (OSError, ValueError) as exc:
         cached_error = exc
     if _offline():
-        raise EncoderLoadError(f"{where} is not in the local cache and the Hub is switched off "
-                               f"(HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE); {fix}") from None
+        raise EncoderLoadError(
+            f"{where} is not in the local cache and the Hub is switched off "
+            f"(HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE); {fix}"
+        ) from None
     unreachable = _hub_unreachable()
     if unreachable:
-        raise EncoderLoadError(f"{where} is not in the local cache and the Hub is unreachable ({unreachable}); "
-                               f"{fix}") from None
+        raise EncoderLoadError(
+            f"{where} is not in the local cache and the Hub is unreachable ({unreachable}); {fix}"
+        ) from None
     wait = HUB_BACKOFF_SECONDS
     last: BaseException = cached_error
     for attempt in range(1, HUB_ATTEMPTS + 1):
         try:
             return _load_pretrained(hub_id, revision=revision)
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             last = exc
             kind = _classify(exc)
             if kind == "auth":
                 raise EncoderLoadError(
                     f"{where}: access denied (gated or private repository, or a missing/invalid token); "
-                    f"accept the model's terms and log in with `huggingface-cli login`, or {fix}") from None
+                    f"accept the model's terms and log in with `huggingface-cli login`, or {fix}"
+                ) from None
             if kind == "missing":
-                raise EncoderLoadError(f"{where}: no such repository or revision on the Hub; check hub_id and "
-                                       f"revision in the encoders catalogue, or {fix}") from None
+                raise EncoderLoadError(
+                    f"{where}: no such repository or revision on the Hub; check hub_id and "
+                    f"revision in the encoders catalogue, or {fix}"
+                ) from None
             if kind != "transient" or attempt == HUB_ATTEMPTS:
                 break
-            log.warning("loading %s failed (attempt %d/%d, %s); retrying in %.0f s", where, attempt,
-                        HUB_ATTEMPTS, type(exc).__name__, wait)
+            log.warning(
+                "loading %s failed (attempt %d/%d, %s); retrying in %.0f s",
+                where,
+                attempt,
+                HUB_ATTEMPTS,
+                type(exc).__name__,
+                wait,
+            )
             time.sleep(wait)
             wait *= 2
-    raise EncoderLoadError(f"{where} could not be loaded (not cached, Hub unreachable: "
-                           f"{type(last).__name__}: {_redact(last)[:300]}); {fix}") from None
+    raise EncoderLoadError(
+        f"{where} could not be loaded (not cached, Hub unreachable: "
+        f"{type(last).__name__}: {_redact(last)[:300]}); {fix}"
+    ) from None
 
 
 def load_encoder(spec: Encoder):
@@ -252,11 +278,15 @@ def load_encoder(spec: Encoder):
         elif source == "local":
             path = Path(spec["path"]).expanduser()
             if not path.is_dir():
-                raise EncoderLoadError(f"local encoder folder {str(path)!r} does not exist; point "
-                                       f"encoders.<name>.path at a folder written by save_pretrained()")
+                raise EncoderLoadError(
+                    f"local encoder folder {str(path)!r} does not exist; point "
+                    f"encoders.<name>.path at a folder written by save_pretrained()"
+                )
             if not (path / "config.json").is_file():
-                raise EncoderLoadError(f"local encoder folder {str(path)!r} has no config.json; point "
-                                       f"encoders.<name>.path at a folder written by save_pretrained()")
+                raise EncoderLoadError(
+                    f"local encoder folder {str(path)!r} has no config.json; point "
+                    f"encoders.<name>.path at a folder written by save_pretrained()"
+                )
             model, tokenizer = _load_pretrained(str(path), local_files_only=True)
         elif source == "hub":
             model, tokenizer = _load_hub(spec)
@@ -270,7 +300,9 @@ def load_encoder(spec: Encoder):
         raise EncoderLoadError(f"could not load encoder {dict(spec)!r}: {_redact(exc)[:500]}") from None
     if spec.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
-            raise EncoderLoadError(f"{type(model).__name__} does not support gradient checkpointing; "
-                                   f"set gradient_checkpointing: false for this encoder")
+            raise EncoderLoadError(
+                f"{type(model).__name__} does not support gradient checkpointing; "
+                f"set gradient_checkpointing: false for this encoder"
+            )
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model, tokenizer

@@ -39,6 +39,7 @@ Decoding rules (``p > threshold`` is strict):
   last eligible token (adjacent sentences stay separate spans; the evidence metrics merge spans
   separated only by whitespace).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -51,7 +52,7 @@ from torch import nn
 from workflow_lib.learning.models.registry import registrar
 from workflow_lib.learning.spans import B, I, tags_to_token_spans
 
-EVIDENCE_HEADS: dict[str, type["EvidenceHead"]] = {}
+EVIDENCE_HEADS: dict[str, type[EvidenceHead]] = {}
 
 register = registrar(EVIDENCE_HEADS)
 
@@ -62,13 +63,15 @@ __all__ = ["EVIDENCE_HEADS", "EvidenceHead", "build_evidence_head", "gold_token_
 
 # ------------------------------------------------------------------------------------------------ helpers
 
+
 def gold_token_spans(tags: torch.Tensor) -> list[list[tuple[int, int]]]:
     """Gold token spans per example of a (B, T) BIO tag tensor (see ``tags_to_token_spans``)."""
     return [tags_to_token_spans(row) for row in tags.detach().cpu().tolist()]
 
 
-def _bce_per_example(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor,
-                     pos_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _bce_per_example(
+    logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, pos_weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-example mean BCE over ``valid`` positions (any trailing shape) and which examples count."""
     pw = None if pos_weight == 1.0 else logits.new_tensor(pos_weight)
     raw = F.binary_cross_entropy_with_logits(logits, targets, reduction="none", pos_weight=pw)
@@ -85,22 +88,32 @@ def _batch_mean(per_example: torch.Tensor, counts: torch.Tensor) -> torch.Tensor
 
 def _check(token_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if token_states.dim() != 3 or mask.shape != token_states.shape[:2]:
-        raise ValueError(f"token_states must be (B, T, H) and mask (B, T); got {tuple(token_states.shape)} "
-                         f"and {tuple(mask.shape)}")
+        raise ValueError(
+            f"token_states must be (B, T, H) and mask (B, T); got {tuple(token_states.shape)} and {tuple(mask.shape)}"
+        )
     return mask.bool()
 
 
 def _mlp(hidden_size: int, hidden: int, out: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, hidden), nn.GELU(),
-                         nn.Dropout(dropout), nn.Linear(hidden, out))
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(hidden_size, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out)
+    )
 
 
 class EvidenceHead(nn.Module):
     name = "base"
     uses_sentence_ids = False  # True when forward/loss/decode read sentence_ids
 
-    def __init__(self, hidden_size: int, *, hidden: int = 256, dropout: float = 0.1, max_span_len: int = 128,
-                 pos_weight: float = 1.0, **_: object) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        *,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        max_span_len: int = 128,
+        pos_weight: float = 1.0,
+        **_: object,
+    ) -> None:
         super().__init__()
         if max_span_len < 1:
             raise ValueError(f"max_span_len must be >= 1, got {max_span_len}")
@@ -123,6 +136,7 @@ class EvidenceHead(nn.Module):
 
 # ------------------------------------------------------------------------------------------------ start/end
 
+
 class _StartEndHead(EvidenceHead):
     """Per-token start, end and inside logits (B, T, 3); subclasses set ``self.net``.
 
@@ -134,8 +148,12 @@ class _StartEndHead(EvidenceHead):
         mask = _check(token_states, mask)
         x = token_states.masked_fill(~mask.unsqueeze(-1), 0.0)
         logits = self.net(x).masked_fill(~mask.unsqueeze(-1), NEG)
-        return {"start_logits": logits[..., 0], "end_logits": logits[..., 1], "inside_logits": logits[..., 2],
-                "mask": mask}
+        return {
+            "start_logits": logits[..., 0],
+            "end_logits": logits[..., 1],
+            "inside_logits": logits[..., 2],
+            "mask": mask,
+        }
 
     def loss(self, out, tags, sentence_ids=None):
         valid = out["mask"] & (tags >= 0)
@@ -148,8 +166,9 @@ class _StartEndHead(EvidenceHead):
         inside_t = ((tags == B) | (tags == I)).to(start_t.dtype)
         logits = torch.stack([out["start_logits"], out["end_logits"], out["inside_logits"]], dim=-1)
         targets = torch.stack([start_t, end_t, inside_t], dim=-1)
-        per_ex, counts = _bce_per_example(logits, targets, valid.unsqueeze(-1).expand_as(logits).to(logits.dtype),
-                                          self.pos_weight)
+        per_ex, counts = _bce_per_example(
+            logits, targets, valid.unsqueeze(-1).expand_as(logits).to(logits.dtype), self.pos_weight
+        )
         return _batch_mean(per_ex, counts)
 
     def token_scores(self, out):
@@ -194,6 +213,7 @@ class StartEndMLPHead(_StartEndHead):
 
 
 # ------------------------------------------------------------------------------------------------ biaffine
+
 
 @register("biaffine")
 class BiaffineHead(EvidenceHead):
@@ -261,10 +281,10 @@ class BiaffineHead(EvidenceHead):
                 taken = np.zeros(mask.shape[1], dtype=bool)
                 free = int(mask[b].sum())
                 for i, j in cand[order].tolist():
-                    if not taken[i:j + 1].any():
-                        taken[i:j + 1] = True
+                    if not taken[i : j + 1].any():
+                        taken[i : j + 1] = True
                         spans.append((i, j + 1))
-                        free -= int(mask[b, i:j + 1].sum())
+                        free -= int(mask[b, i : j + 1].sum())
                         if free <= 0:
                             break
             result.append(sorted(spans))
@@ -272,6 +292,7 @@ class BiaffineHead(EvidenceHead):
 
 
 # ------------------------------------------------------------------------------------------------ BIO + CRF
+
 
 @register("bio_crf")
 class BioCRFHead(EvidenceHead):
@@ -291,7 +312,6 @@ class BioCRFHead(EvidenceHead):
 
     def __init__(self, hidden_size, *, hidden=256, dropout=0.1, **kw):
         super().__init__(hidden_size, hidden=hidden, dropout=dropout, **kw)
-        # here, not at the top: keeps start-up fast (torchcrf)
         from torchcrf import CRF
 
         self.emit = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, 3))
@@ -319,14 +339,21 @@ class BioCRFHead(EvidenceHead):
         index, cmask, n = self._compact(mask)
         compact = torch.gather(emissions, 1, index.unsqueeze(-1).expand(-1, -1, 3))
         compact = compact.masked_fill(~cmask.unsqueeze(-1), 0.0)
-        return {"emissions": emissions.masked_fill(~mask.unsqueeze(-1), NEG), "compact_emissions": compact,
-                "compact_index": index, "compact_mask": cmask, "n_eligible": n, "mask": mask}
+        return {
+            "emissions": emissions.masked_fill(~mask.unsqueeze(-1), NEG),
+            "compact_emissions": compact,
+            "compact_index": index,
+            "compact_mask": cmask,
+            "n_eligible": n,
+            "mask": mask,
+        }
 
     def loss(self, out, tags, sentence_ids=None):
         mask, index, cmask, n = out["mask"], out["compact_index"], out["compact_mask"], out["n_eligible"]
         if ((tags < 0) & mask).any():
-            raise ValueError("bio_crf: tags are -100 at eligible positions; tags must be 0/1/2 exactly where "
-                             "mask is True")
+            raise ValueError(
+                "bio_crf: tags are -100 at eligible positions; tags must be 0/1/2 exactly where mask is True"
+            )
         ctags = torch.gather(tags, 1, index).masked_fill(~cmask, 0).clamp(min=0)
         ctags = torch.where((n > 0).unsqueeze(1), ctags, 0)
         llh = self.crf(out["compact_emissions"], ctags, mask=cmask, reduction="none")
@@ -340,11 +367,11 @@ class BioCRFHead(EvidenceHead):
         alphas = [start + em[:, 0]]
         for t in range(1, tc):
             nxt = torch.logsumexp(alphas[-1].unsqueeze(2) + trans + em[:, t].unsqueeze(1), dim=1)
-            alphas.append(torch.where(cmask[:, t:t + 1], nxt, alphas[-1]))
+            alphas.append(torch.where(cmask[:, t : t + 1], nxt, alphas[-1]))
         betas = [end.expand(bsz, 3)]
         for t in range(tc - 2, -1, -1):
             nxt = torch.logsumexp(trans + (em[:, t + 1] + betas[-1]).unsqueeze(1), dim=2)
-            betas.append(torch.where(cmask[:, t + 1:t + 2], nxt, end.expand(bsz, 3)))
+            betas.append(torch.where(cmask[:, t + 1 : t + 2], nxt, end.expand(bsz, 3)))
         alpha = torch.stack(alphas, dim=1)
         beta = torch.stack(betas[::-1], dim=1)
         log_z = torch.logsumexp(alphas[-1] + end, dim=1)
@@ -361,12 +388,13 @@ class BioCRFHead(EvidenceHead):
         n = out["n_eligible"].cpu().tolist()
         result = []
         for b, path in enumerate(paths):
-            spans = tags_to_token_spans(path[:n[b]])
+            spans = tags_to_token_spans(path[: n[b]])
             result.append([(index[b][s], index[b][e - 1] + 1) for s, e in spans])
         return result
 
 
 # ------------------------------------------------------------------------------------------------ sentences
+
 
 @register("sentence_reranker")
 class SentenceRerankerHead(EvidenceHead):
@@ -408,8 +436,7 @@ class SentenceRerankerHead(EvidenceHead):
         member = sid.unsqueeze(1) == torch.arange(sent_mask.shape[1], device=sid.device).view(1, -1, 1)
         inside = ((tags == B) | (tags == I)) & out["mask"]
         targets = (member & inside.unsqueeze(1)).any(dim=-1).to(out["sentence_logits"].dtype)
-        per_ex, counts = _bce_per_example(out["sentence_logits"], targets, sent_mask.to(targets.dtype),
-                                          self.pos_weight)
+        per_ex, counts = _bce_per_example(out["sentence_logits"], targets, sent_mask.to(targets.dtype), self.pos_weight)
         return _batch_mean(per_ex, counts)
 
     def token_scores(self, out):
@@ -436,8 +463,10 @@ class SentenceRerankerHead(EvidenceHead):
 
 # ------------------------------------------------------------------------------------------------ factory
 
-def build_evidence_head(name: str, hidden_size: int, *, hidden: int = 256, dropout: float = 0.1,
-                        **kwargs: object) -> EvidenceHead:
+
+def build_evidence_head(
+    name: str, hidden_size: int, *, hidden: int = 256, dropout: float = 0.1, **kwargs: object
+) -> EvidenceHead:
     """An evidence head by registry name (``max_span_len``, ``pos_weight`` and others via kwargs)."""
     try:
         cls = EVIDENCE_HEADS[name]

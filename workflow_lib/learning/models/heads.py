@@ -7,6 +7,7 @@ callers never change.
 Registered names: ``linear``, ``mlp``, ``mlp_residual`` (extra kwarg ``n_blocks=1``),
 ``gated``, ``multi_sample_dropout`` (extra kwarg ``n_samples=5``; ignores ``hidden``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,7 +15,7 @@ from torch import nn
 
 from workflow_lib.learning.models.registry import registrar
 
-HEADS: dict[str, type["Head"]] = {}
+HEADS: dict[str, type[Head]] = {}
 
 
 register = registrar(HEADS)
@@ -23,8 +24,9 @@ register = registrar(HEADS)
 class Head(nn.Module):
     name = "base"
 
-    def __init__(self, in_features: int, n_labels: int, *, hidden: int = 256, dropout: float = 0.1,
-                 **_: object) -> None:
+    def __init__(
+        self, in_features: int, n_labels: int, *, hidden: int = 256, dropout: float = 0.1, **_: object
+    ) -> None:
         super().__init__()
         self.in_features = in_features
         self.n_labels = n_labels

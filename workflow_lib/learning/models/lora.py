@@ -11,9 +11,11 @@ In the state dict a wrapped layer ``...query`` becomes ``...query.base_layer.{we
 (the frozen base) plus ``...query.lora_A.default.weight`` and ``...query.lora_B.default.weight``
 (the adapter); ``lora_param_names`` lists the adapter keys, ``base_state_keys`` the others.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -46,7 +48,6 @@ def linear_layer_names(module: nn.Module) -> dict[str, list[str]]:
 
 def has_lora(module: nn.Module) -> bool:
     """True when ``module`` (or anything inside it) carries LoRA layers."""
-    # here, not at the top: keeps start-up fast (peft)
     from peft.tuners.lora import LoraLayer
 
     return any(isinstance(m, LoraLayer) for m in module.modules())
@@ -64,8 +65,12 @@ def lora_settings(module: nn.Module) -> dict[str, Any] | None:
             return None
     cfg = configs[ADAPTER]
     targets = cfg.target_modules
-    return {"r": int(cfg.r), "alpha": float(cfg.lora_alpha), "dropout": float(cfg.lora_dropout),
-            "target_modules": sorted([targets] if isinstance(targets, str) else targets)}
+    return {
+        "r": int(cfg.r),
+        "alpha": float(cfg.lora_alpha),
+        "dropout": float(cfg.lora_dropout),
+        "target_modules": sorted([targets] if isinstance(targets, str) else targets),
+    }
 
 
 def _normalise_targets(target_modules: str | Iterable[str]) -> list[str]:
@@ -77,8 +82,9 @@ def _normalise_targets(target_modules: str | Iterable[str]) -> list[str]:
     return sorted(set(targets))
 
 
-def apply_lora(encoder: nn.Module, *, r: int, alpha: float, dropout: float,
-               target_modules: str | Iterable[str]) -> nn.Module:
+def apply_lora(
+    encoder: nn.Module, *, r: int, alpha: float, dropout: float, target_modules: str | Iterable[str]
+) -> nn.Module:
     """Inject LoRA adapters (rank ``r``, scaling ``alpha / r``) into ``encoder`` in place and return it.
 
     ``target_modules`` names linear layers by their last name component (``query``) or by a
@@ -88,7 +94,6 @@ def apply_lora(encoder: nn.Module, *, r: int, alpha: float, dropout: float,
     unchanged (so callers may apply it before or inside ``assemble``); different settings on an
     encoder that already has an adapter are refused.
     """
-    # here, not at the top: keeps start-up fast (peft)
     from peft import LoraConfig, inject_adapter_in_model
 
     r = int(r)
@@ -104,18 +109,21 @@ def apply_lora(encoder: nn.Module, *, r: int, alpha: float, dropout: float,
         current = lora_settings(encoder)
         if current == wanted:
             return encoder
-        raise ValueError(f"{type(encoder).__name__} already has a LoRA adapter ({current}); "
-                         f"refusing to add a second one ({wanted}) - load a fresh encoder")
+        raise ValueError(
+            f"{type(encoder).__name__} already has a LoRA adapter ({current}); "
+            f"refusing to add a second one ({wanted}) - load a fresh encoder"
+        )
     available = linear_layer_names(encoder)
     full_names = [n for names in available.values() for n in names]
     unknown = [t for t in targets if not any(n == t or n.endswith("." + t) for n in full_names)]
     if unknown:
         hint = ", ".join(sorted(available)) or "none"
-        raise ValueError(f"LoRA target_modules {unknown} match no linear layer of {type(encoder).__name__}; "
-                         f"its linear layers are named: {hint} (set training.lora_target_modules to some of "
-                         f"these, e.g. {sorted(available)[:2] if available else []})")
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=float(dropout), target_modules=targets,
-                        bias="none")
+        raise ValueError(
+            f"LoRA target_modules {unknown} match no linear layer of {type(encoder).__name__}; "
+            f"its linear layers are named: {hint} (set training.lora_target_modules to some of "
+            f"these, e.g. {sorted(available)[:2] if available else []})"
+        )
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=float(dropout), target_modules=targets, bias="none")
     encoder = inject_adapter_in_model(config, encoder, adapter_name=ADAPTER)
     for name, p in encoder.named_parameters():  # inject_adapter_in_model freezes the base; make sure
         p.requires_grad_(is_lora_key(name))
@@ -160,5 +168,9 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
 
 def lora_kwargs(train_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """``apply_lora`` keyword arguments from a training config's ``lora_*`` settings."""
-    return {"r": train_cfg["lora_r"], "alpha": train_cfg["lora_alpha"], "dropout": train_cfg["lora_dropout"],
-            "target_modules": train_cfg["lora_target_modules"]}
+    return {
+        "r": train_cfg["lora_r"],
+        "alpha": train_cfg["lora_alpha"],
+        "dropout": train_cfg["lora_dropout"],
+        "target_modules": train_cfg["lora_target_modules"],
+    }

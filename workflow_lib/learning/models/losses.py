@@ -17,6 +17,7 @@ after label smoothing ``t = y (1 - ls) + 0.5 ls`` (``ls = 0`` leaves targets unt
 - ``adaptive_focal``: ``(gamma_j / gamma) (1 - p_t)^gamma_j * BCE``, ``gamma_j = gamma + s (1 - min(1, 1 / w_j))``
 - ``hybrid``:         ``alpha * weighted_bce + (1 - alpha) * focal`` (the focal part unweighted)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ from torch import nn
 
 from workflow_lib.learning.models.registry import registrar
 
-LOSSES: dict[str, type["Loss"]] = {}
+LOSSES: dict[str, type[Loss]] = {}
 MAX_POS_WEIGHT = 50.0
 DEFAULT_GAMMA = 2.0
 DEFAULT_ALPHA = 0.5
@@ -62,8 +63,9 @@ def _check_range(name: str, value: float, low: float, high: float, *, high_open:
     return value
 
 
-def focal_terms(logits: torch.Tensor, targets: torch.Tensor, gamma: float | torch.Tensor,
-                pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+def focal_terms(
+    logits: torch.Tensor, targets: torch.Tensor, gamma: float | torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Element-wise sigmoid focal loss ``(1 - p_t)^gamma * BCE(x, t; pos_weight)`` (no reduction).
 
     ``p_t = p t + (1 - p)(1 - t)`` also works for soft (smoothed) targets; ``gamma`` is a number
@@ -82,8 +84,7 @@ class Loss(nn.Module):
     name = "base"
     needs_class_weights = False
 
-    def __init__(self, *, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                 **_: object) -> None:
+    def __init__(self, *, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0, **_: object) -> None:
         super().__init__()
         self.label_smoothing = _check_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
 
@@ -128,8 +129,9 @@ class WeightedBCELoss(Loss):
         self._register_pos_weight(pos_weight, required=True)
 
     def forward(self, logits, targets):
-        return F.binary_cross_entropy_with_logits(logits, self.smooth(targets, logits.dtype),
-                                                  pos_weight=self._pw(logits))
+        return F.binary_cross_entropy_with_logits(
+            logits, self.smooth(targets, logits.dtype), pos_weight=self._pw(logits)
+        )
 
 
 @register("focal")
@@ -175,8 +177,14 @@ class AdaptiveFocalLoss(Loss):
 
     needs_class_weights = True
 
-    def __init__(self, *, pos_weight: torch.Tensor | None = None, gamma: float = DEFAULT_GAMMA,
-                 gamma_scale: float = DEFAULT_GAMMA_SCALE, **kw):
+    def __init__(
+        self,
+        *,
+        pos_weight: torch.Tensor | None = None,
+        gamma: float = DEFAULT_GAMMA,
+        gamma_scale: float = DEFAULT_GAMMA_SCALE,
+        **kw,
+    ):
         super().__init__(pos_weight=pos_weight, **kw)
         self._register_pos_weight(pos_weight, required=True)
         self.gamma = float(gamma)
@@ -203,8 +211,14 @@ class HybridLoss(Loss):
 
     needs_class_weights = True
 
-    def __init__(self, *, pos_weight: torch.Tensor | None = None, alpha: float = DEFAULT_ALPHA,
-                 gamma: float = DEFAULT_GAMMA, **kw):
+    def __init__(
+        self,
+        *,
+        pos_weight: torch.Tensor | None = None,
+        alpha: float = DEFAULT_ALPHA,
+        gamma: float = DEFAULT_GAMMA,
+        **kw,
+    ):
         super().__init__(pos_weight=pos_weight, **kw)
         self._register_pos_weight(pos_weight, required=True)
         self.alpha = _check_range("alpha", alpha, 0.0, 1.0)

@@ -1,5 +1,6 @@
 """The classifier: shared encoder -> criteria head (one logit per symptom, or per pair) and an
 optional evidence-span head, independent or coupled."""
+
 from __future__ import annotations
 
 import torch
@@ -28,14 +29,17 @@ class Coupler(nn.Module):
             raise ValueError(f"unknown coupling {method!r}; choose one of {', '.join(self.METHODS)}")
         self.method = method
         self.pooling = pooling
-        self.weights = nn.Parameter(torch.ones(2) if method == "weighted_sum" else torch.zeros(2),
-                                    requires_grad=method in ("weighted_sum", "weighted_mean"))
+        self.weights = nn.Parameter(
+            torch.ones(2) if method == "weighted_sum" else torch.zeros(2),
+            requires_grad=method in ("weighted_sum", "weighted_mean"),
+        )
 
     def output_size(self, hidden: int) -> int:
         return 2 * hidden if self.method == "concat" else hidden
 
-    def forward(self, criteria_vec: torch.Tensor, token_states: torch.Tensor, token_scores: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, criteria_vec: torch.Tensor, token_states: torch.Tensor, token_scores: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
         weighted = token_states * token_scores.unsqueeze(-1).to(token_states.dtype)
         ev = self.pooling(weighted, mask.long(), None)
         if self.method == "concat":
@@ -65,22 +69,28 @@ class WindowAggregator(nn.Module):
         if method not in self.METHODS:
             raise ValueError(f"unknown training.window_aggregation {method!r}; choose one of {', '.join(self.METHODS)}")
         self.method = method
-        self.score = (nn.Sequential(nn.Linear(in_features, in_features), nn.Tanh(), nn.Linear(in_features, 1))
-                      if method == "attention" else None)
+        self.score = (
+            nn.Sequential(nn.Linear(in_features, in_features), nn.Tanh(), nn.Linear(in_features, 1))
+            if method == "attention"
+            else None
+        )
 
     def forward(self, pooled: torch.Tensor, rows: torch.Tensor, head: nn.Module) -> torch.Tensor:
         n = int(rows[-1]) + 1 if len(rows) else 0
         if self.method == "attention":
             x = pooled.float()
             s = self.score(x).squeeze(-1).float()
-            top = torch.full((n,), float("-inf"), device=s.device).scatter_reduce(0, rows, s, "amax", include_self=False)
+            top = torch.full((n,), float("-inf"), device=s.device).scatter_reduce(
+                0, rows, s, "amax", include_self=False
+            )
             w = torch.exp(s - top[rows])
             w = w / torch.zeros(n, device=s.device).index_add(0, rows, w)[rows]
             return head(torch.zeros(n, x.shape[1], device=x.device).index_add(0, rows, w.unsqueeze(1) * x))
         logits = head(pooled).float()
         index = rows.unsqueeze(1).expand(-1, logits.shape[1])
         return torch.zeros(n, logits.shape[1], device=logits.device).scatter_reduce(
-            0, index, logits, "amax" if self.method == "max" else "mean", include_self=False)
+            0, index, logits, "amax" if self.method == "max" else "mean", include_self=False
+        )
 
 
 class CriteriaClassifier(nn.Module):
@@ -94,9 +104,17 @@ class CriteriaClassifier(nn.Module):
     (``window_aggregator``), the evidence outputs stay per window.
     """
 
-    def __init__(self, encoder: nn.Module, pooling: nn.Module, head: nn.Module, n_labels: int,
-                 max_length: int | None = None, evidence_head: nn.Module | None = None,
-                 coupler: Coupler | None = None, window_aggregator: WindowAggregator | None = None) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        pooling: nn.Module,
+        head: nn.Module,
+        n_labels: int,
+        max_length: int | None = None,
+        evidence_head: nn.Module | None = None,
+        coupler: Coupler | None = None,
+        window_aggregator: WindowAggregator | None = None,
+    ) -> None:
         super().__init__()
         self.window_aggregator = window_aggregator
         self.encoder = encoder
@@ -162,14 +180,21 @@ class CriteriaClassifier(nn.Module):
             h = out[0] if isinstance(out, tuple) else out
         return self.heads(h, attention_mask, None, eligible, sentence_ids, window_rows)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None, eligible: torch.Tensor | None = None,
-                sentence_ids: torch.Tensor | None = None, window_rows: torch.Tensor | None = None) -> dict:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        eligible: torch.Tensor | None = None,
+        sentence_ids: torch.Tensor | None = None,
+        window_rows: torch.Tensor | None = None,
+    ) -> dict:
         states, all_states = self.encode(input_ids, attention_mask, token_type_ids)
         return self.heads(states, attention_mask, all_states, eligible, sentence_ids, window_rows)
 
-    def heads(self, states, attention_mask, all_states=None, eligible=None, sentence_ids=None,
-              window_rows=None) -> dict:
+    def heads(
+        self, states, attention_mask, all_states=None, eligible=None, sentence_ids=None, window_rows=None
+    ) -> dict:
         pooled = self.pooling(states, attention_mask, all_states)
         evidence = None
         if self.evidence_head is not None:
@@ -206,8 +231,10 @@ def encoder_layers(encoder: nn.Module) -> tuple[nn.Module | None, nn.ModuleList]
                 break
         if isinstance(mod, nn.ModuleList):
             return emb, mod
-    raise ValueError(f"cannot find the transformer layers of {type(encoder).__name__} to freeze; "
-                     f"set training.freeze_layers: 0 for this encoder")
+    raise ValueError(
+        f"cannot find the transformer layers of {type(encoder).__name__} to freeze; "
+        f"set training.freeze_layers: 0 for this encoder"
+    )
 
 
 def freeze_bottom(encoder: nn.Module, n_layers: int) -> int:
@@ -220,8 +247,9 @@ def freeze_bottom(encoder: nn.Module, n_layers: int) -> int:
         return 0
     emb, layers = encoder_layers(encoder)
     if n_layers > len(layers):
-        raise ValueError(f"training.freeze_layers is {n_layers} but the encoder has {len(layers)} layers; "
-                         f"use at most {len(layers)}")
+        raise ValueError(
+            f"training.freeze_layers is {n_layers} but the encoder has {len(layers)} layers; use at most {len(layers)}"
+        )
     for module in ([emb] if emb is not None else []) + list(layers[:n_layers]):
         for p in module.parameters():
             p.requires_grad_(False)
@@ -233,37 +261,58 @@ def n_outputs(train_cfg: Training) -> int:
     return 1 if train_cfg["input_format"] == "binary_pairs" else len(SYMPTOMS)
 
 
-def assemble(encoder: nn.Module, train_cfg: Training, n_labels: int | None = None,
-             max_length: int | None = None) -> CriteriaClassifier:
+def assemble(
+    encoder: nn.Module, train_cfg: Training, n_labels: int | None = None, max_length: int | None = None
+) -> CriteriaClassifier:
     """Wrap an encoder with the pooling, heads (and LoRA) named in ``train_cfg`` (fresh head weights)."""
     n_labels = n_outputs(train_cfg) if n_labels is None else int(n_labels)
     hidden = hidden_size_of(encoder)
     if train_cfg["finetune"] == "lora":  # before freezing, so freeze_layers also freezes the low adapters
-        # here, not at the top: keeps start-up fast (torch)
         from workflow_lib.learning.models.lora import apply_lora
 
-        encoder = apply_lora(encoder, r=int(train_cfg["lora_r"]), alpha=float(train_cfg["lora_alpha"]),
-                             dropout=float(train_cfg["lora_dropout"]),
-                             target_modules=list(train_cfg["lora_target_modules"]))
+        encoder = apply_lora(
+            encoder,
+            r=int(train_cfg["lora_r"]),
+            alpha=float(train_cfg["lora_alpha"]),
+            dropout=float(train_cfg["lora_dropout"]),
+            target_modules=list(train_cfg["lora_target_modules"]),
+        )
     freeze_bottom(encoder, int(train_cfg["freeze_layers"]))
     pooling = build_pooling(train_cfg["pooling"], hidden)
     evidence_head = coupler = None
     in_features = pooling.output_size
     if train_cfg["evidence_task"]:
-        # here, not at the top: keeps start-up fast (numpy, torch)
         from workflow_lib.learning.models.evidence_heads import build_evidence_head
 
-        evidence_head = build_evidence_head(train_cfg["evidence_head"], hidden, hidden=int(train_cfg["head_hidden"]),
-                                            dropout=float(train_cfg["dropout"]))
+        evidence_head = build_evidence_head(
+            train_cfg["evidence_head"],
+            hidden,
+            hidden=int(train_cfg["head_hidden"]),
+            dropout=float(train_cfg["dropout"]),
+        )
         if train_cfg["multitask"] == "coupled":
             coupler = Coupler(train_cfg["coupling"], build_pooling(train_cfg["coupling_pooling"], hidden))
             in_features = coupler.output_size(in_features)
-    head = build_head(train_cfg["head"], in_features, n_labels,
-                      hidden=int(train_cfg["head_hidden"]), dropout=float(train_cfg["dropout"]))
-    aggregator = (WindowAggregator(train_cfg["window_aggregation"], in_features)
-                  if train_cfg["long_posts"] == "windows" else None)
-    return CriteriaClassifier(encoder, pooling, head, n_labels, max_length=max_length,
-                              evidence_head=evidence_head, coupler=coupler, window_aggregator=aggregator)
+    head = build_head(
+        train_cfg["head"],
+        in_features,
+        n_labels,
+        hidden=int(train_cfg["head_hidden"]),
+        dropout=float(train_cfg["dropout"]),
+    )
+    aggregator = (
+        WindowAggregator(train_cfg["window_aggregation"], in_features) if train_cfg["long_posts"] == "windows" else None
+    )
+    return CriteriaClassifier(
+        encoder,
+        pooling,
+        head,
+        n_labels,
+        max_length=max_length,
+        evidence_head=evidence_head,
+        coupler=coupler,
+        window_aggregator=aggregator,
+    )
 
 
 def build_model(spec: Encoder, train_cfg: Training, n_labels: int | None = None):

@@ -10,6 +10,7 @@ the output and they receive no gradient. A text whose mask is all zeros pools to
 
 Registered names: ``cls``, ``mean``, ``max``, ``attention``, ``last_2_layer_mix``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 
 from workflow_lib.learning.models.registry import registrar
 
-POOLING: dict[str, type["Pooling"]] = {}
+POOLING: dict[str, type[Pooling]] = {}
 
 
 register = registrar(POOLING)
@@ -45,8 +46,12 @@ class Pooling(nn.Module):
         self.hidden_size = hidden_size
         self.output_size = hidden_size
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor,
-                all_hidden_states: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        all_hidden_states: tuple[torch.Tensor, ...] | None = None,
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -132,8 +137,10 @@ class Last2LayerMixPooling(Pooling):
 
     def forward(self, hidden_states, attention_mask, all_hidden_states=None):
         if all_hidden_states is None or len(all_hidden_states) < 2:
-            raise ValueError("last_2_layer_mix pooling needs all_hidden_states with at least two entries "
-                             "(the model passes them because needs_all_hidden_states is True)")
+            raise ValueError(
+                "last_2_layer_mix pooling needs all_hidden_states with at least two entries "
+                "(the model passes them because needs_all_hidden_states is True)"
+            )
         keep = _keep(attention_mask)
         w = torch.softmax(self.layer_logits, dim=0).to(hidden_states.dtype)
         below = all_hidden_states[-2].masked_fill(~keep, 0.0)

