@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import fields
+from importlib import resources
 
 import pytest
 
 from workflow_lib.data.align import split_sentences
-from workflow_lib.data.synthetic import GENERATOR_VERSION, REAL_COUNTS, REAL_NONE, REAL_POSTS, generate
+from workflow_lib.data.synthetic import (
+    GENERATOR_VERSION,
+    HARD_KINDS,
+    REAL_COUNTS,
+    REAL_NONE,
+    REAL_POSTS,
+    TOPIC_WEIGHTS,
+    Phrases,
+    PhrasesError,
+    generate,
+    load_phrases,
+    phrases,
+)
 from workflow_lib.symptoms import EXTRA_LABELS, SYMPTOMS
 
 FILES = ("posts.csv", "annotations.csv", "README.md")
@@ -263,3 +280,128 @@ def test_bytes_do_not_depend_on_hash_seed(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True, env=env, timeout=60)
     for name in FILES:
         assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes(), name
+
+
+# PINNED OUTPUT. sha256 of posts.csv and annotations.csv for n_posts=50, seed=1, per generator version. Any change to
+# the generator or to a phrase file (workflow_lib/data/phrases/*.json: the RNG draws by index, so even reordering a
+# list counts) changes the data every run trains on: bump GENERATOR_VERSION and pin the new hashes here.
+PINNED_OUTPUT = {
+    "2": {
+        "posts.csv": "af63bed057280ffb355f64253cd991eb675fba25f684b7de3d3b7960ae87591b",
+        "annotations.csv": "427cb2d464c10b3a168613007b1c276eda63bed1ed3b13cf93e4509721ff8e88",
+    },
+}
+
+
+def test_output_is_pinned_for_the_generator_version(tmp_path):
+    generate(tmp_path, n_posts=50, seed=1)
+    got = {name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in PINNED_OUTPUT["2"]}
+    assert got == PINNED_OUTPUT[GENERATOR_VERSION], "output changed: bump GENERATOR_VERSION and pin the new hashes"
+
+
+# ---------------------------------------------------------------------------------------------
+# phrase tables (workflow_lib/data/phrases/*.json)
+
+PHRASES = resources.files("workflow_lib.data") / "phrases"
+PER_SYMPTOM = ("evidence", "short_evidence", "negations", "other_person", "past", "general", "other_sense")
+
+
+def _raw_tables() -> dict:
+    """Every table of the shipped phrase files, read as plain JSON (not through the loader under test)."""
+    tables = {}
+    for path in sorted(PHRASES.iterdir(), key=lambda p: p.name):
+        if path.name.endswith(".json"):
+            content = json.loads(path.read_text(encoding="utf-8"))
+            assert not set(content) & set(tables), f"{path.name} repeats a table of another file"
+            tables.update(content)
+    return tables
+
+
+def _is_pool(value) -> bool:
+    return isinstance(value, list) and len(value) > 0 and all(isinstance(v, str) for v in value)
+
+
+def test_phrase_files_hold_every_table_with_its_structure():
+    raw = _raw_tables()
+    assert set(raw) == {f.name for f in fields(Phrases)}
+    assert {f.metadata["file"] for f in fields(Phrases)} == {
+        p.name for p in PHRASES.iterdir() if p.name.endswith(".json")
+    }
+    for name in (*PER_SYMPTOM, "explanations_positive"):
+        assert set(raw[name]) == set(SYMPTOMS), name  # every symptom in every per-symptom table
+        assert all(_is_pool(pool) for pool in raw[name].values()), name  # no empty pool
+    for name in ("slots", "topics", "synonyms"):
+        assert raw[name] and all(_is_pool(pool) for pool in raw[name].values()), name
+    assert set(raw["topics"]) == set(TOPIC_WEIGHTS)
+    for name in ("vocab_noise", "connectors", "asides", "short_neutral", "openers", "tails", "context_frames"):
+        assert _is_pool(raw[name]), name
+    for name in ("other_person_tails", "recovery", "special_case"):
+        assert _is_pool(raw[name]), name
+    assert set(raw["explanations_negative"]) == set(HARD_KINDS)
+    assert all(isinstance(v, str) and v for v in raw["explanations_negative"].values())
+    assert isinstance(raw["explanation_special"], str) and raw["explanation_special"]
+    for combo in raw["combos"]:
+        assert len(set(combo["symptoms"])) == 2 and set(combo["symptoms"]) <= set(SYMPTOMS), combo
+        assert _is_pool(combo["templates"]), combo
+    assert all(set(re.findall(r"\{(\w+)\}", f)) == {"ctx", "ev"} for f in raw["context_frames"])
+
+
+def test_loaded_tables_keep_the_files_order():
+    """The RNG draws by index: the loader must hand the lists over exactly as the files order them."""
+    raw, ph = _raw_tables(), phrases()
+    assert ph.evidence == raw["evidence"] and list(ph.topics) == list(raw["topics"])
+    assert ph.slots == raw["slots"] and list(ph.synonyms) == list(raw["synonyms"])
+    assert [(list(pair), t) for pair, t in ph.combos] == [(c["symptoms"], c["templates"]) for c in raw["combos"]]
+    assert load_phrases(PHRASES) == ph and phrases() is ph  # loaded once
+
+
+@pytest.fixture
+def phrase_copy(tmp_path):
+    folder = tmp_path / "phrases"
+    shutil.copytree(str(PHRASES), folder)
+    return folder
+
+
+def _edit(folder, file: str, change) -> None:
+    path = folder / file
+    content = json.loads(path.read_text(encoding="utf-8"))
+    change(content)
+    path.write_text(json.dumps(content), encoding="utf-8")
+
+
+def test_a_missing_phrase_file_is_named(phrase_copy):
+    (phrase_copy / "evidence.json").unlink()
+    with pytest.raises(PhrasesError, match=r"evidence\.json is missing.*reinstall"):
+        load_phrases(phrase_copy)
+
+
+def test_invalid_json_is_named_with_its_line(phrase_copy):
+    (phrase_copy / "synonyms.json").write_text('{\n  "synonyms": {"a": ["b"],}\n}\n', encoding="utf-8")
+    with pytest.raises(PhrasesError, match=r"synonyms\.json is not valid JSON: .* at line 2"):
+        load_phrases(phrase_copy)
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "message"),
+    [
+        (
+            "hard_negatives.json",
+            lambda c: c["negations"].pop("PSYCHOMOTOR"),
+            r"negations must have .*missing \['PSYCHOMOTOR'\]",
+        ),
+        ("slots.json", lambda c: c["slots"].update(who=[]), r"slots\['who'\] must be a non-empty list"),
+        ("narrative.json", lambda c: c.update(asides="Hi."), r"asides must be a non-empty list of strings"),
+        ("narrative.json", lambda c: c.pop("tails"), r"exactly the tables .*missing \['tails'\]"),
+        ("explanations.json", lambda c: c.update(extra=1), r"unknown \['extra'\]"),
+        ("explanations.json", lambda c: c["explanations_negative"].pop("past"), r"explanations_negative must be"),
+        ("evidence.json", lambda c: c["combos"][0].update(symptoms=["FATIGUE", "TIRED"]), r"combos\[0\]\['symptoms'\]"),
+        ("evidence.json", lambda c: c["evidence"]["FATIGUE"].append("I'm {tierd}"), r"unknown slot\(s\) \['tierd'\]"),
+        ("evidence.json", lambda c: c["context_frames"].append("{ctx} only"), r"needs \{ctx\} and \{ev\}"),
+        ("narrative.json", lambda c: c["topics"].pop("weather"), r"topics must be exactly the topics of TOPIC_WEIGHTS"),
+        ("slots.json", lambda c: c["slots"].pop("who"), r"the code needs the slots \['who'\]"),
+    ],
+)
+def test_a_malformed_table_is_named_with_its_file(phrase_copy, file, change, message):
+    _edit(phrase_copy, file, change)
+    with pytest.raises(PhrasesError, match=re.escape(file) + ".*" + message):
+        load_phrases(phrase_copy)
