@@ -4,6 +4,12 @@ Per fold: the vectoriser (vocabulary, idf) and one logistic regression per
 symptom are fitted on the fold's train part only, then scored on its held-out
 part at threshold 0.5. A symptom with no positive (or no negative) post in a
 fold's train part has nothing to learn and predicts the constant it saw.
+
+:func:`fit_predict_proba` fits the same model on any train texts (e.g. the whole
+train split) and returns probabilities for other texts (e.g. the test split), so the
+baseline can be scored on the posts the selected model is scored on. One place builds
+the model (:func:`_vectorizer`, :func:`_classifier`); the CV baseline and
+fit_predict_proba both go through :func:`_fit_proba`.
 """
 
 from __future__ import annotations
@@ -32,25 +38,53 @@ def _vectorizer() -> TfidfVectorizer:
     )
 
 
-def _fit_predict(
-    train_texts: Sequence[str], y_train: np.ndarray, heldout_texts: Sequence[str], seed: int
-) -> np.ndarray:
+def _classifier(seed: int) -> LogisticRegression:
+    return LogisticRegression(solver="liblinear", class_weight="balanced", random_state=seed, max_iter=1000)
+
+
+def _fit_proba(train_texts: Sequence[str], y_train: np.ndarray, other_texts: Sequence[str], seed: int) -> np.ndarray:
+    """Fit on the train texts, return (len(other_texts), n_labels) probabilities of the positive class.
+
+    A label with no positive train post gets probability 0, one with only positives gets 1.
+    """
     vec = _vectorizer()
     x_train = vec.fit_transform(train_texts)
-    x_held = vec.transform(heldout_texts)
-    pred = np.zeros((len(heldout_texts), y_train.shape[1]), dtype=int)
+    x_other = vec.transform(other_texts)
+    prob = np.zeros((len(other_texts), y_train.shape[1]), dtype=np.float64)
     for j in range(y_train.shape[1]):
         col = y_train[:, j]
         positives = int(col.sum())
         if positives == 0:
             continue  # nothing to learn: predict 0
         if positives == len(col):
-            pred[:, j] = 1
+            prob[:, j] = 1.0
             continue
-        clf = LogisticRegression(solver="liblinear", class_weight="balanced", random_state=seed, max_iter=1000)
-        clf.fit(x_train, col)
-        pred[:, j] = (clf.predict_proba(x_held)[:, 1] >= THRESHOLD).astype(int)
-    return pred
+        prob[:, j] = _classifier(seed).fit(x_train, col).predict_proba(x_other)[:, 1]
+    return prob
+
+
+def _fit_predict(
+    train_texts: Sequence[str], y_train: np.ndarray, heldout_texts: Sequence[str], seed: int
+) -> np.ndarray:
+    return (_fit_proba(train_texts, y_train, heldout_texts, seed) >= THRESHOLD).astype(int)
+
+
+def fit_predict_proba(train_texts: Sequence[str], y_train, test_texts: Sequence[str], *, seed: int = 0) -> np.ndarray:
+    """Fit the CV baseline's model (:data:`MODEL`, same settings) on ``train_texts`` with labels
+    ``y_train`` ((n_train, n_labels), 0/1) and return the probabilities for ``test_texts``:
+    a float64 (n_test, n_labels) array in [0, 1]. Decide at :data:`THRESHOLD` (0.5) to score it as
+    the CV baseline is scored. ``seed``: the logistic regressions' random_state (use the one the
+    CV baseline got, data.split.seed).
+    """
+    y = np.asarray(y_train)
+    if y.ndim != 2 or y.shape[0] != len(train_texts):
+        raise ValueError(
+            f"y_train must be an (n_train, n_labels) 0/1 array with one row per train text; "
+            f"got shape {y.shape} for {len(train_texts)} texts"
+        )
+    if not len(train_texts):
+        raise ValueError("fit_predict_proba needs at least one train text")
+    return _fit_proba(list(train_texts), (y > 0).astype(int), list(test_texts), seed)
 
 
 def _labels(labels_of, ids, what: str) -> np.ndarray:

@@ -3,6 +3,11 @@
 A label is predicted present when its probability is >= its threshold. Ratios with a zero
 denominator are 0 (scikit-learn's ``zero_division=0``). The caller says which split the
 numbers come from; nothing here knows.
+
+Besides the project's own set (:func:`multilabel_metrics`), :func:`paper_metrics` computes the
+ReDSM5 paper's set: F1 over ten labels (the nine symptoms plus ``NO_SYMPTOMS``) and exact-match
+accuracy over the nine. :func:`gold_and_decisions` and :func:`f1_from_counts` are the shared
+building blocks that :mod:`workflow_lib.learning.uncertainty` resamples.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numpy as np
 from workflow_lib.symptoms import SYMPTOMS
 
 DEFAULT_GRID = tuple(round(0.01 * i, 2) for i in range(1, 100))  # 0.01 .. 0.99
+NO_SYMPTOMS = "NO_SYMPTOMS"  # the paper's tenth label: 1 when a post has none of the nine
 
 
 def _arrays(y_true, y_prob, label_names=None) -> tuple[np.ndarray, np.ndarray]:
@@ -145,3 +151,62 @@ def score(y_true, y_prob, metric: str, thresholds: float | Sequence[float] = 0.5
         allowed = [k for k, v in m.items() if k not in ("per_symptom", "n_samples")]
         raise ValueError(f"unknown metric {metric!r}; choose one of {allowed}")
     return float(value) if value is not None else 0.0
+
+
+def gold_and_decisions(
+    y_true, y_prob, thresholds: float | Sequence[float] = 0.5, label_names: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(gold, predicted): two boolean (n, L) arrays; gold is ``y_true > 0.5``, predicted is
+    ``y_prob >= threshold`` per label (one threshold or one per label). 0/1 decisions pass through
+    unchanged at the default 0.5. Raises ValueError on differing shapes or a wrong threshold count."""
+    y, p = _arrays(y_true, y_prob, label_names)
+    return y, p >= _thresholds(thresholds, y.shape[1])[None, :]
+
+
+def f1_from_counts(tp, fp, fn) -> np.ndarray:
+    """F1 = 2TP / (2TP + FP + FN) elementwise over arrays of counts of any shape; 0 where the
+    denominator is 0 (scikit-learn's ``zero_division=0``)."""
+    tp = np.asarray(tp, dtype=np.float64)
+    return _div(2 * tp, 2 * tp + np.asarray(fp, dtype=np.float64) + np.asarray(fn, dtype=np.float64))
+
+
+def with_no_symptoms(labels) -> np.ndarray:
+    """Append the paper's ``NO_SYMPTOMS`` column to a boolean (n, L) label or decision matrix:
+    True for a row with no True entry (gold: no positive label; predicted: no symptom predicted)."""
+    a = np.asarray(labels, dtype=bool)
+    return np.concatenate([a, ~a.any(axis=1, keepdims=True)], axis=1)
+
+
+def paper_metrics(
+    y_true, y_prob, thresholds: float | Sequence[float] = 0.5, label_names: Sequence[str] = SYMPTOMS
+) -> dict:
+    """The ReDSM5 paper's definitions at the given thresholds (0.5 or the tuned vector).
+
+    Ten labels: the nine of ``label_names`` plus ``NO_SYMPTOMS`` (:func:`with_no_symptoms`).
+    ``macro_f1`` is the unweighted mean of the ten F1s, ``micro_f1`` the F1 of the pooled counts,
+    ``weighted_f1`` the support-weighted mean (scikit-learn's ``average="weighted"``), all with
+    zero_division=0. ``exact_match`` is subset accuracy over the nine symptoms only (a post counts
+    when all nine decisions equal gold; NO_SYMPTOMS is implied by them).
+
+    Returns {"labels": [ten names], "macro_f1", "micro_f1", "weighted_f1", "exact_match",
+    "n_samples", "thresholds": [one per symptom], "per_label": {name: {"f1", "support"}}}.
+    """
+    y, pred = gold_and_decisions(y_true, y_prob, thresholds, label_names)
+    names = [*label_names, NO_SYMPTOMS]
+    y10, pred10 = with_no_symptoms(y), with_no_symptoms(pred)
+    tp = (pred10 & y10).sum(axis=0)
+    fp = (pred10 & ~y10).sum(axis=0)
+    fn = (~pred10 & y10).sum(axis=0)
+    f1 = f1_from_counts(tp, fp, fn)
+    support = y10.sum(axis=0)
+    n = y.shape[0]
+    return {
+        "labels": names,
+        "macro_f1": float(f1.mean()),
+        "micro_f1": float(f1_from_counts(tp.sum(), fp.sum(), fn.sum())),
+        "weighted_f1": float(_div((f1 * support).sum(), support.sum())),
+        "exact_match": float((pred == y).all(axis=1).mean()) if n else 0.0,
+        "n_samples": int(n),
+        "thresholds": [float(t) for t in _thresholds(thresholds, y.shape[1])],
+        "per_label": {name: {"f1": float(f1[j]), "support": int(support[j])} for j, name in enumerate(names)},
+    }

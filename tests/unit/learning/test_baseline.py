@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import workflow_lib.learning.baseline as baseline_mod
-from workflow_lib.learning.baseline import tfidf_baseline
+from workflow_lib.learning.baseline import fit_predict_proba, tfidf_baseline
 from workflow_lib.persistence.reports import validate_report
 from workflow_lib.symptoms import SYMPTOMS
 
@@ -162,3 +162,48 @@ def test_rejects_leaky_folds_and_bad_metric():
             lambda x: np.stack([labels[i] for i in x]),
             metric="accuracy",
         )
+
+
+def test_fit_predict_proba_learns_keywords_on_a_tiny_set():
+    train = ["so sad today", "sad and alone", "cannot sleep insomnia", "insomnia again", "nice weather", "a walk"]
+    y = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [0, 0], [0, 0]])
+    test = ["feeling sad", "insomnia tonight", "the weather"]
+    prob = fit_predict_proba(train, y, test, seed=0)
+    assert prob.shape == (3, 2) and prob.dtype == np.float64
+    assert ((prob >= 0) & (prob <= 1)).all()
+    assert prob[0, 0] > 0.5 > prob[0, 1]  # "sad" -> label 0
+    assert prob[1, 1] > 0.5 > prob[1, 0]  # "insomnia" -> label 1
+    assert prob[2].max() < 0.5
+    assert (fit_predict_proba(train, y, test, seed=0) == prob).all()
+
+
+def test_fit_predict_proba_constant_labels_and_bad_shape():
+    train = ["apple berry", "cherry date", "egg fig"]
+    y = np.array([[0, 1, 1], [0, 1, 0], [0, 1, 1]])
+    prob = fit_predict_proba(train, y, ["apple", "zebra"])
+    assert (prob[:, 0] == 0).all() and (prob[:, 1] == 1).all()  # nothing to learn: the constant seen
+    with pytest.raises(ValueError, match="one row per train text"):
+        fit_predict_proba(train, y[:2], ["apple"])
+
+
+def test_fit_predict_proba_uses_the_cv_baselines_model(monkeypatch):
+    # one place builds the model: the CV baseline's decisions are fit_predict_proba's probabilities at 0.5,
+    # and both fit the same classifier settings
+    posts, labels = toy_data(n=60)
+    ids = sorted(posts)
+    train, held = ids[:40], ids[40:]
+    y_train = np.stack([labels[i] for i in train])
+    settings = []
+
+    class SpyLogReg(baseline_mod.LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            settings.append(self.get_params())
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr(baseline_mod, "LogisticRegression", SpyLogReg)
+    prob = fit_predict_proba([posts[i] for i in train], y_train, [posts[i] for i in held], seed=3)
+    pred = baseline_mod._fit_predict([posts[i] for i in train], y_train, [posts[i] for i in held], 3)
+    assert (pred == (prob >= baseline_mod.THRESHOLD)).all()
+    assert len(settings) == 18 and all(s == settings[0] for s in settings)
+    assert settings[0]["class_weight"] == "balanced" and settings[0]["solver"] == "liblinear"
+    assert settings[0]["random_state"] == 3

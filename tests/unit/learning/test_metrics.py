@@ -18,7 +18,16 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from workflow_lib.learning.metrics import multilabel_metrics, score, tune_thresholds
+from workflow_lib.learning.metrics import (
+    NO_SYMPTOMS,
+    f1_from_counts,
+    gold_and_decisions,
+    multilabel_metrics,
+    paper_metrics,
+    score,
+    tune_thresholds,
+    with_no_symptoms,
+)
 from workflow_lib.symptoms import SYMPTOMS
 
 
@@ -135,3 +144,60 @@ def test_score_reads_one_metric():
         score(y, p, "per_symptom")
     with pytest.raises(ValueError, match="shape"):
         score(y, p[:, :3], "macro_f1")
+
+
+def test_no_symptoms_column():
+    y = np.array([[1, 0, 0], [0, 0, 0], [0, 1, 1]])
+    assert with_no_symptoms(y).tolist() == [[1, 0, 0, 0], [0, 0, 0, 1], [0, 1, 1, 0]]
+    assert with_no_symptoms(y).dtype == bool
+
+
+def test_paper_metrics_agree_with_scikit_learn_on_a_hand_made_case():
+    names = ["a", "b", "c"]
+    y = np.array([[1, 0, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1], [0, 0, 0], [0, 1, 0]])
+    p = np.array(
+        [[0.9, 0.2, 0.1], [0.6, 0.1, 0.1], [0.8, 0.3, 0.2], [0.1, 0.1, 0.7], [0.2, 0.2, 0.2], [0.1, 0.6, 0.55]]
+    )
+    thr = [0.5, 0.25, 0.6]
+    pred = (p >= np.array(thr)).astype(int)
+    # decisions: a 1 1 1 0 0 0; b 0 0 1 0 0 1; c 0 0 0 1 0 0 -> NO_SYMPTOMS gold 0 1 0 0 1 0, pred 0 0 0 0 1 0
+    y10 = np.column_stack([y, (y.sum(axis=1) == 0).astype(int)])
+    pred10 = np.column_stack([pred, (pred.sum(axis=1) == 0).astype(int)])
+    assert pred10[:, 3].tolist() == [0, 0, 0, 0, 1, 0] and y10[:, 3].tolist() == [0, 1, 0, 0, 1, 0]
+    m = paper_metrics(y, p, thr, label_names=names)
+    kw = {"zero_division": 0}
+    assert m["labels"] == ["a", "b", "c", NO_SYMPTOMS]
+    for avg in ("macro", "micro", "weighted"):
+        assert m[f"{avg}_f1"] == pytest.approx(f1_score(y10, pred10, average=avg, **kw))
+    assert m["exact_match"] == pytest.approx(accuracy_score(y, pred))
+    assert m["exact_match"] == pytest.approx(5 / 6)  # every row but row 1 (a predicted, no gold symptom)
+    # by hand: F1 a = 2·2/(2·2+1+0) = .8, b = 1, c = 1, NO_SYMPTOMS = 2·1/(2+0+1) = 2/3
+    assert m["macro_f1"] == pytest.approx((0.8 + 1 + 1 + 2 / 3) / 4)
+    f1s = f1_score(y10, pred10, average=None, **kw)
+    assert [m["per_label"][n]["f1"] for n in m["labels"]] == pytest.approx(list(f1s))
+    assert [m["per_label"][n]["support"] for n in m["labels"]] == [2, 2, 1, 2]
+    assert m["thresholds"] == thr and m["n_samples"] == 6
+    assert json.loads(json.dumps(m, allow_nan=False)) == m
+
+
+@pytest.mark.parametrize("thresholds", [0.5, [0.3, 0.4, 0.5, 0.6, 0.7, 0.2, 0.5, 0.45, 0.55]])
+def test_paper_metrics_agree_with_scikit_learn_on_nine_symptoms(thresholds):
+    y, p = _data(150, seed=4)
+    y[:20] = 0  # posts without a symptom
+    pred = (p >= np.broadcast_to(np.asarray(thresholds, dtype=float), (9,))).astype(int)
+    y10, pred10 = with_no_symptoms(y).astype(int), with_no_symptoms(pred).astype(int)
+    m = paper_metrics(y, p, thresholds)
+    for avg in ("macro", "micro", "weighted"):
+        assert m[f"{avg}_f1"] == pytest.approx(f1_score(y10, pred10, average=avg, zero_division=0))
+    assert m["exact_match"] == pytest.approx(accuracy_score(y, pred))
+    assert m["labels"] == [*SYMPTOMS, NO_SYMPTOMS]
+
+
+def test_gold_and_decisions_and_f1_from_counts():
+    gold, pred = gold_and_decisions([[1, 0], [0, 1]], [[0.5, 0.49], [0.2, 0.9]], [0.5, 0.95])
+    assert gold.tolist() == [[True, False], [False, True]]
+    assert pred.tolist() == [[True, False], [False, False]]
+    assert gold_and_decisions([[1, 0]], [[1, 0]])[1].tolist() == [[True, False]]  # 0/1 decisions pass through
+    with pytest.raises(ValueError, match="threshold"):
+        gold_and_decisions([[1, 0]], [[1, 0]], [0.5, 0.5, 0.5])
+    assert f1_from_counts([2, 0], [1, 0], [0, 0]).tolist() == pytest.approx([0.8, 0.0])
