@@ -115,12 +115,44 @@ CSV_CASES = [
         "annotations.csv",
         ["line 2, column 'status'", "'' is not a valid status"],
     ),
-    (
-        "conflicting_duplicate_annotation",
+    (  # data.strict: true (the default repairs it: test_known_defects_are_repaired_with_a_warning_each)
+        "conflicting_duplicate_annotation_strict",
         POSTS,
         ANN + "p1,s1,I can't sleep.,SLEEP_ISSUES,1,e\np1,s1,I can't sleep.,SLEEP_ISSUES,0,e\n",
         "annotations.csv",
-        ["line 3, column 'status'", "has status 0 here but 1 at line 2", "keep the right one"],
+        [
+            "line 3, column 'status'",
+            "has status 0 at line 3 but 1 at line 2",
+            "data.strict is true",
+            "correct the file, or set data.strict: false",
+            "status 1 kept (line 2), the status-0 row(s) at line 3 dropped",
+        ],
+    ),
+    (
+        "known_misspelling_strict",
+        POSTS,
+        ANN + "p1,s1,I can't sleep.,FATIGUE,1,e\np1,s1,I can't sleep.,LEEP_ISSUES,1,e\n",
+        "annotations.csv",
+        [
+            "line 3, column 'DSM5_symptom'",
+            "'LEEP_ISSUES', a known misspelling of SLEEP_ISSUES",
+            "data.strict is true",
+            "read as SLEEP_ISSUES",
+        ],
+    ),
+    (
+        "repeated_row_strict",
+        POSTS,
+        ANN + "p1,s1,I can't sleep.,SLEEP_ISSUES,1,e\np1,s1,I can't sleep.,SLEEP_ISSUES,1,f\n",
+        "annotations.csv",
+        ["line 3, column 'explanation'", "is repeated at line 3 (line 3 with another explanation)", "used once"],
+    ),
+    (  # only the known misspellings are repaired: a near miss is still an error, strict or not
+        "unknown_near_misspelling",
+        POSTS,
+        ANN + "p1,p1_0,x,LEEP_ISSUE,1,e\n",
+        "annotations.csv",
+        ["line 2, column 'DSM5_symptom'", "unknown symptom 'LEEP_ISSUE'", "did you mean SLEEP_ISSUES?"],
     ),
     (
         "empty_post",
@@ -208,7 +240,8 @@ CSV_CASES = [
 @pytest.mark.parametrize("case,posts,anns,file,needles", CSV_CASES, ids=[c[0] for c in CSV_CASES])
 def test_csv_folder(tmp_path, case, posts, anns, file, needles):
     d = _csv_folder(tmp_path, posts, anns)
-    msg = _raises(lambda: load_folder(d, max_post_chars=100 if case == "long_post" else None))
+    strict = case.endswith("_strict")
+    msg = _raises(lambda: load_folder(d, max_post_chars=100 if case == "long_post" else None, strict=strict))
     assert str(d / file) in msg, msg
     for needle in needles:
         assert needle in msg, msg
@@ -496,7 +529,36 @@ def test_exact_duplicate_annotation_rows_warn_and_count_once(tmp_path, caplog):
         raw = load_folder(d)
     assert len(raw.annotations) == 1
     assert f"{d / 'annotations.csv'}: 2 duplicate annotation row(s)" in caplog.text
-    assert "at line(s) 3, 4; each is used once - delete the repeats" in caplog.text
+    assert "at line(s) 3, 4; each is used once" in caplog.text and "data card's fixes" in caplog.text
+    assert "delete" not in caplog.text  # the repeats may carry clinicians' explanations
+    assert [(f.kind, f.line, f.lines) for f in raw.fixes] == [("repeated_row", 3, (2, 3, 4))]
+
+
+def test_known_defects_are_repaired_with_a_warning_each(tmp_path, caplog):
+    anns = ANN + (
+        "p1,s1,I can't sleep.,SLEEP_ISSUES,1,e\n"
+        "p1,s1,I can't sleep.,SLEEP_ISSUES,0,f\n"
+        "p2,s2,Nice day.,LEEP_ISSUES,0,g\n"
+        "p1,s1,I can't sleep.,SLEEP_ISSUES,1,h\n"
+    )
+    d = _csv_folder(tmp_path, anns=anns)
+    with caplog.at_level(logging.WARNING, logger="workflow_lib.data.loader"):
+        raw = load_folder(d)
+    assert [(a["post_id"], a["DSM5_symptom"], a["status"], a["explanation"]) for a in raw.annotations] == [
+        ("p1", "SLEEP_ISSUES", 1, "e\n\nh"),
+        ("p2", "SLEEP_ISSUES", 0, "g"),
+    ]
+    assert [(f.kind, f.line) for f in raw.fixes] == [
+        ("contradicting_status", 3),
+        ("misspelled_symptom", 4),
+        ("repeated_row", 5),
+    ]
+    path = d / "annotations.csv"
+    assert f"{path}: line 3, column 'status'" in caplog.text and "status 1 kept (lines 2, 5)" in caplog.text
+    assert f"{path}: line 4, column 'DSM5_symptom'" in caplog.text and "read as SLEEP_ISSUES" in caplog.text
+    assert f"{path}: 1 duplicate annotation row(s)" in caplog.text and "at line(s) 5;" in caplog.text
+    msg = _raises(lambda: load_folder(d, strict=True))
+    assert f"{path}: line 3, column 'status'" in msg and "(2 more known defect(s) after it)" in msg
 
 
 def test_unaligned_evidence_warns_with_counts_and_is_counted_in_the_card(tmp_path, caplog):

@@ -4,8 +4,8 @@ A key is sha256 over canonical JSON (sorted keys, no whitespace, floats as
 repr) of exactly the inputs that change the stage's result, cut to 12 hex
 digits. Keys are the cache: same inputs, same directory, no recomputation.
 
-The config arguments are resolved sections (workflow_lib.config.sections); a section hashes as the
-plain dict the schema completed, so a key is the same whether it is given a section or that dict.
+The config arguments are resolved sections (workflow_lib.config.sections), read by attribute; a section
+hashes as the plain dict the schema completed, so a key does not depend on the section's class.
 """
 
 from __future__ import annotations
@@ -33,12 +33,15 @@ def digest(obj: Any, length: int = KEY_LENGTH) -> str:
 
 
 def _data_settings(data_cfg: Data) -> dict:
-    """The preprocessing settings that shape prepared data (the source is covered by the fingerprint)."""
+    """The preprocessing settings that shape prepared data (the source is covered by the fingerprint).
+
+    data.strict is not one (it refuses defects, never changes what is prepared); data.split.protocol enters
+    only when it is not stratified, the one protocol before the setting existed, so keys made then stay valid."""
     return {
-        "alignment_threshold": data_cfg["alignment_threshold"],
-        "max_post_chars": data_cfg["max_post_chars"],
-        "split": dict(data_cfg["split"]),
-        "n_folds": data_cfg["n_folds"],
+        "alignment_threshold": data_cfg.alignment_threshold,
+        "max_post_chars": data_cfg.max_post_chars,
+        "split": {k: v for k, v in data_cfg.split.items() if (k, v) != ("protocol", "stratified")},
+        "n_folds": data_cfg.n_folds,
     }
 
 
@@ -76,12 +79,12 @@ def study_key(dkey: str, backbone_spec: Encoder, training: Training, hpo_cfg: Hp
             "data": dkey,
             "backbone": _model_identity(backbone_spec),
             "training": dict(training),
-            "search_space": hpo_cfg["search_space"],
-            "sampler": hpo_cfg["sampler"],
-            "pruner": hpo_cfg["pruner"],
-            "n_trials": hpo_cfg["n_trials"],
-            "metric": hpo_cfg["metric"],
-            "objective": hpo_cfg["objective"],
+            "search_space": hpo_cfg.search_space,
+            "sampler": hpo_cfg.sampler,
+            "pruner": hpo_cfg.pruner,
+            "n_trials": hpo_cfg.n_trials,
+            "metric": hpo_cfg.metric,
+            "objective": hpo_cfg.objective,
         }
     )
 

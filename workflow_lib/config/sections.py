@@ -147,6 +147,7 @@ class Split(Section):
     """The train/validation/test split of the posts (folds are cut from train)."""
 
     SCHEMA = ("properties", "data", "properties", "split")
+    protocol: str  # stratified | holdout_80_20
     seed: int
     validation_fraction: float
     test_fraction: float
@@ -163,6 +164,7 @@ class Data(Section):
     hub: Section  # id, revision, timeout_s
     alignment_threshold: float
     max_post_chars: int | None
+    strict: bool
     split: Split
     n_folds: int
 

@@ -11,7 +11,9 @@ Sources (``data.source`` in the config):
     1. **ReDSM5 CSV** - ``posts.csv`` (post_id, text) and ``annotations.csv``
        (post_id, sentence_id, sentence_text, DSM5_symptom, status[, explanation]);
        any single ``*posts*.csv`` / ``*annotations*.csv`` pair (searched recursively)
-       is accepted too, e.g. ``redsm5_posts.csv``. Extra columns are ignored.
+       is accepted too, e.g. the release's ``redsm5_posts.csv`` and
+       ``redsm5_annotations.csv`` (CRLF rows, line breaks inside quoted fields).
+       Extra columns are ignored.
     2. **Split folder** read with ``datasets.load_dataset(folder)`` - files named
        after their split (``train.*``, ``validation.*``/``valid.*``/``dev.*``,
        ``test.*``; CSV, JSON/JSONL or Parquet), one row per post with columns
@@ -29,7 +31,11 @@ Sources (``data.source`` in the config):
 ``hub``
     ``huggingface_hub.snapshot_download(repo_type="dataset")`` into the HF cache
     (cache first, then online with ``data.hub.timeout_s``); the snapshot is then
-    read as a local folder.
+    read as a local folder (irlab-udc/redsm5 holds the two release CSVs; its hub
+    config's "splits" ``annotations`` and ``posts`` are those files, so it is read
+    as a ReDSM5 CSV folder, never with ``datasets.load_dataset``).
+
+A folder written by datasets' ``save_to_disk`` is refused with how to export it to CSV.
 
 Posts of any length are read (the csv module's field-size limit is lifted, see :func:`read_csv`);
 ``data.max_post_chars`` (default null: no limit) rejects longer posts when set.
@@ -37,9 +43,21 @@ Posts of any length are read (the csv module's field-size limit is lifted, see :
 Every problem with the input is a :class:`DataError` naming the file, the 1-based
 line (header = line 1) or split row, the column, and the fix. Split files are checked
 before datasets reads them (empty, UTF-8, CSV/JSON syntax, header), and CSV split files
-are read as strings (no type guessing: ``007`` stays ``007``, ``NA`` stays text). Two
-exceptions warn instead: an annotation row repeated exactly is used once, and evidence
-that cannot be aligned keeps its label (counted in the data card).
+are read as strings (no type guessing: ``007`` stays ``007``, ``NA`` stays text).
+
+Exceptions that warn instead: evidence that cannot be aligned keeps its label (counted in the
+data card), and the known defects of a ReDSM5 annotations file are repaired, each with a warning
+naming the file and line and an entry in the data card's ``fixes`` (:class:`Fix`):
+
+- a symptom name of KNOWN_MISSPELLINGS (the release's ``LEEP_ISSUES``) is read as the right
+  name; any other unknown name is still an error;
+- rows of one post, sentence and symptom that contradict each other (status 1 and 0): status 1
+  wins and the status-0 rows are dropped (any status-1 row makes the post positive, the ReDSM5
+  authors' counting rule);
+- rows that repeat one another (post, sentence, symptom and status) are used once; when their
+  explanations differ, the distinct explanations are all kept, joined by a blank line.
+
+``data.strict: true`` refuses these instead, naming the first defect's file, line and fix.
 """
 
 from __future__ import annotations
@@ -54,7 +72,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +91,11 @@ ANNOTATIONS_REQUIRED = ("post_id", "sentence_id", "sentence_text", "DSM5_symptom
 ANNOTATIONS_OPTIONAL = ("explanation",)
 SPLIT_NAMES = ("train", "validation", "test")
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".arrow", ".txt")
+# Symptom names misspelled in the ReDSM5 release (redsm5_annotations.csv), read as the right name with a
+# warning and a data card entry. A table, not a guess: any other unknown name stops the load.
+KNOWN_MISSPELLINGS = {"LEEP_ISSUES": "SLEEP_ISSUES"}
+# Joins the distinct explanations of annotation rows that repeat one another (post, sentence, symptom, status).
+EXPLANATION_SEPARATOR = "\n\n"
 
 # Python's csv module refuses fields over 131,072 characters by default; a post can be longer.
 # The largest value csv.field_size_limit accepts on every platform (a C long; 32 bits on Windows).
@@ -117,6 +140,7 @@ class RawData:
     origin: str = ""
     layout: str = ""  # "redsm5_csv" | "split_folder"
     files: list[str] = field(default_factory=list)
+    fixes: list[Fix] = field(default_factory=list)  # known defects of the source repaired while reading
 
 
 # =============================================================================================
@@ -298,36 +322,76 @@ def load_raw(data_cfg: Data, work_dir) -> RawData:
     """Load the source the resolved ``data`` section configures; raise DataError on any input problem."""
     source = data_cfg.source
     max_chars = data_cfg.max_post_chars  # None: no limit
+    strict = data_cfg.strict
     if source == "embedded":
         emb = data_cfg.embedded
         folder = Path(work_dir) / "source"
         generate(folder, n_posts=int(emb["n_posts"]), seed=int(emb["seed"]))
-        raw = load_folder(folder, max_post_chars=max_chars)
+        raw = load_folder(folder, max_post_chars=max_chars, strict=strict)
         raw.origin = (
             f"embedded synthetic data (generator {GENERATOR_VERSION}, n_posts={emb['n_posts']}, "
             f"seed={emb['seed']}), CSVs in source/ beside the prepared files"
         )
         return raw
     if source == "local":
-        return load_folder(_local_folder(data_cfg), max_post_chars=max_chars)
+        return load_folder(_local_folder(data_cfg), max_post_chars=max_chars, strict=strict)
     if source == "hub":
         hub = data_cfg.hub
         folder, resolved = _hub_snapshot(hub)
-        raw = load_folder(folder, max_post_chars=max_chars)
+        raw = load_folder(folder, max_post_chars=max_chars, strict=strict)
         raw.origin = f"hub data set {hub['id']}@{resolved} ({folder})"
         return raw
     raise DataError(f"data.source: unknown source {source!r}; choose one of 'embedded', 'local', 'hub'")
 
 
-def load_folder(folder, *, max_post_chars: int | None = None) -> RawData:
+def load_folder(folder, *, max_post_chars: int | None = None, strict: bool = False) -> RawData:
     """Read a folder in either supported layout (see the module docstring).
 
-    ``max_post_chars``: a post longer than this many characters is a DataError; None accepts any length."""
+    ``max_post_chars``: a post longer than this many characters is a DataError; None accepts any length.
+    ``strict``: a known defect of a ReDSM5 annotations file (see :class:`Fix`) is a DataError instead of
+    being repaired with a warning."""
     folder = Path(folder)
     posts_csv, ann_csv = _find_redsm5_csvs(folder)
     if posts_csv is not None:
-        return _load_redsm5_csv(posts_csv, ann_csv, max_post_chars)
+        return _load_redsm5_csv(posts_csv, ann_csv, max_post_chars, root=folder, strict=strict)
+    _refuse_save_to_disk(folder)
     return _load_split_folder(folder, max_post_chars)
+
+
+def _refuse_save_to_disk(folder: Path) -> None:
+    """A folder written by datasets' ``save_to_disk`` (Arrow files with state.json, or dataset_dict.json) is
+    not a layout this loader reads: say so, and how to export it."""
+    found = [p.relative_to(folder) for name in ("dataset_dict.json", "state.json") for p in folder.rglob(name)]
+    markers = [
+        p.as_posix()
+        for p in sorted(found, key=lambda p: (len(p.parts), p.as_posix()))
+        if not any(part.startswith(".") for part in p.parts)
+    ]
+    if not markers:
+        return
+    dict_file = next((folder / m for m in markers if m.endswith("dataset_dict.json")), None)
+    splits = _save_to_disk_splits(dict_file) if dict_file else []
+    what = f"a DatasetDict with split(s) {', '.join(splits) or '?'}" if dict_file else "a Dataset"
+    if {"posts", "annotations"} <= set(splits):
+        export = "ds['posts'].to_csv('<dir>/posts.csv'); ds['annotations'].to_csv('<dir>/annotations.csv')"
+    elif dict_file:
+        export = "for name, split in ds.items(): split.to_csv(f'<dir>/{name}.csv')  (train, validation, test)"
+    else:
+        export = "ds.to_csv('<dir>/train.csv')  (one row per post: post_id, text and the labels)"
+    raise DataError(
+        f"{folder}: a folder written by datasets' save_to_disk ({what}; found {', '.join(markers[:3])}), which "
+        "this loader does not read. Give data.local_path the folder with the CSV files instead (the ReDSM5 "
+        "release as distributed: redsm5_posts.csv and redsm5_annotations.csv), or export it to CSV: "
+        f"ds = datasets.load_from_disk('{folder}'); {export}; then set data.local_path: <dir>"
+    )
+
+
+def _save_to_disk_splits(path: Path) -> list[str]:
+    try:
+        splits = json.loads(path.read_text(encoding="utf-8")).get("splits", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(s) for s in splits] if isinstance(splits, list) else []
 
 
 def _find_redsm5_csvs(folder: Path) -> tuple[Path | None, Path | None]:
@@ -477,7 +541,9 @@ def _check_header(path: Path, header: list[str], required, optional) -> None:
         )
 
 
-def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int | None) -> RawData:
+def _load_redsm5_csv(
+    posts_csv: Path, ann_csv: Path, max_post_chars: int | None, *, root: Path, strict: bool = False
+) -> RawData:
     _, post_rows = read_csv(posts_csv, POSTS_REQUIRED)
     if not post_rows:
         raise DataError(f"{posts_csv}: has a header but no posts (line 2 onwards is empty); add one row per post")
@@ -487,41 +553,183 @@ def _load_redsm5_csv(posts_csv: Path, ann_csv: Path, max_post_chars: int | None)
         where = f"{posts_csv}: line {line}"
         add_post(posts, seen, row.get("post_id", ""), row.get("text", ""), where, max_post_chars)
     _, ann_rows = read_csv(ann_csv, ANNOTATIONS_REQUIRED, ANNOTATIONS_OPTIONAL)
-    annotations = []
-    first: dict[tuple, tuple[int, dict]] = {}
-    repeated: list[int] = []
+    file = ann_csv.relative_to(root).as_posix()
+    fixes: list[Fix] = []
+    groups: dict[tuple, list[tuple[int, dict]]] = {}
     for line, row in ann_rows:
         where = f"{ann_csv}: line {line}"
+        row, fix = _known_misspelling(row, line, file)
         ann = _annotation(row, where, seen, posts_csv.name)
+        if fix is not None:
+            fixes.append(fix)
         key = (ann["post_id"], ann["sentence_id"], ann["sentence_text"].strip(), ann["DSM5_symptom"])
-        if key in first:
-            prev_line, prev = first[key]
-            if prev["status"] != ann["status"]:
-                raise DataError(
-                    f"{where}, column 'status': post {key[0]!r}, sentence {key[1] or key[2]!r}, "
-                    f"{key[3]} has status {ann['status']} here but {prev['status']} at line {prev_line}; "
-                    "the two rows contradict each other - keep the right one and delete the other"
-                )
-            repeated.append(line)
-            continue
-        first[key] = (line, ann)
-        annotations.append(ann)
-    if repeated:
-        log.warning(
-            "%s: %d duplicate annotation row(s) (post_id, sentence_id, sentence_text, DSM5_symptom and "
-            "status equal to an earlier row) at line(s) %s; each is used once - delete the repeats to "
-            "silence this warning",
-            ann_csv,
-            len(repeated),
-            ", ".join(map(str, repeated[:10])),
-        )
+        groups.setdefault(key, []).append((line, ann))
+    kept: list[tuple[int, dict]] = []
+    for rows in groups.values():
+        row, group_fixes = _resolve_group(rows, file)
+        kept.append(row)
+        fixes.extend(group_fixes)
+    fixes.sort(key=lambda f: (f.line, f.kind))
+    if strict and fixes:
+        raise _strict_error(ann_csv, fixes[0], len(fixes))
+    _warn_fixes(ann_csv, fixes)
     return RawData(
         posts=posts,
-        annotations=annotations,
+        annotations=[ann for _, ann in sorted(kept, key=lambda item: item[0])],
         given_splits=None,
         origin=str(posts_csv.parent),
         layout="redsm5_csv",
         files=[str(posts_csv), str(ann_csv)],
+        fixes=fixes,
+    )
+
+
+# ---------------------------------------------------------------------------------- known defects
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One known defect of a ReDSM5 annotations file and what the loader did about it (the data card lists them).
+
+    ``line``: the CSV line (where the record starts) of the defect; ``lines``: those of every row concerned."""
+
+    kind: str  # misspelled_symptom | contradicting_status | repeated_row
+    file: str  # relative to the data folder
+    line: int
+    lines: tuple[int, ...]
+    post_id: str
+    sentence_id: str
+    symptom: str
+    problem: str
+    action: str
+
+    @property
+    def column(self) -> str:
+        return {"misspelled_symptom": "DSM5_symptom", "contradicting_status": "status"}.get(self.kind, "explanation")
+
+    def record(self) -> dict:
+        """The data card's entry."""
+        return {**asdict(self), "lines": list(self.lines)}
+
+
+def _lines(lines: Iterable[int]) -> str:
+    lines = list(lines)
+    return f"line {lines[0]}" if len(lines) == 1 else "lines " + ", ".join(map(str, lines))
+
+
+def _known_misspelling(row: dict, line: int, file: str) -> tuple[dict, Fix | None]:
+    """``row`` with a symptom of KNOWN_MISSPELLINGS corrected, and the fix; other names are left as they are."""
+    symptom = str(row.get("DSM5_symptom", "") or "").strip()
+    if symptom not in KNOWN_MISSPELLINGS:
+        return row, None
+    right = KNOWN_MISSPELLINGS[symptom]
+    fix = Fix(
+        kind="misspelled_symptom",
+        file=file,
+        line=line,
+        lines=(line,),
+        post_id=str(row.get("post_id", "") or "").strip(),
+        sentence_id=str(row.get("sentence_id", "") or "").strip(),
+        symptom=right,
+        problem=f"unknown symptom {symptom!r}, a known misspelling of {right} in the ReDSM5 release",
+        action=f"read as {right}",
+    )
+    return {**row, "DSM5_symptom": right}, fix
+
+
+def _resolve_group(rows: list[tuple[int, dict]], file: str) -> tuple[tuple[int, dict], list[Fix]]:
+    """One annotation (with its line) for the rows of one post, sentence and symptom, and the fixes that took.
+
+    Rows that disagree on the status: status 1 wins and the status-0 rows are dropped (any status-1 row makes
+    the post positive, the ReDSM5 authors' counting rule). Rows kept together (same status) are used once, with
+    the distinct explanations of all of them joined by EXPLANATION_SEPARATOR."""
+    if len(rows) == 1:
+        return rows[0], []
+    first = rows[0][1]
+    ids = {"file": file, "post_id": first["post_id"], "sentence_id": first["sentence_id"]}
+    ids["symptom"] = first["DSM5_symptom"]
+    what = f"post {first['post_id']!r}, sentence {first['sentence_id'] or first['sentence_text']!r}, {ids['symptom']}"
+    fixes = []
+    keep = rows
+    if len({ann["status"] for _, ann in rows}) > 1:
+        keep = [row for row in rows if row[1]["status"] == 1]
+        fixes.append(_contradiction(rows, keep, what, ids))
+    if len(keep) > 1:
+        fixes.append(_repeat(keep, what, ids))
+        explanations = dict.fromkeys(ann["explanation"] for _, ann in keep if ann["explanation"].strip())
+        keep = [(keep[0][0], {**keep[0][1], "explanation": EXPLANATION_SEPARATOR.join(explanations)})]
+    return keep[0], fixes
+
+
+def _contradiction(rows: list[tuple[int, dict]], keep: list[tuple[int, dict]], what: str, ids: dict) -> Fix:
+    (first_line, first), dropped = rows[0], [line for line, ann in rows if ann["status"] == 0]
+    line, status = next((line, ann["status"]) for line, ann in rows if ann["status"] != first["status"])
+    return Fix(
+        kind="contradicting_status",
+        line=line,
+        lines=tuple(line for line, _ in rows),
+        problem=f"{what} has status {status} at line {line} but {first['status']} at line {first_line}: the rows "
+        "contradict each other",
+        action=f"status 1 kept ({_lines(line for line, _ in keep)}), the status-0 row(s) at {_lines(dropped)} "
+        "dropped: any status-1 row makes the post positive (the ReDSM5 authors' counting rule)",
+        **ids,
+    )
+
+
+def _repeat(keep: list[tuple[int, dict]], what: str, ids: dict) -> Fix:
+    (first_line, first), repeats = keep[0], keep[1:]
+    other = [line for line, ann in repeats if ann["explanation"] != first["explanation"]]
+    same = [line for line, ann in repeats if ann["explanation"] == first["explanation"]]
+    how = []
+    if other:
+        how.append(f"{_lines(other)} with another explanation")
+    if same:
+        how.append(f"{_lines(same)} the same row again")
+    n_explanations = len({ann["explanation"] for _, ann in keep if ann["explanation"].strip()})
+    action = f"used once (line {first_line})"
+    if n_explanations > 1:
+        action += f", its {n_explanations} distinct explanations all kept (joined by a blank line)"
+    return Fix(
+        kind="repeated_row",
+        line=repeats[0][0],
+        lines=tuple(line for line, _ in keep),
+        problem=f"{what} with status {first['status']} at line {first_line} is repeated at "
+        f"{_lines(line for line, _ in repeats)} ({'; '.join(how)})",
+        action=action,
+        **ids,
+    )
+
+
+def _warn_fixes(path: Path, fixes: list[Fix]) -> None:
+    """One warning per repaired misspelling or contradiction, one for all repeated rows (they can be many)."""
+    tail = "listed in the data card's fixes; data.strict: true refuses the file instead"
+    for fix in fixes:
+        if fix.kind != "repeated_row":
+            log.warning(
+                "%s: line %d, column %r: %s; %s (%s)", path, fix.line, fix.column, fix.problem, fix.action, tail
+            )
+    repeats = [f for f in fixes if f.kind == "repeated_row"]
+    if repeats:
+        lines = sorted(line for f in repeats for line in f.lines[1:])
+        more = f" and {len(lines) - 10} more" if len(lines) > 10 else ""
+        log.warning(
+            "%s: %d duplicate annotation row(s) (post_id, sentence_id, sentence_text, DSM5_symptom and status equal "
+            "to an earlier row) at line(s) %s%s; each is used once, and when the repeats differ in their "
+            "explanation all the distinct explanations are kept, joined by a blank line (%s)",
+            path,
+            len(lines),
+            ", ".join(map(str, lines[:10])),
+            more,
+            tail,
+        )
+
+
+def _strict_error(path: Path, fix: Fix, n_fixes: int) -> DataError:
+    others = f" ({n_fixes - 1} more known defect(s) after it)" if n_fixes > 1 else ""
+    return DataError(
+        f"{path}: line {fix.line}, column {fix.column!r}: {fix.problem}{others}. data.strict is true, so known "
+        f"defects of the data are refused instead of repaired. Fix: correct the file, or set data.strict: false "
+        f"and the loader repairs it ({fix.action}) with a warning and an entry in the data card's fixes"
     )
 
 

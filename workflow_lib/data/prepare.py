@@ -12,7 +12,10 @@
 
 A label is 1 when the post has at least one status-1 annotation row for that symptom.
 SPECIAL_CASE rows are counted in the card and kept out of labels and evidence.
-The folds cover the train split only (validation and test are never in a fold).
+The split follows data.split.protocol (stratified, or the ReDSM5 authors' holdout_80_20) unless
+the source brings its own; the card's split_origin says which. The folds cover the train split
+only (validation and test are never in a fold). The card's ``fixes`` list the known defects of
+the source the loader repaired (loader.Fix), each with its file and line(s).
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_lib.config import ConfigError, Data, validate
+from workflow_lib.config import ConfigError, Data, Split, validate
 from workflow_lib.data.align import align
 from workflow_lib.data.loader import DataError, RawData, load_raw, source_fingerprint, truncation_policy
-from workflow_lib.data.splits import make_folds, split_posts
+from workflow_lib.data.splits import HOLDOUT_TEST_SIZE, holdout_80_20, make_folds, split_posts
 from workflow_lib.persistence.reports import atomic_write_text
 from workflow_lib.provenance import code_version
 from workflow_lib.symptoms import INDEX, SYMPTOMS
@@ -173,6 +176,33 @@ def _lengths(by_id: dict, splits: dict, folds: list[dict]) -> dict:
     }
 
 
+def _splits(raw: RawData, by_id: dict, split_cfg: Split) -> tuple[dict, str]:
+    """The train/validation/test split and where it came from: the source's own, or data.split.protocol's."""
+    if raw.given_splits is not None:
+        if split_cfg.protocol != "stratified":
+            log.warning(
+                "data.split.protocol %s is not used: %s brings its own train/validation/test splits",
+                split_cfg.protocol,
+                raw.origin,
+            )
+        return check_given_splits(raw.given_splits, by_id, raw.origin), "source"
+    if split_cfg.protocol == "holdout_80_20":
+        ids = [p["post_id"] for p in raw.posts]  # the order of the posts file, as the authors split it
+        splits = holdout_80_20(
+            ids, _label_matrix(by_id, ids), validation_fraction=split_cfg.validation_fraction, seed=split_cfg.seed
+        )
+        return splits, "holdout_80_20"
+    ids = sorted(by_id)
+    splits = split_posts(
+        ids,
+        _label_matrix(by_id, ids),
+        validation_fraction=split_cfg.validation_fraction,
+        test_fraction=split_cfg.test_fraction,
+        seed=split_cfg.seed,
+    )
+    return splits, "stratified"
+
+
 def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
     """Load, align, split and fold the data the resolved ``data`` section configures; write the four files;
     return the data card."""
@@ -185,20 +215,8 @@ def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
     by_id = {r["post_id"]: r for r in records}
 
     split_cfg = data_cfg.split
-    seed = int(split_cfg["seed"])
-    if raw.given_splits is not None:
-        splits = check_given_splits(raw.given_splits, by_id, raw.origin)
-        split_origin = "source"
-    else:
-        ids = sorted(by_id)
-        splits = split_posts(
-            ids,
-            _label_matrix(by_id, ids),
-            validation_fraction=float(split_cfg["validation_fraction"]),
-            test_fraction=float(split_cfg["test_fraction"]),
-            seed=seed,
-        )
-        split_origin = "stratified"
+    seed = split_cfg.seed
+    splits, split_origin = _splits(raw, by_id, split_cfg)
     n_folds = int(data_cfg.n_folds)
     folds = make_folds(splits["train"], _label_matrix(by_id, splits["train"]), n_folds=n_folds, seed=seed)
     train_pos = _label_matrix(by_id, splits["train"]).sum(axis=0)
@@ -259,11 +277,13 @@ def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
             "max_post_chars": max_chars,
             "n_folds": n_folds,
             "split": {
+                "protocol": split_cfg.protocol,
                 "seed": seed,
-                "validation_fraction": float(split_cfg["validation_fraction"]),
-                "test_fraction": float(split_cfg["test_fraction"]),
+                "validation_fraction": split_cfg.validation_fraction,
+                "test_fraction": HOLDOUT_TEST_SIZE if split_origin == "holdout_80_20" else split_cfg.test_fraction,
             },
         },
+        "fixes": [fix.record() for fix in raw.fixes],
         "truncation_policy": truncation_policy(max_chars),
         "code_version": code_version(),
     }

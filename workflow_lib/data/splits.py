@@ -9,6 +9,10 @@ that every label with at least as many positives as parts appears in every part.
 
 Deterministic for a seed and independent of the input order (posts are sorted by id
 first). Every post is one example, so a post is never in two parts.
+
+``holdout_80_20`` is the other protocol (data.split.protocol): the ReDSM5 authors' test split,
+``sklearn.model_selection.train_test_split(post ids in file order, test_size=0.2, random_state=42)``
+without stratification, then a stratified validation split out of the remaining 80%.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 
 from workflow_lib.data.loader import DataError
 
-__all__ = ["split_posts", "make_folds", "iterative_stratification"]
+__all__ = ["split_posts", "holdout_80_20", "make_folds", "iterative_stratification"]
 
 
 def _prepare(post_ids: Sequence[str], label_matrix) -> tuple[list[str], np.ndarray]:
@@ -152,6 +156,40 @@ def split_posts(post_ids, label_matrix, *, validation_fraction: float, test_frac
     return {
         name: [ids[i] for i in np.flatnonzero(assign == p)] for p, name in enumerate(("train", "validation", "test"))
     }
+
+
+HOLDOUT_TEST_SIZE = 0.2  # the ReDSM5 authors' train_test_split(test_size=0.2, random_state=42)
+HOLDOUT_RANDOM_STATE = 42
+
+
+def holdout_80_20(post_ids_in_file_order, label_matrix, *, validation_fraction: float, seed: int) -> dict:
+    """The ReDSM5 authors' split: ``{"train", "validation", "test"}``, disjoint and sorted.
+
+    test: ``train_test_split(post_ids_in_file_order, test_size=0.2, random_state=42)`` exactly as the authors
+    call it (no stratification), so the ids must come in the order of the posts file; validation:
+    ``validation_fraction`` of the other 80%, by iterative stratification seeded by ``seed``; train: the rest."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < validation_fraction < 1:
+        raise DataError(f"data.split: validation_fraction {validation_fraction} must be in (0, 1)")
+    ids = [str(p) for p in post_ids_in_file_order]
+    y = np.asarray(label_matrix, dtype=np.int64)
+    _prepare(ids, y)  # the same checks as the other protocol: shape, duplicate ids
+    if len(ids) < 5:
+        raise DataError(f"cannot split {len(ids)} post(s) into train, validation and test; need at least 5")
+    rest, test = train_test_split(ids, test_size=HOLDOUT_TEST_SIZE, random_state=HOLDOUT_RANDOM_STATE)
+    row = {pid: i for i, pid in enumerate(ids)}
+    rest_ids, rest_y = _prepare(rest, y[[row[pid] for pid in rest]])
+    assign = iterative_stratification(
+        rest_y, [1 - validation_fraction, validation_fraction], random.Random(f"holdout-validation:{seed}")
+    )
+    parts = {name: [rest_ids[i] for i in np.flatnonzero(assign == p)] for p, name in enumerate(("train", "validation"))}
+    if not parts["train"] or not parts["validation"]:
+        raise DataError(
+            f"validation_fraction {validation_fraction} of the {len(rest)} posts left after the 20% test split "
+            "leaves the train or the validation split empty; change data.split.validation_fraction or add posts"
+        )
+    return {**parts, "test": sorted(test)}
 
 
 def make_folds(post_ids, label_matrix, *, n_folds: int, seed: int) -> list[dict]:

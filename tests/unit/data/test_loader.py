@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import logging
 import shutil
@@ -17,6 +19,7 @@ from workflow_lib.data.synthetic import GENERATOR_VERSION
 from workflow_lib.symptoms import SYMPTOMS
 
 SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "redsm5_sample"
+RELEASE = SAMPLE.parent / "redsm5_release"  # the release's shape and known defects, invented text (README.md)
 ANN_HEADER = "post_id,sentence_id,sentence_text,DSM5_symptom,status,explanation\n"
 
 
@@ -91,6 +94,63 @@ def test_embedded_source_uses_the_csv_path(tmp_path):
     raw = load_raw(_cfg(source="embedded"), tmp_path)
     assert (tmp_path / "source" / "posts.csv").is_file() and (tmp_path / "source" / "annotations.csv").is_file()
     assert len(raw.posts) == 60 and raw.layout == "redsm5_csv" and "embedded" in raw.origin
+
+
+# ------------------------------------------------------------------------------------------- the release as distributed
+
+# The fixture's known defects as the data card lists them (tests/fixtures/redsm5_release/README.md).
+RELEASE_FIXES = [
+    ("misspelled_symptom", 4, [4], "s_101_1", "s_101_1_3", "SLEEP_ISSUES"),
+    ("contradicting_status", 8, [7, 8], "s_104_5", "s_104_5_0", "FATIGUE"),
+    ("contradicting_status", 10, [9, 10, 18], "s_105_3", "s_105_3_1", "WORTHLESSNESS"),
+    ("repeated_row", 12, [11, 12, 20], "s_106_4", "s_106_4_0", "SUICIDAL_THOUGHTS"),
+    ("repeated_row", 17, [16, 17], "s_107_9", "s_107_9_1", "APPETITE_CHANGE"),
+]
+
+
+def _fixes(raw: RawData) -> list[tuple]:
+    return [(f.kind, f.line, list(f.lines), f.post_id, f.sentence_id, f.symptom) for f in raw.fixes]
+
+
+def test_release_fixture_keeps_the_release_shape():
+    """CRLF row ends and line breaks inside quoted fields, as distributed (.gitattributes keeps git off them)."""
+    for name in ("redsm5_posts.csv", "redsm5_annotations.csv"):
+        data = (RELEASE / name).read_bytes()
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+        assert data.count(b"\r\n") >= len(rows) and data.endswith(b"\r\n")
+        assert any("\n" in field for row in rows for field in row), name
+
+
+def test_reads_the_release_with_its_known_defects_repaired(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="workflow_lib.data.loader"):
+        raw = load_raw(Data.resolve({"source": "local", "local_path": str(RELEASE)}), tmp_path)  # the defaults
+    assert raw.layout == "redsm5_csv" and len(raw.posts) == 12 and len(raw.annotations) == 19
+    assert raw.posts[8]["text"].startswith("I can't focus on anything.\r\nI read the same page five times\nand")
+    assert _fixes(raw) == RELEASE_FIXES and {f.file for f in raw.fixes} == {"redsm5_annotations.csv"}
+    rows = {(a["sentence_id"], a["DSM5_symptom"]): a for a in raw.annotations}
+    assert rows[("s_101_1_3", "SLEEP_ISSUES")]["status"] == 1
+    assert rows[("s_104_5_0", "FATIGUE")]["status"] == 1 and rows[("s_105_3_1", "WORTHLESSNESS")]["status"] == 1
+    assert rows[("s_106_4_0", "SUICIDAL_THOUGHTS")]["explanation"] == (
+        "Passive death wish: the writer believes others would be better off without them.\n\n"
+        "Recurrent thought that loved ones would be better off,\na form of suicidal ideation."
+    )
+    assert rows[("s_107_9_1", "APPETITE_CHANGE")]["explanation"].count("\n\n") == 1
+    path = RELEASE / "redsm5_annotations.csv"
+    assert f"{path}: line 4, column 'DSM5_symptom': unknown symptom 'LEEP_ISSUES'" in caplog.text
+    assert f"{path}: line 8, column 'status'" in caplog.text and f"{path}: line 10, column 'status'" in caplog.text
+    assert "the status-0 row(s) at lines 10, 18 dropped" in caplog.text
+    assert f"{path}: 3 duplicate annotation row(s)" in caplog.text and "at line(s) 12, 17, 20;" in caplog.text
+    assert "delete" not in caplog.text
+
+
+def test_strict_refuses_the_release_naming_the_first_defect(tmp_path):
+    cfg = Data.resolve({"source": "local", "local_path": str(RELEASE), "strict": True})
+    with pytest.raises(DataError) as info:
+        load_raw(cfg, tmp_path)
+    msg = str(info.value)
+    assert msg.startswith(f"{RELEASE / 'redsm5_annotations.csv'}: line 4, column 'DSM5_symptom': ")
+    assert "'LEEP_ISSUES', a known misspelling of SLEEP_ISSUES" in msg and "(4 more known defect(s) after it)" in msg
+    assert "data.strict is true" in msg and "set data.strict: false" in msg and "read as SLEEP_ISSUES" in msg
 
 
 # ------------------------------------------------------------------------------------------- bad input
@@ -256,6 +316,110 @@ def test_hub_uses_the_cache_first(tmp_path, monkeypatch):
     }
     raw = load_raw(cfg, tmp_path)
     assert len(raw.posts) == 17 and sha in raw.origin
+
+
+def _hub_cache(cache: Path, repo_id: str, sha: str, files: dict[str, bytes]) -> None:
+    """A Hugging Face hub cache as huggingface_hub lays it out: blobs/<hash>, refs/main, snapshots/<sha>/ links."""
+    repo = cache / f"datasets--{repo_id.replace('/', '--')}"
+    for sub in ("blobs", "refs", f"snapshots/{sha}"):
+        (repo / sub).mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(sha, encoding="utf-8")
+    for name, data in files.items():
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (repo / "snapshots" / sha / name).symlink_to(Path("..", "..", "blobs", blob.name))
+
+
+# The dataset card's front matter of irlab-udc/redsm5: one config whose "splits" are the two files.
+HUB_README = """---
+license: apache-2.0
+configs:
+- config_name: default
+  data_files:
+  - split: annotations
+    path: redsm5_annotations.csv
+  - split: posts
+    path: redsm5_posts.csv
+---
+# ReDSM5
+"""
+
+
+@pytest.mark.parametrize("revision", [None, "main", "5f1c0e0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"])
+def test_hub_snapshot_laid_out_like_irlab_udc_redsm5_loads_offline(tmp_path, monkeypatch, revision):
+    """The release as the hub serves it (datasets.load_dataset fails on it: its two "splits" have different
+    columns) is read as a ReDSM5 CSV folder from the cache, with no network, and the snapshot's commit recorded."""
+    import socket
+
+    from workflow_lib.data.prepare import prepare
+
+    sha = "5f1c0e0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
+    files = {name: (RELEASE / name).read_bytes() for name in ("redsm5_posts.csv", "redsm5_annotations.csv")}
+    files.update({"README.md": HUB_README.encode(), ".gitattributes": b"*.csv filter=lfs diff=lfs merge=lfs -text\n"})
+    _hub_cache(tmp_path / "hub", "irlab-udc/redsm5", sha, files)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "elsewhere"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub path went to the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    cfg = Data.resolve({"source": "hub", "hub": {"id": "irlab-udc/redsm5", "revision": revision}})
+    assert source_fingerprint(cfg) == {
+        "kind": "hub",
+        "id": "irlab-udc/redsm5",
+        "revision_requested": revision,
+        "resolved_revision": sha,
+    }
+    card = prepare(cfg, tmp_path / "out", "k")
+    assert card["source"]["resolved_revision"] == sha and card["origin"].startswith(
+        f"hub data set irlab-udc/redsm5@{sha}"
+    )
+    assert card["layout"] == "redsm5_csv" and card["counts"]["posts"] == 12
+    assert [(f["kind"], f["file"], f["line"]) for f in card["fixes"]] == [
+        (kind, "redsm5_annotations.csv", line) for kind, line, *_ in RELEASE_FIXES
+    ]
+
+
+# ------------------------------------------------------------------------------------------- save_to_disk folders
+
+
+def test_a_save_to_disk_dataset_is_refused_with_what_it_is_and_what_to_give(tmp_path):
+    import datasets
+
+    folder = tmp_path / "saved"
+    datasets.Dataset.from_dict({"post_id": ["p1", "p2"], "text": ["One.", "Two."]}).save_to_disk(str(folder))
+    assert (folder / "state.json").is_file() and list(folder.glob("data-*.arrow"))
+    with pytest.raises(DataError) as info:
+        load_raw(_cfg(local_path=str(folder)), tmp_path)
+    msg = str(info.value)
+    assert msg.startswith(f"{folder.resolve()}: a folder written by datasets' save_to_disk (a Dataset; found ")
+    assert "not valid JSON" not in msg and "redsm5_posts.csv and redsm5_annotations.csv" in msg
+    assert f"datasets.load_from_disk('{folder.resolve()}'); ds.to_csv('<dir>/train.csv')" in msg
+    assert "set data.local_path: <dir>" in msg
+
+
+def test_a_save_to_disk_dataset_dict_of_the_release_says_how_to_export_its_two_files(tmp_path):
+    import datasets
+
+    folder = tmp_path / "saved_dict"
+    datasets.DatasetDict(
+        {
+            "annotations": datasets.Dataset.from_dict({"post_id": ["p1"], "DSM5_symptom": ["FATIGUE"], "status": [1]}),
+            "posts": datasets.Dataset.from_dict({"post_id": ["p1"], "text": ["One."]}),
+        }
+    ).save_to_disk(str(folder))
+    with pytest.raises(DataError) as info:
+        load_folder(folder)
+    msg = str(info.value)
+    assert "save_to_disk (a DatasetDict with split(s) annotations, posts; found dataset_dict.json" in msg
+    assert "ds['posts'].to_csv('<dir>/posts.csv'); ds['annotations'].to_csv('<dir>/annotations.csv')" in msg
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"post_id": ["p1"], "text": ["x"]})}).save_to_disk(
+        str(tmp_path / "splits")
+    )
+    with pytest.raises(DataError, match=r"for name, split in ds.items\(\): split.to_csv\(f'<dir>/\{name\}.csv'\)"):
+        load_folder(tmp_path / "splits")
 
 
 # ------------------------------------------------------------------------------------------- split folders

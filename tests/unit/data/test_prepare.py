@@ -15,10 +15,12 @@ from workflow_lib import config
 from workflow_lib.config import Data, load_schema
 from workflow_lib.data.loader import DataError
 from workflow_lib.data.prepare import FILES, check_given_splits, length_stats, load_prepared, prepare
+from workflow_lib.data.splits import split_posts
 from workflow_lib.symptoms import SYMPTOMS
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "tests" / "fixtures" / "redsm5_sample"
+RELEASE = REPO / "tests" / "fixtures" / "redsm5_release"  # the release's shape and known defects (README.md)
 
 
 def _cfg(**over):
@@ -180,6 +182,108 @@ def test_special_case_rows_are_counted_but_not_labels(tmp_path):
     assert records["p1"]["labels"] == [0] * 9 and records["p1"]["evidence"] == []
     assert records["p2"]["labels"][0] == 1 and records["p3"]["labels"] == [0] * 9
     assert card["counts"]["annotation_rows"] == {"status_1": 2, "status_0": 1}
+
+
+# ------------------------------------------------------------------------------------------------ the release
+
+
+def test_the_release_prepares_with_the_published_counting_rule_and_its_fixes_in_the_card(tmp_path):
+    """Default config: the known defects repaired, status 1 winning, the counts designed into the fixture."""
+    card = prepare(Data.resolve({"source": "local", "local_path": str(RELEASE)}), tmp_path / "out", "k")
+    counts = card["counts"]
+    assert counts["posts"] == 12 and counts["no_symptom"] == 4
+    assert counts["per_symptom"] == {
+        "DEPRESSED_MOOD": 3,
+        "ANHEDONIA": 1,
+        "APPETITE_CHANGE": 1,
+        "SLEEP_ISSUES": 2,
+        "PSYCHOMOTOR": 1,
+        "FATIGUE": 1,
+        "WORTHLESSNESS": 1,
+        "COGNITIVE_ISSUES": 1,
+        "SUICIDAL_THOUGHTS": 1,
+    }
+    assert counts["annotation_rows"] == {"status_1": 16, "status_0": 3} and counts["special_case_rows"] == 2
+    file = "redsm5_annotations.csv"
+    assert [{k: f[k] for k in ("kind", "file", "line", "lines", "post_id", "sentence_id", "symptom")} for f in card["fixes"]] == [
+        {"kind": "misspelled_symptom", "file": file, "line": 4, "lines": [4], "post_id": "s_101_1",
+         "sentence_id": "s_101_1_3", "symptom": "SLEEP_ISSUES"},
+        {"kind": "contradicting_status", "file": file, "line": 8, "lines": [7, 8], "post_id": "s_104_5",
+         "sentence_id": "s_104_5_0", "symptom": "FATIGUE"},
+        {"kind": "contradicting_status", "file": file, "line": 10, "lines": [9, 10, 18], "post_id": "s_105_3",
+         "sentence_id": "s_105_3_1", "symptom": "WORTHLESSNESS"},
+        {"kind": "repeated_row", "file": file, "line": 12, "lines": [11, 12, 20], "post_id": "s_106_4",
+         "sentence_id": "s_106_4_0", "symptom": "SUICIDAL_THOUGHTS"},
+        {"kind": "repeated_row", "file": file, "line": 17, "lines": [16, 17], "post_id": "s_107_9",
+         "sentence_id": "s_107_9_1", "symptom": "APPETITE_CHANGE"},
+    ]  # fmt: skip
+    assert card["fixes"][0]["action"] == "read as SLEEP_ISSUES"
+    assert card["fixes"][2]["action"].startswith("status 1 kept (line 9), the status-0 row(s) at lines 10, 18 dropped")
+    assert (
+        card["fixes"][3]["action"]
+        == "used once (line 11), its 2 distinct explanations all kept (joined by a blank line)"
+    )
+    assert card["split_origin"] == "stratified" and card["settings"]["split"]["protocol"] == "stratified"
+    assert load_prepared(tmp_path / "out").card == card
+
+
+def test_the_default_protocol_is_the_stratified_split(tmp_path):
+    card = prepare(_cfg(), tmp_path / "out", "k")
+    records = _records(tmp_path / "out")
+    ids = [r["post_id"] for r in records]
+    expected = split_posts(ids, [r["labels"] for r in records], validation_fraction=0.15, test_fraction=0.15, seed=42)
+    assert json.loads((tmp_path / "out" / "splits.json").read_text(encoding="utf-8")) == expected
+    assert card["settings"]["split"] == {
+        "protocol": "stratified",
+        "seed": 42,
+        "validation_fraction": 0.15,
+        "test_fraction": 0.15,
+    }
+
+
+def test_holdout_80_20_is_the_authors_test_split_of_the_posts_in_file_order(tmp_path):
+    from sklearn.model_selection import train_test_split
+
+    from workflow_lib.config import keys
+    from workflow_lib.data.loader import source_fingerprint
+
+    src = tmp_path / "src"
+    src.mkdir()
+    in_file_order = [f"p{i:02d}" for i in np.random.default_rng(0).permutation(50)]  # not sorted: the file's order
+    (src / "posts.csv").write_text(
+        "post_id,text\n" + "".join(f"{pid},Post {pid}. I feel tired.\n" for pid in in_file_order), encoding="utf-8"
+    )
+    (src / "annotations.csv").write_text(
+        "post_id,sentence_id,sentence_text,DSM5_symptom,status,explanation\n"
+        + "".join(f"{pid},{pid}_1,I feel tired.,FATIGUE,1,e\n" for pid in in_file_order[::3]),
+        encoding="utf-8",
+    )
+    split = {"protocol": "holdout_80_20", "seed": 42, "validation_fraction": 0.25, "test_fraction": 0.15}
+    cfg = _cfg(source="local", local_path=str(src), split=split, n_folds=2)
+    card = prepare(cfg, tmp_path / "out", "k")
+    splits = json.loads((tmp_path / "out" / "splits.json").read_text(encoding="utf-8"))
+    assert splits["test"] == sorted(train_test_split(in_file_order, test_size=0.2, random_state=42)[1])
+    assert splits["test"] != sorted(train_test_split(sorted(in_file_order), test_size=0.2, random_state=42)[1])
+    assert len(splits["test"]) == 10 and len(splits["validation"]) == 10
+    assert sorted(splits["train"] + splits["validation"] + splits["test"]) == sorted(in_file_order)
+    folds = json.loads((tmp_path / "out" / "folds.json").read_text(encoding="utf-8"))["folds"]
+    assert sorted(p for f in folds for p in f["heldout"]) == splits["train"]
+    assert card["split_origin"] == "holdout_80_20"
+    assert card["settings"]["split"] == {
+        "protocol": "holdout_80_20",
+        "seed": 42,
+        "validation_fraction": 0.25,
+        "test_fraction": 0.2,
+    }
+    # a different protocol is different prepared data: another data key; stratified keeps the key it had
+    fp = source_fingerprint(cfg)
+    stratified = cfg.replace(split={**split, "protocol": "stratified"})
+    assert keys.data_key(fp, cfg) != keys.data_key(fp, stratified)
+    assert keys.data_key(fp, stratified) == keys.digest(
+        {"kind": "data", "source": dict(fp), "settings": {"alignment_threshold": 0.5, "max_post_chars": 200000, "n_folds": 2,
+         "split": {"seed": 42, "validation_fraction": 0.25, "test_fraction": 0.15}}}
+    )  # fmt: skip
+    assert keys.data_key(fp, cfg.replace(strict=True)) == keys.data_key(fp, cfg)  # strict refuses, never reshapes
 
 
 def _jsonl(path, rows):

@@ -1,6 +1,9 @@
-"""Stratified train/validation/test splits and grouped, stratified folds."""
+"""Stratified train/validation/test splits, the ReDSM5 authors' holdout_80_20, and grouped, stratified folds."""
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflow_lib.data.loader import DataError
-from workflow_lib.data.splits import make_folds, split_posts
+from workflow_lib.data.splits import holdout_80_20, make_folds, split_posts
 
 RATES = [0.37, 0.17, 0.06, 0.16, 0.06, 0.16, 0.35, 0.13, 0.18]
 
@@ -165,3 +168,60 @@ def test_small_feasible_case_is_repaired():
 def test_folds_reject_too_few_posts():
     with pytest.raises(DataError, match="cannot make 5 folds"):
         make_folds(["a", "b"], np.zeros((2, 9)), n_folds=5, seed=0)
+
+
+# ------------------------------------------------------------------------------------------- holdout_80_20
+
+
+def _authors_test_split(ids):
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(list(ids), test_size=0.2, random_state=42)[1]
+
+
+def test_holdout_80_20_test_split_is_the_authors_train_test_split():
+    ids, y = _data(n=1484, seed=3)
+    order = np.random.default_rng(7).permutation(len(ids))  # "file order": not sorted
+    ids, y = [ids[i] for i in order], y[order]
+    s = holdout_80_20(ids, y, validation_fraction=0.15, seed=42)
+    assert s["test"] == sorted(_authors_test_split(ids)) and len(s["test"]) == 297  # 297 of 1,484, as theirs
+    rest = set(ids) - set(s["test"])
+    assert set(s["train"]) | set(s["validation"]) == rest and not set(s["train"]) & set(s["validation"])
+    assert all(s[k] == sorted(s[k]) for k in s)
+    assert abs(len(s["validation"]) - 0.15 * len(rest)) <= 2  # validation_fraction of the 80%
+    # the test split depends on the order of the posts (the authors split the file as it is) ...
+    other = holdout_80_20(sorted(ids), y[np.argsort(ids)], validation_fraction=0.15, seed=42)
+    assert other["test"] == sorted(_authors_test_split(sorted(ids))) != s["test"]
+    # ... never on the seed, which moves only the validation split
+    reseeded = holdout_80_20(ids, y, validation_fraction=0.15, seed=5)
+    assert reseeded["test"] == s["test"] and reseeded["validation"] != s["validation"]
+
+
+def test_holdout_80_20_validation_is_stratified_on_the_rest():
+    ids, y = _data(n=1484, seed=3)
+    s = holdout_80_20(ids, y, validation_fraction=0.2, seed=42)
+    row = {pid: i for i, pid in enumerate(ids)}
+    rest = [row[p] for p in s["train"] + s["validation"]]
+    val = [row[p] for p in s["validation"]]
+    expected = 0.2 * y[rest].sum(axis=0)
+    assert np.all(np.abs(y[val].sum(axis=0) - expected) <= np.maximum(2, 0.1 * expected))
+
+
+def test_holdout_80_20_rejects_bad_input():
+    ids, y = _data(n=20)
+    with pytest.raises(DataError, match="duplicate post ids"):
+        holdout_80_20(ids[:-1] + [ids[0]], y, validation_fraction=0.15, seed=1)
+    with pytest.raises(DataError, match="need at least 5"):
+        holdout_80_20(ids[:4], y[:4], validation_fraction=0.15, seed=1)
+    with pytest.raises(DataError, match="validation_fraction"):
+        holdout_80_20(ids, y, validation_fraction=1.5, seed=1)
+
+
+def test_the_stratified_default_is_unchanged():
+    """protocol stratified is the split made before data.split.protocol existed: the digest below was computed
+    with the code of that time (prepared data under unchanged data keys must not move)."""
+    ids, y = _data(n=300)
+    s = _split(ids, y)
+    assert hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:16] == "881455962d182c1e"
+    order = np.random.default_rng(1).permutation(len(ids))
+    assert _split([ids[i] for i in order], y[order]) == s  # independent of the posts' order, unlike holdout_80_20
