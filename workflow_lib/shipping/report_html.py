@@ -1,16 +1,20 @@
 """Self-contained HTML pages: the selection report and the final model's evaluation report.
 
-Plots are drawn with matplotlib's Agg canvas (no pyplot, no global backend
-switch) and inlined as base64 PNG; the same PNGs can also be written as files
-(``Page.write``: ``plots/<name>.png`` beside the page). CSS is inline; every
-piece of text from a report or a post goes through html.escape. Nothing is
-fetched when a page opens.
+The pages are Jinja2 templates (templates/selection.html.j2 and templates/evaluation.html.j2 on the layout
+templates/base.html.j2, their repeated pieces in templates/macros.html.j2: tables, figures, the highlighted
+post excerpts), autoescaped, with StrictUndefined: a value the template names and the page was not given
+fails the render. This module prepares their values (report dicts turned into rows of formatted cells,
+example posts into text segments) and draws the plots.
+
+Plots are drawn with matplotlib's Agg canvas (no pyplot, no global backend switch) and inlined as base64
+PNG; the same PNGs can also be written as files (``Page.write``: ``plots/<name>.png`` beside the page). CSS
+is inline (templates/report.css). Nothing is fetched when a page opens.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 import math
 import os
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -28,43 +33,83 @@ from workflow_lib.learning.spans import merge_spans
 from workflow_lib.persistence.reports import atomic_write_text
 from workflow_lib.symptoms import SYMPTOMS
 
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;width:100%;font-size:.9em}
-th,td{border:1px solid #ddd;padding:.35em .5em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}
-tr.selected td{background:#e6f4ea;font-weight:600}
-tr.excluded td{color:#999}
-tr.baseline td{background:#f7f7fb;font-style:italic}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.reason{background:#fafafa;border-left:4px solid #4a7;padding:.6em 1em}
-dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;font-size:.9em}
-dl.meta dt{font-weight:600}dl.meta dd{margin:0;font-family:monospace}
-figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
-figcaption{font-size:.85em;color:#555}
-p.next{background:#f4f7fc;border-left:4px solid #47a;padding:.5em 1em}
-p.warning{background:#fff6e5;border-left:4px solid #d90;padding:.6em 1em}
-.ok{color:#1a7f37;font-weight:600}.bad{color:#b42318;font-weight:600}
-.posts{display:grid;grid-template-columns:1fr 1fr;gap:.6em 1em}
-.post-text{white-space:pre-wrap;font-size:.88em;line-height:1.45;border:1px solid #ddd;padding:.5em .7em;
-max-height:22em;overflow:auto;background:#fff}
-.post h3{font-size:1em;margin:1.2em 0 .3em}.post h4{font-size:.9em;margin:.2em 0}
-mark.span-pred{background:#cfe3ff;border-bottom:2px solid #2f6fd6;padding:0 1px}
-mark.span-gold{background:#ffe7a3;border-bottom:2px solid #c99400;padding:0 1px}
-.legend mark{font-size:.85em}
-ul.labels{font-size:.88em;margin:.2em 0 .4em;padding-left:1.2em}
-"""
+TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+@functools.cache
+def environment() -> Environment:
+    """The pages' Jinja2 environment: templates/ of this package, autoescaped .html.j2 templates, StrictUndefined,
+    None rendered as an empty string."""
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=True),
+        undefined=StrictUndefined,
+        finalize=lambda value: "" if value is None else value,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _render(template: str, **values: Any) -> str:
+    return environment().get_template(template).render(**values)
 
 
 def _num(x, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     return f"{x:.{digits}f}"
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _of(n, total) -> str:
+    """'12 of 80 (15.0%)'."""
+    return f"{n} of {total} ({_pct(n / total if total else 0.0)})"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell (macros.cell): ``num`` right-aligned figures, ``code`` a key, ``title`` a tooltip, ``note``
+    small print after the text."""
+
+    text: Any
+    num: bool = False
+    code: bool = False
+    title: str | None = None
+    note: str | None = None
+
+
+def _num_cell(x, digits: int = 3) -> Cell:
+    """A figure: a float (or a missing one, '–') to ``digits`` decimals, a count as it is."""
+    return Cell(_num(x, digits) if isinstance(x, float) or x is None else x, num=True)
+
+
+@dataclass
+class Row:
+    """A table row (macros.row): its cells (plain values become text cells) and its CSS class."""
+
+    cells: list
+    cls: str | None = None
+
+    def __post_init__(self) -> None:
+        self.cells = [c if isinstance(c, Cell) else Cell(c) for c in self.cells]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A page's plot: the PNG bytes (written as ``plots/<name>.png``) and what the page's <figure> shows."""
+
+    name: str
+    png: bytes
+    alt: str
+    caption: str
+
+    @property
+    def b64(self) -> str:
+        return base64.b64encode(self.png).decode("ascii")
 
 
 def _png_bytes(fig: Figure) -> bytes:
@@ -74,15 +119,8 @@ def _png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _png(fig: Figure) -> str:
-    return base64.b64encode(_png_bytes(fig)).decode("ascii")
-
-
-def _img(b64: str, alt: str, caption: str) -> str:
-    return (
-        f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
-    )
+def _plot(name: str, fig: Figure, alt: str, caption: str) -> Plot:
+    return Plot(name, _png_bytes(fig), alt, caption)
 
 
 @dataclass
@@ -97,6 +135,10 @@ class Page:
         if plots_dir is not None:
             write_plots(plots_dir, self.plots)
         atomic_write_text(html_path, self.html)
+
+
+def _page(template: str, images: Sequence[Plot], **values: Any) -> Page:
+    return Page(_render(template, **values), {p.name: p.png for p in images})
 
 
 def write_plots(folder, plots: Mapping[str, bytes]) -> list[str]:
@@ -121,18 +163,7 @@ def write_plots(folder, plots: Mapping[str, bytes]) -> list[str]:
     return paths
 
 
-class _Figures:
-    """Collects a page's plots: ``add`` returns the inline <figure> and keeps the PNG bytes."""
-
-    def __init__(self) -> None:
-        self.plots: dict[str, bytes] = {}
-
-    def add(self, name: str, fig: Figure, alt: str, caption: str) -> str:
-        data = _png_bytes(fig)
-        self.plots[name] = data
-        return _img(base64.b64encode(data).decode("ascii"), alt, caption)
-
-
+# ================================================================ selection page
 def _no_data(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#777")
     ax.set_xticks([])
@@ -263,16 +294,7 @@ def _plot_tradeoff(candidates: Sequence[Mapping], rule: Mapping, baseline: Mappi
     return fig
 
 
-# ---------------------------------------------------------------- page
-def _pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _of(n, total) -> str:
-    """'12 of 80 (15.0%)'."""
-    return f"{n} of {total} ({_pct(n / total if total else 0.0)})"
-
-
+# ---------------------------------------------------------------- page values
 def _trial_coverage(study_summaries: Sequence[Mapping]) -> dict[str, Mapping]:
     """trial_key -> the trial's input coverage over its CV folds (study summary, hpo.pooled_coverage)."""
     return {
@@ -283,54 +305,92 @@ def _trial_coverage(study_summaries: Sequence[Mapping]) -> dict[str, Mapping]:
     }
 
 
-def _coverage_cell(cov: Mapping | None) -> str:
+def _coverage_cell(cov: Mapping | None) -> Cell:
     """A candidate's share of posts longer than the window (its CV folds), with what that means for it."""
     if not cov:
-        return "<td>–</td>"
+        return Cell("–")
     detail = (
         f"{cov['max_length']} tokens, truncate: evidence past the window {_pct(cov['share_evidence_beyond_read'])}"
         if cov["policy"] == "truncate"
         else f"{cov['max_length']} tokens, windows: {cov['windows_read']['mean']:.2f} per post, "
         f"{cov['n_posts_capped']} capped"
     )
-    return (
-        f'<td class="num" title="{_e(cov.get("policy_text"))}">{_pct(cov["share_longer_than_window"])} '
-        f"<small>({_e(detail)})</small></td>"
-    )
+    return Cell(_pct(cov["share_longer_than_window"]), num=True, title=cov.get("policy_text"), note=detail)
 
 
-def _table(report: Mapping, coverage: Mapping[str, Mapping] | None = None) -> str:
-    coverage = coverage or {}
-    head = (
-        "<tr><th>rank</th><th>backbone</th><th>variant</th><th>trial</th><th>CV mean ± std</th>"
-        "<th>per-fold scores</th><th>posts longer than the window (CV folds)</th><th>p95 latency (ms)</th>"
-        "<th>within budget</th><th>selected</th></tr>"
-    )
-    body = []
-    for c in report.get("candidates") or []:
-        cls = "selected" if c.get("selected") else ("excluded" if not c.get("within_budget", True) else "")
-        folds = ", ".join(_num(v) for v in (c.get("fold_scores") or []))
-        at = c.get("latency_measured_at") or {}
-        lat = _num(c.get("latency_p95_ms"), 2)
-        if at and not at.get("exact", True):
-            lat += f" (nearest: b{at.get('batch_size')} x s{at.get('seq_length')})"
-        body.append(
-            f'<tr class="{cls}"><td class="num">{_e(c.get("rank") if c.get("rank") is not None else "–")}</td>'
-            f'<td>{_e(c.get("backbone"))}</td><td class="num">{_e(c.get("variant"))}</td>'
-            f"<td><code>{_e(c.get('trial_key'))}</code></td>"
-            f'<td class="num">{_num(c.get("cv_mean"))} ± {_num(c.get("cv_std"))}</td>'
-            f'<td>{_e(folds)}</td>{_coverage_cell(coverage.get(c.get("trial_key")))}<td class="num">{_e(lat)}</td>'
-            f"<td>{'yes' if c.get('within_budget') else 'no'}</td><td>{'✔' if c.get('selected') else ''}</td></tr>"
-        )
+def _folds(scores: Sequence | None) -> str:
+    return ", ".join(_num(v) for v in (scores or []))
+
+
+def _candidate_row(c: Mapping, cov: Mapping | None) -> Row:
+    at = c.get("latency_measured_at") or {}
+    latency = _num(c.get("latency_p95_ms"), 2)
+    if at and not at.get("exact", True):
+        latency += f" (nearest: b{at.get('batch_size')} x s{at.get('seq_length')})"
+    cells = [
+        Cell(c.get("rank") if c.get("rank") is not None else "–", num=True),
+        c.get("backbone"),
+        Cell(c.get("variant"), num=True),
+        Cell(c.get("trial_key"), code=True),
+        Cell(f"{_num(c.get('cv_mean'))} ± {_num(c.get('cv_std'))}", num=True),
+        _folds(c.get("fold_scores")),
+        _coverage_cell(cov),
+        Cell(latency, num=True),
+        "yes" if c.get("within_budget") else "no",
+        "✔" if c.get("selected") else "",
+    ]
+    return Row(cells, "selected" if c.get("selected") else ("excluded" if not c.get("within_budget", True) else ""))
+
+
+def _candidate_rows(report: Mapping, study_summaries: Sequence[Mapping]) -> list[Row]:
+    """One row per candidate (class selected / excluded / none), then the baseline's."""
+    coverage = _trial_coverage(study_summaries)
+    rows = [_candidate_row(c, coverage.get(c.get("trial_key"))) for c in report.get("candidates") or []]
     b = report.get("baseline")
     if b:
-        folds = ", ".join(_num(v) for v in (b.get("fold_scores") or []))
-        body.append(
-            f'<tr class="baseline"><td>–</td><td>{_e(b.get("name", "baseline"))} (baseline)</td><td>–</td>'
-            f'<td>–</td><td class="num">{_num(b.get("mean"))} ± {_num(b.get("std"))}</td>'
-            f"<td>{_e(folds)}</td><td>–</td><td>–</td><td>–</td><td></td></tr>"
-        )
-    return f"<table>{head}{''.join(body)}</table>"
+        mean = Cell(f"{_num(b.get('mean'))} ± {_num(b.get('std'))}", num=True)
+        name = f"{b.get('name', 'baseline')} (baseline)"
+        rows.append(Row(["–", name, "–", "–", mean, _folds(b.get("fold_scores")), "–", "–", "–", ""], "baseline"))
+    return rows
+
+
+def _selection_meta(report: Mapping) -> list[tuple[str, Any]]:
+    rule = report.get("rule") or {}
+    meta = [
+        ("selection_key", report.get("selection_key")),
+        ("metric", report.get("metric", "score")),
+        ("split", report.get("split")),
+        ("latency budget (ms)", rule.get("latency_budget_ms")),
+        ("latency at", _latency_where(rule)),
+        ("tie tolerance", rule.get("tie_tolerance")),
+        ("code_version", report.get("code_version")),
+    ]
+    return [(k, "none" if v is None else v) for k, v in meta]
+
+
+def _selection_plots(report: Mapping, study_summaries: Sequence[Mapping]) -> list[Plot]:
+    metric = report.get("metric", "score")
+    cands, baseline = report.get("candidates") or [], report.get("baseline")
+    return [
+        _plot(
+            "optimisation_history",
+            _plot_history(study_summaries, metric),
+            "optimisation history",
+            "Optimisation history per study: objective per trial (x = pruned), line = best so far.",
+        ),
+        _plot(
+            "fold_scores",
+            _plot_folds(cands, baseline, metric),
+            "per-fold scores",
+            "Spread of the per-fold held-out scores of every candidate and the baseline.",
+        ),
+        _plot(
+            "score_vs_latency",
+            _plot_tradeoff(cands, report.get("rule") or {}, baseline, metric),
+            "score vs latency",
+            "CV score against p95 latency; dashed line = latency budget.",
+        ),
+    ]
 
 
 def selection_page(report: dict, study_summaries: list[dict], *, evaluation_link: str | None = None) -> Page:
@@ -339,61 +399,19 @@ def selection_page(report: dict, study_summaries: list[dict], *, evaluation_link
     ``evaluation_link``: relative URL of the final model's evaluation page (it exists once the
     final stage has run).
     """
-    metric = report.get("metric", "score")
-    rule = report.get("rule") or {}
-    cands = report.get("candidates") or []
     sel = report.get("selected") or {}
-    baseline = report.get("baseline")
-    meta = [
-        ("selection_key", report.get("selection_key")),
-        ("metric", metric),
-        ("split", report.get("split")),
-        ("latency budget (ms)", rule.get("latency_budget_ms")),
-        ("latency at", _latency_where(rule)),
-        ("tie tolerance", rule.get("tie_tolerance")),
-        ("code_version", report.get("code_version")),
-    ]
-    meta_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v if v is not None else 'none')}</dd>" for k, v in meta)
-    figs = _Figures()
-    plots = [
-        figs.add(
-            "optimisation_history",
-            _plot_history(study_summaries or [], metric),
-            "optimisation history",
-            "Optimisation history per study: objective per trial (x = pruned), line = best so far.",
-        ),
-        figs.add(
-            "fold_scores",
-            _plot_folds(cands, baseline, metric),
-            "per-fold scores",
-            "Spread of the per-fold held-out scores of every candidate and the baseline.",
-        ),
-        figs.add(
-            "score_vs_latency",
-            _plot_tradeoff(cands, rule, baseline, metric),
-            "score vs latency",
-            "CV score against p95 latency; dashed line = latency budget.",
-        ),
-    ]
-    link = ""
-    if evaluation_link:
-        link = (
-            f'<p class="next">Test evaluation of the selected model: <a href="{_e(evaluation_link)}">'
-            f"evaluation report</a> <small>(the page exists once the final stage has run)</small></p>"
-        )
-    title = f"Model selection: {sel.get('backbone', '?')} v{sel.get('variant', '?')}"
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(title)}</h1>"
-        f'<p class="reason">{_e(report.get("reason", ""))}</p>{link}'
-        f'<dl class="meta">{meta_html}</dl>'
-        f"<h2>Candidates</h2>{_table(report, _trial_coverage(study_summaries))}"
-        f"<h2>Plots</h2>{''.join(plots)}"
-        f"<p><small>All scores are on {_e(report.get('split', 'cv heldout folds'))}; the test split is not used "
-        f"for selection.</small></p></body></html>\n"
+    plots = _selection_plots(report, study_summaries or [])
+    return _page(
+        "selection.html.j2",
+        plots,
+        title=f"Model selection: {sel.get('backbone', '?')} v{sel.get('variant', '?')}",
+        reason=report.get("reason", ""),
+        evaluation_link=evaluation_link,
+        meta=_selection_meta(report),
+        candidates=_candidate_rows(report, study_summaries),
+        plots=plots,
+        split=report.get("split", "cv heldout folds"),
     )
-    return Page(page, figs.plots)
 
 
 def render_selection_html(report: dict, study_summaries: list[dict], *, evaluation_link: str | None = None) -> str:
@@ -523,30 +541,69 @@ def _plot_probabilities(rows: Sequence[Mapping], per: Mapping, symptoms: Sequenc
     return fig
 
 
-# ---------------------------------------------------------------- spans
+def _evaluation_plots(report: Mapping, rows: Sequence[Mapping], symptoms: Sequence[str]) -> list[Plot]:
+    per, per05 = report["metrics"]["test"]["per_symptom"], report["metrics"]["test_at_0.5"]["per_symptom"]
+    split = report["split"]
+    return [
+        _plot(
+            "per_symptom_scores",
+            _plot_symptom_bars(per, symptoms),
+            "per-symptom scores",
+            f"Precision, recall, F1 ({split} split, tuned thresholds) and PR-AUC ({split} split) per symptom; "
+            "n = positive test posts.",
+        ),
+        _plot(
+            "precision_recall_curves",
+            _plot_pr_curves(rows, per, per05, symptoms),
+            "precision-recall curves",
+            f"Precision-recall curve per symptom from the {split} split's predicted probabilities; the dot is "
+            "the tuned threshold, the square 0.5.",
+        ),
+        _plot(
+            "thresholds_f1",
+            _plot_thresholds(per, per05, symptoms),
+            "F1 at tuned thresholds vs 0.5",
+            f"F1 on the {split} split at the thresholds tuned on the validation split, and at 0.5.",
+        ),
+        _plot(
+            "probability_distributions",
+            _plot_probabilities(rows, per, symptoms),
+            "probability distributions",
+            f"Distribution of the predicted probabilities on the {split} split, by gold label.",
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- example posts
 def _spans_by_symptom(evidence: Mapping[str, Sequence[Mapping]] | None) -> dict[str, list[tuple[int, int]]]:
     return {s: [(int(sp["start"]), int(sp["end"])) for sp in spans] for s, spans in (evidence or {}).items()}
 
 
-def highlight(text: str, evidence: Mapping[str, Sequence[Mapping]] | None, cls: str) -> str:
-    """``text`` HTML-escaped, with ``<mark class="{cls}">`` around the evidence spans.
-
-    ``evidence`` maps a symptom to its spans ``{"start", "end", ...}`` (character offsets);
-    overlapping spans of several symptoms become one mark whose title lists them.
-    """
+def _segments(text: str, evidence: Mapping[str, Sequence[Mapping]] | None) -> list[tuple[str, str | None]]:
+    """``text`` cut at its evidence spans: ``(piece, None)`` between spans, ``(piece, "SYMPTOM, ...")`` for a
+    span (overlapping spans of several symptoms merged into one, naming them all)."""
     by = _spans_by_symptom(evidence)
-    merged = merge_spans([sp for spans in by.values() for sp in spans])
-    out, pos = [], 0
-    for s, e in merged:
+    out: list[tuple[str, str | None]] = []
+    pos = 0
+    for s, e in merge_spans([sp for spans in by.values() for sp in spans]):
         s, e = max(s, pos), min(e, len(text))
         if e <= s:
             continue
         names = [sym for sym, spans in by.items() if any(a < e and b > s for a, b in spans)]
-        out.append(_e(text[pos:s]))
-        out.append(f'<mark class="{_e(cls)}" title="{_e(", ".join(names))}">{_e(text[s:e])}</mark>')
+        out += [(text[pos:s], None), (text[s:e], ", ".join(names))]
         pos = e
-    out.append(_e(text[pos:]))
-    return "".join(out)
+    out.append((text[pos:], None))
+    return out
+
+
+def highlight(text: str, evidence: Mapping[str, Sequence[Mapping]] | None, cls: str) -> str:
+    """``text`` HTML-escaped, with ``<mark class="{cls}">`` around the evidence spans (macros.highlighted).
+
+    ``evidence`` maps a symptom to its spans ``{"start", "end", ...}`` (character offsets);
+    overlapping spans of several symptoms become one mark whose title lists them.
+    """
+    macros = environment().get_template("macros.html.j2").module
+    return str(macros.highlighted(_segments(text, evidence), cls))
 
 
 def pick_examples(rows: Sequence[Mapping], n: int = 5) -> list[Mapping]:
@@ -554,277 +611,175 @@ def pick_examples(rows: Sequence[Mapping], n: int = 5) -> list[Mapping]:
     return sorted(rows, key=lambda r: (not any((r.get("gold_evidence") or {}).values()), str(r["post_id"])))[:n]
 
 
+# (gold, decision) -> what the decision was, and its CSS class
+_OUTCOMES = {
+    (1, 1): ("true positive", "ok"),
+    (0, 1): ("false positive", "bad"),
+    (1, 0): ("false negative, missed", "bad"),
+}
+
+
 def _example(
     row: Mapping, text: str | None, symptoms: Sequence[str], thresholds: Mapping[str, float], has_evidence: bool
-) -> str:
-    labels = row["labels"]
-    probs = row["probabilities"]
-    dec = row["decisions"]
-    items = []
+) -> dict:
+    """One example post (macros.post): its gold or predicted symptoms, and its text as segments with the
+    predicted and the gold evidence (``pred``/``gold`` None when the text is not available)."""
+    labels = []
     for s in symptoms:
-        gold, pred = int(labels[s]), int(dec[s])
-        if not gold and not pred:
-            continue
-        kind, cls = {
-            (1, 1): ("true positive", "ok"),
-            (0, 1): ("false positive", "bad"),
-            (1, 0): ("false negative, missed", "bad"),
-        }[(gold, pred)]
-        items.append(
-            f'<li><span class="{cls}">{_e(s)}</span>: p = {_num(probs[s], 3)}, threshold '
-            f"{_num(thresholds.get(s), 2)} ({_e(kind)})</li>"
-        )
-    labels_html = (
-        f'<ul class="labels">{"".join(items)}</ul>'
-        if items
-        else "<p><small>no symptom in gold or prediction</small></p>"
-    )
+        outcome = _OUTCOMES.get((int(row["labels"][s]), int(row["decisions"][s])))
+        if outcome:
+            p, t = _num(row["probabilities"][s], 3), _num(thresholds.get(s), 2)
+            labels.append({"symptom": s, "p": p, "threshold": t, "kind": outcome[0], "cls": outcome[1]})
+    example = {"post_id": row["post_id"], "labels": labels, "scope": row.get("evidence_scope", "symptom")}
     if text is None:
-        body = "<p><small>post text not available</small></p>"
-        return f'<div class="post"><h3>post {_e(row["post_id"])}</h3>{labels_html}{body}</div>'
-    if has_evidence:
-        pred_html = highlight(text, row.get("evidence"), "span-pred")
-        pred_note = f"predicted evidence (scope: {_e(row.get('evidence_scope', 'symptom'))})"
-    else:
-        pred_html = _e(text)
-        pred_note = "predicted evidence: this model has no evidence head"
-    gold_html = highlight(text, row.get("gold_evidence"), "span-gold")
-    return (
-        f'<div class="post"><h3>post {_e(row["post_id"])}</h3>{labels_html}'
-        f'<div class="posts"><div><h4>{pred_note}</h4><div class="post-text">{pred_html}</div></div>'
-        f"<div><h4>gold evidence (annotated sentences aligned to the post)</h4>"
-        f'<div class="post-text">{gold_html}</div></div></div></div>'
-    )
+        return {**example, "pred": None, "gold": None}
+    pred = _segments(text, row.get("evidence") if has_evidence else None)
+    return {**example, "pred": pred, "gold": _segments(text, row.get("gold_evidence"))}
 
 
 # ---------------------------------------------------------------- tables
-def _tr(cells: Sequence[str], cls: str | None = None) -> str:
-    attr = f' class="{cls}"' if cls else ""
-    return f"<tr{attr}>{''.join(cells)}</tr>"
+SUMMARY_METRICS = (
+    "macro_f1",
+    "micro_f1",
+    "macro_precision",
+    "macro_recall",
+    "micro_precision",
+    "micro_recall",
+    "accuracy",
+    "label_accuracy",
+)
+EVIDENCE_METRICS = ("token_f1", "char_f1", "exact_match", "null_span_accuracy")
+CONFUSION_CELLS = ("tp", "fp", "fn", "tn")
 
 
-def _td(x, digits: int = 3) -> str:
-    return f'<td class="num">{_num(x, digits) if isinstance(x, float) or x is None else _e(x)}</td>'
-
-
-def _summary_table(report: Mapping) -> str:
-    m = report["metrics"]
-    test, at05 = m["test"], m["test_at_0.5"]
-    split = report["split"]
-    head = (
-        "<tr><th>metric</th><th>split</th><th>value at the tuned thresholds</th><th>value at 0.5</th>"
-        "<th>model</th></tr>"
-    )
-    body = []
+def _summary_rows(report: Mapping) -> list[Row]:
+    """metric, split, value at the tuned thresholds, value at 0.5, model: CV, refit on validation, final on test."""
+    test, at05, split = report["metrics"]["test"], report["metrics"]["test_at_0.5"], report["split"]
+    rows = []
     cv = report.get("cv")
     if cv:
-        body.append(
-            _tr(
-                [
-                    f"<td>CV {_e(cv['metric'])} (mean ± std over folds; objective {_e(cv['objective'])})</td>",
-                    f"<td>{_e(cv['split'])}</td>",
-                    "<td>–</td>",
-                    f'<td class="num">{_num(cv["mean"])} ± {_num(cv["std"])}</td>',
-                    "<td>per-fold models of the best trial</td>",
-                ]
-            )
-        )
+        label = f"CV {cv['metric']} (mean ± std over folds; objective {cv['objective']})"
+        mean = Cell(f"{_num(cv['mean'])} ± {_num(cv['std'])}", num=True)
+        rows.append(Row([label, cv["split"], "–", mean, "per-fold models of the best trial"]))
     rv = report.get("refit_validation")
     if rv:
-        for k in ("macro_f1", "micro_f1"):
-            body.append(
-                _tr(
-                    [
-                        f"<td>{_e(k)}</td>",
-                        f"<td>{_e(rv['split'])}</td>",
-                        _td((rv.get("at_tuned_thresholds") or {}).get(k), 4),
-                        _td((rv.get("at_0.5") or {}).get(k), 4),
-                        f"<td>{_e(rv.get('model'))}</td>",
-                    ]
-                )
-            )
-    for k in (
-        "macro_f1",
-        "micro_f1",
-        "macro_precision",
-        "macro_recall",
-        "micro_precision",
-        "micro_recall",
-        "accuracy",
-        "label_accuracy",
-    ):
-        body.append(
-            _tr(
-                [
-                    f"<td>{_e(k)}</td>",
-                    f"<td>{_e(split)}</td>",
-                    _td(test[k], 4),
-                    _td(at05[k], 4),
-                    "<td>final model</td>",
-                ],
-                "test",
-            )
-        )
-    body.append(
-        _tr(
-            [
-                "<td>macro_pr_auc (threshold-free)</td>",
-                f"<td>{_e(split)}</td>",
-                _td(test.get("macro_pr_auc"), 4),
-                _td(at05.get("macro_pr_auc"), 4),
-                "<td>final model</td>",
-            ],
-            "test",
-        )
-    )
-    return f"<table>{head}{''.join(body)}</table>"
+        tuned, half = rv.get("at_tuned_thresholds") or {}, rv.get("at_0.5") or {}
+        rows += [
+            Row([k, rv["split"], _num_cell(tuned.get(k), 4), _num_cell(half.get(k), 4), rv.get("model")])
+            for k in ("macro_f1", "micro_f1")
+        ]
+    final = [(k, test[k], at05[k]) for k in SUMMARY_METRICS]
+    final.append(("macro_pr_auc (threshold-free)", test.get("macro_pr_auc"), at05.get("macro_pr_auc")))
+    rows += [Row([k, split, _num_cell(a, 4), _num_cell(b, 4), "final model"], "test") for k, a, b in final]
+    return rows
 
 
-def _per_symptom_table(report: Mapping, symptoms: Sequence[str]) -> str:
-    per = report["metrics"]["test"]["per_symptom"]
-    thr = report["thresholds"]
-    head = (
-        "<tr><th>symptom</th><th>support (test)</th><th>threshold (tuned on validation)</th>"
-        "<th>precision (test)</th><th>recall (test)</th><th>F1 (test)</th><th>PR-AUC (test)</th></tr>"
-    )
-    body = [
-        _tr(
-            [
-                f"<td>{_e(s)}</td>",
-                _td(per[s]["support"]),
-                _td(thr["values"][s], 2),
-                _td(per[s]["precision"]),
-                _td(per[s]["recall"]),
-                _td(per[s]["f1"]),
-                _td(per[s]["pr_auc"]),
-            ],
-            "symptom",
-        )
+def _per_symptom_rows(report: Mapping, symptoms: Sequence[str]) -> list[Row]:
+    per, thr = report["metrics"]["test"]["per_symptom"], report["thresholds"]["values"]
+    scores = ("precision", "recall", "f1", "pr_auc")
+    return [
+        Row([s, _num_cell(per[s]["support"]), _num_cell(thr[s], 2), *[_num_cell(per[s][k]) for k in scores]], "symptom")
         for s in symptoms
     ]
-    return f"<table>{head}{''.join(body)}</table>"
 
 
-def _threshold_table(report: Mapping, symptoms: Sequence[str]) -> str:
-    per = report["metrics"]["test"]["per_symptom"]
-    per05 = report["metrics"]["test_at_0.5"]["per_symptom"]
-    head = (
-        "<tr><th>symptom</th><th>threshold (tuned on validation)</th><th>F1 at tuned (test)</th>"
-        "<th>F1 at 0.5 (test)</th><th>difference (test)</th></tr>"
-    )
-    body = [
-        _tr(
+def _threshold_rows(report: Mapping, symptoms: Sequence[str]) -> list[Row]:
+    per, per05 = report["metrics"]["test"]["per_symptom"], report["metrics"]["test_at_0.5"]["per_symptom"]
+    return [
+        Row(
             [
-                f"<td>{_e(s)}</td>",
-                _td(report["thresholds"]["values"][s], 2),
-                _td(per[s]["f1"]),
-                _td(per05[s]["f1"]),
-                f'<td class="num">{per[s]["f1"] - per05[s]["f1"]:+.3f}</td>',
+                s,
+                _num_cell(report["thresholds"]["values"][s], 2),
+                _num_cell(per[s]["f1"]),
+                _num_cell(per05[s]["f1"]),
+                Cell(f"{per[s]['f1'] - per05[s]['f1']:+.3f}", num=True),
             ],
             "threshold",
         )
         for s in symptoms
     ]
-    return f"<table>{head}{''.join(body)}</table>"
 
 
-def _confusion_table(report: Mapping, symptoms: Sequence[str]) -> str:
-    per = report["metrics"]["test"]["per_symptom"]
-    per05 = report["metrics"]["test_at_0.5"]["per_symptom"]
-    cells = ("tp", "fp", "fn", "tn")
-    head = (
-        '<tr><th rowspan="2">symptom</th><th colspan="4">at the tuned thresholds (test)</th>'
-        '<th colspan="4">at 0.5 (test)</th></tr><tr>' + "".join(f"<th>{c.upper()}</th>" for c in cells) * 2 + "</tr>"
-    )
-    body = [
-        _tr(
-            [
-                f"<td>{_e(s)}</td>",
-                *[_td(per[s]["confusion_matrix"][c]) for c in cells],
-                *[_td(per05[s]["confusion_matrix"][c]) for c in cells],
-            ],
+def _confusion_rows(report: Mapping, symptoms: Sequence[str]) -> list[Row]:
+    per, per05 = report["metrics"]["test"]["per_symptom"], report["metrics"]["test_at_0.5"]["per_symptom"]
+    return [
+        Row(
+            [s]
+            + [_num_cell(per[s]["confusion_matrix"][c]) for c in CONFUSION_CELLS]
+            + [_num_cell(per05[s]["confusion_matrix"][c]) for c in CONFUSION_CELLS],
             "confusion",
         )
         for s in symptoms
     ]
-    return f"<table>{head}{''.join(body)}</table>"
 
 
-def _co_best_table(report: Mapping) -> str:
+def _co_best_row(label: str, c: Mapping, metrics: Mapping, trained: str, cv_mean, cls: str, evidence: bool) -> Row:
+    cells = [
+        label,
+        c["backbone"],
+        _num_cell(c["variant"]),
+        Cell(c["trial_key"], code=True),
+        trained,
+        _num_cell(cv_mean, 4),
+        _num_cell(metrics["test"]["macro_f1"]),
+        _num_cell(metrics["test_at_0.5"]["macro_f1"]),
+        _num_cell(metrics["test"]["micro_f1"]),
+    ]
+    if evidence:
+        cells.append(_num_cell((metrics.get("evidence") or {}).get("token_f1")))
+    return Row(cells, cls)
+
+
+def _co_best(report: Mapping) -> dict:
+    """The selected model beside the candidates tied with it (their refit checkpoints); no rows without any."""
+    m = report["metrics"]
+    evidence = "evidence" in m
     co = report.get("co_best") or []
     if not co:
-        return (
-            "<p>No other candidate tied with the selected one on the CV objective "
-            "(selection.tie_tolerance): nothing to compare.</p>"
-        )
-    sel = report["selected"]
-    m = report["metrics"]
-    ev_head = "<th>evidence token_f1 (test)</th>" if "evidence" in m else ""
-    head = (
-        "<tr><th>model</th><th>backbone</th><th>variant</th><th>trial</th><th>trained on</th>"
-        "<th>CV mean (held-out folds of train)</th><th>macro F1 at tuned (test)</th>"
-        "<th>macro F1 at 0.5 (test)</th><th>micro F1 at tuned (test)</th>"
-        f"{ev_head}</tr>"
-    )
-
-    def row(label, c, metrics, trained, cv_mean, cls):
-        ev = f"{_td((metrics.get('evidence') or {}).get('token_f1'))}" if ev_head else ""
-        return _tr(
-            [
-                f"<td>{_e(label)}</td>",
-                f"<td>{_e(c['backbone'])}</td>",
-                _td(c["variant"]),
-                f"<td><code>{_e(c['trial_key'])}</code></td>",
-                f"<td>{_e(trained)}</td>",
-                _td(cv_mean, 4),
-                _td(metrics["test"]["macro_f1"]),
-                _td(metrics["test_at_0.5"]["macro_f1"]),
-                _td(metrics["test"]["micro_f1"]),
-                ev,
-            ],
-            cls,
-        )
-
+        return {"rows": [], "evidence": evidence}
     cv = (report.get("cv") or {}).get("mean")
-    body = [row("selected (final)", sel, m, "train + validation", cv, "selected")]
-    body += [row("co-best (refit)", c, c["metrics"], "train", c["cv_mean"], "co-best") for c in co]
-    return f"<table>{head}{''.join(body)}</table>"
+    rows = [_co_best_row("selected (final)", report["selected"], m, "train + validation", cv, "selected", evidence)]
+    rows += [_co_best_row("co-best (refit)", c, c["metrics"], "train", c["cv_mean"], "co-best", evidence) for c in co]
+    return {"rows": rows, "evidence": evidence}
 
 
-def _evidence_table(report: Mapping) -> str:
+def _evidence_rows(report: Mapping) -> list[Row]:
     ev = report["metrics"].get("evidence")
     if not ev:
-        return "<p>This model has no evidence head: no evidence metrics.</p>"
-    head = "<tr><th>metric</th><th>split</th><th>value</th></tr>"
-    body = [
-        _tr([f"<td>{_e(k)}</td>", f"<td>{_e(report['split'])}</td>", _td(ev[k])], "evidence")
-        for k in ("token_f1", "char_f1", "exact_match", "null_span_accuracy")
-    ]
-    body.append(
-        _tr(
-            [
-                "<td>rows scored (without gold span)</td>",
-                f"<td>{_e(report['split'])}</td>",
-                f'<td class="num">{_e(ev["n"])} ({_e(ev["n_null"])})</td>',
-            ]
-        )
-    )
+        return []
+    split = report["split"]
+    rows = [Row([k, split, _num_cell(ev[k])], "evidence") for k in EVIDENCE_METRICS]
+    rows.append(Row(["rows scored (without gold span)", split, Cell(f"{ev['n']} ({ev['n_null']})", num=True)]))
     if ev.get("n_incomplete_excluded") is not None:
-        body.append(
-            _tr(
-                [
-                    "<td>rows left out (evidence partly unaligned)</td>",
-                    f"<td>{_e(report['split'])}</td>",
-                    _td(ev["n_incomplete_excluded"]),
-                ]
-            )
-        )
-    return f"<table>{head}{''.join(body)}</table>"
+        rows.append(Row(["rows left out (evidence partly unaligned)", split, _num_cell(ev["n_incomplete_excluded"])]))
+    return rows
 
 
-def _coverage_table(report: Mapping) -> str:
-    """What the input window read and cut of the test posts: the final model and every co-best checkpoint
-    (each with its own tokenizer and window settings)."""
+def _coverage_lines(c: Mapping) -> list[tuple[str, Any]]:
+    """What one input window read and cut, line by line (an input coverage of the report)."""
+    need, read = c["windows_needed"], c["windows_read"]
+    return [
+        ("policy", c["policy"] + (f", {c['aggregation']} over windows" if c["policy"] == "windows" else "")),
+        ("window (tokens)", c["max_length"]),
+        ("window overlap", "–" if c["window_overlap"] is None else f"{c['window_overlap']:.0%}"),
+        ("max windows per post", "all" if c["max_windows"] is None else c["max_windows"]),
+        ("posts longer than one window", _of(c["n_longer_than_window"], c["n_posts"])),
+        (
+            "windows needed per post (mean / p50 / p95 / max)",
+            f"{need['mean']:.2f} / {need['p50']:g} / {need['p95']:g} / {need['max']}",
+        ),
+        ("windows read per post (mean / max)", f"{read['mean']:.2f} / {read['max']}"),
+        ("posts not read to their end", _of(c["n_posts_capped"], c["n_posts"])),
+        (
+            "evidence sentences starting past what was read",
+            _of(c["n_evidence_beyond_read"], c["n_evidence_sentences"]),
+        ),
+    ]
+
+
+def _coverage(report: Mapping) -> dict | None:
+    """What the input window read and cut of the test posts: a column for the final model and one for every
+    co-best checkpoint (each with its own tokenizer and window settings); None for a report without it."""
     models = [("selected (final)", report.get("input_coverage"))]
     models += [
         (f"co-best {c['backbone']} v{c['variant']} (refit)", c.get("input_coverage"))
@@ -832,41 +787,54 @@ def _coverage_table(report: Mapping) -> str:
     ]
     models = [(label, cov) for label, cov in models if cov]
     if not models:
-        return "<p>This report does not say what the input window read (written by older code).</p>"
-    lines = [
-        ("policy", lambda c: c["policy"] + (f", {c['aggregation']} over windows" if c["policy"] == "windows" else "")),
-        ("window (tokens)", lambda c: c["max_length"]),
-        ("window overlap", lambda c: "–" if c["window_overlap"] is None else f"{c['window_overlap']:.0%}"),
-        ("max windows per post", lambda c: "all" if c["max_windows"] is None else c["max_windows"]),
-        ("posts longer than one window", lambda c: _of(c["n_longer_than_window"], c["n_posts"])),
-        (
-            "windows needed per post (mean / p50 / p95 / max)",
-            lambda c: " / ".join(
-                [
-                    f"{c['windows_needed']['mean']:.2f}",
-                    f"{c['windows_needed']['p50']:g}",
-                    f"{c['windows_needed']['p95']:g}",
-                    str(c["windows_needed"]["max"]),
-                ]
-            ),
-        ),
-        (
-            "windows read per post (mean / max)",
-            lambda c: f"{c['windows_read']['mean']:.2f} / {c['windows_read']['max']}",
-        ),
-        ("posts not read to their end", lambda c: _of(c["n_posts_capped"], c["n_posts"])),
-        (
-            "evidence sentences starting past what was read",
-            lambda c: _of(c["n_evidence_beyond_read"], c["n_evidence_sentences"]),
-        ),
+        return None
+    columns = [_coverage_lines(cov) for _, cov in models]
+    rows = [
+        Row([name, *[Cell(column[i][1], num=True) for column in columns]], "coverage")
+        for i, (name, _) in enumerate(columns[0])
     ]
-    head = "<tr><th>input window</th>" + "".join(f"<th>{_e(label)}</th>" for label, _ in models) + "</tr>"
-    body = [
-        _tr([f"<td>{_e(name)}</td>", *[f'<td class="num">{_e(get(cov))}</td>' for _, cov in models]], "coverage")
-        for name, get in lines
+    return {
+        "labels": [label for label, _ in models],
+        "rows": rows,
+        "policies": [(label, cov["policy_text"]) for label, cov in models],
+    }
+
+
+def _window_line(cov: Mapping) -> str:
+    """The input window in one line: its size and policy, and what it left unread of the test posts."""
+    read = (
+        "the rest of each is not read"
+        if cov["policy"] == "truncate"
+        else f"read in {cov['windows_read']['mean']:.2f} windows per post on average, "
+        f"{cov['n_posts_capped']} capped at max_windows"
+    )
+    return (
+        f"{cov['max_length']} tokens ({cov['policy']}); {_of(cov['n_longer_than_window'], cov['n_posts'])} "
+        f"{cov['split']} posts are longer, {read}; evidence sentences past what was read: "
+        f"{_of(cov['n_evidence_beyond_read'], cov['n_evidence_sentences'])}"
+    )
+
+
+def _evaluation_meta(report: Mapping) -> list[tuple[str, Any]]:
+    sel, lin, tr = report["selected"], report["lineage"], report["training"]
+    meta = [
+        ("final_key", report["final_key"]),
+        ("split", f"{report['split']} ({report['n_test_posts']} posts, read once)"),
+        ("backbone", f"{sel['backbone']} v{sel['variant']}"),
+        ("trial_key", sel["trial_key"]),
+        ("study_key", sel["study_key"]),
+        ("selection_key", sel["selection_key"]),
+        ("data_key", lin["data_key"]),
+        ("input format", report["task"]["input_format"]),
+        ("evidence task", "yes" if report["task"]["evidence_task"] else "no"),
+        ("trained on", f"{' + '.join(tr['trained_on'])} ({tr['n_posts']} posts, {tr['epochs']} epochs)"),
+        ("thresholds", f"tuned per symptom on the {report['thresholds']['split']} split"),
+        ("code_version", lin["code_version"]),
+        ("created_at", report.get("created_at")),
     ]
-    policies = "".join(f"<li>{_e(label)}: {_e(cov['policy_text'])}</li>" for label, cov in models)
-    return f'<table>{head}{"".join(body)}</table><ul class="labels">{policies}</ul>'
+    if report.get("input_coverage"):
+        meta.append(("input window", _window_line(report["input_coverage"])))
+    return meta
 
 
 def evaluation_page(
@@ -884,114 +852,33 @@ def evaluation_page(
     URL (the selection page, the model card, test_predictions.jsonl).
     """
     symptoms = list(SYMPTOMS)
-    m = report["metrics"]
-    per, per05 = m["test"]["per_symptom"], m["test_at_0.5"]["per_symptom"]
     sel = report["selected"]
-    lin = report["lineage"]
     has_evidence = bool(report["task"]["evidence_task"])
-    split = report["split"]
-    figs = _Figures()
-    bars = figs.add(
-        "per_symptom_scores",
-        _plot_symptom_bars(per, symptoms),
-        "per-symptom scores",
-        f"Precision, recall, F1 ({split} split, tuned thresholds) and PR-AUC ({split} split) per symptom; "
-        "n = positive test posts.",
-    )
-    pr = figs.add(
-        "precision_recall_curves",
-        _plot_pr_curves(rows, per, per05, symptoms),
-        "precision-recall curves",
-        f"Precision-recall curve per symptom from the {split} split's predicted probabilities; the dot is "
-        "the tuned threshold, the square 0.5.",
-    )
-    thr = figs.add(
-        "thresholds_f1",
-        _plot_thresholds(per, per05, symptoms),
-        "F1 at tuned thresholds vs 0.5",
-        f"F1 on the {split} split at the thresholds tuned on the validation split, and at 0.5.",
-    )
-    probs = figs.add(
-        "probability_distributions",
-        _plot_probabilities(rows, per, symptoms),
-        "probability distributions",
-        f"Distribution of the predicted probabilities on the {split} split, by gold label.",
-    )
-    meta = [
-        ("final_key", report["final_key"]),
-        ("split", f"{split} ({report['n_test_posts']} posts, read once)"),
-        ("backbone", f"{sel['backbone']} v{sel['variant']}"),
-        ("trial_key", sel["trial_key"]),
-        ("study_key", sel["study_key"]),
-        ("selection_key", sel["selection_key"]),
-        ("data_key", lin["data_key"]),
-        ("input format", report["task"]["input_format"]),
-        ("evidence task", "yes" if has_evidence else "no"),
-        (
-            "trained on",
-            " + ".join(report["training"]["trained_on"]) + f" ({report['training']['n_posts']} posts, "
-            f"{report['training']['epochs']} epochs)",
-        ),
-        ("thresholds", f"tuned per symptom on the {report['thresholds']['split']} split"),
-        ("code_version", lin["code_version"]),
-        ("created_at", report.get("created_at")),
-    ]
-    cov = report.get("input_coverage")
-    if cov:
-        read = (
-            "the rest of each is not read"
-            if cov["policy"] == "truncate"
-            else f"read in {cov['windows_read']['mean']:.2f} windows per post on average, "
-            f"{cov['n_posts_capped']} capped at max_windows"
-        )
-        meta.append(
-            (
-                "input window",
-                f"{cov['max_length']} tokens ({cov['policy']}); "
-                f"{_of(cov['n_longer_than_window'], cov['n_posts'])} {cov['split']} posts are "
-                f"longer, {read}; evidence sentences past what was read: "
-                f"{_of(cov['n_evidence_beyond_read'], cov['n_evidence_sentences'])}",
-            )
-        )
-    meta_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)
-    links_html = ""
-    if links:
-        links_html = (
-            '<p class="next">'
-            + " · ".join(f'<a href="{_e(url)}">{_e(label)}</a>' for label, url in links.items())
-            + "</p>"
-        )
+    thresholds = report["thresholds"]["values"]
     by_id = {str(r["post_id"]): r for r in rows}
     examples = [
-        _example(r, texts.get(str(r["post_id"])), symptoms, report["thresholds"]["values"], has_evidence)
+        _example(r, texts.get(str(r["post_id"])), symptoms, thresholds, has_evidence)
         for r in pick_examples(list(by_id.values()), n_examples)
     ]
-    legend = (
-        '<p class="legend"><mark class="span-pred">predicted evidence</mark> '
-        '<mark class="span-gold">gold evidence</mark> <small>(hover a mark for its symptoms; decisions at the '
-        f"tuned thresholds; {len(examples)} {split} posts, those with gold evidence first, by post_id)"
-        "</small></p>"
+    plots = _evaluation_plots(report, rows, symptoms)
+    return _page(
+        "evaluation.html.j2",
+        plots,
+        title=f"Test evaluation: {sel['backbone']} v{sel['variant']} (final {report['final_key']})",
+        links=list((links or {}).items()),
+        meta=_evaluation_meta(report),
+        split=report["split"],
+        summary=_summary_rows(report),
+        per_symptom=_per_symptom_rows(report, symptoms),
+        thresholds=_threshold_rows(report, symptoms),
+        confusion=_confusion_rows(report, symptoms),
+        coverage=_coverage(report),
+        co_best=_co_best(report),
+        evidence=_evidence_rows(report),
+        plots={p.name: p for p in plots},
+        examples=examples,
+        has_evidence=has_evidence,
     )
-    title = f"Test evaluation: {sel['backbone']} v{sel['variant']} (final {report['final_key']})"
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(title)}</h1>"
-        '<p class="warning">A research tool for studying language, not a diagnostic device: these numbers describe '
-        "how well the model matches annotators on held-out Reddit posts, nothing about any person.</p>"
-        f'{links_html}<dl class="meta">{meta_html}</dl>'
-        f"<h2>Summary</h2>{_summary_table(report)}"
-        f"<h2>Per symptom ({_e(split)} split)</h2>{_per_symptom_table(report, symptoms)}{bars}{pr}"
-        f"<h2>Thresholds: tuned on validation vs 0.5</h2>{_threshold_table(report, symptoms)}{thr}"
-        f"<h2>Confusion counts ({_e(split)} split)</h2>{_confusion_table(report, symptoms)}{probs}"
-        f"<h2>Input window ({_e(split)} split)</h2>{_coverage_table(report)}"
-        f"<h2>Co-best candidates ({_e(split)} split)</h2>{_co_best_table(report)}"
-        f"<h2>Evidence ({_e(split)} split)</h2>{_evidence_table(report)}"
-        f"<h2>Example posts ({_e(split)} split)</h2>{legend}{''.join(examples) or '<p>no test posts</p>'}"
-        f"<p><small>Every number on this page is on the {_e(split)} split unless its label names another "
-        "(CV: held-out folds of the train split; thresholds: validation split).</small></p></body></html>\n"
-    )
-    return Page(page, figs.plots)
 
 
 def render_evaluation_html(report: Mapping, rows: Sequence[Mapping], texts: Mapping[str, str], **kw) -> str:

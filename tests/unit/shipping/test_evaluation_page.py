@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from markupsafe import escape
 from test_model_card import THRESHOLDS, coverage, report  # the crafted evaluation report of the model-card tests
 
 from workflow_lib.shipping.report_html import (
@@ -21,6 +22,8 @@ from workflow_lib.shipping.report_html import (
 from workflow_lib.symptoms import SYMPTOMS
 
 TRICKY = 'I <3 my dog & "nothing" helps'  # must reach the page escaped
+# as the templates' autoescape writes it (markupsafe: &#34; for the quote, where html.escape writes &quot;)
+ESCAPED = str(escape(TRICKY))
 
 
 def _rows(n=12, evidence=True):
@@ -119,7 +122,8 @@ def test_page_tables_plots_and_escaping(page):
     assert all(v.startswith(b"\x89PNG") for v in page.plots.values())
     # self-contained and escaped
     assert "http://" not in text and "https://" not in text and "<script" not in text
-    assert TRICKY not in text and html.escape(TRICKY, quote=True) in text
+    assert html.unescape(ESCAPED) == TRICKY and not re.search(r'[<>"]', ESCAPED.replace("&", ""))
+    assert TRICKY not in text and ESCAPED in text
     assert 'href="../../selection/x/selection_report.html"' in text
 
 
@@ -151,7 +155,7 @@ def test_example_posts_mark_predicted_and_gold_spans(page):
     posts = re.findall(r'<div class="post"><h3>post (p\d+)</h3>', text)
     # five posts, those with gold evidence first, by post_id (p02, p05, ... have none)
     assert posts == ["p00", "p01", "p03", "p04", "p06"]
-    esc = html.escape(TRICKY, quote=True)
+    esc = ESCAPED
     gold = re.findall(r'<mark class="span-gold" title="([^"]*)">(.*?)</mark>', text)
     assert (("DEPRESSED_MOOD", esc) in gold) and (("SLEEP_ISSUES", "I sleep badly.") in gold)
     assert len(gold) == 2 * 5  # two per example post (the legend's marks have no title)
@@ -351,8 +355,8 @@ def _records():
 )
 def test_test_prediction_rows_from_a_real_prediction(fmt, policy):
     from workflow_lib.config import Encoder, Hpo, Training
+    from workflow_lib.learning.inference import predict
     from workflow_lib.learning.models.model import build_model
-    from workflow_lib.learning.training import predict
     from workflow_lib.persistence.reports import validate_report
     from workflow_lib.pipeline.stages import _evaluation_extras, test_prediction_rows
 

@@ -253,6 +253,42 @@ def test_front_matter_is_hugging_face_yaml_with_the_test_results():
     assert {m["type"]: m["value"] for m in ev["metrics"]}["token_f1"] == 0.6351
 
 
+def test_front_matter_is_a_hub_model_index_that_round_trips(tmp_path):
+    """The card as the Hub reads it (huggingface_hub's parser, no network): the model-index holds the eval
+    results the card was rendered from, each with its task, dataset and split."""
+    from huggingface_hub import ModelCard, metadata_load
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    from workflow_lib.shipping.model_card import eval_results
+
+    text = card()
+    parsed = ModelCard(text)
+    assert parsed.data.model_name == "redsm5-symptoms-minilm-ffffffffffff"
+    assert parsed.text.startswith("\n# redsm5-symptoms-minilm-ffffffffffff\n")
+    (tmp_path / "README.md").write_text(text, encoding="utf-8")
+    meta = metadata_load(tmp_path / "README.md")
+    name, results = model_index_to_eval_results(meta["model-index"])
+    assert name == parsed.data.model_name and results == parsed.data.eval_results
+    assert results == eval_results(report(), data_card())
+    got = {(r.task_type, r.metric_type, r.metric_name): r.metric_value for r in results}
+    assert len(got) == 9
+    assert got[("text-classification", "f1", "macro F1 (test, thresholds tuned on validation)")] == 0.6123
+    assert got[("text-classification", "f1", "macro F1 (test, threshold 0.5)")] == 0.5511
+    assert got[("text-classification", "average_precision", "macro PR-AUC (test)")] == 0.5
+    assert got[("token-classification", "exact_match", "evidence exact_match (test)")] == 0.4123
+    assert {(r.dataset_name, r.dataset_type, r.dataset_split) for r in results} == {
+        ("ReDSM5", "irlab-udc/redsm5", "test")
+    }
+    assert meta["license"] == "other" and "not-for-diagnosis" in meta["tags"]
+    # without the evidence task: the symptom task alone, on the embedded data's name
+    rep = report(evidence=False)
+    rep["metrics"]["test"]["macro_pr_auc"] = None
+    parsed = ModelCard(card(rep=rep, dc=data_card("embedded")))
+    assert {r.task_type for r in parsed.data.eval_results} == {"text-classification"}
+    assert len(parsed.data.eval_results) == 4
+    assert {r.dataset_type for r in parsed.data.eval_results} == {"redsm5-embedded-synthetic"}
+
+
 def test_sections_in_order_and_intended_use():
     text = card()
     _, body = _front(text)
