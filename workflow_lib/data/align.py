@@ -11,6 +11,11 @@ therefore locate evidence in three steps:
                   is at least ``threshold``;
 3. ``unaligned``- otherwise; start/end are None. Callers count and warn, never fail.
 
+:func:`split_sentences` is the one sentence splitter of the project: the candidates of step 2, the
+sentences a prepared post carries (data/prepare.py) and the embedded generator's sentence ids all
+come from it. :func:`covered_sentences` maps a located span back to those sentences (an exact match
+may cover part of one sentence or run over two; a nearest match is one sentence or two adjacent ones).
+
 Similarity is in [0, 1]: the mean of difflib's ratio over the normalised
 characters and the Dice overlap of the (crudely stemmed) content words. The
 character ratio rewards shared phrasing; the word overlap keeps a short unrelated
@@ -25,7 +30,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-__all__ = ["split_sentences", "align", "normalise", "similarity"]
+__all__ = ["split_sentences", "align", "covered_sentences", "normalise", "similarity"]
 
 _ABBREVIATIONS = frozenset(
     {
@@ -221,8 +226,11 @@ def _similarity_norm(na: str, nb: str) -> float:
     return (chars + dice) / 2
 
 
-def align(post_text: str, sentence: str, threshold: float) -> dict:
+def align(post_text: str, sentence: str, threshold: float, spans: list[tuple[int, int]] | None = None) -> dict:
     """Locate ``sentence`` in ``post_text``.
+
+    ``spans``: the sentences of ``post_text`` (``split_sentences(post_text)``, computed when not
+    given; a caller aligning many rows to one post passes them once).
 
     Returns ``{"start", "end", "match", "similarity"}``: character offsets into
     ``post_text`` (``post_text[start:end]`` is the evidence) or None when unaligned;
@@ -243,7 +251,8 @@ def align(post_text: str, sentence: str, threshold: float) -> dict:
             start = index[npos]
             end = index[npos + len(norm_sent) - 1] + 1
             return {"start": start, "end": end, "match": "exact", "similarity": 1.0}
-    spans = split_sentences(post_text)
+    if spans is None:
+        spans = split_sentences(post_text)
     candidates = list(spans) + [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1)]
     best, best_span = 0.0, None
     for span in candidates:  # sentences first, in order: ties keep the earliest single sentence
@@ -254,3 +263,11 @@ def align(post_text: str, sentence: str, threshold: float) -> dict:
     if best_span is not None and best >= threshold:
         return {"start": best_span[0], "end": best_span[1], "match": "nearest", "similarity": best}
     return {"start": None, "end": None, "match": "unaligned", "similarity": best}
+
+
+def covered_sentences(spans: list[tuple[int, int]], start: int | None, end: int | None) -> list[int]:
+    """Indices of the sentences (``spans``, in order, as :func:`split_sentences` gives them) that share
+    at least one character with ``[start, end)``; ``[]`` for an unaligned span (None)."""
+    if start is None or end is None:
+        return []
+    return [i for i, (s, e) in enumerate(spans) if s < end and start < e]

@@ -3,15 +3,41 @@
     out_dir/posts.jsonl     one record per post, sorted by post_id:
                             {"post_id", "text", "labels": [9 ints, SYMPTOMS order],
                              "evidence": [{"symptom", "sentence_id", "sentence_text", "start", "end",
-                                           "match", "similarity"}, ...]}   (status-1 rows of the nine symptoms)
+                                           "match", "similarity"}, ...],   (status-1 rows of the nine symptoms)
+                             "sentences": [[start, end], ...],
+                             "sentence_labels": {SYMPTOM: [[sentence_index, code], ...], ...}}
     out_dir/splits.json     {"train": [...], "validation": [...], "test": [...]}
     out_dir/folds.json      {"n_folds": k, "seed": s, "folds": [{"fold", "train", "heldout"}, ...]}
     out_dir/data_card.json  written last; validated against schemas/data_card.schema.json; its
                             ``lengths`` give the post-length distribution (words, characters) of
-                            all posts, each split and each fold's held-out posts
+                            all posts, each split and each fold's held-out posts; its ``sentences``
+                            the sentence counts and sentence labels described below
 
 A label is 1 when the post has at least one status-1 annotation row for that symptom.
-SPECIAL_CASE rows are counted in the card and kept out of labels and evidence.
+SPECIAL_CASE rows are counted in the card and kept out of labels, evidence and sentence labels.
+
+Sentences. ``sentences`` are the character spans of the post's sentences in order
+(``text[start:end]`` is sentence ``i``), from align.split_sentences, the splitter alignment uses.
+``sentence_labels`` is sparse: for each symptom with at least one annotated sentence, the pairs
+``[sentence_index, code]`` sorted by index, where code is
+
+    1  (SENTENCE_EVIDENCE)  a status-1 row of that symptom aligned to this sentence
+    -1 (SENTENCE_REJECTED)  a status-0 row of that symptom aligned to this sentence (a clinician looked at
+                            it for the symptom and rejected it: a hard negative), and no status-1 row
+    0  (SENTENCE_UNANNOTATED, implied by absence) no row of that symptom aligned to this sentence
+
+Status-0 rows are aligned exactly like status-1 rows (align.align, data.alignment_threshold); a located
+span labels every sentence it shares a character with (align.covered_sentences: a nearest match may be
+two adjacent sentences). Status 1 wins: a sentence with rows of both statuses for one symptom is 1.
+An unaligned row (or one without sentence text) labels no sentence; an unaligned status-1 row still
+makes the post label 1, so a positive post may have no sentence labelled 1 for that symptom (the card's
+sentences.positive_pairs_without_evidence_sentence counts them). :func:`sentence_label_matrix` expands
+the sparse form to a dense (n_sentences, 9) array of these codes.
+
+Prepared data written before the sentences were kept lack both fields (and the card's ``sentences``);
+the data key did not change, so :func:`load_prepared` refuses such a folder and asks to rerun
+prepare_data.
+
 The split follows data.split.protocol (stratified, or the ReDSM5 authors' holdout_80_20) unless
 the source brings its own; the card's split_origin says which. The folds cover the train split
 only (validation and test are never in a fold). The card's ``fixes`` list the known defects of
@@ -29,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from workflow_lib.config import ConfigError, Data, Split, validate
-from workflow_lib.data.align import align
+from workflow_lib.data.align import align, covered_sentences, split_sentences
 from workflow_lib.data.loader import DataError, RawData, load_raw, source_fingerprint, truncation_policy
 from workflow_lib.data.splits import HOLDOUT_TEST_SIZE, holdout_80_20, make_folds, split_posts
 from workflow_lib.persistence.reports import atomic_write_text
@@ -41,6 +67,11 @@ log = logging.getLogger(__name__)
 FILES = ("posts.jsonl", "splits.json", "folds.json", "data_card.json")
 SPLITS = ("train", "validation", "test")
 WORD_THRESHOLDS = (512, 2000)  # the card counts posts over each (keys over_512_words, over_2000_words)
+SENTENCE_EVIDENCE = 1  # sentence label codes (module docstring)
+SENTENCE_REJECTED = -1
+SENTENCE_UNANNOTATED = 0
+STATUSES = ("status_1", "status_0")
+RECORD_FIELDS = ("post_id", "text", "labels", "evidence", "sentences", "sentence_labels")
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -53,52 +84,151 @@ def _json(obj) -> str:
 # ------------------------------------------------------------------------------------------------ building
 
 
+def _status(row: dict) -> str:
+    return "status_1" if row["status"] == 1 else "status_0"
+
+
+def _alignment_counts(threshold: float) -> dict:
+    per_status = {st: {"aligned": 0, "exact": 0, "nearest": 0, "unaligned": 0, "no_sentence": 0} for st in STATUSES}
+    return {"threshold": float(threshold), "per_status": per_status}
+
+
+def _label_sentences(marks: dict[str, dict[int, int]], symptom: str, indices: list[int], status: str) -> None:
+    """Mark the sentences ``indices`` for ``symptom``; status 1 wins over status 0."""
+    cells = marks.setdefault(symptom, {})
+    for i in indices:
+        if status == "status_1":
+            cells[i] = SENTENCE_EVIDENCE
+        else:
+            cells.setdefault(i, SENTENCE_REJECTED)
+
+
+def _sparse_labels(marks: dict[str, dict[int, int]]) -> dict[str, list[list[int]]]:
+    return {sym: [[i, marks[sym][i]] for i in sorted(marks[sym])] for sym in SYMPTOMS if marks.get(sym)}
+
+
+def _build_record(post: dict, rows: list[dict], threshold: float, counts: dict, examples: dict) -> dict:
+    text = post["text"]
+    spans = split_sentences(text)
+    labels = [0] * len(SYMPTOMS)
+    evidence = []
+    marks: dict[str, dict[int, int]] = {}
+    for row in rows:
+        symptom = row["DSM5_symptom"]
+        if symptom not in INDEX:
+            continue
+        status = _status(row)
+        tally = counts["per_status"][status]
+        if status == "status_1":
+            labels[INDEX[symptom]] = 1
+        if not row["sentence_text"].strip():
+            tally["no_sentence"] += 1
+            continue
+        hit = align(text, row["sentence_text"], threshold, spans)
+        tally[hit["match"]] += 1
+        if hit["match"] == "unaligned" and len(examples[status]) < 5:
+            examples[status].append(f"{row['post_id']}/{row['sentence_id'] or '?'}")
+        _label_sentences(marks, symptom, covered_sentences(spans, hit["start"], hit["end"]), status)
+        if status == "status_1":
+            evidence.append(
+                {"symptom": symptom, "sentence_id": row["sentence_id"], "sentence_text": row["sentence_text"], **hit}
+            )
+    evidence.sort(key=lambda e: (e["start"] if e["start"] is not None else 1 << 60, e["symptom"], e["sentence_id"]))
+    return {
+        "post_id": post["post_id"],
+        "text": text,
+        "labels": labels,
+        "evidence": evidence,
+        "sentences": [[s, e] for s, e in spans],
+        "sentence_labels": _sparse_labels(marks),
+    }
+
+
+def _warn_unaligned(counts: dict, examples: dict) -> None:
+    for status in STATUSES:
+        c = counts["per_status"][status]
+        if not c["unaligned"]:
+            continue
+        consequence = (
+            "their labels are kept, their evidence spans are null"
+            if status == "status_1"
+            else "they mark no sentence as a hard negative"
+        )
+        log.warning(
+            "evidence alignment: %d of %d %s sentences could not be located in their post "
+            "(similarity below %.2f; exact %d, nearest %d), e.g. %s; %s (lower data.alignment_threshold "
+            "to accept looser matches)",
+            c["unaligned"],
+            c["exact"] + c["nearest"] + c["unaligned"],
+            status.replace("_", "-"),
+            counts["threshold"],
+            c["exact"],
+            c["nearest"],
+            ", ".join(examples[status]),
+            consequence,
+        )
+
+
 def build_records(raw: RawData, threshold: float) -> tuple[list[dict], dict]:
-    """Post records (sorted by id) and alignment counts."""
+    """Post records (sorted by id; fields in the module docstring) and alignment counts: the card's
+    ``alignment`` (exact, nearest, unaligned, no_sentence of the status-1 rows at the top level, as
+    before; ``per_status`` for both statuses)."""
     by_post: dict[str, list[dict]] = {}
     for row in raw.annotations:
         by_post.setdefault(row["post_id"], []).append(row)
-    counts = {"threshold": float(threshold), "exact": 0, "nearest": 0, "unaligned": 0, "no_sentence": 0}
-    unaligned_examples: list[str] = []
-    records = []
-    for post in sorted(raw.posts, key=lambda p: p["post_id"]):
-        labels = [0] * len(SYMPTOMS)
-        evidence = []
-        for row in by_post.get(post["post_id"], []):
-            if row["status"] != 1 or row["DSM5_symptom"] not in INDEX:
-                continue
-            labels[INDEX[row["DSM5_symptom"]]] = 1
-            if not row["sentence_text"].strip():
-                counts["no_sentence"] += 1
-                continue
-            hit = align(post["text"], row["sentence_text"], threshold)
-            counts[hit["match"]] += 1
-            if hit["match"] == "unaligned" and len(unaligned_examples) < 5:
-                unaligned_examples.append(f"{row['post_id']}/{row['sentence_id'] or '?'}")
-            evidence.append(
-                {
-                    "symptom": row["DSM5_symptom"],
-                    "sentence_id": row["sentence_id"],
-                    "sentence_text": row["sentence_text"],
-                    **hit,
-                }
-            )
-        evidence.sort(key=lambda e: (e["start"] if e["start"] is not None else 1 << 60, e["symptom"], e["sentence_id"]))
-        records.append({"post_id": post["post_id"], "text": post["text"], "labels": labels, "evidence": evidence})
-    if counts["unaligned"]:
-        total = counts["exact"] + counts["nearest"] + counts["unaligned"]
-        log.warning(
-            "evidence alignment: %d of %d status-1 sentences could not be located in their post "
-            "(similarity below %.2f; exact %d, nearest %d), e.g. %s; their labels are kept, their "
-            "evidence spans are null (lower data.alignment_threshold to accept looser matches)",
-            counts["unaligned"],
-            total,
-            threshold,
-            counts["exact"],
-            counts["nearest"],
-            ", ".join(unaligned_examples),
-        )
+    counts = _alignment_counts(threshold)
+    examples: dict[str, list[str]] = {st: [] for st in STATUSES}
+    records = [
+        _build_record(post, by_post.get(post["post_id"], []), threshold, counts, examples)
+        for post in sorted(raw.posts, key=lambda p: p["post_id"])
+    ]
+    for c in counts["per_status"].values():
+        c["aligned"] = c["exact"] + c["nearest"]
+    _warn_unaligned(counts, examples)
+    first = counts["per_status"]["status_1"]
+    counts.update({k: first[k] for k in ("exact", "nearest", "unaligned", "no_sentence")})
     return records, counts
+
+
+def sentence_texts(record: dict) -> list[str]:
+    """The texts of a prepared post's sentences, in order."""
+    return [record["text"][s:e] for s, e in record["sentences"]]
+
+
+def sentence_label_matrix(record: dict) -> np.ndarray:
+    """A prepared post's sentence labels as an int8 (n_sentences, 9) array (SYMPTOMS order) of the codes
+    SENTENCE_EVIDENCE (1), SENTENCE_REJECTED (-1) and SENTENCE_UNANNOTATED (0)."""
+    out = np.zeros((len(record["sentences"]), len(SYMPTOMS)), dtype=np.int8)
+    for symptom, pairs in record["sentence_labels"].items():
+        for i, code in pairs:
+            out[i, INDEX[symptom]] = code
+    return out
+
+
+def sentence_stats(records: Iterable[dict]) -> dict:
+    """The card's ``sentences``: sentences per post, labelled sentence cells by code, and status-1 (evidence)
+    sentences per positive post-symptom pair (mean over all pairs and per symptom, 2 decimals)."""
+    records = list(records)
+    per_post = [len(r["sentences"]) for r in records]
+    evidence = rejected = 0
+    per_pair: dict[str, list[int]] = {s: [] for s in SYMPTOMS}
+    for r in records:
+        for pairs in r["sentence_labels"].values():
+            evidence += sum(code == SENTENCE_EVIDENCE for _, code in pairs)
+            rejected += sum(code == SENTENCE_REJECTED for _, code in pairs)
+        for symptom, label in zip(SYMPTOMS, r["labels"]):
+            if label:
+                pairs = r["sentence_labels"].get(symptom, [])
+                per_pair[symptom].append(sum(code == SENTENCE_EVIDENCE for _, code in pairs))
+    mean = lambda v: round(float(np.mean(v)), 2) if v else None  # noqa: E731
+    every = [n for v in per_pair.values() for n in v]
+    return {
+        "total": sum(per_post),
+        "per_post": _distribution(per_post),
+        "labelled": {"evidence": evidence, "rejected": rejected},
+        "evidence_per_positive_pair": {"mean": mean(every), "per_symptom": {s: mean(v) for s, v in per_pair.items()}},
+        "positive_pairs_without_evidence_sentence": sum(n == 0 for n in every),
+    }
 
 
 def _label_matrix(records_by_id: dict, ids: Iterable[str]) -> np.ndarray:
@@ -272,6 +402,7 @@ def prepare(data_cfg: Data, out_dir, data_key: str) -> dict:
             "folds": per_fold,
         },
         "alignment": alignment,
+        "sentences": sentence_stats(records),
         "lengths": _lengths(by_id, splits, folds),
         "settings": {
             "max_post_chars": max_chars,
@@ -338,9 +469,35 @@ class Prepared:
             return np.zeros((0, len(SYMPTOMS)), dtype=np.float32)
         return np.asarray([self.records[i]["labels"] for i in ids], dtype=np.float32)
 
+    def sentences(self, ids: Iterable[str]) -> list[list[str]]:
+        """Per post of ``ids``, in that order, the texts of its sentences."""
+        return [sentence_texts(self.records[i]) for i in ids]
+
+    def sentence_labels(self, ids: Iterable[str]) -> list[np.ndarray]:
+        """Per post of ``ids``, in that order, its (n_sentences, 9) sentence label codes
+        (:func:`sentence_label_matrix`)."""
+        return [sentence_label_matrix(self.records[i]) for i in ids]
+
+
+def _older_version(d: Path, what: str) -> str:
+    return (
+        f"{what}: prepared by an older version of the code (before posts kept their sentences and "
+        "sentence labels); rerun prepare_data: snakemake --profile profiles/local --forcerun prepare_data "
+        f"(or delete {d} and run again)"
+    )
+
+
+def _check_record(rec: dict, d: Path) -> dict:
+    missing = [k for k in RECORD_FIELDS if k not in rec]
+    if missing:
+        what = f"{d / 'posts.jsonl'}: post {rec.get('post_id')!r} has no {', '.join(map(repr, missing))}"
+        raise DataError(_older_version(d, what))
+    return rec
+
 
 def load_prepared(data_dir) -> Prepared:
-    """Read what :func:`prepare` wrote; raise DataError if a file is missing or inconsistent."""
+    """Read what :func:`prepare` wrote; raise DataError if a file is missing or inconsistent, or if an
+    older version wrote it (no sentences: the data key stayed the same, so the folder must be redone)."""
     d = Path(data_dir)
     missing = [n for n in FILES if not (d / n).is_file()]
     if missing:
@@ -348,6 +505,8 @@ def load_prepared(data_dir) -> Prepared:
             f"{d}: prepared data incomplete, missing {', '.join(missing)}; run the prepare_data stage again"
         )
     card = json.loads((d / "data_card.json").read_text(encoding="utf-8"))
+    if isinstance(card, dict) and "sentences" not in card:
+        raise DataError(_older_version(d, f"{d / 'data_card.json'} has no 'sentences' section"))
     try:
         validate_card(card)
     except DataError as exc:
@@ -359,7 +518,7 @@ def load_prepared(data_dir) -> Prepared:
     with open(d / "posts.jsonl", encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
-                rec = json.loads(line)
+                rec = _check_record(json.loads(line), d)
                 records[rec["post_id"]] = rec
     splits = json.loads((d / "splits.json").read_text(encoding="utf-8"))
     folds = json.loads((d / "folds.json").read_text(encoding="utf-8"))["folds"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflow_lib.data.align import align, normalise, similarity, split_sentences
+from workflow_lib.data.align import align, covered_sentences, normalise, similarity, split_sentences
 
 SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "redsm5_sample"
 
@@ -113,3 +113,38 @@ def test_paraphrased_sample_aligns_several_nearest_and_never_crashes():
     assert "I feel incredibly guilty about it." in posts["s_993_557"][hit["start"] : hit["end"]]
     hit = by_sentence["I just can't stop crying now."]
     assert posts["s_2338_920"][hit["start"] : hit["end"]].startswith("Now I can\u2019t stop crying")
+
+
+def test_covered_sentences_maps_a_span_to_the_sentences_it_touches():
+    text = "Hello there. I can't go to college alone. Without support I will give up. Bye now."
+    spans = split_sentences(text)
+    assert covered_sentences(spans, *spans[1]) == [1]
+    assert covered_sentences(spans, spans[1][0], spans[2][1]) == [1, 2]  # a pair
+    assert covered_sentences(spans, spans[1][0] + 2, spans[1][0] + 5) == [1]  # part of one sentence
+    assert covered_sentences(spans, spans[0][1] - 3, spans[1][0] + 1) == [0, 1]  # runs over a boundary
+    assert covered_sentences(spans, spans[0][1], spans[1][0]) == []  # only the whitespace between two
+    assert covered_sentences(spans, None, None) == [] and covered_sentences([], 0, 5) == []
+
+
+def test_align_uses_the_sentences_it_is_given_and_finds_the_same_without_them():
+    post = "Hello there. I can't go to college alone. Without support I will give up. Bye now."
+    sentence = "I can't go to college alone, without support I will give up."
+    spans = split_sentences(post)
+    hit = align(post, sentence, 0.5, spans)
+    assert hit == align(post, sentence, 0.5)
+    assert covered_sentences(spans, hit["start"], hit["end"]) == [1, 2]
+    # candidates come from the spans passed in: with one span over the whole post, that is the match
+    whole = align(post, sentence, 0.0, [(0, len(post))])
+    assert (whole["start"], whole["end"]) == (0, len(post))
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True)
+@given(st.lists(st.sampled_from(["I sleep.", "Bad day!", "Why?", "ok", "\n", " "]), min_size=1, max_size=8))
+def test_every_nearest_match_is_one_sentence_or_two_adjacent(parts):
+    text = " ".join(parts)
+    spans = split_sentences(text)
+    hit = align(text, "I sleep badly.", 0.0, spans)
+    if hit["match"] == "nearest":
+        covered = covered_sentences(spans, hit["start"], hit["end"])
+        assert covered and len(covered) <= 2 and covered == list(range(covered[0], covered[-1] + 1))
+        assert (hit["start"], hit["end"]) == (spans[covered[0]][0], spans[covered[-1]][1])

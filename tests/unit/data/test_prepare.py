@@ -13,8 +13,18 @@ import pytest
 
 from workflow_lib import config
 from workflow_lib.config import Data, load_schema
+from workflow_lib.data.align import split_sentences
 from workflow_lib.data.loader import DataError
-from workflow_lib.data.prepare import FILES, check_given_splits, length_stats, load_prepared, prepare
+from workflow_lib.data.prepare import (
+    FILES,
+    SENTENCE_EVIDENCE,
+    SENTENCE_REJECTED,
+    check_given_splits,
+    length_stats,
+    load_prepared,
+    prepare,
+    sentence_label_matrix,
+)
 from workflow_lib.data.splits import split_posts
 from workflow_lib.symptoms import SYMPTOMS
 
@@ -94,7 +104,7 @@ def test_posts_records(embedded):
     ids = [r["post_id"] for r in records]
     assert ids == sorted(ids) and len(ids) == 200 == card["counts"]["posts"]
     for r in records:
-        assert set(r) == {"post_id", "text", "labels", "evidence"}
+        assert set(r) == {"post_id", "text", "labels", "evidence", "sentences", "sentence_labels"}
         assert len(r["labels"]) == 9 and set(r["labels"]) <= {0, 1}
         for e in r["evidence"]:
             assert set(e) == {"symptom", "sentence_id", "sentence_text", "start", "end", "match", "similarity"}
@@ -106,6 +116,146 @@ def test_posts_records(embedded):
     per = np.array([r["labels"] for r in records]).sum(axis=0)
     assert card["counts"]["per_symptom"] == {s: int(per[i]) for i, s in enumerate(SYMPTOMS)}
     assert card["counts"]["no_symptom"] == sum(not any(r["labels"]) for r in records)
+
+
+def _source_rows(out):
+    with open(out / "source" / "annotations.csv", encoding="utf-8", newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r["DSM5_symptom"] in SYMPTOMS]
+
+
+def test_sentences_and_their_labels_match_the_generators_sentence_ids(embedded):
+    """The embedded generator names each annotated sentence <post_id>_<i>, i its index in split_sentences:
+    the sentence labels alignment gives must be exactly those, status 1 winning over status 0."""
+    out, card = embedded
+    records = {r["post_id"]: r for r in _records(out)}
+    expected: dict = {}
+    rows = _source_rows(out)
+    for row in sorted(rows, key=lambda r: r["status"]):  # status 0 first: status 1 overwrites it
+        i = int(row["sentence_id"].rsplit("_", 1)[1])
+        code = SENTENCE_EVIDENCE if row["status"] == "1" else SENTENCE_REJECTED
+        expected.setdefault(row["post_id"], {}).setdefault(row["DSM5_symptom"], {})[i] = code
+    assert any(r["status"] == "0" for r in rows) and any(r["status"] == "1" for r in rows)
+    for pid, r in records.items():
+        assert r["sentences"] == [list(span) for span in split_sentences(r["text"])]
+        want = {sym: sorted(map(list, cells.items())) for sym, cells in expected.get(pid, {}).items()}
+        assert r["sentence_labels"] == want, pid
+        matrix = sentence_label_matrix(r)
+        assert matrix.shape == (len(r["sentences"]), 9) and set(np.unique(matrix)) <= {-1, 0, 1}
+        for e in r["evidence"]:  # every evidence span lies in sentences labelled 1 for its symptom
+            s_idx = [i for i, (a, b) in enumerate(r["sentences"]) if a < e["end"] and e["start"] < b]
+            assert s_idx and all(matrix[i, SYMPTOMS.index(e["symptom"])] == 1 for i in s_idx)
+    n_status0 = sum(r["status"] == "0" for r in rows)
+    assert card["alignment"]["per_status"]["status_0"] == {
+        "aligned": n_status0,
+        "exact": n_status0,
+        "nearest": 0,
+        "unaligned": 0,
+        "no_sentence": 0,
+    }
+    assert card["alignment"]["per_status"]["status_1"]["aligned"] == card["alignment"]["exact"]
+
+
+def test_the_card_counts_sentences(embedded):
+    out, card = embedded
+    records = _records(out)
+    stats = card["sentences"]
+    n = [len(r["sentences"]) for r in records]
+    assert stats["total"] == sum(n) and stats["per_post"]["max"] == max(n) and stats["per_post"]["min"] == min(n)
+    assert stats["per_post"]["mean"] == round(float(np.mean(n)), 1)
+    codes = [c for r in records for pairs in r["sentence_labels"].values() for _, c in pairs]
+    assert stats["labelled"] == {"evidence": codes.count(1), "rejected": codes.count(-1)}
+    assert stats["labelled"]["rejected"] > 0
+    fatigue = [
+        sum(c == 1 for _, c in r["sentence_labels"].get("FATIGUE", []))
+        for r in records
+        if r["labels"][SYMPTOMS.index("FATIGUE")]
+    ]
+    assert stats["evidence_per_positive_pair"]["per_symptom"]["FATIGUE"] == round(float(np.mean(fatigue)), 2)
+    every = [
+        sum(c == 1 for _, c in r["sentence_labels"].get(sym, []))
+        for r in records
+        for sym, label in zip(SYMPTOMS, r["labels"])
+        if label
+    ]
+    assert stats["evidence_per_positive_pair"]["mean"] == round(float(np.mean(every)), 2)
+    assert min(every) >= 1  # every embedded positive pair has a passage (1-3 sentences, 1 + Poisson passages)
+    assert stats["positive_pairs_without_evidence_sentence"] == 0  # every embedded evidence sentence aligns
+
+
+HARD = {
+    "posts": [
+        ("h1", "I feel fine today. I cannot sleep at night anymore. Work is ok."),
+        ("h2", "Hello there. I can't go to college alone. Without support I will give up. Bye now."),
+        ("h3", "Nothing much happened. The weather was grey."),
+    ]
+    + [(f"f{i}", f"Filler post {i}. I walked the dog.") for i in range(9)],
+    "annotations": [
+        ("h1", "h1_1", "I cannot sleep at night anymore.", "SLEEP_ISSUES", 1),
+        ("h1", "h1_x", "I cannot sleep at night anymore", "SLEEP_ISSUES", 0),  # same sentence: status 1 wins
+        ("h1", "h1_0", "I feel fine today.", "DEPRESSED_MOOD", 0),  # a hard negative
+        ("h1", "h1_9", "Completely unrelated words about bicycles.", "FATIGUE", 0),  # unaligned
+        ("h2", "h2_1", "I can't go to college alone, without support I will give up.", "WORTHLESSNESS", 1),  # a pair
+        ("h3", "h3_0", "Unrelated words about bicycles and ferries.", "ANHEDONIA", 1),  # unaligned status 1
+        ("h3", "h3_1", "", "FATIGUE", 0),  # no sentence text
+    ],
+}
+
+
+def _hard_folder(tmp_path):
+    src = tmp_path / "hard"
+    src.mkdir()
+    with open(src / "posts.csv", "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([("post_id", "text"), *HARD["posts"]])
+    with open(src / "annotations.csv", "w", encoding="utf-8", newline="") as fh:
+        rows = [(*a, "e") for a in HARD["annotations"]]
+        csv.writer(fh).writerows(
+            [("post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status", "explanation"), *rows]
+        )
+    return src
+
+
+def test_status_0_rows_become_hard_negative_sentences(tmp_path, caplog):
+    card = prepare(_cfg(source="local", local_path=str(_hard_folder(tmp_path)), n_folds=2), tmp_path / "out", "k")
+    records = {r["post_id"]: r for r in _records(tmp_path / "out")}
+    h1, h2, h3 = records["h1"], records["h2"], records["h3"]
+    assert [h1["text"][a:b] for a, b in h1["sentences"]] == [
+        "I feel fine today.",
+        "I cannot sleep at night anymore.",
+        "Work is ok.",
+    ]
+    assert h1["sentence_labels"] == {"DEPRESSED_MOOD": [[0, -1]], "SLEEP_ISSUES": [[1, 1]]}
+    assert h1["labels"] == [0, 0, 0, 1, 0, 0, 0, 0, 0]  # status-0 rows never make a label
+    assert [e["symptom"] for e in h1["evidence"]] == ["SLEEP_ISSUES"]  # nor evidence
+    assert h2["sentence_labels"] == {"WORTHLESSNESS": [[1, 1], [2, 1]]}  # a nearest match over two sentences
+    assert h3["sentence_labels"] == {} and h3["labels"][SYMPTOMS.index("ANHEDONIA")] == 1
+    assert records["f0"]["sentence_labels"] == {} and len(records["f0"]["sentences"]) == 2
+    assert card["alignment"]["per_status"] == {
+        "status_1": {"aligned": 2, "exact": 1, "nearest": 1, "unaligned": 1, "no_sentence": 0},
+        "status_0": {"aligned": 2, "exact": 2, "nearest": 0, "unaligned": 1, "no_sentence": 1},
+    }
+    assert {k: card["alignment"][k] for k in ("exact", "nearest", "unaligned", "no_sentence")} == {
+        "exact": 1,
+        "nearest": 1,
+        "unaligned": 1,
+        "no_sentence": 0,
+    }  # the top level stays the status-1 rows
+    assert card["counts"]["annotation_rows"] == {"status_1": 3, "status_0": 4}
+    stats = card["sentences"]
+    assert stats["total"] == 3 + 4 + 2 + 9 * 2 and stats["labelled"] == {"evidence": 3, "rejected": 1}
+    per = stats["evidence_per_positive_pair"]
+    assert per["per_symptom"]["SLEEP_ISSUES"] == 1 and per["per_symptom"]["WORTHLESSNESS"] == 2
+    assert per["per_symptom"]["ANHEDONIA"] == 0 and per["per_symptom"]["FATIGUE"] is None
+    assert per["mean"] == 1.0 and stats["positive_pairs_without_evidence_sentence"] == 1
+    assert "1 of 3 status-0 sentences could not be located" in caplog.text
+    assert "1 of 3 status-1 sentences could not be located" in caplog.text
+    prepared = load_prepared(tmp_path / "out")
+    assert prepared.sentences(["h1", "f0"]) == [
+        ["I feel fine today.", "I cannot sleep at night anymore.", "Work is ok."],
+        ["Filler post 0.", "I walked the dog."],
+    ]
+    (m1, m0) = prepared.sentence_labels(["h1", "f0"])
+    assert m1.dtype == np.int8 and m1.shape == (3, 9) and m0.shape == (2, 9) and not m0.any()
+    assert m1[0, 0] == -1 and m1[1, 3] == 1 and np.count_nonzero(m1) == 2
 
 
 def test_splits_folds_and_their_counts(embedded):
@@ -156,6 +306,8 @@ def test_real_sample_prepares_with_nearest_alignments(tmp_path, caplog):
     assert al["exact"] == 0 and al["nearest"] >= 8 and al["unaligned"] >= 1
     assert al["exact"] + al["nearest"] + al["unaligned"] == card["counts"]["annotation_rows"]["status_1"] == 21
     assert card["counts"]["annotation_rows"]["status_0"] == 4 and card["counts"]["posts"] == 17
+    s0 = card["alignment"]["per_status"]["status_0"]
+    assert s0["aligned"] + s0["unaligned"] == 4 and s0["aligned"] == s0["exact"] + s0["nearest"]
     assert card["source"]["kind"] == "local" and len(card["source"]["sha256"]) == 64
     assert "could not be located" in caplog.text
     records = {r["post_id"]: r for r in _records(tmp_path)}
@@ -328,6 +480,35 @@ def test_load_prepared_refuses_a_card_without_lengths(embedded, tmp_path):
     msg = str(info.value)
     assert str(tmp_path / "data_card.json") in msg and "'lengths' is a required property" in msg
     assert "run the prepare_data stage again" in msg
+
+
+def _copy(out, to):
+    to.mkdir(exist_ok=True)
+    for name in FILES:
+        (to / name).write_bytes((out / name).read_bytes())
+
+
+def test_load_prepared_refuses_data_prepared_before_sentences_were_kept(embedded, tmp_path):
+    """The data key did not change when the sentences were added: a folder of the older code is refused."""
+    out, card = embedded
+    old_card = {k: v for k, v in card.items() if k != "sentences"}
+    old_card["alignment"] = {k: v for k, v in card["alignment"].items() if k != "per_status"}
+    old_posts = [{k: v for k, v in r.items() if k not in ("sentences", "sentence_labels")} for r in _records(out)]
+    _copy(out, tmp_path / "old")
+    (tmp_path / "old" / "data_card.json").write_text(json.dumps(old_card), encoding="utf-8")
+    _jsonl(tmp_path / "old" / "posts.jsonl", old_posts)
+    with pytest.raises(DataError) as info:
+        load_prepared(tmp_path / "old")
+    msg = str(info.value)
+    assert str(tmp_path / "old" / "data_card.json") in msg and "prepared by an older version" in msg
+    assert "--forcerun prepare_data" in msg and f"delete {tmp_path / 'old'}" in msg
+    _copy(out, tmp_path / "mixed")  # a current card beside records without the sentences
+    _jsonl(tmp_path / "mixed" / "posts.jsonl", old_posts)
+    with pytest.raises(DataError) as info:
+        load_prepared(tmp_path / "mixed")
+    msg = str(info.value)
+    assert str(tmp_path / "mixed" / "posts.jsonl") in msg and f"post {old_posts[0]['post_id']!r}" in msg
+    assert "'sentences', 'sentence_labels'" in msg and "prepared by an older version" in msg
 
 
 def test_load_prepared_reports_missing_files(tmp_path):
