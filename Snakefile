@@ -7,7 +7,7 @@ from workflow_lib import config as config_lib
 from workflow_lib import devices
 from workflow_lib.pipeline import jobs
 from workflow_lib.pipeline.plan import Plan
-from workflow_lib.pipeline.runmode import force_token, forced_rules_hint, prepare_force_tokens
+from workflow_lib.pipeline.runmode import forced_rules_hint, prepare_force_tokens
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
@@ -26,7 +26,7 @@ if workflow.is_main_process and not workflow.dryrun:
         sys.exit(str(exc))
 
 PLAN = Plan(CFG, main_process=workflow.is_main_process)
-L = PLAN.layout
+LAYOUT = PLAN.layout  # every results path (workflow_lib.persistence.paths.Layout)
 
 if workflow.is_main_process:
     # stages whose run mode is force_new are redone, with what depends on them (as --forcerun)

@@ -15,7 +15,7 @@ wildcard_constraints:
 
 
 def data_file(name):
-    return L.data_file(PLAN.data_key, name)
+    return LAYOUT.data_file(PLAN.data_key, name)
 
 
 def training_threads():
@@ -24,7 +24,7 @@ def training_threads():
 
 def worker_targets(wildcards):
     return [
-        L.worker_done(wildcards.backbone, wildcards.study_key, wildcards.variant, w)
+        LAYOUT.worker_done(wildcards.backbone, wildcards.study_key, wildcards.variant, w)
         for w in range(PLAN.n_workers())
     ]
 
@@ -33,8 +33,8 @@ def early_targets():
     """Targets known before any study runs: every study summary and the baseline.
     Requesting them up front lets independent studies run side by side."""
     targets = [s["summary"] for s in PLAN.studies()]
-    if CFG["selection"]["baseline"]:
-        targets.append(L.baseline(PLAN.data_key))
+    if CFG.selection.baseline:
+        targets.append(LAYOUT.baseline(PLAN.data_key))
     return targets
 
 
@@ -63,26 +63,31 @@ def candidate(refit_key):
 
 def summary_of_refit(wildcards):
     c = candidate(wildcards.refit_key)
-    return L.study_summary(c["backbone"], c["study_key"], c["variant"])
+    return LAYOUT.study_summary(c["backbone"], c["study_key"], c["variant"])
+
+
+def selection_key():
+    """The selection key of this config's candidates (once their studies are summarised)."""
+    return PLAN.selection_key(candidates())
 
 
 def selection_report_path():
-    return L.selection_report(PLAN.selection_key(candidates()))
+    return LAYOUT.selection_report(selection_key())
 
 
 def selection_inputs(wildcards):
     inputs = {
         "summaries": study_summaries(),
-        "benchmarks": [L.benchmark(c["refit_key"]) for c in candidates()],
+        "benchmarks": [LAYOUT.benchmark(c["refit_key"]) for c in candidates()],
     }
-    if CFG["selection"]["baseline"]:
-        inputs["baseline"] = L.baseline(PLAN.data_key)
-    inputs["force"] = force_token(CFG["results_dir"], "selection")
+    if CFG.selection.baseline:
+        inputs["baseline"] = LAYOUT.baseline(PLAN.data_key)
+    inputs["force"] = LAYOUT.force_token("selection")
     return inputs
 
 
 def selection_report():
-    path = checkpoints.select_model.get(selection_key=PLAN.selection_key(candidates())).output.report
+    path = checkpoints.select_model.get(selection_key=selection_key()).output.report
     with open(path) as fh:
         return json.load(fh)
 
@@ -99,19 +104,23 @@ def final_inputs(wildcards):
     sel = selection_report()["selected"]
     return {
         "selection": selection_report_path(),
-        "summary": L.study_summary(sel["backbone"], sel["study_key"], sel["variant"]),
-        "refit": L.refit_metrics(refit_key_of(sel["trial_key"])),
+        "summary": LAYOUT.study_summary(sel["backbone"], sel["study_key"], sel["variant"]),
+        "refit": LAYOUT.refit_metrics(refit_key_of(sel["trial_key"])),
         "posts": data_file("posts.jsonl"),
         "splits": data_file("splits.json"),
-        "force": force_token(CFG["results_dir"], "final"),
+        "force": LAYOUT.force_token("final"),
         "co_best": [
             f
             for k in co_best_keys()
-            for f in (L.refit_manifest(refit_key_of(k)), L.refit_metrics(refit_key_of(k)))
+            for f in (LAYOUT.refit_manifest(refit_key_of(k)), LAYOUT.refit_metrics(refit_key_of(k)))
         ],
     }
 
 
+def final_key():
+    """The final key the selection leads to (its selected trial and the trials tied with it)."""
+    return PLAN.final_key_of(selection_report())
+
+
 def final_report(wildcards):
-    sel = selection_report()["selected"]
-    return L.evaluation_report(PLAN.final_key(sel["trial_key"], co_best_keys()))
+    return LAYOUT.evaluation_report(final_key())

@@ -2,10 +2,12 @@ rule final:
     input:
         unpack(final_inputs),
     output:
-        report=L.evaluation_report("{final_key}"),
-        manifest=L.final_manifest("{final_key}"),
+        report=LAYOUT.evaluation_report("{final_key}"),
+        manifest=LAYOUT.final_manifest("{final_key}"),
+        model_card=LAYOUT.model_card("{final_key}"),  # inside the model folder, covered by its manifest
+        test_predictions=LAYOUT.test_predictions("{final_key}"),
         plots=report(
-            directory(L.final_plots("{final_key}")),
+            directory(LAYOUT.final_plots("{final_key}")),
             patterns=["{plot}.png"],
             caption="report/evaluation_plot.rst",
             category="3. Test evaluation",
@@ -13,7 +15,7 @@ rule final:
             labels={"figure": "{plot}", "final_key": "{final_key}"},
         ),
         html=report(
-            L.evaluation_html("{final_key}"),
+            LAYOUT.evaluation_html("{final_key}"),
             caption="report/evaluation_page.rst",
             category="3. Test evaluation",
             subcategory="Evaluation page",
@@ -22,14 +24,15 @@ rule final:
     params:
         model_dir=lambda wc, output: os.path.dirname(output.manifest),
         data_dir=os.path.dirname(data_file("posts.jsonl")),
-        final=CFG["final"],  # not read by the script (it reads the config): a rerun trigger, which final_key
+        selection_html=lambda wc: LAYOUT.selection_html(selection_key()),  # the evaluation page links to it
+        final=CFG.final,  # not read by the script (it reads the config): a rerun trigger, which final_key
         # covers too, and the epoch setting quoted by the report caption evaluation_page.rst
         co_best=lambda wc: {
-            k: {"model_dir": L.refit_model_dir(refit_key_of(k)), "metrics": L.refit_metrics(refit_key_of(k))}
+            k: {"model_dir": LAYOUT.refit_model_dir(refit_key_of(k)), "metrics": LAYOUT.refit_metrics(refit_key_of(k))}
             for k in co_best_keys()
         },
     log:
-        L.log("final", "{final_key}"),
+        LAYOUT.log("final", "{final_key}"),
     threads: workflow.cores
     resources:
         gpu=PLAN.gpus_per_job,

@@ -10,6 +10,6 @@ with jobs.job(smk) as (cfg, threads):
         trial_key=smk.params.trial_key,
         backbone=smk.params.backbone,
         data_dir=smk.params.data_dir,
-        out=smk.output[0],
+        out=smk.output.benchmark,
         threads=threads,
     )

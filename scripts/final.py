@@ -12,7 +12,12 @@ with jobs.job(smk) as (cfg, threads):
         data_dir=smk.params.data_dir,
         final_key=smk.wildcards.final_key,
         model_dir=smk.params.model_dir,
+        model_card_path=smk.output.model_card,
+        test_predictions_path=smk.output.test_predictions,
+        evaluation_html=smk.output.html,
+        plots_dir=smk.output.plots,
         report_path=smk.output.report,
+        selection_html=smk.params.selection_html,
         co_best_refits=smk.params.co_best,
         threads=threads,
     )

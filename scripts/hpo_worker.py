@@ -1,13 +1,11 @@
 """Snakemake adapter for rule hpo_worker: run this worker's share of the Optuna study."""
 
-from workflow_lib.persistence.reports import write_json
-from workflow_lib.pipeline import jobs
-from workflow_lib.search.hpo import run_worker
+from workflow_lib.pipeline import jobs, stages
 
 smk = snakemake
 with jobs.job(smk) as (cfg, threads):
     wc = smk.wildcards
-    result = run_worker(
+    stages.hpo_worker(
         cfg,
         backbone=wc.backbone,
         study_key=wc.study_key,
@@ -15,6 +13,6 @@ with jobs.job(smk) as (cfg, threads):
         worker=wc.worker,
         data_key=smk.params.data_key,
         data_dir=smk.params.data_dir,
+        out=smk.output.done,
         threads=threads,
     )
-    write_json(smk.output[0], result)

@@ -12,4 +12,6 @@ with jobs.job(smk) as (cfg, _):
         selection_key=smk.wildcards.selection_key,
         out_json=smk.output.report,
         out_html=smk.output.html,
+        plots_dir=smk.output.plots,
+        evaluation_html_pattern=smk.params.evaluation_html_pattern,
     )

@@ -44,7 +44,7 @@ def code_version() -> str:
                 "--untracked-files=no",
                 "--",
                 "workflow_lib",
-                "benchmarks",
+                "devbench",
                 "scripts",
                 "rules",
                 "Snakefile",

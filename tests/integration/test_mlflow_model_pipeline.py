@@ -58,7 +58,7 @@ def registry(smoke_run):
         w.writerows([p["post_id"], p["text"]] for p in posts)
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     cli = shutil.which("redsm5-predict")
-    cmd = [cli] if cli else [sys.executable, "-m", "workflow_lib.shipping.predict"]
+    cmd = [cli] if cli else [sys.executable, "-m", "workflow_lib.shipping.cli"]
     expected = Path(smoke_run["dir"]) / "redsm5_predict.jsonl"
     out = subprocess.run(
         cmd + [str(results / "final" / report["final_key"] / "model"), str(csv_path), "-o", str(expected)],

@@ -147,7 +147,7 @@ def test_minilm_prediction_throughput(tmp_path, record_property):
     from workflow_lib.data.synthetic import generate
     from workflow_lib.learning.checkpoint import save_checkpoint
     from workflow_lib.learning.models.model import build_model
-    from workflow_lib.shipping.predict import Predictor, read_posts
+    from workflow_lib.shipping.predictor import Predictor, read_posts
 
     cfg = config.load(Path(__file__).resolve().parents[2] / "config" / "config.yaml")
     spec = cfg.encoders["minilm-l6"]

@@ -11,7 +11,7 @@ This test holds the package to that:
   imports one at its top (the same reading as tests/unit/test_import_graph.py, from the source);
 - an import inside ``try`` is an optional dependency and is exempt.
 
-The developer benchmarks (benchmarks/) are outside: they time imports on purpose.
+The developer benchmarks (devbench/) are outside: they time imports on purpose.
 """
 
 from __future__ import annotations

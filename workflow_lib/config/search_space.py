@@ -143,18 +143,13 @@ def suggest(trial, space: Mapping[str, Mapping], training: Training) -> dict[str
     for name, spec in space.items():
         if not _active(spec, params, training, name):
             continue
-        kind = spec["type"]
-        if kind == "categorical":
-            params[name] = trial.suggest_categorical(name, list(spec["choices"]))
-        elif kind == "int":
-            params[name] = trial.suggest_int(
-                name, int(spec["low"]), int(spec["high"]), step=int(spec.get("step", 1)), log=bool(spec["log"])
-            )
+        # low, high and step are JSON numbers: Optuna's distributions make them ints (int) or floats (float)
+        if spec.type == "categorical":
+            params[name] = trial.suggest_categorical(name, spec.choices)
+        elif spec.type == "int":
+            params[name] = trial.suggest_int(name, spec.low, spec.high, step=spec.get("step", 1), log=spec.log)
         else:
-            kwargs = {"log": bool(spec["log"])}
-            if spec.get("step") is not None:
-                kwargs["step"] = float(spec["step"])
-            params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), **kwargs)
+            params[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.get("step"), log=spec.log)
     return params
 
 

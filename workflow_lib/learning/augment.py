@@ -42,7 +42,7 @@ Import cost. ``import workflow_lib.learning.augment`` imports neither nltk nor T
 imported on the first augmentation; any TextAttack import (even ``textattack.transformations``)
 runs ``textattack/__init__`` and so imports flair and transformers, 8-15 s on a shared 2-core
 machine, plus about 2 s to load WordNet for the two WordNet recipes (see
-``python -m benchmarks.augment``). Importing TextAttack runs ``logging.config.dictConfig``,
+``python -m devbench augment``). Importing TextAttack runs ``logging.config.dictConfig``,
 which disables every logger that exists at that moment when flair was imported earlier; the
 ``disabled`` flags are restored after the import.
 """

@@ -190,12 +190,11 @@ def _rows(records: Sequence[Mapping], input_format: str):
 def window_settings(train_cfg: Training, max_length: int) -> dict:
     """The long-post policy of ``train_cfg`` for an encoder window of ``max_length`` tokens."""
     windows = train_cfg.long_posts == "windows"
-    cap = train_cfg.max_windows if windows else 1
     return {
         "policy": train_cfg.long_posts,
         "max_length": int(max_length),
-        "window_overlap": float(train_cfg.window_overlap) if windows else None,
-        "max_windows": None if cap is None else int(cap),
+        "window_overlap": train_cfg.window_overlap if windows else None,
+        "max_windows": train_cfg.max_windows if windows else 1,
         "aggregation": train_cfg.window_aggregation if windows else None,
     }
 
@@ -284,7 +283,7 @@ def _coverage(
 def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Training, max_length: int) -> Examples:
     """Tokenise ``records`` for the input format, tasks and long-post policy of ``train_cfg`` (once per data set)."""
     fmt = train_cfg.input_format
-    evidence = bool(train_cfg.evidence_task)
+    evidence = train_cfg.evidence_task
     ws = window_settings(train_cfg, max_length)
     rows = list(_rows(records, fmt))
     n_out = 1 if fmt == "binary_pairs" else len(SYMPTOMS)
@@ -420,7 +419,7 @@ def evaluate(
 
 def objective_value(metrics: Mapping, metric: str, objective: Objective) -> float:
     """The HPO objective: weighted mean of the criteria metric and the evidence metric."""
-    wc, we = float(objective["criteria_weight"]), float(objective["evidence_weight"])
+    wc, we = objective.criteria_weight, objective.evidence_weight
     value = wc * float(metrics["criteria"][metric])
     if we > 0:
         if "evidence" not in metrics:
@@ -428,5 +427,5 @@ def objective_value(metrics: Mapping, metric: str, objective: Objective) -> floa
                 "the objective weighs evidence but the model has no evidence predictions; "
                 "set training.evidence_task: true"
             )
-        value += we * float(metrics["evidence"][objective["evidence_metric"]])
+        value += we * float(metrics["evidence"][objective.evidence_metric])
     return value / (wc + we)

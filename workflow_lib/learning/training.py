@@ -1,4 +1,4 @@
-"""Training and prediction of the classifier: criteria head, optional evidence head (CPU-lean; works on GPU too).
+"""Training of the classifier: criteria head, optional evidence head (CPU-lean; works on GPU too).
 
 The loop is deliberately plain: post records become input rows once up front
 (workflow_lib/learning/examples.py: one right-padded id matrix, BIO tags for the evidence task);
@@ -6,8 +6,8 @@ every batch is a slice of it cut to the batch's longest row (dynamic padding; wi
 rows of similar length share a batch, workflow_lib/learning/batching.py; batches depend only on the seed);
 the forward pass and the loss run in training.precision (workflow_lib/learning/precision.py); frozen bottom
 layers run once and are cached; AdamW without decay on biases and norms, linear warmup and decay,
-gradient clipping; validation on the objective after every epoch with the best epoch's weights
-kept in memory and restored at the end.
+gradient clipping; validation on the objective after every epoch (predicted through
+workflow_lib/learning/inference.py) with the best epoch's weights kept in memory and restored at the end.
 With a ``state_dir`` every epoch's full training state is saved (workflow_lib/learning/epoch_states.py, resume.py) and a
 rerun continues from the newest valid one with the same result; retention.py prunes old epochs.
 """
@@ -32,11 +32,11 @@ from workflow_lib.config import Encoder, Objective, Training
 from workflow_lib.learning.augment import augment_records
 from workflow_lib.learning.batching import epoch_batches
 from workflow_lib.learning.epoch_states import EpochStates, NoStates, StatePolicy
-from workflow_lib.learning.examples import Examples, build_examples, evaluate, objective_value, post_probabilities
+from workflow_lib.learning.examples import Examples, build_examples, objective_value
+from workflow_lib.learning.inference import Prediction, predict_examples, to_device
 from workflow_lib.learning.models.losses import build_loss
 from workflow_lib.learning.models.model import build_model, hidden_size_of
 from workflow_lib.learning.precision import Precision
-from workflow_lib.symptoms import SYMPTOMS
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +77,6 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# -- data ----------------------------------------------------------------------------------
-
-
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    if device.type == "cpu":
-        return batch
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
 # -- optimisation --------------------------------------------------------------------------
 
 
@@ -102,9 +93,9 @@ def _no_decay(module: nn.Module) -> set[int]:
 
 def build_optimizer(model: nn.Module, train_cfg: Training) -> torch.optim.Optimizer:
     """AdamW: encoder at learning_rate, pooling + head at head_learning_rate (or learning_rate)."""
-    lr = float(train_cfg.learning_rate)
-    head_lr = float(train_cfg.head_learning_rate or lr)
-    wd = float(train_cfg.weight_decay)
+    lr = train_cfg.learning_rate
+    head_lr = train_cfg.head_learning_rate or lr
+    wd = train_cfg.weight_decay
     skip = _no_decay(model)
     encoder = getattr(model, "encoder", None)
     enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
@@ -157,104 +148,6 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_s
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-# -- prediction ----------------------------------------------------------------------------
-
-
-@dataclass
-class Prediction:
-    """Predictions for a list of post records."""
-
-    examples: Examples
-    row_probs: np.ndarray  # (rows, n_out) sigmoid probabilities
-    probs: np.ndarray  # (posts, 9): criteria probabilities per post
-    spans: list | None = None  # per row: predicted evidence character spans ([] = none)
-
-    def metrics(self, records: Sequence[Mapping], thresholds: float | Sequence[float] = 0.5) -> dict:
-        return evaluate(self.examples, records, self.row_probs, self.spans, thresholds)
-
-
-def _predict_examples(model: nn.Module, ex: Examples, batch_size: int, threshold: float, precision: Precision):
-    """(row probabilities (n, n_out), character spans per row or None); eval mode, no gradients.
-
-    Rows go longest first (less padding; order restored) in batches of at most ``batch_size``
-    windows (at least one row); a row's window spans are merged in its post (Examples.row_char_spans)."""
-    n = len(ex)
-    n_out = int(ex.targets.shape[1])
-    with_spans = ex.has_evidence and getattr(model, "evidence_head", None) is not None
-    if n == 0:
-        return np.zeros((0, n_out), dtype=np.float32), ([] if with_spans else None)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    order = torch.argsort(ex.row_lengths(), descending=True, stable=True)
-    out = torch.empty((n, n_out), dtype=torch.float32)
-    window_spans: dict[int, list] = {}
-    try:
-        with torch.inference_mode():
-            for idx in ex.row_batches(order, int(batch_size)):
-                batch = _to(ex.batch(idx), device)
-                with precision.autocast():
-                    res = model(**batch)
-                out[idx] = torch.sigmoid(res["criteria"].float()).cpu()
-                if with_spans:
-                    decoded = model.evidence_head.decode(
-                        res["evidence"], batch["eligible"], batch["sentence_ids"], threshold=threshold
-                    )
-                    window_spans.update(zip(ex.window_index(idx).tolist(), decoded))
-    finally:
-        model.train(was_training)
-    return out.numpy(), (ex.row_char_spans(window_spans) if with_spans else None)
-
-
-def predict_examples(
-    model: nn.Module, ex: Examples, *, batch_size: int, evidence_threshold: float, precision: Precision
-) -> Prediction:
-    """Predict the rows of ``ex`` in ``precision`` (batches of at most ``batch_size`` windows)."""
-    row_probs, spans = _predict_examples(model, ex, batch_size, evidence_threshold, precision)
-    return Prediction(ex, row_probs, post_probabilities(ex, row_probs), spans)
-
-
-def predict(
-    model: nn.Module,
-    tokenizer,
-    records: Sequence[Mapping],
-    train_cfg: Training,
-    *,
-    max_length: int,
-    batch_size: int | None = None,
-) -> Prediction:
-    """Criteria probabilities per post (and evidence spans with the evidence task) for ``records``."""
-    ex = build_examples(records, tokenizer, train_cfg, max_length)
-    precision = Precision.for_device(train_cfg.precision, next(model.parameters()).device, training=False)
-    return predict_examples(
-        model,
-        ex,
-        batch_size=int(batch_size or train_cfg.eval_batch_size),
-        evidence_threshold=float(train_cfg.evidence_threshold),
-        precision=precision,
-    )
-
-
-def predict_proba(
-    model: nn.Module,
-    tokenizer,
-    texts: Sequence[str],
-    train_cfg: Training,
-    *,
-    max_length: int,
-    batch_size: int | None = None,
-) -> np.ndarray:
-    """Criteria probabilities (n, 9) for bare post texts, in their order, read as the model was
-    trained to read them (``train_cfg``: input format, long-post policy, precision)."""
-    records = [
-        {"post_id": str(i), "text": t if isinstance(t, str) else str(t), "labels": [0] * len(SYMPTOMS), "evidence": []}
-        for i, t in enumerate(texts)
-    ]
-    return predict(
-        model, tokenizer, records, train_cfg.replace(evidence_task=False), max_length=max_length, batch_size=batch_size
-    ).probs
-
-
 # -- training ------------------------------------------------------------------------------
 
 MAX_CACHE_BYTES = 4 * 2**30  # above this (e.g. binary_pairs on a large data set) the frozen layers run every step
@@ -291,7 +184,7 @@ def _frozen_cache(
     try:
         with torch.inference_mode():
             for widx in torch.argsort(ex.lengths, descending=True, stable=True).split(eval_batch_size):
-                b = _to(ex.window_inputs(widx), precision.device)
+                b = to_device(ex.window_inputs(widx), precision.device)
                 with precision.autocast():
                     h = model.bottom_states(k, b["input_ids"], b["attention_mask"], b.get("token_type_ids"))
                 h = h.float().cpu()
@@ -414,57 +307,57 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if not train_records:
         raise ValueError("no training records")
-    seed = int(train_cfg.seed)
+    seed = train_cfg.seed
     set_seed(seed)
 
     model, tokenizer = build_model(spec, train_cfg)
-    max_length = int(spec.max_length)
+    max_length = spec.max_length
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
 
     augmentation: list[dict] = []
-    if train_cfg["augment"] != "none":
+    if train_cfg.augment != "none":
         train_records, augmentation = augment_records(
-            list(train_records), recipe=train_cfg["augment"], prob=float(train_cfg["augment_prob"]), seed=seed
+            list(train_records), recipe=train_cfg.augment, prob=train_cfg.augment_prob, seed=seed
         )
         log.info(
             "%s: augmented %d evidence sentence(s) with %s (p=%.2f)",
             desc,
             len(augmentation),
-            train_cfg["augment"],
-            train_cfg["augment_prob"],
+            train_cfg.augment,
+            train_cfg.augment_prob,
         )
     train_ex = build_examples(train_records, tokenizer, train_cfg, max_length)
     val_ex = build_examples(val_records, tokenizer, train_cfg, max_length) if val_records else None
 
-    precision = Precision.for_device(train_cfg["precision"], device)
+    precision = Precision.for_device(train_cfg.precision, device)
     cache = _frozen_cache(
         model,
         train_ex,
         precision,
-        eval_batch_size=int(train_cfg["eval_batch_size"]),
-        enabled=bool(train_cfg["cache_frozen"]),
+        eval_batch_size=train_cfg.eval_batch_size,
+        enabled=train_cfg.cache_frozen,
         desc=desc,
     )
     loss_fn = build_loss(
-        train_cfg["loss"],
+        train_cfg.loss,
         train_labels=train_ex.targets.numpy(),
-        gamma=float(train_cfg["loss_gamma"]),
-        alpha=float(train_cfg["loss_alpha"]),
-        label_smoothing=float(train_cfg["label_smoothing"]),
+        gamma=train_cfg.loss_gamma,
+        alpha=train_cfg.loss_alpha,
+        label_smoothing=train_cfg.label_smoothing,
     ).to(device)
-    batch_size = int(train_cfg["batch_size"])
+    batch_size = train_cfg.batch_size
     steps_per_epoch = math.ceil(len(train_ex) / batch_size)
     total_steps = steps_per_epoch * epochs
     optimizer = build_optimizer(model, train_cfg)
-    scheduler = linear_schedule(optimizer, total_steps, math.ceil(total_steps * float(train_cfg["warmup_ratio"])))
+    scheduler = linear_schedule(optimizer, total_steps, math.ceil(total_steps * train_cfg.warmup_ratio))
     params = [p for p in model.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(seed)
     log.info(
         "%s: %d rows (%s%s), %d epochs x %d steps (batch %d, max_length %d), %d threads, %s trainable params",
         desc,
         len(train_ex),
-        train_cfg["input_format"],
+        train_cfg.input_format,
         " + evidence" if model.evidence_head is not None else "",
         epochs,
         steps_per_epoch,
@@ -477,8 +370,8 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
         "%s: %s arithmetic (training.precision: %s), %s batches",
         desc,
         precision.name,
-        train_cfg["precision"],
-        "length-grouped" if train_cfg["group_by_length"] else "randomly composed",
+        train_cfg.precision,
+        "length-grouped" if train_cfg.group_by_length else "randomly composed",
     )
     return _Run(
         model=model,
@@ -495,20 +388,20 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
         generator=generator,
         params=params,
         batch_size=batch_size,
-        eval_batch_size=int(train_cfg["eval_batch_size"]),
+        eval_batch_size=train_cfg.eval_batch_size,
         steps_per_epoch=steps_per_epoch,
         max_grad_norm=train_cfg.max_grad_norm,
-        evidence_weight=float(train_cfg["evidence_loss_weight"]),
-        evidence_threshold=float(train_cfg["evidence_threshold"]),
+        evidence_weight=train_cfg.evidence_loss_weight,
+        evidence_threshold=train_cfg.evidence_threshold,
         precision=precision,
-        group_by_length=bool(train_cfg["group_by_length"]),
+        group_by_length=train_cfg.group_by_length,
     )
 
 
 def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
     """The training loss of one batch (rows ``idx``): criteria loss (+ weighted evidence loss)."""
     model, device, ex = run.model, run.device, run.train_ex
-    batch = _to(ex.batch(idx, training=True), device)
+    batch = to_device(ex.batch(idx, training=True), device)
     if run.cache is not None:
         k, states = run.cache
         out = model.forward_from(
@@ -534,7 +427,7 @@ def train_one_epoch(run: _Run, desc: str) -> float:
     run.model.train()
     ex = run.train_ex
     batches = epoch_batches(ex.row_lengths(), run.batch_size, run.generator, group_by_length=run.group_by_length)
-    clip = (lambda: clip_grad_norm(run.params, float(run.max_grad_norm))) if run.max_grad_norm else None
+    clip = (lambda: clip_grad_norm(run.params, run.max_grad_norm)) if run.max_grad_norm else None
     loss_sum = torch.zeros((), device=run.device)  # summed on the device: no host sync per step on GPU
     seen = 0
     bar = tqdm(
@@ -591,7 +484,7 @@ def evaluate_epoch(run: _Run, val_records, metric: str, objective: Objective) ->
     score = objective_value(metrics, metric, objective)
     fields: dict[str, Any] = {"val_score": score}
     if "evidence" in metrics:
-        fields["val_evidence_" + objective["evidence_metric"]] = metrics["evidence"][objective["evidence_metric"]]
+        fields["val_evidence_" + objective.evidence_metric] = metrics["evidence"][objective.evidence_metric]
     fields["val_seconds"] = time.perf_counter() - t0
     return Validation(pred, metrics, score, fields)
 

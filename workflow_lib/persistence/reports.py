@@ -18,7 +18,7 @@ renamed into place once complete, so the folder as a whole is atomic. Others are
 written by their own modules, in place or through a temporary file: the force
 tokens (pipeline/runmode.py), the tracking replayer's offsets and markers
 (tracking/replay.py), the generated data set (data/synthetic.py), benchmark
-outputs (benchmarks/ at the repo root).
+outputs (devbench/ at the repo root).
 """
 
 from __future__ import annotations

@@ -178,11 +178,12 @@ def _report(
     lines = [head, f"Largest artifacts under {root}:" if arts else f"No artifacts found under {root}."]
     lines += [f"  {human(b):>10}  {p}{'  (prunable)' if pr else ''}" for p, b, pr in arts[:5]]
     prunable = [(p, b) for p, b, pr in arts if pr]
-    now = lambda key: f" (now {checkpoints[key]})" if checkpoints is not None else ""  # noqa: E731
+    last = f" (now {checkpoints.keep_last_n})" if checkpoints is not None else ""
+    best = f" (now {checkpoints.keep_best_k})" if checkpoints is not None else ""
     lines += [
         "Fixes (any one):",
-        f"  - keep fewer epoch states per training run: checkpoints.keep_last_n{now('keep_last_n')} -> 0, "
-        f"checkpoints.keep_best_k{now('keep_best_k')} -> 1; in a config file passed with --configfile: "
+        f"  - keep fewer epoch states per training run: checkpoints.keep_last_n{last} -> 0, "
+        f"checkpoints.keep_best_k{best} -> 1; in a config file passed with --configfile: "
         "checkpoints: {keep_last_n: 0, keep_best_k: 1}",
         f"  - put results_dir{f' (now {results_dir!r})' if results_dir else ''} on a larger disk: "
         "--config results_dir=/larger/disk/results",

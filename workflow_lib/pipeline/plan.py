@@ -1,9 +1,9 @@
 """What the workflow computes for a config: keys and target paths, for rules/common.smk.
 
-The Snakefile asks this module, and only this module, which data key, study
-keys, variants, candidates and final key a config leads to. Each value is
-computed once per process (the variant in particular: scanned from disk
-once, so force_new yields exactly one new variant per invocation).
+The Snakefile asks this module, and only this module, which data key, study keys, variants,
+candidates and final key a config leads to, and which file the predict target reads. Each value
+is computed once per process (the variant in particular: scanned from disk once, so force_new
+yields exactly one new variant per invocation).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import cached_property
+from pathlib import Path
 
 from workflow_lib.config import Config, Encoder, keys
 from workflow_lib.data.loader import source_fingerprint
@@ -18,6 +19,7 @@ from workflow_lib.devices import gpu_count
 from workflow_lib.persistence.paths import Layout, existing_variants
 from workflow_lib.persistence.reports import read_json
 from workflow_lib.pipeline.runmode import study_variant
+from workflow_lib.shipping.predictor import PredictError
 
 
 class Plan:
@@ -52,7 +54,7 @@ class Plan:
     def studies(self) -> list[dict]:
         """The studies this config runs, one per backbone: backbone, study_key, variant, summary path."""
         out = []
-        for b in self.cfg["backbones"]:
+        for b in self.cfg.backbones:
             sk, v = self.study_key(b), self.variant(b)
             out.append({"backbone": b, "study_key": sk, "variant": v, "summary": self.layout.study_summary(b, sk, v)})
         return out
@@ -61,12 +63,12 @@ class Plan:
         """Other variants of this config's backbones on disk that selection also compares
         (run.benchmark_all_variants with benchmark_strategy best_per_variant): finished studies only
         (they have a summary); never rerun - no rule produces their summaries."""
-        run = self.cfg["run"]
-        if not run["benchmark_all_variants"] or run["benchmark_strategy"] == "latest_only":
+        run = self.cfg.run
+        if not run.benchmark_all_variants or run.benchmark_strategy == "latest_only":
             return []
         current = {(s["backbone"], s["variant"]) for s in self.studies()}
         out = []
-        for b in self.cfg["backbones"]:
+        for b in self.cfg.backbones:
             for v, sk in existing_variants(self.layout.backbone_dir(b)):
                 path = self.layout.study_summary(b, sk, v)
                 if (b, v) not in current and os.path.exists(path):
@@ -83,22 +85,42 @@ class Plan:
         return 1 if gpu_count() else 0
 
     def n_workers(self) -> int:
-        return int(self.cfg["hpo"]["n_workers"])
+        return self.cfg.hpo.n_workers
 
     def refit_key(self, trial_key: str) -> str:
-        h = self.cfg["hpo"]
-        return keys.refit_key(trial_key, self.cfg["refit"], h["metric"], h["objective"])
+        h = self.cfg.hpo
+        return keys.refit_key(trial_key, self.cfg.refit, h.metric, h.objective)
 
     def selection_key(self, candidates: list[Mapping]) -> str:
         ident = [{k: c[k] for k in ("backbone", "study_key", "variant", "trial_key")} for c in candidates]
-        return keys.selection_key(ident, self.cfg["selection"], self.cfg["benchmark"])
+        return keys.selection_key(ident, self.cfg.selection, self.cfg.benchmark)
 
     def final_key(self, trial_key: str, co_best: list[str] = ()) -> str:
-        return keys.final_key(trial_key, self.data_key, self.cfg["final"], self.cfg["refit"], co_best)
+        return keys.final_key(trial_key, self.data_key, self.cfg.final, self.cfg.refit, co_best)
+
+    def final_key_of(self, selection_report: Mapping) -> str:
+        """The final key a selection report leads to: its selected trial with the trials tied with it."""
+        co_best = [c["trial_key"] for c in selection_report["co_best"]]
+        return self.final_key(selection_report["selected"]["trial_key"], co_best)
+
+    def predict_input(self) -> str:
+        """The predict target's input file (config ``predict_input``); a clear error when unset or missing."""
+        path = self.cfg.predict_input
+        if not path:
+            raise PredictError(
+                "the predict target needs the file of posts to predict: pass --config "
+                "predict_input=PATH (a CSV or JSONL file with post_id and text, e.g. ReDSM5's posts.csv)"
+            )
+        if not Path(path).is_file():
+            raise PredictError(
+                f"predict_input: {path!r} is not a file; pass --config predict_input=PATH with an "
+                f"existing CSV or JSONL file of posts (post_id, text)"
+            )
+        return path
 
     def training_threads(self, cores: int) -> int:
         """Threads per training job: share the cores among the jobs that can run side by side."""
-        parallel = max(1, len(self.cfg["backbones"]) * self.n_workers())
+        parallel = max(1, len(self.cfg.backbones) * self.n_workers())
         return max(1, cores // parallel)
 
     def candidates(self, summary_paths: list[str]) -> tuple[list[dict], list[dict]]:
@@ -107,8 +129,8 @@ class Plan:
         A variant is comparable when it was scored on the same data (data_key) with the same
         objective as this config; others are listed with the reason they were left out.
         """
-        h = self.cfg["hpo"]
-        want = {"data_key": self.data_key, "metric": h["metric"], "objective": dict(h["objective"])}
+        h = self.cfg.hpo
+        want = {"data_key": self.data_key, "metric": h.metric, "objective": dict(h.objective)}
         summaries, variants = [], []
         for path in summary_paths:
             s = read_json(path)

@@ -1,11 +1,13 @@
-"""One function per pipeline stage. Scripts call these with paths Snakemake resolved.
+"""One function per pipeline stage; every script in scripts/ calls exactly one of them.
 
 Each function reads its inputs, does the work, tracks it in MLflow and writes
-its outputs atomically (the report last). Inputs are passed in, never
-re-derived from the working directory. A stage takes the job's resolved ``Config`` whole (as
-the script got it from jobs.start; the Tracker and Plan read all of it) and hands every other
-function only the sections it needs (``cfg.encoders[b]``, ``cfg.hpo.objective``,
-``StatePolicy.of(cfg)`` ...), never checking or completing them again.
+its outputs atomically (the report last). Paths are passed in, never re-derived from the working
+directory or the output layout: the rule declares every file and folder the stage writes and
+hands those paths (and any other path the stage links to, via params) to the script, which hands
+them here. A stage that reads settings takes the job's resolved ``Config`` whole (as the script got
+it from jobs.start; the Tracker and Plan read all of it) and hands every other function only the
+sections it needs (``cfg.encoders[b]``, ``cfg.hpo.objective``, ``StatePolicy.of(cfg)`` ...), never
+checking or completing them again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from workflow_lib.config import Config, Hpo, Training
+from workflow_lib.config.keys import input_digest as digest_of
 from workflow_lib.devices import describe
 from workflow_lib.learning.checkpoint import load_checkpoint, manifest_digest, save_checkpoint
 from workflow_lib.learning.retention import release
@@ -30,7 +33,7 @@ from workflow_lib.pipeline.runmode import resumes_training
 from workflow_lib.provenance import code_version, library_versions
 from workflow_lib.search.selection import select
 from workflow_lib.shipping.model_card import render_model_card
-from workflow_lib.shipping.predict import prediction_rows, span_rows
+from workflow_lib.shipping.predictor import PredictError, predict_file, prediction_rows, span_rows
 from workflow_lib.symptoms import SYMPTOMS
 from workflow_lib.tracking.tracker import Tracker
 
@@ -74,6 +77,36 @@ def baseline(cfg: Config, *, data_dir: str, out: str) -> dict:
 
 
 # -- hpo ---------------------------------------------------------------------------
+def hpo_worker(
+    cfg: Config,
+    *,
+    backbone: str,
+    study_key: str,
+    variant: int,
+    worker: str,
+    data_key: str,
+    data_dir: str,
+    out: str,
+    threads: int | None = None,
+) -> dict:
+    """This worker's share of the study (search.hpo.run_worker); ``out`` (the worker's done file) records
+    how many trials the study holds finished when the worker stopped."""
+    from workflow_lib.search.hpo import run_worker
+
+    result = run_worker(
+        cfg,
+        backbone=backbone,
+        study_key=study_key,
+        variant=variant,
+        worker=worker,
+        data_key=data_key,
+        data_dir=data_dir,
+        threads=threads,
+    )
+    write_json(out, result)
+    return result
+
+
 def hpo_summary(cfg: Config, *, backbone: str, study_key: str, variant: int, data_key: str, out: str) -> dict:
     from workflow_lib.search.hpo import summarize
 
@@ -207,7 +240,7 @@ def benchmark(
     """Fixed-shape figures, and per-post figures over the prepared train and validation posts
     (never the test split: it is read once, by the final stage)."""
     from workflow_lib.data.prepare import load_prepared
-    from workflow_lib.pipeline.benchmark import run_benchmark
+    from workflow_lib.pipeline.inference_benchmark import run_benchmark
 
     tracker = Tracker(cfg)
     threads = cfg.benchmark.threads or threads
@@ -240,6 +273,13 @@ def benchmark(
 
 
 # -- selection -----------------------------------------------------------------------
+def _fill_final_key(pattern: str, final_key: str) -> str:
+    """``pattern`` (a path with ``{final_key}``, as the rule gives it) for ``final_key``."""
+    if "{final_key}" not in pattern:
+        raise ValueError(f"{pattern!r} has no {{final_key}} to fill in; pass the evaluation page's path pattern")
+    return pattern.replace("{final_key}", final_key)
+
+
 def objective_label(hpo: Hpo) -> str:
     """'macro_f1', or e.g. '0.5 x macro_f1 + 0.5 x evidence token_f1' when evidence is weighed."""
     o = hpo.objective
@@ -260,7 +300,13 @@ def selection(
     selection_key: str,
     out_json: str,
     out_html: str,
+    plots_dir: str,
+    evaluation_html_pattern: str,
 ) -> dict:
+    """Pick the best candidate; write the page ``out_html`` with its plots in ``plots_dir``, then the
+    report ``out_json``. ``evaluation_html_pattern``: the path of the final stage's evaluation page with
+    ``{final_key}`` in place of the final key, which follows from this stage's choice (the selected
+    trial and the trials tied with it); the page links to it."""
     from workflow_lib.shipping.report_html import selection_page
 
     tracker = Tracker(cfg)
@@ -284,11 +330,9 @@ def selection(
     validate_report("selection_report", report)
     # The final key follows from this report (selected trial + co-best trials), so the page can link
     # to the evaluation page the final stage writes later.
-    final_key = plan.final_key(report["selected"]["trial_key"], [c["trial_key"] for c in report["co_best"]])
-    link = os.path.relpath(
-        plan.layout.evaluation_html(final_key), os.path.dirname(plan.layout.selection_html(selection_key))
-    )
-    selection_page(report, summ, evaluation_link=link).write(out_html, plan.layout.selection_plots(selection_key))
+    evaluation_html = _fill_final_key(evaluation_html_pattern, plan.final_key_of(report))
+    link = os.path.relpath(evaluation_html, os.path.dirname(out_html))
+    selection_page(report, summ, evaluation_link=link).write(out_html, plots_dir)
     write_json(out_json, report, kind="selection_report")
     with tracker.run("selection", {"selection_key": selection_key}) as run:
         sel = report["selected"]
@@ -369,6 +413,17 @@ def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapp
     }
 
 
+def _inside(path: str, folder: str) -> str:
+    """``path`` relative to ``folder``, which must hold it (ValueError otherwise)."""
+    rel = os.path.relpath(path, folder)
+    if rel == os.curdir or rel.split(os.sep)[0] == os.pardir:
+        raise ValueError(
+            f"{path} is not inside the model folder {folder}; the model card is written into the model "
+            "folder (covered by its manifest): declare it there in the rule"
+        )
+    return rel
+
+
 def final(
     cfg: Config,
     *,
@@ -378,16 +433,22 @@ def final(
     data_dir: str,
     final_key: str,
     model_dir: str,
+    model_card_path: str,
+    test_predictions_path: str,
+    evaluation_html: str,
+    plots_dir: str,
     report_path: str,
+    selection_html: str,
     co_best_refits: Mapping[str, Mapping] | None = None,
     threads: int | None = None,
 ) -> dict:
     """Train the selected configuration on train+validation; evaluate once on test.
 
-    Writes, in this order: the model folder (with the model card README.md, covered by its
-    manifest), test_predictions.jsonl, the evaluation page with its plots/ and last the report
-    (the rule's completion marker). Paths other than ``model_dir`` and ``report_path`` come from
-    paths.Layout.
+    Writes, in this order: the model folder ``model_dir`` (with the model card ``model_card_path``
+    inside it, covered by its manifest), ``test_predictions_path``, the evaluation page
+    ``evaluation_html`` with its plots in ``plots_dir`` and last the report ``report_path`` (the
+    rule's completion marker). ``selection_html``: the selection page, which the evaluation page
+    links to.
 
     ``co_best_refits`` maps the trial key of every candidate tied with the selected one (within
     selection.tie_tolerance) to its refit ``{"model_dir", "metrics"}``; those checkpoints are
@@ -397,10 +458,12 @@ def final(
     """
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.learning.epoch_states import StatePolicy
-    from workflow_lib.learning.training import predict, train
+    from workflow_lib.learning.inference import predict
+    from workflow_lib.learning.training import train
     from workflow_lib.search.hpo import best_trial_config
     from workflow_lib.shipping.report_html import evaluation_page
 
+    card_in_model = _inside(model_card_path, model_dir)  # before the training, not after it
     tracker = Tracker(cfg)
     sel_report = read_json(selection_path)
     sel = sel_report["selected"]
@@ -503,12 +566,11 @@ def final(
             "created_at": _now(),
         }
         report.update(_evaluation_extras(report, sel_report, refit_metrics, cfg.hpo, pred))
-        layout = Layout(cfg.results_dir)
         outputs = {
-            "evaluation_html": layout.evaluation_html(final_key),
-            "plots": layout.final_plots(final_key),
-            "test_predictions": layout.test_predictions(final_key),
-            "model_card": layout.model_card(final_key),
+            "evaluation_html": evaluation_html,
+            "plots": plots_dir,
+            "test_predictions": test_predictions_path,
+            "model_card": model_card_path,
         }
         report["outputs"] = {k: os.path.relpath(v, os.path.dirname(report_path)) for k, v in outputs.items()}
         card = render_model_card(
@@ -519,7 +581,7 @@ def final(
             model_dir=str(model_dir),
             registered_model=cfg.tracking.registered_model,
             model_alias=cfg.tracking.model_alias,
-            layout=layout,
+            layout=Layout(cfg.results_dir),  # the report paths the card names
         )
         save_checkpoint(
             model_dir,
@@ -528,23 +590,21 @@ def final(
             backbone_spec=spec,
             train_cfg=tcfg,
             meta={**lineage, "stage": "final", "epochs": epochs, "thresholds": dict(zip(SYMPTOMS, thresholds))},
-            extra=lambda folder: (Path(folder) / "README.md").write_text(card, encoding="utf-8"),
+            extra=lambda folder: (Path(folder) / card_in_model).write_text(card, encoding="utf-8"),
         )
         report["checkpoint"] = {"path": str(model_dir), "manifest_sha256": manifest_digest(model_dir)}
         rows = test_prediction_rows(pred, test_records, thresholds, tcfg)
-        atomic_write_text(outputs["test_predictions"], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        atomic_write_text(test_predictions_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         evaluation_page(
             report,
             rows,
             {r["post_id"]: r["text"] for r in test_records},
             links={
-                "selection page": os.path.relpath(
-                    layout.selection_html(sel_report["selection_key"]), os.path.dirname(outputs["evaluation_html"])
-                ),
+                "selection page": os.path.relpath(selection_html, os.path.dirname(evaluation_html)),
                 "model card (model/README.md)": report["outputs"]["model_card"],
                 "test_predictions.jsonl": report["outputs"]["test_predictions"],
             },
-        ).write(outputs["evaluation_html"], outputs["plots"])
+        ).write(evaluation_html, plots_dir)
         m = report["metrics"]["test"]
         for h in res.history:  # just before the report: a rerun after a kill logs each epoch once
             tracker.log_metrics(run, {"train_loss": h["train_loss"]}, step=h["epoch"])
@@ -559,7 +619,7 @@ def final(
         # Through the tracking spool (workflow_lib.shipping.mlflow_model): the report and its page as run artifacts,
         # the model folder as the pyfunc model, registered once per final_key, the alias moved to it.
         tracker.log_artifact(run, report_path)
-        tracker.log_artifact(run, outputs["evaluation_html"])
+        tracker.log_artifact(run, evaluation_html)
         tracker.log_model(run, model_dir, cfg.tracking.registered_model, cfg.tracking.model_alias, lineage)
     release(state_dir, report_path)
     tracker.close()
@@ -572,3 +632,30 @@ def final(
         f"; {len(co_best)} co-best checkpoint(s) also scored" if co_best else "",
     )
     return report
+
+
+# -- predict -------------------------------------------------------------------------
+def predict_posts(
+    *, model_dir: str, input_path: str, input_digest: str, out: str, summary_path: str, threads: int | None = None
+) -> dict:
+    """The selected final model on ``input_path`` (whose content digest names the output folder),
+    rows to ``out``, a summary to ``summary_path`` (shipping.predictor.predict_file)."""
+    found = digest_of(input_path)
+    if found != input_digest:
+        raise PredictError(
+            f"{input_path}: its content changed while the workflow ran (sha256 prefix {found}, "
+            f"the job was planned for {input_digest}); run the predict target again"
+        )
+    summary = predict_file(model_dir, input_path, out, threads=threads, progress=True)
+    summary["input_digest"] = input_digest
+    write_json(summary_path, summary)
+    log.info(
+        "predicted %d posts in %.2f s (%.1f posts/s, %d threads) with %s -> %s",
+        summary["n_posts"],
+        summary["seconds"],
+        summary["posts_per_second"] or 0.0,
+        summary["threads"],
+        model_dir,
+        out,
+    )
+    return summary

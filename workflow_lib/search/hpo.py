@@ -70,10 +70,10 @@ def make_sampler(cfg: Config, n_finished: int = 0, variant: int = 1) -> optuna.s
     so a study interrupted and resumed proposes what an uninterrupted one would have. A forced new
     variant of the same definition draws other proposals (v1 keeps the config seed).
     """
-    s = cfg["hpo"]["sampler"]
-    seed = s["seed"] + 1_000_003 * n_finished + 7_919 * (int(variant) - 1)
-    if s["name"] == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s["n_startup_trials"])
+    s = cfg.hpo.sampler
+    seed = s.seed + 1_000_003 * n_finished + 7_919 * (int(variant) - 1)
+    if s.name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -87,9 +87,9 @@ def open_study(cfg: Config, storage_path: str | Path, name: str) -> optuna.Study
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-    hpo = cfg["hpo"]
-    if hpo["storage"]:
-        storage = _rdb_storage(hpo["storage"])
+    hpo = cfg.hpo
+    if hpo.storage:
+        storage = _rdb_storage(hpo.storage)
     else:
         # An absolute path: Optuna's lock is a symlink to the journal, and it breaks a lock left by a killed
         # worker once the journal has not changed for the grace period - which it measures by stat() through
@@ -99,10 +99,10 @@ def open_study(cfg: Config, storage_path: str | Path, name: str) -> optuna.Study
         lock = JournalFileSymlinkLock(str(journal), grace_period=JOURNAL_LOCK_GRACE_S)
         storage = JournalStorage(JournalFileBackend(str(journal), lock_obj=lock))
     sampler = make_sampler(cfg)
-    p = hpo["pruner"]
+    p = hpo.pruner
     pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=p["n_startup_trials"], n_warmup_steps=p["n_warmup_steps"])
-        if p["enabled"]
+        optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
+        if p.enabled
         else optuna.pruners.NopPruner()
     )
     return optuna.create_study(
@@ -213,7 +213,8 @@ def train_fold(
     (StatePolicy.of(cfg); required with a state_dir) says.
     """
     from workflow_lib.learning.examples import objective_value
-    from workflow_lib.learning.training import predict, train
+    from workflow_lib.learning.inference import predict
+    from workflow_lib.learning.training import train
 
     heldout = prepared.of(fold["heldout"])
     t0 = time.perf_counter()
@@ -439,7 +440,7 @@ def run_worker(
     from workflow_lib.data.prepare import load_prepared
 
     tracker = Tracker(cfg)  # first: its replayer opens the store while this job works
-    layout = Layout(cfg["results_dir"])
+    layout = Layout(cfg.results_dir)
     study_dir = layout.study_dir(backbone, study_key, variant)
     prepared = load_prepared(data_dir)
     write_definition(
@@ -453,12 +454,12 @@ def run_worker(
     study = open_study(
         cfg, layout.study_storage(backbone, study_key, variant), study_name(backbone, study_key, variant)
     )
-    n_trials = cfg["hpo"]["n_trials"]
-    heartbeat_s = float(cfg["hpo"]["heartbeat_s"])
+    n_trials = cfg.hpo.n_trials
+    heartbeat_s = cfg.hpo.heartbeat_s
     beats = layout.heartbeats_dir(backbone, study_key, variant)
     lock = layout.study_lock(backbone, study_key, variant)
     ids = {"backbone": backbone, "study_key": study_key, "variant": variant, "data_key": data_key}
-    srun = tracker.start("study", ids, params={"hpo": cfg["hpo"], "training": cfg["training"]})
+    srun = tracker.start("study", ids, params={"hpo": cfg.hpo, "training": cfg.training})
     objective = make_objective(
         cfg,
         backbone=backbone,
@@ -523,9 +524,9 @@ def write_definition(cfg: Config, path: str, *, backbone: str, study_key: str, v
             "study_key": study_key,
             "variant": int(variant),
             "data_key": data_key,
-            "backbone_spec": cfg["encoders"][backbone],
-            "training": cfg["training"],
-            "hpo": {k: v for k, v in cfg["hpo"].items() if k not in ("n_workers", "storage")},
+            "backbone_spec": cfg.encoders[backbone],
+            "training": cfg.training,
+            "hpo": {k: v for k, v in cfg.hpo.items() if k not in ("n_workers", "storage")},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "code_version": code_version(),
         },
@@ -562,13 +563,13 @@ class StudyProgress:
 def summarize(cfg: Config, *, backbone: str, study_key: str, variant: int, data_key: str) -> dict:
     """The study summary: every trial with params, per-fold and mean±std scores, state, input coverage
     (over its scored folds' held-out posts); the best trial."""
-    layout = Layout(cfg["results_dir"])
+    layout = Layout(cfg.results_dir)
     storage = layout.study_storage(backbone, study_key, variant)
     study = open_study(cfg, storage, study_name(backbone, study_key, variant))
     trials = []
     counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
     for t in study.get_trials(deepcopy=False):
-        folds = [t.intermediate_values.get(k) for k in range(cfg["data"]["n_folds"])]
+        folds = [t.intermediate_values.get(k) for k in range(cfg.data.n_folds)]
         done = [f for f in folds if f is not None]
         state = t.state.name
         counts_key = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(state, "running")
@@ -612,18 +613,18 @@ def summarize(cfg: Config, *, backbone: str, study_key: str, variant: int, data_
         "variant": int(variant),
         "data_key": data_key,
         "study_name": study.study_name,
-        "metric": cfg["hpo"]["metric"],
-        "objective": dict(cfg["hpo"]["objective"]),
+        "metric": cfg.hpo.metric,
+        "objective": dict(cfg.hpo.objective),
         "direction": "maximize",
-        "n_trials": cfg["hpo"]["n_trials"],
-        "n_folds": cfg["data"]["n_folds"],
-        "storage": mask(cfg["hpo"]["storage"]) if cfg["hpo"]["storage"] else storage,
+        "n_trials": cfg.hpo.n_trials,
+        "n_folds": cfg.data.n_folds,
+        "storage": mask(cfg.hpo.storage) if cfg.hpo.storage else storage,
         "trials": trials,
         "best_trial": best,
         "counts": counts,
         "code_version": code_version(),
         "split": CV_SPLIT,
-        "backbone_spec": cfg["encoders"][backbone],
+        "backbone_spec": cfg.encoders[backbone],
         "devices": sorted(
             {t.user_attrs["device"] for t in study.get_trials(deepcopy=False) if "device" in t.user_attrs}
         ),

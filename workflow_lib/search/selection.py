@@ -76,8 +76,7 @@ def select(
         raise SelectionError("no candidates to select from: no study produced a completed trial")
     budget = rule.latency_budget_ms
     per_post = rule.latency_metric == "per_post_p95"
-    lb, ls = int(rule.latency_batch_size), int(rule.latency_seq_length)
-    tol = float(rule.tie_tolerance)
+    lb, ls = rule.latency_batch_size, rule.latency_seq_length
 
     rows: list[dict] = []
     for i, cand in enumerate(candidates):
@@ -127,7 +126,7 @@ def select(
     first_tied: list[dict] = []
     rank = 0
     while remaining:
-        winner, tied = _pick(remaining, tol)
+        winner, tied = _pick(remaining, rule.tie_tolerance)
         rank += 1
         winner["rank"] = rank
         if rank == 1:

@@ -14,7 +14,7 @@ What a logged model holds (``models:/<tracking.registered_model>@<tracking.model
 
 ``RedSM5Model.predict`` takes a DataFrame with ``text`` and optionally ``post_id`` (missing: the row
 number 0, 1, ..., as ``Predictor.predict`` numbers posts without one) and returns exactly the rows of
-``workflow_lib.shipping.predict.Predictor.predict`` (so ``mlflow models predict -t csv`` equals ``redsm5-predict``).
+``workflow_lib.shipping.predictor.Predictor.predict`` (so ``mlflow models predict -t csv`` equals ``redsm5-predict``).
 ``params={"threshold": 0.5}`` decides at one threshold instead of the tuned ones.
 
 Jobs never call this module: ``Tracker.log_model`` spools a ``model`` event and the tracking replayer
@@ -43,7 +43,7 @@ import pandas as pd
 
 from workflow_lib.learning.checkpoint import INFO, verify_checkpoint
 from workflow_lib.provenance import CODE_VERSION_FILE, code_version
-from workflow_lib.shipping.predict import Predictor
+from workflow_lib.shipping.predictor import Predictor
 from workflow_lib.symptoms import SYMPTOMS
 from workflow_lib.tracking.tracker import tag
 
@@ -86,7 +86,7 @@ INPUT_EXAMPLE = pd.DataFrame(
 
 
 class RedSM5Model(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper of ``workflow_lib.shipping.predict.Predictor`` over the logged model folder."""
+    """pyfunc wrapper of ``workflow_lib.shipping.predictor.Predictor`` over the logged model folder."""
 
     def load_context(self, context) -> None:
         self.predictor = Predictor.load(context.artifacts[ARTIFACT])

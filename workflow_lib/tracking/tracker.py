@@ -42,11 +42,14 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflow_lib.persistence.paths import Layout
 from workflow_lib.provenance import code_version
 from workflow_lib.tracking.secrets import mask, mask_value
+
+if TYPE_CHECKING:
+    from workflow_lib.config.sections import Config
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +81,17 @@ def tag(key: str) -> str:
     return TAG_PREFIX + key
 
 
-def tracking_uri(cfg: Mapping) -> str:
-    """config tracking.uri, else $MLFLOW_TRACKING_URI, else sqlite:///<abs results_dir>/mlflow.db"""
-    uri = cfg["tracking"]["uri"] or os.environ.get("MLFLOW_TRACKING_URI")
+def store_uri(uri: str | None, results_dir: str) -> str:
+    """``uri``, else $MLFLOW_TRACKING_URI, else sqlite:///<abs results_dir>/mlflow.db (the pipeline's own store)."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return "sqlite:///" + str(Path(Layout(cfg["results_dir"]).mlflow_db()).resolve())
+    return "sqlite:///" + str(Path(Layout(results_dir).mlflow_db()).resolve())
+
+
+def tracking_uri(cfg: Config) -> str:
+    """The store of the resolved ``cfg``: tracking.uri, else $MLFLOW_TRACKING_URI, else its results_dir's SQLite file."""
+    return store_uri(cfg.tracking.uri, cfg.results_dir)
 
 
 def redact_uri(uri: str) -> str:
@@ -95,8 +103,8 @@ def spool_bytes(folder: Path) -> int:
     return sum(e.stat().st_size for e in os.scandir(folder) if e.is_file()) if folder.is_dir() else 0
 
 
-def spool_dir(cfg: Mapping) -> Path:
-    return Path(Layout(cfg["results_dir"]).tracking_spool()).resolve()
+def spool_dir(cfg: Config) -> Path:
+    return Path(Layout(cfg.results_dir).tracking_spool()).resolve()
 
 
 def run_name(stage: str, ids: Mapping[str, Any]) -> str:
@@ -150,11 +158,11 @@ class RunRef:
 class Tracker:
     """Records tracking events for one job; a background replayer applies them to MLflow."""
 
-    def __init__(self, cfg: Mapping, *, start_replayer: bool = True):
-        self.enabled = bool(cfg["tracking"]["enabled"])
+    def __init__(self, cfg: Config, *, start_replayer: bool = True):
+        self.enabled = cfg.tracking.enabled
         self.uri = tracking_uri(cfg)
-        self.experiment_name = cfg["tracking"]["experiment"]
-        self.artifact_root = str(Path(Layout(cfg["results_dir"]).mlartifacts()).resolve())
+        self.experiment_name = cfg.tracking.experiment
+        self.artifact_root = str(Path(Layout(cfg.results_dir).mlartifacts()).resolve())
         self._proc: subprocess.Popen | None = None
         self._fh = None
         self.spool: Path | None = None

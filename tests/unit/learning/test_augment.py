@@ -1,12 +1,11 @@
-"""workflow_lib.learning.augment: TextAttack augmentation of evidence spans, offline and deterministic."""
+"""workflow_lib.learning.augment: TextAttack augmentation of evidence spans, offline and deterministic (also
+in a fresh process of another checkout: tests/integration/test_augment_process.py)."""
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,53 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workflow_lib.data.loader import load_folder
-from workflow_lib.data.prepare import build_records
+from tests.helpers.augment import HAND, PCT, REPO, sample_records
 from workflow_lib.learning import augment as A
-
-REPO = Path(__file__).resolve().parents[3]
-SAMPLE = REPO / "tests" / "fixtures" / "redsm5_sample"
-PCT = 0.3  # share of words changed per sentence in these tests (TextAttack's pct_words_to_swap)
-
-HAND = [
-    {
-        "post_id": "h1",
-        "labels": [1, 0, 0, 0, 0, 0, 0, 0, 0],
-        "text": "Hi all.  I feel empty and hopeless every single day. Thanks for reading!",
-        "evidence": [{"symptom": "DEPRESSED_MOOD", "sentence_id": "h1_2", "start": 9, "end": 51}],
-    },
-    {
-        "post_id": "h2",
-        "labels": [0, 0, 0, 1, 0, 1, 0, 0, 0],
-        "text": "I lie awake until four every night.\nEven a shower drains all my energy lately… sigh",
-        "evidence": [
-            {"symptom": "SLEEP_ISSUES", "start": 0, "end": 35},
-            {"symptom": "FATIGUE", "start": 36, "end": 79},
-            {"symptom": "FATIGUE", "start": None, "end": None, "sentence_text": "not in the post"},
-        ],
-    },
-    # one sentence with two symptoms (same span twice) and a pair span overlapping it
-    {
-        "post_id": "h3",
-        "labels": [0, 0, 0, 0, 0, 0, 1, 1, 0],
-        "text": "I hate myself for letting everyone down. I cannot focus on anything at work. ok",
-        "evidence": [
-            {"symptom": "WORTHLESSNESS", "start": 0, "end": 40},
-            {"symptom": "COGNITIVE_ISSUES", "start": 0, "end": 76},
-            {"symptom": "DEPRESSED_MOOD", "start": 0, "end": 40},
-        ],
-    },
-]
-
-
-def _sample_records():
-    records, _ = build_records(load_folder(SAMPLE), 0.5)
-    return records
 
 
 @pytest.fixture(scope="module")
 def batch():
-    return _sample_records() + copy.deepcopy(HAND)
+    return sample_records() + copy.deepcopy(HAND)
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -432,42 +391,3 @@ def test_order_independent_and_rng_state_restored(batch):
     assert sorted(log2, key=key) == sorted(log, key=key)
     other, _ = A.augment_records(batch, recipe="char_perturb", prob=0.5, seed=12, pct_words=PCT)
     assert other != new
-
-
-_SUBPROCESS = """
-import json, logging, sys
-import flair  # imported before textattack: textattack's dictConfig would then disable existing loggers
-mine = logging.getLogger("workflow_lib.some_module")
-from workflow_lib.data.loader import load_folder
-from workflow_lib.data.prepare import build_records
-from workflow_lib.learning import augment as A
-HAND, SAMPLE, PCT = json.loads(sys.argv[1])
-records = build_records(load_folder(SAMPLE), 0.5)[0] + HAND
-out = {r: A.augment_records(records, recipe=r, prob=0.5, seed=5, pct_words=PCT) for r in A.RECIPES}
-import nltk
-json.dump({"out": out, "logger_disabled": mine.disabled, "module": A.__file__, "nltk_path": nltk.data.path}, sys.stdout)
-"""
-
-
-@pytest.mark.integration  # a fresh process imports TextAttack: 10-15 s
-def test_deterministic_in_a_fresh_process_with_another_hash_seed_from_another_checkout(batch, tmp_path):
-    # another checkout of the code (a second clone, a worktree) used with the same environment: its own
-    # copy of workflow_lib, another working folder, no NLTK_DATA; the environment's NLTK data serves it
-    clone = tmp_path / "clone"
-    shutil.copytree(REPO / "workflow_lib", clone / "workflow_lib", ignore=shutil.ignore_patterns("__pycache__"))
-    here = os.environ.get("PYTHONHASHSEED")
-    env = {**os.environ, "PYTHONHASHSEED": "4242" if here != "4242" else "7", "PYTHONPATH": str(clone)}
-    env.pop("NLTK_DATA", None)
-    args = json.dumps([HAND, str(SAMPLE), PCT])
-    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS, args], cwd=clone, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    theirs = json.loads(proc.stdout)
-    assert theirs["module"] == str(clone / "workflow_lib" / "learning" / "augment.py")
-    assert theirs["nltk_path"][0] == str(Path(sys.prefix) / "nltk_data")
-    assert not [p for p in theirs["nltk_path"] if p.startswith((str(REPO), str(clone)))]
-    assert theirs["logger_disabled"] is False, "importing textattack disabled an existing logger"
-    records = _sample_records() + copy.deepcopy(HAND)
-    for recipe in A.RECIPES:
-        new, log = A.augment_records(records, recipe=recipe, prob=0.5, seed=5, pct_words=PCT)
-        assert [new, log] == theirs["out"][recipe], recipe
-        assert log

@@ -18,10 +18,10 @@ from workflow_lib.learning.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
+from workflow_lib.learning.inference import predict_proba
 from workflow_lib.learning.models.encoders import load_encoder
 from workflow_lib.learning.models.lora import apply_lora, lora_param_names
 from workflow_lib.learning.models.model import assemble, build_model
-from workflow_lib.learning.training import predict_proba
 
 TINY = Encoder.resolve(
     {

@@ -1,26 +1,25 @@
-"""Epoch-level resume: same result as an uninterrupted run (exception and real SIGKILL), fallback past
-corrupt states, refusal of another run's state, retention wiring, the folder lock, storage preflight."""
+"""Epoch-level resume: same result as an uninterrupted run (after an exception; after a real SIGKILL:
+tests/integration/test_resume_kill.py), fallback past corrupt states, refusal of another run's state,
+retention wiring, the folder lock, storage preflight."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers.resume import policy, without_timings
 from workflow_lib.config import Checkpoints, Encoder, Objective, Storage, Training
 from workflow_lib.learning import retention
 from workflow_lib.learning.checkpoint import CheckpointError, load_checkpoint
 from workflow_lib.learning.epoch_states import EpochStates, NoStates, StatePolicy
+from workflow_lib.learning.inference import predict
 from workflow_lib.learning.resume import BEST, OPTIMIZER, TRAINER, StateMismatch, locked
-from workflow_lib.learning.training import predict, train
+from workflow_lib.learning.training import train
 
 sys.path.insert(0, str(Path(__file__).parent))
 import test_training
@@ -30,23 +29,11 @@ REPO = Path(__file__).resolve().parents[3]
 TINY = Encoder.resolve(test_training.TINY)
 CFG = Training.resolve(test_training.CFG)
 SCORED = dict(metric="macro_f1", objective=Objective.resolve({}))  # what a run with validation is scored on
-NO_STORAGE = {"preflight": False, "monitor": False}
-
-
-def policy(state_dir, storage=NO_STORAGE, **checkpoints) -> StatePolicy:
-    """The state policy of a config with these checkpoints settings (and, unless given, no storage checks)."""
-    return StatePolicy(
-        Checkpoints.resolve(checkpoints), Storage.resolve(storage), results_dir=str(Path(state_dir).parent)
-    )
 
 
 @pytest.fixture(scope="module")
 def data():
     return toy(160, 0), toy(48, 1)
-
-
-def _strip(history):
-    return [{k: v for k, v in e.items() if "seconds" not in k} for e in history]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +44,7 @@ def reference(data):
 
 
 def _same(a, b, va):
-    assert _strip(a.history) == _strip(b.history)
+    assert without_timings(a.history) == without_timings(b.history)
     assert (a.best_epoch, a.best_score) == (b.best_epoch, b.best_score)
     np.testing.assert_allclose(a.val_probs, b.val_probs, atol=1e-6)
     np.testing.assert_allclose(
@@ -114,59 +101,6 @@ def test_interrupted_run_resumes_to_the_same_result(data, reference, tmp_path, c
     )
     assert again.resumed_from == 4 and seen == [3, 4]
     _same(reference, again, va)
-
-
-CHILD = """
-import json, sys
-sys.path.insert(0, {unit!r})
-from test_resume import CFG, SCORED, TINY, policy, toy
-from workflow_lib.learning.training import train
-state = sys.argv[1] if sys.argv[1] != "-" else None
-res = train(TINY, CFG, toy(160, 0), toy(48, 1), epochs=5, state_dir=state,
-            state_policy=policy(state) if state else None, on_epoch=lambda e, s: __import__("time").sleep(0.3),
-            **SCORED)
-json.dump({{"history": res.history, "best_epoch": res.best_epoch, "val_probs": res.val_probs.tolist(),
-           "resumed_from": res.resumed_from}}, open(sys.argv[2], "w"))
-"""
-
-
-def _child(tmp_path, state, out):
-    script = tmp_path / "child.py"
-    script.write_text(CHILD.format(unit=str(Path(__file__).parent)))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, str(script), state, str(out)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-@pytest.mark.integration  # SIGKILLs real training processes: about 60 s
-def test_sigkilled_process_resumes_to_the_uninterrupted_result(tmp_path):
-    state = tmp_path / "state"
-    victim = _child(tmp_path, str(state), tmp_path / "killed.json")
-    deadline = time.monotonic() + 300
-    while not (state / "epoch_2" / "manifest.json").is_file():
-        assert victim.poll() is None, victim.stderr.read()[-3000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    victim.stderr.close()
-    assert victim.returncode == -signal.SIGKILL and not (tmp_path / "killed.json").exists()
-    resumed, plain = (
-        _child(tmp_path, str(state), tmp_path / "resumed.json"),
-        _child(tmp_path, "-", tmp_path / "plain.json"),
-    )
-    for p in (resumed, plain):
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-3000:]
-    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("plain", "resumed"))
-    assert b["resumed_from"] >= 2 and a["resumed_from"] == 0
-    assert _strip(a["history"]) == _strip(b["history"]) and a["best_epoch"] == b["best_epoch"]
-    np.testing.assert_allclose(a["val_probs"], b["val_probs"], atol=1e-6)
 
 
 def _flip(path: Path) -> None:
@@ -363,7 +297,7 @@ def test_length_grouped_fp16_run_resumes_to_the_same_weights_and_scale(data, tmp
     assert saved is not None and saved["scale"] < 2.0**40  # steps were skipped and the scale backed off
     resumed = train(TINY, cfg, tr, None, epochs=4, state_dir=str(state), state_policy=policy(state))
     assert resumed.resumed_from == 2 and _weights_equal(reference, resumed)
-    assert _strip(reference.history) == _strip(resumed.history)
+    assert without_timings(reference.history) == without_timings(resumed.history)
     # the control: a resume that forgets the scale (starts again at 2**40) trains other weights
     state2 = tmp_path / "state2"
     with pytest.raises(Interrupt):

@@ -9,6 +9,7 @@ import torch
 from workflow_lib.config import Encoder, Objective, Training
 from workflow_lib.learning import metrics
 from workflow_lib.learning.examples import build_examples
+from workflow_lib.learning.inference import predict, predict_proba
 from workflow_lib.learning.models.model import build_model
 from workflow_lib.learning.training import (
     TrainResult,
@@ -16,8 +17,6 @@ from workflow_lib.learning.training import (
     clip_grad_norm,
     configure_threads,
     linear_schedule,
-    predict,
-    predict_proba,
     set_seed,
     train,
 )
@@ -239,10 +238,11 @@ def test_early_stopping_restores_the_best_epoch(data, monkeypatch):
         probs_by_epoch.append(np.array(probs))
         return real_evaluate(ex, records, probs, spans, thresholds)
 
+    import workflow_lib.learning.inference as inference_mod
     import workflow_lib.learning.training as training_mod
 
     monkeypatch.setattr(training_mod, "objective_value", fake_objective)
-    monkeypatch.setattr(training_mod, "evaluate", spy)
+    monkeypatch.setattr(inference_mod, "evaluate", spy)  # Prediction.metrics scores the validation epochs
     r = train(TINY, CFG, tr[:96], va, epochs=6, patience=2, **SCORED)
     assert [h["val_score"] for h in r.history] == [0.2, 0.7, 0.5, 0.6]  # stopped after 2 epochs w/o gain
     assert r.best_epoch == 2 and r.best_score == 0.7

@@ -12,9 +12,10 @@ import torch
 
 from workflow_lib.config import Encoder, Training
 from workflow_lib.learning.examples import build_examples
+from workflow_lib.learning.inference import predict
 from workflow_lib.learning.models.encoders import load_encoder
 from workflow_lib.learning.models.model import build_model
-from workflow_lib.learning.training import predict, train
+from workflow_lib.learning.training import train
 from workflow_lib.symptoms import DESCRIPTIONS, SYMPTOMS
 
 TINY = Encoder.resolve(

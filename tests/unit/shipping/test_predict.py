@@ -1,4 +1,5 @@
-"""The predictor (workflow_lib/shipping/predict.py): rows, thresholds, evidence layout, inputs, errors, CLI."""
+"""The predictor (workflow_lib/shipping/predictor.py, cli.py; and pipeline.stages.predict_posts, the predict rule's
+stage): rows, thresholds, evidence layout, inputs, errors, CLI."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from workflow_lib.config import Encoder, Training
 from workflow_lib.data.loader import DataError
 from workflow_lib.learning.checkpoint import CheckpointError, save_checkpoint
 from workflow_lib.learning.examples import build_examples
+from workflow_lib.learning.inference import predict as inference_predict
 from workflow_lib.learning.models.model import build_model
-from workflow_lib.learning.training import predict as training_predict
-from workflow_lib.shipping import predict as P
+from workflow_lib.pipeline import stages
+from workflow_lib.shipping import cli
+from workflow_lib.shipping import predictor as P
 from workflow_lib.symptoms import SYMPTOMS
 
 TINY = Encoder.resolve(
@@ -91,7 +94,7 @@ def models(tmp_path_factory):
                 for c, name in enumerate(("start_logits", "end_logits")):
                     lin.bias[c] = -ev[name][batch["eligible"]].mean()
         model.eval()
-        probs = training_predict(model, tok, P.post_records(POSTS), cfg, max_length=48).probs
+        probs = inference_predict(model, tok, P.post_records(POSTS), cfg, max_length=48).probs
         # midway between the two middle probabilities: no post sits on its threshold, where float
         # rounding of another batch composition could flip the decision
         thresholds = {
@@ -117,8 +120,8 @@ def predictors(models):
 
 
 def _direct(m, posts=POSTS):
-    """What the final stage's evaluation computes: one training.predict over every post."""
-    return training_predict(m["model"], m["tok"], P.post_records(posts), m["cfg"], max_length=48)
+    """What the final stage's evaluation computes: one inference.predict over every post."""
+    return inference_predict(m["model"], m["tok"], P.post_records(posts), m["cfg"], max_length=48)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -192,7 +195,7 @@ def test_model_without_thresholds_uses_half_with_a_warning(models, tmp_path, cap
     m = models["plain"]
     folder = tmp_path / "refit" / "model"
     save_checkpoint(folder, m["model"], m["tok"], backbone_spec=TINY, train_cfg=m["cfg"], meta={"stage": "refit"})
-    with caplog.at_level(logging.WARNING, logger="workflow_lib.shipping.predict"):
+    with caplog.at_level(logging.WARNING, logger="workflow_lib.shipping.predictor"):
         pr = P.Predictor.load(folder.parent)  # the stage folder holding model/
     assert any("no tuned thresholds" in r.getMessage() for r in caplog.records)
     assert pr.thresholds == dict.fromkeys(SYMPTOMS, 0.5) and pr.final_key is None
@@ -406,7 +409,7 @@ def test_model_of_another_code_version_loads_with_a_warning(models, tmp_path, ca
         "bytes": (folder / "checkpoint.json").stat().st_size,
     }
     (folder / MANIFEST).write_text(json.dumps(man))
-    with caplog.at_level(logging.WARNING, logger="workflow_lib.shipping.predict"):
+    with caplog.at_level(logging.WARNING, logger="workflow_lib.shipping.predictor"):
         pr = P.Predictor.load(folder)
     msg = " ".join(r.getMessage() for r in caplog.records)
     assert "model written by code_version 0.0.1+gdeadbeef00, this code is" in msg
@@ -460,7 +463,7 @@ def test_cli_main_exit_codes_and_summary(models, tmp_path, capsys):
     posts.write_text("".join(json.dumps(p) + "\n" for p in POSTS), encoding="utf-8")
     out = tmp_path / "pred.csv"
     assert (
-        P.main(
+        cli.main(
             [
                 str(models["pairs"]["folder"]),
                 str(posts),
@@ -483,12 +486,12 @@ def test_cli_main_exit_codes_and_summary(models, tmp_path, capsys):
         assert [r["post_id"] for r in csv.DictReader(fh)] == [p["post_id"] for p in POSTS]
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"post_id,txt\np1,a\n")
-    assert P.main([str(models["plain"]["folder"]), str(bad), "-o", str(tmp_path / "x.jsonl")]) == 2
+    assert cli.main([str(models["plain"]["folder"]), str(bad), "-o", str(tmp_path / "x.jsonl")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("redsm5-predict: error: ") and "rename column 'txt' to 'text'" in err[0]
-    assert P.main([str(models["plain"]["folder"]), str(posts), "-o", str(tmp_path / "x.xlsx")]) == 2
+    assert cli.main([str(models["plain"]["folder"]), str(posts), "-o", str(tmp_path / "x.xlsx")]) == 2
     assert "unknown output type '.xlsx'" in capsys.readouterr().err
-    assert P.main([str(tmp_path / "no-model"), str(posts), "-o", str(tmp_path / "x.jsonl")]) == 2
+    assert cli.main([str(tmp_path / "no-model"), str(posts), "-o", str(tmp_path / "x.jsonl")]) == 2
     assert "does not exist; pass a model folder" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
 
@@ -513,7 +516,7 @@ def test_console_script_and_module_run(models, tmp_path):
         [
             sys.executable,
             "-m",
-            "workflow_lib.shipping.predict",
+            "workflow_lib.shipping.cli",
             str(models["evidence"]["folder"]),
             str(tmp_path / "missing.csv"),
             "-o",
@@ -528,7 +531,7 @@ def test_console_script_and_module_run(models, tmp_path):
     assert "missing.csv: no such file" in proc.stderr
 
 
-def test_predict_stage_writes_rows_and_summary_and_refuses_a_changed_input(models, tmp_path):
+def test_predict_posts_stage_writes_rows_and_summary_and_refuses_a_changed_input(models, tmp_path):
     from workflow_lib.config.keys import input_digest
 
     posts = tmp_path / "posts.jsonl"
@@ -536,7 +539,7 @@ def test_predict_stage_writes_rows_and_summary_and_refuses_a_changed_input(model
     digest = input_digest(posts)
     assert len(digest) == 12 and digest == input_digest(posts)
     out, summary_path = tmp_path / "pred" / "predictions.jsonl", tmp_path / "pred" / "predictions.json"
-    summary = P.predict_stage(
+    summary = stages.predict_posts(
         model_dir=str(models["plain"]["folder"]),
         input_path=str(posts),
         input_digest=digest,
@@ -548,25 +551,10 @@ def test_predict_stage_writes_rows_and_summary_and_refuses_a_changed_input(model
     assert json.loads(summary_path.read_text()) == json.loads(json.dumps(summary))
     assert summary["n_posts"] == len(POSTS) and summary["input_digest"] == digest and summary["threads"] == 1
     with pytest.raises(P.PredictError, match=r"its content changed while the workflow ran .* run the predict target"):
-        P.predict_stage(
+        stages.predict_posts(
             model_dir=str(models["plain"]["folder"]),
             input_path=str(posts),
             input_digest="0" * 12,
             out=str(out),
             summary_path=str(summary_path),
         )
-
-
-def test_rule_input_needs_an_existing_file(tmp_path, base_config, repo):
-    from workflow_lib import config
-
-    def with_input(path):
-        return config.load(repo / "config" / "config.yaml", overrides={"predict_input": path})
-
-    assert base_config.predict_input is None
-    with pytest.raises(P.PredictError, match=r"pass --config predict_input=PATH"):
-        P.rule_input(base_config)
-    with pytest.raises(P.PredictError, match=r"predict_input: '\S+nope.csv' is not a file"):
-        P.rule_input(with_input(str(tmp_path / "nope.csv")))
-    (tmp_path / "in.csv").write_text("post_id,text\np1,a\n")
-    assert P.rule_input(with_input(str(tmp_path / "in.csv"))) == str(tmp_path / "in.csv")

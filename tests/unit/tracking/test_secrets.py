@@ -188,10 +188,11 @@ def test_speed_per_log_line():
 def test_tracker_spool_holds_only_masked_params_tags_and_names(tmp_path, base_config, monkeypatch):
     import json
 
+    from workflow_lib import config
     from workflow_lib.tracking.tracker import Tracker
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    tr = Tracker({**base_config, "results_dir": str(tmp_path / "results")}, start_replayer=False)
+    tr = Tracker(config.resolve({**base_config, "results_dir": str(tmp_path / "results")}), start_replayer=False)
     run = tr.start(
         "refit",
         {"backbone": f"org/model?token={HF}", "trial_key": "9c1e2f3a4b5d"},

@@ -4,7 +4,7 @@ Sources (``$defs.backbone`` of the config schema):
 
 - ``package``: a pip package that ships a transformers model in ``<package dir>/model``
   (the default MiniLM comes this way, so nothing is downloaded at run time);
-- ``local``: a folder with a transformers model (``spec["path"]``);
+- ``local``: a folder with a transformers model (``spec.path``);
 - ``hub``: a Hugging Face Hub id pinned by ``revision``; the local cache is tried first,
   then the Hub with a few retries on transient errors;
 - ``tiny``: a BERT built from a ``BertConfig`` with random weights (deterministic from
@@ -122,11 +122,11 @@ def _build_tiny(spec: Encoder):
     tiny = spec.tiny
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=int(tiny["hidden_size"]),
-        num_hidden_layers=int(tiny["num_hidden_layers"]),
-        num_attention_heads=int(tiny["num_attention_heads"]),
-        intermediate_size=int(tiny["intermediate_size"]),
-        max_position_embeddings=max(512, int(spec.max_length)),
+        hidden_size=tiny.hidden_size,
+        num_hidden_layers=tiny.num_hidden_layers,
+        num_attention_heads=tiny.num_attention_heads,
+        intermediate_size=tiny.intermediate_size,
+        max_position_embeddings=max(512, spec.max_length),
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
     )
     if config.hidden_size % config.num_attention_heads:
@@ -136,7 +136,7 @@ def _build_tiny(spec: Encoder):
         )
     # Same init_seed -> same weights, without disturbing the caller's random state.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(tiny["init_seed"]))
+        torch.manual_seed(tiny.init_seed)
         model = BertModel(config, add_pooling_layer=False)
     return model, tokenizer
 
@@ -274,9 +274,9 @@ def load_encoder(spec: Encoder):
     source = spec.source
     try:
         if source == "package":
-            model, tokenizer = _load_pretrained(str(package_model_dir(spec["package"])))
+            model, tokenizer = _load_pretrained(str(package_model_dir(spec.package)))
         elif source == "local":
-            path = Path(spec["path"]).expanduser()
+            path = Path(spec.path).expanduser()
             if not path.is_dir():
                 raise EncoderLoadError(
                     f"local encoder folder {str(path)!r} does not exist; point "

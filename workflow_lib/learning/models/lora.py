@@ -14,12 +14,13 @@ In the state dict a wrapped layer ``...query`` becomes ``...query.base_layer.{we
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from torch import nn
 
 from workflow_lib.config.keys import tensors_sha256
+from workflow_lib.config.sections import Training
 
 ADAPTER = "default"  # PEFT adapter name; appears in the state-dict keys (lora_A.default.weight)
 _BASE_LAYER = ".base_layer."
@@ -166,11 +167,11 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-def lora_kwargs(train_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """``apply_lora`` keyword arguments from a training config's ``lora_*`` settings."""
+def lora_kwargs(train_cfg: Training) -> dict[str, Any]:
+    """``apply_lora`` keyword arguments from the resolved training section's ``lora_*`` settings."""
     return {
-        "r": train_cfg["lora_r"],
-        "alpha": train_cfg["lora_alpha"],
-        "dropout": train_cfg["lora_dropout"],
-        "target_modules": train_cfg["lora_target_modules"],
+        "r": train_cfg.lora_r,
+        "alpha": train_cfg.lora_alpha,
+        "dropout": train_cfg.lora_dropout,
+        "target_modules": train_cfg.lora_target_modules,
     }

@@ -258,7 +258,7 @@ def freeze_bottom(encoder: nn.Module, n_layers: int) -> int:
 
 def n_outputs(train_cfg: Training) -> int:
     """Criteria outputs per input row: 9 for multi_label, 1 (present/absent) for binary_pairs."""
-    return 1 if train_cfg["input_format"] == "binary_pairs" else len(SYMPTOMS)
+    return 1 if train_cfg.input_format == "binary_pairs" else len(SYMPTOMS)
 
 
 def assemble(
@@ -267,41 +267,26 @@ def assemble(
     """Wrap an encoder with the pooling, heads (and LoRA) named in ``train_cfg`` (fresh head weights)."""
     n_labels = n_outputs(train_cfg) if n_labels is None else int(n_labels)
     hidden = hidden_size_of(encoder)
-    if train_cfg["finetune"] == "lora":  # before freezing, so freeze_layers also freezes the low adapters
-        from workflow_lib.learning.models.lora import apply_lora
+    if train_cfg.finetune == "lora":  # before freezing, so freeze_layers also freezes the low adapters
+        from workflow_lib.learning.models.lora import apply_lora, lora_kwargs
 
-        encoder = apply_lora(
-            encoder,
-            r=int(train_cfg["lora_r"]),
-            alpha=float(train_cfg["lora_alpha"]),
-            dropout=float(train_cfg["lora_dropout"]),
-            target_modules=list(train_cfg["lora_target_modules"]),
-        )
-    freeze_bottom(encoder, int(train_cfg["freeze_layers"]))
-    pooling = build_pooling(train_cfg["pooling"], hidden)
+        encoder = apply_lora(encoder, **lora_kwargs(train_cfg))
+    freeze_bottom(encoder, train_cfg.freeze_layers)
+    pooling = build_pooling(train_cfg.pooling, hidden)
     evidence_head = coupler = None
     in_features = pooling.output_size
-    if train_cfg["evidence_task"]:
+    if train_cfg.evidence_task:
         from workflow_lib.learning.models.evidence_heads import build_evidence_head
 
         evidence_head = build_evidence_head(
-            train_cfg["evidence_head"],
-            hidden,
-            hidden=int(train_cfg["head_hidden"]),
-            dropout=float(train_cfg["dropout"]),
+            train_cfg.evidence_head, hidden, hidden=train_cfg.head_hidden, dropout=train_cfg.dropout
         )
-        if train_cfg["multitask"] == "coupled":
-            coupler = Coupler(train_cfg["coupling"], build_pooling(train_cfg["coupling_pooling"], hidden))
+        if train_cfg.multitask == "coupled":
+            coupler = Coupler(train_cfg.coupling, build_pooling(train_cfg.coupling_pooling, hidden))
             in_features = coupler.output_size(in_features)
-    head = build_head(
-        train_cfg["head"],
-        in_features,
-        n_labels,
-        hidden=int(train_cfg["head_hidden"]),
-        dropout=float(train_cfg["dropout"]),
-    )
+    head = build_head(train_cfg.head, in_features, n_labels, hidden=train_cfg.head_hidden, dropout=train_cfg.dropout)
     aggregator = (
-        WindowAggregator(train_cfg["window_aggregation"], in_features) if train_cfg["long_posts"] == "windows" else None
+        WindowAggregator(train_cfg.window_aggregation, in_features) if train_cfg.long_posts == "windows" else None
     )
     return CriteriaClassifier(
         encoder,
@@ -318,5 +303,5 @@ def assemble(
 def build_model(spec: Encoder, train_cfg: Training, n_labels: int | None = None):
     """Return ``(CriteriaClassifier, tokenizer)``: pretrained (or tiny) encoder + new pooling/head."""
     encoder, tokenizer = load_encoder(spec)
-    model = assemble(encoder, train_cfg, n_labels, max_length=int(spec.max_length))
+    model = assemble(encoder, train_cfg, n_labels, max_length=spec.max_length)
     return model, tokenizer

@@ -149,7 +149,7 @@ def test_heads_benchmark_covers_every_head_and_pooling():
     """The benchmark's wiring (not its timings): one step of every variant on a micro BERT."""
     from transformers import BertConfig, BertModel
 
-    from benchmarks.heads import BASELINE, format_table, measure, variants
+    from devbench.heads import BASELINE, format_table, measure, variants
     from workflow_lib.learning.models.pooling import POOLING
 
     pairs = variants()

@@ -1,10 +1,10 @@
 """Training-loop benchmark: workflow_lib.learning.training.train vs a bare PyTorch loop vs HF Trainer (twice).
 
-    python -m benchmarks training                                  # tiny BERT (fast)
-    python -m benchmarks training --backbone minilm --lengths realistic --threads 1
-    python -m benchmarks training --backbone minilm --lengths realistic --max-length 256
-    python -m benchmarks training --backbone minilm --precision bf16
-    python -m benchmarks training --backbone minilm --epoch-timing   # + one full epoch
+    python -m devbench training                                  # tiny BERT (fast)
+    python -m devbench training --backbone minilm --lengths realistic --threads 1
+    python -m devbench training --backbone minilm --lengths realistic --max-length 256
+    python -m devbench training --backbone minilm --precision bf16
+    python -m devbench training --backbone minilm --epoch-timing   # + one full epoch
 
 Four loops train the same model (same spec, same init seed) on the same texts with the same
 threads, one epoch each, and only the training loop is timed (model construction and
@@ -227,21 +227,21 @@ def bare_batches(lengths: torch.Tensor, cfg) -> list[torch.Tensor]:
     """The batches of our loop's first epoch: its generator (seeded with training.seed) and its batch order."""
     return epoch_batches(
         lengths,
-        int(cfg.batch_size),
-        torch.Generator().manual_seed(int(cfg.seed)),
-        group_by_length=bool(cfg.group_by_length),
+        cfg.batch_size,
+        torch.Generator().manual_seed(cfg.seed),
+        group_by_length=cfg.group_by_length,
     )
 
 
 def run_bare(spec: Encoder, cfg: Training, texts, labels) -> tuple[float, float]:
     """(wall, CPU) seconds of forward, loss, backward, step over the same batches as train()."""
-    set_seed(int(cfg.seed))
+    set_seed(cfg.seed)
     model, tok = build_model(spec, cfg, n_labels=labels.shape[1])
     enc = build_examples(as_records(texts, labels), tok, cfg, spec.max_length)
     y = torch.as_tensor(labels, dtype=torch.float32)
-    loss_fn = build_loss(cfg["loss"], train_labels=labels)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"], fused=True)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg["precision"] == "bf16" else contextlib.nullcontext()
+    loss_fn = build_loss(cfg.loss, train_labels=labels)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=True)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16" else contextlib.nullcontext()
     model.train()
     batches = bare_batches(enc.lengths, cfg)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -287,7 +287,7 @@ def run_trainer(spec: Encoder, cfg: Training, texts, labels, group_by_length: bo
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    set_seed(int(cfg["seed"]))
+    set_seed(cfg.seed)
     model, tok = build_model(spec, cfg, n_labels=labels.shape[1])
     enc = tok(list(texts), truncation=True, max_length=spec["max_length"])
     data = [
@@ -310,12 +310,12 @@ def run_trainer(spec: Encoder, cfg: Training, texts, labels, group_by_length: bo
     with tempfile.TemporaryDirectory() as out, _fresh_accelerate_precision():
         args = TrainingArguments(
             output_dir=out,
-            per_device_train_batch_size=int(cfg["batch_size"]),
+            per_device_train_batch_size=cfg.batch_size,
             num_train_epochs=1,
-            learning_rate=cfg["learning_rate"],
-            weight_decay=cfg["weight_decay"],
-            warmup_ratio=cfg["warmup_ratio"],
-            max_grad_norm=cfg["max_grad_norm"],
+            learning_rate=cfg.learning_rate,
+            weight_decay=cfg.weight_decay,
+            warmup_ratio=cfg.warmup_ratio,
+            max_grad_norm=cfg.max_grad_norm,
             lr_scheduler_type="linear",
             logging_strategy="no",
             save_strategy="no",
@@ -323,14 +323,14 @@ def run_trainer(spec: Encoder, cfg: Training, texts, labels, group_by_length: bo
             report_to=[],
             disable_tqdm=True,
             use_cpu=True,
-            seed=int(cfg["seed"]),
+            seed=cfg.seed,
             dataloader_num_workers=0,
             dataloader_pin_memory=False,
             group_by_length=group_by_length,
-            bf16=cfg["precision"] == "bf16",
+            bf16=cfg.precision == "bf16",
         )
         trainer = Trainer(
-            model=_HFWrapper(model, build_loss(cfg["loss"], train_labels=labels)),
+            model=_HFWrapper(model, build_loss(cfg.loss, train_labels=labels)),
             args=args,
             train_dataset=data,
             data_collator=DataCollatorWithPadding(tok),
@@ -354,7 +354,7 @@ def compare(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndarray, 
     """Run the loops ``rounds`` times, interleaved in rotating order; samples/s by wall and CPU time."""
     n = len(texts)
     names = list(LOOPS)
-    warm = min(n, 4 * int(cfg["batch_size"]))
+    warm = min(n, 4 * cfg.batch_size)
     for name in names:  # warm-up (allocator, oneDNN kernels, lazy imports), not counted
         LOOPS[name](spec, cfg, texts[:warm], labels[:warm])
     wall: dict[str, list[float]] = {k: [] for k in names}
@@ -383,7 +383,7 @@ def compare(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndarray, 
 
 
 def epoch_timing(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndarray) -> dict[str, float]:
-    from workflow_lib.learning.training import predict_proba
+    from workflow_lib.learning.inference import predict_proba
 
     t0 = time.perf_counter()
     result = train(spec, cfg, as_records(texts, labels), epochs=1, progress_desc="epoch timing", device="cpu")
@@ -395,7 +395,7 @@ def epoch_timing(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndar
         texts,
         cfg,
         max_length=spec["max_length"],
-        batch_size=int(cfg["eval_batch_size"]),
+        batch_size=cfg.eval_batch_size,
     )
     return {
         "epoch_seconds": result.history[0]["seconds"],

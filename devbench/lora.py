@@ -1,7 +1,7 @@
 """LoRA vs full fine-tuning: trainable parameters and the time of one training step.
 
-    python -m benchmarks.lora                     # tiny BERT (fast)
-    python -m benchmarks.lora --backbone minilm   # the packaged all-MiniLM-L6-v2
+    python -m devbench.lora                     # tiny BERT (fast)
+    python -m devbench.lora --backbone minilm   # the packaged all-MiniLM-L6-v2
 
 Both models start from the same encoder weights (same spec) and get the same pooling + head;
 the LoRA one has adapters on ``--targets`` (rank ``--r``) and a frozen base. Each step is
@@ -120,7 +120,7 @@ def build(spec: Encoder, lora: dict | None, n_labels: int = 9) -> nn.Module:
     if lora is not None:
         encoder = apply_lora(encoder, **lora)
     torch.manual_seed(0)  # same head init for both
-    return assemble(encoder, TRAIN_CFG, n_labels, max_length=spec["max_length"])
+    return assemble(encoder, TRAIN_CFG, n_labels, max_length=spec.max_length)
 
 
 class Stepper:
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             make_texts(args.batch_size, args.words),
             padding=True,
             truncation=True,
-            max_length=spec["max_length"],
+            max_length=spec.max_length,
             return_tensors="pt",
         )
     )

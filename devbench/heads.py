@@ -1,7 +1,7 @@
 """Step-time cost of each criteria head and pooling strategy on the same encoder and batch.
 
-    python -c "from benchmarks.heads import main; main([])"   # tiny BERT (fast)
-    python -c "from benchmarks.heads import main; main(['--backbone', 'minilm'])"
+    python -c "from devbench.heads import main; main([])"   # tiny BERT (fast)
+    python -c "from devbench.heads import main; main(['--backbone', 'minilm'])"
 
 One training step = encoder forward -> pooling -> head -> BCE -> backward (no optimizer
 step), in train mode (dropout on), gradients of everything trainable. Every head runs on mean
@@ -180,7 +180,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks heads", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m devbench heads", description=__doc__.split("\n\n")[0])
     ap.add_argument("--backbone", choices=sorted(BACKBONES), default="tiny")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=None, help="tokens per text (default: the backbone's)")
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     steps = args.steps or DEFAULT_STEPS[args.backbone]
     encoder, tokenizer = load_encoder(spec)
     hidden = int(encoder.config.hidden_size)
-    batch, labels = make_batch(tokenizer, args.batch_size, int(spec["max_length"]))
+    batch, labels = make_batch(tokenizer, args.batch_size, spec.max_length)
     real = batch["attention_mask"].sum(dim=1)
     print(
         f"backbone {args.backbone} (hidden {hidden}, {encoder.config.num_hidden_layers} layers), "

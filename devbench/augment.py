@@ -1,6 +1,6 @@
 """Augmentation benchmark: evidence sentences per second for each recipe of workflow_lib.learning.augment.
 
-    python -m benchmarks.augment [--posts 300] [--rounds 3] [--pct-words 0.1] [--recipes deletion,...]
+    python -m devbench.augment [--posts 300] [--rounds 3] [--pct-words 0.1] [--recipes deletion,...]
 
 The sentences are the aligned evidence sentences of the embedded (synthetic) data set. One-off
 costs are reported apart: importing workflow_lib.learning.augment, importing TextAttack (flair and
@@ -40,7 +40,7 @@ def _records(n_posts: int, seed: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.augment", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devbench.augment", description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=300, help="embedded posts to take the sentences from")
     parser.add_argument("--rounds", type=int, default=3, help="timed passes per recipe (median reported)")
     parser.add_argument("--pct-words", type=float, default=0.1, help="share of words changed per sentence")

@@ -1,8 +1,14 @@
-"""python -m benchmarks {training|heads|lora|augment|pipeline|noop|workers} [options] - benchmarks that print ratios."""
+"""The developer benchmarks (devbench/ at the repo root, not installed; the pipeline's own inference
+benchmark stage is workflow_lib/pipeline/inference_benchmark.py):
+
+    python -m devbench {training|heads|lora|augment|pipeline|noop|workers} [options]
+
+Each prints ratios or timings; run it from the repo root.
+"""
 
 import sys
 
-USAGE = """usage: python -m benchmarks {training|heads|lora|augment|pipeline|noop|workers} [options]
+USAGE = """usage: python -m devbench {training|heads|lora|augment|pipeline|noop|workers} [options]
   training  train loop vs bare PyTorch loop and vs HF Trainer (throughput ratios)
   heads     forward+backward step time of every head and pooling vs linear/cls [--backbone minilm]
   lora      LoRA vs full fine-tuning: trainable parameters and step time [--backbone minilm]
@@ -17,16 +23,16 @@ def main() -> None:
         raise SystemExit(USAGE)
     what, rest = sys.argv[1], sys.argv[2:]
     if what == "training":
-        from benchmarks.training import main as run
+        from devbench.training import main as run
 
         sys.argv = [f"{sys.argv[0]} training"] + rest
         run()
     elif what in ("heads", "lora", "augment"):
         import importlib
 
-        importlib.import_module(f"benchmarks.{what}").main(rest)
+        importlib.import_module(f"devbench.{what}").main(rest)
     else:
-        from benchmarks.pipeline import main as run
+        from devbench.pipeline import main as run
 
         run(sys.argv[1:])
 

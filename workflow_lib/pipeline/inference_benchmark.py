@@ -1,4 +1,6 @@
-"""Inference benchmark of a refit checkpoint: latency percentiles, throughput, memory.
+"""The inference benchmark stage's measurements of a refit checkpoint: latency percentiles, throughput, memory.
+
+(The developer benchmarks of the code itself are elsewhere: devbench/ at the repo root.)
 
 Two kinds of figures:
 
@@ -12,7 +14,7 @@ Two kinds of figures:
 - **Per post** (``per_post``): a seeded sample of ``posts_sample`` of the
   prepared data's own posts (never the test split), so the figures follow the
   data's length distribution. Each timed run is one
-  :func:`workflow_lib.learning.training.predict` call on one post, end to end
+  :func:`workflow_lib.learning.inference.predict` call on one post, end to end
   (tokenisation, every window of the post when the checkpoint's
   ``training.long_posts`` is ``windows``, forward passes, aggregation,
   evidence decoding): ``warmup`` untimed posts first, then every sampled post
@@ -289,7 +291,7 @@ def measure_posts(
     threads: int | None = None,
     source: str = "",
 ) -> dict:
-    """Per-post latency and posts per second of ``training.predict`` over ``records`` (see the module docstring).
+    """Per-post latency and posts per second of ``inference.predict`` over ``records`` (see the module docstring).
 
     ``records`` are the (already sampled) post records; ``train_cfg`` is the checkpoint's resolved
     training section (load_checkpoint's ``info["train_cfg"]``), so windows, input format and eval
@@ -303,7 +305,7 @@ def measure_posts(
     rows, whose descriptions leave the post different room), "peak_rss_mb", "coverage" (the
     Examples' coverage() over the sample)}.
     """
-    from workflow_lib.learning.training import predict
+    from workflow_lib.learning.inference import predict
 
     records = list(records)
     if not records:
@@ -315,7 +317,7 @@ def measure_posts(
     if warmup < 0:
         raise ValueError(f"benchmark needs warmup >= 0, got warmup={warmup}")
     rows_per_post = 9 if train_cfg.input_format == "binary_pairs" else 1
-    batch_size = int(train_cfg.eval_batch_size)
+    batch_size = train_cfg.eval_batch_size
     device = _model_device(model)
     cuda = device.type == "cuda"
 

@@ -1,7 +1,8 @@
-"""Predict the nine symptoms (and evidence spans) of posts with a trained model.
+"""Predict the nine symptoms (and evidence spans) of posts with a trained model: the library.
 
-One predictor serves the ``redsm5-predict`` command (``python -m workflow_lib.shipping.predict`` too), the
-``predict`` rule (scripts/predict.py) and the MLflow pyfunc model (workflow_lib/shipping/mlflow_model.py)::
+One predictor serves the ``redsm5-predict`` command (workflow_lib/shipping/cli.py), the ``predict_posts``
+rule (workflow_lib/pipeline/stages.py ``predict_posts``) and the MLflow pyfunc model
+(workflow_lib/shipping/mlflow_model.py)::
 
     redsm5-predict results/final/<final_key>/model posts.csv -o predictions.jsonl
     redsm5-predict models:/redsm5-symptoms@champion posts.jsonl -o predictions.csv
@@ -11,13 +12,16 @@ the stage folder holding ``model/``, or an MLflow model URI (``models:/<name>@<a
 ``models:/<name>/<version>``, ``runs:/<run_id>/model``), which is downloaded and whose pyfunc artifact
 ``model`` is the model folder. Every model folder is verified against its manifest before loading.
 
-Prediction runs through the final stage's own test-evaluation call, ``workflow_lib.learning.training.predict``
+Prediction runs through the final stage's own test-evaluation call, ``workflow_lib.learning.inference.predict``
 (same tokenisation, batching, eval mode, evidence decoding), on the model's ``eval_batch_size``
 unless a batch size is given. Inputs of up to ``CHUNK_POSTS`` posts (and any input with
 ``chunk_size=None``) are one such call, so their probabilities are bit-identical to the final stage's
 on the same posts; larger inputs are cut into chunks of ``CHUNK_POSTS`` posts to bound memory, one
 call each. The progress bar counts posts after every model batch. Results are the same on every run
 with the same thread count.
+
+Posts are read by ``read_posts`` (CSV, JSONL or standard input) and rows written by
+``write_predictions`` (JSONL or flat CSV); ``predict_file`` does all three steps.
 
 Rows (one per post, in input order)::
 
@@ -36,7 +40,6 @@ symptom gets the post's spans (scope ``post``). Span offsets are character offse
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import io
@@ -53,21 +56,18 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from workflow_lib.config import Config, ConfigError, Training
-from workflow_lib.config.keys import input_digest as digest_of
+from workflow_lib.config import Training
 from workflow_lib.config.schema import load_schema
 from workflow_lib.data.loader import DataError, add_post, check_split_file, decode_text, read_csv
 from workflow_lib.learning.checkpoint import CheckpointError, load_checkpoint
-from workflow_lib.persistence.reports import atomic_write_text, write_json
+from workflow_lib.persistence.reports import atomic_write_text
 from workflow_lib.provenance import code_version
 from workflow_lib.symptoms import SYMPTOMS
-from workflow_lib.tracking.logs import setup_logging
-from workflow_lib.tracking.tracker import redact_uri
-from workflow_lib.tracking.tracker import tracking_uri as pipeline_uri
+from workflow_lib.tracking.tracker import redact_uri, store_uri
 
-log = logging.getLogger("workflow_lib.shipping.predict")  # also under python -m
+log = logging.getLogger(__name__)
 
-CHUNK_POSTS = 8192  # posts per training.predict call (bounds the memory of the tokenised rows)
+CHUNK_POSTS = 8192  # posts per inference.predict call (bounds the memory of the tokenised rows)
 DEFAULT_THRESHOLD = 0.5  # for a model whose checkpoint has no tuned thresholds
 URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # models:/..., runs:/..., s3://, mlflow-artifacts:/
 SUFFIXES = (".jsonl", ".csv")  # what write_predictions writes
@@ -86,7 +86,7 @@ def default_tracking_uri(tracking_uri: str | None = None) -> str | None:
     schema's default results_dir): ``tracking_uri``, else $MLFLOW_TRACKING_URI, else its SQLite file
     when that exists, else None."""
     results_dir = load_schema("config")["properties"]["results_dir"]["default"]
-    uri = pipeline_uri({"tracking": {"uri": tracking_uri}, "results_dir": results_dir})
+    uri = store_uri(tracking_uri, results_dir)
     if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
         return uri
     return uri if Path(uri.removeprefix("sqlite:///")).is_file() else None
@@ -254,7 +254,7 @@ def _thresholds(info: Mapping, where: str) -> dict[str, float]:
 
 
 def post_records(posts: Sequence[Mapping]) -> list[dict]:
-    """Posts ``[{"post_id", "text"}]`` as the records training.predict reads (no labels, no evidence)."""
+    """Posts ``[{"post_id", "text"}]`` as the records inference.predict reads (no labels, no evidence)."""
     records = []
     for i, post in enumerate(posts):
         text = post.get("text") if isinstance(post, Mapping) else None
@@ -281,7 +281,7 @@ class Predictor:
         self.final_key: str | None = meta.get("final_key")
         self.code_version: str = str(info.get("code_version", "unknown"))
         self.thresholds: dict[str, float] = _thresholds(info, source)
-        self.has_evidence: bool = bool(self.train_cfg.evidence_task) and model.evidence_head is not None
+        self.has_evidence: bool = self.train_cfg.evidence_task and model.evidence_head is not None
         self.input_format: str = self.train_cfg.input_format
         self.max_length: int = info["backbone_spec"].max_length
         self.manifest_sha256: str | None = info.get("manifest_sha256")
@@ -323,10 +323,10 @@ class Predictor:
         chunk_size: int | None = CHUNK_POSTS,
     ) -> list[dict]:
         """One row per post (module docstring), in input order. ``threshold`` replaces the tuned ones;
-        ``chunk_size`` posts per training.predict call (None: one call for every post)."""
+        ``chunk_size`` posts per inference.predict call (None: one call for every post)."""
         import numpy as np
 
-        from workflow_lib.learning.training import predict as run_predict
+        from workflow_lib.learning.inference import predict as run_predict
 
         if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
             raise PredictError(f"threshold {threshold!r} is outside [0, 1]; pass a probability such as 0.5")
@@ -561,7 +561,7 @@ def predict_file(
         "seconds": seconds,
         "posts_per_second": len(rows) / seconds if seconds else None,
         "threads": predictor.threads,
-        "batch_size": batch_size or predictor.train_cfg["eval_batch_size"],
+        "batch_size": batch_size or predictor.train_cfg.eval_batch_size,
         "threshold": "tuned" if threshold is None else float(threshold),
         "model": predictor.source,
         "final_key": predictor.final_key,
@@ -571,118 +571,3 @@ def predict_file(
         "output": str(out),
         "n_predicted": {s: sum(r["decisions"][s] for r in rows) for s in SYMPTOMS},
     }
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="redsm5-predict",
-        description="Predict the nine DSM-5 symptoms (and evidence spans) of posts with a trained model.",
-    )
-    p.add_argument(
-        "model",
-        help="model folder (results/final/<final_key>/model), its stage folder, or an MLflow "
-        "model URI (models:/redsm5-symptoms@champion, models:/<name>/<version>, "
-        "runs:/<run_id>/model)",
-    )
-    p.add_argument(
-        "input",
-        help="posts: CSV or JSONL with post_id and text (ReDSM5 posts.csv works), "
-        "or - for one post per line on standard input",
-    )
-    p.add_argument("-o", "--output", required=True, help="predictions file: .jsonl or .csv")
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="one decision threshold for every symptom (default: the model's tuned thresholds)",
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=None, help="rows per model batch (default: the model's eval_batch_size)"
-    )
-    p.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking store for a models:/ or runs:/ URI "
-        "(default: $MLFLOW_TRACKING_URI, else results/mlflow.db)",
-    )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``redsm5-predict``: exit 0 after writing the predictions, 2 with a one-line error on bad input."""
-    args = _parser().parse_args(argv)
-    setup_logging(None, level=logging.WARNING)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.threads is not None and args.threads < 1:
-        print(f"redsm5-predict: error: --threads {args.threads}: must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        summary = predict_file(
-            args.model,
-            args.input,
-            args.output,
-            threshold=args.threshold,
-            batch_size=args.batch_size,
-            tracking_uri=args.tracking_uri,
-            threads=args.threads,
-            progress=True,
-        )
-    except (PredictError, DataError, CheckpointError, ConfigError, OSError) as exc:
-        print(f"redsm5-predict: error: {exc}", file=sys.stderr)
-        return 2
-    n, rate = summary["n_posts"], summary["posts_per_second"] or float("inf")
-    print(
-        f"redsm5-predict: {n} post{'' if n == 1 else 's'} in {summary['seconds']:.2f} s "
-        f"({rate:.1f} posts/s, {summary['threads']} threads) -> {summary['output']}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-def rule_input(cfg: Config) -> str:
-    """The predict target's input file (config ``predict_input``); a clear error when unset or missing."""
-    path = cfg.predict_input
-    if not path:
-        raise PredictError(
-            "the predict target needs the file of posts to predict: pass --config "
-            "predict_input=PATH (a CSV or JSONL file with post_id and text, e.g. ReDSM5's posts.csv)"
-        )
-    if not Path(path).is_file():
-        raise PredictError(
-            f"predict_input: {str(path)!r} is not a file; pass --config predict_input=PATH with an "
-            f"existing CSV or JSONL file of posts (post_id, text)"
-        )
-    return str(path)
-
-
-def predict_stage(
-    *, model_dir: str, input_path: str, input_digest: str, out: str, summary_path: str, threads: int | None = None
-) -> dict:
-    """The predict rule: the selected final model on ``input_path`` (whose content digest names the
-    output folder), rows to ``out``, a summary to ``summary_path``."""
-    found = digest_of(input_path)
-    if found != input_digest:
-        raise PredictError(
-            f"{input_path}: its content changed while the workflow ran (sha256 prefix {found}, "
-            f"the job was planned for {input_digest}); run the predict target again"
-        )
-    summary = predict_file(model_dir, input_path, out, threads=threads, progress=True)
-    summary["input_digest"] = input_digest
-    write_json(summary_path, summary)
-    log.info(
-        "predicted %d posts in %.2f s (%.1f posts/s, %d threads) with %s -> %s",
-        summary["n_posts"],
-        summary["seconds"],
-        summary["posts_per_second"] or 0.0,
-        summary["threads"],
-        model_dir,
-        out,
-    )
-    return summary

@@ -1,4 +1,4 @@
-"""The training benchmark (python -m benchmarks training): realistic lengths, the four loops, its JSON line.
+"""The training benchmark (python -m devbench training): realistic lengths, the four loops, its JSON line.
 
 No timing assertions: the benchmark prints ratios, these tests check what it runs and reports.
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import training as bench
+from devbench import training as bench
 from workflow_lib.learning.examples import Examples
 from workflow_lib.learning.models.model import build_model
 
