@@ -53,11 +53,12 @@ import torch
 from torch import nn
 
 from workflow_lib.config import Encoder, Training
+from workflow_lib.devices import configure_threads
 from workflow_lib.learning.batching import epoch_batches
 from workflow_lib.learning.examples import build_examples
 from workflow_lib.learning.models.losses import build_loss
 from workflow_lib.learning.models.model import build_model
-from workflow_lib.learning.training import configure_threads, set_seed, train
+from workflow_lib.learning.training import set_seed, train
 from workflow_lib.symptoms import SYMPTOMS
 
 # The encoders compared (completed by the schema's backbone defaults in _spec; "tiny": the schema's tiny BERT).

@@ -1,4 +1,5 @@
-"""Devices: how many GPUs this machine has, which one a job uses, and what reports record.
+"""Devices: how many GPUs this machine has, which one a job uses, how many CPU threads torch runs on, and
+what reports record.
 
 Training rules declare ``resources: gpu=1`` when the machine has GPUs (0 otherwise) and the
 Snakefile registers the machine's GPU count as the global ``gpu`` resource, so Snakemake never
@@ -55,6 +56,19 @@ def claim_gpu(lock_dir: str = ".snakemake/gpu_locks") -> int | None:
         f"all {len(visible)} GPU(s) are in use by other jobs ({lock_dir}); Snakemake's gpu resource "
         f"should prevent this - run with --resources gpu={len(visible)} or fewer parallel jobs"
     )
+
+
+def configure_threads(n: int | None) -> int:
+    """Set torch's intra-op threads to ``n`` (None: leave as is); return the number in force."""
+    import torch
+
+    if n is not None:
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"threads must be >= 1, got {n}")
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    return torch.get_num_threads()
 
 
 def describe(device=None) -> dict:

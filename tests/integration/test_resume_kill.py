@@ -17,26 +17,24 @@ import pytest
 from tests.helpers.resume import without_timings
 
 REPO = Path(__file__).resolve().parents[2]
-LEARNING_TESTS = REPO / "tests" / "unit" / "learning"  # test_training: the tiny encoder, its config, toy data
 
 CHILD = """
 import json, sys
-sys.path.insert(0, {learning_tests!r})
-from test_training import CFG, SCORED, TINY, toy
 from tests.helpers.resume import policy
+from tests.helpers.training import CFG, SCORED, TINY, toy
 from workflow_lib.learning.training import train
 state = sys.argv[1] if sys.argv[1] != "-" else None
 res = train(TINY, CFG, toy(160, 0), toy(48, 1), epochs=5, state_dir=state,
             state_policy=policy(state) if state else None, on_epoch=lambda e, s: __import__("time").sleep(0.3),
             **SCORED)
-json.dump({{"history": res.history, "best_epoch": res.best_epoch, "val_probs": res.val_probs.tolist(),
-           "resumed_from": res.resumed_from}}, open(sys.argv[2], "w"))
+json.dump({"history": res.history, "best_epoch": res.best_epoch, "val_probs": res.val_probs.tolist(),
+           "resumed_from": res.resumed_from}, open(sys.argv[2], "w"))
 """
 
 
 def _child(tmp_path, state, out):
     script = tmp_path / "child.py"
-    script.write_text(CHILD.format(learning_tests=str(LEARNING_TESTS)))
+    script.write_text(CHILD)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, str(script), state, str(out)],

@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from workflow_lib.config import Encoder, Objective, Training
+from workflow_lib.devices import configure_threads
 from workflow_lib.learning.augment import augment_records
 from workflow_lib.learning.batching import epoch_batches
 from workflow_lib.learning.epoch_states import EpochStates, NoStates, StatePolicy
@@ -57,17 +58,6 @@ class TrainResult:
 
 
 # -- environment ---------------------------------------------------------------------------
-
-
-def configure_threads(n: int | None) -> int:
-    """Set torch's intra-op threads to ``n`` (None: leave as is); return the number in force."""
-    if n is not None:
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"threads must be >= 1, got {n}")
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
-    return torch.get_num_threads()
 
 
 def set_seed(seed: int) -> None:

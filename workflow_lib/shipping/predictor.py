@@ -59,6 +59,7 @@ from tqdm.auto import tqdm
 from workflow_lib.config import Training
 from workflow_lib.config.schema import load_schema
 from workflow_lib.data.loader import DataError, add_post, check_split_file, decode_text, read_csv
+from workflow_lib.devices import configure_threads
 from workflow_lib.learning.checkpoint import CheckpointError, load_checkpoint
 from workflow_lib.persistence.reports import atomic_write_text
 from workflow_lib.provenance import code_version
@@ -273,8 +274,6 @@ class Predictor:
 
     def __init__(self, model, tokenizer, info: Mapping, *, source: str, threads: int | None = None):
         """``info``: load_checkpoint's, its ``train_cfg`` a Training and ``backbone_spec`` an Encoder."""
-        from workflow_lib.learning.training import configure_threads
-
         self.model, self.tokenizer, self.info, self.source = model, tokenizer, dict(info), source
         self.train_cfg: Training = info["train_cfg"]
         meta = info.get("meta") or {}

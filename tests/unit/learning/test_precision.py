@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers.training import CFG, SCORED, TINY, toy_data
 from workflow_lib.config import Training
 from workflow_lib.config.schema import ConfigError
 from workflow_lib.learning.precision import Precision, _can_autocast, cpu_has_native_bf16, enable_tf32, resolve
 from workflow_lib.learning.training import train
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_training import CFG, SCORED, TINY, toy
 
 CPU = torch.device("cpu")
 FP16_ON_CPU = _can_autocast(CPU, torch.float16)
@@ -124,7 +120,7 @@ def test_tf32_is_switched_on_for_cuda_only():
 
 @pytest.fixture(scope="module")
 def data():
-    return toy(240, 0), toy(80, 1)
+    return toy_data()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ retention wiring, the folder lock, storage preflight."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,8 @@ import pytest
 import torch
 
 from tests.helpers.resume import policy, without_timings
-from workflow_lib.config import Checkpoints, Encoder, Objective, Storage, Training
+from tests.helpers.training import CFG, SCORED, TINY, toy
+from workflow_lib.config import Checkpoints, Storage
 from workflow_lib.learning import retention
 from workflow_lib.learning.checkpoint import CheckpointError, load_checkpoint
 from workflow_lib.learning.epoch_states import EpochStates, NoStates, StatePolicy
@@ -21,14 +21,7 @@ from workflow_lib.learning.inference import predict
 from workflow_lib.learning.resume import BEST, OPTIMIZER, TRAINER, StateMismatch, locked
 from workflow_lib.learning.training import train
 
-sys.path.insert(0, str(Path(__file__).parent))
-import test_training
-from test_training import toy
-
 REPO = Path(__file__).resolve().parents[3]
-TINY = Encoder.resolve(test_training.TINY)
-CFG = Training.resolve(test_training.CFG)
-SCORED = dict(metric="macro_f1", objective=Objective.resolve({}))  # what a run with validation is scored on
 
 
 @pytest.fixture(scope="module")

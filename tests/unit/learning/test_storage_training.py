@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from workflow_lib.config import Checkpoints, Encoder, Objective, Storage, Training
+from tests.helpers.training import CFG, SCORED, TINY, toy
+from workflow_lib.config import Checkpoints, Storage
 from workflow_lib.learning.epoch_states import StatePolicy
 from workflow_lib.learning.training import train
 from workflow_lib.persistence.storage import StorageError
-
-sys.path.insert(0, str(Path(__file__).parent))
-import test_training
-from test_training import toy
-
-TINY = Encoder.resolve(test_training.TINY)
-CFG = Training.resolve(test_training.CFG)
-SCORED = dict(metric="macro_f1", objective=Objective.resolve({}))
 
 MiB = 1 << 20
 

