@@ -30,11 +30,11 @@ def worker_targets(wildcards):
 
 
 def early_targets():
-    """Targets known before any study runs: every study summary and the baseline.
+    """Targets known before any study runs: every study summary and the baselines.
     Requesting them up front lets independent studies run side by side."""
     targets = [s["summary"] for s in PLAN.studies()]
     if CFG.selection.baseline:
-        targets.append(LAYOUT.baseline(PLAN.data_key))
+        targets += LAYOUT.baselines(PLAN.data_key)
     return targets
 
 
@@ -66,6 +66,12 @@ def summary_of_refit(wildcards):
     return LAYOUT.study_summary(c["backbone"], c["study_key"], c["variant"])
 
 
+def fold_metrics_of_refit(wildcards):
+    """Every CV fold's metrics.json of the refit's trial: their out-of-fold probabilities are what the
+    thresholds are chosen on (thresholds.source: oof) and what the out-of-fold calibration is computed on."""
+    return PLAN.fold_metrics(candidate(wildcards.refit_key))
+
+
 def selection_key():
     """The selection key of this config's candidates (once their studies are summarised)."""
     return PLAN.selection_key(candidates())
@@ -79,9 +85,10 @@ def selection_inputs(wildcards):
     inputs = {
         "summaries": study_summaries(),
         "benchmarks": [LAYOUT.benchmark(c["refit_key"]) for c in candidates()],
+        "data_card": data_file("data_card.json"),  # the fold sizes of the corrected t-tests
     }
     if CFG.selection.baseline:
-        inputs["baseline"] = LAYOUT.baseline(PLAN.data_key)
+        inputs["baselines"] = LAYOUT.baselines(PLAN.data_key)
     inputs["force"] = LAYOUT.force_token("selection")
     return inputs
 

@@ -26,11 +26,12 @@ rule baseline:
         posts=LAYOUT.data_file("{data_key}", "posts.jsonl"),
         folds=LAYOUT.data_file("{data_key}", "folds.json"),
     output:
-        baseline=LAYOUT.baseline("{data_key}"),
+        baseline=LAYOUT.baseline("{data_key}"),  # post level: one document per post
+        sentences=LAYOUT.baseline_sentences("{data_key}"),  # sentence level: max over a post's sentences
     params:
         data_dir=lambda wc, input: os.path.dirname(input.posts),
-        metric=CFG.hpo.metric,  # rerun trigger only (the script reads the config): the baseline is
-        # scored with hpo.metric, which its path (data_key) does not cover
+        metric=CFG.hpo.metric,  # rerun trigger only (the script reads the config): the baselines are
+        # scored with hpo.metric, which their path (data_key) does not cover
     log:
         LAYOUT.log("baseline", "{data_key}"),
     threads: 1

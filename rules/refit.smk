@@ -1,6 +1,7 @@
 rule refit:
     input:
         summary=summary_of_refit,
+        folds=fold_metrics_of_refit,  # the trial's out-of-fold probabilities (thresholds, calibration)
         posts=data_file("posts.jsonl"),
         splits=data_file("splits.json"),
     output:
@@ -8,6 +9,7 @@ rule refit:
         metrics=LAYOUT.refit_metrics("{refit_key}"),
     params:
         refit=CFG.refit,  # rerun trigger only (the script reads the config); refit_key covers it too
+        thresholds=CFG.thresholds,  # rerun trigger only, as refit: refit_key covers it too
         trial_key=lambda wc: candidate(wc.refit_key)["trial_key"],
         data_dir=lambda wc, input: os.path.dirname(input.posts),
         model_dir=lambda wc, output: os.path.dirname(output.manifest),

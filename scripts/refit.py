@@ -11,5 +11,6 @@ with jobs.job(smk) as (cfg, threads):
         data_dir=smk.params.data_dir,
         model_dir=smk.params.model_dir,
         metrics_path=smk.output.metrics,
+        fold_metrics=list(smk.input.folds),
         threads=threads,
     )

@@ -169,7 +169,34 @@ def _candidate(selected=True, rank=1):
 
 
 def _selection_report():
+    from workflow_lib.learning.uncertainty import corrected_resampled_ttest, cv_summary
+
+    ab = corrected_resampled_ttest([0.5, 0.6, 0.55], [0.3, 0.35, 0.32], n_train=200.0, n_test=100.0)
     return {
+        "baselines": [{**_baseline(), "cv_interval": cv_summary([0.3, 0.35, 0.32])}],
+        "fold_sizes": {"n_train": 200.0, "n_test": 100.0, "source": "mean fold sizes of the data card"},
+        "comparisons": [
+            {
+                "a": "bbbbbbbbbbbb",
+                "b": "baseline:tfidf_logreg",
+                "metric": "macro_f1",
+                "fold_differences": [0.2, 0.25, 0.23],
+                "test": ab,
+            }
+        ],
+        "winner_lead": {
+            "runner_up": None,
+            "mean_difference": None,
+            "p_one_sided": None,
+            "more_than_noise": None,
+            "vs_baseline": {
+                "baseline": "tfidf_logreg",
+                "mean_difference": ab["mean_difference"],
+                "p_one_sided": ab["p_one_sided"],
+                "more_than_noise": ab["p_one_sided"] < 0.05,
+            },
+            "text": "The selected minilm v1 trial bbbbbbbbbbbb is the only candidate within the rule.",
+        },
         "metric": "macro_f1",
         "objective": "macro_f1",
         "co_best": [{"backbone": "minilm", "study_key": K, "variant": 2, "trial_key": "cccccccccccc", "cv_mean": 0.55}],
@@ -243,9 +270,51 @@ def _evidence():
     }
 
 
-def _evaluation_report():
+def _v3_blocks(n=40, seed=0):
+    """The blocks of report version 3, computed by the final stage's own functions on random test arrays and a
+    random out-of-fold set (pipeline/thresholds.py, pipeline/evaluation.py)."""
+    import numpy as np
+
+    from workflow_lib.pipeline import evaluation as ev
+    from workflow_lib.pipeline.thresholds import OutOfFold, thresholds_block
+
+    rng = np.random.default_rng(seed)
+
+    def arrays(rows):
+        y = (rng.random((rows, len(SYMPTOMS))) < 0.3).astype(int)
+        return y, np.clip(0.2 + 0.5 * y + rng.normal(0, 0.2, y.shape), 0, 1)
+
+    y_oof, p_oof = arrays(80)
+    thresholds = thresholds_block("oof", oof=OutOfFold([f"p{i}" for i in range(80)], y_oof, p_oof, []))
+    y, p = arrays(n)
+    model = ev.Scored("model", p, [thresholds["values"][s] for s in SYMPTOMS])
+    boot = ev.Bootstrap(100, 0)
+    evidence = ({k: list(rng.random(n)) for k in ev.EVIDENCE_KEYS}, list(range(n)))
+    intervals = ev.intervals_block(y, model, boot, evidence)
+    posts, sentences = ev.baseline_models()
+    baselines = [
+        ev.baseline_entry(y, model, sentences, rng.random(p.shape), boot, reference=True),
+        ev.baseline_entry(y, model, posts, rng.random(p.shape), boot, reference=False),
+    ]
+    co = ev.co_best_differences(
+        y, model, ev.Scored("c", rng.random(p.shape), 0.5), [ev.Scored(b["name"], p, 0.5) for b in baselines], boot
+    )
     return {
-        "report_version": 2,
+        "thresholds": thresholds,
+        "intervals": intervals,
+        "few_positives": ev.few_positives_block(y),
+        "baselines": baselines,
+        "paper": ev.paper_block(y, model, intervals),
+        "calibration": ev.calibration_block(y, p, thresholds),
+        "cv_interval": ev.cv_interval([0.5, 0.6, 0.55]),
+        "co_best": co,
+    }
+
+
+def _evaluation_report():
+    blocks = _v3_blocks()
+    return {
+        "report_version": 3,
         "final_key": "ffffffffffff",
         "split": "test",
         "n_test_posts": 100,
@@ -272,6 +341,7 @@ def _evaluation_report():
                     "stage": "refit (train split only)",
                 },
                 "metrics": {"test": _metrics(0.4), "test_at_0.5": _metrics(0.5), "evidence": _evidence()},
+                **blocks["co_best"],
             }
         ],
         "selected": {
@@ -283,12 +353,22 @@ def _evaluation_report():
             "params": {"learning_rate": 3e-5},
         },
         "training": {"trained_on": ["train", "validation"], "n_posts": 800, "epochs": 3, "seconds": 100.0},
-        "thresholds": {
-            "source": "tuned on the validation split, refit model",
-            "split": "validation",
-            "values": dict.fromkeys(SYMPTOMS, 0.4),
-        },
+        "thresholds": blocks["thresholds"],
         "metrics": {"test": _metrics(0.4), "test_at_0.5": _metrics(0.5), "evidence": _evidence()},
+        "intervals": blocks["intervals"],
+        "few_positives": blocks["few_positives"],
+        "baselines": blocks["baselines"],
+        "paper": blocks["paper"],
+        "calibration": blocks["calibration"],
+        "cv": {
+            "split": "cv heldout folds (train split)",
+            "metric": "macro_f1",
+            "objective": "macro_f1",
+            "mean": 0.55,
+            "std": 0.04,
+            "fold_scores": [0.5, 0.6, 0.55],
+            "interval": blocks["cv_interval"],
+        },
         "lineage": {
             "data_key": "aaaaaaaaaaaa",
             "study_key": K,
@@ -453,6 +533,49 @@ INVALID = [
         ["co_best.0.input_coverage", "n_posts"],
     ),
     ("selection_report", ("co_best", 0, "trial_key"), "xyz", ["co_best.0.trial_key"]),
+    # report version 3: every new block names its split and holds its figures' intervals
+    ("evaluation_report", ("report_version",), 2, ["report_version"]),
+    ("evaluation_report", ("thresholds", "source"), "tuned", ["thresholds.source", "tuned"]),
+    ("evaluation_report", ("thresholds", "rule"), DELETE, ["thresholds", "rule"]),
+    ("evaluation_report", ("thresholds", "oof", "split"), "test", ["thresholds.oof.split"]),
+    ("evaluation_report", ("thresholds", "per_symptom", "FATIGUE", "adopted"), "no", ["per_symptom.FATIGUE.adopted"]),
+    ("evaluation_report", ("intervals",), DELETE, ["intervals", "required"]),
+    ("evaluation_report", ("intervals", "split"), "validation", ["intervals.split"]),
+    (
+        "evaluation_report",
+        ("intervals", "at_0.5", "per_symptom", "FATIGUE"),
+        DELETE,
+        ["intervals.at_0.5.per_symptom", "FATIGUE"],
+    ),
+    ("evaluation_report", ("intervals", "at_tuned_thresholds", "macro_f1", "low"), DELETE, ["macro_f1", "low"]),
+    ("evaluation_report", ("intervals", "evidence", "token_f1"), DELETE, ["intervals.evidence", "token_f1"]),
+    ("evaluation_report", ("few_positives", "split"), "train", ["few_positives.split"]),
+    ("evaluation_report", ("baselines", 0, "trained_on"), ["train"], ["baselines.0.trained_on"]),
+    ("evaluation_report", ("baselines", 0, "split"), "validation", ["baselines.0.split"]),
+    (
+        "evaluation_report",
+        ("baselines", 0, "paired_difference", "p_value"),
+        0,
+        ["baselines.0.paired_difference.p_value", "out of range"],
+    ),
+    ("evaluation_report", ("baselines", 0, "name"), "svm", ["baselines.0.name", "svm"]),
+    ("evaluation_report", ("paper", "split"), "validation", ["paper.split"]),
+    ("evaluation_report", ("paper", "at_0.5", "intervals"), DELETE, ["paper.at_0.5", "intervals"]),
+    ("evaluation_report", ("paper", "published_note"), DELETE, ["paper", "published_note"]),
+    ("evaluation_report", ("calibration", "test", "ece"), 1.5, ["calibration.test", "ece"]),
+    ("evaluation_report", ("calibration", "test"), DELETE, ["calibration", "test"]),
+    (
+        "evaluation_report",
+        ("co_best", 0, "paired_difference_vs_selected", "difference"),
+        DELETE,
+        ["co_best.0.paired_difference_vs_selected", "difference"],
+    ),
+    ("selection_report", ("comparisons", 0, "b"), "xyz", ["comparisons.0.b"]),
+    ("selection_report", ("comparisons", 0, "test", "p_one_sided"), 1.5, ["comparisons.0.test.p_one_sided"]),
+    ("selection_report", ("winner_lead", "text"), DELETE, ["winner_lead", "text"]),
+    ("selection_report", ("winner_lead", "more_than_noise"), "yes", ["winner_lead.more_than_noise"]),
+    ("selection_report", ("baselines", 0, "cv_interval", "sd"), DELETE, ["baselines.0.cv_interval"]),
+    ("selection_report", ("winner_lead",), DELETE, ["winner_lead", "required"]),
     ("benchmark", ("rows_per_post",), 0, ["rows_per_post", "out of range"]),
 ]
 
@@ -553,3 +676,54 @@ def test_trial_without_key_yet_is_accepted():
     obj["trials"][2]["trial_key"] = ""
     obj["trials"][2]["state"] = "WAITING"
     validate_report("study_summary", obj)
+
+
+@pytest.mark.parametrize("source", ["oof", "validation", "fixed"])
+def test_every_threshold_source_writes_a_block_the_evaluation_schema_accepts(source):
+    """The refit's thresholds block (pipeline/thresholds.py), for each thresholds.source, as the report embeds it."""
+    import numpy as np
+
+    from workflow_lib.pipeline.thresholds import OutOfFold, thresholds_block
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((50, len(SYMPTOMS))) < 0.3).astype(int)
+    p = np.clip(0.2 + 0.5 * y + rng.normal(0, 0.2, y.shape), 0, 1)
+    oof = OutOfFold([f"p{i}" for i in range(50)], y, p, []) if source != "fixed" else None
+    block = thresholds_block(source, oof=oof, y_val=y[:20], val_probs=p[:20])
+    rep = _evaluation_report()
+    rep["thresholds"] = block
+    validate_report("evaluation_report", rep)
+    assert ("oof" in block) is (oof is not None)
+    rep["thresholds"] = {**block, "split": "test"}  # thresholds are never chosen on the test split
+    with pytest.raises(ConfigError, match="thresholds.split"):
+        validate_report("evaluation_report", rep)
+
+
+def test_the_selection_functions_output_fits_the_selection_schema():
+    """select() with baselines and fold sizes (what the selection stage writes) validates; every comparison holds
+    the corrected t-test."""
+    from workflow_lib.config import Selection
+    from workflow_lib.search.selection import select
+
+    def cand(key, scores):
+        return {
+            "backbone": "minilm",
+            "study_key": K,
+            "variant": 1,
+            "trial_key": key,
+            "cv_mean": sum(scores) / len(scores),
+            "cv_std": 0.01,
+            "fold_scores": scores,
+            "params": {},
+        }
+
+    report = select(
+        [cand("a" * 12, [0.5, 0.6, 0.58]), cand("b" * 12, [0.4, 0.45, 0.5])],
+        Selection.resolve({}),
+        metric="macro_f1",
+        baselines=[_baseline(), {**_baseline(), "name": "tfidf_logreg_sentences", "mean": 0.4}],
+        fold_sizes=(200.0, 100.0),
+    )
+    report.update(selection_key=K, lineage={}, code_version="0.1.0", html="selection_report.html")
+    validate_report("selection_report", report)
+    assert len(report["comparisons"]) == 1 + 2 * 2 and report["winner_lead"]["runner_up"] == "b" * 12

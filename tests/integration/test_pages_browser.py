@@ -35,6 +35,8 @@ PAGE_JS = """(() => ({
                                                                   .querySelector('h3').textContent : null})),
   links: [...document.querySelectorAll('a')].map(a => ({href: a.getAttribute('href'), url: a.href})),
   symptomRows: document.querySelectorAll('tr.symptom').length,
+  headings: [...document.querySelectorAll('h2')].map(h => h.textContent),
+  text: document.body.innerText,
   width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight,
 }))()"""
 
@@ -236,7 +238,15 @@ def test_evaluation_page_in_chromium(browser, smoke_run, tmp_path):
     assert info["title"].startswith("Test evaluation:")
     assert info["symptomRows"] == 9
     plots = sorted(p.stem for p in (final / report["outputs"]["plots"]).glob("*.png"))
-    assert len(info["imgs"]) == len(plots) == 4
+    assert len(info["imgs"]) == len(plots) == 5 and "reliability" in plots
+    # issue 18: every test figure with its interval, the baselines on the same test posts, the paper's
+    # definitions, calibration, and where the thresholds came from
+    for heading in ("Model vs baseline (test split)", "As in the ReDSM5 paper (test split)", "Calibration"):
+        assert any(h.startswith(heading) for h in info["headings"]), (heading, info["headings"])
+    assert any(h.startswith("Thresholds:") for h in info["headings"]), info["headings"]
+    macro = report["intervals"]["at_tuned_thresholds"]["macro_f1"]
+    assert f"{macro['estimate']:.3f} [{macro['low']:.3f}, {macro['high']:.3f}]" in info["text"]
+    assert "published, different split" in info["text"]
     assert all(i["complete"] and i["w"] > 100 and i["h"] > 100 for i in info["imgs"]), info["imgs"]
     gold = [m for m in info["marks"] if m["cls"] == "span-gold" and m["title"]]
     pred = [m for m in info["marks"] if m["cls"] == "span-pred" and m["title"]]
@@ -269,4 +279,35 @@ def test_selection_page_in_chromium_links_to_the_evaluation_page(browser, smoke_
         target.is_file()
         and target == _one((smoke_run["dir"] / "results" / "final").glob("*/evaluation_report.html")).resolve()
     )
+    assert info["width"] <= 1200
+
+
+def test_uncertainty_blocks_of_the_crafted_reports_in_chromium(browser, tmp_path, monkeypatch):
+    """The report_version 3 blocks (intervals, few-positive badges, thresholds chosen out-of-fold, baselines, the
+    paper's definitions, calibration and its reliability plot; the selection page's t-intervals, comparisons and
+    winner lead), rendered from the shipping unit tests' crafted reports (built with the real uncertainty
+    functions), load cleanly, decode every plot and overflow nothing sideways. Needs no smoke run."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "unit" / "shipping"))
+    import test_evaluation_page as crafted
+
+    from workflow_lib.shipping.report_html import evaluation_page, selection_page
+
+    rep = crafted.uncertainty_report(co_best=True)
+    rows, texts = crafted._rows_of_arrays(rep)
+    evaluation_page(rep, rows, texts).write(tmp_path / "evaluation_report.html", tmp_path / "plots")
+    info = _visit_sync(browser, tmp_path / "evaluation_report.html", tmp_path / "evaluation_report_v3.png")
+    assert info["problems"] == []
+    assert all(u.startswith(("file://", "data:")) for u in info["requests"]), info["requests"]
+    assert info["symptomRows"] == 9
+    assert len(info["imgs"]) == 5 and all(i["complete"] and i["w"] > 100 and i["h"] > 100 for i in info["imgs"])
+    assert "reliability diagrams" in {i["alt"] for i in info["imgs"]}
+    assert (tmp_path / "plots" / "reliability.png").read_bytes().startswith(b"\x89PNG")
+    assert info["width"] <= 1200  # the interval cells keep to one line without pushing a table past the window
+
+    (tmp_path / "selection").mkdir()
+    page = tmp_path / "selection" / "selection_report.html"
+    selection_page(crafted._selection_report(), []).write(page, tmp_path / "selection" / "plots")
+    info = _visit_sync(browser, page, tmp_path / "selection_report_v3.png")
+    assert info["problems"] == []
+    assert len(info["imgs"]) == 3 and all(i["complete"] and i["w"] > 100 and i["h"] > 100 for i in info["imgs"])
     assert info["width"] <= 1200

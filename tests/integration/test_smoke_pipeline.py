@@ -11,9 +11,11 @@ import torch
 from snakerun import run_snakemake
 
 from workflow_lib.persistence.reports import validate_report
+from workflow_lib.symptoms import SYMPTOMS
 
 pytestmark = pytest.mark.integration
 N_TRIALS, N_FOLDS, BACKBONES = 3, 2, ("tiny-a", "tiny-b")
+OOF = "cv heldout folds (train split)"
 
 
 def _one(paths):
@@ -71,16 +73,23 @@ def test_every_artifact_exists_and_validates(smoke_run):
         best = s["best_trial"]
         assert best["mean"] == max(t["mean"] for t in s["trials"] if t["state"] == "COMPLETE")
 
-    # refit: checkpoint verifies against its manifest, thresholds from validation
+    # refit: checkpoint verifies against its manifest, thresholds chosen on the trial's out-of-fold probabilities
     from workflow_lib.learning.checkpoint import load_checkpoint
+
+    n_train = card["counts"]["splits"]["train"]["posts"]
 
     refits = sorted(res.glob("refit/*/metrics.json"))
     assert len(refits) >= len(BACKBONES)  # one per candidate: a backbone's best trial, or each of its tied best
     # trials (ties happen here: the tiny BERTs learn little of the long-form posts in 2 epochs)
     for m in refits:
         metrics = _load(m)
-        assert metrics["thresholds"]["split"] == "validation"
+        thr = metrics["thresholds"]
+        assert thr["source"] == "oof" and thr["split"] == OOF  # the schema's default source
+        assert set(thr["per_symptom"]) == set(thr["values"]) and "rule" in thr
+        assert all(thr["values"][s] == e["threshold"] for s, e in thr["per_symptom"].items())
+        assert thr["oof"]["n_posts"] == n_train and thr["oof"]["calibration"]["split"] == OOF
         model, tok, info = load_checkpoint(m.parent / "model")
+        assert info["meta"]["thresholds"] == thr["values"]  # the checkpoint carries the chosen thresholds
         manifest = _load(m.parent / "model" / "manifest.json")
         assert "model.safetensors" in manifest["files"]
         assert info is not None
@@ -96,14 +105,27 @@ def test_every_artifact_exists_and_validates(smoke_run):
     sel_path = _one(res.glob("selection/*/selection_report.json"))
     sel = validate_report("selection_report", _load(sel_path))
     assert {c["backbone"] for c in sel["candidates"]} == set(BACKBONES)
-    assert sel["baseline"]["name"] == "tfidf_logreg" and len(sel["baseline"]["fold_scores"]) == N_FOLDS
+    # both baselines on the same folds; "the baseline" is the best of them
+    assert [b["name"] for b in sel["baselines"]] == ["tfidf_logreg", "tfidf_logreg_sentences"]
+    assert all(len(b["fold_scores"]) == N_FOLDS and b["cv_interval"]["k"] == N_FOLDS for b in sel["baselines"])
+    best = max(sel["baselines"], key=lambda b: b["mean"])
+    assert sel["baseline"]["name"] == best["name"] and sel["baseline"]["mean"] == best["mean"]
+    assert all(c["cv_interval"]["k"] == N_FOLDS for c in sel["candidates"])
+    keys = {c["trial_key"] for c in sel["candidates"]}
+    pairs = {(c["a"], c["b"]) for c in sel["comparisons"]}
+    assert {(k, f"baseline:{b['name']}") for k in keys for b in sel["baselines"]} <= pairs
+    assert len(pairs) == len(sel["comparisons"]) == len(keys) * (len(keys) - 1) // 2 + 2 * len(keys)
+    assert sel["fold_sizes"]["n_train"] + sel["fold_sizes"]["n_test"] == n_train
+    lead = sel["winner_lead"]
+    assert lead["vs_baseline"]["baseline"] == best["name"] and lead["text"]
     best_cv = max(c["cv_mean"] for c in sel["candidates"])
     assert sel["selected"]["cv_mean"] == best_cv
     html = (Path(sel_path).parent / "selection_report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
 
     report = validate_report("evaluation_report", _load(_one(res.glob("final/*/evaluation_report.json"))))
-    assert report["split"] == "test"
+    assert report["split"] == "test" and report["report_version"] == 3
+    _check_report_contract(report, sel, card)
     # chosen automatically (the GPU when the machine has one), recorded
     assert report["training"]["device"]["type"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert report["selected"]["trial_key"] == sel["selected"]["trial_key"]
@@ -135,6 +157,48 @@ def test_every_artifact_exists_and_validates(smoke_run):
     runs = _fold_runs(res / "mlflow.db")
     assert sum(runs.values()) == fold_files
     assert set(runs.values()) == {1}
+
+
+def _check_report_contract(report, sel, card):
+    """Report version 3: every block names its split, every test figure has its interval, the baselines are scored
+    on the same test posts, and the thresholds are the refit's."""
+    n_test = card["counts"]["splits"]["test"]["posts"]
+    iv = report["intervals"]
+    assert iv["split"] == "test" and iv["bootstrap"]["n_resamples"] == 2000 and iv["bootstrap"]["seed"] == 0
+    thr = [report["thresholds"]["values"][s] for s in SYMPTOMS]
+    assert iv["at_tuned_thresholds"]["thresholds"] == thr and set(iv["at_0.5"]["thresholds"]) == {0.5}
+    for at, metrics in (("at_tuned_thresholds", "test"), ("at_0.5", "test_at_0.5")):
+        for k in ("macro_f1", "micro_f1"):
+            i = iv[at][k]
+            assert i["estimate"] == pytest.approx(report["metrics"][metrics][k])
+            assert i["low"] <= i["estimate"] <= i["high"]
+    assert iv["at_tuned_thresholds"]["n_posts"] == n_test
+    few = report["few_positives"]
+    assert few["split"] == "test" and few["min_positives"] == 5
+    support = {s: v["support"] for s, v in report["metrics"]["test"]["per_symptom"].items()}
+    assert {s: v["n_positives"] for s, v in few["per_symptom"].items()} == support
+    assert [b["name"] for b in report["baselines"]][0] == sel["baseline"]["name"]  # the reference: best on CV
+    assert {b["name"] for b in report["baselines"]} == {"tfidf_logreg", "tfidf_logreg_sentences"}
+    for b in report["baselines"]:
+        assert b["split"] == "test" and b["trained_on"] == ["train", "validation"] and b["threshold"] == 0.5
+        assert b["metrics"]["n_samples"] == n_test
+        pd = b["paired_difference"]
+        assert pd["model"] == pytest.approx(report["metrics"]["test"]["macro_f1"])
+        assert pd["baseline"] == pytest.approx(b["metrics"]["macro_f1"])
+        assert pd["difference"]["estimate"] == pytest.approx(pd["model"] - pd["baseline"]) and 0 < pd["p_value"] <= 1
+    for c in report["co_best"]:
+        assert "paired_difference_vs_selected" in c and "paired_difference_vs_baseline" in c
+    paper = report["paper"]
+    assert (
+        paper["split"] == "test"
+        and len(paper["published_baselines"]) == 4
+        and "297 test posts" in paper["published_note"]
+    )
+    assert paper["at_0.5"]["labels"][-1] == "NO_SYMPTOMS" and "intervals" in paper["at_tuned_thresholds"]
+    cal = report["calibration"]
+    assert cal["test"]["split"] == "test" and cal["oof"]["split"] == OOF and 0 <= cal["test"]["ece"] <= 1
+    assert report["cv"]["interval"]["k"] == N_FOLDS
+    assert report["thresholds"]["source"] == "oof" and report["thresholds"]["oof"]["split"] == OOF
 
 
 def test_second_run_does_nothing(smoke_run):

@@ -19,9 +19,27 @@ from workflow_lib.config.search_space import effective_config
 from workflow_lib.symptoms import DESCRIPTIONS
 
 if TYPE_CHECKING:
-    from workflow_lib.config.sections import Benchmark, Data, Encoder, Final, Hpo, Objective, Refit, Selection, Training
+    from workflow_lib.config.sections import (
+        Benchmark,
+        Data,
+        Encoder,
+        Evaluation,
+        Final,
+        Hpo,
+        Objective,
+        Refit,
+        Selection,
+        Thresholds,
+        Training,
+    )
 
 KEY_LENGTH = 12
+
+# The shape of what data/prepare.py writes (posts.jsonl, splits.json, folds.json, data_card.json). It enters the
+# data key, so a results/data/{data_key}/ folder written by older code is never reused by newer code that reads
+# another shape. Bump it whenever prepare.py's output changes (prepare.py may record it in the data card).
+# 2: posts carry their sentences and sentence labels; status-0 rows are aligned like evidence.
+PREPARED_FORMAT = 2
 
 
 def canonical_json(obj: Any) -> str:
@@ -35,19 +53,27 @@ def digest(obj: Any, length: int = KEY_LENGTH) -> str:
 def _data_settings(data_cfg: Data) -> dict:
     """The preprocessing settings that shape prepared data (the source is covered by the fingerprint).
 
-    data.strict is not one (it refuses defects, never changes what is prepared); data.split.protocol enters
-    only when it is not stratified, the one protocol before the setting existed, so keys made then stay valid."""
+    data.strict is not one (it refuses defects, never changes what is prepared); every split setting is,
+    the protocol included."""
     return {
         "alignment_threshold": data_cfg.alignment_threshold,
         "max_post_chars": data_cfg.max_post_chars,
-        "split": {k: v for k, v in data_cfg.split.items() if (k, v) != ("protocol", "stratified")},
+        "split": dict(data_cfg.split),
         "n_folds": data_cfg.n_folds,
     }
 
 
 def data_key(fingerprint: Mapping, data_cfg: Data) -> str:
-    """Hash of the data source's fingerprint and the preprocessing settings."""
-    return digest({"kind": "data", "source": dict(fingerprint), "settings": _data_settings(data_cfg)})
+    """Hash of the data source's fingerprint, the preprocessing settings and the prepared format
+    (:data:`PREPARED_FORMAT`)."""
+    return digest(
+        {
+            "kind": "data",
+            "format": PREPARED_FORMAT,
+            "source": dict(fingerprint),
+            "settings": _data_settings(data_cfg),
+        }
+    )
 
 
 def _model_identity(backbone_spec: Encoder) -> dict:
@@ -89,10 +115,18 @@ def study_key(dkey: str, backbone_spec: Encoder, training: Training, hpo_cfg: Hp
     )
 
 
-def refit_key(tkey: str, refit_cfg: Refit, metric: str, objective: Objective) -> str:
-    """Hash of a refit: the trial's configuration, the refit settings and the objective it early-stops on."""
+def refit_key(tkey: str, refit_cfg: Refit, metric: str, objective: Objective, thresholds_cfg: Thresholds) -> str:
+    """Hash of a refit: the trial's configuration, the refit settings, the objective it early-stops on and how
+    its decision thresholds are chosen (the checkpoint carries them)."""
     return digest(
-        {"kind": "refit", "trial": tkey, "refit": dict(refit_cfg), "metric": metric, "objective": dict(objective)}
+        {
+            "kind": "refit",
+            "trial": tkey,
+            "refit": dict(refit_cfg),
+            "metric": metric,
+            "objective": dict(objective),
+            "thresholds": dict(thresholds_cfg),
+        }
     )
 
 
@@ -104,11 +138,27 @@ def selection_key(candidates: list[Mapping], selection_cfg: Selection, benchmark
     )
 
 
-def final_key(tkey: str, dkey: str, final_cfg: Final, refit_cfg: Refit, co_best: Sequence[str] = ()) -> str:
-    """Hash of the final report: the selected trial, the data, the final/refit settings and the
-    co-best trials whose refit checkpoints the report also scores (none: the key of a report
-    without co-best entries)."""
-    payload = {"kind": "final", "trial": tkey, "data": dkey, "final": dict(final_cfg), "refit": dict(refit_cfg)}
+def final_key(
+    tkey: str,
+    dkey: str,
+    final_cfg: Final,
+    refit_cfg: Refit,
+    thresholds_cfg: Thresholds,
+    evaluation_cfg: Evaluation,
+    co_best: Sequence[str] = (),
+) -> str:
+    """Hash of the final report: the selected trial, the data, the final/refit settings, how the thresholds
+    it decides at were chosen, the test evaluation's bootstrap, and the co-best trials whose refit checkpoints
+    the report also scores (none: the key of a report without co-best entries)."""
+    payload = {
+        "kind": "final",
+        "trial": tkey,
+        "data": dkey,
+        "final": dict(final_cfg),
+        "refit": dict(refit_cfg),
+        "thresholds": dict(thresholds_cfg),
+        "evaluation": dict(evaluation_cfg),
+    }
     if co_best:
         payload["co_best"] = sorted(co_best)
     return digest(payload)

@@ -73,8 +73,10 @@ def _key_path(error: jsonschema.ValidationError) -> str:
 
 
 def _describe(error: jsonschema.ValidationError, schema_name: str) -> str:
-    """One actionable line for one schema violation."""
+    """One actionable line for one schema violation (a subschema's ``errorMessage``, e.g. a cross-field rule's, wins)."""
     where = _key_path(error)
+    if isinstance(error.schema, Mapping) and isinstance(error.schema.get("errorMessage"), str):
+        return f"{where}: {error.schema['errorMessage']}"
     v = error.validator
     if v == "additionalProperties":
         allowed = sorted((error.schema.get("properties") or {}).keys())

@@ -39,11 +39,18 @@ CONDITIONS: dict[str, dict[str, tuple]] = {
     "lora_target_modules": {"finetune": ("lora",)},
     "window_overlap": {"long_posts": ("windows",)},
     "max_windows": {"long_posts": ("windows",)},
-    "window_aggregation": {"long_posts": ("windows",)},
+    "window_aggregation": {"long_posts": ("windows",), "criteria_from": ("post",)},
+    "pooling": {"criteria_from": ("post",)},  # the sentence model mean-pools each sentence
+    "sentence_aggregation": {"criteria_from": ("sentences",)},
+    "sentence_loss_weight": {"criteria_from": ("sentences",)},
+    "hard_negative_weight": {"criteria_from": ("sentences",)},
     "augment_prob": {"augment": ("synonym_swap", "synonym_insert", "word_swap", "char_perturb", "deletion")},
 }
 # Settings that never change the trained weights (only speed or memory).
 NOT_MODEL = ("threads", "eval_batch_size")
+# Settings added after trial keys existed -> the value that trains what the code trained before them: at that
+# value the setting stays out of the trial key (and a checkpoint's head_config), so those keys stay valid.
+KEYED_UNLESS = {"criteria_from": "post"}
 
 
 def is_active(name: str, config: Mapping) -> bool:
@@ -53,12 +60,16 @@ def is_active(name: str, config: Mapping) -> bool:
 
 def effective_config(train_cfg: Training) -> dict:
     """The settings of the resolved ``train_cfg`` that change the trained model: inert and
-    speed-only settings removed.
+    speed-only settings removed (and a KEYED_UNLESS setting at its old behaviour's value).
 
     Two trial configurations with the same effective config train the same model, so they
     share a trial key (and their folds on disk).
     """
-    return {k: v for k, v in train_cfg.items() if k not in NOT_MODEL and is_active(k, train_cfg)}
+    return {
+        k: v
+        for k, v in train_cfg.items()
+        if k not in NOT_MODEL and is_active(k, train_cfg) and (k not in KEYED_UNLESS or v != KEYED_UNLESS[k])
+    }
 
 
 def _active(spec: Mapping, params: Mapping, training: Mapping, name: str | None = None) -> bool:

@@ -17,6 +17,9 @@ Configurations that do not come from the YAML are made here too, once each:
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -37,6 +40,8 @@ __all__ = [
     "Benchmark",
     "Selection",
     "Final",
+    "Thresholds",
+    "Evaluation",
     "Tracking",
     "Run",
     "Checkpoints",
@@ -118,11 +123,31 @@ class Section(_Immutable, dict):
         return type(self).resolve({**plain(self), **changes})
 
 
+@functools.cache
+def _int_settings(cls: type[Section]) -> frozenset[str]:
+    """The settings ``cls`` annotates ``int`` (or ``int | None``)."""
+    out = set()
+    for name, hint in typing.get_type_hints(cls).items():
+        union = typing.get_origin(hint) in (types.UnionType, typing.Union)
+        if hint is int or (union and set(typing.get_args(hint)) == {int, type(None)}):
+            out.add(name)
+    return frozenset(out)
+
+
+def _as_annotated(cls: type[Section], name: str, value: Any) -> Any:
+    """``value`` as the setting's annotation types it: a float with an integral value (256.0, which the schema's
+    "integer" accepts) becomes the int for a setting annotated int; everything else is unchanged."""
+    if isinstance(value, float) and value.is_integer() and name in _int_settings(cls):
+        return int(value)
+    return value
+
+
 def freeze(value: Any, kind: type | None = None) -> Any:
-    """``value`` with every mapping made a (typed) Section and every list a FrozenList."""
+    """``value`` with every mapping made a (typed) Section and every list a FrozenList; a setting annotated int
+    that holds an integral float (the schema's "integer" accepts 256.0) becomes that int."""
     if isinstance(value, Mapping):
         cls = kind if isinstance(kind, type) and issubclass(kind, Section) else Section
-        items = {k: freeze(v, cls.ITEMS or cls.NESTED.get(k)) for k, v in value.items()}
+        items = {k: freeze(_as_annotated(cls, k, v), cls.ITEMS or cls.NESTED.get(k)) for k, v in value.items()}
         out = dict.__new__(cls)
         dict.__init__(out, items)
         return out
@@ -159,7 +184,7 @@ class Data(Section):
     SCHEMA = ("properties", "data")
     NESTED = {"split": Split}
     source: str  # embedded | local | hub
-    embedded: Section  # n_posts, seed
+    embedded: Section  # n_posts, seed, generator
     local_path: str | None
     hub: Section  # id, revision, timeout_s
     alignment_threshold: float
@@ -205,6 +230,10 @@ class Training(Section):
     window_overlap: float
     max_windows: int | None
     window_aggregation: str
+    criteria_from: str  # post | sentences
+    sentence_aggregation: str  # max | logsumexp | noisy_or | attention
+    sentence_loss_weight: float
+    hard_negative_weight: float
     evidence_task: bool
     multitask: str
     coupling: str
@@ -300,6 +329,17 @@ class Final(Section):
     epochs: int | None
 
 
+class Thresholds(Section):
+    SCHEMA = ("properties", "thresholds")
+    source: str  # oof | validation | fixed
+
+
+class Evaluation(Section):
+    SCHEMA = ("properties", "evaluation")
+    bootstrap: int
+    seed: int
+
+
 class Tracking(Section):
     SCHEMA = ("properties", "tracking")
     uri: str | None
@@ -343,6 +383,8 @@ class Config(Section):
         "benchmark": Benchmark,
         "selection": Selection,
         "final": Final,
+        "thresholds": Thresholds,
+        "evaluation": Evaluation,
         "tracking": Tracking,
         "run": Run,
         "checkpoints": Checkpoints,
@@ -359,6 +401,8 @@ class Config(Section):
     benchmark: Benchmark
     selection: Selection
     final: Final
+    thresholds: Thresholds
+    evaluation: Evaluation
     tracking: Tracking
     run: Run
     checkpoints: Checkpoints
@@ -385,6 +429,8 @@ def section_types() -> Iterable[type[Section]]:
         Benchmark,
         Selection,
         Final,
+        Thresholds,
+        Evaluation,
         Tracking,
         Run,
         Checkpoints,

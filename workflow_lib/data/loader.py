@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workflow_lib.config.keys import digest, file_sha256
-from workflow_lib.data.synthetic import GENERATOR_VERSION, generate
+from workflow_lib.data.synthetic import generate
 from workflow_lib.symptoms import EXTRA_LABELS, SYMPTOMS
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def source_fingerprint(data_cfg: Data) -> dict:
         emb = data_cfg.embedded
         return {
             "kind": "embedded",
-            "generator_version": GENERATOR_VERSION,
+            "generator_version": emb["generator"],
             "n_posts": int(emb["n_posts"]),
             "seed": int(emb["seed"]),
         }
@@ -326,10 +326,10 @@ def load_raw(data_cfg: Data, work_dir) -> RawData:
     if source == "embedded":
         emb = data_cfg.embedded
         folder = Path(work_dir) / "source"
-        generate(folder, n_posts=int(emb["n_posts"]), seed=int(emb["seed"]))
+        generate(folder, n_posts=emb["n_posts"], seed=emb["seed"], version=emb["generator"])
         raw = load_folder(folder, max_post_chars=max_chars, strict=strict)
         raw.origin = (
-            f"embedded synthetic data (generator {GENERATOR_VERSION}, n_posts={emb['n_posts']}, "
+            f"embedded synthetic data (generator {emb['generator']}, n_posts={emb['n_posts']}, "
             f"seed={emb['seed']}), CSVs in source/ beside the prepared files"
         )
         return raw

@@ -1,7 +1,9 @@
 """The embedded data set: synthetic long-form Reddit-style posts in exactly ReDSM5's CSV format.
 
 The real ReDSM5 cannot be downloaded from these machines, so the default pipeline
-trains on posts generated here. Generator version 2 is shaped like the real set
+trains on posts generated here. There are two generator versions (``GENERATOR_VERSIONS``;
+the config key ``data.embedded.generator`` picks one, ``GENERATOR_VERSION`` "2" by default).
+Generator version 2 is shaped like the real set
 (Bao, Perez, Parapar, CIKM 2025: 1,484 posts, 294.7 words on average, 2 to 6,990):
 
 * **Symptom rates by quota.** Each symptom is present in exactly
@@ -41,14 +43,45 @@ trains on posts generated here. Generator version 2 is shaped like the real set
   the post's length. About half carry a status-0 row (considered and rejected), as
   in the real set. A few SPECIAL_CASE rows mark diagnosis/medication mentions.
 
+Version 2 is easy for a bag of words: about 3 status-1 sentences per positive
+post-symptom pair, status-0 rows about a tenth of the rows, and phrase pools whose wording
+a sentence-level TF-IDF model learns (CV macro-F1 about 0.8). **Version 3** keeps the
+quotas, the lengths, the layout (evidence anywhere, paragraphs, asides), the narrative and
+the file format, and changes the evidence and the hard negatives (tables of
+``workflow_lib/data/phrases/v3/``, fields of ``PhrasesV3``):
+
+* **The real evidence density.** Each present symptom gets one evidence sentence, and a
+  second one with probability ``V3_SECOND_BASE + words * V3_SECOND_PER_WORD`` (next to the
+  first or elsewhere): about 1.1 status-1 sentences per positive pair, as in ReDSM5.
+  Posts with two or more symptoms sometimes show two of them in one sentence.
+* **Implicit, composed evidence.** A core is explicit (the symptom's stock words,
+  ``V3_EXPLICIT_RATE``), standalone (an implicit whole clause, ``V3_STANDALONE_RATE``) or a
+  *situation* (neutral on its own: "my guitar has been sitting in its case since spring")
+  + a joiner + a *reaction* that carries the symptom ("and I can't bring myself to care").
+  Situations also appear in narrative sentences of any post (``V3_ANCHOR_RATE``), so they
+  mark nothing; slots, synonyms, openers, tails and a fused narrative clause
+  (``V3_CONTEXT_RATE``) make almost every sentence unique, so few test sentences occur
+  verbatim in training.
+* **Hard negatives that use the evidence's own words.** Negations ("I'm not sad, just
+  tired of this weather") and figures of speech ("this traffic is killing me") by symptom;
+  other people (a core turned to the third person: "my sister told me they can't bring
+  themselves to care"), a resolved past, hypotheticals and quotes wrap a core in a frame.
+  ``V3_STATUS0_RATE`` of them get a status-0 row: about a fifth of the annotation rows, as
+  in ReDSM5 (427 of 2,058). Negations and resolved pasts are only about absent symptoms.
+* **SPECIAL_CASE rows** at the real rate (92 of 1,484 posts).
+
 Labels follow construction exactly (no random label noise). Output is
-byte-identical for the same ``(n_posts, seed)``: one ``random.Random(seed)``, lists
-only (no set or hash order). Bump ``GENERATOR_VERSION`` whenever output changes.
+byte-identical for the same ``(n_posts, seed, version)``: one ``random.Random(seed)``, lists
+only (no set or hash order). A version's output never changes: a change to the generator
+or its tables is a new version (add it to ``GENERATOR_VERSIONS`` and the config schema's
+``data.embedded.generator`` enum, pin its output in the tests).
 
 The module is code only: every sentence, clause, slot filler and explanation lives in
 the JSON files of ``workflow_lib/data/phrases/`` (the fields of ``Phrases`` name each
-table, its file and its shape). The generator draws from the lists by index, so
-editing, adding or reordering an entry changes the output: bump ``GENERATOR_VERSION``.
+table, its file and its shape; version 3 adds ``phrases/v3/``, the fields of ``PhrasesV3``,
+and reads the narrative tables of version 2). The generator draws from the lists by index,
+so editing, adding or reordering an entry changes the output of every version that reads
+the file: that needs a new version.
 """
 
 from __future__ import annotations
@@ -58,6 +91,7 @@ import json
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import cache
 from importlib import resources
@@ -67,7 +101,8 @@ from statistics import NormalDist
 from workflow_lib.data.align import split_sentences
 from workflow_lib.symptoms import SYMPTOMS
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "2"  # the default version (data.embedded.generator)
+GENERATOR_VERSIONS = ("2", "3")  # every version generate() writes; the schema's data.embedded.generator enum
 
 POSTS_HEADER = ("post_id", "text")
 ANNOTATIONS_HEADER = ("post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status", "explanation")
@@ -86,6 +121,7 @@ REAL_COUNTS: dict[str, int] = {
     "SUICIDAL_THOUGHTS": 165,
 }
 REAL_NONE = 392
+REAL_SPECIAL_CASE = 92  # SPECIAL_CASE rows (diagnosis, medication) of the real set
 TARGET_RATES: dict[str, float] = {s: REAL_COUNTS[s] / REAL_POSTS for s in SYMPTOMS}
 NO_SYMPTOM_RATE = REAL_NONE / REAL_POSTS
 
@@ -152,10 +188,32 @@ HARD_KINDS = ("negation", "other_person", "past", "general", "other_sense")
 HARD_KIND_WEIGHTS = (0.15, 0.15, 0.1, 0.1, 0.5)
 REQUIRED_SLOTS = ("name", "opener_time", "past", "who")  # slots the code reads by name
 
+# Version 3 (module docstring). Evidence cores: explicit (the symptom's stock words), standalone (implicit, whole),
+# else a situation + joiner + reaction (implicit).
+V3_EXPLICIT_RATE = 0.2
+V3_STANDALONE_RATE = 0.35
+V3_SECOND_BASE = 0.06  # a present symptom gets a second evidence sentence with p V3_SECOND_BASE ...
+V3_SECOND_PER_WORD = 1 / 6000  # ... + words * this, capped at V3_SECOND_MAX
+V3_SECOND_MAX = 0.3
+V3_SECOND_ADJACENT = 0.5  # the second sentence follows the first (else it sits elsewhere in the post)
+V3_COMBO_RATE = 0.15  # posts with two or more symptoms that express two of them in one sentence
+V3_HARD_BASE = 0.2  # expected hard-negative sentences per post ...
+V3_HARD_PER_WORD = 1 / 800  # ... plus this many per target word
+V3_STATUS0_RATE = 0.5  # hard negatives that also get a status-0 row
+V3_SPECIAL_CASE_RATE = REAL_SPECIAL_CASE / REAL_POSTS
+V3_CONTEXT_RATE = 0.3  # non-composed evidence cores, negations and figures fused with a narrative clause
+V3_ANCHOR_RATE = 0.06  # narrative clauses that are a situation of a random symptom (neutral on their own)
+V3_HARD_KINDS = ("negation", "other_person", "past", "hypothetical", "quote", "figure")
+V3_HARD_KIND_WEIGHTS = (0.18, 0.22, 0.12, 0.13, 0.15, 0.2)
+V3_FRAMED = ("other_person", "past", "hypothetical", "quote")  # kinds that wrap an evidence core in a frame
+V3_WHOLE_CORES = ("other_person", "quote")  # framed kinds whose core may be a whole situation + reaction
+V3_ABSENT_ONLY = ("negation", "past")  # kinds only about symptoms the post does not have
+
 # ---------------------------------------------------------------------------------------------
 # phrase tables (package data)
 
 PHRASES_DIR = "phrases"  # workflow_lib/data/phrases/*.json
+PHRASES_V3_DIR = "v3"  # workflow_lib/data/phrases/v3/*.json: the tables generator version 3 adds
 _SLOT_RE = re.compile(r"\{(\w+)\}")
 
 
@@ -212,6 +270,33 @@ class Phrases:
     synonyms: dict[str, list[str]] = _table("synonyms.json", "pools")
 
 
+@dataclass(frozen=True)
+class PhrasesV3:
+    """The phrase tables generator version 3 adds (workflow_lib/data/phrases/v3/*.json); it also uses the narrative,
+    openers, tails, special cases and positive explanations of :class:`Phrases`, and fills templates from the slots
+    of both (v3 slot names must not repeat v2's). Shapes as in :class:`Phrases`; ``per_kind_v3``: every kind of
+    V3_HARD_KINDS -> string; ``frames``: every kind of V3_FRAMED -> strings. Cores are first-person clauses that
+    start lower case (or with I or a name) and end without punctuation."""
+
+    slots: dict[str, list[str]] = _table("slots.json", "pools", filled=True)  # added to the slots of Phrases
+    # word and phrase variants (SYNONYM_RATE each), applied to evidence and hard negatives
+    synonyms: dict[str, list[str]] = _table("synonyms.json", "pools")
+    # implicit evidence = a situation (neutral on its own, also used in narrative) + a joiner + a reaction
+    situations: dict[str, list[str]] = _table("evidence.json", "per_symptom", filled=True)
+    reactions: dict[str, list[str]] = _table("evidence.json", "per_symptom", filled=True)
+    joiners: list[str] = _table("evidence.json", "strings")
+    standalone: dict[str, list[str]] = _table("evidence.json", "per_symptom", filled=True)  # implicit, whole
+    explicit: dict[str, list[str]] = _table("evidence.json", "per_symptom", filled=True)  # the stock words
+    short_evidence: dict[str, list[str]] = _table("evidence.json", "per_symptom", filled=True)  # posts of a few words
+    combo_joiners: list[str] = _table("evidence.json", "strings")  # join two symptoms' cores in one sentence
+    # hard negatives: negations and figures of speech by symptom; the other kinds wrap an evidence core in a frame
+    negations: dict[str, list[str]] = _table("hard_negatives.json", "per_symptom", filled=True)
+    figures: dict[str, list[str]] = _table("hard_negatives.json", "per_symptom", filled=True)
+    # {core}: the core as is ({Core}: capitalised, for quotes); other_person cores are turned to the third person
+    frames: dict[str, list[str]] = _table("hard_negatives.json", "frames", filled=True)
+    explanations_negative: dict[str, str] = _table("explanations.json", "per_kind_v3")
+
+
 def _strings(value, where: str) -> list[str]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{where} must be a non-empty list of strings")
@@ -227,9 +312,9 @@ def _pools(value, where: str, keys: tuple[str, ...] | None = None) -> dict[str, 
     return {k: _strings(v, f"{where}[{k!r}]") for k, v in value.items()}
 
 
-def _per_kind(value, where: str) -> dict[str, str]:
-    if not isinstance(value, dict) or sorted(value) != sorted(HARD_KINDS):
-        raise ValueError(f"{where} must be an object of exactly the hard-negative kinds {', '.join(HARD_KINDS)}")
+def _per_kind(value, where: str, kinds: tuple[str, ...] = HARD_KINDS) -> dict[str, str]:
+    if not isinstance(value, dict) or sorted(value) != sorted(kinds):
+        raise ValueError(f"{where} must be an object of exactly the hard-negative kinds {', '.join(kinds)}")
     return {k: _text(v, f"{where}[{k!r}]") for k, v in value.items()}
 
 
@@ -256,6 +341,8 @@ _SHAPES = {
     "pools": _pools,
     "per_symptom": lambda value, where: _pools(value, where, SYMPTOMS),
     "per_kind": _per_kind,
+    "per_kind_v3": lambda value, where: _per_kind(value, where, V3_HARD_KINDS),
+    "frames": lambda value, where: _pools(value, where, V3_FRAMED),
     "text": _text,
     "combos": _combos,
 }
@@ -280,7 +367,7 @@ def _read_json(path) -> dict:
 
 
 def _file_tables(path, specs: list) -> dict:
-    """The checked tables of one phrase file; ``specs``: the Phrases fields it holds."""
+    """The checked tables of one phrase file; ``specs``: the Phrases (or PhrasesV3) fields it holds."""
     content = _read_json(path)
     names = [f.name for f in specs]
     if sorted(content) != sorted(names):
@@ -302,21 +389,26 @@ def _strings_in(table) -> list[str]:
     return [s for item in items for s in _strings_in(item)]
 
 
-def _check_links(ph: Phrases, folder) -> None:
-    """Cross-file checks: slots named by templates exist, topics match TOPIC_WEIGHTS, frames hold {ctx} and {ev}."""
-    missing = [s for s in REQUIRED_SLOTS if s not in ph.slots]
-    if missing:
-        raise PhrasesError(f"phrase file {folder / 'slots.json'}: the code needs the slots {missing}; add them")
-    for f in fields(Phrases):
+def _check_slots(ph, slots: dict, folder, placeholders: tuple[str, ...] = ()) -> None:
+    """Every {slot} a filled table of ``ph`` names is one of ``slots`` (or of ``placeholders``, filled by the code)."""
+    for f in fields(ph):
         if not f.metadata["filled"]:
             continue
         for template in _strings_in(getattr(ph, f.name)):
-            unknown = [s for s in _SLOT_RE.findall(template) if s not in ph.slots]
+            unknown = [s for s in _SLOT_RE.findall(template) if s not in slots and s not in placeholders]
             if unknown:
                 raise PhrasesError(
                     f"phrase file {folder / f.metadata['file']}: {f.name} template {template!r} names the unknown "
                     f"slot(s) {unknown}; add them to slots.json or fix the name"
                 )
+
+
+def _check_links(ph: Phrases, folder) -> None:
+    """Cross-file checks: slots named by templates exist, topics match TOPIC_WEIGHTS, frames hold {ctx} and {ev}."""
+    missing = [s for s in REQUIRED_SLOTS if s not in ph.slots]
+    if missing:
+        raise PhrasesError(f"phrase file {folder / 'slots.json'}: the code needs the slots {missing}; add them")
+    _check_slots(ph, ph.slots, folder)
     if sorted(ph.topics) != sorted(TOPIC_WEIGHTS):
         raise PhrasesError(
             f"phrase file {folder / 'narrative.json'}: topics must be exactly the topics of TOPIC_WEIGHTS in "
@@ -329,16 +421,48 @@ def _check_links(ph: Phrases, folder) -> None:
             )
 
 
-def load_phrases(folder) -> Phrases:
-    """Read and check every phrase file of ``folder`` (a Path or Traversable); raise PhrasesError naming the file."""
+def _read_tables(cls, folder):
+    """An instance of ``cls`` (Phrases or PhrasesV3) from the phrase files of ``folder``, each table checked."""
     by_file: dict[str, list] = {}
-    for f in fields(Phrases):
+    for f in fields(cls):
         by_file.setdefault(f.metadata["file"], []).append(f)
     tables = {}
     for file, specs in by_file.items():
         tables.update(_file_tables(folder / file, specs))
-    loaded = Phrases(**tables)
+    return cls(**tables)
+
+
+def load_phrases(folder) -> Phrases:
+    """Read and check every phrase file of ``folder`` (a Path or Traversable); raise PhrasesError naming the file."""
+    loaded = _read_tables(Phrases, folder)
     _check_links(loaded, folder)
+    return loaded
+
+
+def _check_links_v3(ph: PhrasesV3, base: Phrases, folder) -> None:
+    """Cross-file checks of version 3: its slot names are new, every slot it names exists in its slots or the base
+    slots, every frame holds {core} or {Core}."""
+    clash = [name for name in ph.slots if name in base.slots]
+    if clash:
+        raise PhrasesError(
+            f"phrase file {folder / 'slots.json'}: the slots {clash} are already slots of "
+            f"workflow_lib/data/phrases/slots.json; rename them (v3 adds slots, it does not replace them)"
+        )
+    _check_slots(ph, {**base.slots, **ph.slots}, folder, placeholders=("core", "Core"))
+    for kind, frames in ph.frames.items():
+        for frame in frames:
+            if "{core}" not in frame and "{Core}" not in frame:
+                raise PhrasesError(
+                    f"phrase file {folder / 'hard_negatives.json'}: frames[{kind!r}] frame {frame!r} needs {{core}} "
+                    "or {Core} (where the evidence core goes)"
+                )
+
+
+def load_phrases_v3(folder, base: Phrases) -> PhrasesV3:
+    """Read and check the version-3 phrase files of ``folder`` against the ``base`` (version 2) tables they extend;
+    raise PhrasesError naming the file."""
+    loaded = _read_tables(PhrasesV3, folder)
+    _check_links_v3(loaded, base, folder)
     return loaded
 
 
@@ -349,19 +473,26 @@ def phrases() -> Phrases:
 
 
 @cache
-def _synonym_re() -> re.Pattern:
-    """Any synonyms key as a whole word or phrase, longest keys first."""
-    keys = sorted(phrases().synonyms, key=len, reverse=True)
-    return re.compile(r"(?<![\w'])(" + "|".join(re.escape(k) for k in keys) + r")(?![\w'])")
+def phrases_v3() -> PhrasesV3:
+    """The version-3 phrase tables shipped in workflow_lib/data/phrases/v3/, loaded once."""
+    return load_phrases_v3(resources.files(__package__) / PHRASES_DIR / PHRASES_V3_DIR, phrases())
+
+
+@cache
+def _synonym_re(keys: tuple[str, ...]) -> re.Pattern:
+    """Any of the synonyms ``keys`` as a whole word or phrase, longest keys first."""
+    ordered = sorted(keys, key=len, reverse=True)
+    return re.compile(r"(?<![\w'])(" + "|".join(re.escape(k) for k in ordered) + r")(?![\w'])")
 
 
 # ---------------------------------------------------------------------------------------------
 # text helpers
 
 
-def _fill(template: str, rng: random.Random) -> str:
-    """Fill every {slot} (slot values may hold slots themselves, filled in turn)."""
-    slots = phrases().slots
+def _fill(template: str, rng: random.Random, slots: dict[str, list[str]] | None = None) -> str:
+    """Fill every {slot} from ``slots`` (default: the slots of Phrases; slot values may hold slots themselves,
+    filled in turn)."""
+    slots = phrases().slots if slots is None else slots
 
     def one(m: re.Match) -> str:
         value = rng.choice(slots[m.group(1)])
@@ -370,14 +501,15 @@ def _fill(template: str, rng: random.Random) -> str:
     return _SLOT_RE.sub(one, template)
 
 
-def _vary(text: str, rng: random.Random) -> str:
-    """Replace each synonyms key in ``text`` with a random variant (with probability SYNONYM_RATE)."""
-    synonyms = phrases().synonyms
+def _vary(text: str, rng: random.Random, synonyms: dict[str, list[str]] | None = None) -> str:
+    """Replace each key of ``synonyms`` (default: the synonyms of Phrases) in ``text`` with a random variant (with
+    probability SYNONYM_RATE)."""
+    synonyms = phrases().synonyms if synonyms is None else synonyms
 
     def one(m: re.Match) -> str:
         return rng.choice(synonyms[m.group(1)]) if rng.random() < SYNONYM_RATE else m.group(1)
 
-    return _synonym_re().sub(one, text)
+    return _synonym_re(tuple(synonyms)).sub(one, text)
 
 
 def _cap(text: str) -> str:
@@ -588,6 +720,125 @@ class _Post:
         return sym, 1, self.rng.choice(self.ph.explanations_positive[sym])
 
 
+_THIRD_PERSON = {
+    "I'm": "they're",
+    "I've": "they've",
+    "I'd": "they'd",
+    "I'll": "they'll",
+    "I am": "they are",
+    "I was": "they were",
+    "I wasn't": "they weren't",
+    "I": "they",
+    "me": "them",
+    "my": "their",
+    "My": "Their",
+    "myself": "themselves",
+    "mine": "theirs",
+    "we": "they",
+    "we'd": "they'd",
+    "we're": "they're",
+    "we've": "they've",
+    "We": "They",
+    "us": "them",
+    "our": "their",
+}
+_THIRD_PERSON_RE = _synonym_re(tuple(_THIRD_PERSON))
+
+
+def _third_person(text: str) -> str:
+    """A first-person clause told of someone else (singular they: "I can't ... my" -> "they can't ... their"; "we",
+    "us", "our" likewise)."""
+    return _THIRD_PERSON_RE.sub(lambda m: _THIRD_PERSON[m.group(1)], text)
+
+
+@cache
+def _v3_slots() -> dict[str, list[str]]:
+    """The slots version 3 fills from: those of Phrases and those of PhrasesV3."""
+    return {**phrases().slots, **phrases_v3().slots}
+
+
+class _PostV3(_Post):
+    """A post of generator version 3: the narrative of version 2 with situations mixed in (V3_ANCHOR_RATE), evidence
+    built from cores, hard negatives that wrap cores in frames."""
+
+    def __init__(self, rng: random.Random, n_topics: int):
+        super().__init__(rng, n_topics)
+        self.v3 = phrases_v3()
+        self.slots = _v3_slots()
+
+    def fill(self, template: str, core: str | None = None) -> str:
+        slots = self.slots if core is None else {**self.slots, "core": [core], "Core": [_cap(core)]}
+        return _fill(template, self.rng, slots)
+
+    def vary(self, text: str) -> str:
+        return _vary(text, self.rng, self.v3.synonyms)
+
+    def clause(self, topic: str | None = None) -> str:
+        if self.rng.random() < V3_ANCHOR_RATE:
+            return self.fill(self.rng.choice(self.v3.situations[self.rng.choice(SYMPTOMS)]))
+        return super().clause(topic)
+
+    def core(self, sym: str, whole: bool = True) -> tuple[str, bool]:
+        """(a first-person clause showing ``sym``, whether it is composed): explicit, standalone or (``whole``) a
+        situation + joiner + reaction (composed), else a reaction alone."""
+        rng, v3 = self.rng, self.v3
+        r = rng.random()
+        if r < V3_EXPLICIT_RATE:
+            return self.fill(rng.choice(v3.explicit[sym])), False
+        if r < V3_EXPLICIT_RATE + V3_STANDALONE_RATE:
+            return self.fill(rng.choice(v3.standalone[sym])), False
+        reaction = rng.choice(v3.reactions[sym])
+        if whole:
+            return self.fill(rng.choice(v3.situations[sym]) + rng.choice(v3.joiners) + reaction), True
+        return self.fill(reaction), False
+
+    def in_context(self, clause: str) -> str:
+        """``clause`` fused with a narrative clause of the post (V3_CONTEXT_RATE; v2's context frames)."""
+        if self.rng.random() < V3_CONTEXT_RATE:
+            return self.rng.choice(self.ph.context_frames).format(ctx=_lower_first(self.clause()), ev=clause)
+        return clause
+
+    def evidence_v3(self, symptoms: list[str]) -> str:
+        """One evidence sentence showing every symptom of ``symptoms`` (one core each)."""
+        rng = self.rng
+
+        def make() -> str:
+            cores = [self.core(s) for s in symptoms]
+            if len(cores) == 1:
+                text = cores[0][0] if cores[0][1] else self.in_context(cores[0][0])
+            else:
+                text = rng.choice(self.v3.combo_joiners).join(c for c, _ in cores)
+            return _sentence(_dress(self.vary(text), rng), "..." if rng.random() < 0.05 else ".")
+
+        return self.unique(make, labelled=True)
+
+    def hard_text(self, kind: str, sym: str) -> str:
+        """A hard negative of ``kind`` using the words of ``sym`` (before variation and dressing)."""
+        rng, v3 = self.rng, self.v3
+        if kind == "negation":
+            return self.in_context(self.fill(rng.choice(v3.negations[sym])))
+        if kind == "figure":
+            return self.in_context(self.fill(rng.choice(v3.figures[sym])))
+        core, _ = self.core(sym, whole=kind in V3_WHOLE_CORES)
+        if kind == "other_person":
+            core = _third_person(core)
+        return self.fill(rng.choice(v3.frames[kind]), core=core)
+
+    def hard_negative(self, present: list[str]) -> tuple[str, str, str]:
+        """(kind, symptom, sentence); V3_ABSENT_ONLY kinds only about absent symptoms."""
+        rng = self.rng
+        picked: list[tuple[str, str]] = []
+
+        def make() -> str:
+            kind = _weighted(rng, V3_HARD_KINDS, V3_HARD_KIND_WEIGHTS)
+            sym = rng.choice([s for s in SYMPTOMS if kind not in V3_ABSENT_ONLY or s not in present])
+            picked.append((kind, sym))
+            return _sentence(_dress(self.vary(self.hard_text(kind, sym)), rng))
+
+        sent = self.unique(make, labelled=True)
+        return picked[-1][0], picked[-1][1], sent
+
+
 # ---------------------------------------------------------------------------------------------
 # posts
 #
@@ -638,6 +889,83 @@ def _hard_blocks(post: _Post, present: list[str], target: int, stats: dict) -> l
         sent = post.unique(lambda: _sentence(_pick(rng, post.ph.special_case)), labelled=True)
         blocks.append([(sent, [("SPECIAL_CASE", 1, post.ph.explanation_special)])])
     return blocks
+
+
+def _short_blocks_v3(post: _PostV3, present: list[str]) -> list[list[tuple[str, list]]]:
+    """Version 3, posts of a few words: one short evidence sentence per present symptom."""
+    rng, blocks = post.rng, []
+    for sym in present:
+        sent = post.unique(lambda sym=sym: _sentence(post.fill(rng.choice(post.v3.short_evidence[sym]))), labelled=True)
+        blocks.append([(sent, [post.positive(sym)])])
+    return blocks
+
+
+def _evidence_blocks_v3(post: _PostV3, present: list[str], target: int) -> list[list[tuple[str, list]]]:
+    """Version 3: maybe one sentence for two symptoms (V3_COMBO_RATE), then one evidence sentence per remaining
+    symptom, sometimes two (V3_SECOND_*), the second next to the first or elsewhere."""
+    rng, blocks = post.rng, []
+    remaining = list(present)
+    if len(remaining) >= 2 and rng.random() < V3_COMBO_RATE:
+        pair = sorted(rng.sample(remaining, 2), key=SYMPTOMS.index)
+        blocks.append([(post.evidence_v3(pair), [post.positive(s) for s in pair])])
+        remaining = [s for s in remaining if s not in pair]
+    second = min(V3_SECOND_MAX, V3_SECOND_BASE + target * V3_SECOND_PER_WORD)
+    for sym in remaining:
+        block = [(post.evidence_v3([sym]), [post.positive(sym)])]
+        if rng.random() < second:
+            extra = (post.evidence_v3([sym]), [post.positive(sym)])
+            if rng.random() < V3_SECOND_ADJACENT:
+                block.append(extra)
+            else:
+                blocks.append([extra])
+        blocks.append(block)
+    return blocks
+
+
+def _hard_blocks_v3(post: _PostV3, present: list[str], target: int, stats: dict) -> list[list[tuple[str, list]]]:
+    """Version 3: hard negatives (V3_STATUS0_RATE with a status-0 row), then maybe a SPECIAL_CASE sentence."""
+    rng, blocks = post.rng, []
+    for _ in range(_poisson(rng, V3_HARD_BASE + target * V3_HARD_PER_WORD)):
+        kind, sym, sent = post.hard_negative(present)
+        stats["hard_negatives"][kind] += 1
+        rows = [(sym, 0, post.v3.explanations_negative[kind])] if rng.random() < V3_STATUS0_RATE else []
+        blocks.append([(sent, rows)])
+    if rng.random() < V3_SPECIAL_CASE_RATE:
+        sent = post.unique(lambda: _sentence(post.fill(rng.choice(post.ph.special_case))), labelled=True)
+        blocks.append([(sent, [("SPECIAL_CASE", 1, post.ph.explanation_special)])])
+    return blocks
+
+
+@dataclass(frozen=True)
+class _Version:
+    """How one generator version writes a post: its post class and its block builders."""
+
+    post: type[_Post]
+    short_blocks: Callable[..., list]  # (post, present) -> blocks
+    evidence_blocks: Callable[..., list]  # (post, present, target words) -> blocks
+    hard_blocks: Callable[..., list]  # (post, present, target words, stats) -> blocks
+    hard_kinds: tuple[str, ...]  # the kinds of hard negative the statistics count
+    readme_kinds: str  # the hard negatives the README names
+
+
+_VERSIONS = {
+    "2": _Version(
+        _Post,
+        _short_blocks,
+        _evidence_blocks,
+        _hard_blocks,
+        HARD_KINDS,
+        "negations, other people, recovered past episodes, general\nremarks, other word senses",
+    ),
+    "3": _Version(
+        _PostV3,
+        _short_blocks_v3,
+        _evidence_blocks_v3,
+        _hard_blocks_v3,
+        V3_HARD_KINDS,
+        "negations, other people, recovered past episodes,\nhypotheticals, quotes, figures of speech",
+    ),
+}
 
 
 def _narrative(post: _Post, words: int, target: int, short: bool, has_blocks: bool) -> list[str]:
@@ -704,15 +1032,17 @@ def _annotations(post_id: str, text: str, spans: list, order: list[tuple[str, li
     return rows
 
 
-def _post(index: int, present: list[str], target: int, rng: random.Random, stats: dict) -> tuple[str, str, list]:
+def _post(
+    index: int, present: list[str], target: int, rng: random.Random, stats: dict, version: _Version
+) -> tuple[str, str, list]:
     """One post: (post_id, text, annotation rows as tuples in ANNOTATIONS_HEADER order)."""
     post_id = f"g_{index:04d}_{rng.randint(1, 999)}"
-    post = _Post(rng, n_topics=min(5, 1 + int(target // WORDS_PER_TOPIC) + (rng.random() < 0.3)))
+    post = version.post(rng, n_topics=min(5, 1 + int(target // WORDS_PER_TOPIC) + (rng.random() < 0.3)))
     short = target < SHORT_POST_WORDS
     if short:
-        blocks = _short_blocks(post, present)
+        blocks = version.short_blocks(post, present)
     else:
-        blocks = _evidence_blocks(post, present, target) + _hard_blocks(post, present, target, stats)
+        blocks = version.evidence_blocks(post, present, target) + version.hard_blocks(post, present, target, stats)
     words = sum(len(s.split()) for block in blocks for s, _ in block)
     narrative = _narrative(post, words, target, short, has_blocks=bool(blocks))
     # each block goes to a uniformly random position among the narrative sentences
@@ -730,14 +1060,14 @@ def _post(index: int, present: list[str], target: int, rng: random.Random, stats
 # the data set
 
 
-def _new_stats(n_posts: int, seed: int) -> dict:
+def _new_stats(n_posts: int, seed: int, version: str) -> dict:
     return {
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": version,
         "n_posts": n_posts,
         "seed": seed,
         "no_symptom": 0,
         "per_symptom": dict.fromkeys(SYMPTOMS, 0),
-        "hard_negatives": dict.fromkeys(HARD_KINDS, 0),
+        "hard_negatives": dict.fromkeys(_VERSIONS[version].hard_kinds, 0),
         "annotation_rows": {"status_1": 0, "status_0": 0},
         "special_case_rows": 0,
         "sentences": 0,
@@ -756,25 +1086,33 @@ def _word_stats(posts: list[tuple[str, str]]) -> dict:
     }
 
 
-def generate(out_dir, n_posts: int = 800, seed: int = 13) -> dict:
+def generate(out_dir, n_posts: int = 800, seed: int = 13, version: str = GENERATOR_VERSION) -> dict:
     """Write posts.csv, annotations.csv and README.md into ``out_dir``; return statistics.
 
-    Same ``(n_posts, seed)`` -> byte-identical files. The statistics hold the realised
+    ``version``: the generator version, one of GENERATOR_VERSIONS (module docstring). Same
+    ``(n_posts, seed, version)`` -> byte-identical files. The statistics hold the version, the realised
     per-symptom post counts, hard-negative kinds, row counts, sentences and the word-length
     distribution (mean, p50, p95, min, max of ``len(text.split())``).
     """
     if n_posts < 1:
         raise ValueError(f"n_posts must be positive, got {n_posts}")
+    if version not in _VERSIONS:
+        raise ValueError(
+            f"generator version {version!r} is unknown; choose one of {', '.join(map(repr, GENERATOR_VERSIONS))} "
+            "(config key data.embedded.generator)"
+        )
     phrases()  # a missing or malformed phrase file fails here, before anything is written
+    if version == "3":
+        phrases_v3()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    stats = _new_stats(n_posts, seed)
+    stats = _new_stats(n_posts, seed, version)
     present_lists = _assign_symptoms(n_posts, rng)
     targets = _target_lengths(n_posts, rng)
     posts, annotations = [], []
     for i, (present, target) in enumerate(zip(present_lists, targets), start=1):
-        post_id, text, rows = _post(i, present, target, rng, stats)
+        post_id, text, rows = _post(i, present, target, rng, stats, _VERSIONS[version])
         posts.append((post_id, text))
         annotations.extend(rows)
         for sym in present:
@@ -787,7 +1125,9 @@ def generate(out_dir, n_posts: int = 800, seed: int = 13) -> dict:
     _write_csv(out / "posts.csv", POSTS_HEADER, posts)
     _write_csv(out / "annotations.csv", ANNOTATIONS_HEADER, annotations)
     (out / "README.md").write_text(
-        _README.format(n=n_posts, seed=seed, version=GENERATOR_VERSION), encoding="utf-8", newline="\n"
+        _README.format(n=n_posts, seed=seed, version=version, kinds=_VERSIONS[version].readme_kinds),
+        encoding="utf-8",
+        newline="\n",
     )
     return stats
 
@@ -816,7 +1156,6 @@ share of posts per symptom follows the real set's counts, post lengths follow a
 lognormal (about 300 words on average, a few posts of a handful of words, a long
 tail into the thousands), and evidence sentences sit anywhere in a post. Status-1
 sentences occur verbatim in their posts. Status-0 rows mark hard negatives that were
-considered and rejected (negations, other people, recovered past episodes, general
-remarks, other word senses). Use it to run and test the pipeline; results on it say
+considered and rejected ({kinds}). Use it to run and test the pipeline; results on it say
 nothing about real data.
 """

@@ -1,4 +1,5 @@
-"""Training of the classifier: criteria head, optional evidence head (CPU-lean; works on GPU too).
+"""Training of the classifier: criteria head, optional evidence head, or the sentence model whose loss adds
+a sentence-level term (training.criteria_from: sentences; models/sentences.py) (CPU-lean; works on GPU too).
 
 The loop is deliberately plain: post records become input rows once up front
 (workflow_lib/learning/examples.py: one right-padded id matrix, BIO tags for the evidence task);
@@ -37,6 +38,7 @@ from workflow_lib.learning.examples import Examples, build_examples, objective_v
 from workflow_lib.learning.inference import Prediction, predict_examples, to_device
 from workflow_lib.learning.models.losses import build_loss
 from workflow_lib.learning.models.model import build_model, hidden_size_of
+from workflow_lib.learning.models.sentences import sentence_loss
 from workflow_lib.learning.precision import Precision
 
 log = logging.getLogger(__name__)
@@ -286,6 +288,7 @@ class _Run:
     max_grad_norm: float | None
     evidence_weight: float
     evidence_threshold: float
+    sentence_loss_weight: float  # criteria_from: sentences (0 otherwise: no sentence loss)
     precision: Precision  # training.precision: autocast, fp16 GradScaler, the optimisation step
     group_by_length: bool  # training.group_by_length: batches of similar-length rows
 
@@ -344,11 +347,12 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
     params = [p for p in model.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(seed)
     log.info(
-        "%s: %d rows (%s%s), %d epochs x %d steps (batch %d, max_length %d), %d threads, %s trainable params",
+        "%s: %d rows (%s%s%s), %d epochs x %d steps (batch %d, max_length %d), %d threads, %s trainable params",
         desc,
         len(train_ex),
         train_cfg.input_format,
         " + evidence" if model.evidence_head is not None else "",
+        f", {len(train_ex.units)} sentences scored" if train_ex.units is not None else "",
         epochs,
         steps_per_epoch,
         batch_size,
@@ -383,28 +387,34 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
         max_grad_norm=train_cfg.max_grad_norm,
         evidence_weight=train_cfg.evidence_loss_weight,
         evidence_threshold=train_cfg.evidence_threshold,
+        sentence_loss_weight=train_cfg.sentence_loss_weight if train_cfg.criteria_from == "sentences" else 0.0,
         precision=precision,
         group_by_length=train_cfg.group_by_length,
     )
 
 
 def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
-    """The training loss of one batch (rows ``idx``): criteria loss (+ weighted evidence loss)."""
+    """The training loss of one batch (rows ``idx``): criteria loss (+ weighted evidence loss; for the
+    sentence model + sentence_loss_weight x the sentence loss, models/sentences.py)."""
     model, device, ex = run.model, run.device, run.train_ex
     batch = to_device(ex.batch(idx, training=True), device)
     if run.cache is not None:
         k, states = run.cache
+        heads_inputs = {n: v for n, v in batch.items() if n not in ("input_ids", "attention_mask", "token_type_ids")}
         out = model.forward_from(
             k,
             states[ex.window_index(idx), : batch["input_ids"].shape[1]].to(device),
             batch["attention_mask"],
-            batch.get("eligible"),
-            batch.get("sentence_ids"),
-            batch.get("window_rows"),
+            **heads_inputs,
         )
     else:
         out = model(**batch)
     loss = run.loss_fn(out["criteria"], ex.targets[idx].to(device, non_blocking=True))
+    if ex.units is not None and run.sentence_loss_weight > 0:
+        targets, weights = ex.units.targets_of(idx)
+        loss = loss + run.sentence_loss_weight * sentence_loss(
+            out["sentences"], targets.to(device, non_blocking=True), weights.to(device, non_blocking=True)
+        )
     if model.evidence_head is not None:
         tags, sids = ex.evidence_targets(idx, batch["input_ids"].shape[1])
         loss = loss + run.evidence_weight * model.evidence_head.loss(out["evidence"], tags.to(device), sids.to(device))

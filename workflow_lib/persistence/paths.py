@@ -11,7 +11,7 @@ heartbeat file inside heartbeats/ (search/hpo.py), a spool file inside the spool
         study.json (the study's definition), study.journal, study_summary.json, workers/{w}.done,
         heartbeats/{trial_number}, .claim.lock
         trials/{trial_key}/fold_{k}/metrics.json, trials/{trial_key}/fold_{k}/state/ (while training)
-    {results}/baseline/{data_key}/baseline.json
+    {results}/baseline/{data_key}/baseline.json, baseline_sentences.json   (post- and sentence-level TF-IDF)
     {results}/refit/{refit_key}/          model/, metrics.json, state/ (while training)
     {results}/benchmark/{refit_key}/benchmark.json
 
@@ -101,7 +101,16 @@ class Layout:
 
     # -- downstream -----------------------------------------------------------
     def baseline(self, data_key: str) -> str:
+        """The post-level TF-IDF baseline's CV scores (learning.baseline.tfidf_baseline)."""
         return f"{self.root}/baseline/{data_key}/baseline.json"
+
+    def baseline_sentences(self, data_key: str) -> str:
+        """The sentence-level TF-IDF baseline's CV scores (learning.baseline.tfidf_sentence_baseline)."""
+        return f"{self.root}/baseline/{data_key}/baseline_sentences.json"
+
+    def baselines(self, data_key: str) -> list[str]:
+        """Every baseline's CV scores: post level, then sentence level."""
+        return [self.baseline(data_key), self.baseline_sentences(data_key)]
 
     def refit_dir(self, refit_key: str) -> str:
         return f"{self.root}/refit/{refit_key}"

@@ -89,14 +89,21 @@ class Plan:
 
     def refit_key(self, trial_key: str) -> str:
         h = self.cfg.hpo
-        return keys.refit_key(trial_key, self.cfg.refit, h.metric, h.objective)
+        return keys.refit_key(trial_key, self.cfg.refit, h.metric, h.objective, self.cfg.thresholds)
+
+    def fold_metrics(self, candidate: Mapping) -> list[str]:
+        """The metrics.json of every CV fold of a candidate's trial in its study (each holds the fold's
+        out-of-fold probabilities, which the refit chooses the thresholds on)."""
+        study_dir = self.layout.study_dir(candidate["backbone"], candidate["study_key"], candidate["variant"])
+        return [Layout.fold_metrics(study_dir, candidate["trial_key"], k) for k in range(self.cfg.data.n_folds)]
 
     def selection_key(self, candidates: list[Mapping]) -> str:
         ident = [{k: c[k] for k in ("backbone", "study_key", "variant", "trial_key")} for c in candidates]
         return keys.selection_key(ident, self.cfg.selection, self.cfg.benchmark)
 
     def final_key(self, trial_key: str, co_best: list[str] = ()) -> str:
-        return keys.final_key(trial_key, self.data_key, self.cfg.final, self.cfg.refit, co_best)
+        c = self.cfg
+        return keys.final_key(trial_key, self.data_key, c.final, c.refit, c.thresholds, c.evaluation, co_best)
 
     def final_key_of(self, selection_report: Mapping) -> str:
         """The final key a selection report leads to: its selected trial with the trials tied with it."""
@@ -176,6 +183,7 @@ def candidates_from_summaries(summaries: list[Mapping]) -> list[dict]:
                     "fold_scores": t["fold_scores"],
                     "params": t["params"],
                     "cv_criteria_mean": t.get("criteria_mean"),
+                    "cv_criteria_fold_scores": t.get("criteria_fold_scores"),
                 }
             )
     return out

@@ -28,8 +28,11 @@ from workflow_lib.learning.retention import release
 from workflow_lib.learning.spans import evidence_char_spans, evidence_is_complete
 from workflow_lib.persistence.paths import Layout
 from workflow_lib.persistence.reports import atomic_write_text, read_json, validate_report, write_json
+from workflow_lib.pipeline import evaluation as ev
+from workflow_lib.pipeline.evaluation import cv_interval
 from workflow_lib.pipeline.plan import Plan
 from workflow_lib.pipeline.runmode import resumes_training
+from workflow_lib.pipeline.thresholds import check_source, read_out_of_fold, thresholds_block
 from workflow_lib.provenance import code_version, library_versions
 from workflow_lib.search.selection import select
 from workflow_lib.shipping.model_card import render_model_card
@@ -63,17 +66,34 @@ def prepare_data(cfg: Config, *, data_key: str, out_dir: str) -> dict:
     return card
 
 
-def baseline(cfg: Config, *, data_dir: str, out: str) -> dict:
+def baseline(cfg: Config, *, data_dir: str, out: str, out_sentences: str) -> list[dict]:
+    """The TF-IDF baselines on the study's folds, scored on hpo.metric: post level to ``out``, sentence level
+    (one model per symptom over the train posts' sentences, max per post) to ``out_sentences``."""
     from workflow_lib.data.prepare import load_prepared
-    from workflow_lib.learning.baseline import tfidf_baseline
+    from workflow_lib.learning.baseline import tfidf_baseline, tfidf_sentence_baseline
 
     prepared = load_prepared(data_dir)
-    result = tfidf_baseline(
-        prepared.folds, prepared.texts, prepared.labels, metric=cfg.hpo.metric, seed=cfg.data.split.seed
-    )
-    result["data_key"] = prepared.card["data_key"]
-    write_json(out, result, kind="baseline")
-    return result
+    metric, seed = cfg.hpo.metric, cfg.data.split.seed
+    results = []
+    for path, result in (
+        (out, tfidf_baseline(prepared.folds, prepared.texts, prepared.labels, metric=metric, seed=seed)),
+        (
+            out_sentences,
+            tfidf_sentence_baseline(
+                prepared.folds,
+                prepared.sentences,
+                prepared.sentence_labels,
+                prepared.labels,
+                metric=metric,
+                seed=seed,
+            ),
+        ),
+    ):
+        result["data_key"] = prepared.card["data_key"]
+        write_json(path, result, kind="baseline")
+        log.info("baseline %s: CV %s %.4f ± %.4f", result["name"], metric, result["mean"], result["std"])
+        results.append(result)
+    return results
 
 
 # -- hpo ---------------------------------------------------------------------------
@@ -131,10 +151,13 @@ def refit(
     data_dir: str,
     model_dir: str,
     metrics_path: str,
+    fold_metrics: list[str],
     threads: int | None = None,
 ) -> dict:
-    """Best trial's configuration on the full train split, early-stopped on validation;
-    decision thresholds tuned on the validation predictions.
+    """Best trial's configuration on the full train split, early-stopped on validation; decision thresholds
+    chosen as ``thresholds.source`` says (pipeline/thresholds.py): on the out-of-fold probabilities of the
+    trial's folds (``fold_metrics``: every fold's metrics.json of the trial, as the rule declares them), on the
+    validation predictions, or fixed at 0.5.
 
     The training state goes to ``state/`` beside ``model_dir`` (a rerun resumes from it; removed
     once metrics_path is written). MLflow metrics are logged just before metrics_path is written,
@@ -142,7 +165,7 @@ def refit(
     """
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.learning.epoch_states import StatePolicy
-    from workflow_lib.learning.metrics import multilabel_metrics, tune_thresholds
+    from workflow_lib.learning.metrics import multilabel_metrics
     from workflow_lib.learning.training import train
     from workflow_lib.search.hpo import best_trial_config
 
@@ -153,6 +176,9 @@ def refit(
     tcfg = best_trial_config(cfg, summary, trial_key)
     prepared = load_prepared(data_dir)
     tr, va = prepared.splits["train"], prepared.splits["validation"]
+    source = cfg.thresholds.source
+    oof = read_out_of_fold(fold_metrics, tr, prepared.labels)  # before training: a bad fold file fails at once
+    check_source(source, oof)
     ids = {
         "backbone": backbone,
         "trial_key": trial_key,
@@ -179,14 +205,15 @@ def refit(
             state_policy=StatePolicy.of(cfg),
         )
         y_val = prepared.labels(va)
-        thresholds = tune_thresholds(y_val, res.val_probs)
+        chosen = thresholds_block(source, oof=oof, y_val=y_val, val_probs=res.val_probs)
+        thresholds = [chosen["values"][s] for s in SYMPTOMS]
         manifest = save_checkpoint(
             model_dir,
             res.model,
             res.tokenizer,
             backbone_spec=spec,
             train_cfg=tcfg,
-            meta={**ids, "stage": "refit", "best_epoch": res.best_epoch, "thresholds": dict(zip(SYMPTOMS, thresholds))},
+            meta={**ids, "stage": "refit", "best_epoch": res.best_epoch, "thresholds": chosen["values"]},
         )
         metrics = {
             **ids,
@@ -202,7 +229,7 @@ def refit(
                 "at_tuned_thresholds": multilabel_metrics(y_val, res.val_probs, thresholds),
                 "input_coverage": res.val_prediction.examples.coverage("validation"),
             },
-            "thresholds": {"split": "validation", "values": dict(zip(SYMPTOMS, thresholds))},
+            "thresholds": chosen,
             "objective": {**cfg.hpo.objective, "metric": metric, "best_value": res.best_score},
             "config": tcfg,
             "code_version": code_version(),
@@ -219,15 +246,28 @@ def refit(
         tracker.log_metrics(
             run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric], "best_epoch": res.best_epoch}
         )
+        if "oof" in chosen:
+            o = chosen["oof"]
+            tracker.log_metrics(
+                run,
+                {
+                    "oof_macro_f1_at_tuned": o["at_tuned_thresholds"]["macro_f1"],
+                    "oof_macro_f1_at_0.5": o["at_0.5"]["macro_f1"],
+                    "oof_brier": o["calibration"]["brier"],
+                    "oof_ece": o["calibration"]["ece"],
+                },
+            )
         write_json(metrics_path, metrics)
     release(state_dir, metrics_path)
     tracker.close()
     log.info(
-        "refit %s: best epoch %d, validation %s %.4f; %d files in checkpoint",
+        "refit %s: best epoch %d, validation %s %.4f; thresholds %s (%s); %d files in checkpoint",
         trial_key,
         res.best_epoch,
         metric,
         metrics["validation"]["at_0.5"][metric],
+        source,
+        ", ".join(f"{v:g}" for v in thresholds),
         len(manifest["files"]),
     )
     return metrics
@@ -273,6 +313,15 @@ def benchmark(
 
 
 # -- selection -----------------------------------------------------------------------
+def fold_sizes(card: Mapping) -> tuple[float, float]:
+    """(n_train, n_test): the posts a CV fold trains on and scores, mean over the data card's folds."""
+    folds = card["counts"]["folds"]
+    return (
+        sum(f["train"] for f in folds) / len(folds),
+        sum(f["heldout"] for f in folds) / len(folds),
+    )
+
+
 def _fill_final_key(pattern: str, final_key: str) -> str:
     """``pattern`` (a path with ``{final_key}``, as the rule gives it) for ``final_key``."""
     if "{final_key}" not in pattern:
@@ -296,7 +345,8 @@ def selection(
     *,
     summaries: list[str],
     benchmarks: Mapping[str, str],
-    baseline_path: str | None,
+    baseline_paths: list[str],
+    data_card_path: str,
     selection_key: str,
     out_json: str,
     out_html: str,
@@ -304,9 +354,10 @@ def selection(
     evaluation_html_pattern: str,
 ) -> dict:
     """Pick the best candidate; write the page ``out_html`` with its plots in ``plots_dir``, then the
-    report ``out_json``. ``evaluation_html_pattern``: the path of the final stage's evaluation page with
-    ``{final_key}`` in place of the final key, which follows from this stage's choice (the selected
-    trial and the trials tied with it); the page links to it."""
+    report ``out_json``. ``baseline_paths``: the baselines' CV results (none when selection.baseline is off);
+    ``data_card_path``: the data card, whose fold sizes the corrected t-tests use. ``evaluation_html_pattern``:
+    the path of the final stage's evaluation page with ``{final_key}`` in place of the final key, which follows
+    from this stage's choice (the selected trial and the trials tied with it); the page links to it."""
     from workflow_lib.shipping.report_html import selection_page
 
     tracker = Tracker(cfg)
@@ -317,8 +368,15 @@ def selection(
         raise RuntimeError(f"selection key {selection_key} does not match the candidates on disk; rerun snakemake")
     for c in cands:
         c["benchmark"] = read_json(benchmarks[c["trial_key"]])
-    base = read_json(baseline_path) if baseline_path and cfg.selection.baseline else None
-    report = select(cands, cfg.selection, baseline=base, metric=cfg.hpo.metric, objective=objective_label(cfg.hpo))
+    bases = [read_json(p, kind="baseline") for p in baseline_paths] if cfg.selection.baseline else []
+    report = select(
+        cands,
+        cfg.selection,
+        baselines=bases,
+        metric=cfg.hpo.metric,
+        objective=objective_label(cfg.hpo),
+        fold_sizes=fold_sizes(read_json(data_card_path, kind="data_card")),
+    )
     report["selection_key"] = selection_key
     report["lineage"] = {
         "data_key": summ[0]["data_key"] if summ else None,
@@ -337,7 +395,15 @@ def selection(
     with tracker.run("selection", {"selection_key": selection_key}) as run:
         sel = report["selected"]
         tracker.set_tags(run, {"selected.backbone": sel["backbone"], "selected.trial_key": sel["trial_key"]})
-        tracker.log_metrics(run, {"selected_cv_mean": sel["cv_mean"]})
+        lead = report["winner_lead"]
+        tracker.log_metrics(
+            run,
+            {
+                "selected_cv_mean": sel["cv_mean"],
+                **({"winner_lead_p": lead["p_one_sided"]} if lead["p_one_sided"] is not None else {}),
+                **({"vs_baseline_p": v} if (v := (lead["vs_baseline"] or {}).get("p_one_sided")) is not None else {}),
+            },
+        )
         tracker.log_artifact(run, out_html)
     tracker.close()
     log.info("selected %s trial %s: %s", sel["backbone"], sel["trial_key"], report["reason"])
@@ -375,8 +441,8 @@ def test_prediction_rows(pred, records, thresholds, train_cfg: Training) -> list
 
 def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapping, hpo: Hpo, pred) -> dict:
     """What the evaluation page and the model card show beside the test metrics, each with its split:
-    the study's CV score, the refit model's validation scores, confusion counts, and what the input
-    window read of the test posts (the test prediction's own coverage: no second tokenisation)."""
+    the study's CV score (with its t-interval), the refit model's validation scores, confusion counts, and what
+    the input window read of the test posts (the test prediction's own coverage: no second tokenisation)."""
     sel = sel_report["selected"]
     cand = next((c for c in sel_report.get("candidates", []) if c.get("selected")), {})
     val = refit_metrics["validation"]
@@ -402,6 +468,7 @@ def _evaluation_extras(report: Mapping, sel_report: Mapping, refit_metrics: Mapp
             "mean": sel["cv_mean"],
             "std": sel.get("cv_std"),
             "fold_scores": cand.get("fold_scores", []),
+            "interval": cv_interval(cand.get("fold_scores", [])),
         },
         "refit_validation": rv,
         "confusion": {
@@ -452,12 +519,20 @@ def final(
 
     ``co_best_refits`` maps the trial key of every candidate tied with the selected one (within
     selection.tie_tolerance) to its refit ``{"model_dir", "metrics"}``; those checkpoints are
-    scored (at their own tuned thresholds) on the same test read, one entry each under ``co_best``.
+    scored (at their own thresholds) on the same test read, one entry each under ``co_best``, with their paired
+    differences to the selected model and to the baselines.
+
+    Beside the point metrics the report (version 3, pipeline/evaluation.py) carries the thresholds block of the
+    refit, intervals of every test figure (``evaluation.bootstrap`` resamples of the test posts, seed
+    ``evaluation.seed``), few-positive flags, the TF-IDF baselines fitted on train+validation and scored on the
+    same test posts (the one best on CV first) with the paired difference model − baseline, the ReDSM5 paper's
+    metrics beside its published rows, calibration (test and out-of-fold) and the CV t-interval.
     The training state goes to ``state/`` beside ``model_dir`` (resumed by a rerun, removed once the
     report is written).
     """
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.learning.epoch_states import StatePolicy
+    from workflow_lib.learning.examples import post_labels
     from workflow_lib.learning.inference import predict
     from workflow_lib.learning.training import train
     from workflow_lib.search.hpo import best_trial_config
@@ -473,7 +548,9 @@ def final(
     spec = cfg.encoders[backbone]
     tcfg = best_trial_config(cfg, summary, trial_key)
     epochs = cfg.final.epochs or refit_metrics["best_epoch"]
-    thresholds = [refit_metrics["thresholds"]["values"][s] for s in SYMPTOMS]
+    chosen = refit_metrics["thresholds"]  # the refit's thresholds block: source, rule, values, out-of-fold summary
+    thresholds = [chosen["values"][s] for s in SYMPTOMS]
+    boot = ev.Bootstrap.of(cfg.evaluation)
     prepared = load_prepared(data_dir)
     fit_ids = prepared.splits["train"] + prepared.splits["validation"]
     test_ids = prepared.splits["test"]
@@ -508,14 +585,16 @@ def final(
         # Predicted before the model is saved, so the model card inside the model folder has the results.
         test_records = prepared.of(test_ids)
         pred = predict(res.model, res.tokenizer, test_records, tcfg, max_length=spec.max_length)
-        co_best = []
+        y_test = post_labels(test_records)
+        scored = ev.Scored("model", pred.probs, thresholds)  # the final model, decided at the refit's thresholds
+        co_best, co_scored = [], []
         tied = {c["trial_key"]: c for c in sel_report.get("co_best", [])}
         for tkey, refit_paths in sorted((co_best_refits or {}).items()):
             path = refit_paths["model_dir"]
-            model, tok, info = load_checkpoint(path)
+            cmodel, tok, info = load_checkpoint(path)
             cand = tied[tkey]
             cthr = [read_json(refit_paths["metrics"])["thresholds"]["values"][s] for s in SYMPTOMS]
-            cpred = predict(model, tok, test_records, info["train_cfg"], max_length=info["backbone_spec"].max_length)
+            cpred = predict(cmodel, tok, test_records, info["train_cfg"], max_length=info["backbone_spec"].max_length)
             co_best.append(
                 {
                     **{k: cand[k] for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")},
@@ -528,8 +607,16 @@ def final(
                     "input_coverage": cpred.examples.coverage("test"),
                 }
             )
+            co_scored.append(ev.Scored(tkey, cpred.probs, cthr))
+        intervals = ev.intervals_block(y_test, scored, boot, ev.evidence_contributions(pred))
+        reference = ev.reference_baseline(sel_report, [b.name for b in ev.baseline_models()])
+        baselines, baseline_scores = ev.baselines_block(
+            prepared, fit_ids, test_ids, y_test, scored, boot, seed=cfg.data.split.seed, reference=reference
+        )
+        for entry, co in zip(co_best, co_scored):
+            entry.update(ev.co_best_differences(y_test, scored, co, baseline_scores, boot))
         report = {
-            "report_version": 2,
+            "report_version": 3,
             "final_key": final_key,
             "split": "test",
             "n_test_posts": len(test_ids),
@@ -554,12 +641,13 @@ def final(
                 "seconds": seconds,
                 "resumed_from_epoch": res.resumed_from,
             },
-            "thresholds": {
-                "source": "tuned per symptom on the refit model's validation predictions",
-                "split": "validation",
-                "values": dict(zip(SYMPTOMS, thresholds)),
-            },
+            "thresholds": chosen,
             "metrics": _test_metrics(pred, test_records, thresholds),
+            "intervals": intervals,
+            "few_positives": ev.few_positives_block(y_test),
+            "baselines": baselines,
+            "paper": ev.paper_block(y_test, scored, intervals),
+            "calibration": ev.calibration_block(y_test, pred.probs, chosen),
             "co_best": co_best,
             "lineage": lineage,
             "library_versions": library_versions(),
@@ -608,13 +696,7 @@ def final(
         m = report["metrics"]["test"]
         for h in res.history:  # just before the report: a rerun after a kill logs each epoch once
             tracker.log_metrics(run, {"train_loss": h["train_loss"]}, step=h["epoch"])
-        tracker.log_metrics(
-            run, {"test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"], "test_accuracy": m["accuracy"]}
-        )
-        if "evidence" in report["metrics"]:
-            tracker.log_metrics(
-                run, {f"test_evidence_{k}": v for k, v in report["metrics"]["evidence"].items() if isinstance(v, float)}
-            )
+        tracker.log_metrics(run, ev.mlflow_metrics(report))
         write_json(report_path, report, kind="evaluation_report")
         # Through the tracking spool (workflow_lib.shipping.mlflow_model): the report and its page as run artifacts,
         # the model folder as the pyfunc model, registered once per final_key, the alias moved to it.
@@ -623,12 +705,19 @@ def final(
         tracker.log_model(run, model_dir, cfg.tracking.registered_model, cfg.tracking.model_alias, lineage)
     release(state_dir, report_path)
     tracker.close()
+    iv, ref = report["intervals"]["at_tuned_thresholds"]["macro_f1"], report["baselines"][0]
     log.info(
-        "final %s: test macro-F1 %.4f, micro-F1 %.4f (n=%d)%s",
+        "final %s: test macro-F1 %.4f [%.4f, %.4f], micro-F1 %.4f (n=%d); %s %.4f, difference %+.4f (p=%.3f)%s",
         backbone,
         m["macro_f1"],
+        iv["low"],
+        iv["high"],
         m["micro_f1"],
         len(test_ids),
+        ref["name"],
+        ref["metrics"]["macro_f1"],
+        ref["paired_difference"]["difference"]["estimate"],
+        ref["paired_difference"]["p_value"],
         f"; {len(co_best)} co-best checkpoint(s) also scored" if co_best else "",
     )
     return report

@@ -584,6 +584,7 @@ def summarize(cfg: Config, *, backbone: str, study_key: str, variant: int, data_
                 "mean": t.value if t.state == TrialState.COMPLETE else (statistics.fmean(done) if done else None),
                 "std": _std(done) if done else None,
                 "criteria_mean": _mean_or_none(t.user_attrs.get("criteria_fold_scores")),
+                "criteria_fold_scores": t.user_attrs.get("criteria_fold_scores"),
                 "reused_folds": int(t.user_attrs.get("reused_folds", 0)),
                 "warm_started_folds": int(t.user_attrs.get("warm_started_folds", 0)),
                 "duration_s": t.duration.total_seconds() if t.duration else None,
@@ -595,7 +596,17 @@ def summarize(cfg: Config, *, backbone: str, study_key: str, variant: int, data_
     if complete:
         # highest mean; ties -> lower std, then the earlier trial (deterministic)
         ranked = sorted(complete, key=lambda t: (-t["mean"], t["std"], t["number"]))
-        fields = ("number", "trial_key", "params", "mean", "std", "fold_scores", "criteria_mean", "input_coverage")
+        fields = (
+            "number",
+            "trial_key",
+            "params",
+            "mean",
+            "std",
+            "fold_scores",
+            "criteria_mean",
+            "criteria_fold_scores",
+            "input_coverage",
+        )
         best = {k: ranked[0][k] for k in fields}
         best["config"] = trial_training_config(cfg.training, best["params"])
         # co-best: other configurations with exactly the best mean (each becomes a selection candidate)

@@ -17,14 +17,24 @@ Rule (``selection`` config section):
 
 The full ranking applies the same rule repeatedly to the remaining
 candidates, so rank 1 is always the selected one.
+
+Beside the choice, the report says how sure it is (learning/uncertainty.py): each candidate's and baseline's
+CV Student-t interval (``cv_interval``, optimistic: the folds share training posts); Nadeau & Bengio's corrected
+resampled t-test for every pair of candidates (on the CV objective) and for every candidate against every baseline
+(on the criteria metric alone, the only thing a baseline does), with n_train/n_test the mean fold sizes
+(``comparisons``); and whether the winner leads its runner-up and the best baseline by more than noise
+(``winner_lead``). "Beats the baseline" means beats the best baseline (the highest CV mean).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from workflow_lib.learning.uncertainty import ALPHA, corrected_resampled_ttest, cv_summary
 
 if TYPE_CHECKING:
     from workflow_lib.config.sections import Selection
@@ -67,11 +77,20 @@ def _check(c: Mapping, i: int) -> None:
 
 
 def select(
-    candidates: list[dict], rule: Selection, *, metric: str, baseline: dict | None = None, objective: str | None = None
+    candidates: list[dict],
+    rule: Selection,
+    *,
+    metric: str,
+    baselines: Sequence[Mapping] = (),
+    objective: str | None = None,
+    fold_sizes: tuple[float, float] | None = None,
 ) -> dict:
     """Pick the best candidate by ``rule`` (the resolved ``selection`` section); return the selection report
     (without selection_key, lineage, code_version, html). ``metric`` is the CV metric (hpo.metric),
-    ``objective`` how the CV score weighs it (the metric alone when None)."""
+    ``objective`` how the CV score weighs it (the metric alone when None); ``baselines`` the baselines' CV
+    results on the same folds (baseline.json files). ``fold_sizes``: (n_train, n_test), the posts a fold trains
+    on and scores, mean over the folds (the data card's fold counts), for the corrected t-tests; None: equal
+    folds, n_test/n_train = 1/(k-1)."""
     if not candidates:
         raise SelectionError("no candidates to select from: no study produced a completed trial")
     budget = rule.latency_budget_ms
@@ -145,7 +164,14 @@ def select(
         k: copy.deepcopy(winner[k])
         for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean", "cv_std", "latency_p95_ms", "params")
     }
-    reason = _reason(winner, first_tied, excluded, eligible, rule, where, metric, baseline, objective)
+    for r in rows:
+        r["cv_interval"] = _cv_interval(r["fold_scores"])
+    listed = [{**copy.deepcopy(dict(b)), "cv_interval": _cv_interval(b["fold_scores"])} for b in baselines]
+    baseline = max(baselines, key=lambda b: (b["mean"], str(b.get("name"))), default=None)
+    label = objective or metric
+    sizes = _fold_sizes(fold_sizes, rows)
+    comparisons = _comparisons(ordered, listed, metric, label, sizes, criteria_only=label == metric)
+    reason = _reason(winner, first_tied, excluded, eligible, rule, where, metric, baseline, objective, len(listed))
     # co-best: other checkpoints tied with the winner (one per trial key: variants that met the same
     # configuration share its refit)
     co_best, seen = [], {winner["trial_key"]}
@@ -155,17 +181,162 @@ def select(
             co_best.append(
                 {k: copy.deepcopy(t[k]) for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")}
             )
+    ranked = sorted((r for r in rows if r["within_budget"]), key=lambda r: r["rank"])
     return {
         "co_best": co_best,
         "metric": metric,
-        "objective": objective or metric,
+        "objective": label,
         "rule": rule,
         "candidates": ordered,
         "selected": selected,
-        "baseline": copy.deepcopy(baseline) if baseline else None,
+        "baseline": copy.deepcopy(dict(baseline)) if baseline else None,
+        "baselines": listed,
+        "fold_sizes": sizes,
+        "comparisons": comparisons,
+        "winner_lead": _winner_lead(winner, ranked, comparisons, baseline, metric, label),
         "reason": reason,
         "split": SPLIT,
     }
+
+
+# -- how sure: CV intervals, corrected t-tests, the winner's lead ------------------------------------------------
+
+
+def _scores(values: Sequence | None) -> list[float] | None:
+    """The fold scores as floats; None when there are none or a fold is unscored (null)."""
+    if not values or any(v is None for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def _cv_interval(fold_scores: Sequence | None) -> dict | None:
+    scores = _scores(fold_scores)
+    return cv_summary(scores) if scores else None
+
+
+def _fold_sizes(fold_sizes: tuple[float, float] | None, rows: list[dict]) -> dict:
+    """{"n_train", "n_test", "source"}: the posts a fold trains on and scores, for the corrected t-tests."""
+    if fold_sizes is not None:
+        n_train, n_test = fold_sizes
+        return {"n_train": float(n_train), "n_test": float(n_test), "source": "mean fold sizes of the data card"}
+    k = max((len(r["fold_scores"] or []) for r in rows), default=0)
+    return {
+        "n_train": float(max(k - 1, 1)),
+        "n_test": 1.0,
+        "source": f"equal folds assumed: n_test/n_train = 1/(k-1) with k = {k}",
+    }
+
+
+def _criteria_scores(c: Mapping, criteria_only: bool) -> list[float] | None:
+    """A candidate's per-fold scores on the criteria metric alone (what a baseline is compared on): its
+    cv_criteria_fold_scores, else its fold_scores when the objective is the criteria metric alone."""
+    scores = _scores(c.get("cv_criteria_fold_scores"))
+    if scores is None and criteria_only:
+        scores = _scores(c["fold_scores"])
+    return scores
+
+
+def compare(a: str, a_scores, b: str, b_scores, metric: str, sizes: Mapping) -> dict | None:
+    """One comparison entry: a − b per fold and the corrected resampled t-test (H1: a better than b); None when
+    the two do not have the same k >= 2 scored folds."""
+    sa, sb = _scores(a_scores), _scores(b_scores)
+    if sa is None or sb is None or len(sa) != len(sb) or len(sa) < 2:
+        return None
+    return {
+        "a": a,
+        "b": b,
+        "metric": metric,
+        "fold_differences": [x - y for x, y in zip(sa, sb)],
+        "test": corrected_resampled_ttest(sa, sb, n_train=sizes["n_train"], n_test=sizes["n_test"]),
+    }
+
+
+def _comparisons(
+    ordered: list[dict], baselines: list[dict], metric: str, label: str, sizes: Mapping, *, criteria_only: bool
+) -> list[dict]:
+    """Every pair of candidates (a ranked before b; one entry per pair of trial keys) on the CV objective, then
+    every candidate against every baseline on the criteria metric."""
+    unique, seen = [], set()  # one row per trial key (variants that met one configuration share its scores)
+    for r in ordered:
+        if r["trial_key"] not in seen:
+            seen.add(r["trial_key"])
+            unique.append(r)
+    out = []
+    for a, b in itertools.combinations(unique, 2):
+        if (
+            cmp := compare(a["trial_key"], a["fold_scores"], b["trial_key"], b["fold_scores"], label, sizes)
+        ) is not None:
+            out.append(cmp)
+    for a in unique:
+        for b in baselines:
+            key = f"baseline:{b['name']}"
+            cmp = compare(a["trial_key"], _criteria_scores(a, criteria_only), key, b["fold_scores"], metric, sizes)
+            if cmp is not None:
+                out.append(cmp)
+    return out
+
+
+def _find(comparisons: list[dict], a: str, b: str) -> dict | None:
+    return next((c for c in comparisons if c["a"] == a and c["b"] == b), None)
+
+
+def _lead(cmp: Mapping | None) -> dict:
+    """{"mean_difference", "p_one_sided", "more_than_noise"} of one comparison (all None without one)."""
+    test = (cmp or {}).get("test") or {}
+    p = test.get("p_one_sided")
+    return {
+        "mean_difference": test.get("mean_difference"),
+        "p_one_sided": p,
+        "more_than_noise": None if p is None else bool(p < ALPHA),
+    }
+
+
+def _verdict(lead: Mapping) -> str:
+    """How the t-test reads: ahead by more than noise, ahead within noise, or not ahead."""
+    p = lead["p_one_sided"]
+    if p is None:
+        return "the same in every fold, so the t-test is undefined"
+    if lead["more_than_noise"]:
+        return f"one-sided p = {p:.3f}: ahead by more than noise at the {100 * ALPHA:g}% level"
+    if lead["mean_difference"] > 0:
+        return f"one-sided p = {p:.3f}: ahead, but within noise at the {100 * ALPHA:g}% level"
+    return f"one-sided p = {p:.3f}: not ahead"
+
+
+def _winner_lead(
+    winner: dict, ranked: list[dict], comparisons: list[dict], baseline: Mapping | None, metric: str, label: str
+) -> dict:
+    """Does the winner lead its runner-up (the next-ranked other trial) and the best baseline by more than noise
+    (corrected resampled t-test, one-sided, level ALPHA)? With the sentence the selection page prints."""
+    runner = next((r for r in ranked if r["trial_key"] != winner["trial_key"]), None)
+    lead = _lead(_find(comparisons, winner["trial_key"], runner["trial_key"]) if runner else None)
+    if runner is None:
+        text = f"The selected {_label(winner)} is the only candidate within the rule: it has no runner-up."
+    elif lead["mean_difference"] is None:
+        text = f"The selected {_label(winner)} and the runner-up {_label(runner)} lack comparable fold scores."
+    else:
+        text = (
+            f"The selected {_label(winner)} − the runner-up {_label(runner)}: {lead['mean_difference']:+.4f} CV "
+            f"{label} per fold on average (corrected resampled t-test, {_verdict(lead)})."
+        )
+    out = {
+        "runner_up": runner["trial_key"] if runner else None,
+        "mean_difference": lead["mean_difference"],
+        "p_one_sided": lead["p_one_sided"],
+        "more_than_noise": lead["more_than_noise"],
+        "vs_baseline": None,
+        "text": text,
+    }
+    if baseline is not None:
+        key = f"baseline:{baseline['name']}"
+        vs = _lead(_find(comparisons, winner["trial_key"], key))
+        out["vs_baseline"] = {"baseline": baseline["name"], **vs}
+        if vs["mean_difference"] is not None:
+            out["text"] += (
+                f" Against the best baseline, {baseline['name']}: {vs['mean_difference']:+.4f} CV {metric} per fold "
+                f"({_verdict(vs)})."
+            )
+    return out
 
 
 def _windows(rows: list[dict]) -> bool:
@@ -177,7 +348,7 @@ def _fmt_lat(lat) -> str:
     return "unmeasured" if lat is None else f"{lat:.2f} ms"
 
 
-def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, objective=None) -> str:
+def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, objective=None, n_baselines=1) -> str:
     budget = rule.latency_budget_ms
     scope = (
         f"the {len(eligible)} candidate(s) within the p95 latency budget of {budget} ms"
@@ -209,9 +380,10 @@ def _reason(winner, tied, excluded, eligible, rule, where, metric, baseline, obj
         mine = winner["cv_mean"] if mine is None else mine
         margin = mine - baseline["mean"]
         verdict = "beats" if margin > 0 else "does NOT beat"
+        best = f" (the best of {n_baselines} baselines)" if n_baselines > 1 else ""
         parts.append(
             f"On CV {metric} alone ({mine:.4f}) it {verdict} the {baseline.get('name', 'baseline')} "
-            f"baseline ({baseline['mean']:.4f}) by {margin:+.4f}."
+            f"baseline ({baseline['mean']:.4f}){best} by {margin:+.4f}."
         )
     return " ".join(parts)
 

@@ -5,7 +5,10 @@ ModelCardData (language, license, tags, datasets, metrics and a ``model-index`` 
 test numbers), then Markdown sections: what the model predicts, intended and out-of-scope use, training
 data, every metric with the split it was computed on, the weakest symptoms, the decision thresholds,
 limitations, how to use it, and its lineage. This module turns the reports into the template's values
-(numbers formatted, table rows built); the template holds the prose.
+(numbers formatted, table rows built); the template holds the prose. With the uncertainty fields of a
+report_version 3 report the card also gives the test figures' intervals and few-positive flags, the threshold rule,
+the model against each baseline, the paper's definitions with the published rows, and a calibration summary
+(each optional: a report without them gives the card of before); the model-index keeps the point estimates.
 
 Everything comes from the evaluation report and the data card the pipeline wrote; the card states
 nothing the reports do not hold, and nothing that changes between two writes of the same model (no
@@ -22,6 +25,7 @@ from typing import Any
 
 from workflow_lib.config import Encoder, Training
 from workflow_lib.persistence.paths import Layout
+from workflow_lib.shipping import report_text
 from workflow_lib.symptoms import SYMPTOMS
 
 TEMPLATE = Path(__file__).with_name("templates") / "model_card.md.j2"
@@ -49,6 +53,8 @@ TEST_METRICS = (
     ("accuracy", "subset accuracy"),
 )
 TRAINING_SETTINGS = ("head", "pooling", "loss", "finetune", "freeze_layers", "learning_rate", "batch_size")
+# thresholds.source -> how the card's prose says where they came from (a report of older code: tuned on its split)
+CHOSEN = {"oof": "chosen on the out-of-fold predictions of the train split", "fixed": "fixed at 0.5"}
 
 
 def _f(x: Any, digits: int = 4) -> str:
@@ -57,6 +63,11 @@ def _f(x: Any, digits: int = 4) -> str:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return str(x)
     return f"{x:.{digits}f}"
+
+
+def _ci(x: Any, iv: Mapping | None, digits: int = 4) -> str:
+    """A figure with its interval when the report gives one ('0.552 [0.471, 0.630]'), else :func:`_f`."""
+    return report_text.interval(iv, missing="n/a") or _f(x, digits)
 
 
 def _share(n: int, of: int, what: str) -> str:
@@ -89,9 +100,10 @@ def eval_results(report: Mapping, data_card: Mapping) -> list:
         "dataset_split": "test",
     }
     symptoms = {"task_type": "text-classification", "task_name": "DSM-5 symptom detection (multi-label, 9 symptoms)"}
+    origin = report_text.threshold_origin(report["thresholds"])
     metrics = [
-        ("f1", "macro F1 (test, thresholds tuned on validation)", test["macro_f1"]),
-        ("f1", "micro F1 (test, thresholds tuned on validation)", test["micro_f1"]),
+        ("f1", f"macro F1 (test, thresholds {origin})", test["macro_f1"]),
+        ("f1", f"micro F1 (test, thresholds {origin})", test["micro_f1"]),
         ("f1", "macro F1 (test, threshold 0.5)", at05["macro_f1"]),
         ("accuracy", "subset accuracy (test, tuned thresholds)", test["accuracy"]),
     ]
@@ -249,23 +261,31 @@ def _evaluation(report: Mapping) -> list[list]:
     rows = []
     cv = report.get("cv")
     if cv:
-        label = f"CV {cv['metric']} (mean ± std over folds; objective: {cv.get('objective', cv['metric'])})"
-        rows.append(
-            [label, cv["split"], f"{_f(cv['mean'])} ± {_f(cv['std'])}", "best trial of the study, per-fold models"]
-        )
+        ci = cv.get("interval")
+        spread = f"mean [{report_text.level(ci)} t-interval over {ci['k']} folds]" if ci else "mean ± std over folds"
+        label = f"CV {cv['metric']} ({spread}; objective: {cv.get('objective', cv['metric'])})"
+        value = report_text.t_interval(ci, missing="n/a") if ci else f"{_f(cv['mean'])} ± {_f(cv['std'])}"
+        rows.append([label, cv["split"], value, "best trial of the study, per-fold models"])
     rv = report.get("refit_validation")
     if rv:
         for key, label in (("at_tuned_thresholds", "tuned thresholds"), ("at_0.5", "threshold 0.5")):
             v = rv.get(key) or {}
             for k, name in TEST_METRICS[:2]:
                 rows.append([f"{name} ({label})", rv["split"], _f(v.get(k)), rv.get("model", "refit model")])
-    for label, mm in (("tuned thresholds", m["test"]), ("threshold 0.5", m["test_at_0.5"])):
-        rows += [[f"{name} ({label})", split, _f(mm[k]), "final model"] for k, name in TEST_METRICS]
+    for label, mm, ivs in (
+        ("tuned thresholds", m["test"], report_text.intervals_of(report)),
+        ("threshold 0.5", m["test_at_0.5"], report_text.intervals_of(report, "at_0.5")),
+    ):
+        rows += [
+            [f"{name} ({label})", split, _ci(mm[k], report_text.figure_interval(ivs, k)), "final model"]
+            for k, name in TEST_METRICS
+        ]
     rows.append(["macro PR-AUC (threshold-free)", split, _f(m["test"].get("macro_pr_auc")), "final model"])
     ev = m.get("evidence")
     if ev:
         model = f"final model; {ev['n']} rows, {ev['n_null']} without gold span"
-        rows += [[f"evidence {k}", split, _f(ev[k]), model] for k in EVIDENCE_METRICS]
+        ivs = (report.get("intervals") or {}).get("evidence") or {}
+        rows += [[f"evidence {k}", split, _ci(ev[k], ivs.get(k)), model] for k in EVIDENCE_METRICS]
     if rv and rv.get("evidence"):
         token_f1 = _f(rv["evidence"].get("token_f1"))
         rows.append(["evidence token_f1", rv["split"], token_f1, rv.get("model", "refit model")])
@@ -273,18 +293,151 @@ def _evaluation(report: Mapping) -> list[list]:
 
 
 def _per_symptom(report: Mapping) -> list[list]:
+    """Per symptom: the few-positives flag beside its name, support, threshold, precision, recall, F1 (with its
+    interval when the report has one), F1 at 0.5, PR-AUC."""
     per, per05 = report["metrics"]["test"]["per_symptom"], report["metrics"]["test_at_0.5"]["per_symptom"]
     thr = report["thresholds"]["values"]
+    ivs, flags = report_text.intervals_of(report).get("per_symptom") or {}, report_text.few_positive_flags(report)
     return [
-        [s, per[s]["support"], _f(thr[s], 2)]
-        + [_f(x, 3) for x in (per[s]["precision"], per[s]["recall"], per[s]["f1"], per05[s]["f1"], per[s]["pr_auc"])]
+        [f"{s} {flags[s].text}" if s in flags else s, per[s]["support"], _f(thr[s], 2)]
+        + [_f(x, 3) for x in (per[s]["precision"], per[s]["recall"])]
+        + [report_text.interval((ivs.get(s) or {}).get("f1"), missing="n/a") or _f(per[s]["f1"], 3)]
+        + [_f(x, 3) for x in (per05[s]["f1"], per[s]["pr_auc"])]
         for s in SYMPTOMS
     ]
 
 
 def _weakest(report: Mapping) -> list[dict]:
     weak = weakest_symptoms(report["metrics"]["test"]["per_symptom"])
-    return [{**w, **{k: _f(w[k], 3) for k in ("f1", "precision", "recall")}} for w in weak]
+    flags = report_text.few_positive_flags(report)
+    return [
+        {**w, **{k: _f(w[k], 3) for k in ("f1", "precision", "recall")}, "flag": flags.get(w["symptom"])} for w in weak
+    ]
+
+
+def _thresholds(report: Mapping) -> dict:
+    """The decision thresholds: where they came from, the rule verbatim, the out-of-fold F1 at them and at 0.5,
+    and per symptom its threshold (and, when the report says, whether the tuned one was adopted and why)."""
+    thr = report["thresholds"]
+    per = thr.get("per_symptom") or {}
+    oof = thr.get("oof") or {}
+    tuned, half = oof.get("at_tuned_thresholds") or {}, oof.get("at_0.5") or {}
+    rows = [[s, _f(thr["values"][s], 2)] for s in SYMPTOMS]
+    if per:
+        rows = [
+            [
+                *row,
+                _f(per[s].get("tuned_threshold"), 2),
+                report_text.interval(per[s].get("gain"), signed=True, missing="n/a") or "n/a",
+                per[s].get("reason") or ("tuned threshold adopted" if per[s].get("adopted") else "kept 0.5"),
+            ]
+            if s in per
+            else [*row, "n/a", "n/a", "n/a"]
+            for s, row in zip(SYMPTOMS, rows)
+        ]
+    return {
+        "code": thr.get("source"),
+        "source": report_text.threshold_source(thr),
+        "split": thr.get("split"),
+        "origin": report_text.threshold_origin(thr),
+        "chosen": CHOSEN.get(thr.get("source"), f"tuned on the {thr.get('split')} split"),
+        "rule": thr.get("rule"),
+        "oof": {
+            "split": oof.get("split"),
+            "n_posts": oof.get("n_posts"),
+            "macro": (_f(tuned.get("macro_f1"), 3), _f(half.get("macro_f1"), 3)),
+            "micro": (_f(tuned.get("micro_f1"), 3), _f(half.get("micro_f1"), 3)),
+        }
+        if tuned or half
+        else None,
+        "head": ["symptom", "threshold"]
+        + (["tuned threshold (OOF)", "cross-fitted gain over 0.5 (OOF)", "decision"] if per else []),
+        "rows": rows,
+    }
+
+
+def _baselines(report: Mapping) -> dict | None:
+    """Model vs every baseline on the test split: macro/micro F1 with intervals, the paired difference with its
+    interval and one-sided p, one sentence per baseline; None for a report without baselines."""
+    baselines = report.get("baselines") or []
+    if not baselines:
+        return None
+    ivs, test = report_text.intervals_of(report), report["metrics"]["test"]
+    rows = [
+        [
+            "this model (final)",
+            _ci(test["macro_f1"], ivs.get("macro_f1")),
+            _ci(test["micro_f1"], ivs.get("micro_f1")),
+            "",
+            "",
+        ]
+    ]
+    sentences = []
+    for b in baselines:
+        m, iv, pd = b.get("metrics") or {}, b.get("intervals") or {}, b.get("paired_difference")
+        rows.append(
+            [
+                f"`{b['name']}` (threshold {b.get('threshold', 0.5):g}{', reference' if b.get('reference') else ''})",
+                _ci(m.get("macro_f1"), iv.get("macro_f1")),
+                _ci(m.get("micro_f1"), iv.get("micro_f1")),
+                report_text.difference(pd, missing="n/a") or "n/a",
+                report_text.p_value((pd or {}).get("p_value"), missing="n/a"),
+            ]
+        )
+        if pd:
+            sentences.append(
+                report_text.difference_sentence("this model", f"`{b['name']}`", pd, b.get("split", "test"))
+            )
+    metric = next((b["paired_difference"]["metric"] for b in baselines if b.get("paired_difference")), "macro_f1")
+    return {"rows": rows, "sentences": sentences, "metric": report_text.metric_name(metric)}
+
+
+def _paper(report: Mapping) -> dict | None:
+    """The paper's definitions on this test split at 0.5 and at the thresholds used, with intervals, then the
+    published rows (a different split) and the published note verbatim; None for a report without."""
+    paper = report.get("paper")
+    if not paper:
+        return None
+    origin = report_text.threshold_origin(report["thresholds"])
+    rows = []
+    for key, label in (
+        ("at_0.5", "this model, threshold 0.5"),
+        ("at_tuned_thresholds", f"this model, thresholds {origin}"),
+    ):
+        m = paper.get(key)
+        if m:
+            iv = m.get("intervals") or {}
+            rows.append(
+                [
+                    label,
+                    paper.get("split", report["split"]),
+                    *[_ci(m.get(k), iv.get(k), 3) for k in report_text.PAPER_METRICS],
+                ]
+            )
+    for b in paper.get("published_baselines") or []:
+        name = f"*{b['model']}*" + (f" ({b['note']})" if b.get("note") else "")
+        rows.append([name, "*published, different split*", *[_f(b.get(k), 3) for k in report_text.PAPER_METRICS]])
+    return {
+        "definition": paper.get("definition"),
+        "split": paper.get("split", report["split"]),
+        "rows": rows,
+        "note": paper.get("published_note"),
+    }
+
+
+def _calibration(report: Mapping) -> list[dict]:
+    """Mean Brier score and ECE over the symptoms, per split the report's calibration block has (test first)."""
+    cal = report.get("calibration") or {}
+    return [
+        {
+            "split": cal[k].get("split", k),
+            "brier": _f(cal[k].get("brier"), 3),
+            "ece": _f(cal[k].get("ece"), 3),
+            "n_bins": cal[k].get("n_bins"),
+        }
+        for k in ("test", "oof")
+        if cal.get(k)
+    ]
 
 
 def _co_best(report: Mapping) -> list[list]:
@@ -366,7 +519,6 @@ def card_view(
     """The values templates/model_card.md.j2 renders (arguments as :func:`render_model_card`)."""
     layout = layout or Layout()
     uri = f"models:/{registered_model}@{model_alias}" if registered_model and model_alias else None
-    thr = report["thresholds"]
     return {
         "name": f"redsm5-symptoms-{report['lineage']['backbone']}-{report['final_key']}",
         "symptoms": list(SYMPTOMS),
@@ -383,11 +535,11 @@ def card_view(
         "weakest": _weakest(report),
         "no_positives": [s for s in SYMPTOMS if int(report["metrics"]["test"]["per_symptom"][s]["support"]) == 0],
         "co_best": _co_best(report),
-        "thresholds": {
-            "source": thr["source"],
-            "split": thr["split"],
-            "rows": [[s, _f(thr["values"][s], 2)] for s in SYMPTOMS],
-        },
+        "thresholds": _thresholds(report),
+        "intervals_note": report_text.bootstrap_note(report),
+        "baselines": _baselines(report),
+        "paper": _paper(report),
+        "calibration": _calibration(report),
         "window": _window(report, backbone_spec),
         "usage": {
             "model_dir": model_dir or layout.final_model_dir(report["final_key"]),

@@ -6,6 +6,14 @@ post excerpts), autoescaped, with StrictUndefined: a value the template names an
 fails the render. This module prepares their values (report dicts turned into rows of formatted cells,
 example posts into text segments) and draws the plots.
 
+The evaluation page reads the uncertainty fields of a report_version 3 report (learning/uncertainty.py): every
+test figure with its bootstrap interval, a few-positives badge wherever a symptom's test figures appear, how the
+thresholds were chosen (source, rule, out-of-fold F1, each symptom's decision), the model against each baseline
+(paired difference, one-sided p, one sentence), the paper's ten-label definitions beside the published rows,
+calibration (Brier, ECE, the reliability diagram) and the CV t-interval; the selection page the candidates'
+t-intervals, the corrected resampled t-tests and the winner-lead sentence. Each of these fields is optional: a
+report without it renders as before (the wording is report_text.py's, shared with the model card).
+
 Plots are drawn with matplotlib's Agg canvas (no pyplot, no global backend switch) and inlined as base64
 PNG; the same PNGs can also be written as files (``Page.write``: ``plots/<name>.png`` beside the page). CSS
 is inline (templates/report.css). Nothing is fetched when a page opens.
@@ -31,6 +39,8 @@ from matplotlib.ticker import MaxNLocator
 
 from workflow_lib.learning.spans import merge_spans
 from workflow_lib.persistence.reports import atomic_write_text
+from workflow_lib.shipping import report_text
+from workflow_lib.shipping.report_text import Flag
 from workflow_lib.symptoms import SYMPTOMS
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -72,19 +82,41 @@ def _of(n, total) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell (macros.cell): ``num`` right-aligned figures, ``code`` a key, ``title`` a tooltip, ``note``
-    small print after the text."""
+    """A table cell (macros.cell): ``num`` right-aligned figures, ``interval`` a figure with its interval (kept on
+    one line, its small print below), ``code`` a key, ``title`` a tooltip, ``note`` small print after the text,
+    ``flag`` a few-positives badge after it (its title says why)."""
 
     text: Any
     num: bool = False
+    interval: bool = False
     code: bool = False
     title: str | None = None
     note: str | None = None
+    flag: Flag | None = None
 
 
 def _num_cell(x, digits: int = 3) -> Cell:
     """A figure: a float (or a missing one, '–') to ``digits`` decimals, a count as it is."""
     return Cell(_num(x, digits) if isinstance(x, float) or x is None else x, num=True)
+
+
+def _fig_cell(x, iv: Mapping | None = None, digits: int = 3) -> Cell:
+    """A figure with its interval when the report gives one ('0.552 [0.471, 0.630]', 3 decimals), else as
+    :func:`_num_cell`; the title counts the resamples on which the figure was undefined."""
+    text = report_text.interval(iv)
+    if text is None:
+        return _num_cell(x, digits)
+    undefined = iv.get("n_undefined") or 0
+    title = f"{undefined} resamples left out: undefined there" if undefined else None
+    return Cell(text, num=True, interval=True, title=title)
+
+
+def _diff_cell(pd: Mapping | None) -> Cell:
+    """A paired difference with its interval, the one-sided p-value as small print; '–' without one."""
+    if not pd:
+        return Cell("–", num=True)
+    p = report_text.p_value(pd.get("p_value"))
+    return Cell(report_text.difference(pd), num=True, interval=True, note=f"one-sided p = {p}")
 
 
 @dataclass
@@ -227,14 +259,14 @@ def _plot_history(study_summaries: Sequence[Mapping], metric: str) -> Figure:
     return fig
 
 
-def _plot_folds(candidates: Sequence[Mapping], baseline: Mapping | None, metric: str) -> Figure:
+def _plot_folds(candidates: Sequence[Mapping], baselines: Sequence[Mapping], metric: str) -> Figure:
     groups, labels = [], []
     for c in candidates:
         groups.append([v for v in (c.get("fold_scores") or []) if v is not None])
         labels.append(_cand_label(c))
-    if baseline:
-        groups.append([v for v in (baseline.get("fold_scores") or []) if v is not None])
-        labels.append(str(baseline.get("name", "baseline")))
+    for b in baselines:
+        groups.append([v for v in (b.get("fold_scores") or []) if v is not None])
+        labels.append(str(b.get("name", "baseline")))
     fig = Figure(figsize=(max(5.0, 1.1 * len(groups) + 2), 3.6))
     ax = fig.subplots()
     if not any(groups):
@@ -242,7 +274,7 @@ def _plot_folds(candidates: Sequence[Mapping], baseline: Mapping | None, metric:
     else:
         pos = list(range(1, len(groups) + 1))
         ax.boxplot([g if g else [float("nan")] for g in groups], positions=pos, widths=0.5, showfliers=False)
-        for p, g, c in zip(pos, groups, list(candidates) + [None]):
+        for p, g, c in zip(pos, groups, list(candidates) + [None] * len(baselines)):
             color = "#2ca02c" if (c is not None and c.get("selected")) else ("#7f7f7f" if c is None else "#1f77b4")
             offsets = [(-0.12 + 0.24 * i / max(1, len(g) - 1)) if len(g) > 1 else 0.0 for i in range(len(g))]
             ax.scatter([p + o for o in offsets], g, color=color, zorder=3, s=18)
@@ -262,7 +294,7 @@ def _latency_where(rule: Mapping) -> str:
     return f"at batch {rule.get('latency_batch_size')} x length {rule.get('latency_seq_length')}"
 
 
-def _plot_tradeoff(candidates: Sequence[Mapping], rule: Mapping, baseline: Mapping | None, metric: str) -> Figure:
+def _plot_tradeoff(candidates: Sequence[Mapping], rule: Mapping, baselines: Sequence[Mapping], metric: str) -> Figure:
     fig = Figure(figsize=(6.5, 4.0))
     ax = fig.subplots()
     pts = [c for c in candidates if c.get("latency_p95_ms") is not None]
@@ -282,9 +314,11 @@ def _plot_tradeoff(candidates: Sequence[Mapping], rule: Mapping, baseline: Mappi
         budget = rule.get("latency_budget_ms")
         if budget is not None:
             ax.axvline(budget, color="#d62728", ls="--", label=f"budget {budget} ms")
-        if baseline and baseline.get("mean") is not None:
-            ax.axhline(baseline["mean"], color="#7f7f7f", ls=":", label=f"{baseline.get('name', 'baseline')}")
-        if budget is not None or baseline:
+        for i, b in enumerate(baselines):
+            if b.get("mean") is not None:
+                ls = (":", "-.", "--", (0, (1, 3)))[i % 4]
+                ax.axhline(b["mean"], color="#7f7f7f", ls=ls, label=f"{b.get('name', 'baseline')}")
+        if budget is not None or baselines:
             ax.legend(fontsize=7)
         ax.set_xlabel(f"p95 latency (ms) {_latency_where(rule)}")
         ax.set_ylabel(f"CV {metric} (mean ± std)")
@@ -322,6 +356,20 @@ def _folds(scores: Sequence | None) -> str:
     return ", ".join(_num(v) for v in (scores or []))
 
 
+T_INTERVAL_TITLE = (
+    "Student-t interval over the folds: optimistic (too narrow), the folds share training posts; "
+    "the comparisons below use the corrected resampled t-test"
+)
+
+
+def _cv_cell(mean, std, ci: Mapping | None) -> Cell:
+    """A CV mean: '0.5500 ± 0.0400', or with its t-interval '0.550 [0.512, 0.588]' (sd as small print)."""
+    if not ci:
+        return Cell(f"{_num(mean)} ± {_num(std)}", num=True)
+    note = f"sd {_num(ci.get('sd'), 3)}, {ci.get('k')} folds"
+    return Cell(report_text.t_interval(ci), num=True, interval=True, title=T_INTERVAL_TITLE, note=note)
+
+
 def _candidate_row(c: Mapping, cov: Mapping | None) -> Row:
     at = c.get("latency_measured_at") or {}
     latency = _num(c.get("latency_p95_ms"), 2)
@@ -332,7 +380,7 @@ def _candidate_row(c: Mapping, cov: Mapping | None) -> Row:
         c.get("backbone"),
         Cell(c.get("variant"), num=True),
         Cell(c.get("trial_key"), code=True),
-        Cell(f"{_num(c.get('cv_mean'))} ± {_num(c.get('cv_std'))}", num=True),
+        _cv_cell(c.get("cv_mean"), c.get("cv_std"), c.get("cv_interval")),
         _folds(c.get("fold_scores")),
         _coverage_cell(cov),
         Cell(latency, num=True),
@@ -343,14 +391,49 @@ def _candidate_row(c: Mapping, cov: Mapping | None) -> Row:
 
 
 def _candidate_rows(report: Mapping, study_summaries: Sequence[Mapping]) -> list[Row]:
-    """One row per candidate (class selected / excluded / none), then the baseline's."""
+    """One row per candidate (class selected / excluded / none), then one per baseline."""
     coverage = _trial_coverage(study_summaries)
     rows = [_candidate_row(c, coverage.get(c.get("trial_key"))) for c in report.get("candidates") or []]
-    b = report.get("baseline")
-    if b:
-        mean = Cell(f"{_num(b.get('mean'))} ± {_num(b.get('std'))}", num=True)
-        name = f"{b.get('name', 'baseline')} (baseline)"
+    for b in report_text.baselines(report):
+        mean = _cv_cell(b.get("mean"), b.get("std"), b.get("cv_interval"))
+        name = Cell(f"{b.get('name', 'baseline')} (baseline)", title=b.get("model"))
         rows.append(Row(["–", name, "–", "–", mean, _folds(b.get("fold_scores")), "–", "–", "–", ""], "baseline"))
+    return rows
+
+
+def _cv_head(report: Mapping) -> str:
+    """The candidates table's CV column: with t-intervals once any row has one."""
+    rows = [*(report.get("candidates") or []), *report_text.baselines(report)]
+    return "CV mean [95% t-interval]" if any(r.get("cv_interval") for r in rows) else "CV mean ± std"
+
+
+def _pair_label(key: str, candidates: Mapping[str, Mapping]) -> str:
+    """A comparison's side: 'minilm v2 (bbbbbbbb)' for a candidate's trial key, 'tfidf_logreg (baseline)'."""
+    if key.startswith("baseline:"):
+        return f"{key.removeprefix('baseline:')} (baseline)"
+    c = candidates.get(key)
+    return f"{c.get('backbone')} v{c.get('variant')} ({key[:8]})" if c else key
+
+
+def _comparison_rows(report: Mapping) -> list[Row]:
+    """One row per comparison: a − b per fold, its mean, the corrected t, its degrees of freedom and the
+    one-sided p-value (H1: a better than b)."""
+    cands = {c.get("trial_key"): c for c in report.get("candidates") or []}
+    rows = []
+    for cmp in report.get("comparisons") or []:
+        t = cmp.get("test") or {}
+        pair = f"{_pair_label(cmp['a'], cands)} − {_pair_label(cmp['b'], cands)}"
+        uncorrected = f"uncorrected paired t = {_num(t.get('t_uncorrected'), 2)}"
+        cells = [
+            pair,
+            cmp.get("metric", report.get("metric")),
+            ", ".join(report_text.number(d, 3, signed=True) for d in cmp.get("fold_differences") or []),
+            Cell(report_text.number(t.get("mean_difference"), 3, signed=True), num=True),
+            Cell(_num(t.get("t"), 2), num=True, title=uncorrected),
+            Cell(t.get("df"), num=True),
+            Cell(report_text.p_value(t.get("p_one_sided")), num=True),
+        ]
+        rows.append(Row(cells, "comparison"))
     return rows
 
 
@@ -368,9 +451,13 @@ def _selection_meta(report: Mapping) -> list[tuple[str, Any]]:
     return [(k, "none" if v is None else v) for k, v in meta]
 
 
+def _baseline_word(baselines: Sequence[Mapping]) -> str:
+    return "baselines" if len(baselines) > 1 else "baseline"
+
+
 def _selection_plots(report: Mapping, study_summaries: Sequence[Mapping]) -> list[Plot]:
     metric = report.get("metric", "score")
-    cands, baseline = report.get("candidates") or [], report.get("baseline")
+    cands, baselines = report.get("candidates") or [], report_text.baselines(report)
     return [
         _plot(
             "optimisation_history",
@@ -380,13 +467,13 @@ def _selection_plots(report: Mapping, study_summaries: Sequence[Mapping]) -> lis
         ),
         _plot(
             "fold_scores",
-            _plot_folds(cands, baseline, metric),
+            _plot_folds(cands, baselines, metric),
             "per-fold scores",
-            "Spread of the per-fold held-out scores of every candidate and the baseline.",
+            f"Spread of the per-fold held-out scores of every candidate and the {_baseline_word(baselines)}.",
         ),
         _plot(
             "score_vs_latency",
-            _plot_tradeoff(cands, report.get("rule") or {}, baseline, metric),
+            _plot_tradeoff(cands, report.get("rule") or {}, baselines, metric),
             "score vs latency",
             "CV score against p95 latency; dashed line = latency budget.",
         ),
@@ -409,6 +496,9 @@ def selection_page(report: dict, study_summaries: list[dict], *, evaluation_link
         evaluation_link=evaluation_link,
         meta=_selection_meta(report),
         candidates=_candidate_rows(report, study_summaries),
+        cv_head=_cv_head(report),
+        comparisons=_comparison_rows(report),
+        winner_lead=(report.get("winner_lead") or {}).get("text"),
         plots=plots,
         split=report.get("split", "cv heldout folds"),
     )
@@ -436,7 +526,14 @@ def _arrays(rows: Sequence[Mapping], symptoms: Sequence[str]):
     return y, p
 
 
-def _plot_symptom_bars(per: Mapping[str, Mapping], symptoms: Sequence[str]) -> Figure:
+def _tick(s: str, n: int, flags: Mapping[str, Flag]) -> str:
+    """A symptom's axis label: its name, its positive test posts, and the few-positives flag."""
+    return f"{s}\n(n={n}{' ' + report_text.FLAG if s in flags else ''})"
+
+
+def _plot_symptom_bars(
+    per: Mapping[str, Mapping], symptoms: Sequence[str], origin: str, flags: Mapping[str, Flag]
+) -> Figure:
     fig = Figure(figsize=(10.0, 3.8))
     ax = fig.subplots()
     keys = [("precision", "#1f77b4"), ("recall", "#ff7f0e"), ("f1", "#2ca02c"), ("pr_auc", "#9467bd")]
@@ -446,25 +543,26 @@ def _plot_symptom_bars(per: Mapping[str, Mapping], symptoms: Sequence[str]) -> F
         vals = [per[s][key] if per[s][key] is not None else 0.0 for s in symptoms]
         ax.bar(xs, vals, width, color=color, label="PR-AUC" if key == "pr_auc" else key)
     ax.set_xticks(range(len(symptoms)))
-    ax.set_xticklabels([f"{s}\n(n={per[s]['support']})" for s in symptoms], fontsize=7, rotation=20, ha="right")
+    ax.set_xticklabels([_tick(s, per[s]["support"], flags) for s in symptoms], fontsize=7, rotation=20, ha="right")
     ax.set_ylim(0, 1.2)
     ax.set_ylabel("score (test split)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=4, loc="upper center")
-    ax.set_title(
-        "per symptom on the test split, at the thresholds tuned on validation (PR-AUC: threshold-free)", fontsize=9
-    )
+    ax.set_title(f"per symptom on the test split, at the thresholds {origin} (PR-AUC: threshold-free)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def _plot_pr_curves(rows: Sequence[Mapping], per: Mapping, per05: Mapping, symptoms: Sequence[str]) -> Figure:
+def _plot_pr_curves(
+    rows: Sequence[Mapping], per: Mapping, per05: Mapping, symptoms: Sequence[str], flags: Mapping[str, Flag]
+) -> Figure:
     from sklearn.metrics import precision_recall_curve
 
     y, p = _arrays(rows, symptoms)
     fig, axes = _grid(len(symptoms))
     for j, (ax, s) in enumerate(zip(axes, symptoms)):
-        ax.set_title(f"{s} ({int(y[:, j].sum()) if len(rows) else 0} positive)", fontsize=8)
+        flag = f" {report_text.FLAG}" if s in flags else ""
+        ax.set_title(f"{s} ({int(y[:, j].sum()) if len(rows) else 0} positive{flag})", fontsize=8)
         if not len(rows) or not y[:, j].any():
             _no_data(ax, "no positive test post")
             continue
@@ -489,7 +587,9 @@ def _plot_pr_curves(rows: Sequence[Mapping], per: Mapping, per05: Mapping, sympt
     return fig
 
 
-def _plot_thresholds(per: Mapping, per05: Mapping, symptoms: Sequence[str]) -> Figure:
+def _plot_thresholds(
+    per: Mapping, per05: Mapping, symptoms: Sequence[str], origin: str, flags: Mapping[str, Flag]
+) -> Figure:
     fig = Figure(figsize=(10.0, 3.6))
     ax = fig.subplots()
     xs = range(len(symptoms))
@@ -507,12 +607,14 @@ def _plot_thresholds(per: Mapping, per05: Mapping, symptoms: Sequence[str]) -> F
             fontsize=6,
         )
     ax.set_xticks(list(xs))
-    ax.set_xticklabels(symptoms, fontsize=7, rotation=20, ha="right")
+    ax.set_xticklabels(
+        [f"{s} {report_text.FLAG}" if s in flags else s for s in symptoms], fontsize=7, rotation=20, ha="right"
+    )
     ax.set_ylim(0, 1.2)
     ax.set_ylabel("F1 (test split)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="upper center")
-    ax.set_title("test F1 at the thresholds tuned on validation vs at 0.5", fontsize=9)
+    ax.set_title(f"test F1 at the thresholds {origin} vs at 0.5", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -541,29 +643,68 @@ def _plot_probabilities(rows: Sequence[Mapping], per: Mapping, symptoms: Sequenc
     return fig
 
 
+def _plot_reliability(cal: Mapping, symptoms: Sequence[str], flags: Mapping[str, Flag]) -> Figure:
+    """Reliability diagram per symptom (small multiples) from the calibration's bins: observed frequency against
+    mean predicted probability, a dot per bin sized by its posts (bins without posts skipped), the diagonal."""
+    per = cal.get("per_symptom") or {}
+    fig, axes = _grid(len(symptoms), size=(3.2, 3.0))
+    for ax, s in zip(axes, symptoms):
+        entry = per.get(s) or {}
+        flag = f" {report_text.FLAG}" if s in flags else ""
+        ax.set_title(f"{s} (n={entry.get('n_positives', '?')}{flag}, ECE {_num(entry.get('ece'), 3)})", fontsize=8)
+        ax.plot([0, 1], [0, 1], ls="--", color="#999999", lw=1)
+        bins = [b for b in entry.get("bins") or [] if b.get("count")]
+        if bins:
+            xs, ys = [b["mean_predicted"] for b in bins], [b["observed_frequency"] for b in bins]
+            total = sum(b["count"] for b in bins)
+            ax.plot(xs, ys, "-", color="#1f77b4", lw=1)
+            ax.scatter(xs, ys, s=[10 + 140 * b["count"] / total for b in bins], color="#1f77b4", zorder=3)
+        else:
+            _no_data(ax, "no posts")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_aspect("equal")
+        ax.set_xlabel("mean predicted probability", fontsize=7)
+        ax.set_ylabel("observed frequency", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(symptoms) :]:
+        ax.set_visible(False)
+    fig.suptitle(
+        f"reliability on the {cal.get('split', 'test')} split: per probability bin, the share of posts with the "
+        "symptom (dot size: posts in the bin; dashed: perfect calibration)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
 def _evaluation_plots(report: Mapping, rows: Sequence[Mapping], symptoms: Sequence[str]) -> list[Plot]:
     per, per05 = report["metrics"]["test"]["per_symptom"], report["metrics"]["test_at_0.5"]["per_symptom"]
     split = report["split"]
-    return [
+    thr = report["thresholds"]
+    origin, flags = report_text.threshold_origin(thr), report_text.few_positive_flags(report)
+    chosen = origin if thr.get("source") in report_text.THRESHOLD_SOURCES else f"tuned on the {thr['split']} split"
+    plots = [
         _plot(
             "per_symptom_scores",
-            _plot_symptom_bars(per, symptoms),
+            _plot_symptom_bars(per, symptoms, origin, flags),
             "per-symptom scores",
             f"Precision, recall, F1 ({split} split, tuned thresholds) and PR-AUC ({split} split) per symptom; "
             "n = positive test posts.",
         ),
         _plot(
             "precision_recall_curves",
-            _plot_pr_curves(rows, per, per05, symptoms),
+            _plot_pr_curves(rows, per, per05, symptoms, flags),
             "precision-recall curves",
             f"Precision-recall curve per symptom from the {split} split's predicted probabilities; the dot is "
             "the tuned threshold, the square 0.5.",
         ),
         _plot(
             "thresholds_f1",
-            _plot_thresholds(per, per05, symptoms),
+            _plot_thresholds(per, per05, symptoms, origin, flags),
             "F1 at tuned thresholds vs 0.5",
-            f"F1 on the {split} split at the thresholds tuned on the validation split, and at 0.5.",
+            f"F1 on the {split} split at the thresholds {chosen}, and at 0.5.",
         ),
         _plot(
             "probability_distributions",
@@ -572,6 +713,18 @@ def _evaluation_plots(report: Mapping, rows: Sequence[Mapping], symptoms: Sequen
             f"Distribution of the predicted probabilities on the {split} split, by gold label.",
         ),
     ]
+    cal = (report.get("calibration") or {}).get("test")
+    if cal:
+        plots.append(
+            _plot(
+                "reliability",
+                _plot_reliability(cal, symptoms, flags),
+                "reliability diagrams",
+                f"Reliability per symptom on the {cal.get('split', split)} split ({cal.get('n_bins')} equal-width "
+                "probability bins; bins without posts skipped): a calibrated model's dots lie on the diagonal.",
+            )
+        )
+    return plots
 
 
 # ---------------------------------------------------------------- example posts
@@ -658,9 +811,12 @@ def _summary_rows(report: Mapping) -> list[Row]:
     rows = []
     cv = report.get("cv")
     if cv:
-        label = f"CV {cv['metric']} (mean ± std over folds; objective {cv['objective']})"
-        mean = Cell(f"{_num(cv['mean'])} ± {_num(cv['std'])}", num=True)
-        rows.append(Row([label, cv["split"], "–", mean, "per-fold models of the best trial"]))
+        ci = cv.get("interval")
+        spread = f"mean [{report_text.level(ci)} t-interval over folds]" if ci else "mean ± std over folds"
+        label = f"CV {cv['metric']} ({spread}; objective {cv['objective']})"
+        rows.append(
+            Row([label, cv["split"], "–", _cv_cell(cv["mean"], cv["std"], ci), "per-fold models of the best trial"])
+        )
     rv = report.get("refit_validation")
     if rv:
         tuned, half = rv.get("at_tuned_thresholds") or {}, rv.get("at_0.5") or {}
@@ -668,30 +824,50 @@ def _summary_rows(report: Mapping) -> list[Row]:
             Row([k, rv["split"], _num_cell(tuned.get(k), 4), _num_cell(half.get(k), 4), rv.get("model")])
             for k in ("macro_f1", "micro_f1")
         ]
+    tuned_iv, half_iv = report_text.intervals_of(report), report_text.intervals_of(report, "at_0.5")
+
+    def cells(k, a, b):
+        at, half = report_text.figure_interval(tuned_iv, k), report_text.figure_interval(half_iv, k)
+        return _fig_cell(a, at, 4), _fig_cell(b, half, 4)
+
     final = [(k, test[k], at05[k]) for k in SUMMARY_METRICS]
     final.append(("macro_pr_auc (threshold-free)", test.get("macro_pr_auc"), at05.get("macro_pr_auc")))
-    rows += [Row([k, split, _num_cell(a, 4), _num_cell(b, 4), "final model"], "test") for k, a, b in final]
+    rows += [Row([k, split, *cells(k, a, b), "final model"], "test") for k, a, b in final]
     return rows
+
+
+def _symptom_cell(s: str, flags: Mapping[str, Flag]) -> Cell:
+    return Cell(s, flag=flags.get(s))
 
 
 def _per_symptom_rows(report: Mapping, symptoms: Sequence[str]) -> list[Row]:
     per, thr = report["metrics"]["test"]["per_symptom"], report["thresholds"]["values"]
-    scores = ("precision", "recall", "f1", "pr_auc")
-    return [
-        Row([s, _num_cell(per[s]["support"]), _num_cell(thr[s], 2), *[_num_cell(per[s][k]) for k in scores]], "symptom")
-        for s in symptoms
-    ]
+    ivs, flags = report_text.intervals_of(report).get("per_symptom") or {}, report_text.few_positive_flags(report)
+    rows = []
+    for s in symptoms:
+        iv = ivs.get(s) or {}
+        cells = [_num_cell(per[s][k]) for k in ("precision", "recall")]
+        cells += [_fig_cell(per[s]["f1"], iv.get("f1")), _fig_cell(per[s]["pr_auc"], iv.get("pr_auc"))]
+        rows.append(
+            Row([_symptom_cell(s, flags), _num_cell(per[s]["support"]), _num_cell(thr[s], 2), *cells], "symptom")
+        )
+    return rows
 
 
 def _threshold_rows(report: Mapping, symptoms: Sequence[str]) -> list[Row]:
     per, per05 = report["metrics"]["test"]["per_symptom"], report["metrics"]["test_at_0.5"]["per_symptom"]
+    ivs, ivs05 = (
+        report_text.intervals_of(report).get("per_symptom") or {},
+        report_text.intervals_of(report, "at_0.5").get("per_symptom") or {},
+    )
+    flags = report_text.few_positive_flags(report)
     return [
         Row(
             [
-                s,
+                _symptom_cell(s, flags),
                 _num_cell(report["thresholds"]["values"][s], 2),
-                _num_cell(per[s]["f1"]),
-                _num_cell(per05[s]["f1"]),
+                _fig_cell(per[s]["f1"], (ivs.get(s) or {}).get("f1")),
+                _fig_cell(per05[s]["f1"], (ivs05.get(s) or {}).get("f1")),
                 Cell(f"{per[s]['f1'] - per05[s]['f1']:+.3f}", num=True),
             ],
             "threshold",
@@ -700,17 +876,115 @@ def _threshold_rows(report: Mapping, symptoms: Sequence[str]) -> list[Row]:
     ]
 
 
+def _threshold_choice(report: Mapping, symptoms: Sequence[str]) -> dict | None:
+    """How the thresholds were chosen (the refit's thresholds block): source, the rule verbatim, the out-of-fold
+    F1 at the chosen thresholds and at 0.5, and per symptom its tuned threshold, the cross-fitted gain and
+    whether it was adopted. None for a report whose thresholds block has none of it."""
+    thr = report["thresholds"]
+    if not any(k in thr for k in ("rule", "oof", "per_symptom")):
+        return None
+    oof = thr.get("oof") or {}
+    tuned, half = oof.get("at_tuned_thresholds") or {}, oof.get("at_0.5") or {}
+    oof_rows = [
+        Row([name, _num_cell(tuned.get(k)), _num_cell(half.get(k)), Cell(_signed(tuned.get(k), half.get(k)), num=True)])
+        for k, name in (("macro_f1", "macro F1"), ("micro_f1", "micro F1"))
+        if k in tuned or k in half
+    ]
+    per = thr.get("per_symptom") or {}
+    per_rows = [_threshold_choice_row(s, per[s]) for s in symptoms if s in per]
+    return {
+        "source": report_text.threshold_source(thr),
+        "code": thr.get("source"),
+        "split": thr.get("split") or "no data: fixed at 0.5",
+        "rule": thr.get("rule"),
+        "oof_split": oof.get("split"),
+        "oof_posts": oof.get("n_posts"),
+        "oof_rows": oof_rows,
+        "per_symptom": per_rows,
+    }
+
+
+def _signed(a, b) -> str:
+    return "–" if a is None or b is None else f"{a - b:+.3f}"
+
+
+def _threshold_choice_row(s: str, e: Mapping) -> Row:
+    adopted = bool(e.get("adopted"))
+    decision = e.get("reason") or ("tuned threshold adopted" if adopted else "kept 0.5")
+    return Row(
+        [
+            s,
+            _num_cell(e.get("n_positives")),
+            _num_cell(e.get("tuned_threshold"), 2),
+            _num_cell(e.get("f1_at_0.5")),
+            _num_cell(e.get("f1_at_tuned")),
+            _num_cell(e.get("f1_cross_fitted")),
+            Cell(report_text.interval(e.get("gain"), signed=True) or "–", num=True, interval=True),
+            _num_cell(e.get("threshold"), 2),
+            decision,
+        ],
+        "adopted" if adopted else "kept",
+    )
+
+
 def _confusion_rows(report: Mapping, symptoms: Sequence[str]) -> list[Row]:
     per, per05 = report["metrics"]["test"]["per_symptom"], report["metrics"]["test_at_0.5"]["per_symptom"]
+    flags = report_text.few_positive_flags(report)
     return [
         Row(
-            [s]
+            [_symptom_cell(s, flags)]
             + [_num_cell(per[s]["confusion_matrix"][c]) for c in CONFUSION_CELLS]
             + [_num_cell(per05[s]["confusion_matrix"][c]) for c in CONFUSION_CELLS],
             "confusion",
         )
         for s in symptoms
     ]
+
+
+def _reference(baseline: Mapping) -> str | None:
+    return "reference baseline" if baseline.get("reference") else None
+
+
+def _baselines(report: Mapping) -> dict | None:
+    """Model vs baseline on the test split: the model's and each baseline's macro/micro F1 with intervals, the
+    paired difference model − baseline with its interval and one-sided p, and a sentence per baseline."""
+    baselines = report.get("baselines") or []
+    if not baselines:
+        return None
+    ivs = report_text.intervals_of(report)
+    test = report["metrics"]["test"]
+    sel = report["selected"]
+    model = Row(
+        [
+            f"this model ({sel['backbone']} v{sel['variant']}, final)",
+            " + ".join(report["training"]["trained_on"]),
+            report_text.threshold_origin(report["thresholds"]),
+            _fig_cell(test["macro_f1"], ivs.get("macro_f1")),
+            _fig_cell(test["micro_f1"], ivs.get("micro_f1")),
+            Cell("–", num=True),
+        ],
+        "selected",
+    )
+    rows, sentences = [model], []
+    for b in baselines:
+        m, iv, pd = b.get("metrics") or {}, b.get("intervals") or {}, b.get("paired_difference")
+        rows.append(
+            Row(
+                [
+                    Cell(b["name"], code=True, note="; ".join(filter(None, [_reference(b), b.get("model")]))),
+                    " + ".join(b.get("trained_on") or []) or "–",
+                    f"{b.get('threshold', 0.5):g}",
+                    _fig_cell(m.get("macro_f1"), iv.get("macro_f1")),
+                    _fig_cell(m.get("micro_f1"), iv.get("micro_f1")),
+                    _diff_cell(pd),
+                ],
+                "baseline",
+            )
+        )
+        if pd:
+            sentences.append(report_text.difference_sentence("this model", b["name"], pd, b.get("split", "test")))
+    metric = next((b["paired_difference"]["metric"] for b in baselines if b.get("paired_difference")), "macro_f1")
+    return {"rows": rows, "sentences": sentences, "metric": report_text.metric_name(metric)}
 
 
 def _co_best_row(label: str, c: Mapping, metrics: Mapping, trained: str, cv_mean, cls: str, evidence: bool) -> Row:
@@ -730,17 +1004,115 @@ def _co_best_row(label: str, c: Mapping, metrics: Mapping, trained: str, cv_mean
     return Row(cells, cls)
 
 
+def _paired_row(first: str, second: str, pd: Mapping) -> Row:
+    """One paired test difference: the pair, the metric, first − second with its interval, the one-sided p."""
+    cells = [
+        f"{first} − {second}",
+        str(pd.get("metric", "macro_f1")),
+        Cell(report_text.difference(pd), num=True, interval=True),
+        Cell(report_text.p_value(pd.get("p_value")), num=True),
+    ]
+    return Row(cells, "paired")
+
+
+def _co_best_pairs(report: Mapping, co: Sequence[Mapping]) -> tuple[list[Row], list[str]]:
+    """The paired test differences of every co-best candidate (selected − co-best, co-best − baseline), and a
+    sentence for each selected − co-best."""
+    sel = report["selected"]
+    selected = f"selected {sel['backbone']} v{sel['variant']}"
+    reference = report_text.reference_baseline(report)
+    rows, sentences = [], []
+    for c in co:
+        name = f"co-best {c['backbone']} v{c['variant']}"
+        vs_sel = c.get("paired_difference_vs_selected")
+        if vs_sel:
+            rows.append(_paired_row(selected, name, vs_sel))
+            sentences.append(report_text.difference_sentence(f"the {selected}", name, vs_sel))
+        vs_base = c.get("paired_difference_vs_baselines") or (
+            {reference: c["paired_difference_vs_baseline"]} if c.get("paired_difference_vs_baseline") else {}
+        )
+        rows += [_paired_row(name, baseline, pd) for baseline, pd in vs_base.items()]
+    return rows, sentences
+
+
 def _co_best(report: Mapping) -> dict:
-    """The selected model beside the candidates tied with it (their refit checkpoints); no rows without any."""
+    """The selected model beside the candidates tied with it (their refit checkpoints), and their paired test
+    differences when the report has them; no rows without any candidate."""
     m = report["metrics"]
     evidence = "evidence" in m
     co = report.get("co_best") or []
     if not co:
-        return {"rows": [], "evidence": evidence}
+        return {"rows": [], "evidence": evidence, "paired": [], "sentences": []}
     cv = (report.get("cv") or {}).get("mean")
     rows = [_co_best_row("selected (final)", report["selected"], m, "train + validation", cv, "selected", evidence)]
     rows += [_co_best_row("co-best (refit)", c, c["metrics"], "train", c["cv_mean"], "co-best", evidence) for c in co]
-    return {"rows": rows, "evidence": evidence}
+    paired, sentences = _co_best_pairs(report, co)
+    return {"rows": rows, "evidence": evidence, "paired": paired, "sentences": sentences}
+
+
+def _paper(report: Mapping) -> dict | None:
+    """The ReDSM5 paper's definitions on this report's test split (at 0.5 and at the thresholds used), with
+    intervals, and the published rows as a reference (a different split); None for a report without."""
+    paper = report.get("paper")
+    if not paper:
+        return None
+    split = paper.get("split", report["split"])
+    origin = report_text.threshold_origin(report["thresholds"])
+    rows = []
+    for key, label in (
+        ("at_0.5", "this model, threshold 0.5"),
+        ("at_tuned_thresholds", f"this model, thresholds {origin}"),
+    ):
+        m = paper.get(key)
+        if m:
+            iv = m.get("intervals") or {}
+            rows.append(
+                Row([label, split, *[_fig_cell(m.get(k), iv.get(k)) for k in report_text.PAPER_METRICS]], "model")
+            )
+    published = [
+        Row(
+            [
+                Cell(b["model"], note=b.get("note")),
+                "published, different split",
+                *[_num_cell(b.get(k)) for k in report_text.PAPER_METRICS],
+            ],
+            "published",
+        )
+        for b in paper.get("published_baselines") or []
+    ]
+    return {
+        "definition": paper.get("definition"),
+        "split": split,
+        "rows": rows + published,
+        "note": paper.get("published_note"),
+    }
+
+
+def _calibration(report: Mapping, symptoms: Sequence[str]) -> dict | None:
+    """Brier score and ECE per symptom on every split the report's calibration block has (test, out-of-fold),
+    each column naming its split; the mean over the symptoms last. None for a report without."""
+    cal = report.get("calibration") or {}
+    blocks = [(key, cal[key]) for key in ("test", "oof") if cal.get(key)]
+    if not blocks:
+        return None
+    flags = report_text.few_positive_flags(report)
+    head = ["symptom"]
+    for key, b in blocks:
+        where = b.get("split", key)
+        head += [f"positives ({where})", f"Brier ({where})", f"ECE ({where})"]
+    rows = []
+    for s in symptoms:
+        cells = [_symptom_cell(s, flags)]
+        for _, b in blocks:
+            e = (b.get("per_symptom") or {}).get(s) or {}
+            cells += [_num_cell(e.get("n_positives")), _num_cell(e.get("brier")), _num_cell(e.get("ece"))]
+        rows.append(Row(cells, "calibration"))
+    mean = ["mean over the symptoms"]
+    for _, b in blocks:
+        mean += [Cell("", num=True), _num_cell(b.get("brier")), _num_cell(b.get("ece"))]
+    rows.append(Row(mean, "mean"))
+    n_bins = next((b.get("n_bins") for _, b in blocks if b.get("n_bins")), None)
+    return {"head": head, "rows": rows, "n_bins": n_bins}
 
 
 def _evidence_rows(report: Mapping) -> list[Row]:
@@ -748,7 +1120,8 @@ def _evidence_rows(report: Mapping) -> list[Row]:
     if not ev:
         return []
     split = report["split"]
-    rows = [Row([k, split, _num_cell(ev[k])], "evidence") for k in EVIDENCE_METRICS]
+    ivs = (report.get("intervals") or {}).get("evidence") or {}
+    rows = [Row([k, split, _fig_cell(ev[k], ivs.get(k))], "evidence") for k in EVIDENCE_METRICS]
     rows.append(Row(["rows scored (without gold span)", split, Cell(f"{ev['n']} ({ev['n_null']})", num=True)]))
     if ev.get("n_incomplete_excluded") is not None:
         rows.append(Row(["rows left out (evidence partly unaligned)", split, _num_cell(ev["n_incomplete_excluded"])]))
@@ -815,6 +1188,13 @@ def _window_line(cov: Mapping) -> str:
     )
 
 
+def _thresholds_line(thr: Mapping) -> str:
+    """The meta line on the decision thresholds: their source (config thresholds.source) and how they were chosen."""
+    if thr.get("source") in report_text.THRESHOLD_SOURCES:
+        return f"{thr['source']}: {report_text.threshold_source(thr)}"
+    return f"tuned per symptom on the {thr['split']} split"
+
+
 def _evaluation_meta(report: Mapping) -> list[tuple[str, Any]]:
     sel, lin, tr = report["selected"], report["lineage"], report["training"]
     meta = [
@@ -828,7 +1208,7 @@ def _evaluation_meta(report: Mapping) -> list[tuple[str, Any]]:
         ("input format", report["task"]["input_format"]),
         ("evidence task", "yes" if report["task"]["evidence_task"] else "no"),
         ("trained on", f"{' + '.join(tr['trained_on'])} ({tr['n_posts']} posts, {tr['epochs']} epochs)"),
-        ("thresholds", f"tuned per symptom on the {report['thresholds']['split']} split"),
+        ("thresholds", _thresholds_line(report["thresholds"])),
         ("code_version", lin["code_version"]),
         ("created_at", report.get("created_at")),
     ]
@@ -861,6 +1241,7 @@ def evaluation_page(
         for r in pick_examples(list(by_id.values()), n_examples)
     ]
     plots = _evaluation_plots(report, rows, symptoms)
+    thr = report["thresholds"]
     return _page(
         "evaluation.html.j2",
         plots,
@@ -868,12 +1249,19 @@ def evaluation_page(
         links=list((links or {}).items()),
         meta=_evaluation_meta(report),
         split=report["split"],
+        intervals_note=report_text.bootstrap_note(report),
+        origin=report_text.threshold_origin(thr),
+        thresholds_data=report_text.threshold_data(thr),
         summary=_summary_rows(report),
         per_symptom=_per_symptom_rows(report, symptoms),
         thresholds=_threshold_rows(report, symptoms),
+        threshold_choice=_threshold_choice(report, symptoms),
         confusion=_confusion_rows(report, symptoms),
         coverage=_coverage(report),
+        baselines=_baselines(report),
         co_best=_co_best(report),
+        paper=_paper(report),
+        calibration=_calibration(report, symptoms),
         evidence=_evidence_rows(report),
         plots={p.name: p for p in plots},
         examples=examples,

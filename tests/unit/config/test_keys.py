@@ -24,7 +24,11 @@ def test_data_key_is_stable_across_calls(base_config):
 # PINNED KEYS. Every key names a directory of cached results on users' disks: a change to any value
 # below invalidates every user's cached results (data, trials, studies, refits, selections, finals),
 # so it must be deliberate - say so in the commit and the release notes, then update the literals.
-# Values computed for the long-post change (generator v2, windows, precision, per-post benchmark) through the functions the Snakefile uses (Plan and keys.*).
+# Values computed for the report contract of issue 18 through the functions the Snakefile uses (Plan and keys.*):
+# every key moved, deliberately - the data key gained the prepared format (keys.PREPARED_FORMAT = 2: posts carry
+# sentences and sentence labels, status-0 rows aligned) and always holds data.split.protocol, so every downstream
+# key follows; the refit key covers thresholds (the checkpoint carries its thresholds), the final key thresholds
+# and evaluation (the report's intervals).
 PRESETS = {"main": (), "smoke": ("smoke.yaml",), "zoo": ("zoo.yaml",)}
 PARAMS = {  # one trial's sampled parameters per preset (the zoo set reaches the conditional settings)
     "main": {"learning_rate": 1.0e-3, "batch_size": 8},
@@ -50,34 +54,34 @@ PARAMS = {  # one trial's sampled parameters per preset (the zoo set reaches the
 }
 PINNED = {
     "main": {
-        "data_key": "128c2163993c",
-        "study": {"minilm-l6": "e9da3e3d5441"},
-        "trial_default": {"minilm-l6": "5c8ed6dab4cc"},
-        "trial_params": {"minilm-l6": "54dd2dca4acc"},
-        "refit": "e8fd97d2c7de",
-        "selection": "caa5ffd7f2f4",
-        "final": "634a12906c91",
-        "final_co_best": "ba415d8afd8f",
+        "data_key": "409d50c258ac",
+        "study": {"minilm-l6": "068ccb3b409f"},
+        "trial_default": {"minilm-l6": "399880156f6f"},
+        "trial_params": {"minilm-l6": "38780a02de8e"},
+        "refit": "dd7ceb063ed9",
+        "selection": "5397c01b51a2",
+        "final": "c166968c2ed4",
+        "final_co_best": "f61587a1b1d3",
     },
     "smoke": {
-        "data_key": "89e60f296fcb",
-        "study": {"tiny-a": "8e3f8bdf8edd", "tiny-b": "820a41e4ac77"},
-        "trial_default": {"tiny-a": "a286179edc77", "tiny-b": "bd587275ef3d"},
-        "trial_params": {"tiny-a": "11e91bca80f9", "tiny-b": "c02adfabd6e2"},
-        "refit": "2ee288958636",
-        "selection": "1ddacc72e3c8",
-        "final": "ab1ad7b9d5cc",
-        "final_co_best": "4bb6d8a6381b",
+        "data_key": "3139e4a8091f",
+        "study": {"tiny-a": "cb95c387999c", "tiny-b": "252fc2fdef8d"},
+        "trial_default": {"tiny-a": "e332653e15b1", "tiny-b": "1c55018c985e"},
+        "trial_params": {"tiny-a": "7f7af8c25010", "tiny-b": "4e25af012893"},
+        "refit": "c42b4ae35b40",
+        "selection": "d172fe911f97",
+        "final": "1b3077d4e94c",
+        "final_co_best": "4347611023be",
     },
     "zoo": {
-        "data_key": "9c330e3ac597",
-        "study": {"tiny-a": "e9747430c12f"},
-        "trial_default": {"tiny-a": "aca74f605e09"},
-        "trial_params": {"tiny-a": "d31b1e89a805"},
-        "refit": "3076b3deef97",
-        "selection": "766ff7c125df",
-        "final": "0cba4c6c38f1",
-        "final_co_best": "19b95b391658",
+        "data_key": "302fc9a22ee8",
+        "study": {"tiny-a": "08c9efb2d172"},
+        "trial_default": {"tiny-a": "63a478faff6e"},
+        "trial_params": {"tiny-a": "02a1994b94e5"},
+        "refit": "1787ec4cd1ab",
+        "selection": "85537f1dbb8b",
+        "final": "2d30f7575cd2",
+        "final_co_best": "a7cb902cfed4",
     },
 }
 
@@ -197,9 +201,59 @@ def test_selection_key_is_order_independent(base_config):
 
 
 def test_final_key(base_config):
-    f = keys.final_key("a" * 12, "b" * 12, base_config["final"], base_config["refit"])
-    assert f != keys.final_key("c" * 12, "b" * 12, base_config["final"], base_config["refit"])
-    assert f != keys.final_key("a" * 12, "b" * 12, {"epochs": 2}, base_config["refit"])
+    c = base_config
+
+    def fk(tk="a" * 12, final=c.final, thresholds=c.thresholds, evaluation=c.evaluation, co_best=()):
+        return keys.final_key(tk, "b" * 12, final, c.refit, thresholds, evaluation, co_best)
+
+    f = fk()
+    assert f != fk("c" * 12)
+    assert f != fk(final={"epochs": 2})
+    # the thresholds the report decides at, and the bootstrap behind its intervals, are part of the report
+    assert f != fk(thresholds={"source": "validation"})
+    assert f != fk(evaluation={**c.evaluation, "bootstrap": 500})
+    assert f != fk(evaluation={**c.evaluation, "seed": 1})
+    assert f != fk(co_best=["d" * 12]) and fk(co_best=["d" * 12, "e" * 12]) == fk(co_best=["e" * 12, "d" * 12])
+
+
+def test_refit_key_covers_how_the_thresholds_are_chosen(base_config):
+    c = base_config
+    args = ("a" * 12, c.refit, c.hpo.metric, c.hpo.objective)
+    assert c.thresholds.source == "oof"  # the schema's default
+    by_source = {s: keys.refit_key(*args, {"source": s}) for s in ("oof", "validation", "fixed")}
+    assert len(set(by_source.values())) == 3
+    assert by_source["oof"] == keys.refit_key(*args, c.thresholds)
+    # the evaluation section is not: it changes the test intervals, never the refit checkpoint
+    changed = resolve(deep_merge(c, {"evaluation": {"bootstrap": 100}}))
+    from workflow_lib.pipeline.plan import Plan
+
+    assert Plan(changed).refit_key("a" * 12) == Plan(c).refit_key("a" * 12)
+    assert Plan(changed).final_key("a" * 12) != Plan(c).final_key("a" * 12)
+
+
+def test_data_key_covers_the_prepared_format_and_every_split_setting(base_config, monkeypatch):
+    data = base_config.data
+    # the payload, spelled out: the protocol enters even when stratified (no special case any more)
+    assert data.split.protocol == "stratified"
+    assert keys.data_key(FP, data) == keys.digest(
+        {
+            "kind": "data",
+            "format": keys.PREPARED_FORMAT,
+            "source": FP,
+            "settings": {
+                "alignment_threshold": data.alignment_threshold,
+                "max_post_chars": data.max_post_chars,
+                "split": plain(data.split),
+                "n_folds": data.n_folds,
+            },
+        }
+    )
+    holdout = Data.resolve({**plain(data), "split": {**plain(data.split), "protocol": "holdout_80_20"}})
+    assert keys.data_key(FP, holdout) != keys.data_key(FP, data)
+    # prepared posts of another shape are other data: a folder older code wrote is never reused
+    before = keys.data_key(FP, data)
+    monkeypatch.setattr(keys, "PREPARED_FORMAT", keys.PREPARED_FORMAT + 1)
+    assert keys.data_key(FP, data) != before
 
 
 def test_file_sha256(tmp_path):

@@ -155,3 +155,29 @@ def test_a_job_receives_the_config_resolved_once_and_frozen(monkeypatch):
     assert type(merged["training"]) is dict and type(merged["hpo"]["sampler"]) is dict
     assert config_lib.resolve(merged).hpo.n_trials == 7 and cfg.hpo.n_trials != 7
     assert config_lib.resolve(cfg) == cfg
+
+
+def test_an_integral_float_becomes_the_int_its_setting_is_annotated():
+    """The schema's "integer" accepts 256.0 (YAML 2.56e2, a JSON tool's 256.0); freezing makes it the int the
+    section's annotation says, so nothing downstream re-casts it and keys hash it as the int."""
+    from workflow_lib.config.sections import Evaluation, Final
+
+    training = Training.resolve({"batch_size": 16.0, "max_windows": 4.0, "learning_rate": 1.0})
+    assert training.batch_size == 16 and type(training.batch_size) is int
+    assert type(training.max_windows) is int  # int | None
+    assert type(training.learning_rate) is float  # annotated float: stays a float
+    assert type(Final.resolve({"epochs": 3.0}).epochs) is int and Final.resolve({}).epochs is None
+    assert type(Evaluation.resolve({"bootstrap": 500.0}).bootstrap) is int
+    cfg = config_lib.load(MAIN, overrides={"evaluation": {"bootstrap": 1000.0, "seed": 2.0}, "data": {"n_folds": 3.0}})
+    assert (type(cfg.evaluation.bootstrap), type(cfg.evaluation.seed), type(cfg.data.n_folds)) == (int, int, int)
+    assert canonical_json(cfg.evaluation) == '{"bootstrap":1000,"seed":2}'
+    with pytest.raises(ConfigError, match="bootstrap"):  # not integral: the schema refuses it
+        config_lib.load(MAIN, overrides={"evaluation": {"bootstrap": 2.5}})
+
+
+def test_thresholds_and_evaluation_sections_default_from_the_schema():
+    cfg = config_lib.load(MAIN)
+    assert cfg.thresholds == {"source": "oof"} and cfg.evaluation == {"bootstrap": 2000, "seed": 0}
+    assert type(cfg.thresholds).__name__ == "Thresholds" and type(cfg.evaluation).__name__ == "Evaluation"
+    with pytest.raises(ConfigError, match="thresholds.source"):
+        config_lib.load(MAIN, overrides={"thresholds": {"source": "test"}})

@@ -427,13 +427,14 @@ def test_holdout_80_20_is_the_authors_test_split_of_the_posts_in_file_order(tmp_
         "validation_fraction": 0.25,
         "test_fraction": 0.2,
     }
-    # a different protocol is different prepared data: another data key; stratified keeps the key it had
+    # a different protocol is different prepared data: another data key; the protocol enters every key
     fp = source_fingerprint(cfg)
     stratified = cfg.replace(split={**split, "protocol": "stratified"})
     assert keys.data_key(fp, cfg) != keys.data_key(fp, stratified)
     assert keys.data_key(fp, stratified) == keys.digest(
-        {"kind": "data", "source": dict(fp), "settings": {"alignment_threshold": 0.5, "max_post_chars": 200000, "n_folds": 2,
-         "split": {"seed": 42, "validation_fraction": 0.25, "test_fraction": 0.15}}}
+        {"kind": "data", "format": keys.PREPARED_FORMAT, "source": dict(fp), "settings": {"alignment_threshold": 0.5,
+         "max_post_chars": 200000, "n_folds": 2,
+         "split": {"protocol": "stratified", "seed": 42, "validation_fraction": 0.25, "test_fraction": 0.15}}}
     )  # fmt: skip
     assert keys.data_key(fp, cfg.replace(strict=True)) == keys.data_key(fp, cfg)  # strict refuses, never reshapes
 

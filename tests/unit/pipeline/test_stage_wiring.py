@@ -91,3 +91,25 @@ def test_the_model_card_must_lie_inside_the_model_folder():
     for outside in ("results/final/k/README.md", "results/final/k/model"):
         with pytest.raises(ValueError, match=r"is not inside the model folder results/final/k/model"):
             stages._inside(outside, "results/final/k/model")
+
+
+def test_every_script_passes_the_stage_exactly_the_arguments_it_takes(repo):
+    """Each adapter's keywords name parameters of its stage, and every parameter without a default is passed
+    (e.g. refit's fold_metrics, the trial's out-of-fold files; selection's baseline_paths and data_card_path)."""
+    import inspect
+
+    for path in sorted((repo / "scripts").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        call = next(
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and isinstance(n.func.value, ast.Name)
+            and n.func.value.id == "stages"
+        )
+        params = inspect.signature(getattr(stages, call.func.attr)).parameters
+        passed = {k.arg for k in call.keywords}
+        assert passed <= set(params), f"{path.name}: {sorted(passed - set(params))} are not parameters"
+        required = {n for n, p in params.items() if p.default is inspect.Parameter.empty and p.kind is p.KEYWORD_ONLY}
+        assert required <= passed, f"{path.name}: {sorted(required - passed)} not passed"

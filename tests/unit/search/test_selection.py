@@ -100,7 +100,7 @@ def test_best_score_wins_and_report_is_complete():
         "std": 0.008,
         "split": "cv heldout folds (train split)",
     }
-    r = select(cs, RULE, baseline=baseline)
+    r = select(cs, RULE, baselines=[baseline])
     assert r["selected"]["backbone"] == "big"
     assert r["selected"]["latency_p95_ms"] == 40.0
     assert [c["backbone"] for c in r["candidates"]] == ["big", "mid", "small"]
@@ -298,7 +298,7 @@ def test_reason_flags_a_model_below_the_baseline():
         "std": 0.0,
         "split": "cv heldout folds (train split)",
     }
-    r = select([cand("a", 0.6, 5.0)], RULE, baseline=baseline)
+    r = select([cand("a", 0.6, 5.0)], RULE, baselines=[baseline])
     assert "does NOT beat the tfidf_logreg baseline" in r["reason"]
 
 
@@ -341,7 +341,7 @@ def test_render_selection_html_table_plots_and_escaping():
         "std": 0.008,
         "split": "cv heldout folds (train split)",
     }
-    report = finish(select(cs, RULE.replace(latency_budget_ms=50.0), baseline=baseline))
+    report = finish(select(cs, RULE.replace(latency_budget_ms=50.0), baselines=[baseline]))
     summaries = [
         _summary("<b>", 1, [0.4, 0.55, None, 0.61], ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]),
         _summary("minilm", 1, [0.5, 0.3, 0.58], ["COMPLETE", "PRUNED", "COMPLETE"]),
@@ -350,12 +350,14 @@ def test_render_selection_html_table_plots_and_escaping():
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     # escaping: the raw tag never appears, its escaped form does
     assert "<b>" not in page and "&lt;b&gt;" in page
-    # one table row per candidate plus the baseline row
+    # one table row per candidate plus the baseline row (the comparisons table has its own rows)
     rows = re.findall(r"<tr class=\"([^\"]*)\">(.*?)</tr>", page, flags=re.S)
+    rows = [r for r in rows if r[0] != "comparison"]
     assert len(rows) == 4
     assert [cls for cls, _ in rows] == ["selected", "", "excluded", "baseline"]
     sel_row = rows[0][1]
-    assert "&lt;b&gt;" in sel_row and "aaaaaaaaaaaa" in sel_row and "0.6100 ± 0.0200" in sel_row
+    # the CV mean with its t-interval: folds 0.60, 0.61, 0.62 -> 0.61 ± t(0.975, 2) x 0.01 / sqrt(3)
+    assert "&lt;b&gt;" in sel_row and "aaaaaaaaaaaa" in sel_row and "0.610 [0.585, 0.635]" in sel_row
     assert "0.6000, 0.6100, 0.6200" in sel_row and "12.00" in sel_row
     assert "huge" in rows[2][1] and ">no<" in rows[2][1]
     assert "tfidf_logreg" in rows[3][1] and "0.3100" in rows[3][1]
@@ -413,3 +415,122 @@ def test_variants_sharing_a_trial_key_give_one_co_best_entry_per_other_checkpoin
     assert report["selected"]["trial_key"] == "aaaaaaaaaaaa" and report["selected"]["variant"] == 1
     assert [c["trial_key"] for c in report["co_best"]] == ["bbbbbbbbbbbb"]
     assert sorted(c["variant"] for c in report["candidates"]) == [1, 2, 2, 3]
+
+
+# ---------------------------------------------------------------- how sure: intervals, corrected t-tests, lead
+def _base(name, scores):
+    return {
+        "name": name,
+        "metric": "macro_f1",
+        "fold_scores": scores,
+        "mean": sum(scores) / len(scores),
+        "std": 0.01,
+        "split": "cv heldout folds (train split)",
+    }
+
+
+def _scored(backbone, scores, tk, variant=1):
+    c = cand(backbone, sum(scores) / len(scores), 5.0, tk=tk, variant=variant)
+    c["fold_scores"] = scores
+    return c
+
+
+def test_cv_intervals_comparisons_and_the_winners_lead():
+    from workflow_lib.learning.uncertainty import corrected_resampled_ttest, cv_summary
+
+    a = _scored("a", [0.58, 0.60, 0.63], "aaaaaaaaaaaa")
+    a2 = _scored("a", [0.58, 0.60, 0.63], "aaaaaaaaaaaa", variant=2)  # the same trial met by another variant
+    b = _scored("b", [0.50, 0.49, 0.52], "bbbbbbbbbbbb")
+    posts, sentences = _base("tfidf_logreg", [0.30, 0.31, 0.29]), _base("tfidf_logreg_sentences", [0.50, 0.62, 0.55])
+    r = finish(select([b, a2, a], RULE, baselines=[posts, sentences], fold_sizes=(200.0, 100.0)))
+
+    assert all(c["cv_interval"] == cv_summary(c["fold_scores"]) for c in r["candidates"])
+    assert [x["cv_interval"] for x in r["baselines"]] == [
+        cv_summary(posts["fold_scores"]),
+        cv_summary(sentences["fold_scores"]),
+    ]
+    # "the baseline" is the best one; the reason says so
+    assert r["baseline"] == sentences and [x["name"] for x in r["baselines"]] == [
+        "tfidf_logreg",
+        "tfidf_logreg_sentences",
+    ]
+    assert "beats the tfidf_logreg_sentences baseline (0.5567) (the best of 2 baselines)" in r["reason"]
+    assert r["fold_sizes"] == {"n_train": 200.0, "n_test": 100.0, "source": "mean fold sizes of the data card"}
+
+    # one pair of trial keys (the variants share one), then each candidate against each baseline
+    pairs = [(c["a"], c["b"]) for c in r["comparisons"]]
+    assert pairs == [
+        ("aaaaaaaaaaaa", "bbbbbbbbbbbb"),
+        ("aaaaaaaaaaaa", "baseline:tfidf_logreg"),
+        ("aaaaaaaaaaaa", "baseline:tfidf_logreg_sentences"),
+        ("bbbbbbbbbbbb", "baseline:tfidf_logreg"),
+        ("bbbbbbbbbbbb", "baseline:tfidf_logreg_sentences"),
+    ]
+    ab = r["comparisons"][0]
+    assert ab["fold_differences"] == pytest.approx([0.08, 0.11, 0.11])
+    assert ab["test"] == corrected_resampled_ttest(a["fold_scores"], b["fold_scores"], n_train=200.0, n_test=100.0)
+    assert ab["test"]["correction"] == pytest.approx(1 / 3 + 0.5)
+    assert {c["metric"] for c in r["comparisons"]} == {"macro_f1"}
+
+    lead = r["winner_lead"]
+    assert lead["runner_up"] == "bbbbbbbbbbbb"
+    assert lead["p_one_sided"] == ab["test"]["p_one_sided"] and lead["more_than_noise"] is (lead["p_one_sided"] < 0.05)
+    vs = next(c for c in r["comparisons"] if c["b"] == "baseline:tfidf_logreg_sentences" and c["a"] == "aaaaaaaaaaaa")
+    assert lead["vs_baseline"]["baseline"] == "tfidf_logreg_sentences"
+    assert lead["vs_baseline"]["p_one_sided"] == vs["test"]["p_one_sided"]
+    assert "The selected a v" in lead["text"] and "runner-up b v1" in lead["text"]
+    assert "Against the best baseline, tfidf_logreg_sentences" in lead["text"]
+
+
+def test_baselines_are_compared_on_the_criteria_metric_alone():
+    # an objective weighing evidence: the candidate's criteria fold scores meet the baselines, never its objective
+    a = _scored("a", [0.70, 0.72], "aaaaaaaaaaaa")
+    a["cv_criteria_fold_scores"] = [0.40, 0.44]
+    b = _scored("b", [0.60, 0.61], "bbbbbbbbbbbb")  # no criteria scores (an older summary): no baseline comparison
+    posts = _base("tfidf_logreg", [0.30, 0.31])
+    r = finish(select([a, b], RULE, baselines=[posts], objective="0.5 x macro_f1 + 0.5 x evidence token_f1"))
+    by = {(c["a"], c["b"]): c for c in r["comparisons"]}
+    assert set(by) == {("aaaaaaaaaaaa", "bbbbbbbbbbbb"), ("aaaaaaaaaaaa", "baseline:tfidf_logreg")}
+    assert by[("aaaaaaaaaaaa", "baseline:tfidf_logreg")]["fold_differences"] == pytest.approx([0.10, 0.13])
+    assert by[("aaaaaaaaaaaa", "baseline:tfidf_logreg")]["metric"] == "macro_f1"
+    assert by[("aaaaaaaaaaaa", "bbbbbbbbbbbb")]["metric"] == "0.5 x macro_f1 + 0.5 x evidence token_f1"
+    # criteria alone (the default objective): the fold scores are the criteria scores
+    r = finish(select([b], RULE, baselines=[posts]))
+    assert r["comparisons"][0]["fold_differences"] == pytest.approx([0.30, 0.30])
+
+
+def test_without_fold_sizes_equal_folds_are_assumed_and_a_lone_winner_has_no_runner_up():
+    solo = _scored("solo", [0.5, 0.6, 0.55], "aaaaaaaaaaaa")
+    r = finish(select([solo], RULE))
+    assert r["fold_sizes"]["n_test"] / r["fold_sizes"]["n_train"] == pytest.approx(1 / 2)
+    assert "equal folds assumed" in r["fold_sizes"]["source"]
+    assert r["comparisons"] == [] and r["baseline"] is None and r["baselines"] == []
+    lead = r["winner_lead"]
+    assert lead["runner_up"] is None and lead["p_one_sided"] is None and lead["vs_baseline"] is None
+    assert "only candidate" in lead["text"]
+    # fold differences all equal: the t-test is undefined, and the sentence says so
+    solo = _scored("solo", [0.5, 0.75, 0.625], "aaaaaaaaaaaa")
+    twin = _scored("twin", [0.25, 0.5, 0.375], "bbbbbbbbbbbb")  # exactly 0.25 below in every fold
+    lead = finish(select([solo, twin], RULE))["winner_lead"]
+    assert lead["runner_up"] == "bbbbbbbbbbbb" and lead["p_one_sided"] is None and lead["more_than_noise"] is None
+    assert "t-test is undefined" in lead["text"]
+
+
+def test_fold_sizes_of_a_data_card():
+    from workflow_lib.pipeline.stages import fold_sizes
+
+    card = {"counts": {"folds": [{"train": 100, "heldout": 50}, {"train": 101, "heldout": 49}]}}
+    assert fold_sizes(card) == (100.5, 49.5)
+
+
+def test_the_lead_sentence_says_ahead_within_noise_or_behind():
+    a = _scored("a", [0.60, 0.61, 0.62], "aaaaaaaaaaaa")
+    b = _scored("b", [0.30, 0.32, 0.31], "bbbbbbbbbbbb")
+    strong = _base("tfidf_logreg_sentences", [0.80, 0.83, 0.79])
+    lead = finish(select([a, b], RULE, baselines=[strong], fold_sizes=(200.0, 100.0)))["winner_lead"]
+    assert lead["more_than_noise"] is True and "ahead by more than noise at the 5% level" in lead["text"]
+    assert lead["vs_baseline"]["more_than_noise"] is False and "tfidf_logreg_sentences: -0.1967" in lead["text"]
+    assert lead["text"].endswith("not ahead).")
+    close = _scored("c", [0.58, 0.63, 0.60], "cccccccccccc")
+    lead = finish(select([a, close], RULE))["winner_lead"]
+    assert lead["more_than_noise"] is False and "ahead, but within noise" in lead["text"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 
+import numpy as np
 import pytest
 import yaml
 
@@ -176,6 +178,192 @@ def report(evidence=True):
     }
     if evidence:
         rep["metrics"]["evidence"] = dict(EVIDENCE)
+    return rep
+
+
+# ------------------------------------------------------------------ the report_version 3 fields (issue 18)
+# Every figure below comes from the real functions (learning/uncertainty.py, metrics) on small synthetic arrays:
+# out-of-fold probabilities of a 240-post train split and a 130-post test split, the model's probabilities and two
+# baselines' (a weak one, and one about as good as the model) and a co-best candidate's.
+R = 400  # bootstrap resamples of the crafted report (the pipeline's default is 2000)
+TEST_POSITIVES = dict(zip(SYMPTOMS, (40, 12, 2, 0, 4, 20, 33, 9, 7)))  # APPETITE_CHANGE, PSYCHOMOTOR flagged
+OOF_POSITIVES = dict(zip(SYMPTOMS, (70, 25, 6, 3, 8, 40, 60, 18, 14)))
+# a shift of the model's logits per symptom: FATIGUE and SUICIDAL_THOUGHTS come out too low, so 0.5 misses
+# most positives and a tuned threshold is adopted for them
+SHIFT = dict(zip(SYMPTOMS, (0.0, -0.5, -0.5, -0.5, -0.5, -2.2, 0.0, -0.5, -1.8)))
+OOF_SPLIT = "cv heldout folds (train split)"
+PUBLISHED = [
+    {"model": "bert-base-uncased (512 tokens)", "macro_f1": 0.36, "micro_f1": 0.51},
+    {"model": "TF-IDF + LinearSVC", "macro_f1": 0.28, "micro_f1": 0.39},
+    {"model": "CNN", "macro_f1": 0.19, "micro_f1": 0.25},
+    {"model": "LLaMA-3.2-1B", "macro_f1": 0.489, "micro_f1": 0.544, "note": "epoch chosen on the test split"},
+]
+PUBLISHED_NOTE = (
+    "Bao, Pérez, Parapar (CIKM 2025), one random 80/20 split (train_test_split(test_size=0.2, random_state=42), "
+    "297 test posts), threshold 0.5, no validation split. No official split exists: these rows are not on this "
+    "report's test posts (data.split.protocol: holdout_80_20 reproduces their procedure)."
+)
+PAPER_DEFINITION = (
+    "ten labels (nine symptoms + NO_SYMPTOMS: a post with no symptom); macro, micro and weighted F1 over the ten; "
+    "exact match over the nine"
+)
+
+
+@functools.cache
+def synthetic():
+    """Gold labels and probabilities: {"y_oof", "p_oof", "y", "p", "tfidf", "sentences", "co_best"}."""
+    rng = np.random.default_rng(18)
+
+    def labels(n, positives):
+        y = np.zeros((n, len(SYMPTOMS)), dtype=int)
+        for j, s in enumerate(SYMPTOMS):
+            y[rng.choice(n, positives[s], replace=False), j] = 1
+        return y
+
+    def probs(y, signal, shift=True):
+        z = signal * (2 * y - 1) + rng.normal(0, 1, y.shape) + (np.array(list(SHIFT.values())) if shift else 0)
+        return 1 / (1 + np.exp(-z))
+
+    y_oof, y = labels(240, OOF_POSITIVES), labels(130, TEST_POSITIVES)
+    return {
+        "y_oof": y_oof,
+        "p_oof": probs(y_oof, 1.8),
+        "y": y,
+        "p": probs(y, 1.8),
+        "tfidf": probs(y, 0.4, shift=False),
+        "sentences": probs(y, 1.8, shift=False),
+        "co_best": probs(y, 1.75),
+    }
+
+
+@functools.cache
+def _uncertainty_fields(evidence: bool) -> dict:
+    from workflow_lib.learning import uncertainty as u
+    from workflow_lib.learning.metrics import multilabel_metrics, paper_metrics
+
+    a = synthetic()
+    y, p = a["y"], a["p"]
+    chosen = u.select_thresholds(a["y_oof"], a["p_oof"], n_resamples=R, seed=0)
+    t = chosen["thresholds"]
+    boot = {"n_resamples": R, "seed": 0}
+    oof_tuned, oof_half = multilabel_metrics(a["y_oof"], a["p_oof"], t), multilabel_metrics(a["y_oof"], a["p_oof"])
+    thresholds = {
+        "source": "oof",
+        "split": OOF_SPLIT,
+        "values": dict(zip(SYMPTOMS, t)),
+        "rule": chosen["rule"],
+        "per_symptom": chosen["per_symptom"],
+        "oof": {
+            "split": OOF_SPLIT,
+            "n_posts": chosen["n_posts"],
+            "at_tuned_thresholds": {k: oof_tuned[k] for k in ("macro_f1", "micro_f1")},
+            "at_0.5": {k: oof_half[k] for k in ("macro_f1", "micro_f1")},
+            "calibration": {**u.calibration(a["y_oof"], a["p_oof"]), "split": OOF_SPLIT},
+        },
+    }
+    at_tuned, at_half = u.criteria_intervals(y, p, t, **boot), u.criteria_intervals(y, p, 0.5, **boot)
+
+    def baseline(name, model, probs, reference):
+        return {
+            "name": name,
+            "model": model,
+            "reference": reference,
+            "trained_on": ["train", "validation"],
+            "split": "test",
+            "threshold": 0.5,
+            "metrics": multilabel_metrics(y, probs, 0.5),
+            "intervals": u.criteria_intervals(y, probs, 0.5, **boot),
+            "paired_difference": u.paired_bootstrap_difference(y, p, probs, thresholds_model=t, **boot),
+        }
+
+    def paper(thr, ivs):
+        return {**paper_metrics(y, p, thr), "intervals": ivs["paper"]}
+
+    fields = {
+        "report_version": 3,
+        "thresholds": thresholds,
+        "metrics": {"test": multilabel_metrics(y, p, t), "test_at_0.5": multilabel_metrics(y, p, 0.5)},
+        "intervals": {
+            "split": "test",
+            "bootstrap": u.bootstrap_meta(R, 0),
+            "at_tuned_thresholds": at_tuned,
+            "at_0.5": at_half,
+        },
+        "few_positives": {"split": "test", "min_positives": 5, "per_symptom": u.few_positives(y)},
+        "baselines": [
+            baseline("tfidf_logreg", "TF-IDF + logistic regression, one document per post", a["tfidf"], True),
+            baseline(
+                "tfidf_logreg_sentences",
+                "TF-IDF + logistic regression over sentences, max per post",
+                a["sentences"],
+                False,
+            ),
+        ],
+        "paper": {
+            "definition": PAPER_DEFINITION,
+            "split": "test",
+            "at_0.5": paper(0.5, at_half),
+            "at_tuned_thresholds": paper(t, at_tuned),
+            "published_baselines": PUBLISHED,
+            "published_note": PUBLISHED_NOTE,
+        },
+        "calibration": {"test": {**u.calibration(y, p), "split": "test"}, "oof": thresholds["oof"]["calibration"]},
+        "cv_interval": u.cv_summary([0.51, 0.59, 0.55, 0.53, 0.57]),
+    }
+    if evidence:  # one example per (post, gold symptom), its contributions drawn at random
+        post, _ = np.nonzero(y)
+        rng = np.random.default_rng(5)
+        contributions = {
+            "exact_match": rng.integers(0, 2, post.size).astype(float),
+            "token_f1": rng.uniform(0.3, 1.0, post.size),
+            "char_f1": rng.uniform(0.3, 1.0, post.size),
+            "null_span_accuracy": rng.integers(0, 2, post.size).astype(float),
+        }
+        fields["evidence"] = {k: float(v.mean()) for k, v in contributions.items()}
+        fields["intervals"]["evidence"] = u.mean_intervals(contributions, post, **boot)
+    return fields
+
+
+def uncertainty_report(evidence=True, co_best=False):
+    """The crafted report with the issue-18 fields (report_version 3): test metrics, intervals, few-positive
+    flags, out-of-fold thresholds, two baselines, the paper's definitions, calibration, the CV t-interval; with
+    ``co_best`` a co-best candidate and its paired differences."""
+    from workflow_lib.learning import uncertainty as u
+
+    rep = report(evidence)
+    fields = copy.deepcopy(_uncertainty_fields(evidence))
+    ci = fields.pop("cv_interval")
+    ev = fields.pop("evidence", None)
+    rep.update(fields)
+    rep["n_test_posts"] = len(synthetic()["y"])
+    rep["cv"].update(mean=ci["mean"], std=ci["sd"], fold_scores=[0.51, 0.59, 0.55, 0.53, 0.57], interval=ci)
+    if ev:
+        rep["metrics"]["evidence"] = {**EVIDENCE, **ev}
+    if co_best:
+        from workflow_lib.learning.metrics import multilabel_metrics
+
+        a, t = synthetic(), list(rep["thresholds"]["values"].values())
+        cb = a["co_best"]
+        boot = {"n_resamples": R, "seed": 0}
+        rep["co_best"] = [
+            {
+                "backbone": "distilroberta",
+                "study_key": "2" * 12,
+                "variant": 1,
+                "trial_key": "c" * 12,
+                "cv_mean": 0.5499,
+                "checkpoint": {"path": "x", "manifest_sha256": "b" * 64, "stage": "refit (train split only)"},
+                "metrics": {"test": multilabel_metrics(a["y"], cb, t), "test_at_0.5": multilabel_metrics(a["y"], cb)},
+                "paired_difference_vs_baseline": u.paired_bootstrap_difference(
+                    a["y"], cb, a["tfidf"], thresholds_model=t, **boot
+                ),
+                "paired_difference_vs_selected": u.paired_bootstrap_difference(
+                    a["y"], a["p"], cb, thresholds_model=t, thresholds_baseline=t, **boot
+                ),
+            }
+        ]
+        if evidence:
+            rep["co_best"][0]["metrics"]["evidence"] = {**rep["metrics"]["evidence"], "token_f1": 0.5}
     return rep
 
 
@@ -408,7 +596,7 @@ def test_without_evidence_registry_or_window_figures():
 
 
 def test_extra_report_sections_fit_the_schema_and_errors_name_the_key():
-    rep = report()
+    rep = uncertainty_report()
     validate_report("evaluation_report", rep)
     for path, value, words in [
         (
@@ -447,7 +635,7 @@ def test_the_card_is_the_same_for_the_same_model_whenever_it_is_written():
 
 
 def test_window_text_says_windows_per_post_and_whether_posts_were_capped():
-    rep = report()
+    rep = uncertainty_report()
     rep["input_coverage"] = coverage("windows")
     validate_report("evaluation_report", rep)
     _, body = _front(card(rep=rep))
@@ -505,7 +693,7 @@ def test_the_card_names_what_a_real_prediction_cut(policy):
             }
         )
     cov = build_examples(records, tok, Training.resolve({"long_posts": policy}), 32).coverage()
-    rep = report()
+    rep = uncertainty_report()
     rep["input_coverage"] = {**cov, "split": "test"}
     validate_report("evaluation_report", rep)
     lim = _section(_front(card(rep=rep))[1], "Limitations")
@@ -517,3 +705,117 @@ def test_the_card_names_what_a_real_prediction_cut(policy):
         assert "1 of 3 posts (33.3%) are longer than one window" in lim
         assert f"(at most {cov['windows_read']['max']};" in lim and cov["windows_read"]["max"] > 4
         assert "no post was capped" in lim and "none of the 3 evidence sentences" in lim
+
+
+# ------------------------------------------------------------------ issue 18: the same facts as the page, compact
+def _table(sec):
+    return [tuple(c.strip() for c in line.strip("|").split("|")) for line in sec.splitlines() if line.startswith("|")]
+
+
+def _iv(iv, signed=False):
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f"{f.format(iv['estimate'])} [{f.format(iv['low'])}, {f.format(iv['high'])}]"
+
+
+def test_card_gives_test_figures_with_intervals_and_flags_the_few_positive_symptoms():
+    rep = uncertainty_report()
+    _, body = _front(card(rep=rep))
+    ev = _section(body, "Evaluation")
+    assert "95% bootstrap interval: percentile bootstrap, resampling posts with replacement, 400 resamples" in ev
+    rows = {(r[0], r[1]): r[2] for r in _table(ev) if len(r) == 4}
+    ivs, ivs05 = rep["intervals"]["at_tuned_thresholds"], rep["intervals"]["at_0.5"]
+    assert rows[("macro F1 (tuned thresholds)", "test")] == _iv(ivs["macro_f1"])
+    assert rows[("micro F1 (tuned thresholds)", "test")] == _iv(ivs["micro_f1"])
+    assert rows[("macro F1 (threshold 0.5)", "test")] == _iv(ivs05["macro_f1"])
+    assert rows[("subset accuracy (tuned thresholds)", "test")] == _iv(ivs["paper"]["exact_match"])
+    assert rows[("macro precision (tuned thresholds)", "test")] == f"{rep['metrics']['test']['macro_precision']:.4f}"
+    ci = rep["cv"]["interval"]
+    label = "CV macro_f1 (mean [95% t-interval over 5 folds]; objective: macro_f1)"
+    assert rows[(label, "cv heldout folds (train split)")] == f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+    assert rows[("evidence token_f1", "test")] == _iv(rep["intervals"]["evidence"]["token_f1"])
+    per = {r[0]: r for r in _table(ev) if len(r) == 8 and r[0] not in ("symptom", "---")}
+    flagged = {"APPETITE_CHANGE n=2 ⚠", "SLEEP_ISSUES n=0 ⚠", "PSYCHOMOTOR n=4 ⚠"}
+    assert flagged <= set(per) and len(per) == 9
+    for name, row in per.items():
+        s = name.split(" ")[0]
+        assert row[5] == _iv(ivs["per_symptom"][s]["f1"])
+        assert (name in flagged) == rep["few_positives"]["per_symptom"][s]["few_positives"]
+    assert "thresholds chosen on the out-of-fold predictions of the train split" in ev
+    weak = _section(body, "Weakest symptoms")
+    assert "support 2 test post(s); ⚠ fewer than 5 positive test posts (2): this symptom's test figures" in weak
+
+
+def test_card_states_the_threshold_rule_baselines_paper_and_calibration():
+    rep = uncertainty_report()
+    _, body = _front(card(rep=rep))
+    thr = _section(body, "Decision thresholds")
+    assert f"> {rep['thresholds']['rule']}" in thr  # the rule verbatim
+    assert "chosen per symptom on the out-of-fold probabilities" in thr and "fold model that did not train" in thr
+    oof = rep["thresholds"]["oof"]
+    assert (
+        f"Out-of-fold F1 (cv heldout folds (train split), 240 posts): macro {oof['at_tuned_thresholds']['macro_f1']:.3f}"
+        f" at the thresholds used vs {oof['at_0.5']['macro_f1']:.3f} at 0.5" in thr
+    )
+    decisions = {r[0]: r for r in _table(thr)[2:]}
+    for s, e in rep["thresholds"]["per_symptom"].items():
+        assert decisions[s] == (
+            s,
+            f"{e['threshold']:.2f}",
+            f"{e['tuned_threshold']:.2f}",
+            _iv(e["gain"], True),
+            e["reason"],
+        )
+    assert any("adopted" in r[4] for r in decisions.values()) and any("kept 0.5" in r[4] for r in decisions.values())
+
+    base = _section(body, "Model vs baseline (test split)")
+    rows = {r[0]: r[1:] for r in _table(base)}
+    for b in rep["baselines"]:
+        pd = b["paired_difference"]
+        got = rows[f"`{b['name']}` (threshold 0.5{', reference' if b['reference'] else ''})"]
+        assert got[:3] == (
+            _iv(b["intervals"]["macro_f1"]),
+            _iv(b["intervals"]["micro_f1"]),
+            _iv(pd["difference"], True),
+        )
+        assert got[3] == (f"{pd['p_value']:.3f}" if pd["p_value"] >= 0.001 else "< 0.001")
+    verdicts = [line for line in base.splitlines() if line.startswith("- This model − ")]
+    assert len(verdicts) == 2
+    assert verdicts[0].endswith("this model is better by more than noise at the 5% level.")
+    assert verdicts[1].endswith("the difference is within noise at the 5% level.")
+
+    paper = _section(body, "As in the ReDSM5 paper (test split)")
+    assert PAPER_DEFINITION in paper and f"> {PUBLISHED_NOTE}" in paper
+    prow = {r[0]: r[1:] for r in _table(paper)}
+    at05 = rep["paper"]["at_0.5"]["intervals"]
+    assert prow["this model, threshold 0.5"] == (
+        "test",
+        *(_iv(at05[k]) for k in ("macro_f1", "micro_f1", "weighted_f1", "exact_match")),
+    )
+    assert prow["*bert-base-uncased (512 tokens)*"] == ("*published, different split*", "0.360", "0.510", "n/a", "n/a")
+    assert prow["*LLaMA-3.2-1B* (epoch chosen on the test split)"][1:3] == ("0.489", "0.544")
+
+    cal = _section(body, "Calibration")
+    test, cv = rep["calibration"]["test"], rep["calibration"]["oof"]
+    assert f"- test: mean Brier score {test['brier']:.3f}, mean expected calibration error {test['ece']:.3f}" in cal
+    assert f"- cv heldout folds (train split): mean Brier score {cv['brier']:.3f}" in cal
+
+
+def test_the_model_index_keeps_the_test_point_estimates_and_round_trips(tmp_path):
+    from huggingface_hub import ModelCard, metadata_load
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    from workflow_lib.shipping.model_card import eval_results
+
+    rep = uncertainty_report()
+    text = card(rep=rep)
+    (tmp_path / "README.md").write_text(text, encoding="utf-8")
+    meta = metadata_load(tmp_path / "README.md")
+    name, results = model_index_to_eval_results(meta["model-index"])
+    assert name == ModelCard(text).data.model_name and results == eval_results(rep, data_card())
+    got = {r.metric_name: r.metric_value for r in results}
+    test = rep["metrics"]["test"]
+    assert got["macro F1 (test, thresholds chosen out-of-fold on train)"] == round(test["macro_f1"], 4)
+    assert got["micro F1 (test, thresholds chosen out-of-fold on train)"] == round(test["micro_f1"], 4)
+    assert got["macro F1 (test, threshold 0.5)"] == round(rep["metrics"]["test_at_0.5"]["macro_f1"], 4)
+    assert all(isinstance(v, float) for v in got.values())  # point estimates, no interval in the model-index
+    assert {r.dataset_split for r in results} == {"test"}

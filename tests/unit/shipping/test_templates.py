@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from test_model_card import SPEC, TCFG, coverage, data_card, report
+from test_model_card import SPEC, TCFG, coverage, data_card, report, uncertainty_report
 
 from workflow_lib.shipping import model_card, report_html
 from workflow_lib.shipping.report_html import Cell, Row, environment
@@ -59,13 +59,14 @@ def test_table_macro_head_from_labels_or_a_call_block():
     assert called.startswith('<table><tr><th colspan="2">both</th></tr>\n<tr class="x">')
 
 
-@pytest.mark.parametrize("variant", ["truncate", "windows", "no-coverage"])
+@pytest.mark.parametrize("variant", ["truncate", "windows", "no-coverage", "uncertainty"])
 def test_the_card_template_needs_no_value_the_card_does_not_give(variant):
     """ModelCard.from_template renders with Jinja's lenient Undefined (a missing value would vanish): the same
-    template under StrictUndefined, given only the card's values, renders the same card."""
+    template under StrictUndefined, given only the card's values, renders the same card (also with the intervals,
+    baselines, paper and calibration blocks of a report_version 3 report)."""
     from huggingface_hub import ModelCard
 
-    rep = report(evidence=variant != "no-coverage")
+    rep = uncertainty_report() if variant == "uncertainty" else report(evidence=variant != "no-coverage")
     if variant == "windows":
         rep["input_coverage"] = coverage("windows", max_windows=4, n_capped=3)
     elif variant == "no-coverage":
@@ -95,3 +96,21 @@ def test_highlight_is_the_pages_macro():
     marked = report_html.highlight(text, {"X": [{"start": 2, "end": 5}]}, "span-gold")
     assert marked == 'a <mark class="span-gold" title="X">&#34;b&#34;</mark> c'
     assert re.sub(r"<[^>]+>", "", marked).replace("&#34;", '"') == text
+
+
+def test_the_pages_html_templates_need_no_value_the_pages_do_not_give():
+    """Every block of the evaluation page that a report_version 3 report adds renders under StrictUndefined (the
+    environment's): a value the template names and the view does not give would fail here."""
+    from test_evaluation_page import _rows_of_arrays
+
+    rep = uncertainty_report(co_best=True)
+    rows, texts = _rows_of_arrays(rep)
+    text = report_html.evaluation_page(rep, rows, texts).html
+    for block in ("Model vs baseline (test split)", "As in the ReDSM5 paper (test split)", "Calibration (test split"):
+        assert f"<h2>{block}" in text
+    macros = environment().get_template("macros.html.j2").module
+    cell = Cell("FATIGUE", flag=report_html.Flag("n=2 ⚠", 'fewer than 5 "positive"'))
+    assert str(macros.cell(cell)) == (
+        '<td>FATIGUE&nbsp;<span class="few" title="fewer than 5 &#34;positive&#34;">n=2 ⚠</span></td>'
+    )
+    assert str(macros.cell(Cell("0.5 [0.4, 0.6]", num=True, interval=True))) == '<td class="num iv">0.5 [0.4, 0.6]</td>'

@@ -1,5 +1,6 @@
 """The classifier: shared encoder -> criteria head (one logit per symptom, or per pair) and an
-optional evidence-span head, independent or coupled."""
+optional evidence-span head, independent or coupled. With ``training.criteria_from: sentences`` assemble
+builds the sentence model instead (models/sentences.py: the criteria head scores every sentence)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from workflow_lib.config import Encoder, Training
 from workflow_lib.learning.models.encoders import load_encoder
 from workflow_lib.learning.models.heads import build_head
 from workflow_lib.learning.models.pooling import build_pooling
+from workflow_lib.learning.models.sentences import SentenceAggregator, SentencePooling
 from workflow_lib.symptoms import SYMPTOMS
 
 
@@ -212,6 +214,50 @@ class CriteriaClassifier(nn.Module):
         return {"criteria": self.head(pooled), "evidence": evidence}
 
 
+class SentenceClassifier(CriteriaClassifier):
+    """Shared encoder -> sentence logits (criteria head over each sentence's pooled tokens) -> post logits.
+
+    ``forward(input_ids, attention_mask, token_type_ids=None, *, unit_ids, unit_rows)``: the W windows of a
+    batch with ``unit_ids`` (W, T), the batch sentence of each token (-1: pooled nowhere, e.g. special tokens,
+    padding and the tokens of a sentence read in another window), and ``unit_rows`` (U,), the post of each
+    sentence (0 .. n - 1). Returns ``{"criteria": post logits (n, 9), "sentences": sentence logits (U, 9),
+    "evidence": None}``. The frozen-layer cache works as for the post model (bottom_states / forward_from).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        head: nn.Module,
+        n_labels: int,
+        aggregator: SentenceAggregator,
+        max_length: int | None = None,
+    ) -> None:
+        super().__init__(encoder, SentencePooling(), head, n_labels, max_length=max_length)
+        self.sentence_aggregator = aggregator
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, *, unit_ids, unit_rows) -> dict:
+        states, _ = self.encode(input_ids, attention_mask, token_type_ids)
+        return self.heads(states, unit_ids, unit_rows)
+
+    def forward_from(self, k: int, states, attention_mask, *, unit_ids, unit_rows) -> dict:
+        _, layers = encoder_layers(self.encoder)
+        ext = self.encoder.get_extended_attention_mask(attention_mask, attention_mask.shape)
+        h = states
+        for layer in layers[k:]:
+            out = layer(h, attention_mask=ext)
+            h = out[0] if isinstance(out, tuple) else out
+        return self.heads(h, unit_ids, unit_rows)
+
+    def heads(self, states, unit_ids, unit_rows) -> dict:
+        vectors = self.pooling(states, unit_ids, len(unit_rows))
+        logits = self.head(vectors).float()
+        return {
+            "criteria": self.sentence_aggregator(logits, unit_rows, vectors),
+            "sentences": logits,
+            "evidence": None,
+        }
+
+
 def hidden_size_of(encoder: nn.Module) -> int:
     cfg = encoder.config
     for attr in ("hidden_size", "d_model", "dim"):
@@ -272,6 +318,8 @@ def assemble(
 
         encoder = apply_lora(encoder, **lora_kwargs(train_cfg))
     freeze_bottom(encoder, train_cfg.freeze_layers)
+    if train_cfg.criteria_from == "sentences":
+        return _assemble_sentences(encoder, train_cfg, n_labels, hidden, max_length)
     pooling = build_pooling(train_cfg.pooling, hidden)
     evidence_head = coupler = None
     in_features = pooling.output_size
@@ -298,6 +346,14 @@ def assemble(
         coupler=coupler,
         window_aggregator=aggregator,
     )
+
+
+def _assemble_sentences(encoder: nn.Module, train_cfg: Training, n_labels: int, hidden: int, max_length: int | None):
+    """The sentence model (models/sentences.py): the criteria head over each sentence, sentence logits
+    aggregated per post by training.sentence_aggregation."""
+    head = build_head(train_cfg.head, hidden, n_labels, hidden=train_cfg.head_hidden, dropout=train_cfg.dropout)
+    aggregator = SentenceAggregator(train_cfg.sentence_aggregation, hidden, n_labels)
+    return SentenceClassifier(encoder, head, n_labels, aggregator, max_length=max_length)
 
 
 def build_model(spec: Encoder, train_cfg: Training, n_labels: int | None = None):
