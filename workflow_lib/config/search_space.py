@@ -21,10 +21,14 @@ if TYPE_CHECKING:  # sections imports schema only; this module is imported by lo
 _FOCAL = ("focal", "adaptive_focal", "hybrid")
 _COUPLED = {"evidence_task": (True,), "multitask": ("coupled",)}
 
-# setting -> {other setting: values under which it shapes the trained model}. A setting whose
-# condition fails is inert: it is never suggested and never enters the trial key.
-CONDITIONS: dict[str, dict[str, tuple]] = {
-    "head_hidden": {"head": ("mlp", "mlp_residual", "gated")},
+# setting -> {other setting: values under which it shapes the trained model}, or a list of such conditions
+# when any one of them is enough. A setting whose condition fails is inert: it is never suggested and never
+# enters the trial key.
+CONDITIONS: dict[str, dict[str, tuple] | list[dict[str, tuple]]] = {
+    "head_hidden": [  # the hidden layer of these criteria heads, and of these evidence heads
+        {"head": ("mlp", "mlp_residual", "gated")},
+        {"evidence_task": (True,), "evidence_head": ("start_end_mlp", "biaffine", "sentence_reranker")},
+    ],
     "loss_gamma": {"loss": _FOCAL},
     "loss_alpha": {"loss": ("hybrid",)},
     "multitask": {"evidence_task": (True,)},
@@ -53,9 +57,16 @@ NOT_MODEL = ("threads", "eval_batch_size")
 KEYED_UNLESS = {"criteria_from": "post"}
 
 
+def alternatives(name: str) -> list[dict[str, tuple]]:
+    """The conditions under which setting ``name`` shapes the model (any one is enough; none: always)."""
+    cond = CONDITIONS.get(name)
+    return [] if cond is None else cond if isinstance(cond, list) else [cond]
+
+
 def is_active(name: str, config: Mapping) -> bool:
     """Whether setting ``name`` shapes the model, given the other settings in ``config``."""
-    return all(config.get(other) in allowed for other, allowed in CONDITIONS.get(name, {}).items())
+    alts = alternatives(name)
+    return not alts or any(all(config.get(o) in allowed for o, allowed in alt.items()) for alt in alts)
 
 
 def effective_config(train_cfg: Training) -> dict:
@@ -98,19 +109,28 @@ def check_search_space(space: Mapping[str, Mapping], training: Mapping) -> None:
             if other not in known:
                 problems.append(f"{where}.when: refers to {other!r}, which is not a training setting")
         order = list(space)
-        for other, allowed in CONDITIONS.get(name, {}).items():
-            if other in space:
-                if order.index(other) > order.index(name):
-                    problems.append(
-                        f"{where}: depends on {other!r}, which is declared after it; move "
-                        f"{other!r} above {name!r} in hpo.search_space"
-                    )
-            elif training.get(other) not in allowed:
+        alts = alternatives(name)
+        for other in dict.fromkeys(o for alt in alts for o in alt):
+            if other in space and order.index(other) > order.index(name):
                 problems.append(
-                    f"{where}: never used - it only matters when {other} is one of "
-                    f"{', '.join(map(str, allowed))}, but training.{other} is fixed to "
-                    f"{training.get(other)!r}; remove it or add {other!r} to the search space"
+                    f"{where}: depends on {other!r}, which is declared after it; move "
+                    f"{other!r} above {name!r} in hpo.search_space"
                 )
+        fixed_out = [  # per condition, the fixed settings that rule it out
+            [(o, allowed) for o, allowed in alt.items() if o not in space and training.get(o) not in allowed]
+            for alt in alts
+        ]
+        if alts and all(fixed_out):
+            why = "; or ".join(
+                ", ".join(
+                    f"{o} is one of {', '.join(map(str, allowed))} (training.{o} is fixed to {training.get(o)!r})"
+                    for o, allowed in out
+                )
+                for out in fixed_out
+            )
+            problems.append(
+                f"{where}: never used - it only matters when {why}; remove it or add the setting to the search space"
+            )
         kind = spec["type"]
         if kind == "categorical":
             values = spec["choices"]

@@ -20,7 +20,6 @@ ZOO = {
     "input_format": {"type": "categorical", "choices": ["multi_label", "binary_pairs"]},
     "pooling": {"type": "categorical", "choices": ["cls", "mean", "attention", "last_2_layer_mix"]},
     "head": {"type": "categorical", "choices": ["linear", "mlp", "mlp_residual", "gated", "multi_sample_dropout"]},
-    "head_hidden": {"type": "int", "low": 128, "high": 1024, "log": True},
     "dropout": {"type": "float", "low": 0.1, "high": 0.5},
     "loss": {"type": "categorical", "choices": ["bce", "weighted_bce", "focal", "adaptive_focal", "hybrid"]},
     "loss_gamma": {"type": "float", "low": 1.0, "high": 5.0},
@@ -31,6 +30,7 @@ ZOO = {
         "type": "categorical",
         "choices": ["start_end_linear", "start_end_mlp", "biaffine", "bio_crf", "sentence_reranker"],
     },
+    "head_hidden": {"type": "int", "low": 128, "high": 1024, "log": True},
     "multitask": {"type": "categorical", "choices": ["independent", "coupled"]},
     "coupling": {"type": "categorical", "choices": ["concat", "add", "mean", "weighted_sum", "weighted_mean"]},
     "coupling_pooling": {"type": "categorical", "choices": ["mean", "max", "attention"]},
@@ -151,12 +151,14 @@ def test_full_zoo_space_is_accepted(smoke_config):
             {"loss_gamma", "loss_alpha", "evidence_head", "multitask"},
             {"coupling", "coupling_pooling", "lora_r"},
         ),
-        # coupled -> coupling method and its pooling
+        # coupled -> coupling method and its pooling; the sentence_reranker evidence head has a hidden layer,
+        # so head_hidden is asked although the criteria head has none (it shapes the model: trial key)
         (
             dict(
                 input_format="multi_label",
                 pooling="mean",
                 head="multi_sample_dropout",
+                head_hidden=512,
                 dropout=0.5,
                 loss="weighted_bce",
                 label_smoothing=0.0,
@@ -168,8 +170,8 @@ def test_full_zoo_space_is_accepted(smoke_config):
                 finetune="full",
                 augment="none",
             ),
-            {"evidence_head", "multitask", "coupling", "coupling_pooling"},
-            {"head_hidden", "loss_gamma"},
+            {"evidence_head", "multitask", "coupling", "coupling_pooling", "head_hidden"},
+            {"loss_gamma"},
         ),
     ],
 )
@@ -266,3 +268,13 @@ def test_evidence_objective_needs_the_evidence_task_in_every_trial(smoke_config)
         resolve(raw)
     raw["training"]["evidence_task"] = True
     assert resolve(raw)["hpo"]["objective"]["evidence_metric"] == "token_f1"
+
+
+def test_head_hidden_shapes_an_evidence_head_with_a_hidden_layer():
+    """head_hidden is the hidden size of the mlp-type criteria heads and of the start_end_mlp, biaffine and
+    sentence_reranker evidence heads: with a linear criteria head it still enters the trial key there."""
+    linear = Training.resolve({"head": "linear", "evidence_task": True, "evidence_head": "biaffine"})
+    assert is_active("head_hidden", linear)
+    assert not is_active("head_hidden", linear.replace(evidence_head="start_end_linear"))
+    assert not is_active("head_hidden", linear.replace(evidence_task=False))
+    assert is_active("head_hidden", linear.replace(evidence_task=False, head="gated"))
