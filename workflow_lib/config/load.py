@@ -25,6 +25,7 @@ from workflow_lib.config.sections import (
     Config,
     Data,
     Encoder,
+    Evaluation,
     Final,
     FrozenList,
     Hpo,
@@ -35,6 +36,7 @@ from workflow_lib.config.sections import (
     Selection,
     Split,
     Storage,
+    Thresholds,
     Tracking,
     Training,
     freeze,
@@ -69,6 +71,8 @@ __all__ = [
     "Run",
     "Checkpoints",
     "Storage",
+    "Thresholds",
+    "Evaluation",
 ]
 
 
