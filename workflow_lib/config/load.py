@@ -198,18 +198,24 @@ def _check_backbones(cfg: Mapping) -> None:
 
 
 def _check_objective(cfg: Mapping) -> None:
-    """An objective that weighs evidence needs the evidence task on in every trial."""
+    """An objective that weighs evidence needs evidence in every trial: the evidence task on, or the sentence model
+    (criteria_from: sentences gives its evidence from its sentence scores)."""
     obj = cfg["hpo"]["objective"]
     if obj["criteria_weight"] + obj["evidence_weight"] <= 0:
         raise ConfigError("invalid config:\n  - hpo.objective: criteria_weight + evidence_weight must be > 0")
     if obj["evidence_weight"] > 0:
-        space = cfg["hpo"]["search_space"].get("evidence_task")
-        values = space["choices"] if space else [cfg["training"]["evidence_task"]]
-        if not all(v is True for v in values):
+
+        def values(key: str) -> list:
+            space = cfg["hpo"]["search_space"].get(key)
+            return space["choices"] if space else [cfg["training"][key]]
+
+        if not (
+            all(v is True for v in values("evidence_task")) or all(v == "sentences" for v in values("criteria_from"))
+        ):
             raise ConfigError(
-                "invalid config:\n  - hpo.objective.evidence_weight: > 0 scores evidence, but "
-                "training.evidence_task can be false; set training.evidence_task: true and drop "
-                "evidence_task from hpo.search_space, or set evidence_weight: 0"
+                "invalid config:\n  - hpo.objective.evidence_weight: > 0 scores evidence, but a trial can have "
+                "none (training.evidence_task false with criteria_from post); set training.evidence_task: true "
+                "(or training.criteria_from: sentences) and drop it from hpo.search_space, or set evidence_weight: 0"
             )
 
 

@@ -673,29 +673,58 @@ def sentence_evidence(
     return out
 
 
+def sentence_cells(
+    examples: Examples, records: Sequence[Mapping], sentence_probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (sentence, symptom) cell of ``records``: gold (bool: an evidence sentence), score (the sentence's
+    probability; -1 for a sentence the model did not read, below any threshold) and known (the label is known, :func:`sentence_targets`
+    weight > 0; a rejected sentence counts like any negative), each (sentences, 9)."""
+    units = examples.units
+    gold, score, known = [], [], []
+    for i, record in enumerate(records):
+        n = len(units.sentences[i])
+        t, w = sentence_targets(record["labels"], sentence_codes(record, n), 1.0)
+        p = np.full((n, len(SYMPTOMS)), -1.0)
+        for u in range(int(units.starts[i]), int(units.starts[i + 1])):
+            if int(units.sentence[u]) >= 0:
+                p[int(units.sentence[u])] = sentence_probs[u]
+        gold.append(t > 0.5)
+        score.append(p)
+        known.append(w > 0)
+    if not gold:
+        empty = np.zeros((0, len(SYMPTOMS)))
+        return empty.astype(bool), empty, empty.astype(bool)
+    return np.concatenate(gold), np.concatenate(score), np.concatenate(known)
+
+
+EVIDENCE_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))
+
+
+def sentence_threshold_counts(
+    examples: Examples, records: Sequence[Mapping], sentence_probs: np.ndarray, grid: Sequence[float] = EVIDENCE_GRID
+) -> dict:
+    """Sentence-level true positives, false positives and false negatives over all known cells
+    (:func:`sentence_cells`) at every evidence threshold of ``grid``: ``{"grid", "tp", "fp", "fn"}``; counts of
+    folds add up, so the out-of-fold choice of the evidence threshold pools them (pipeline/thresholds.py)."""
+    gold, score, known = sentence_cells(examples, records, sentence_probs)
+    g, s = gold[known], score[known]
+    tp = [int((g & (s >= t)).sum()) for t in grid]
+    fp = [int((~g & (s >= t)).sum()) for t in grid]
+    return {"grid": [float(t) for t in grid], "tp": tp, "fp": fp, "fn": [int(g.sum()) - k for k in tp]}
+
+
 def sentence_metrics(
     examples: Examples, records: Sequence[Mapping], sentence_probs: np.ndarray, evidence_threshold: float = 0.5
 ) -> dict:
     """Sentence-level precision, recall and F1 per symptom of "the sentence shows the symptom" (its probability
     >= ``evidence_threshold``) against the gold sentence labels, over the sentence cells whose label is known
-    (:func:`sentence_targets`: weight > 0; a rejected sentence counts like any negative). A sentence the model
-    did not read counts as predicted negative. ``macro_f1``: the mean over the symptoms with a gold positive
-    sentence; ``micro_*``: over all known cells."""
+    (:func:`sentence_cells`). A sentence the model did not read counts as predicted negative. ``macro_f1``: the
+    mean over the symptoms with a gold positive sentence; ``micro_*``: over all known cells."""
     from sklearn.metrics import precision_recall_fscore_support
 
     units = examples.units
-    gold, pred, known = [], [], []
-    for i, record in enumerate(records):
-        n = len(units.sentences[i])
-        t, w = sentence_targets(record["labels"], sentence_codes(record, n), 1.0)
-        p = np.zeros((n, len(SYMPTOMS)), dtype=bool)
-        for u in range(int(units.starts[i]), int(units.starts[i + 1])):
-            if int(units.sentence[u]) >= 0:
-                p[int(units.sentence[u])] = sentence_probs[u] >= evidence_threshold
-        gold.append(t > 0.5)
-        pred.append(p)
-        known.append(w > 0)
-    gold, pred, known = (np.concatenate(a) if a else np.zeros((0, len(SYMPTOMS)), bool) for a in (gold, pred, known))
+    gold, score, known = sentence_cells(examples, records, sentence_probs)
+    pred = score >= evidence_threshold
 
     def prf(g, q) -> dict:
         if not len(g):

@@ -32,7 +32,13 @@ from workflow_lib.pipeline import evaluation as ev
 from workflow_lib.pipeline.evaluation import cv_interval
 from workflow_lib.pipeline.plan import Plan
 from workflow_lib.pipeline.runmode import resumes_training
-from workflow_lib.pipeline.thresholds import check_source, read_out_of_fold, thresholds_block
+from workflow_lib.pipeline.thresholds import (
+    check_source,
+    evidence_threshold_block,
+    read_evidence_counts,
+    read_out_of_fold,
+    thresholds_block,
+)
 from workflow_lib.provenance import code_version, library_versions
 from workflow_lib.search.selection import select
 from workflow_lib.shipping.model_card import render_model_card
@@ -165,6 +171,7 @@ def refit(
     """
     from workflow_lib.data.prepare import load_prepared
     from workflow_lib.learning.epoch_states import StatePolicy
+    from workflow_lib.learning.examples import sentence_threshold_counts
     from workflow_lib.learning.metrics import multilabel_metrics
     from workflow_lib.learning.training import train
     from workflow_lib.search.hpo import best_trial_config
@@ -179,6 +186,10 @@ def refit(
     source = cfg.thresholds.source
     oof = read_out_of_fold(fold_metrics, tr, prepared.labels)  # before training: a bad fold file fails at once
     check_source(source, oof)
+    sentences = tcfg.criteria_from == "sentences"
+    oof_counts = read_evidence_counts(fold_metrics) if sentences else None
+    if sentences and source == "oof":
+        evidence_threshold_block(source, oof_counts=oof_counts, validation_counts=None, fixed=0.5)  # fails early
     ids = {
         "backbone": backbone,
         "trial_key": trial_key,
@@ -207,13 +218,23 @@ def refit(
         y_val = prepared.labels(va)
         chosen = thresholds_block(source, oof=oof, y_val=y_val, val_probs=res.val_probs)
         thresholds = [chosen["values"][s] for s in SYMPTOMS]
+        meta = {**ids, "stage": "refit", "best_epoch": res.best_epoch, "thresholds": chosen["values"]}
+        if sentences:
+            vp = res.val_prediction
+            chosen["evidence"] = evidence_threshold_block(
+                source,
+                oof_counts=oof_counts,
+                validation_counts=sentence_threshold_counts(vp.examples, val_records, vp.sentence_probs),
+                fixed=tcfg.evidence_threshold,
+            )
+            meta["evidence_threshold"] = chosen["evidence"]["value"]
         manifest = save_checkpoint(
             model_dir,
             res.model,
             res.tokenizer,
             backbone_spec=spec,
             train_cfg=tcfg,
-            meta={**ids, "stage": "refit", "best_epoch": res.best_epoch, "thresholds": chosen["values"]},
+            meta=meta,
         )
         metrics = {
             **ids,
@@ -237,11 +258,15 @@ def refit(
         }
         for h in res.history:
             tracker.log_metrics(run, {k: v for k, v in h.items() if k != "epoch"}, step=h["epoch"])
-        if "evidence" in res.val_metrics:
-            metrics["validation"]["evidence"] = res.val_metrics["evidence"]
+        val_metrics = res.val_metrics
+        if sentences:  # the sentence model's evidence on validation, at the thresholds it will be used at
+            val_metrics = res.val_prediction.metrics(val_records, thresholds, chosen["evidence"]["value"])
+            metrics["validation"]["sentences"] = val_metrics["sentences"]
+        if "evidence" in val_metrics:
+            metrics["validation"]["evidence"] = val_metrics["evidence"]
             tracker.log_metrics(
                 run,
-                {f"validation_evidence_{k}": v for k, v in res.val_metrics["evidence"].items() if isinstance(v, float)},
+                {f"validation_evidence_{k}": v for k, v in val_metrics["evidence"].items() if isinstance(v, float)},
             )
         tracker.log_metrics(
             run, {f"validation_{metric}": metrics["validation"]["at_0.5"][metric], "best_epoch": res.best_epoch}
@@ -412,14 +437,16 @@ def selection(
 
 # -- final ---------------------------------------------------------------------------
 def _test_metrics(pred, records, thresholds) -> dict:
-    """Criteria at the tuned thresholds and at 0.5, evidence once (it has no per-symptom threshold)."""
+    """Criteria at the tuned thresholds and at 0.5, evidence once (it has no per-symptom threshold); the sentence
+    model's sentence-level metrics at the prediction's evidence threshold."""
     from workflow_lib.learning.examples import post_labels
     from workflow_lib.learning.metrics import multilabel_metrics
 
     tuned = pred.metrics(records, thresholds)
     out = {"test": tuned["criteria"], "test_at_0.5": multilabel_metrics(post_labels(records), pred.probs, 0.5)}
-    if "evidence" in tuned:
-        out["evidence"] = tuned["evidence"]
+    for key in ("evidence", "sentences"):
+        if key in tuned:
+            out[key] = tuned[key]
     return out
 
 
@@ -550,6 +577,7 @@ def final(
     epochs = cfg.final.epochs or refit_metrics["best_epoch"]
     chosen = refit_metrics["thresholds"]  # the refit's thresholds block: source, rule, values, out-of-fold summary
     thresholds = [chosen["values"][s] for s in SYMPTOMS]
+    evidence_threshold = chosen["evidence"]["value"] if "evidence" in chosen else None  # the sentence model's
     boot = ev.Bootstrap.of(cfg.evaluation)
     prepared = load_prepared(data_dir)
     fit_ids = prepared.splits["train"] + prepared.splits["validation"]
@@ -584,7 +612,14 @@ def final(
         # The one and only read of the test split: the final model and every co-best refit checkpoint.
         # Predicted before the model is saved, so the model card inside the model folder has the results.
         test_records = prepared.of(test_ids)
-        pred = predict(res.model, res.tokenizer, test_records, tcfg, max_length=spec.max_length)
+        pred = predict(
+            res.model,
+            res.tokenizer,
+            test_records,
+            tcfg,
+            max_length=spec.max_length,
+            evidence_threshold=evidence_threshold,
+        )
         y_test = post_labels(test_records)
         scored = ev.Scored("model", pred.probs, thresholds)  # the final model, decided at the refit's thresholds
         co_best, co_scored = [], []
@@ -594,7 +629,14 @@ def final(
             cmodel, tok, info = load_checkpoint(path)
             cand = tied[tkey]
             cthr = [read_json(refit_paths["metrics"])["thresholds"]["values"][s] for s in SYMPTOMS]
-            cpred = predict(cmodel, tok, test_records, info["train_cfg"], max_length=info["backbone_spec"].max_length)
+            cpred = predict(
+                cmodel,
+                tok,
+                test_records,
+                info["train_cfg"],
+                max_length=info["backbone_spec"].max_length,
+                evidence_threshold=(info.get("meta") or {}).get("evidence_threshold"),
+            )
             co_best.append(
                 {
                     **{k: cand[k] for k in ("backbone", "study_key", "variant", "trial_key", "cv_mean")},
@@ -623,6 +665,8 @@ def final(
             "task": {
                 "input_format": tcfg.input_format,
                 "evidence_task": tcfg.evidence_task,
+                "criteria_from": tcfg.criteria_from,
+                "sentence_aggregation": tcfg.sentence_aggregation if tcfg.criteria_from == "sentences" else None,
                 "objective": {**cfg.hpo.objective, "metric": cfg.hpo.metric},
             },
             "selected": {
@@ -671,13 +715,16 @@ def final(
             model_alias=cfg.tracking.model_alias,
             layout=Layout(cfg.results_dir),  # the report paths the card names
         )
+        meta = {**lineage, "stage": "final", "epochs": epochs, "thresholds": dict(zip(SYMPTOMS, thresholds))}
+        if evidence_threshold is not None:
+            meta["evidence_threshold"] = evidence_threshold
         save_checkpoint(
             model_dir,
             res.model,
             res.tokenizer,
             backbone_spec=spec,
             train_cfg=tcfg,
-            meta={**lineage, "stage": "final", "epochs": epochs, "thresholds": dict(zip(SYMPTOMS, thresholds))},
+            meta=meta,
             extra=lambda folder: (Path(folder) / card_in_model).write_text(card, encoding="utf-8"),
         )
         report["checkpoint"] = {"path": str(model_dir), "manifest_sha256": manifest_digest(model_dir)}

@@ -166,3 +166,72 @@ def thresholds_block(source: str, *, oof: OutOfFold | None, y_val=None, val_prob
     if oof is not None:
         block["oof"] = oof_summary(oof, values)
     return block
+
+
+# -- the sentence model's evidence threshold ------------------------------------------------------------------------
+EVIDENCE_RULE = (
+    "The sentence model's evidence threshold maximises sentence-level micro F1 (every sentence-symptom cell with a "
+    "known label) over the grid 0.05-0.95 (step 0.05; ties go to the value nearest 0.5) on {where}. A predicted "
+    "symptom's evidence is its sentences at or above it, else its most probable sentence."
+)
+EVIDENCE_WHERE = {
+    "oof": "the cross-validation models' held-out sentences of the whole train split (fold counts pooled)",
+    "validation": "the refit model's validation sentences",
+}
+
+
+def read_evidence_counts(fold_paths: Sequence[str]) -> list[dict] | None:
+    """Every fold's ``heldout_sentence_counts`` (hpo.train_fold: the sentence model's sentence-level counts on its
+    held-out posts over the evidence grid); None when a fold file has none (a post-level model, or older code)."""
+    counts = []
+    for path in fold_paths:
+        found = read_json(str(path)).get("heldout_sentence_counts")
+        if found is None:
+            return None
+        if counts and found["grid"] != counts[0]["grid"]:
+            raise ThresholdError(f"{path}: its evidence grid differs from {fold_paths[0]}'s; run the study again")
+        counts.append(found)
+    return counts
+
+
+def _best_on_grid(counts: Sequence[dict]) -> tuple[float, list[float]]:
+    """(threshold of the best pooled F1, the pooled F1 at every grid value) from sentence counts that add up."""
+    grid = counts[0]["grid"]
+    f1 = []
+    for k in range(len(grid)):
+        tp, fp, fn = (sum(c[key][k] for c in counts) for key in ("tp", "fp", "fn"))
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    best = max(range(len(grid)), key=lambda k: (round(f1[k], 12), -abs(grid[k] - DEFAULT)))
+    return float(grid[best]), f1
+
+
+def evidence_threshold_block(
+    source: str, *, oof_counts: Sequence[dict] | None, validation_counts: dict | None, fixed: float
+) -> dict:
+    """The sentence model's evidence threshold as ``thresholds.source`` says, as the refit's ``thresholds.evidence``
+    block {"value", "source", "split", "rule", "grid", "f1"}: out of fold (the folds' pooled sentence counts,
+    :func:`read_evidence_counts`), on the refit's validation sentences (``validation_counts``), or ``fixed``
+    (training.evidence_threshold) with source fixed."""
+    if source == "fixed":
+        return {
+            "value": float(fixed),
+            "source": "fixed",
+            "split": None,
+            "rule": "The evidence threshold is training.evidence_threshold (thresholds.source: fixed); nothing is tuned.",
+        }
+    counts = oof_counts if source == "oof" else [validation_counts] if validation_counts else None
+    if not counts:
+        raise ThresholdError(
+            f"thresholds.source is {source} but there are no {'out-of-fold' if source == 'oof' else 'validation'} "
+            "sentence counts to choose the sentence model's evidence threshold on (fold metrics written by older "
+            "code?); run the study again (snakemake --forcerun hpo_worker) or set thresholds.source: fixed"
+        )
+    value, f1 = _best_on_grid(counts)
+    return {
+        "value": value,
+        "source": source,
+        "split": SPLIT_OF[source],
+        "rule": EVIDENCE_RULE.format(where=EVIDENCE_WHERE[source]),
+        "grid": list(counts[0]["grid"]),
+        "f1": f1,
+    }

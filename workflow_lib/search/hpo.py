@@ -212,7 +212,7 @@ def train_fold(
     interruption and removed once the held-out scores exist (learning/retention.py), as ``state_policy``
     (StatePolicy.of(cfg); required with a state_dir) says.
     """
-    from workflow_lib.learning.examples import objective_value
+    from workflow_lib.learning.examples import objective_value, sentence_threshold_counts
     from workflow_lib.learning.inference import predict
     from workflow_lib.learning.training import train
 
@@ -247,6 +247,10 @@ def train_fold(
     }
     if "evidence" in metrics:
         result["evidence_metrics"] = metrics["evidence"]
+    if pred.sentence_probs is not None:
+        # the sentence model: its sentence-level metrics, and the counts behind the out-of-fold evidence threshold
+        result["sentence_metrics"] = metrics["sentences"]
+        result["heldout_sentence_counts"] = sentence_threshold_counts(pred.examples, heldout, pred.sentence_probs)
     # what the window policy read of the held-out posts with this trial's tokenizer and window settings
     result["input_coverage"] = pred.examples.coverage(result["split"])
     if res.augmentation:
@@ -272,7 +276,8 @@ def pooled_coverage(coverages: Sequence[Mapping | None]) -> dict | None:
     (examples.Examples.coverage); folds without one (written by older code) are left out; None without any.
 
     Window means are weighted by the folds' posts; maxima are over all folds. The settings (policy,
-    max_length, overlap, cap, aggregation) are the trial's, the same in every fold."""
+    max_length, overlap, cap, aggregation) are the trial's, the same in every fold; the sentence model's
+    sentence coverage adds up too."""
     covs = [c for c in coverages if c]
     if not covs:
         return None
@@ -285,7 +290,7 @@ def pooled_coverage(coverages: Sequence[Mapping | None]) -> dict | None:
         mean = sum(float(c[key]["mean"]) * int(c["n_posts"]) for c in covs) / n if n else 0.0
         return {"mean": mean, "max": max(int(c[key]["max"]) for c in covs)}
 
-    return {
+    pooled = {
         "split": CV_SPLIT,
         "n_folds": len(covs),
         **{k: covs[0].get(k) for k in COVERAGE_SETTINGS},
@@ -298,6 +303,22 @@ def pooled_coverage(coverages: Sequence[Mapping | None]) -> dict | None:
         "n_evidence_sentences": n_ev,
         "n_evidence_beyond_read": beyond,
         "share_evidence_beyond_read": beyond / n_ev if n_ev else 0.0,
+    }
+    sentences = [c["sentences"] for c in covs if c.get("sentences")]
+    if sentences:
+        pooled["sentences"] = _pooled_sentences(sentences)
+    return pooled
+
+
+def _pooled_sentences(covs: Sequence[Mapping]) -> dict:
+    """The sentence model's sentence coverage (examples._sentence_coverage) of the folds together: counts add."""
+    keys = ("n_sentences", "n_read", "n_read_in_part", "n_not_read", "n_evidence_sentences", "n_evidence_not_read")
+    total = {k: sum(int(c[k]) for c in covs) for k in keys}
+    n, n_ev = total["n_sentences"], total["n_evidence_sentences"]
+    return {
+        **total,
+        "share_not_read": total["n_not_read"] / n if n else 0.0,
+        "share_evidence_not_read": total["n_evidence_not_read"] / n_ev if n_ev else 0.0,
     }
 
 

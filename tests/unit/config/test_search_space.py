@@ -268,6 +268,8 @@ def test_evidence_objective_needs_the_evidence_task_in_every_trial(smoke_config)
         resolve(raw)
     raw["training"]["evidence_task"] = True
     assert resolve(raw)["hpo"]["objective"]["evidence_metric"] == "token_f1"
+    raw["training"].update(evidence_task=False, criteria_from="sentences")  # evidence from its sentence scores
+    assert resolve(raw)["training"]["criteria_from"] == "sentences"
 
 
 def test_head_hidden_shapes_an_evidence_head_with_a_hidden_layer():

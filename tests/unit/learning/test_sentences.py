@@ -18,6 +18,7 @@ from workflow_lib.learning.examples import (
     post_sentences,
     sentence_metrics,
     sentence_targets,
+    sentence_threshold_counts,
 )
 from workflow_lib.learning.inference import Prediction, predict, predict_proba
 from workflow_lib.learning.models.encoders import load_encoder
@@ -251,6 +252,23 @@ def test_sentence_metrics_score_the_evidence_spans_and_the_sentence_decisions(to
     assert ev["char_f1"] == pytest.approx((17 + 2 * 16 / (16 + 56)) / 18, rel=1e-6)
     tighter = pred.metrics([a, b], evidence_threshold=0.75)
     assert tighter["evidence"]["exact_match"] == 1.0 and tighter["sentences"]["threshold"] == 0.75
+
+
+def test_sentence_threshold_counts_are_the_micro_counts_sentence_metrics_scores_at_each_threshold(tok):
+    labels = [0] * 9
+    labels[J] = 1
+    a = record("a", POST, labels=labels, sentence_labels={"FATIGUE": [[1, 1], [3, -1]]})
+    b = record("b", POST[:2])
+    sp = np.zeros((6, 9), dtype=np.float32)
+    sp[:4, J] = [0.2, 0.8, 0.6, 0.7]
+    sp[4:, J] = [0.1, 0.9]
+    ex = build_examples([a, b], tok, SENTENCES, 32)
+    counts = sentence_threshold_counts(ex, [a, b], sp, grid=[0.5, 0.75, 0.85, 0.95])
+    assert counts == {"grid": [0.5, 0.75, 0.85, 0.95], "tp": [1, 1, 0, 0], "fp": [2, 1, 1, 0], "fn": [0, 0, 1, 1]}
+    for k, t in enumerate(counts["grid"]):
+        m = sentence_metrics(ex, [a, b], sp, t)
+        tp, fp, fn = counts["tp"][k], counts["fp"][k], counts["fn"][k]
+        assert m["micro_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
 
 
 def test_sentence_metrics_count_unread_gold_sentences_as_missed(tok):

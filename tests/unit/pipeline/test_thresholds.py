@@ -17,6 +17,8 @@ from workflow_lib.pipeline.thresholds import (
     OOF_SPLIT,
     ThresholdError,
     check_source,
+    evidence_threshold_block,
+    read_evidence_counts,
     read_out_of_fold,
     thresholds_block,
 )
@@ -164,3 +166,37 @@ def test_the_refit_rule_declares_every_fold_of_the_candidates_trial(base_config)
     assert plan.fold_metrics(cand) == [
         f"{study_dir}/trials/{'t' * 12}/fold_{k}/metrics.json" for k in range(base_config.data.n_folds)
     ]
+
+
+# -- the sentence model's evidence threshold --------------------------------------------------------------------------
+def _counts(tp, fp, fn, grid=(0.3, 0.5, 0.7)):
+    return {"grid": list(grid), "tp": list(tp), "fp": list(fp), "fn": list(fn)}
+
+
+def test_the_oof_evidence_threshold_maximises_the_pooled_folds_f1():
+    # fold 1 alone would pick 0.3, fold 2 alone 0.7; pooled: F1 12/19, 10/13, 6/9 -> 0.5
+    folds = [_counts([4, 3, 1], [1, 1, 0], [0, 1, 3]), _counts([2, 2, 2], [6, 1, 0], [0, 0, 0])]
+    block = evidence_threshold_block("oof", oof_counts=folds, validation_counts=None, fixed=0.9)
+    assert block["value"] == 0.5 and block["source"] == "oof" and block["split"] == OOF_SPLIT
+    assert block["f1"] == pytest.approx([12 / 19, 10 / 13, 6 / 9])
+    assert "micro F1" in block["rule"] and "held-out sentences" in block["rule"]
+    # a tie goes to the value nearest 0.5; the validation source scores the refit's validation counts only
+    tie = _counts([1, 1, 1], [1, 1, 1], [1, 1, 1], grid=(0.2, 0.45, 0.6))
+    assert evidence_threshold_block("oof", oof_counts=[tie], validation_counts=None, fixed=0.9)["value"] == 0.45
+    val = evidence_threshold_block("validation", oof_counts=folds, validation_counts=folds[1], fixed=0.9)
+    assert val["value"] == 0.7 and val["split"] == "validation"
+    fixed = evidence_threshold_block("fixed", oof_counts=None, validation_counts=None, fixed=0.9)
+    assert fixed["value"] == 0.9 and fixed["split"] is None and "nothing is tuned" in fixed["rule"]
+
+
+def test_fold_files_without_sentence_counts_are_named_with_the_fix(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"heldout_sentence_counts": _counts([1, 1, 1], [0, 0, 0], [0, 0, 0])}))
+    b.write_text(json.dumps({"score": 0.5}))
+    assert read_evidence_counts([a, b]) is None
+    assert len(read_evidence_counts([a, a])) == 2
+    with pytest.raises(ThresholdError, match=r"no out-of-fold sentence counts.*forcerun hpo_worker.*source: fixed"):
+        evidence_threshold_block("oof", oof_counts=None, validation_counts=None, fixed=0.5)
+    b.write_text(json.dumps({"heldout_sentence_counts": _counts([1, 1], [0, 0], [0, 0], grid=(0.1, 0.2))}))
+    with pytest.raises(ThresholdError, match=r"b.json: its evidence grid differs"):
+        read_evidence_counts([a, b])

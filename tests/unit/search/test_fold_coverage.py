@@ -118,6 +118,33 @@ def test_pooled_coverage_counts_every_heldout_post_once():
     assert pooled_coverage([None, None]) is None and pooled_coverage([]) is None
 
 
+def test_a_sentence_model_fold_keeps_its_sentence_counts_and_coverage_and_the_folds_pool_them():
+    """criteria_from: sentences: the fold result carries the sentence-level metrics, the counts behind the
+    out-of-fold evidence threshold (one per grid value) and the sentence coverage, which the trial pools."""
+    prepared = _prepared()
+    for r in prepared.records.values():  # as data/prepare.py stores them: the filler, then the evidence sentence
+        start = r["text"].index(SENTENCE)
+        r["sentences"] = [[0, start - 1], [start, len(r["text"])]]
+        r["sentence_labels"] = {SYMPTOMS[0]: [[1, 1]]}
+    tcfg = Training.resolve({"criteria_from": "sentences", "epochs": 1, "batch_size": 4, "threads": 1})
+    objective = Objective.resolve({"criteria_weight": 1.0, "evidence_weight": 0.0, "evidence_metric": "token_f1"})
+    folds = [
+        train_fold(TINY, tcfg, prepared, fold, metric="macro_f1", objective=objective, threads=1, desc="fold")
+        for fold in prepared.folds
+    ]
+    for result in folds:
+        counts = result["heldout_sentence_counts"]
+        assert len(counts["grid"]) == len(counts["tp"]) == len(counts["fp"]) == len(counts["fn"]) == 19
+        assert all(tp + fn == counts["tp"][0] + counts["fn"][0] for tp, fn in zip(counts["tp"], counts["fn"]))
+        assert counts["tp"][0] + counts["fn"][0] == 3  # each held-out post's one evidence sentence
+        assert "micro_f1" in result["sentence_metrics"]
+        assert result["input_coverage"]["sentences"]["n_evidence_sentences"] == 3
+    pooled = pooled_coverage([r["input_coverage"] for r in folds])["sentences"]
+    assert pooled["n_evidence_sentences"] == 6
+    assert pooled["n_sentences"] == sum(r["input_coverage"]["sentences"]["n_sentences"] for r in folds)
+    assert pooled["share_not_read"] == pytest.approx(pooled["n_not_read"] / pooled["n_sentences"])
+
+
 def test_the_study_summary_gives_each_trial_its_coverage(tmp_path, repo):
     """Two trials of the one configuration through the real objective and a journal study: the first trains
     both folds, the second reuses them from disk; the summary gives both the coverage of all six posts."""
