@@ -719,7 +719,7 @@ def sentence_metrics(
     """Sentence-level precision, recall and F1 per symptom of "the sentence shows the symptom" (its probability
     >= ``evidence_threshold``) against the gold sentence labels, over the sentence cells whose label is known
     (:func:`sentence_cells`). A sentence the model did not read counts as predicted negative. ``macro_f1``: the
-    mean over the symptoms with a gold positive sentence; ``micro_*``: over all known cells."""
+    mean over the symptoms with a gold positive sentence (None without any); ``micro_*``: over all known cells."""
     from sklearn.metrics import precision_recall_fscore_support
 
     units = examples.units
@@ -743,7 +743,7 @@ def sentence_metrics(
     return {
         "threshold": float(evidence_threshold),
         "per_symptom": per,
-        "macro_f1": float(np.mean(with_support)) if with_support else float("nan"),
+        "macro_f1": float(np.mean(with_support)) if with_support else None,
         "micro_precision": micro["precision"],
         "micro_recall": micro["recall"],
         "micro_f1": micro["f1"],

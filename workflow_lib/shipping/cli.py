@@ -4,7 +4,10 @@
     python -m workflow_lib.shipping.cli MODEL INPUT -o OUTPUT ...     (the same command)
 
 MODEL is a model folder, its stage folder or an MLflow model URI; INPUT a CSV or JSONL file of posts
-(post_id, text) or ``-`` for one post per line on standard input; OUTPUT a ``.jsonl`` or ``.csv`` file.
+(post_id, text) or ``-`` for one post per line on standard input; OUTPUT a ``.jsonl`` or ``.csv`` file
+of one row per post (the shape: workflow_lib/shipping/predictor.py): probabilities, decisions and, for a model
+that marks evidence, each predicted symptom's evidence (the sentence model's evidence sentences with their
+scores and the evidence threshold the model carries).
 Exit status 0 after writing the predictions, 2 with a one-line error on bad input.
 """
 
@@ -26,7 +29,7 @@ from workflow_lib.tracking.logs import setup_logging
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="redsm5-predict",
-        description="Predict the nine DSM-5 symptoms (and evidence spans) of posts with a trained model.",
+        description="Predict the nine DSM-5 symptoms (and their evidence) of posts with a trained model.",
     )
     p.add_argument(
         "model",

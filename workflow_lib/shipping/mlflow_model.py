@@ -10,11 +10,14 @@ What a logged model holds (``models:/<tracking.registered_model>@<tracking.model
     input_example.json              two short posts; signature: post_id (optional), text -> the rows
     artifacts/model/                the checkpoint folder as the final stage wrote it: weights,
                                     tokenizer/, checkpoint.json (meta.thresholds: the tuned decision
-                                    thresholds), README.md (the model card), manifest.json
+                                    thresholds; a sentence model's meta.evidence_threshold too),
+                                    README.md (the model card), manifest.json
 
 ``RedSM5Model.predict`` takes a DataFrame with ``text`` and optionally ``post_id`` (missing: the row
 number 0, 1, ..., as ``Predictor.predict`` numbers posts without one) and returns exactly the rows of
-``workflow_lib.shipping.predictor.Predictor.predict`` (so ``mlflow models predict -t csv`` equals ``redsm5-predict``).
+``workflow_lib.shipping.predictor.Predictor.predict`` (so ``mlflow models predict -t csv`` equals ``redsm5-predict``):
+a model that marks evidence adds ``evidence`` and ``evidence_scope``, the sentence model (training.criteria_from:
+sentences) each evidence sentence's ``score`` and the row's ``evidence_threshold``.
 ``params={"threshold": 0.5}`` decides at one threshold instead of the tuned ones.
 
 Jobs never call this module: ``Tracker.log_model`` spools a ``model`` event and the tracking replayer
@@ -128,7 +131,14 @@ def signature():
     from mlflow.types import DataType
     from mlflow.types.schema import AnyType, Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
 
-    span = Object([Property("start", DataType.long), Property("end", DataType.long), Property("text", DataType.string)])
+    span = Object(
+        [
+            Property("start", DataType.long),
+            Property("end", DataType.long),
+            Property("text", DataType.string),
+            Property("score", DataType.double, required=False),  # the sentence model's sentence probability
+        ]
+    )
     outputs = Schema(
         [
             ColSpec(DataType.string, "post_id"),
@@ -138,6 +148,7 @@ def signature():
             ColSpec(AnyType(), "threshold"),  # "tuned", or the threshold given
             ColSpec(Object([Property(s, Array(span), required=False) for s in SYMPTOMS]), "evidence", required=False),
             ColSpec(DataType.string, "evidence_scope", required=False),  # evidence models only
+            ColSpec(DataType.double, "evidence_threshold", required=False),  # the sentence model only
             ColSpec(DataType.string, "final_key", required=False),
             ColSpec(DataType.string, "code_version"),
         ]
@@ -187,7 +198,8 @@ def pip_requirements(info: Mapping | None = None, lock: Path = LOCK) -> list[str
 
 
 def check_model_folder(model_dir) -> dict:
-    """Verify a final/refit checkpoint folder for logging (manifest, meta.thresholds); return checkpoint.json."""
+    """Verify a final/refit checkpoint folder for logging (manifest, meta.thresholds, and a sentence model's
+    meta.evidence_threshold); return checkpoint.json."""
     folder = Path(model_dir)
     if folder.name != ARTIFACT:
         raise ValueError(
@@ -202,6 +214,13 @@ def check_model_folder(model_dir) -> dict:
         raise ValueError(
             f"{folder / INFO}: meta.thresholds lacks {missing}; the model predicts at its tuned "
             "thresholds, so rebuild the folder with the final stage (it writes them)"
+        )
+    sentences = (info.get("train_cfg") or {}).get("criteria_from") == "sentences"
+    if sentences and info["meta"].get("evidence_threshold") is None:
+        raise ValueError(
+            f"{folder / INFO}: a sentence model (training.criteria_from: sentences) without "
+            "meta.evidence_threshold; it marks evidence at its chosen evidence threshold, so rebuild the folder "
+            "with the final stage (it writes it)"
         )
     return info
 
@@ -275,6 +294,7 @@ def log_pyfunc_model(model_dir, *, run_id: str, experiment_id: str, tags: Mappin
                 "code_version": info.get("code_version"),
                 "thresholds": info["meta"]["thresholds"],
                 "thresholds_file": f"artifacts/{ARTIFACT}/checkpoint.json (meta.thresholds)",
+                **({"evidence_threshold": ev} if (ev := info["meta"].get("evidence_threshold")) is not None else {}),
                 "model_card": f"artifacts/{ARTIFACT}/README.md" if card is not None else None,
             },
         )

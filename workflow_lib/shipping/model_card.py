@@ -8,7 +8,10 @@ limitations, how to use it, and its lineage. This module turns the reports into 
 (numbers formatted, table rows built); the template holds the prose. With the uncertainty fields of a
 report_version 3 report the card also gives the test figures' intervals and few-positive flags, the threshold rule,
 the model against each baseline, the paper's definitions with the published rows, and a calibration summary
-(each optional: a report without them gives the card of before); the model-index keeps the point estimates.
+(each optional: a report without them gives the card of before); the model-index keeps the point estimates. For
+the sentence model (``task.criteria_from: sentences``) it says how its decisions and its evidence come from the
+same sentence scores (report_text.decisions_text), the evidence threshold (how and where it was chosen, the rule)
+and the sentence-level test metrics.
 
 Everything comes from the evaluation report and the data card the pipeline wrote; the card states
 nothing the reports do not hold, and nothing that changes between two writes of the same model (no
@@ -133,7 +136,7 @@ def card_data(report: Mapping, data_card: Mapping, name: str):
     from huggingface_hub import ModelCardData
 
     tags = list(TAGS)
-    if report["task"]["evidence_task"]:
+    if report["task"]["evidence_task"] or report_text.sentence_model(report):
         tags.insert(2, "evidence-extraction")
     return ModelCardData(
         language=["en"],
@@ -209,6 +212,13 @@ def _architecture(report: Mapping, spec: Mapping, tcfg: Mapping) -> list[list]:
         ["input format", report["task"]["input_format"]],
         ["evidence task", "yes" if evidence else "no"],
     ]
+    if report_text.sentence_model(report):
+        agg = report["task"].get("sentence_aggregation") or tcfg.get("sentence_aggregation")
+        rows += [
+            ["criteria from", "sentences (nine probabilities per sentence; the post's aggregate them)"],
+            ["sentence aggregation", agg or "n/a"],
+            ["evidence threshold", _f((report["thresholds"].get("evidence") or {}).get("value"), 2)],
+        ]
     rows += _window_settings(report, spec, tcfg)
     rows += [[k, tcfg[k]] for k in TRAINING_SETTINGS if k in tcfg]
     if evidence and "evidence_head" in tcfg:
@@ -289,6 +299,19 @@ def _evaluation(report: Mapping) -> list[list]:
     if rv and rv.get("evidence"):
         token_f1 = _f(rv["evidence"].get("token_f1"))
         rows.append(["evidence token_f1", rv["split"], token_f1, rv.get("model", "refit model")])
+    sm = m.get("sentences")
+    if sm:
+        at = f"evidence threshold {sm['threshold']:g}"
+        model = f"final model; {sm['n_cells']} sentence-symptom cells with a known label"
+        rows += [
+            [f"sentence-level {name} ({at})", split, _f(sm[key]), model]
+            for key, name in (
+                ("micro_precision", "micro precision"),
+                ("micro_recall", "micro recall"),
+                ("micro_f1", "micro F1"),
+                ("macro_f1", "macro F1"),
+            )
+        ]
     return rows
 
 
@@ -353,6 +376,24 @@ def _thresholds(report: Mapping) -> dict:
         "head": ["symptom", "threshold"]
         + (["tuned threshold (OOF)", "cross-fitted gain over 0.5 (OOF)", "decision"] if per else []),
         "rows": rows,
+    }
+
+
+def _evidence_threshold(report: Mapping) -> dict | None:
+    """The sentence model's evidence threshold (the report's ``thresholds.evidence``): value, how and on which
+    split it was chosen, the rule verbatim, the sentence-level micro F1 at it there; None for any other model."""
+    block = report["thresholds"].get("evidence")
+    if not report_text.sentence_model(report) and not block:
+        return None
+    block = block or {}
+    at = report_text.evidence_threshold_f1(block)
+    return {
+        "value": None if block.get("value") is None else f"{block['value']:g}",
+        "code": block.get("source"),
+        "source": report_text.evidence_threshold_source(block) if block else None,
+        "split": block.get("split"),
+        "rule": block.get("rule"),
+        "f1": None if at is None else _f(at, 3),
     }
 
 
@@ -519,14 +560,17 @@ def card_view(
     """The values templates/model_card.md.j2 renders (arguments as :func:`render_model_card`)."""
     layout = layout or Layout()
     uri = f"models:/{registered_model}@{model_alias}" if registered_model and model_alias else None
+    tcfg = dict(train_cfg or {})
     return {
         "name": f"redsm5-symptoms-{report['lineage']['backbone']}-{report['final_key']}",
         "symptoms": list(SYMPTOMS),
-        "evidence": bool(report["task"]["evidence_task"]),
+        "evidence": bool(report["task"]["evidence_task"]) or report_text.sentence_model(report),
+        "decisions": report_text.decisions_text(report, tcfg.get("sentence_aggregation")),
+        "evidence_threshold": _evidence_threshold(report),
         "input_format": report["task"]["input_format"],
         "split": report["split"],
         "n_test": report["n_test_posts"],
-        "architecture": _architecture(report, dict(backbone_spec or {}), dict(train_cfg or {})),
+        "architecture": _architecture(report, dict(backbone_spec or {}), tcfg),
         "training": _training_data(report, data_card),
         "counts": _counts(data_card),
         "lengths": _lengths(data_card),

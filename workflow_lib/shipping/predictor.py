@@ -27,15 +27,24 @@ Rows (one per post, in input order)::
 
     {"post_id", "probabilities": {SYMPTOM: p} (all nine, SYMPTOMS order), "decisions": {SYMPTOM: 0|1},
      "predicted": [SYMPTOM, ...], "threshold": "tuned" | float,
-     "evidence": {SYMPTOM: [{"start", "end", "text"}, ...]}, "evidence_scope": "symptom" | "post",
-     "final_key", "code_version"}
+     "evidence": {SYMPTOM: [{"start", "end", "text"(, "score")}, ...]}, "evidence_scope": "symptom" | "post",
+     ("evidence_threshold": float,) "final_key", "code_version"}
 
 A label is decided present when its probability is >= its threshold (as in workflow_lib.learning.metrics):
-the per-symptom thresholds tuned on the refit's validation predictions (checkpoint.json
-``meta.thresholds``), or one ``threshold`` for all. ``evidence`` and ``evidence_scope`` are only
-there for a model with the evidence task: a binary_pairs model decodes spans per (post, symptom)
-row (scope ``symptom``); a multi_label evidence head is symptom-agnostic, so every predicted
-symptom gets the post's spans (scope ``post``). Span offsets are character offsets into the post text.
+the per-symptom thresholds the final stage chose (checkpoint.json ``meta.thresholds``), or one
+``threshold`` for all. ``evidence`` and ``evidence_scope`` are only there for a model that marks
+evidence, with one entry per predicted symptom (in ``predicted`` order):
+
+- the sentence model (training.criteria_from: sentences): every sentence gets nine probabilities and a
+  predicted symptom's evidence is its sentences whose probability is >= the evidence threshold, else its
+  single most probable sentence, each with its ``score`` (that probability); scope ``symptom``.
+  ``evidence_threshold`` is the threshold used: checkpoint.json ``meta.evidence_threshold`` (chosen by
+  the final stage; a checkpoint without one falls back to training.evidence_threshold, with a warning);
+- span heads (training.evidence_task): a binary_pairs model decodes spans per (post, symptom) row (scope
+  ``symptom``); a multi_label evidence head is symptom-agnostic, so every predicted symptom gets the
+  post's spans (scope ``post``); no scores.
+
+Offsets are character offsets into the post text (``text == post[start:end]``).
 """
 
 from __future__ import annotations
@@ -254,6 +263,30 @@ def _thresholds(info: Mapping, where: str) -> dict[str, float]:
     return {s: float(stored.get(s, DEFAULT_THRESHOLD)) for s in SYMPTOMS}
 
 
+def _evidence_threshold(info: Mapping, where: str) -> float | None:
+    """The sentence model's evidence threshold (checkpoint.json ``meta.evidence_threshold``; without one
+    training.evidence_threshold, with a warning); None for any other model (span heads decode at
+    training.evidence_threshold, inference.predict's default)."""
+    train_cfg: Training = info["train_cfg"]
+    if train_cfg.criteria_from != "sentences":
+        return None
+    stored = (info.get("meta") or {}).get("evidence_threshold")
+    if stored is None:
+        log.warning(
+            "%s: the sentence model's checkpoint has no evidence threshold (meta.evidence_threshold); marking "
+            "evidence at training.evidence_threshold %g",
+            where,
+            train_cfg.evidence_threshold,
+        )
+        return train_cfg.evidence_threshold
+    if isinstance(stored, bool) or not isinstance(stored, (int, float)) or not 0.0 <= stored <= 1.0:
+        raise PredictError(
+            f"{where}: checkpoint.json meta.evidence_threshold is {stored!r}, not a probability in [0, 1]; "
+            "rebuild the model folder with the final stage (it writes the chosen evidence threshold)"
+        )
+    return float(stored)
+
+
 def post_records(posts: Sequence[Mapping]) -> list[dict]:
     """Posts ``[{"post_id", "text"}]`` as the records inference.predict reads (no labels, no evidence)."""
     records = []
@@ -280,7 +313,10 @@ class Predictor:
         self.final_key: str | None = meta.get("final_key")
         self.code_version: str = str(info.get("code_version", "unknown"))
         self.thresholds: dict[str, float] = _thresholds(info, source)
-        self.has_evidence: bool = self.train_cfg.evidence_task and model.evidence_head is not None
+        self.evidence_threshold: float | None = _evidence_threshold(info, source)  # sentence model only
+        self.has_evidence: bool = self.evidence_threshold is not None or (
+            self.train_cfg.evidence_task and model.evidence_head is not None
+        )
         self.input_format: str = self.train_cfg.input_format
         self.max_length: int = info["backbone_spec"].max_length
         self.manifest_sha256: str | None = info.get("manifest_sha256")
@@ -358,7 +394,13 @@ class Predictor:
             for start in range(0, len(records), step):
                 chunk = records[start : start + step]
                 pred = run_predict(
-                    self.model, self.tokenizer, chunk, self.train_cfg, max_length=self.max_length, batch_size=batch_size
+                    self.model,
+                    self.tokenizer,
+                    chunk,
+                    self.train_cfg,
+                    max_length=self.max_length,
+                    batch_size=batch_size,
+                    evidence_threshold=self.evidence_threshold,
                 )
                 rows += self._rows(chunk, pred, thr, "tuned" if threshold is None else float(threshold))
                 bar.n = start + len(chunk)
@@ -381,18 +423,38 @@ def span_rows(text: str, spans) -> list[dict]:
     return [{"start": int(a), "end": int(b), "text": text[int(a) : int(b)]} for a, b in spans]
 
 
+def _span_evidence(records: Sequence[Mapping], pred, input_format: str) -> list[dict[str, list[dict]]]:
+    """Per post, the span heads' evidence of every symptom: its row's spans (binary_pairs) or the post's."""
+    per_symptom = input_format == "binary_pairs"
+    return [
+        {
+            s: span_rows(rec["text"], pred.spans[i * len(SYMPTOMS) + j if per_symptom else i])
+            for j, s in enumerate(SYMPTOMS)
+        }
+        for i, rec in enumerate(records)
+    ]
+
+
 def prediction_rows(
     records: Sequence[Mapping], pred, thresholds, input_format: str, threshold_label: str | float = "tuned"
 ) -> list[dict]:
     """The one row builder (redsm5-predict, the pyfunc model, the final stage's test_predictions):
-    probabilities, decisions at ``thresholds`` (p >= t), the predicted symptoms and, when ``pred``
-    has evidence spans, those of each predicted symptom (scope "symptom" for binary_pairs rows,
-    "post" for the symptom-agnostic multi_label evidence head)."""
+    probabilities, decisions at ``thresholds`` (p >= t), the predicted symptoms and, when ``pred`` marks
+    evidence, that of each predicted symptom: the sentence model's scored sentences (``pred.evidence`` at
+    the prediction's evidence threshold, also given as ``evidence_threshold``; scope "symptom"), or the span
+    heads' spans (scope "symptom" for binary_pairs rows, "post" for the symptom-agnostic multi_label head)."""
     import numpy as np
 
     probs = np.asarray(pred.probs)
-    decided = probs >= np.asarray(thresholds, dtype=np.float64)[None, :]
-    per_symptom = input_format == "binary_pairs"
+    thr = np.asarray(thresholds, dtype=np.float64)
+    decided = probs >= thr[None, :]
+    sentences = pred.sentence_probs is not None
+    if sentences:
+        evidence = pred.evidence(thr)
+    elif pred.spans is not None:
+        evidence = _span_evidence(records, pred, input_format)
+    else:
+        evidence = None
     rows = []
     for i, rec in enumerate(records):
         decisions = {s: int(decided[i, j]) for j, s in enumerate(SYMPTOMS)}
@@ -403,13 +465,11 @@ def prediction_rows(
             "predicted": [s for s in SYMPTOMS if decisions[s]],
             "threshold": threshold_label,
         }
-        if pred.spans is not None:
-            row["evidence"] = {
-                s: span_rows(rec["text"], pred.spans[i * len(SYMPTOMS) + j if per_symptom else i])
-                for j, s in enumerate(SYMPTOMS)
-                if decisions[s]
-            }
-            row["evidence_scope"] = "symptom" if per_symptom else "post"
+        if evidence is not None:
+            row["evidence"] = {s: evidence[i].get(s, []) for s in row["predicted"]}
+            row["evidence_scope"] = pred.evidence_scope
+        if sentences:
+            row["evidence_threshold"] = float(pred.evidence_threshold)
         rows.append(row)
     return rows
 
@@ -512,8 +572,8 @@ def _csv_text(rows: Sequence[Mapping]) -> str:
 
 def write_predictions(rows: Sequence[Mapping], path: str | Path) -> None:
     """Write rows atomically: ``.jsonl`` (one row a line) or ``.csv`` (post_id, p_<SYMPTOM> x9,
-    y_<SYMPTOM> x9, evidence as JSON (empty for a model without the evidence task), final_key,
-    code_version)."""
+    y_<SYMPTOM> x9, evidence as JSON (the rows' ``evidence``, scores included; empty for a model that marks
+    no evidence), final_key, code_version)."""
     if output_kind(path) == ".jsonl":
         text = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows)
     else:

@@ -14,6 +14,13 @@ calibration (Brier, ECE, the reliability diagram) and the CV t-interval; the sel
 t-intervals, the corrected resampled t-tests and the winner-lead sentence. Each of these fields is optional: a
 report without it renders as before (the wording is report_text.py's, shared with the model card).
 
+For the sentence model (``task.criteria_from: sentences``) the evaluation page also says how its decisions and
+evidence come from the same sentence scores, states the evidence threshold (``thresholds.evidence``: value, how
+and on which split it was chosen, the rule) and the test split's sentence-level metrics (``metrics.sentences``),
+and its example posts mark the predicted evidence sentences in one colour per symptom (legend above them), each
+followed by a tag per symptom with its score, beside the gold evidence sentences in the same colours: ✓ where the
+other column marks the same symptom, ✗ where it does not (a false alarm, a miss).
+
 Plots are drawn with matplotlib's Agg canvas (no pyplot, no global backend switch) and inlined as base64
 PNG; the same PNGs can also be written as files (``Page.write``: ``plots/<name>.png`` beside the page). CSS
 is inline (templates/report.css). Nothing is fetched when a page opens.
@@ -759,6 +766,63 @@ def highlight(text: str, evidence: Mapping[str, Sequence[Mapping]] | None, cls: 
     return str(macros.highlighted(_segments(text, evidence), cls))
 
 
+# one colour per symptom on the sentence model's example posts (matplotlib's tab10 without its cyan)
+SYMPTOM_COLOURS = dict(
+    zip(
+        SYMPTOMS,
+        ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#d62728"),
+    )
+)
+
+
+def _overlaps(spans: Sequence[Mapping] | None, s: int, e: int) -> list[Mapping]:
+    return [sp for sp in spans or [] if int(sp["start"]) < e and int(sp["end"]) > s]
+
+
+def _tag(symptom: str, mine: Sequence[Mapping], other: Sequence[Mapping], predicted: bool) -> dict:
+    """One symptom's tag on a marked sentence: its score (the highest of the predicted spans there), whether the
+    other side (gold for a predicted sentence, predicted for a gold one) marks the same symptom there, and a title."""
+    scored = [sp["score"] for sp in (mine if predicted else other) if sp.get("score") is not None]
+    score = _num(max(scored), 3) if scored else None
+    hit = bool(other)
+    if predicted:
+        outcome = "a gold evidence sentence of it" if hit else "not a gold evidence sentence of it"
+        title = f"{symptom}: p = {score} ({outcome})" if score else f"{symptom} ({outcome})"
+    else:
+        title = f"{symptom}: gold evidence, " + (f"found by the model (p = {score})" if hit else "missed by the model")
+    return {"symptom": symptom, "score": score if predicted else None, "hit": hit, "title": title}
+
+
+def _scored_segments(
+    text: str,
+    mine: Mapping[str, Sequence[Mapping]] | None,
+    other: Mapping[str, Sequence[Mapping]] | None,
+    predicted: bool,
+) -> list[tuple[str, list[dict] | None]]:
+    """``text`` cut at the evidence sentences of one side (``mine``: the predicted evidence with its scores, or the
+    gold evidence): ``(piece, None)`` between them, ``(piece, [tag, ...])`` for a sentence, a tag (:func:`_tag`) per
+    symptom marking it: the predicted side's by score (highest first), the gold side's in SYMPTOMS order. The first
+    tag's symptom colours the sentence."""
+    mine, other = mine or {}, other or {}
+    out: list[tuple[str, list[dict] | None]] = []
+    pos = 0
+    for s, e in merge_spans([sp for spans in _spans_by_symptom(mine).values() for sp in spans]):
+        s, e = max(s, pos), min(e, len(text))
+        if e <= s:
+            continue
+        tags = [
+            _tag(sym, _overlaps(mine.get(sym), s, e), _overlaps(other.get(sym), s, e), predicted)
+            for sym in SYMPTOMS
+            if _overlaps(mine.get(sym), s, e)
+        ]
+        if predicted:  # the surest symptom first: it colours the mark
+            tags.sort(key=lambda t: -float(t["score"] or 0.0))
+        out += [(text[pos:s], None), (text[s:e], tags)]
+        pos = e
+    out.append((text[pos:], None))
+    return out
+
+
 def pick_examples(rows: Sequence[Mapping], n: int = 5) -> list[Mapping]:
     """``n`` test rows for the page, deterministically: posts with gold evidence first, then by post_id."""
     return sorted(rows, key=lambda r: (not any((r.get("gold_evidence") or {}).values()), str(r["post_id"])))[:n]
@@ -773,10 +837,16 @@ _OUTCOMES = {
 
 
 def _example(
-    row: Mapping, text: str | None, symptoms: Sequence[str], thresholds: Mapping[str, float], has_evidence: bool
+    row: Mapping,
+    text: str | None,
+    symptoms: Sequence[str],
+    thresholds: Mapping[str, float],
+    has_evidence: bool,
+    sentences: bool = False,
 ) -> dict:
     """One example post (macros.post): its gold or predicted symptoms, and its text as segments with the
-    predicted and the gold evidence (``pred``/``gold`` None when the text is not available)."""
+    predicted and the gold evidence (``pred``/``gold`` None when the text is not available); for the sentence
+    model (``sentences``) the segments carry a tag per symptom (:func:`_scored_segments`)."""
     labels = []
     for s in symptoms:
         outcome = _OUTCOMES.get((int(row["labels"][s]), int(row["decisions"][s])))
@@ -786,6 +856,13 @@ def _example(
     example = {"post_id": row["post_id"], "labels": labels, "scope": row.get("evidence_scope", "symptom")}
     if text is None:
         return {**example, "pred": None, "gold": None}
+    if sentences:
+        pred_ev, gold_ev = row.get("evidence"), row.get("gold_evidence")
+        return {
+            **example,
+            "pred": _scored_segments(text, pred_ev, gold_ev, predicted=True),
+            "gold": _scored_segments(text, gold_ev, pred_ev, predicted=False),
+        }
     pred = _segments(text, row.get("evidence") if has_evidence else None)
     return {**example, "pred": pred, "gold": _segments(text, row.get("gold_evidence"))}
 
@@ -1128,6 +1205,75 @@ def _evidence_rows(report: Mapping) -> list[Row]:
     return rows
 
 
+def _evidence_threshold(report: Mapping) -> dict | None:
+    """The sentence model's evidence threshold (the report's ``thresholds.evidence``): its value, how and on which
+    split it was chosen, the rule verbatim, and the sentence-level micro F1 at it on that split; None without."""
+    block = report["thresholds"].get("evidence")
+    if not block:
+        return None
+    at = report_text.evidence_threshold_f1(block)
+    return {
+        "value": f"{block['value']:g}",
+        "code": block.get("source"),
+        "source": report_text.evidence_threshold_source(block),
+        "split": block.get("split") or "none (fixed)",
+        "rule": block.get("rule"),
+        "f1": None if at is None else _num(at, 3),
+    }
+
+
+def _sentence_metrics(report: Mapping, symptoms: Sequence[str]) -> dict | None:
+    """Sentence-level precision, recall and F1 of "the sentence shows the symptom" per symptom on the test split
+    (the report's ``metrics.sentences``), then micro (every known cell) and macro F1; None without."""
+    m = report["metrics"].get("sentences")
+    if not m:
+        return None
+    per, flags = m["per_symptom"], report_text.few_positive_flags(report)
+    rows = [
+        Row(
+            [
+                _symptom_cell(s, flags),
+                _num_cell(per[s]["support"]),
+                _num_cell(per[s]["n"]),
+                *[_num_cell(per[s][k]) for k in ("precision", "recall", "f1")],
+            ],
+            "sentence",
+        )
+        for s in symptoms
+        if s in per
+    ]
+    rows.append(
+        Row(
+            [
+                "micro (every known sentence-symptom cell)",
+                Cell(sum(per[s]["support"] for s in per), num=True),
+                _num_cell(m["n_cells"]),
+                *[_num_cell(m[f"micro_{k}"]) for k in ("precision", "recall", "f1")],
+            ],
+            "mean",
+        )
+    )
+    rows.append(
+        Row(
+            [
+                "macro F1 (symptoms with a gold sentence)",
+                "",
+                "",
+                Cell("", num=True),
+                Cell("", num=True),
+                _num_cell(m["macro_f1"]),
+            ],
+            "mean",
+        )
+    )
+    return {
+        "rows": rows,
+        "threshold": f"{m['threshold']:g}",
+        "n_sentences": m["n_sentences"],
+        "n_not_read": m["n_sentences_not_read"],
+    }
+
+
 def _coverage_lines(c: Mapping) -> list[tuple[str, Any]]:
     """What one input window read and cut, line by line (an input coverage of the report)."""
     need, read = c["windows_needed"], c["windows_read"]
@@ -1195,6 +1341,17 @@ def _thresholds_line(thr: Mapping) -> str:
     return f"tuned per symptom on the {thr['split']} split"
 
 
+def _sentence_meta(report: Mapping) -> list[tuple[str, Any]]:
+    """The sentence model's meta lines: where its decisions come from and its evidence threshold; none otherwise."""
+    if not report_text.sentence_model(report):
+        return []
+    agg = report["task"].get("sentence_aggregation")
+    return [
+        ("criteria from", f"sentences ({agg} over a post's sentences)" if agg else "sentences"),
+        ("evidence threshold", report_text.evidence_threshold_text(report["thresholds"].get("evidence"))),
+    ]
+
+
 def _evaluation_meta(report: Mapping) -> list[tuple[str, Any]]:
     sel, lin, tr = report["selected"], report["lineage"], report["training"]
     meta = [
@@ -1207,6 +1364,7 @@ def _evaluation_meta(report: Mapping) -> list[tuple[str, Any]]:
         ("data_key", lin["data_key"]),
         ("input format", report["task"]["input_format"]),
         ("evidence task", "yes" if report["task"]["evidence_task"] else "no"),
+        *_sentence_meta(report),
         ("trained on", f"{' + '.join(tr['trained_on'])} ({tr['n_posts']} posts, {tr['epochs']} epochs)"),
         ("thresholds", _thresholds_line(report["thresholds"])),
         ("code_version", lin["code_version"]),
@@ -1228,16 +1386,17 @@ def evaluation_page(
     """The final model's evaluation report as one self-contained HTML page, with its plots.
 
     ``rows``: test_predictions rows (post_id, labels, probabilities, decisions, gold_evidence,
-    evidence); ``texts``: post_id -> post text, for the example posts; ``links``: label -> relative
-    URL (the selection page, the model card, test_predictions.jsonl).
+    evidence: the sentence model's with each sentence's score); ``texts``: post_id -> post text, for the
+    example posts; ``links``: label -> relative URL (the selection page, the model card, test_predictions.jsonl).
     """
     symptoms = list(SYMPTOMS)
     sel = report["selected"]
-    has_evidence = bool(report["task"]["evidence_task"])
+    sentences = report_text.sentence_model(report)
+    has_evidence = bool(report["task"]["evidence_task"]) or sentences
     thresholds = report["thresholds"]["values"]
     by_id = {str(r["post_id"]): r for r in rows}
     examples = [
-        _example(r, texts.get(str(r["post_id"])), symptoms, thresholds, has_evidence)
+        _example(r, texts.get(str(r["post_id"])), symptoms, thresholds, has_evidence, sentences)
         for r in pick_examples(list(by_id.values()), n_examples)
     ]
     plots = _evaluation_plots(report, rows, symptoms)
@@ -1263,6 +1422,11 @@ def evaluation_page(
         paper=_paper(report),
         calibration=_calibration(report, symptoms),
         evidence=_evidence_rows(report),
+        sentence_mode=sentences,
+        decisions=report_text.decisions_text(report),
+        evidence_threshold=_evidence_threshold(report),
+        sentence_metrics=_sentence_metrics(report, symptoms),
+        symptom_colours=list(SYMPTOM_COLOURS.items()),
         plots={p.name: p for p in plots},
         examples=examples,
         has_evidence=has_evidence,

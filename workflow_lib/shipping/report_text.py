@@ -3,12 +3,15 @@
 An interval (:mod:`workflow_lib.learning.uncertainty`'s ``{"estimate", "low", "high", "n_undefined"}``) is
 written ``0.552 [0.471, 0.630]``, a difference with its sign, a p-value to three decimals; a symptom with fewer
 test positives than the report's minimum carries the flag ``n=2 ⚠``; the decision thresholds are named by where
-they came from (``thresholds.source`` of the report). Every report field read here is optional: a report
-written before the field existed gives None (or the wording of that time), never an error.
+they came from (``thresholds.source`` of the report). For the sentence model (``task.criteria_from: sentences``)
+:func:`decisions_text` says in one paragraph how its decisions and its evidence come from the same sentence scores,
+with the evidence threshold and how it was chosen (``thresholds.evidence``). Every report field read here is
+optional: a report written before the field existed gives None (or the wording of that time), never an error.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +38,21 @@ THRESHOLD_SOURCES = {
         "validation split",
     ),
     "fixed": ("fixed at 0.5", "fixed at 0.5 for every symptom", "none (fixed at 0.5)"),
+}
+
+
+# training.sentence_aggregation -> how a post's probability of a symptom comes from its sentences'
+AGGREGATIONS = {
+    "max": "the maximum of its sentences' (the surest sentence decides)",
+    "logsumexp": "the log-sum-exp of its sentences' logits (a smooth maximum)",
+    "noisy_or": "the noisy-OR of its sentences' probabilities, 1 − ∏(1 − p) (at least one sentence shows it)",
+    "attention": "a learned attention-weighted mean of its sentences' logits",
+}
+# thresholds.evidence.source -> how the sentence model's evidence threshold was chosen
+EVIDENCE_SOURCES = {
+    "oof": "chosen on sentence-level micro F1 over the cross-validation models' held-out sentences of the train split",
+    "validation": "chosen on sentence-level micro F1 over the refit model's validation sentences",
+    "fixed": "fixed at training.evidence_threshold (nothing tuned)",
 }
 
 
@@ -203,4 +221,50 @@ def bootstrap_note(report: Mapping) -> str | None:
         f"[low, high] after a {split} figure is its {level(meta)} bootstrap interval: {meta['method']}, "
         f"{meta['n_resamples']} resamples of the {n_posts} {split} posts (seed {meta['seed']}). "
         f"{FLAG} n=k marks a symptom with fewer than {minimum} positive {split} posts: its figures are unstable."
+    )
+
+
+# -- the sentence model (training.criteria_from: sentences) ---------------------------------------------------------
+def sentence_model(report: Mapping) -> bool:
+    """True for a report of the sentence model (``task.criteria_from: sentences``)."""
+    return (report.get("task") or {}).get("criteria_from") == "sentences"
+
+
+def evidence_threshold_source(block: Mapping) -> str:
+    """How the sentence model's evidence threshold (``thresholds.evidence``) was chosen, as a phrase."""
+    src = block.get("source")
+    return EVIDENCE_SOURCES.get(src, f"chosen on the {block.get('split')} split" if block.get("split") else str(src))
+
+
+def evidence_threshold_f1(block: Mapping) -> float | None:
+    """The sentence-level micro F1 at the chosen evidence threshold on the data it was chosen on (its ``grid`` and
+    ``f1``); None for a block without them (source fixed)."""
+    value = block.get("value")
+    pairs = zip(block.get("grid") or [], block.get("f1") or [])
+    return next((f for g, f in pairs if value is not None and math.isclose(g, value)), None)
+
+
+def evidence_threshold_text(block: Mapping | None) -> str:
+    """'0.35 (chosen on sentence-level micro F1 over ...)', or 'not stated by this report' without a block."""
+    if not block or block.get("value") is None:
+        return "not stated by this report"
+    return f"{block['value']:g} ({evidence_threshold_source(block)})"
+
+
+def decisions_text(report: Mapping, aggregation: str | None = None) -> str | None:
+    """How the sentence model decides and marks evidence, in one paragraph (the evaluation page and the model card
+    say it alike); None for any other model. ``aggregation``: training.sentence_aggregation when the report's
+    task does not name it."""
+    if not sentence_model(report):
+        return None
+    agg = report["task"].get("sentence_aggregation") or aggregation or "max"
+    how = AGGREGATIONS.get(agg, f"its sentences' aggregated by {agg}")
+    evidence = (report.get("thresholds") or {}).get("evidence")
+    return (
+        "Decisions and evidence come from the same sentence scores: every sentence of the post the model reads gets "
+        "nine probabilities, one per symptom; the post's probability of a symptom is "
+        f"{how} (training.sentence_aggregation: {agg}), and the symptom is predicted when it is at or above the "
+        "symptom's threshold. A predicted symptom's evidence is its sentences whose probability is at or above the "
+        f"evidence threshold {evidence_threshold_text(evidence)}, else its single most probable sentence; each "
+        "evidence sentence comes with that probability as its score."
     )
