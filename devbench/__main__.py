@@ -9,7 +9,8 @@ Each prints ratios or timings; run it from the repo root.
 import sys
 
 USAGE = """usage: python -m devbench {training|heads|lora|augment|pipeline|noop|workers} [options]
-  training  train loop vs bare PyTorch loop and vs HF Trainer (throughput ratios)
+  training  train loop vs bare PyTorch loop and vs HF Trainer (throughput ratios); --modes post,sentences:
+            the sentence model's training cost per post against post windows (ratio sentences / post)
   heads     forward+backward step time of every head and pooling vs linear/cls [--backbone minilm]
   lora      LoRA vs full fine-tuning: trainable parameters and step time [--backbone minilm]
   augment   TextAttack augmentation throughput (sentences per second) per recipe

@@ -55,10 +55,14 @@ def run_mode(mode: str, out: Path, configfile: str, generator: str, cores: int) 
     folder.mkdir(parents=True, exist_ok=True)
     over = folder / "overlay.yaml"
     over.write_text(yaml.safe_dump(overlay(mode, folder / "results", generator), sort_keys=False))
-    cmd = ["snakemake", "--profile", "profiles/local", "--cores", str(cores), "--configfile", configfile, str(over)]
+    cmd = [
+        *("snakemake", "-s", str(REPO / "Snakefile"), "-d", str(folder)),  # one working folder (and run lock) per mode
+        *("--profile", str(REPO / "profiles" / "local"), "--cores", str(cores)),
+        *("--configfile", str(REPO / configfile), str(over)),
+    ]
     t0 = time.perf_counter()
     with open(folder / "snakemake.log", "w") as log:
-        done = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, check=False)
     seconds = time.perf_counter() - t0
     if done.returncode:
         raise SystemExit(f"{mode}: snakemake failed (exit {done.returncode}); see {folder / 'snakemake.log'}")
@@ -134,15 +138,23 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
+    failed = []
     for mode in modes:
-        seconds = run_mode(mode, args.out.resolve(), args.configfile, args.generator, args.cores)
+        try:
+            seconds = run_mode(mode, args.out.resolve(), args.configfile, args.generator, args.cores)
+        except SystemExit as exc:  # the next mode still runs; this one is reported, and reused when run again
+            print(exc, file=sys.stderr)
+            failed.append(mode)
+            continue
         rows.append(figures(mode, args.out.resolve(), seconds))
         print(f"{mode}: CV {rows[-1]['cv_macro_f1']:.3f}, test {rows[-1]['test_macro_f1']:.3f}", file=sys.stderr)
     (args.out / "modes.json").write_text(json.dumps(rows, indent=2))
     text = table(rows)
     (args.out / "modes.md").write_text(text + "\n")
     print(text)
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

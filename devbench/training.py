@@ -1,10 +1,12 @@
-"""Training-loop benchmark: workflow_lib.learning.training.train vs a bare PyTorch loop vs HF Trainer (twice).
+"""Training-loop benchmark: workflow_lib.learning.training.train vs a bare PyTorch loop vs HF Trainer (twice);
+with ``--modes``, the cost of the sentence model (training.criteria_from: sentences) against post windows.
 
     python -m devbench training                                  # tiny BERT (fast)
     python -m devbench training --backbone minilm --lengths realistic --threads 1
     python -m devbench training --backbone minilm --lengths realistic --max-length 256
     python -m devbench training --backbone minilm --precision bf16
     python -m devbench training --backbone minilm --epoch-timing   # + one full epoch
+    python -m devbench training --backbone minilm --lengths realistic --modes post,sentences
 
 Four loops train the same model (same spec, same init seed) on the same texts with the same
 threads, one epoch each, and only the training loop is timed (model construction and
@@ -32,12 +34,23 @@ finally one JSON line with the ratios and the settings. This is a benchmark, not
 depend on the machine and its load. On 2 cores, two single-thread jobs side by side train ~1.3x
 more samples per second in total than one 2-thread job; a job whose torch threads exceed the
 cores left free by other processes slows down many times over (OpenMP barriers).
+
+Modes (``--modes post,sentences``, instead of the four loops): train() runs one epoch per mode on the
+same posts with the main job's training section (config/config.yaml: windows, freeze_layers with the
+frozen layers cached, batch size, head; freeze_layers at most all but the top layer of the backbone,
+--freeze-layers to change it) and ``criteria_from`` set per mode. The posts carry their sentences and
+sentence labels like prepared ones (:func:`sentence_records`: every symptom sentence of a labelled
+symptom is an evidence sentence). After one warm-up per mode, rounds alternate the modes (rotating
+order); per mode the median and best (lowest) seconds per post of the epoch and of the setup before it
+(examples, frozen-layer cache: once per training run), by wall clock and process CPU time, and the ratios
+sentences / post (issue 17's target: at most 1.3).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -46,6 +59,7 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,6 +67,8 @@ import torch
 from torch import nn
 
 from workflow_lib.config import Encoder, Training
+from workflow_lib.config.load import load
+from workflow_lib.data.align import split_sentences
 from workflow_lib.devices import configure_threads
 from workflow_lib.learning.batching import epoch_batches
 from workflow_lib.learning.examples import build_examples
@@ -60,6 +76,8 @@ from workflow_lib.learning.models.losses import build_loss
 from workflow_lib.learning.models.model import build_model
 from workflow_lib.learning.training import set_seed, train
 from workflow_lib.symptoms import SYMPTOMS
+
+MAIN_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"  # the main job's settings
 
 # The encoders compared (completed by the schema's backbone defaults in _spec; "tiny": the schema's tiny BERT).
 BACKBONES = {
@@ -89,6 +107,8 @@ TRAIN_CFG = Training.resolve(
     what="the training benchmark's training config",
 )
 TARGETS = {"ours_vs_bare": 0.95, "ours_vs_trainer": 1.2, "ours_vs_trainer_grouped": 1.0}
+MODES = ("post", "sentences")  # training.criteria_from
+MODES_TARGET = 1.3  # issue 17: the sentence model may cost at most 1.3x post windows per post
 LOOP_NAMES = {
     "ours": "ours",
     "bare": "bare PyTorch",
@@ -208,6 +228,28 @@ def as_records(texts: list[str], labels: np.ndarray) -> list[dict]:
         {"post_id": str(i), "text": t, "labels": [int(v) for v in y], "evidence": []}
         for i, (t, y) in enumerate(zip(texts, labels))
     ]
+
+
+def _sentence_labels(text: str, spans: list[tuple[int, int]], labels) -> dict[str, list[list[int]]]:
+    """Sparse sentence labels (data/prepare.py): code 1 for every sentence that is a phrase of a labelled symptom."""
+    out: dict[str, list[list[int]]] = {}
+    for i, (a, b) in enumerate(spans):
+        sentence = text[a:b].rstrip(".").lower()
+        for j, name in enumerate(SYMPTOMS):
+            if labels[j] and sentence in _PHRASES[name]:
+                out.setdefault(name, []).append([i, 1])
+    return out
+
+
+def sentence_records(texts: list[str], labels: np.ndarray) -> list[dict]:
+    """:func:`as_records` with the fields prepared posts carry for the sentence model: ``sentences``
+    (align.split_sentences, the splitter prepare_data uses) and ``sentence_labels`` (the symptom sentences)."""
+    records = as_records(texts, labels)
+    for rec in records:
+        spans = split_sentences(rec["text"])
+        rec["sentences"] = [[a, b] for a, b in spans]
+        rec["sentence_labels"] = _sentence_labels(rec["text"], spans, rec["labels"])
+    return records
 
 
 # -- the four loops ------------------------------------------------------------------------
@@ -383,6 +425,107 @@ def compare(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndarray, 
     return out
 
 
+# -- the sentence model against post windows (--modes) ------------------------------------------
+
+
+def mode_configs(modes: list[str], layers: int, args) -> dict[str, Training]:
+    """Per mode the main job's training section (MAIN_CONFIG) for one epoch with ``criteria_from`` the mode,
+    --batch-size and --precision, and freeze_layers from --freeze-layers or the main job's, at most
+    ``layers`` - 1 (all but the top layer of the backbone)."""
+    main = load(MAIN_CONFIG).training
+    freeze = main.freeze_layers if args.freeze_layers is None else args.freeze_layers
+    common = {
+        "epochs": 1,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "freeze_layers": min(freeze, max(layers - 1, 0)),
+    }
+    return {mode: main.replace(criteria_from=mode, **common) for mode in modes}
+
+
+def run_mode(spec: Encoder, cfg: Training, records: list[dict]) -> dict[str, float]:
+    """One train() call of one epoch: seconds (wall and process CPU) of the epoch and of the call before it
+    (setup: model, examples, frozen-layer cache). The garbage of earlier runs is collected first, untimed."""
+    gc.collect()
+    t0, c0 = time.perf_counter(), time.process_time()
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # bar drawn, not shown
+        result = train(spec, cfg, records, epochs=1, progress_desc="bench", device="cpu")
+    call, call_cpu = time.perf_counter() - t0, time.process_time() - c0
+    epoch = result.history[0]
+    return {
+        "epoch": float(epoch["seconds"]),
+        "epoch_cpu": float(epoch["cpu_seconds"]),
+        "setup": call - float(epoch["seconds"]),
+        "setup_cpu": call_cpu - float(epoch["cpu_seconds"]),
+    }
+
+
+MODE_FIGURES = {
+    "epoch": "epoch, wall",
+    "epoch_cpu": "epoch, process CPU",
+    "setup": "setup (once per training run), wall",
+    "setup_cpu": "setup (once per training run), process CPU",
+}
+
+
+def compare_modes(spec: Encoder, cfgs: dict[str, Training], records: list[dict], rounds: int) -> dict[str, Any]:
+    """train() once per mode per round, the modes in rotating order; per mode and figure (MODE_FIGURES) the
+    median and the best (lowest) seconds per post and, with both modes, the ratios sentences / post of both
+    (and per round)."""
+    n = len(records)
+    names = list(cfgs)
+    warm = records[: min(n, 2 * cfgs[names[0]].batch_size)]
+    for name in names:  # warm-up (allocator, oneDNN kernels, lazy imports), not counted
+        run_mode(spec, cfgs[name], warm)
+    per_post: dict[str, dict[str, list[float]]] = {k: {f: [] for f in MODE_FIGURES} for k in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            for figure, seconds in run_mode(spec, cfgs[name], records).items():
+                per_post[name][figure].append(seconds / n)
+        print(
+            f"  round {r + 1}/{rounds} (ms per post, epoch wall | CPU): "
+            + ", ".join(
+                f"{k} {1000 * v['epoch'][-1]:.2f} | {1000 * v['epoch_cpu'][-1]:.2f}" for k, v in per_post.items()
+            ),
+            flush=True,
+        )
+    out: dict[str, Any] = {
+        "rounds": rounds,
+        "n_posts": n,
+        "seconds_per_post": {k: {f: statistics.median(v) for f, v in figs.items()} for k, figs in per_post.items()},
+        "best_seconds_per_post": {k: {f: min(v) for f, v in figs.items()} for k, figs in per_post.items()},
+    }
+    if {"post", "sentences"} <= set(names):
+        for key, what in (("ratios", "seconds_per_post"), ("ratios_best", "best_seconds_per_post")):
+            out[key] = {f: out[what]["sentences"][f] / out[what]["post"][f] for f in MODE_FIGURES}
+        out["ratios_per_round"] = {
+            f: [a / b for a, b in zip(per_post["sentences"][f], per_post["post"][f])] for f in MODE_FIGURES
+        }
+    return out
+
+
+def mode_settings(cfgs: dict[str, Training], records: list[dict], tok, max_length: int) -> dict[str, Any]:
+    """What the modes read: the shared training settings, windows and sentences per post."""
+    cfg = next(iter(cfgs.values()))
+    coverage = build_examples(records, tok, cfg, max_length).coverage()
+    sentences = [len(r["sentences"]) for r in records]
+    return {
+        "modes": list(cfgs),
+        "config": str(MAIN_CONFIG.relative_to(MAIN_CONFIG.parents[1])),
+        "long_posts": cfg.long_posts,
+        "window_overlap": cfg.window_overlap,
+        "max_windows": cfg.max_windows,
+        "freeze_layers": cfg.freeze_layers,
+        "cache_frozen": cfg.cache_frozen,
+        "batch_size": cfg.batch_size,
+        "precision": cfg.precision,
+        "sentence_aggregation": cfgs["sentences"].sentence_aggregation if "sentences" in cfgs else None,
+        "windows_per_post": coverage["windows_read"]["mean"],
+        "sentences_per_post": _distribution(sentences),
+        "evidence_sentences": sum(len(p) for r in records for p in r["sentence_labels"].values()),
+    }
+
+
 def epoch_timing(spec: Encoder, cfg: Training, texts: list[str], labels: np.ndarray) -> dict[str, float]:
     from workflow_lib.learning.inference import predict_proba
 
@@ -453,6 +596,67 @@ def settings(args, threads: int, texts: list[str], tok) -> dict[str, Any]:
     }
 
 
+def _modes(value: str) -> list[str]:
+    """--modes: comma-separated training.criteria_from values, each once."""
+    modes = [m.strip() for m in value.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes or len(set(modes)) != len(modes):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give each of {', '.join(MODES)} at most once, comma-separated (e.g. post,sentences)"
+        )
+    return modes
+
+
+def main_modes(args, spec: Encoder, threads: int, texts: list[str], labels: np.ndarray, rounds: int) -> int:
+    """--modes: the modes' comparison (compare_modes), printed and as one JSON line."""
+    model, tok = build_model(spec, TRAIN_CFG)
+    cfgs = mode_configs(args.modes, int(model.encoder.config.num_hidden_layers), args)
+    del model
+    records = sentence_records(texts, labels)
+    setup = settings(args, threads, texts, tok)
+    for key in ("tokens_per_row_after_truncation", "share_of_posts_truncated", "precision", "batches"):
+        del setup[key]  # the loops' truncation, precision and batch policies: the modes' settings replace them
+    setup.update(mode_settings(cfgs, records, tok, spec.max_length))
+    w, s = setup["words_per_post"], setup["sentences_per_post"]
+    print(
+        f"backbone {args.backbone}, {len(texts)} posts ({args.lengths} lengths: {w['mean']:.0f} words on average, "
+        f"{w['min']:.0f}-{w['max']:.0f}; {setup['windows_per_post']:.2f} windows of {args.max_length} tokens and "
+        f"{s['mean']:.1f} sentences per post), {setup['long_posts']}, freeze_layers {setup['freeze_layers']} "
+        f"(cache_frozen {setup['cache_frozen']}), batch {setup['batch_size']}, {setup['precision']}, {threads} "
+        f"threads, torch {torch.__version__}, load average {setup['load_average_start']:.2f}",
+        flush=True,
+    )
+    res = compare_modes(spec, cfgs, records, rounds)
+    for name, figures in res["seconds_per_post"].items():
+        print(
+            f"[{name}] median ms per post: "
+            + ", ".join(f"{MODE_FIGURES[f]} {1000 * v:.2f}" for f, v in figures.items())
+        )
+    for figure, ratio in res.get("ratios", {}).items():
+        print(
+            f"  RATIO sentences / post, {MODE_FIGURES[figure]:<43} = {ratio:.3f} median, "
+            f"{res['ratios_best'][figure]:.3f} best-of  (target <= {MODES_TARGET:.1f}; per round "
+            + ", ".join(f"{x:.2f}" for x in res["ratios_per_round"][figure])
+            + ")"
+        )
+    setup["load_average_end"] = round(os.getloadavg()[0], 2)
+    line = {
+        "bench": "training_modes",
+        "settings": setup,
+        "rounds": rounds,
+        "target": MODES_TARGET,
+        "ratios": {k: round(v, 4) for k, v in res.get("ratios", {}).items()},
+        "ratios_best": {k: round(v, 4) for k, v in res.get("ratios_best", {}).items()},
+        "ms_per_post": {k: {f: round(1000 * v, 4) for f, v in d.items()} for k, d in res["seconds_per_post"].items()},
+    }
+    print(json.dumps(line), flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"args": vars(args), **line, **res}, fh, indent=2)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -488,6 +692,20 @@ def main(argv: list[str] | None = None) -> int:
         help="also time one full epoch of train() on 560 posts (and predict_proba on them)",
     )
     ap.add_argument("--skip-compare", action="store_true")
+    ap.add_argument(
+        "--modes",
+        type=_modes,
+        default=None,
+        help="instead of the four loops, train() one epoch per mode (training.criteria_from, comma-separated: "
+        "post,sentences) with the main job's training settings and print seconds per post and the ratio "
+        "sentences / post",
+    )
+    ap.add_argument(
+        "--freeze-layers",
+        type=int,
+        default=None,
+        help="with --modes: training.freeze_layers (default: config/config.yaml's, at most all but the top layer)",
+    )
     ap.add_argument("--json", default=None, help="also write the comparison to this JSON file")
     args = ap.parse_args(argv)
     if args.words is not None and args.lengths == "realistic":
@@ -501,9 +719,12 @@ def main(argv: list[str] | None = None) -> int:
         ("--rounds", args.rounds, 1),
         ("--max-length", args.max_length, 8),
         ("--batch-size", args.batch_size, 1),
+        ("--freeze-layers", args.freeze_layers, 0),
     ):
         if value is not None and value < low:
             ap.error(f"{flag} must be >= {low}, got {value}")
+    if args.freeze_layers is not None and not args.modes:
+        ap.error("--freeze-layers sets the modes' training.freeze_layers; add --modes post,sentences")
     logging.basicConfig(level=logging.WARNING)
 
     threads = configure_threads(args.threads or os.cpu_count())
@@ -512,6 +733,8 @@ def main(argv: list[str] | None = None) -> int:
     n = args.n_posts or (560 if args.backbone == "tiny" else 480 if args.lengths == "realistic" else 160)
     rounds = args.rounds or (5 if args.backbone == "tiny" else 3)
     texts, labels = _posts(args, n)
+    if args.modes:
+        return main_modes(args, spec, threads, texts, labels, rounds)
     _, tok = build_model(spec, cfg)
     setup = settings(args, threads, texts, tok)
     w, t = setup["words_per_post"], setup["tokens_per_row_after_truncation"]

