@@ -33,8 +33,17 @@ def test_zoo_study_samples_every_kind_of_model_and_finishes(zoo_run):
     params = [t["params"] for t in summary["trials"]]
     seen = {
         k: {p[k] for p in params if k in p}
-        for k in ("input_format", "multitask", "finetune", "augment", "long_posts", "window_aggregation")
+        for k in (
+            "criteria_from",
+            "input_format",
+            "multitask",
+            "finetune",
+            "augment",
+            "long_posts",
+            "window_aggregation",
+        )
     }
+    assert seen["criteria_from"] == {"post", "sentences"}
     assert seen["input_format"] == {"multi_label", "binary_pairs"}
     assert seen["long_posts"] == {"windows", "truncate"} and len(seen["window_aggregation"]) >= 2
     assert seen["multitask"] == {"independent", "coupled"}
@@ -42,7 +51,10 @@ def test_zoo_study_samples_every_kind_of_model_and_finishes(zoo_run):
     assert seen["augment"] - {"none"}, "no trial augmented its training folds"
     # conditional parameters only where they apply
     for p in params:
-        assert ("coupling" in p) == (p["multitask"] == "coupled")
+        sentences = p["criteria_from"] == "sentences"  # the span task and binary_pairs are for post-level trials
+        assert ("sentence_aggregation" in p) == ("hard_negative_weight" in p) == sentences
+        assert ("input_format" in p) == ("evidence_task" in p) == ("pooling" in p) == (not sentences)
+        assert ("coupling" in p) == (p.get("multitask") == "coupled")
         assert ("lora_r" in p) == (p["finetune"] == "lora")
         assert ("loss_alpha" in p) == (p["loss"] == "hybrid")
         assert ("augment_prob" in p) == (p["augment"] != "none")
@@ -71,9 +83,10 @@ def test_zoo_reports_carry_both_tasks(zoo_run):
     assert set(refit["validation"]["evidence"]) >= {"exact_match", "token_f1", "char_f1", "null_span_accuracy"}
     report = _one(zoo_run, "final/*/evaluation_report.json")
     validate_report("evaluation_report", report)
-    assert report["task"]["evidence_task"] is True
+    # evidence from the span task, or from the sentence model's sentence scores
+    assert report["task"]["evidence_task"] is (report["task"]["criteria_from"] == "post")
     ev = report["metrics"]["evidence"]
     assert ev["n"] >= report["n_test_posts"] and 0 <= ev["token_f1"] <= 1
-    assert report["task"]["input_format"] == sel["selected"]["params"]["input_format"]
+    assert report["task"]["input_format"] == sel["selected"]["params"].get("input_format", "multi_label")
     bench = json.loads((zoo_run / "benchmark" / chosen["refit_key"] / "benchmark.json").read_text())
     assert bench["rows_per_post"] == (9 if report["task"]["input_format"] == "binary_pairs" else 1)

@@ -234,6 +234,7 @@ class Training(Section):
     sentence_aggregation: str  # max | logsumexp | noisy_or | attention
     sentence_loss_weight: float
     hard_negative_weight: float
+    sentence_pos_weight: str
     evidence_task: bool
     multitask: str
     coupling: str

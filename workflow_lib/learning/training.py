@@ -38,7 +38,7 @@ from workflow_lib.learning.examples import Examples, build_examples, objective_v
 from workflow_lib.learning.inference import Prediction, predict_examples, to_device
 from workflow_lib.learning.models.losses import build_loss
 from workflow_lib.learning.models.model import build_model, hidden_size_of
-from workflow_lib.learning.models.sentences import sentence_loss
+from workflow_lib.learning.models.sentences import balanced_pos_weight, sentence_loss
 from workflow_lib.learning.precision import Precision
 
 log = logging.getLogger(__name__)
@@ -289,6 +289,7 @@ class _Run:
     evidence_weight: float
     evidence_threshold: float
     sentence_loss_weight: float  # criteria_from: sentences (0 otherwise: no sentence loss)
+    sentence_pos_weight: torch.Tensor | None  # training.sentence_pos_weight balanced: per symptom (9,)
     precision: Precision  # training.precision: autocast, fp16 GradScaler, the optimisation step
     group_by_length: bool  # training.group_by_length: batches of similar-length rows
 
@@ -388,6 +389,11 @@ def _setup(spec, train_cfg, train_records, val_records, *, epochs, threads, devi
         evidence_weight=train_cfg.evidence_loss_weight,
         evidence_threshold=train_cfg.evidence_threshold,
         sentence_loss_weight=train_cfg.sentence_loss_weight if train_cfg.criteria_from == "sentences" else 0.0,
+        sentence_pos_weight=(
+            balanced_pos_weight(train_ex.units.targets, train_ex.units.weights).to(device)
+            if train_ex.units is not None and train_cfg.sentence_pos_weight == "balanced"
+            else None
+        ),
         precision=precision,
         group_by_length=train_cfg.group_by_length,
     )
@@ -413,7 +419,10 @@ def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
     if ex.units is not None and run.sentence_loss_weight > 0:
         targets, weights = ex.units.targets_of(idx)
         loss = loss + run.sentence_loss_weight * sentence_loss(
-            out["sentences"], targets.to(device, non_blocking=True), weights.to(device, non_blocking=True)
+            out["sentences"],
+            targets.to(device, non_blocking=True),
+            weights.to(device, non_blocking=True),
+            run.sentence_pos_weight,
         )
     if model.evidence_head is not None:
         tags, sids = ex.evidence_targets(idx, batch["input_ids"].shape[1])

@@ -332,6 +332,10 @@ def benchmark(
                 "windows_per_post_mean": pp["windows_per_post"]["mean"],
             },
         )
+        if "sentences_vs_post" in result:  # the sentence model's cost over post windows, measured side by side
+            ratios = result["sentences_vs_post"]
+            keep = ("per_post_latency_ratio", "per_post_p95_ratio", "batched_seconds_ratio", "throughput_ratio")
+            tracker.log_metrics(run, {f"sentences_vs_post_{k}": ratios[k] for k in keep if ratios.get(k) is not None})
         write_json(out, result, kind="benchmark")
     tracker.close()
     return result

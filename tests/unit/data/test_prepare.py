@@ -68,7 +68,7 @@ def test_writes_the_four_files_and_a_valid_card(embedded):
     assert on_disk == card
     jsonschema.Draft202012Validator(load_schema("data_card")).validate(on_disk)
     assert card["data_key"] == "abc123def456"
-    assert card["source"] == {"kind": "embedded", "generator_version": "2", "n_posts": 200, "seed": 13}
+    assert card["source"] == {"kind": "embedded", "generator_version": "3", "n_posts": 200, "seed": 13}
     assert card["split_origin"] == "stratified" and card["code_version"]
     assert "data.max_post_chars (200000) characters are rejected" in card["truncation_policy"]
     assert "max_length" in card["truncation_policy"] and "training.long_posts" in card["truncation_policy"]

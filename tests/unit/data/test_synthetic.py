@@ -71,19 +71,19 @@ def _quota(n: int, count: int) -> int:
 def real_size(tmp_path_factory):
     """A set of the real ReDSM5's size, 1,484 posts (seed 13)."""
     out = tmp_path_factory.mktemp("gen_1484")
-    stats = generate(out, n_posts=1484, seed=13)
+    stats = generate(out, n_posts=1484, seed=13, version="2")
     return (out, stats, *_read(out))
 
 
-def test_generator_version_is_2():
-    assert GENERATOR_VERSION == "2"
+def test_the_default_generator_is_version_3():
+    assert GENERATOR_VERSION == "3"
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    generate(a, n_posts=120, seed=5)
-    generate(b, n_posts=120, seed=5)
-    generate(c, n_posts=120, seed=6)
+    generate(a, n_posts=120, seed=5, version="2")
+    generate(b, n_posts=120, seed=5, version="2")
+    generate(c, n_posts=120, seed=6, version="2")
     for name in FILES:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert (a / "posts.csv").read_bytes() != (c / "posts.csv").read_bytes()
@@ -91,7 +91,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 
 
 def test_format_matches_redsm5(tmp_path):
-    stats = generate(tmp_path)  # the default size
+    stats = generate(tmp_path, version="2")  # the default size
     posts, anns = _read(tmp_path)
     with open(tmp_path / "posts.csv", encoding="utf-8", newline="") as fh:
         assert next(csv.reader(fh)) == ["post_id", "text"]
@@ -104,7 +104,7 @@ def test_format_matches_redsm5(tmp_path):
             "status",
             "explanation",
         ]
-    assert len(posts) == 800 == stats["n_posts"] and stats["generator_version"] == GENERATOR_VERSION
+    assert len(posts) == 800 == stats["n_posts"] and stats["generator_version"] == "2"
     assert all(re.fullmatch(r"g_\d{4}_\d{1,3}", p["post_id"]) for p in posts)
     assert len({p["post_id"] for p in posts}) == len(posts)
     assert {a["status"] for a in anns} == {"0", "1"}
@@ -117,7 +117,7 @@ def test_format_matches_redsm5(tmp_path):
 @pytest.mark.parametrize("n", [50, 200, 600, 1484, 2000])
 def test_symptom_counts_follow_the_real_set_for_any_size(tmp_path, n):
     """Quotas, not coin flips: each symptom is in round(n * real_count / 1484) posts."""
-    stats = generate(tmp_path, n_posts=n, seed=n)
+    stats = generate(tmp_path, n_posts=n, seed=n, version="2")
     posts, anns = _read(tmp_path)
     present = _present(anns)
     realised = {s: sum(s in present[p["post_id"]] for p in posts) for s in SYMPTOMS}
@@ -133,7 +133,7 @@ def test_real_size_reproduces_the_real_counts(real_size):
 
 
 def test_a_600_post_set_still_has_its_rare_symptoms(tmp_path):
-    stats = generate(tmp_path, n_posts=600, seed=13)
+    stats = generate(tmp_path, n_posts=600, seed=13, version="2")
     assert stats["per_symptom"]["PSYCHOMOTOR"] == 14 and stats["per_symptom"]["APPETITE_CHANGE"] == 18
 
 
@@ -146,7 +146,7 @@ def test_most_symptomatic_posts_show_one_symptom_and_combinations_exist(real_siz
 
 def test_tiny_sets_are_consistent(tmp_path):
     for n in range(1, 25):
-        stats = generate(tmp_path / str(n), n_posts=n, seed=n)
+        stats = generate(tmp_path / str(n), n_posts=n, seed=n, version="2")
         posts, anns = _read(tmp_path / str(n))
         assert len(posts) == n
         present = _present(anns)
@@ -168,7 +168,7 @@ def test_lengths_are_shaped_like_the_real_set(real_size):
 
 
 def test_lengths_hold_for_a_600_post_set(tmp_path):
-    stats = generate(tmp_path, n_posts=600, seed=14)
+    stats = generate(tmp_path, n_posts=600, seed=14, version="2")
     assert 265 <= stats["words"]["mean"] <= 325 and 160 <= stats["words"]["p50"] <= 210
     assert stats["words"]["max"] >= 2000
 
@@ -275,18 +275,18 @@ def test_many_distinct_rare_phrasings_per_symptom(real_size):
 
 def test_generation_is_fast(tmp_path):
     t0 = time.process_time()
-    generate(tmp_path, n_posts=1484, seed=21)
+    generate(tmp_path, n_posts=1484, seed=21, version="2")
     assert time.process_time() - t0 < 5.0
 
 
 def test_rejects_nonpositive_size(tmp_path):
     with pytest.raises(ValueError, match="n_posts must be positive"):
-        generate(tmp_path, n_posts=0)
+        generate(tmp_path, n_posts=0, version="2")
 
 
 def test_bytes_do_not_depend_on_hash_seed(tmp_path):
-    generate(tmp_path / "here", n_posts=80, seed=3)
-    code = "import sys; from workflow_lib.data.synthetic import generate; generate(sys.argv[1], n_posts=80, seed=3)"
+    generate(tmp_path / "here", n_posts=80, seed=3, version="2")
+    code = "import sys; from workflow_lib.data.synthetic import generate; generate(sys.argv[1], n_posts=80, seed=3, version='2')"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True, env=env, timeout=60)
     for name in FILES:
@@ -343,9 +343,9 @@ def _evidence_sentences(anns) -> dict[tuple[str, str], str]:
 
 def test_versions_are_the_config_choices():
     setting = load_schema("config")["properties"]["data"]["properties"]["embedded"]["properties"]["generator"]
-    assert setting["enum"] == list(GENERATOR_VERSIONS) and setting["default"] == GENERATOR_VERSION == "2"
-    assert _data_cfg("3").embedded["generator"] == "3"
-    assert Data.resolve({"source": "embedded"}).embedded["generator"] == "2"  # the default stays version 2
+    assert setting["enum"] == list(GENERATOR_VERSIONS) and setting["default"] == GENERATOR_VERSION == "3"
+    assert _data_cfg("2").embedded["generator"] == "2"
+    assert Data.resolve({"source": "embedded"}).embedded["generator"] == "3"  # the real density is the default
 
 
 def test_the_version_enters_the_fingerprint_and_v2_keeps_its_data_key():
@@ -374,7 +374,7 @@ def test_v3_same_seed_same_bytes_other_seed_differs(tmp_path):
     for name in FILES:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert (a / "posts.csv").read_bytes() != (c / "posts.csv").read_bytes()
-    generate(tmp_path / "v2", n_posts=120, seed=5)
+    generate(tmp_path / "v2", n_posts=120, seed=5, version="2")
     assert (a / "annotations.csv").read_bytes() != (tmp_path / "v2" / "annotations.csv").read_bytes()
     assert "version 3" in (a / "README.md").read_text(encoding="utf-8")
 
@@ -523,10 +523,16 @@ PINNED_OUTPUT = {
 }
 
 
-def test_output_is_pinned_for_the_generator_version(tmp_path):
-    generate(tmp_path, n_posts=50, seed=1)
+def test_v2_output_is_pinned(tmp_path):
+    generate(tmp_path, n_posts=50, seed=1, version="2")
     got = {name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in PINNED_OUTPUT["2"]}
-    assert got == PINNED_OUTPUT[GENERATOR_VERSION], "output changed: bump GENERATOR_VERSION and pin the new hashes"
+    assert got == PINNED_OUTPUT["2"], "version 2's output changed: make it a new version and pin its hashes"
+
+
+def test_the_default_writes_the_default_versions_pinned_output(tmp_path):
+    generate(tmp_path, n_posts=50, seed=1)
+    got = {name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in PINNED_OUTPUT["3"]}
+    assert got == PINNED_OUTPUT[GENERATOR_VERSION]
 
 
 def test_v3_output_is_pinned(tmp_path):

@@ -328,6 +328,10 @@ def test_sentence_settings_are_inert_in_post_mode_and_post_settings_in_sentence_
     assert key(s.replace(pooling="max", window_aggregation="attention")) == key(s)  # unused by the sentence model
     assert key(s.replace(sentence_aggregation="logsumexp")) != key(s)
     assert key(s.replace(hard_negative_weight=1.0)) != key(s) != key(s.replace(sentence_loss_weight=0.5))
+    # sentence_pos_weight: none trains what the sentence model trained before the setting, so it keeps its key
+    none = s.replace(sentence_pos_weight="none")
+    assert key(none) != key(s) and "sentence_pos_weight" not in effective_config(none)
+    assert effective_config(s)["sentence_pos_weight"] == "balanced"
     with pytest.raises(ConfigError, match=r"sentence_aggregation: never used.*criteria_from is one of sentences"):
         check_search_space({"sentence_aggregation": {"type": "categorical", "choices": ["max", "noisy_or"]}}, dict(CFG))
 

@@ -113,15 +113,32 @@ class SentenceAggregator(nn.Module):
         return _row_sum(w * x, rows, n)
 
 
-def sentence_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def balanced_pos_weight(targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(9,) per-symptom weight of an evidence sentence (training.sentence_pos_weight: balanced): the known negative
+    cells over the known positive cells of ``targets``/``weights`` (SentenceUnits of the training posts), 1 for a
+    symptom without both."""
+    known = weights > 0
+    pos = ((targets > 0.5) & known).sum(dim=0).double()
+    neg = ((targets <= 0.5) & known).sum(dim=0).double()
+    ok = (pos > 0) & (neg > 0)
+    return torch.where(ok, neg / pos.clamp(min=1), torch.ones_like(pos)).float()
+
+
+def sentence_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Weighted mean BCE over the sentence cells (sentences x symptoms): ``sum(w * bce(x, t)) / sum(w)``,
     0 when no cell counts; computed in float32. Targets and weights follow examples.sentence_targets: an
     evidence sentence (code 1) -> target 1; a sentence a clinician rejected for the symptom (code -1) ->
     target 0 with weight training.hard_negative_weight; an unannotated sentence of a post without the symptom
     -> target 0 (no sentence of such a post shows it); an unannotated sentence of a post with the symptom ->
-    weight 0, no loss (which of its sentences show it beyond the annotated ones is unknown)."""
+    weight 0, no loss (which of its sentences show it beyond the annotated ones is unknown). ``pos_weight`` (9,)
+    multiplies the weight of the evidence cells (:func:`balanced_pos_weight`)."""
     x = logits.float()
     w = weights.to(x.dtype)
+    if pos_weight is not None:
+        t = targets.to(x.dtype)
+        w = w * (1 + (pos_weight.to(x) - 1) * t)
     total = w.sum()
     if not bool(total > 0):
         return x.sum() * 0.0  # keeps the graph, adds nothing

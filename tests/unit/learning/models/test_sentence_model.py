@@ -18,7 +18,12 @@ from workflow_lib.learning.checkpoint import load_checkpoint, model_signature, s
 from workflow_lib.learning.examples import build_examples
 from workflow_lib.learning.inference import predict
 from workflow_lib.learning.models.model import SentenceClassifier, build_model
-from workflow_lib.learning.models.sentences import SentenceAggregator, SentencePooling, sentence_loss
+from workflow_lib.learning.models.sentences import (
+    SentenceAggregator,
+    SentencePooling,
+    balanced_pos_weight,
+    sentence_loss,
+)
 from workflow_lib.learning.training import train
 from workflow_lib.symptoms import SYMPTOMS
 
@@ -140,6 +145,23 @@ def test_sentence_loss_is_the_weighted_mean_bce_of_the_known_cells():
     assert logits.grad[1, 0] == 0  # an unknown cell teaches nothing
     zero = sentence_loss(logits, targets, torch.zeros_like(weights))
     assert zero.item() == 0.0 and zero.requires_grad
+
+
+def test_balanced_positive_weight_is_known_negatives_over_positives_per_symptom():
+    targets = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    weights = torch.tensor([[1.0, 1.0, 0.0], [1.0, 2.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    # symptom 0: 1 positive, 2 known negatives (the unknown fourth cell does not count); symptom 1: its only
+    # positive is unknown -> 1; symptom 2: 1 positive, 2 known negatives (its first cell is unknown)
+    pw = balanced_pos_weight(targets, weights)
+    torch.testing.assert_close(pw, torch.tensor([2.0, 1.0, 2.0]))
+    logits = torch.tensor([[0.3, -0.2, 0.1], [0.5, 0.0, -1.0], [-0.4, 0.2, 0.7], [0.0, 0.0, 0.0]])
+    scaled = weights * (1 + (pw - 1) * targets)  # the evidence cells weigh pw times more
+    assert sentence_loss(logits, targets, weights, pw).item() == pytest.approx(
+        sentence_loss(logits, targets, scaled).item(), rel=1e-6
+    )
+    assert sentence_loss(logits, targets, weights, torch.ones(3)).item() == pytest.approx(
+        sentence_loss(logits, targets, weights).item(), rel=1e-6
+    )
 
 
 # -- the assembled model -------------------------------------------------------------------------------------
