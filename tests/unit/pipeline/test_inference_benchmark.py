@@ -161,7 +161,7 @@ def _checkpoint(tmp_path, base_config, **training):
     from workflow_lib.learning.checkpoint import save_checkpoint
     from workflow_lib.learning.models.model import build_model
 
-    tcfg = base_config.training.replace(freeze_layers=0, **training)
+    tcfg = base_config.training.replace(**{"freeze_layers": 0, "criteria_from": "post", **training})
     model, tokenizer = build_model(SPEC, tcfg)
     ckpt = tmp_path / "refit" / "model"
     save_checkpoint(ckpt, model, tokenizer, backbone_spec=SPEC, train_cfg=tcfg, meta={})

@@ -28,7 +28,7 @@ def _tiny(layers=3):
 
 
 def test_frozen_layers_get_no_gradient(base_config):
-    tcfg = base_config.training.replace(freeze_layers=2)
+    tcfg = base_config.training.replace(freeze_layers=2, criteria_from="post")
     model, tok = build_model(_tiny(3), tcfg)
     emb, layers = encoder_layers(model.encoder)
     batch = tok(["I can't sleep at night", "all fine"], padding=True, return_tensors="pt")
