@@ -459,6 +459,18 @@ def _pieces(text: str, spans: Iterable[tuple[int, int]]) -> list[tuple[int, int,
     return out
 
 
+def _moved(x: int, pieces: list[tuple[int, int, bool]], chunks: list[str], new_pos: dict[int, int]) -> int:
+    """Where character offset ``x`` of the original text lies in the augmented one: a piece boundary maps exactly,
+    an offset in an unchanged piece shifts with it, one inside an augmented piece keeps its distance from the
+    piece's start (at most the new piece's length)."""
+    if x in new_pos:
+        return new_pos[x]
+    for (a, b, _inside), chunk in zip(pieces, chunks):
+        if a < x < b:
+            return new_pos[a] + min(x - a, len(chunk))
+    raise ValueError(f"offset {x} lies outside the text")
+
+
 def augment_records(
     records: Iterable[dict], *, recipe: str, prob: float, seed: int, pct_words: float = DEFAULT_PCT_WORDS
 ) -> tuple[list[dict], list[dict]]:
@@ -469,7 +481,8 @@ def augment_records(
     ``new_records`` has one record per input record, in input order (copies: the input is never
     mutated); in a picked record each aligned evidence span is replaced by its augmented version,
     everything outside the spans is unchanged byte for byte, and each aligned evidence's start/end
-    point at its new text (other evidence fields, e.g. ``sentence_text``, are kept). Spans that
+    point at its new text (other evidence fields, e.g. ``sentence_text``, are kept; the prepared ``sentences``
+    offsets move with the text). Spans that
     overlap without being equal are cut at every boundary and each piece augmented on its own, so
     every evidence keeps exact offsets. ``log`` has {"post_id", "symptom", "original", "augmented"}
     for every evidence whose text changed. Picks depend on ``(seed, post_id)`` only, augmentations
@@ -513,6 +526,8 @@ def augment_records(
         if new_text == text:
             continue
         new["text"] = new_text
+        if new.get("sentences") is not None:  # the prepared sentences (the sentence model reads them) move too
+            new["sentences"] = [[_moved(x, pieces, out, new_pos) for x in span] for span in rec["sentences"]]
         for ev in aligned:
             original = text[ev["start"] : ev["end"]]
             ev["start"], ev["end"] = new_pos[ev["start"]], new_pos[ev["end"]]

@@ -391,3 +391,31 @@ def test_order_independent_and_rng_state_restored(batch):
     assert sorted(log2, key=key) == sorted(log, key=key)
     other, _ = A.augment_records(batch, recipe="char_perturb", prob=0.5, seed=12, pct_words=PCT)
     assert other != new
+
+
+def test_the_prepared_sentences_move_with_the_augmented_text():
+    """The sentence model reads a record's prepared sentence offsets: after augmentation each unchanged sentence
+    has the same text at its new offsets and each augmented evidence sentence is its new evidence span."""
+    text = "We walked the dog today. I feel so tired all the time. The rain fell on the roof. I cannot sleep."
+    spans = []
+    for sentence in text.split(". "):
+        start = text.index(sentence.rstrip("."))
+        spans.append([start, start + len(sentence.rstrip(".")) + 1])
+    spans[-1][1] = len(text)
+    record = {
+        "post_id": "s1",
+        "text": text,
+        "labels": [0] * 9,
+        "sentences": spans,
+        "evidence": [
+            {"symptom": "FATIGUE", "start": spans[1][0], "end": spans[1][1]},
+            {"symptom": "SLEEP_ISSUES", "start": spans[3][0], "end": spans[3][1]},
+        ],
+    }
+    seed = next(k for k in range(200) if _picked("s1", k, 0.5))  # a seed that picks the post
+    (new,), log = A.augment_records([record], recipe="synonym_insert", prob=0.5, seed=seed, pct_words=0.5)
+    assert log and new["text"] != text
+    moved = new["sentences"]
+    assert [text[a:b] for a, b in (spans[0], spans[2])] == [new["text"][a:b] for a, b in (moved[0], moved[2])]
+    assert [(e["start"], e["end"]) for e in new["evidence"]] == [tuple(moved[1]), tuple(moved[3])]
+    assert moved[-1][1] == len(new["text"]) and record["sentences"] == spans  # the input is not changed
