@@ -33,6 +33,7 @@ from workflow_lib.pipeline.evaluation import cv_interval
 from workflow_lib.pipeline.plan import Plan
 from workflow_lib.pipeline.runmode import resumes_training
 from workflow_lib.pipeline.thresholds import (
+    check_evidence_source,
     check_source,
     evidence_threshold_block,
     read_evidence_counts,
@@ -189,7 +190,7 @@ def refit(
     sentences = tcfg.criteria_from == "sentences"
     oof_counts = read_evidence_counts(fold_metrics) if sentences else None
     if sentences and source == "oof":
-        evidence_threshold_block(source, oof_counts=oof_counts, validation_counts=None, fixed=0.5)  # fails early
+        check_evidence_source(source, oof_counts)  # before training: fold files without counts fail at once
     ids = {
         "backbone": backbone,
         "trial_key": trial_key,

@@ -205,6 +205,17 @@ def _best_on_grid(counts: Sequence[dict]) -> tuple[float, list[float]]:
     return float(grid[best]), f1
 
 
+def check_evidence_source(source: str, counts: Sequence[dict] | None) -> None:
+    """Raise ThresholdError when ``source`` (oof or validation) has no sentence counts to choose the sentence
+    model's evidence threshold on."""
+    if source != "fixed" and not counts:
+        raise ThresholdError(
+            f"thresholds.source is {source} but there are no {'out-of-fold' if source == 'oof' else 'validation'} "
+            "sentence counts to choose the sentence model's evidence threshold on (fold metrics written by older "
+            "code?); run the study again (snakemake --forcerun hpo_worker) or set thresholds.source: fixed"
+        )
+
+
 def evidence_threshold_block(
     source: str, *, oof_counts: Sequence[dict] | None, validation_counts: dict | None, fixed: float
 ) -> dict:
@@ -220,12 +231,7 @@ def evidence_threshold_block(
             "rule": "The evidence threshold is training.evidence_threshold (thresholds.source: fixed); nothing is tuned.",
         }
     counts = oof_counts if source == "oof" else [validation_counts] if validation_counts else None
-    if not counts:
-        raise ThresholdError(
-            f"thresholds.source is {source} but there are no {'out-of-fold' if source == 'oof' else 'validation'} "
-            "sentence counts to choose the sentence model's evidence threshold on (fold metrics written by older "
-            "code?); run the study again (snakemake --forcerun hpo_worker) or set thresholds.source: fixed"
-        )
+    check_evidence_source(source, counts)
     value, f1 = _best_on_grid(counts)
     return {
         "value": value,
