@@ -3,7 +3,9 @@ run once per mode, each in its own results folder, every other setting equal (th
 splits and folds; the same search space and trial budget; the same refit and final rules).
 
 Modes: ``post`` (windows over the post, window logits folded by max), ``reranker`` (post windows with the coupled
-sentence_reranker evidence head), ``sentences-<aggregation>`` (criteria_from: sentences with each aggregation).
+sentence_reranker evidence head), ``sentences-<aggregation>`` (criteria_from: sentences with each aggregation,
+the main job's sentence_context), ``sentences-max-window`` (each sentence read in its post window, sentence loss
+weight 1: the sentence model before sentence_context).
 Both TF-IDF baselines come from the same runs (their CV on the same folds, their test scores in the final report).
 
     python -m devbench.modes --out /tmp/modes [--modes post,sentences-max] [--configfile config/config.yaml]
@@ -37,6 +39,13 @@ MODES: dict[str, dict] = {
         "multitask": "coupled",
     },
     **{f"sentences-{a}": {"criteria_from": "sentences", "sentence_aggregation": a} for a in AGGREGATIONS},
+    # the sentence model as it was before sentence_context: each sentence read in its post window, weight 1
+    "sentences-max-window": {
+        "criteria_from": "sentences",
+        "sentence_aggregation": "max",
+        "sentence_context": "window",
+        "sentence_loss_weight": 1.0,
+    },
 }
 
 

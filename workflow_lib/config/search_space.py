@@ -49,13 +49,14 @@ CONDITIONS: dict[str, dict[str, tuple] | list[dict[str, tuple]]] = {
     "sentence_loss_weight": {"criteria_from": ("sentences",)},
     "hard_negative_weight": {"criteria_from": ("sentences",)},
     "sentence_pos_weight": {"criteria_from": ("sentences",)},
+    "sentence_context": {"criteria_from": ("sentences",)},
     "augment_prob": {"augment": ("synonym_swap", "synonym_insert", "word_swap", "char_perturb", "deletion")},
 }
 # Settings that never change the trained weights (only speed or memory).
 NOT_MODEL = ("threads", "eval_batch_size")
 # Settings added after trial keys existed -> the value that trains what the code trained before them: at that
 # value the setting stays out of the trial key (and a checkpoint's head_config), so those keys stay valid.
-KEYED_UNLESS = {"criteria_from": "post", "sentence_pos_weight": "none"}
+KEYED_UNLESS = {"criteria_from": "post", "sentence_pos_weight": "none", "sentence_context": "window"}
 
 
 def alternatives(name: str) -> list[dict[str, tuple]]:

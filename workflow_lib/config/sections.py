@@ -235,6 +235,7 @@ class Training(Section):
     sentence_loss_weight: float
     hard_negative_weight: float
     sentence_pos_weight: str
+    sentence_context: str  # window | alone
     evidence_task: bool
     multitask: str
     coupling: str

@@ -33,8 +33,9 @@ most of it (:func:`owner_windows`), where its tokens (mapped from its character 
 offsets) are pooled into one unit (:class:`SentenceUnits`); a batch then carries ``unit_ids`` and
 ``unit_rows`` for the sentence model (models/model.py SentenceClassifier), and every unit its sentence-level
 targets and weights (:func:`sentence_targets`, from the record's ``sentence_labels``). Sentences no kept
-window reaches are not read; the coverage's ``sentences`` block counts them. The sentence model's evidence and
-sentence metrics: :func:`sentence_evidence`, :func:`sentence_metrics`, :func:`evaluate`.
+window reaches are not read; the coverage's ``sentences`` block counts them. With ``sentence_context: alone``
+the same sentences are then encoded each on its own instead (:func:`_read_alone`): a post's windows become its
+sentences' own ``[CLS] sentence [SEP]`` encodings. The sentence model's evidence and sentence metrics: :func:`sentence_evidence`, :func:`sentence_metrics`, :func:`evaluate`.
 """
 
 from __future__ import annotations
@@ -375,6 +376,52 @@ def _build_units(
     )
 
 
+def _read_alone(ex: Examples, tokenizer, max_length: int, stride: int) -> None:
+    """``sentence_context: alone``: replace the post windows of ``ex`` by its sentences' own encodings.
+
+    Every unit (a sentence the post windows reach, :func:`_build_units`) is tokenised on its own,
+    ``[CLS] sentence [SEP]``; a sentence longer than ``max_length`` gets overlapping windows of its own
+    (``stride`` tokens shared), all pooled into its unit. A post's windows are its units' windows in sentence
+    order; an empty post's unit reads ``[CLS] [SEP]`` and pools nothing. Every unit is then read whole."""
+    units = ex.units
+    texts = [ex.texts[i][a:b] for i in range(len(ex)) for a, b in units.spans[units.starts[i] : units.starts[i + 1]]]
+    side = getattr(tokenizer, "padding_side", "right")
+    tokenizer.padding_side = "right"
+    try:
+        enc = tokenizer(
+            texts,
+            truncation=True,
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            padding="longest",
+            return_tensors="pt",
+            return_attention_mask=True,
+            return_offsets_mapping=True,
+        )
+    finally:
+        tokenizer.padding_side = side
+    window_units = enc["overflow_to_sample_mapping"].long()
+    lengths = enc["attention_mask"].sum(dim=1)
+    width = int(lengths.max())
+    offsets = enc["offset_mapping"][:, :width]
+    own = torch.tensor([[s == 0 for s in enc.sequence_ids(w)[:width]] for w in range(len(window_units))])
+    own &= offsets[..., 1] > offsets[..., 0]
+    real = units.sentence[window_units] >= 0
+    unit_rows = torch.repeat_interleave(torch.arange(len(ex)), units.starts[1:] - units.starts[:-1])
+    ex.window_rows = unit_rows[window_units]
+    ex.row_starts = torch.cat(
+        [torch.zeros(1, dtype=torch.long), torch.cumsum(torch.bincount(ex.window_rows, minlength=len(ex)), 0)]
+    )
+    ex.input_ids = enc["input_ids"][:, :width].contiguous()
+    ex.lengths = lengths
+    ex.token_type_ids = None
+    units.token_units = torch.where(
+        own & real.unsqueeze(1), window_units.unsqueeze(1), torch.full_like(own, -1, dtype=torch.long)
+    )
+    units.whole = units.sentence >= 0
+
+
 def _rows(records: Sequence[Mapping], input_format: str):
     """(post text, second text or None, targets, record, symptom or None) per row."""
     for r in records:
@@ -400,6 +447,7 @@ def window_settings(train_cfg: Training, max_length: int) -> dict:
         "max_windows": train_cfg.max_windows if windows else 1,
         "aggregation": aggregation,
         "sentence_aggregation": sentences,
+        "sentence_context": train_cfg.sentence_context if sentences else None,
     }
 
 
@@ -420,9 +468,14 @@ def _stride(tokenizer, ws: Mapping, pairs: bool) -> int:
 
 
 def _policy_text(ws: Mapping, fmt: str) -> str:
+    where = (
+        "encoded alone (the sentences the post's windows reach)"
+        if ws.get("sentence_context") == "alone"
+        else "scored in the window holding it whole (or most of it)"
+    )
     sentences = (
-        "; every sentence read is scored in the window holding it whole (or most of it) and a post's criteria "
-        f"logits aggregate its sentences' by {ws['sentence_aggregation']}"
+        f"; every sentence read is {where} and a post's criteria logits aggregate its sentences' by "
+        f"{ws['sentence_aggregation']}"
         if ws["sentence_aggregation"]
         else ""
     )
@@ -602,6 +655,8 @@ def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Training, m
     ex._coverage = _coverage(ws, fmt, records, needed.tolist(), used.tolist(), read_to)
     if train_cfg.criteria_from == "sentences":
         ex.units = _build_units(rows, row_starts, offsets_all, post_token, width, train_cfg)
+        if train_cfg.sentence_context == "alone":
+            _read_alone(ex, tokenizer, int(max_length), stride)
         ex._coverage["sentences"] = _sentence_coverage(ex.units, records)
     if evidence:
         n_w = len(window_rows)

@@ -672,6 +672,7 @@ def final(
                 "evidence_task": tcfg.evidence_task,
                 "criteria_from": tcfg.criteria_from,
                 "sentence_aggregation": tcfg.sentence_aggregation if tcfg.criteria_from == "sentences" else None,
+                "sentence_context": tcfg.sentence_context if tcfg.criteria_from == "sentences" else None,
                 "objective": {**cfg.hpo.objective, "metric": cfg.hpo.metric},
             },
             "selected": {

@@ -260,9 +260,13 @@ def decisions_text(report: Mapping, aggregation: str | None = None) -> str | Non
     agg = report["task"].get("sentence_aggregation") or aggregation or "max"
     how = AGGREGATIONS.get(agg, f"its sentences' aggregated by {agg}")
     evidence = (report.get("thresholds") or {}).get("evidence")
+    reading = {
+        "alone": " (each sentence encoded on its own, training.sentence_context: alone)",
+        "window": " (each sentence read in the post window that holds it, training.sentence_context: window)",
+    }.get(report["task"].get("sentence_context"), "")
     return (
         "Decisions and evidence come from the same sentence scores: every sentence of the post the model reads gets "
-        "nine probabilities, one per symptom; the post's probability of a symptom is "
+        f"nine probabilities, one per symptom{reading}; the post's probability of a symptom is "
         f"{how} (training.sentence_aggregation: {agg}), and the symptom is predicted when it is at or above the "
         "symptom's threshold. A predicted symptom's evidence is its sentences whose probability is at or above the "
         f"evidence threshold {evidence_threshold_text(evidence)}, else its single most probable sentence; each "

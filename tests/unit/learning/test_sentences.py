@@ -163,6 +163,55 @@ def test_sentences_past_max_windows_are_counted_as_not_read(tok):
     assert truncated == s  # truncation reads what one window reads
 
 
+ALONE = SENTENCES.replace(sentence_context="alone")
+
+
+def test_sentences_read_alone_are_each_their_own_encoding_of_the_sentences_the_windows_reach(tok):
+    overlong = " ".join(["the long grey road ran on past the farm"] * 6) + "."  # > 32 tokens alone
+    rec = record("p", [*LONG[:2], overlong, "I slept."])
+    ex = build_examples([rec, record("empty", [])], tok, ALONE, 32)
+    u = ex.units
+    assert u.sentence.tolist() == [0, 1, 2, 3, -1] and u.starts.tolist() == [0, 4, 5] and bool(u.whole[:4].all())
+    for unit in range(4):
+        a, b = u.spans[unit]
+        windows = torch.nonzero((u.token_units == unit).any(dim=1)).flatten()
+        pooled = torch.cat([ex.input_ids[w][u.token_units[w] == unit] for w in windows.tolist()])
+        own = tok(rec["text"][a:b], add_special_tokens=False)["input_ids"]
+        if unit != 2:  # one window: [CLS] sentence [SEP], every sentence token pooled
+            assert len(windows) == 1
+            assert ex.input_ids[windows[0], : ex.lengths[windows[0]]].tolist() == tok(rec["text"][a:b])["input_ids"]
+            assert pooled.tolist() == own
+        else:  # too long for one window: overlapping windows of its own, all pooled into the sentence
+            assert len(windows) >= 2 and set(pooled.tolist()) == set(own) and len(pooled) > len(own)
+    assert ex.window_rows.tolist() == sorted(ex.window_rows.tolist()) and ex.row_starts.tolist()[-1] == ex.n_windows
+    empty = ex.window_index(torch.tensor([1]))
+    assert len(empty) == 1 and ex.lengths[empty].item() == 2 and (u.token_units[empty] == -1).all()  # [CLS] [SEP]
+    # the same sentences as the windows reach: under max_windows and truncation too
+    for cfg in (SENTENCES, SENTENCES.replace(max_windows=1), SENTENCES.replace(long_posts="truncate")):
+        in_windows = build_examples([rec], tok, cfg, 32).units
+        alone = build_examples([rec], tok, cfg.replace(sentence_context="alone"), 32).units
+        assert alone.sentence.tolist() == in_windows.sentence.tolist() and alone.spans == in_windows.spans
+        assert torch.equal(alone.targets, in_windows.targets) and torch.equal(alone.weights, in_windows.weights)
+    cov = build_examples([rec], tok, ALONE.replace(max_windows=1), 32).coverage()["sentences"]
+    assert cov["n_not_read"] > 0 and cov["n_read_in_part"] == 0  # a sentence read alone is read whole
+
+
+def test_a_sentence_read_alone_scores_as_the_encoder_reads_it_on_its_own():
+    from workflow_lib.learning.models.model import build_model
+
+    model, tok = build_model(TINY, ALONE)
+    model.eval()
+    rec = record("p", ["I feel so tired.", "We walked the dog to the park.", "Rain."])
+    ex = build_examples([rec], tok, ALONE, 32)
+    with torch.no_grad():
+        logits = model(**ex.batch(torch.tensor([0])))["sentences"]
+        for k, sentence in enumerate(rec["text"][a:b] for a, b in rec["sentences"]):
+            enc = tok(sentence, return_tensors="pt")
+            states, _ = model.encode(enc["input_ids"], enc["attention_mask"])
+            vector = states[0, 1:-1].float().mean(0)  # its own tokens, without [CLS] and [SEP]
+            torch.testing.assert_close(logits[k], model.head(vector.unsqueeze(0))[0].float(), rtol=1e-4, atol=1e-5)
+
+
 def test_bare_texts_and_empty_posts_get_probabilities_from_the_sentence_model():
     from workflow_lib.learning.models.model import build_model
 
@@ -406,13 +455,15 @@ def test_sentence_labels_find_a_cue_sentence_the_post_level_model_misses_on_the_
     train_posts, test_posts = needle_posts(160, 0), needle_posts(80, 1)
     y = np.asarray([r["labels"][J] for r in test_posts])
     accuracy, preds = {}, {}
-    for mode in ("post", "sentences"):
-        cfg = CFG.replace(epochs=12, head_learning_rate=3e-2, criteria_from=mode)
+    for mode, context in (("post", "window"), ("sentences", "window"), ("alone", "alone")):
+        cfg = CFG.replace(
+            epochs=12, head_learning_rate=3e-2, criteria_from="post" if mode == "post" else "sentences"
+        ).replace(sentence_context=context)
         r = train(TINY, cfg, train_posts)
         preds[mode] = predict(r.model, r.tokenizer, test_posts, cfg, max_length=32)
         accuracy[mode] = float(((preds[mode].probs[:, J] >= 0.5) == y).mean())
     assert preds["sentences"].examples.n_windows / len(test_posts) > 3  # long posts: several windows each
-    assert accuracy["sentences"] >= 0.9 and accuracy["post"] <= 0.7, accuracy
+    assert min(accuracy["sentences"], accuracy["alone"]) >= 0.9 and accuracy["post"] <= 0.7, accuracy
     # the evidence of the found symptom is the cue sentence, from the same scores
     evidence = preds["sentences"].evidence(thresholds=0.5)
     hits = [

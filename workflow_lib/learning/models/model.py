@@ -236,17 +236,25 @@ class SentenceClassifier(CriteriaClassifier):
         self.sentence_aggregator = aggregator
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, *, unit_ids, unit_rows) -> dict:
-        states, _ = self.encode(input_ids, attention_mask, token_type_ids)
-        return self.heads(states, unit_ids, unit_rows)
+        def run(rows, width):
+            types = None if token_type_ids is None else token_type_ids[rows, :width]
+            return self.encode(input_ids[rows, :width], attention_mask[rows, :width], types)[0]
+
+        return self.heads(by_length(run, attention_mask), unit_ids, unit_rows)
 
     def forward_from(self, k: int, states, attention_mask, *, unit_ids, unit_rows) -> dict:
         _, layers = encoder_layers(self.encoder)
-        ext = self.encoder.get_extended_attention_mask(attention_mask, attention_mask.shape)
-        h = states
-        for layer in layers[k:]:
-            out = layer(h, attention_mask=ext)
-            h = out[0] if isinstance(out, tuple) else out
-        return self.heads(h, unit_ids, unit_rows)
+
+        def run(rows, width):
+            mask = attention_mask[rows, :width]
+            ext = self.encoder.get_extended_attention_mask(mask, mask.shape)
+            h = states[rows, :width]
+            for layer in layers[k:]:
+                out = layer(h, attention_mask=ext)
+                h = out[0] if isinstance(out, tuple) else out
+            return h
+
+        return self.heads(by_length(run, attention_mask), unit_ids, unit_rows)
 
     def heads(self, states, unit_ids, unit_rows) -> dict:
         vectors = self.pooling(states, unit_ids, len(unit_rows))
@@ -256,6 +264,32 @@ class SentenceClassifier(CriteriaClassifier):
             "sentences": logits,
             "evidence": None,
         }
+
+
+LENGTH_GROUP = 32  # windows per encoder call when the sentence model's windows are run by length
+
+
+def by_length(run, attention_mask: torch.Tensor, group: int | None = None) -> torch.Tensor:
+    """The token states (W, T, H) of W windows (``attention_mask`` (W, T)), as one padded call gives them, from
+    calls ``run(rows, width)`` -> states (len(rows), width, H) of windows ``rows`` cut to ``width`` tokens, made
+    on ``group`` (default LENGTH_GROUP) windows of similar length at a time (sorted by length, each call cut to its longest window).
+
+    Sentences read alone differ in length several-fold, so one call padded to a batch's longest sentence computes
+    mostly padding; the grouped calls give the same states on every real token (padding is masked) and zeros past
+    each group's longest window, which nothing pools. One call when the windows fit in one group."""
+    n, width = attention_mask.shape
+    group = group or LENGTH_GROUP
+    if n <= group:
+        return run(torch.arange(n, device=attention_mask.device), width)
+    lengths = attention_mask.sum(dim=1)
+    out = None
+    for rows in torch.argsort(lengths, descending=True).split(group):
+        cut = int(lengths[rows].max())
+        h = run(rows, cut)
+        if out is None:
+            out = h.new_zeros((n, width, h.shape[-1]))
+        out[rows, :cut] = h
+    return out
 
 
 def hidden_size_of(encoder: nn.Module) -> int:

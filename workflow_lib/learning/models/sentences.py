@@ -3,8 +3,8 @@ together): every sentence of a post gets nine logits, and the post's logits, its
 come from those scores.
 
 A post's sentences are read in its windows (examples.py decides, where the windows are built, the one window
-that reads each sentence: the window holding it whole, or most of it, so a sentence always sees its context).
-The token states of a sentence's tokens in that window are averaged (:class:`SentencePooling`, the tokens
+that reads each sentence: the window holding it whole, or most of it, so a sentence always sees its context;
+with ``training.sentence_context: alone`` each sentence is encoded on its own instead). The token states of a sentence's tokens in that window are averaged (:class:`SentencePooling`, the tokens
 mapped from the sentence's character span through the tokenizer's offsets) and the criteria head
 (training.head) turns the vector into nine sentence logits. :class:`SentenceAggregator` folds a post's sentence
 logits into its nine post logits (training.sentence_aggregation), per symptom:

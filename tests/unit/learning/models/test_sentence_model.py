@@ -17,7 +17,7 @@ from tests.helpers.training import CFG, SCORED, TINY
 from workflow_lib.learning.checkpoint import load_checkpoint, model_signature, save_checkpoint
 from workflow_lib.learning.examples import build_examples
 from workflow_lib.learning.inference import predict
-from workflow_lib.learning.models.model import SentenceClassifier, build_model
+from workflow_lib.learning.models.model import SentenceClassifier, build_model, by_length
 from workflow_lib.learning.models.sentences import (
     SentenceAggregator,
     SentencePooling,
@@ -194,8 +194,43 @@ def test_sentence_model_assembles_and_backpropagates_into_the_encoder(over):
         assert all("lora_" in n for n, p in model.encoder.named_parameters() if p.requires_grad)
 
 
-def test_frozen_layer_cache_gives_the_full_forward_of_the_sentence_model():
-    cfg = SENTENCES.replace(freeze_layers=1, dropout=0.0)
+def test_windows_run_by_length_give_the_states_and_gradients_of_one_padded_call():
+    cfg = SENTENCES.replace(sentence_context="alone", dropout=0.0)
+    model, tok = build_model(TINY, cfg)
+    model.eval()
+    ex = build_examples(_records(), tok, cfg, 32)
+    batch = ex.batch(torch.arange(len(ex)))
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert len(set(mask.sum(1).tolist())) > 2 and len(ids) >= 4  # sentences of several lengths, several groups
+    calls = []
+
+    def run(rows, width):
+        calls.append((len(rows), width))
+        return model.encode(ids[rows, :width], mask[rows, :width])[0]
+
+    grads = []
+    for group in (len(ids), 2):
+        model.zero_grad()
+        states = by_length(run, mask, group=group)
+        (states * mask.unsqueeze(-1)).pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in model.encoder.parameters() if p.grad is not None])
+        if group == 2:
+            grouped = states
+        else:
+            whole = states
+    assert calls[0] == (len(ids), ids.shape[1]) and len(calls) == 1 + math.ceil(len(ids) / 2)
+    assert max(w for _, w in calls[1:]) == ids.shape[1] and min(w for _, w in calls[1:]) < ids.shape[1]
+    real = mask.bool()
+    torch.testing.assert_close(grouped[real], whole[real], atol=1e-5, rtol=1e-5)
+    assert (grouped[mask.sum(1).argmin(), ids.shape[1] - 1] == 0).all()  # past its group's longest: zeros
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("context", ["window", "alone"])
+def test_frozen_layer_cache_gives_the_full_forward_of_the_sentence_model(context, monkeypatch):
+    monkeypatch.setattr("workflow_lib.learning.models.model.LENGTH_GROUP", 2)  # several groups of windows
+    cfg = SENTENCES.replace(freeze_layers=1, dropout=0.0, sentence_context=context)
     model, tok = build_model(TINY, cfg)
     model.eval()
     assert model.frozen_depth() == 1
@@ -248,7 +283,12 @@ def fp32_sentences(cue_data):
 
 @pytest.mark.parametrize(
     "over",
-    [{"freeze_layers": 1}, {"precision": "bf16"}, {"group_by_length": False, "sentence_aggregation": "noisy_or"}],
+    [
+        {"freeze_layers": 1},
+        {"freeze_layers": 1, "sentence_context": "alone"},
+        {"precision": "bf16"},
+        {"group_by_length": False, "sentence_aggregation": "noisy_or"},
+    ],
 )
 def test_sentence_model_trains_with_the_cache_bf16_and_either_batching(cue_data, fp32_sentences, over, caplog):
     tr, va = cue_data
