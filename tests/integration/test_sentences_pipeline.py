@@ -68,6 +68,7 @@ def test_the_sentence_model_runs_every_stage_with_its_evidence_threshold_chosen_
     results, report = run["results"], run["report"]
     assert report["task"]["criteria_from"] == "sentences"
     assert report["task"]["sentence_aggregation"] in ("max", "logsumexp")
+    assert report["task"]["sentence_context"] == "alone"  # the main config's: each sentence encoded on its own
     evidence = report["thresholds"]["evidence"]
     assert evidence["source"] == "oof" and evidence["split"].startswith("cv heldout folds")
     assert (
