@@ -520,6 +520,7 @@ def mode_settings(cfgs: dict[str, Training], records: list[dict], tok, max_lengt
         "batch_size": cfg.batch_size,
         "precision": cfg.precision,
         "sentence_aggregation": cfgs["sentences"].sentence_aggregation if "sentences" in cfgs else None,
+        "sentence_context": cfgs["sentences"].sentence_context if "sentences" in cfgs else None,
         "windows_per_post": coverage["windows_read"]["mean"],
         "sentences_per_post": _distribution(sentences),
         "evidence_sentences": sum(len(p) for r in records for p in r["sentence_labels"].values()),
