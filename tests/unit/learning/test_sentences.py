@@ -451,19 +451,18 @@ def needle_posts(n, seed):
 def test_sentence_labels_find_a_cue_sentence_the_post_level_model_misses_on_the_same_budget():
     """Same tiny BERT, epochs, rates and seed; 160 training posts, 80 held-out ones (half positive).
     Measured (7 training seeds): sentences 1.0 held-out accuracy on each, post 0.5 on each (it has not
-    separated the posts at threshold 0.5 after 12 epochs); each run takes 5-10 s on 2 cores."""
+    separated the posts at threshold 0.5 after 12 epochs), with sentences read in their windows; read alone (the
+    main job's reading, tested here) 1.0 on this seed; each run takes 5-10 s on 2 cores."""
     train_posts, test_posts = needle_posts(160, 0), needle_posts(80, 1)
     y = np.asarray([r["labels"][J] for r in test_posts])
     accuracy, preds = {}, {}
-    for mode, context in (("post", "window"), ("sentences", "window"), ("alone", "alone")):
-        cfg = CFG.replace(
-            epochs=12, head_learning_rate=3e-2, criteria_from="post" if mode == "post" else "sentences"
-        ).replace(sentence_context=context)
+    for mode, context in (("post", "window"), ("sentences", "alone")):  # the main job's sentence reading
+        cfg = CFG.replace(epochs=12, head_learning_rate=3e-2, criteria_from=mode).replace(sentence_context=context)
         r = train(TINY, cfg, train_posts)
         preds[mode] = predict(r.model, r.tokenizer, test_posts, cfg, max_length=32)
         accuracy[mode] = float(((preds[mode].probs[:, J] >= 0.5) == y).mean())
     assert preds["sentences"].examples.n_windows / len(test_posts) > 3  # long posts: several windows each
-    assert min(accuracy["sentences"], accuracy["alone"]) >= 0.9 and accuracy["post"] <= 0.7, accuracy
+    assert accuracy["sentences"] >= 0.9 and accuracy["post"] <= 0.7, accuracy
     # the evidence of the found symptom is the cue sentence, from the same scores
     evidence = preds["sentences"].evidence(thresholds=0.5)
     hits = [
