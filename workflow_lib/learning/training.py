@@ -145,11 +145,39 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_s
 MAX_CACHE_BYTES = 4 * 2**30  # above this (e.g. binary_pairs on a large data set) the frozen layers run every step
 
 
+@dataclass(frozen=True)
+class FrozenStates:
+    """The training windows' token states after the frozen bottom ``depth`` layers, stored without padding:
+    window w's tokens are rows ``starts[w] : starts[w] + lengths[w]`` of ``flat`` (total tokens, H), float32.
+    Sentences read alone are a few tokens each; padded to the longest they would take several times the memory."""
+
+    depth: int
+    flat: torch.Tensor
+    starts: torch.Tensor
+    lengths: torch.Tensor
+
+    def _positions(self, widx: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(len(widx), width) rows of ``flat`` and whether each is a real token of its window."""
+        pos = torch.arange(width)
+        return self.starts[widx].unsqueeze(1) + pos, pos < self.lengths[widx].unsqueeze(1)
+
+    def put(self, widx: torch.Tensor, states: torch.Tensor) -> None:
+        rows, real = self._positions(widx, states.shape[1])
+        self.flat[rows[real]] = states[real]
+
+    def take(self, widx: torch.Tensor, width: int) -> torch.Tensor:
+        """States of windows ``widx`` cut to ``width`` tokens, (len(widx), width, H), zeros on padding."""
+        rows, real = self._positions(widx, width)
+        out = self.flat.new_zeros((len(widx), width, self.flat.shape[1]))
+        out[real] = self.flat[rows[real]]
+        return out
+
+
 def _frozen_cache(
     model: nn.Module, ex: Examples, precision: Precision, *, eval_batch_size: int, enabled: bool, desc: str
-):
-    """``(k, states (n, L, H))``: the training rows' token states after the frozen bottom ``k`` layers,
-    computed once in eval mode; None when nothing is frozen (or caching is off).
+) -> FrozenStates | None:
+    """The training windows' token states after the frozen bottom layers (:class:`FrozenStates`), computed once
+    in eval mode; None when nothing is frozen (or caching is off, or it would not fit in MAX_CACHE_BYTES).
 
     Every epoch then runs only the trainable top layers and the heads. The one difference from
     running the whole encoder: no dropout in the frozen layers (they are evaluated once).
@@ -157,7 +185,8 @@ def _frozen_cache(
     k = model.frozen_depth() if enabled else 0
     if k == 0 or len(ex) == 0:
         return None
-    need = ex.n_windows * int(ex.input_ids.shape[1]) * hidden_size_of(model.encoder) * 4
+    lengths = ex.lengths.long()
+    need = int(lengths.sum()) * hidden_size_of(model.encoder) * 4
     if need > MAX_CACHE_BYTES:
         log.info(
             "%s: not caching the frozen bottom %d layer(s): %.1f GB for %d windows would exceed %.1f GB; "
@@ -172,17 +201,15 @@ def _frozen_cache(
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
-    states = None
+    starts = torch.cumsum(lengths, 0) - lengths
+    states = FrozenStates(k, torch.zeros((int(lengths.sum()), hidden_size_of(model.encoder))), starts, lengths)
     try:
         with torch.inference_mode():
             for widx in torch.argsort(ex.lengths, descending=True, stable=True).split(eval_batch_size):
                 b = to_device(ex.window_inputs(widx), precision.device)
                 with precision.autocast():
                     h = model.bottom_states(k, b["input_ids"], b["attention_mask"], b.get("token_type_ids"))
-                h = h.float().cpu()
-                if states is None:
-                    states = torch.zeros((ex.n_windows, ex.input_ids.shape[1], h.shape[-1]), dtype=torch.float32)
-                states[widx, : h.shape[1]] = h
+                states.put(widx, h.float().cpu())
     finally:
         model.train(was_training)
     log.info(
@@ -191,9 +218,9 @@ def _frozen_cache(
         k,
         ex.n_windows,
         time.perf_counter() - t0,
-        states.numel() * 4 / 2**20,
+        states.flat.numel() * 4 / 2**20,
     )
-    return k, states.clone()
+    return states
 
 
 def train(
@@ -276,7 +303,7 @@ class _Run:
     augmentation: list
     train_ex: Examples
     val_ex: Examples | None
-    cache: tuple | None  # _frozen_cache
+    cache: FrozenStates | None  # _frozen_cache
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -405,11 +432,10 @@ def _batch_loss(run: _Run, idx: torch.Tensor) -> torch.Tensor:
     model, device, ex = run.model, run.device, run.train_ex
     batch = to_device(ex.batch(idx, training=True), device)
     if run.cache is not None:
-        k, states = run.cache
         heads_inputs = {n: v for n, v in batch.items() if n not in ("input_ids", "attention_mask", "token_type_ids")}
         out = model.forward_from(
-            k,
-            states[ex.window_index(idx), : batch["input_ids"].shape[1]].to(device),
+            run.cache.depth,
+            run.cache.take(ex.window_index(idx), batch["input_ids"].shape[1]).to(device),
             batch["attention_mask"],
             **heads_inputs,
         )

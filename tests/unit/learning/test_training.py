@@ -269,6 +269,31 @@ def test_frozen_bottom_is_cached_and_still_learns(data, caplog):
     assert abs(cached.best_score - plain.best_score) < 0.15, (cached.best_score, plain.best_score)
 
 
+def test_frozen_cache_keeps_each_windows_states_without_padding():
+    from workflow_lib.learning.examples import build_examples
+    from workflow_lib.learning.models.model import build_model
+    from workflow_lib.learning.precision import Precision
+    from workflow_lib.learning.training import _frozen_cache
+
+    cfg = CFG.replace(criteria_from="sentences", sentence_context="alone", freeze_layers=1)
+    model, tok = build_model(TINY, cfg)
+    texts = ["I feel so tired all the time, every single day. Rain.", "We walked the dog to the park. I cannot sleep."]
+    ex = build_examples([{"post_id": str(i), "text": t, "labels": [0] * 9} for i, t in enumerate(texts)], tok, cfg, 32)
+    cache = _frozen_cache(
+        model, ex, Precision.for_device("fp32", torch.device("cpu")), eval_batch_size=3, enabled=True, desc="t"
+    )
+    assert cache.depth == 1 and cache.flat.shape[0] == int(ex.lengths.sum()) < ex.n_windows * ex.input_ids.shape[1]
+    widx = torch.tensor([3, 0, 2])
+    b = ex.window_inputs(widx)
+    model.eval()
+    with torch.no_grad():
+        direct = model.bottom_states(1, b["input_ids"], b["attention_mask"])
+    taken = cache.take(widx, b["input_ids"].shape[1])
+    real = b["attention_mask"].bool()
+    torch.testing.assert_close(taken[real], direct[real])
+    assert (taken[~real] == 0).all() and not cache.flat.is_inference()
+
+
 def test_frozen_cache_is_skipped_when_it_would_not_fit_in_memory(data, caplog, monkeypatch):
     import logging
 
