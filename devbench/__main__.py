@@ -1,14 +1,14 @@
 """The developer benchmarks (devbench/ at the repo root, not installed; the pipeline's own inference
 benchmark stage is workflow_lib/pipeline/inference_benchmark.py):
 
-    python -m devbench {training|heads|lora|augment|pipeline|noop|workers} [options]
+    python -m devbench {training|heads|lora|augment|pipeline|noop|workers|modes} [options]
 
 Each prints ratios or timings; run it from the repo root.
 """
 
 import sys
 
-USAGE = """usage: python -m devbench {training|heads|lora|augment|pipeline|noop|workers} [options]
+USAGE = """usage: python -m devbench {training|heads|lora|augment|pipeline|noop|workers|modes} [options]
   training  train loop vs bare PyTorch loop and vs HF Trainer (throughput ratios); --modes post,sentences:
             the sentence model's training cost per post against post windows (ratio sentences / post)
   heads     forward+backward step time of every head and pooling vs linear/cls [--backbone minilm]
@@ -16,11 +16,14 @@ USAGE = """usage: python -m devbench {training|heads|lora|augment|pipeline|noop|
   augment   TextAttack augmentation throughput (sentences per second) per recipe
   pipeline  wall time of the smoke preset (--preset main: the main job)
   noop      time of a no-op rerun after a finished run
-  workers   HPO speed-up of 2 parallel workers over 1 on this machine [--trials N] [--backbone minilm-l6]"""
+  workers   HPO speed-up of 2 parallel workers over 1 on this machine [--trials N] [--backbone minilm-l6]
+  modes     the main job once per way of deciding (post windows, reranker, sentence aggregations), each in its
+            own results folder: CV and test macro-F1 beside both baselines --out DIR [--modes ...]"""
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("training", "heads", "lora", "augment", "pipeline", "noop", "workers"):
+    commands = ("training", "heads", "lora", "augment", "pipeline", "noop", "workers", "modes")
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
         raise SystemExit(USAGE)
     what, rest = sys.argv[1], sys.argv[2:]
     if what == "training":
@@ -28,6 +31,10 @@ def main() -> None:
 
         sys.argv = [f"{sys.argv[0]} training"] + rest
         run()
+    elif what == "modes":
+        from devbench.modes import main as run
+
+        raise SystemExit(run(rest))
     elif what in ("heads", "lora", "augment"):
         import importlib
 
