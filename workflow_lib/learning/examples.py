@@ -376,21 +376,17 @@ def _build_units(
     )
 
 
-def _read_alone(ex: Examples, tokenizer, max_length: int, stride: int) -> None:
-    """``sentence_context: alone``: replace the post windows of ``ex`` by its sentences' own encodings.
-
-    Every unit (a sentence the post windows reach, :func:`_build_units`) is tokenised on its own,
-    ``[CLS] sentence [SEP]``; a sentence longer than ``max_length`` gets overlapping windows of its own
-    (``stride`` tokens shared), all pooled into its unit. A post's windows are its units' windows in sentence
-    order; an empty post's unit reads ``[CLS] [SEP]`` and pools nothing. Every unit is then read whole."""
-    units = ex.units
-    texts = [ex.texts[i][a:b] for i in range(len(ex)) for a, b in units.spans[units.starts[i] : units.starts[i + 1]]]
+def _encode_windows(tokenizer, firsts: list[str], seconds: list[str] | None, max_length: int, stride: int):
+    """Every window of every text (pair), right-padded to the longest, with offsets and the window -> text map
+    (``overflow_to_sample_mapping``); windows share ``stride`` tokens. Under truncation (stride 0) a text's
+    first window is its plain truncated encoding."""
     side = getattr(tokenizer, "padding_side", "right")
     tokenizer.padding_side = "right"
     try:
-        enc = tokenizer(
-            texts,
-            truncation=True,
+        return tokenizer(
+            firsts,
+            seconds,
+            truncation="only_first" if seconds else True,
             max_length=max_length,
             stride=stride,
             return_overflowing_tokens=True,
@@ -401,6 +397,18 @@ def _read_alone(ex: Examples, tokenizer, max_length: int, stride: int) -> None:
         )
     finally:
         tokenizer.padding_side = side
+
+
+def _read_alone(ex: Examples, tokenizer, max_length: int, stride: int) -> None:
+    """``sentence_context: alone``: replace the post windows of ``ex`` by its sentences' own encodings.
+
+    Every unit (a sentence the post windows reach, :func:`_build_units`) is tokenised on its own,
+    ``[CLS] sentence [SEP]``; a sentence longer than ``max_length`` gets overlapping windows of its own
+    (``stride`` tokens shared), all pooled into its unit. A post's windows are its units' windows in sentence
+    order; an empty post's unit reads ``[CLS] [SEP]`` and pools nothing. Every unit is then read whole."""
+    units = ex.units
+    texts = [ex.texts[i][a:b] for i in range(len(ex)) for a, b in units.spans[units.starts[i] : units.starts[i + 1]]]
+    enc = _encode_windows(tokenizer, texts, None, max_length, stride)
     window_units = enc["overflow_to_sample_mapping"].long()
     lengths = enc["attention_mask"].sum(dim=1)
     width = int(lengths.max())
@@ -598,23 +606,7 @@ def build_examples(records: Sequence[Mapping], tokenizer, train_cfg: Training, m
     firsts = [r[0] for r in rows]
     seconds = [r[1] for r in rows] if fmt == "binary_pairs" else None
     stride = _stride(tokenizer, ws, seconds is not None)
-    side = getattr(tokenizer, "padding_side", "right")
-    tokenizer.padding_side = "right"
-    try:  # every window of every row; truncation keeps each row's first (the plain truncated encoding)
-        enc = tokenizer(
-            firsts,
-            seconds,
-            truncation="only_first" if seconds else True,
-            max_length=int(max_length),
-            stride=stride,
-            return_overflowing_tokens=True,
-            padding="longest",
-            return_tensors="pt",
-            return_attention_mask=True,
-            return_offsets_mapping=True,
-        )
-    finally:
-        tokenizer.padding_side = side
+    enc = _encode_windows(tokenizer, firsts, seconds, int(max_length), stride)
     window_rows_all = enc["overflow_to_sample_mapping"].long()
     needed = torch.bincount(window_rows_all, minlength=len(rows))
     within = torch.arange(len(window_rows_all)) - torch.repeat_interleave(torch.cumsum(needed, 0) - needed, needed)
